@@ -1,0 +1,137 @@
+"""The aiohttp application factory: routes, typed app state, and every resource's lifetime.
+
+`create_app(settings)` builds the application; `cleanup_ctx` opens, in order, the database
+(embedded server when DATABASE_URL is unset, migrations when enabled), the ingest writer, and
+the workers with their LISTEN connection, and closes them in reverse order. No globals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import os
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+
+import structlog
+from aiohttp import web
+
+from controller.config import Settings
+from controller.executor import ActionRunner, Executor
+from controller.ingest import IngestWriter
+from controller.metrics import Metrics
+from controller.ooda import Worker
+from controller.policy import Policy
+from controller.queue import WAKE_CHANNEL, WorkQueue
+from controller.store import Store
+from controller.store.embedded import resolve_dsn
+from controller.web import api, health, webhooks
+from controller.web.json import problem
+from controller.web.keys import (
+    EXECUTOR,
+    INGEST,
+    METRICS,
+    POLICY,
+    QUEUE,
+    REGISTRY,
+    RUNNERS,
+    SETTINGS,
+    STORE,
+    WAKE,
+    WORKERS,
+)
+from reconcilers import default_registry
+from reconcilers.base import Reconciler
+
+log = structlog.get_logger("p38.app")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def create_app(settings: Settings, *, registry: Mapping[str, Reconciler] | None = None,
+               runners: Mapping[str, ActionRunner] | None = None,
+               policy: Policy | None = None) -> web.Application:
+    app = web.Application(client_max_size=settings.server.max_body_bytes,
+                          middlewares=[_api_auth])
+    app[SETTINGS] = settings
+    app[POLICY] = policy or Policy.from_settings(settings)
+    app[METRICS] = Metrics()
+    app[REGISTRY] = registry if registry is not None else default_registry()
+    app[WAKE] = asyncio.Event()
+    app[RUNNERS] = dict(runners or {})
+    app.router.add_post("/webhooks/{source}", webhooks.receive)
+    health.add_routes(app)
+    api.add_routes(app)
+    app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_ingest)
+    app.cleanup_ctx.append(_workers)
+    return app
+
+
+@web.middleware
+async def _api_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    token = request.app[SETTINGS].server.api_token
+    path = request.path
+    if token is not None and path.startswith("/api/") and path != "/api/health":
+        offered = request.headers.get("Authorization", "")
+        expected = f"Bearer {token.get_secret_value()}"
+        if not hmac.compare_digest(offered.encode(), expected.encode()):
+            return problem(401, "this API needs Authorization: Bearer <P38_API_TOKEN>")
+    return await handler(request)
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    dsn = await asyncio.to_thread(resolve_dsn, settings.store.database_url, settings.store.home)
+    pool_size = settings.queue.workers + settings.ingest.writers + 4
+    store = await Store.connect(dsn, min_size=2, max_size=pool_size)
+    if settings.store.migrate_on_start:
+        applied = await store.migrate()
+        if applied:
+            log.info("migrations_applied", versions=applied)
+    app[STORE] = store
+    app[QUEUE] = WorkQueue(store, settings.queue)
+    app[EXECUTOR] = Executor(store, app[RUNNERS])
+    policy = app[POLICY]
+    if policy.dry_run:
+        log.warning("dry_run", reason="no provider credentials configured"
+                    if settings.policy.dry_run is None else "P38_DRY_RUN is set",
+                    meaning="actions are recorded, not executed")
+    yield
+    await store.close()
+
+
+async def _ingest(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    writer = IngestWriter(app[STORE], writers=settings.ingest.writers,
+                          max_batch=settings.ingest.max_batch)
+    await writer.start()
+    app[INGEST] = writer
+    yield
+    await writer.stop()
+
+
+async def _workers(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    store, wake = app[STORE], app[WAKE]
+    prefix = f"{socket.gethostname()}:{os.getpid()}"
+    workers = [
+        Worker(f"{prefix}:{n}", store=store, queue=app[QUEUE], registry=app[REGISTRY],
+               executor=app[EXECUTOR], policy=app[POLICY], metrics=app[METRICS], wake=wake)
+        for n in range(settings.queue.workers)
+    ]
+    app[WORKERS] = workers
+    stopping = asyncio.Event()
+    async with contextlib.AsyncExitStack() as stack:
+        if workers:
+            await stack.enter_async_context(store.listening(WAKE_CHANNEL, wake.set))
+        tasks = [asyncio.create_task(w.run(stopping), name=w.name) for w in workers]
+        yield
+        stopping.set()
+        if tasks:
+            _, still_running = await asyncio.wait(
+                tasks, timeout=settings.server.shutdown_grace_seconds)
+            for task in still_running:  # their leases are released as they cancel
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)

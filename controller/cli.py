@@ -1,0 +1,173 @@
+"""`p38`: up, serve, migrate, status, replay, approve.
+
+Parses arguments, builds Settings from the environment, and calls into the app or the store.
+Exit codes: 0 success, 1 failure, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from aiohttp import web
+
+from controller.app import create_app
+from controller.config import Settings
+from controller.logs import configure_logging
+from controller.queue import WorkQueue
+from controller.store import Store
+from controller.store.embedded import resolve_dsn
+from controller.store.migrations import latest_version
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = Settings()
+    server = settings.server
+    if getattr(args, "host", None):
+        server = server.model_copy(update={"host": args.host})
+    if getattr(args, "port", None) is not None:
+        server = server.model_copy(update={"port": args.port})
+    queue = settings.queue
+    if getattr(args, "workers", None) is not None:
+        queue = queue.model_copy(update={"workers": args.workers})
+    return settings.model_copy(update={"server": server, "queue": queue})
+
+
+def _serve(settings: Settings, *, banner: bool) -> int:
+    app = create_app(settings)
+    host, port = settings.server.host, settings.server.port
+    if banner:
+        where = ("DATABASE_URL" if settings.store.database_url
+                 else f"embedded PostgreSQL in {settings.store.home.resolve() / 'pgdata'}")
+        print(f"project38 on http://{host}:{port}  (database: {where})", file=sys.stderr)
+        if settings.effective_dry_run:
+            print("dry-run: no credentials configured, so actions are recorded, not executed",
+                  file=sys.stderr)
+    web.run_app(app, host=host, port=port, access_log=None, print=None,
+                shutdown_timeout=settings.server.shutdown_grace_seconds)
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    return _serve(_settings(args), banner=True)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    return _serve(_settings(args), banner=False)
+
+
+async def _with_store(settings: Settings, body: Callable[[Store], Awaitable[int]]) -> int:
+    dsn = await asyncio.to_thread(resolve_dsn, settings.store.database_url, settings.store.home)
+    store = await Store.connect(dsn, min_size=1, max_size=2)
+    try:
+        return await body(store)
+    finally:
+        await store.close()
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    async def body(store: Store) -> int:
+        applied = await store.migrate()
+        print(f"applied {applied}" if applied else "nothing to apply",
+              f"(schema version {await store.schema_version()})")
+        return 0
+
+    return asyncio.run(_with_store(_settings(args), body))
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    async def body(store: Store) -> int:
+        version = await store.schema_version()
+        print(f"schema version {version} of {latest_version()}")
+        if version < latest_version():
+            print("migrations pending: run `p38 migrate`")
+            return 1
+        deliveries = {r["status"]: r["n"] for r in await store.fetch("deliveries_counts")}
+        print("deliveries:", ", ".join(f"{k} {v}" for k, v in sorted(deliveries.items()))
+              or "none")
+        queue: dict[str, int] = {}
+        for row in await store.fetch("queue_depth"):
+            state = "running" if row["leased"] else row["state"]
+            queue[state] = queue.get(state, 0) + row["n"]
+        print("queue:", ", ".join(f"{k} {v}" for k, v in sorted(queue.items())) or "empty")
+        for row in await store.fetch("queue_list", "dead", None, 20):
+            print(f"  dead {row['key']}: {row['last_error']}")
+        return 0
+
+    return asyncio.run(_with_store(_settings(args), body))
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+
+    async def body(store: Store) -> int:
+        ref: str = args.delivery
+        row = await store.fetchrow("delivery_by_guid", ref)
+        if row is None and ref.isdigit():
+            row = await store.fetchrow("delivery_by_id", int(ref))
+        if row is None:
+            print(f"no delivery with GUID or id {ref!r}", file=sys.stderr)
+            return 1
+        keys = await store.fetchval("delivery_reopen", row["id"])
+        if not keys:
+            print(f"delivery {row['id']} ({row['event']}) produced no keys: nothing to replay")
+            return 0
+        await WorkQueue(store, settings.queue).enqueue(keys, deliveries=[row["id"]])
+        print(f"delivery {row['id']} ({row['event']}) re-enqueued: {', '.join(keys)}")
+        return 0
+
+    return asyncio.run(_with_store(settings, body))
+
+
+def cmd_approve(args: argparse.Namespace) -> int:
+    async def body(store: Store) -> int:
+        await store.execute("approval_grant", args.idempotency_key, args.by)
+        print(f"approved {args.idempotency_key} (by {args.by}); it runs at the next reconcile")
+        return 0
+
+    return asyncio.run(_with_store(_settings(args), body))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="p38", description="project38 GitOps controller")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def server_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--host", help="bind address (default P38_HOST or 127.0.0.1)")
+        p.add_argument("--port", type=int, help="port (default P38_PORT or 8080)")
+        p.add_argument("--workers", type=int, help="reconcile workers (default P38_WORKERS)")
+
+    up = sub.add_parser("up", help="start the embedded database (unless DATABASE_URL), migrate, "
+                                   "serve on 127.0.0.1:8080")
+    server_args(up)
+    up.set_defaults(func=cmd_up)
+    serve = sub.add_parser("serve", help="serve (production entry point)")
+    server_args(serve)
+    serve.set_defaults(func=cmd_serve)
+    sub.add_parser("migrate", help="apply pending migrations").set_defaults(func=cmd_migrate)
+    sub.add_parser("status", help="schema, deliveries and queue at a glance").set_defaults(
+        func=cmd_status)
+    replay = sub.add_parser("replay", help="process a stored delivery again")
+    replay.add_argument("delivery", help="X-GitHub-Delivery GUID or internal id")
+    replay.set_defaults(func=cmd_replay)
+    approve = sub.add_parser("approve", help="approve a held action by its idempotency key")
+    approve.add_argument("idempotency_key")
+    approve.add_argument("--by", required=True, help="who approves (recorded)")
+    approve.set_defaults(func=cmd_approve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = Settings()
+    configure_logging(fmt=settings.log.format, level=settings.log.level).update(
+        settings.secret_values())
+    func: Callable[[argparse.Namespace], Any] = args.func
+    return int(func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""Settings: one pydantic-settings object, read from the environment, passed down explicitly.
+
+`Settings` is a plain model of groups; each group reads its own variables. A field is read
+only from its documented variable (the alias), never from its Python name, so unrelated
+variables such as HOME or PORT cannot leak in (PORT is read on purpose, for Railway).
+Construct groups with the variable names: `StoreSettings(DATABASE_URL=...)`.
+Nothing here reads the environment after start-up; nothing imports a global settings object.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_ENV = SettingsConfigDict(extra="ignore", env_ignore_empty=True)
+
+
+class ServerSettings(BaseSettings):
+    """Where the HTTP server listens and what it accepts."""
+
+    model_config = _ENV
+    host: str = Field("127.0.0.1", validation_alias="P38_HOST",
+                      description="Bind address; loopback by default so a laptop run is private.")
+    port: int = Field(8080, validation_alias=AliasChoices("P38_PORT", "PORT"),
+                      description="TCP port; Railway injects PORT.")
+    max_body_bytes: int = Field(25 * 1024 * 1024, validation_alias="P38_MAX_BODY_BYTES",
+                                description="Bytes; GitHub caps webhook payloads at 25 MiB.")
+    api_token: SecretStr | None = Field(
+        None, validation_alias="P38_API_TOKEN",
+        description="When set, /api/* (but /api/health) requires Authorization: Bearer <token>.")
+    shutdown_grace_seconds: float = Field(
+        20.0, validation_alias="P38_SHUTDOWN_GRACE_SECONDS",
+        description="Seconds a reconcile may finish after SIGTERM before its lease is released.")
+
+
+class QueueSettings(BaseSettings):
+    """The work queue and the workers that drain it."""
+
+    model_config = _ENV
+    workers: int = Field(4, validation_alias="P38_WORKERS",
+                         description="Concurrent reconciles per process; reconciles wait on I/O.")
+    lease_seconds: float = Field(30.0, validation_alias="P38_LEASE_SECONDS",
+                                 description="Seconds a claim is held without a heartbeat; a "
+                                             "crashed worker's key is retried after this.")
+    poll_seconds: float = Field(1.0, validation_alias="P38_POLL_SECONDS",
+                                description="Seconds between polls when no NOTIFY arrives.")
+    max_attempts: int = Field(8, validation_alias="P38_MAX_ATTEMPTS",
+                              description="Failed reconciles of one key before dead-letter.")
+    backoff_base_seconds: float = Field(1.0, validation_alias="P38_BACKOFF_BASE_SECONDS",
+                                        description="First retry delay; doubles per attempt.")
+    backoff_cap_seconds: float = Field(300.0, validation_alias="P38_BACKOFF_CAP_SECONDS",
+                                       description="Longest retry delay (5 min keeps a broken "
+                                                   "key from hammering a provider).")
+
+
+class IngestSettings(BaseSettings):
+    """Group commit of webhook deliveries."""
+
+    model_config = _ENV
+    writers: int = Field(3, validation_alias="P38_INGEST_WRITERS",
+                         description="Concurrent batch transactions; more overlap commit waits.")
+    max_batch: int = Field(128, validation_alias="P38_INGEST_MAX_BATCH",
+                           description="Deliveries per transaction at most.")
+
+
+class SecretsSettings(BaseSettings):
+    """Inbound webhook secrets; a route whose secret is missing answers 503."""
+
+    model_config = _ENV
+    github_webhook_secret: SecretStr | None = Field(None, validation_alias="GITHUB_WEBHOOK_SECRET")
+    railway_webhook_secret: SecretStr | None = Field(None,
+                                                     validation_alias="RAILWAY_WEBHOOK_SECRET")
+    n8n_webhook_secret: SecretStr | None = Field(None, validation_alias="N8N_WEBHOOK_SECRET")
+
+
+class ProviderSettings(BaseSettings):
+    """Outbound credentials and endpoints."""
+
+    model_config = _ENV
+    github_app_id: str | None = Field(None, validation_alias="GITHUB_APP_ID")
+    github_app_private_key: SecretStr | None = Field(None,
+                                                     validation_alias="GITHUB_APP_PRIVATE_KEY")
+    github_api_url: str = Field("https://api.github.com", validation_alias="GITHUB_API_URL",
+                                description="REST base; set for GitHub Enterprise Server.")
+    railway_token: SecretStr | None = Field(None, validation_alias="RAILWAY_TOKEN")
+    railway_api_url: str = Field("https://backboard.railway.app/graphql/v2",
+                                 validation_alias="RAILWAY_API_URL")
+    anthropic_api_key: SecretStr | None = Field(None, validation_alias="ANTHROPIC_API_KEY")
+
+    def any_credentials(self) -> bool:
+        """True when at least one provider could be written to."""
+        return bool((self.github_app_id and self.github_app_private_key)
+                    or self.railway_token or self.anthropic_api_key)
+
+
+class LogSettings(BaseSettings):
+    """structlog output."""
+
+    model_config = _ENV
+    format: Literal["auto", "json", "console"] = Field(
+        "auto", validation_alias="P38_LOG_FORMAT",
+        description="auto: console on a terminal, JSON otherwise.")
+    level: str = Field("info", validation_alias="P38_LOG_LEVEL")
+
+
+class StoreSettings(BaseSettings):
+    """Where the state lives."""
+
+    model_config = _ENV
+    database_url: str | None = Field(
+        None, validation_alias="DATABASE_URL",
+        description="PostgreSQL 14+ DSN; unset means the embedded server in P38_HOME/pgdata.")
+    home: Path = Field(Path(".p38"), validation_alias="P38_HOME",
+                       description="State directory for the embedded database.")
+    migrate_on_start: bool = Field(True, validation_alias="P38_MIGRATE_ON_START")
+
+
+class PolicySettings(BaseSettings):
+    """Global switches of the policy gate."""
+
+    model_config = _ENV
+    dry_run: bool | None = Field(
+        None, validation_alias="P38_DRY_RUN",
+        description="Record actions without executing them; unset = on when no credentials.")
+    killswitch: bool = Field(False, validation_alias="P38_KILLSWITCH",
+                             description="Skip every action (the big red button).")
+
+
+class Settings(BaseModel):
+    """Everything the controller needs to run, grouped by concern."""
+
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    policy: PolicySettings = Field(default_factory=PolicySettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    queue: QueueSettings = Field(default_factory=QueueSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    secrets: SecretsSettings = Field(default_factory=SecretsSettings)
+    providers: ProviderSettings = Field(default_factory=ProviderSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+
+    @property
+    def effective_dry_run(self) -> bool:
+        """Dry-run when asked, or by default when no provider credentials are configured."""
+        if self.policy.dry_run is not None:
+            return self.policy.dry_run
+        return not self.providers.any_credentials()
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret value, for the log redactor."""
+        found: list[str] = []
+        for group in (self.server, self.secrets, self.providers):
+            for name in type(group).model_fields:
+                value = getattr(group, name)
+                if isinstance(value, SecretStr) and value.get_secret_value():
+                    found.append(value.get_secret_value())
+        return found

@@ -1,0 +1,49 @@
+"""The few error types that mean something to the worker loop.
+
+`TerminalError`: retrying cannot help; the key is dead-lettered and a person is told.
+`Waiting`: not an error; come back after `requeue_after` seconds.
+Anything else raised by a reconcile is retried with capped exponential backoff and jitter.
+This module imports nothing from the project and does no I/O.
+"""
+
+from __future__ import annotations
+
+
+class P38Error(Exception):
+    """project38 failed."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (type(self).__doc__ or type(self).__name__).strip())
+
+
+class TerminalError(P38Error):
+    """Retrying cannot fix this; the object is stalled until a person acts."""
+
+
+class InvalidTransition(TerminalError):
+    """The state machine does not allow this transition."""
+
+
+class UnknownKind(TerminalError):
+    """No reconciler is registered for this kind of key."""
+
+
+class NoActionRunner(TerminalError):
+    """No runner is registered for this kind of action."""
+
+
+class ConcurrentUpdate(P38Error):
+    """The resource changed since it was observed (optimistic concurrency); retry."""
+
+
+class LeaseLost(P38Error):
+    """Another worker holds this key now; this worker's results are discarded."""
+
+
+class Waiting(P38Error):
+    """The reconcile is waiting for something outside; requeue after a delay."""
+
+    def __init__(self, requeue_after: float, reason: str) -> None:
+        super().__init__(reason)
+        self.requeue_after = requeue_after
+        self.reason = reason

@@ -1,0 +1,27 @@
+"""Typed identifiers shared across layers (NewType: free at run time, checked by mypy).
+
+A `Key` names one object to reconcile, as `kind:name` (`pull:octo/app#12`, `repo:octo/app`).
+"""
+
+from __future__ import annotations
+
+from typing import NewType
+
+DeliveryId = NewType("DeliveryId", int)
+Key = NewType("Key", str)
+ReconcileId = NewType("ReconcileId", str)
+
+
+def key_kind(key: str) -> str:
+    """The kind part of a key: everything before the first colon."""
+    kind, sep, _ = key.partition(":")
+    return kind if sep else ""
+
+
+def key_name(key: str) -> str:
+    """The name part of a key: everything after the first colon."""
+    return key.partition(":")[2]
+
+
+def make_key(kind: str, name: str) -> Key:
+    return Key(f"{kind}:{name}")

@@ -1,0 +1,155 @@
+"""Durable ingest with group commit: many deliveries, one transaction, then every answer.
+
+`IngestWriter.submit(delivery)` returns only after the transaction holding the delivery (and
+its enqueued keys) has committed. Writer tasks each take every delivery waiting at that moment
+(up to `max_batch`), so under load commits are shared and at rest a lone delivery is written at
+once: no timer, no answer before the commit. No network I/O; the database through the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+from dataclasses import dataclass
+
+import orjson
+import structlog
+
+from controller.store import RejectedValue, Store, TransientStoreError
+from handlers.base import Delivery, Rejection
+
+log = structlog.get_logger("p38.ingest")
+
+_DEADLOCK_RETRIES = 3
+
+
+class Outcome(enum.Enum):
+    STORED = "stored"            # new: 202
+    REDELIVERED = "redelivered"  # a failed delivery accepted again: 202
+    DUPLICATE = "duplicate"      # already stored and pending or done: 200
+
+
+@dataclass(frozen=True, slots=True)
+class Ingested:
+    outcome: Outcome
+    delivery_id: int | None
+
+
+@dataclass(slots=True)
+class _Pending:
+    delivery: Delivery
+    future: asyncio.Future[Ingested]
+
+
+class StoreUnavailable(Exception):  # noqa: N818 - an answer (503), not a bug
+    """The delivery could not be stored; the sender should retry."""
+
+
+class IngestWriter:
+    """Group-commit writer of deliveries; start() once, submit() from request handlers."""
+
+    def __init__(self, store: Store, *, writers: int = 3, max_batch: int = 128) -> None:
+        self._store = store
+        self._writers = max(1, writers)
+        self._max_batch = max(1, max_batch)
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._run(), name=f"ingest-writer-{n}")
+                       for n in range(self._writers)]
+
+    async def stop(self) -> None:
+        """Write what was submitted, then stop the writers."""
+        await self._queue.join()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def submit(self, delivery: Delivery) -> Ingested:
+        future: asyncio.Future[Ingested] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Pending(delivery, future))
+        return await future
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self._max_batch:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except asyncio.QueueEmpty:
+                    break
+            try:
+                await self._write(batch)
+            except Exception as exc:  # keep the writer alive whatever happened
+                log.error("ingest_batch_failed", error=str(exc), size=len(batch))
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(StoreUnavailable(str(exc)))
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+
+    async def _write(self, batch: list[_Pending]) -> None:
+        unique: dict[tuple[str, str, str], _Pending] = {}
+        repeats: list[_Pending] = []
+        for item in batch:
+            d = item.delivery
+            ident = (d.source, d.hook, d.guid)
+            if ident in unique:
+                repeats.append(item)
+            else:
+                unique[ident] = item
+        items = list(unique.values())
+        try:
+            await self._write_unique(items)
+        except RejectedValue:
+            if len(items) == 1:
+                raise
+            for item in items:  # find the one PostgreSQL refuses; store the others
+                try:
+                    await self._write_unique([item])
+                except RejectedValue as exc:
+                    item.future.set_exception(
+                        Rejection(400, f"payload cannot be stored: {exc}"))
+        for item in repeats:
+            item.future.set_result(Ingested(Outcome.DUPLICATE, None))
+
+    async def _write_unique(self, items: list[_Pending]) -> None:
+        columns: tuple[list[object], ...] = tuple([] for _ in range(9))
+        key_idx: list[int] = []
+        key_names: list[str] = []
+        for idx, item in enumerate(items):
+            d = item.delivery
+            row = (idx, d.source, d.hook, d.guid, d.event, d.action,
+                   _json_headers(d), d.payload_json, "ignored" if d.ignored else "pending")
+            for column, value in zip(columns, row, strict=True):
+                column.append(value)
+            for key in d.keys:
+                key_idx.append(idx)
+                key_names.append(key)
+        for attempt in range(1, _DEADLOCK_RETRIES + 1):
+            try:
+                rows = await self._store.fetch("ingest_batch", *columns, key_idx, key_names)
+                break
+            except TransientStoreError:
+                if attempt == _DEADLOCK_RETRIES:
+                    raise
+        accepted = {row["idx"]: row for row in rows}
+        for idx, item in enumerate(items):
+            row = accepted.get(idx)
+            if row is None:
+                result = Ingested(Outcome.DUPLICATE, None)
+            elif row["redelivered"]:
+                result = Ingested(Outcome.REDELIVERED, row["id"])
+            else:
+                result = Ingested(Outcome.STORED, row["id"])
+            if not item.future.done():
+                item.future.set_result(result)
+
+
+def _json_headers(delivery: Delivery) -> str:
+    return orjson.dumps(dict(delivery.headers)).decode()

@@ -1,0 +1,73 @@
+"""structlog configuration: JSON off a terminal, console on one, secrets redacted.
+
+The redaction processor replaces every configured secret value wherever it appears in an event
+dict's string values. It holds the values in memory only. No I/O beyond writing log lines.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable, MutableMapping
+from typing import Any
+
+import structlog
+
+REDACTED = "[redacted]"
+
+
+class SecretRedactor:
+    """A structlog processor that removes known secret values from every log line."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._secrets: tuple[str, ...] = ()
+        self.update(secrets)
+
+    def update(self, secrets: Iterable[str]) -> None:
+        # Longest first, so a secret containing another is replaced whole; ignore tiny values
+        # that would shred ordinary words.
+        self._secrets = tuple(sorted({s for s in secrets if len(s) >= 6}, key=len, reverse=True))
+
+    def _scrub(self, value: Any) -> Any:
+        if isinstance(value, str):
+            for secret in self._secrets:
+                if secret in value:
+                    value = value.replace(secret, REDACTED)
+            return value
+        if isinstance(value, dict):
+            return {k: self._scrub(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return type(value)(self._scrub(v) for v in value)
+        return value
+
+    def __call__(self, _logger: Any, _name: str,
+                 event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        if not self._secrets:
+            return event_dict
+        for key, value in list(event_dict.items()):
+            event_dict[key] = self._scrub(value if key != "exc_info" else value)
+        return event_dict
+
+
+def configure_logging(*, fmt: str = "auto", level: str = "info",
+                      redactor: SecretRedactor | None = None) -> SecretRedactor:
+    """Configure structlog once per process; returns the redactor so secrets can be added."""
+    redactor = redactor or SecretRedactor()
+    use_console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
+    renderer: Any = (structlog.dev.ConsoleRenderer() if use_console
+                     else structlog.processors.JSONRenderer())
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            redactor,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping().get(level.upper(), logging.INFO)),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+    return redactor

@@ -1,0 +1,159 @@
+"""The only module that talks to PostgreSQL: a pool, named queries, transactions, LISTEN.
+
+Callers name a query from `queries.sql` (`await store.fetch("queue_claim", ...)`) and never see
+asyncpg. Database errors that a retry can fix become `TransientStoreError`; a value PostgreSQL
+refuses becomes `RejectedValue`. JSON columns come back as Python objects (orjson).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import asyncpg
+import orjson
+import structlog
+
+from controller.errors import P38Error
+from controller.store import migrations
+from controller.store.queries import queries
+
+log = structlog.get_logger("p38.store")
+
+Record = asyncpg.Record
+
+
+class TransientStoreError(P38Error):
+    """The database refused for a reason that goes away (deadlock, serialisation, connection)."""
+
+
+class RejectedValue(P38Error):
+    """PostgreSQL refused a value (for example a JSON string holding \\u0000)."""
+
+
+_TRANSIENT = (
+    asyncpg.exceptions.DeadlockDetectedError,
+    asyncpg.exceptions.SerializationError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+    ConnectionError,
+    OSError,
+)
+
+
+@contextlib.contextmanager
+def _translated() -> Any:
+    try:
+        yield
+    except asyncpg.exceptions.DataError as exc:
+        raise RejectedValue(str(exc)) from exc
+    except asyncpg.exceptions.UntranslatableCharacterError as exc:
+        raise RejectedValue(str(exc)) from exc
+    except _TRANSIENT as exc:
+        raise TransientStoreError(f"{type(exc).__name__}: {exc}") from exc
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for typename in ("json", "jsonb"):
+        await conn.set_type_codec(
+            typename, schema="pg_catalog",
+            encoder=lambda v: orjson.dumps(v).decode(), decoder=orjson.loads)
+
+
+class Queries:
+    """Run named queries on a connection (a pool's or a transaction's)."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+        self._sql = queries()
+
+    async def fetch(self, name: str, *args: Any) -> list[Record]:
+        with _translated():
+            return list(await self._conn.fetch(self._sql[name], *args))
+
+    async def fetchrow(self, name: str, *args: Any) -> Record | None:
+        with _translated():
+            return await self._conn.fetchrow(self._sql[name], *args)
+
+    async def fetchval(self, name: str, *args: Any) -> Any:
+        with _translated():
+            return await self._conn.fetchval(self._sql[name], *args)
+
+    async def execute(self, name: str, *args: Any) -> str:
+        with _translated():
+            return str(await self._conn.execute(self._sql[name], *args))
+
+
+class Store(Queries):
+    """An asyncpg pool with named queries."""
+
+    def __init__(self, pool: asyncpg.Pool, dsn: str) -> None:
+        super().__init__(pool)
+        self.pool = pool
+        self.dsn = dsn
+
+    @classmethod
+    async def connect(cls, dsn: str, *, min_size: int = 2, max_size: int = 10) -> Store:
+        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size,
+                                         init=_init_connection, command_timeout=60)
+        return cls(pool, dsn)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Queries]:
+        with _translated():
+            async with self.pool.acquire() as conn, conn.transaction():
+                yield Queries(conn)
+
+    async def migrate(self) -> list[int]:
+        async with self.pool.acquire() as conn:
+            return await migrations.migrate(conn)
+
+    async def schema_version(self) -> int:
+        async with self.pool.acquire() as conn:
+            applied = await migrations.applied_versions(conn)
+        return max(applied, default=0)
+
+    async def ping(self) -> bool:
+        try:
+            async with asyncio.timeout(2):
+                return bool(await self.pool.fetchval("SELECT 1") == 1)
+        except (TimeoutError, asyncpg.PostgresError, OSError):
+            return False
+
+    @contextlib.asynccontextmanager
+    async def listening(self, channel: str, on_notify: Callable[[], None], *,
+                        retry_seconds: float = 1.0) -> AsyncIterator[None]:
+        """LISTEN on its own connection, reconnecting while the block runs."""
+        task = asyncio.create_task(self._listen_forever(channel, on_notify, retry_seconds),
+                                   name=f"listen:{channel}")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _listen_forever(self, channel: str, on_notify: Callable[[], None],
+                              retry_seconds: float) -> None:
+        while True:
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await asyncpg.connect(self.dsn)
+                lost = asyncio.Event()
+                conn.add_termination_listener(lambda _c: lost.set())
+                await conn.add_listener(channel, lambda *_a: on_notify())
+                on_notify()  # anything enqueued while we were not listening
+                await lost.wait()
+                log.warning("listen_connection_lost", channel=channel)
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("listen_connect_failed", channel=channel, error=str(exc))
+            finally:
+                if conn is not None and not conn.is_closed():
+                    await conn.close()
+            await asyncio.sleep(retry_seconds)

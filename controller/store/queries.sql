@@ -1,0 +1,263 @@
+-- Named queries, loaded once into a dict by controller/store/queries.py.
+-- Each starts with a "-- name: <name>" line; everything up to the next such line is its text.
+
+-- name: ingest_batch
+-- Store a batch of deliveries, link their keys and enqueue them, in one statement (one
+-- transaction). A GUID already stored is a duplicate unless its processing failed, in which
+-- case it is accepted again. Rows are sorted so concurrent batches lock in the same order.
+WITH input AS (
+    SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                         $7::text[], $8::text[], $9::text[])
+        AS t(idx, source, hook, guid, event, action, headers, payload, status)
+), stored AS (
+    INSERT INTO deliveries AS d (source, hook, guid, event, action, headers, payload, status)
+    SELECT source, hook, guid, event, action, headers::jsonb, payload::jsonb, status
+    FROM input ORDER BY source, hook, guid
+    ON CONFLICT (source, hook, guid) DO UPDATE
+        SET status = excluded.status, accepted = d.accepted + 1, received_at = now(),
+            processed_at = NULL, error = NULL, headers = excluded.headers,
+            payload = excluded.payload, event = excluded.event, action = excluded.action
+        WHERE d.status = 'failed'
+    RETURNING d.id, d.source, d.hook, d.guid, d.accepted > 1 AS redelivered
+), matched AS (
+    SELECT s.id, s.redelivered, i.idx
+    FROM stored s JOIN input i ON (i.source, i.hook, i.guid) = (s.source, s.hook, s.guid)
+), linked AS (
+    INSERT INTO delivery_keys AS dk (delivery_id, key)
+    SELECT m.id, k.key
+    FROM matched m JOIN unnest($10::int[], $11::text[]) AS k(idx, key) ON k.idx = m.idx
+    ORDER BY m.id, k.key
+    ON CONFLICT (delivery_id, key) DO UPDATE SET status = 'pending'
+    RETURNING dk.delivery_id, dk.key
+), queued AS (
+    INSERT INTO work_queue AS q (key, kind, deliveries)
+    SELECT key, split_part(key, ':', 1), array_agg(delivery_id ORDER BY delivery_id)
+    FROM linked GROUP BY key ORDER BY key
+    ON CONFLICT (key) DO UPDATE
+        SET deliveries = q.deliveries || excluded.deliveries,
+            state = 'queued',
+            not_before = LEAST(q.not_before, now()),
+            attempts = CASE WHEN q.state = 'dead' THEN 0 ELSE q.attempts END,
+            updated_at = now()
+    RETURNING q.key
+), woken AS (
+    SELECT pg_notify('p38_queue', '') FROM (SELECT 1 FROM queued LIMIT 1) AS any_queued
+)
+SELECT m.id, m.idx, m.redelivered, (SELECT count(*) FROM woken) AS woke FROM matched m;
+
+-- name: queue_enqueue
+-- Enqueue keys (replay, resync, tests); coalesces into the key's existing row.
+WITH queued AS (
+    INSERT INTO work_queue AS q (key, kind, deliveries, dirty)
+    SELECT k, split_part(k, ':', 1), $2::bigint[], $3::boolean
+    FROM unnest($1::text[]) AS k ORDER BY k
+    ON CONFLICT (key) DO UPDATE
+        SET deliveries = q.deliveries || excluded.deliveries,
+            dirty = q.dirty OR excluded.dirty,
+            state = 'queued',
+            not_before = LEAST(q.not_before, now()),
+            attempts = CASE WHEN q.state = 'dead' THEN 0 ELSE q.attempts END,
+            updated_at = now()
+    RETURNING q.key
+)
+SELECT count(*) FROM queued, LATERAL (SELECT pg_notify('p38_queue', '')) AS n;
+
+-- name: queue_claim
+-- Lease the next due key no live worker holds. An expired lease (crashed worker) is reclaimed
+-- with the deliveries that worker had claimed.
+UPDATE work_queue AS q
+SET lease_holder = $1, lease_token = $2, lease_expires = now() + make_interval(secs => $3),
+    claimed = q.claimed || q.deliveries, deliveries = '{}', dirty = false,
+    attempts = q.attempts + 1, updated_at = now()
+WHERE q.key = (
+    SELECT key FROM work_queue
+    WHERE state = 'queued' AND not_before <= now()
+      AND (lease_expires IS NULL OR lease_expires < now())
+    ORDER BY not_before
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING q.key, q.kind, q.attempts, q.claimed;
+
+-- name: queue_next_due
+-- Seconds until the next queued key becomes due (NULL when the queue is empty).
+SELECT GREATEST(0, EXTRACT(EPOCH FROM min(GREATEST(not_before, coalesce(lease_expires, not_before))) - now()))::float8
+FROM work_queue WHERE state = 'queued';
+
+-- name: queue_renew
+UPDATE work_queue SET lease_expires = now() + make_interval(secs => $3)
+WHERE key = $1 AND lease_token = $2
+RETURNING key;
+
+-- name: queue_lock
+-- The lease holder's row, locked for the end of its reconcile (fencing by lease token).
+SELECT claimed, deliveries, dirty FROM work_queue WHERE key = $1 AND lease_token = $2 FOR UPDATE;
+
+-- name: queue_delete
+DELETE FROM work_queue WHERE key = $1 AND lease_token = $2;
+
+-- name: queue_reschedule
+-- End a lease and keep the key queued: after $3 seconds, with attempts reset.
+UPDATE work_queue
+SET lease_holder = NULL, lease_token = NULL, lease_expires = NULL, claimed = '{}',
+    attempts = 0, last_error = NULL, not_before = now() + make_interval(secs => $3),
+    updated_at = now()
+WHERE key = $1 AND lease_token = $2;
+
+-- name: queue_retry
+-- End a failed lease: the claimed deliveries go back, the key waits out its backoff.
+UPDATE work_queue
+SET lease_holder = NULL, lease_token = NULL, lease_expires = NULL,
+    deliveries = claimed || deliveries, claimed = '{}',
+    not_before = now() + make_interval(secs => $3), last_error = $4, updated_at = now()
+WHERE key = $1 AND lease_token = $2;
+
+-- name: queue_release
+-- Give a lease back unfinished (shutdown): not a failure, due again at once.
+UPDATE work_queue
+SET lease_holder = NULL, lease_token = NULL, lease_expires = NULL,
+    deliveries = claimed || deliveries, claimed = '{}',
+    attempts = GREATEST(attempts - 1, 0), not_before = now(), updated_at = now()
+WHERE key = $1 AND lease_token = $2;
+
+-- name: queue_dead
+UPDATE work_queue
+SET state = 'dead', lease_holder = NULL, lease_token = NULL, lease_expires = NULL,
+    deliveries = '{}', claimed = '{}', last_error = $3, updated_at = now()
+WHERE key = $1 AND lease_token = $2;
+
+-- name: queue_depth
+SELECT state, (lease_expires IS NOT NULL AND lease_expires > now()) AS leased, count(*)::int AS n
+FROM work_queue GROUP BY 1, 2;
+
+-- name: queue_list
+SELECT key, kind, state, not_before, attempts, deliveries, claimed, lease_holder, lease_expires,
+       last_error, enqueued_at, updated_at
+FROM work_queue
+WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR key > $2)
+ORDER BY key LIMIT $3;
+
+-- name: delivery_keys_settle
+-- Mark a key's part of some deliveries done or failed.
+UPDATE delivery_keys SET status = $3
+WHERE key = $1 AND delivery_id = ANY($2::bigint[]) AND status = 'pending';
+
+-- name: deliveries_settle
+-- A delivery is processed when every key it produced is done, failed when any failed.
+UPDATE deliveries d
+SET status = CASE WHEN s.failed > 0 THEN 'failed' ELSE 'processed' END,
+    processed_at = now(), error = CASE WHEN s.failed > 0 THEN $2 ELSE NULL END
+FROM (
+    SELECT delivery_id,
+           count(*) FILTER (WHERE status = 'failed') AS failed,
+           count(*) FILTER (WHERE status = 'pending') AS pending
+    FROM delivery_keys WHERE delivery_id = ANY($1::bigint[]) GROUP BY delivery_id
+) s
+WHERE d.id = s.delivery_id AND s.pending = 0 AND d.status = 'pending';
+
+-- name: delivery_by_guid
+SELECT id, source, hook, guid, event, action, status, accepted, received_at, processed_at,
+       error, headers, payload
+FROM deliveries WHERE guid = $1 ORDER BY id DESC LIMIT 1;
+
+-- name: delivery_by_id
+SELECT id, source, hook, guid, event, action, status, accepted, received_at, processed_at,
+       error, headers, payload
+FROM deliveries WHERE id = $1;
+
+-- name: delivery_keys_of
+SELECT key, status FROM delivery_keys WHERE delivery_id = $1 ORDER BY key;
+
+-- name: delivery_reopen
+-- Replay: the delivery and its keys are pending again.
+WITH keys AS (
+    UPDATE delivery_keys SET status = 'pending' WHERE delivery_id = $1 RETURNING key
+), reopened AS (
+    UPDATE deliveries SET status = 'pending', processed_at = NULL, error = NULL
+    WHERE id = $1 AND EXISTS (SELECT 1 FROM delivery_keys WHERE delivery_id = $1)
+)
+SELECT array_agg(key ORDER BY key) FROM keys;
+
+-- name: deliveries_list
+SELECT id, source, hook, guid, event, action, status, accepted, received_at, processed_at, error
+FROM deliveries
+WHERE ($1::text IS NULL OR source = $1) AND ($2::text IS NULL OR event = $2)
+  AND ($3::text IS NULL OR status = $3) AND ($4::bigint IS NULL OR id < $4)
+ORDER BY id DESC LIMIT $5;
+
+-- name: deliveries_counts
+SELECT status, count(*)::int AS n FROM deliveries GROUP BY status;
+
+-- name: recent_payloads_for_key
+-- The newest deliveries that produced a key: what a tracking reconciler observes.
+SELECT d.id, d.source, d.event, d.action, d.payload
+FROM delivery_keys k JOIN deliveries d ON d.id = k.delivery_id
+WHERE k.key = $1
+ORDER BY d.id DESC LIMIT $2;
+
+-- name: action_record
+-- Record an action before it runs. A key that already succeeded keeps its row untouched.
+INSERT INTO actions AS a (idempotency_key, kind, params, status, reason, key, reconcile_id)
+VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7)
+ON CONFLICT (idempotency_key) DO UPDATE
+    SET status = CASE WHEN a.status = 'succeeded' THEN a.status ELSE excluded.status END,
+        reason = CASE WHEN a.status = 'succeeded' THEN a.reason ELSE excluded.reason END,
+        reconcile_id = CASE WHEN a.status = 'succeeded' THEN a.reconcile_id
+                            ELSE excluded.reconcile_id END,
+        updated_at = now()
+RETURNING id, status;
+
+-- name: action_start
+UPDATE actions SET status = 'running', attempts = attempts + 1, updated_at = now()
+WHERE id = $1 AND status <> 'succeeded'
+RETURNING attempts;
+
+-- name: action_finish
+UPDATE actions SET status = $2, result = $3::jsonb, error = $4, updated_at = now() WHERE id = $1;
+
+-- name: actions_list
+SELECT id, idempotency_key, kind, params, status, reason, attempts, result, error, key,
+       reconcile_id, created_at, updated_at
+FROM actions WHERE ($1::text IS NULL OR key = $1) AND ($2::bigint IS NULL OR id < $2)
+ORDER BY id DESC LIMIT $3;
+
+-- name: approvals_for
+SELECT idempotency_key FROM approvals WHERE idempotency_key = ANY($1::text[]);
+
+-- name: approval_grant
+INSERT INTO approvals (idempotency_key, approved_by) VALUES ($1, $2)
+ON CONFLICT (idempotency_key) DO NOTHING;
+
+-- name: resource_get
+SELECT state, version, data FROM resource_state WHERE kind = $1 AND name = $2;
+
+-- name: resource_insert
+INSERT INTO resource_state (kind, name, state, version, data) VALUES ($1, $2, $3, 1, $4::jsonb)
+ON CONFLICT (kind, name) DO NOTHING
+RETURNING version;
+
+-- name: resource_update
+UPDATE resource_state SET state = $3, data = $4::jsonb, version = version + 1, updated_at = now()
+WHERE kind = $1 AND name = $2 AND version = $5
+RETURNING version;
+
+-- name: resources_list
+SELECT kind, name, state, version, data, updated_at FROM resource_state
+WHERE ($1::text IS NULL OR kind = $1) ORDER BY kind, name LIMIT $2;
+
+-- name: transition_record
+INSERT INTO transitions (kind, name, from_state, to_state, version, reason, reconcile_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7);
+
+-- name: audit_record
+INSERT INTO audit (reconcile_id, key, kind, worker, deliveries, attempt, outcome, phases,
+                   decision, reason, actions, error, started_at, duration_ms)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $11::jsonb, $12, $13, $14);
+
+-- name: audit_list
+SELECT id, reconcile_id, key, kind, worker, deliveries, attempt, outcome, phases, decision,
+       reason, actions, error, started_at, duration_ms
+FROM audit
+WHERE ($1::text IS NULL OR key = $1) AND ($2::text IS NULL OR outcome = $2)
+  AND ($3::bigint IS NULL OR id < $3)
+ORDER BY id DESC LIMIT $4;

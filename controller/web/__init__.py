@@ -1,0 +1,1 @@
+"""The HTTP surface: webhook routes, JSON API, health and metrics. Thin: parse, call, answer."""

@@ -1,0 +1,91 @@
+"""`POST /webhooks/{source}`: verify and parse (handlers), store and enqueue (ingest), answer.
+
+202 stored, 200 duplicate or ping, 4xx with a reason, 503 when the source's secret is not
+configured or the database is unavailable. Nothing outbound happens before the answer.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+
+import structlog
+from aiohttp import web
+from pydantic import SecretStr
+
+from controller.config import SecretsSettings
+from controller.ingest import Outcome, StoreUnavailable
+from controller.web.json import answer, problem
+from controller.web.keys import INGEST, METRICS, SETTINGS
+from handlers import github, n8n, railway
+from handlers.base import Delivery, Rejection
+
+log = structlog.get_logger("p38.webhooks")
+
+Parse = Callable[[Mapping[str, str], bytes, str, Mapping[str, str]], Delivery]
+
+SOURCES: dict[str, tuple[str, Parse]] = {
+    "github": ("GITHUB_WEBHOOK_SECRET",
+               lambda h, b, s, _q: github.from_http(h, b, secret=s)),
+    "railway": ("RAILWAY_WEBHOOK_SECRET",
+                lambda h, b, s, q: railway.from_http(h, b, secret=s, query=q)),
+    "n8n": ("N8N_WEBHOOK_SECRET", lambda h, b, s, q: n8n.from_http(h, b, secret=s, query=q)),
+}
+
+
+def _secret(secrets: SecretsSettings, source: str) -> str | None:
+    value: SecretStr | None = getattr(secrets, f"{source}_webhook_secret")
+    return value.get_secret_value() if value is not None and value.get_secret_value() else None
+
+
+async def receive(request: web.Request) -> web.Response:
+    started = time.perf_counter()
+    source = request.match_info["source"]
+    metrics = request.app[METRICS]
+    response, event = await _receive(request, source)
+    outcome = response.headers.get("X-P38-Outcome", str(response.status))
+    metrics.deliveries.labels(source, event or "", outcome).inc()
+    elapsed = time.perf_counter() - started
+    metrics.ingest_seconds.labels(source).observe(elapsed)
+    log.info("delivery", source=source, webhook_event=event, status=response.status, outcome=outcome,
+             guid=request.headers.get("X-GitHub-Delivery"), ms=round(elapsed * 1000, 2))
+    return response
+
+
+async def _receive(request: web.Request, source: str) -> tuple[web.Response, str | None]:
+    if source not in SOURCES:
+        return problem(404, f"unknown webhook source {source!r}; "
+                            f"expected one of {sorted(SOURCES)}"), None
+    env_name, parse = SOURCES[source]
+    settings = request.app[SETTINGS]
+    secret = _secret(settings.secrets, source)
+    if secret is None:
+        return problem(503, f"{env_name} is not configured; this route is disabled"), None
+    limit = settings.server.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        return problem(413, f"body is {request.content_length} bytes; the limit is {limit}"), None
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return problem(413, f"body is larger than the limit of {limit} bytes"), None
+    try:
+        delivery = parse(request.headers, body, secret, request.query)
+        result = await request.app[INGEST].submit(delivery)
+    except Rejection as rejection:
+        response = problem(rejection.status, rejection.reason)
+        response.headers["X-P38-Outcome"] = "rejected"
+        return response, request.headers.get("X-GitHub-Event")
+    except StoreUnavailable as exc:
+        log.error("store_unavailable", error=str(exc))
+        return problem(503, "the delivery could not be stored; retry later"), None
+    body_out = {"guid": delivery.guid, "event": delivery.event, "delivery_id": result.delivery_id,
+                "keys": list(delivery.keys)}
+    if delivery.event == "ping":
+        response = answer({"status": "pong", **body_out}, 200)
+    elif result.outcome is Outcome.DUPLICATE:
+        response = answer({"status": "duplicate", **body_out}, 200)
+    else:
+        status = "ignored" if delivery.ignored else result.outcome.value
+        response = answer({"status": status, **body_out}, 202)
+    response.headers["X-P38-Outcome"] = result.outcome.value
+    return response, delivery.event

@@ -1,0 +1,128 @@
+"""What every handler returns (`Delivery`) or raises (`Rejection`), and shared checks.
+
+Pure functions only: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs
+
+import orjson
+
+
+class Rejection(Exception):  # noqa: N818 - it is an answer, not a bug
+    """The request is refused; `status` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One verified webhook delivery, ready to store and enqueue."""
+
+    source: str
+    hook: str
+    guid: str
+    event: str
+    action: str | None
+    headers: Mapping[str, str]
+    payload_json: str  # the JSON document exactly as it will be stored
+    keys: tuple[str, ...] = field(default=())
+
+    @property
+    def ignored(self) -> bool:
+        """Nobody handles this event: it is stored, marked ignored, and enqueues nothing."""
+        return not self.keys
+
+
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    """Case-insensitive header lookup that works on plain dicts too."""
+    value = headers.get(name)
+    if value is None:
+        lowered = name.lower()
+        for key, candidate in headers.items():
+            if key.lower() == lowered:
+                return candidate
+    return value
+
+
+def selected_headers(headers: Mapping[str, str], names: tuple[str, ...]) -> dict[str, str]:
+    found = {}
+    for name in names:
+        value = header(headers, name)
+        if value is not None:
+            found[name] = value
+    return found
+
+
+def media_type(headers: Mapping[str, str]) -> str:
+    return (header(headers, "Content-Type") or "").split(";", 1)[0].strip().lower()
+
+
+def parse_json_object(body: bytes | str, *, what: str = "body") -> dict[str, Any]:
+    """Parse a JSON object or raise a 400 naming what is wrong."""
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise Rejection(400, f"{what} is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise Rejection(400, f"{what} must be a JSON object, not {type(value).__name__}")
+    if b"\\u0000" in (body if isinstance(body, bytes) else body.encode()):
+        # PostgreSQL's jsonb cannot hold NUL characters; refuse clearly rather than lose data.
+        raise Rejection(400, f"{what} contains a \\u0000 character, which cannot be stored")
+    return value
+
+
+def json_body(headers: Mapping[str, str], body: bytes) -> tuple[dict[str, Any], str]:
+    """Parse an application/json or form-encoded (`payload=`) body into (object, JSON text)."""
+    kind = media_type(headers)
+    if kind == "application/json":
+        raw = body
+    elif kind == "application/x-www-form-urlencoded":
+        try:
+            form = parse_qs(body.decode("utf-8"), strict_parsing=False)
+        except UnicodeDecodeError:
+            raise Rejection(400, "form body is not UTF-8") from None
+        values = form.get("payload")
+        if not values:
+            raise Rejection(400, "form-encoded body has no 'payload' field")
+        raw = values[0].encode("utf-8")
+    elif not kind:
+        raise Rejection(415, "Content-Type is missing; send application/json")
+    else:
+        raise Rejection(415, f"unsupported Content-Type {kind!r}; send application/json "
+                             "or application/x-www-form-urlencoded")
+    payload = parse_json_object(raw, what="payload")
+    return payload, raw.decode("utf-8")
+
+
+def check_token(headers: Mapping[str, str], query: Mapping[str, str], secret: str) -> None:
+    """Shared-secret check: `Authorization: Bearer`, `X-P38-Token` or `?token=` (constant time)."""
+    offered: list[str] = []
+    auth = header(headers, "Authorization")
+    if auth and auth[:7].lower() == "bearer ":
+        offered.append(auth[7:].strip())
+    for candidate in (header(headers, "X-P38-Token"), query.get("token")):
+        if candidate:
+            offered.append(candidate)
+    if not offered:
+        raise Rejection(401, "missing token: send Authorization: Bearer <token>, "
+                             "X-P38-Token or ?token=")
+    expected = secret.encode()
+    # Compare every offered value so timing does not depend on which one matched.
+    results = [hmac.compare_digest(value.encode(), expected) for value in offered]
+    if not any(results):
+        raise Rejection(401, "token does not match")
+
+
+def body_digest(body: bytes) -> str:
+    """A stable delivery id for sources that send none: the SHA-256 of the body."""
+    return hashlib.sha256(body).hexdigest()

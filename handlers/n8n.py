@@ -1,0 +1,52 @@
+"""n8n callbacks: shared-secret check, parse, key `workflow:<name>`.
+
+n8n posts whatever its HTTP Request node is given; project38 documents the shape it expects
+(docs/n8n.md): `{"event": "execution.finished", "workflow": "name", "execution": "id",
+"status": "success"}`. Extra fields are kept; `X-P38-Delivery` (or `execution`) names the
+delivery, else the body's SHA-256 does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from handlers.base import (
+    Delivery,
+    Rejection,
+    body_digest,
+    check_token,
+    header,
+    media_type,
+    parse_json_object,
+    selected_headers,
+)
+
+SOURCE = "n8n"
+KEPT_HEADERS = ("User-Agent", "Content-Type", "X-P38-Delivery")
+
+
+def from_http(headers: Mapping[str, str], body: bytes, *, secret: str,
+              query: Mapping[str, str]) -> Delivery:
+    check_token(headers, query, secret)
+    if media_type(headers) != "application/json":
+        raise Rejection(415, "n8n callbacks must be application/json")
+    payload = parse_json_object(body)
+    event = payload.get("event", "callback")
+    if not isinstance(event, str) or not event:
+        raise Rejection(400, "'event' must be a non-empty string")
+    workflow = payload.get("workflow")
+    execution = payload.get("execution")
+    status = payload.get("status")
+    guid = header(headers, "X-P38-Delivery")
+    if not guid and isinstance(execution, str | int) and workflow:
+        guid = f"{workflow}/{execution}/{event}"
+    return Delivery(
+        source=SOURCE,
+        hook="",
+        guid=guid or body_digest(body),
+        event=event,
+        action=status if isinstance(status, str) else None,
+        headers=selected_headers(headers, KEPT_HEADERS),
+        payload_json=body.decode("utf-8"),
+        keys=(f"workflow:{workflow}",) if isinstance(workflow, str) and workflow else (),
+    )

@@ -1,0 +1,87 @@
+"""The contract between the worker loop and a reconciler, as plain frozen data.
+
+A reconciler has `observe(ctx, key) -> snapshot` (reads through `ctx`; the only I/O it does is
+what `ctx` offers) and `decide(snapshot, policy) -> Plan` (pure: no I/O, no clock). The worker
+gates the plan's actions, runs them through the executor and persists the transition.
+This module imports no I/O library.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+if TYPE_CHECKING:
+    from controller.fsm import StateMachine
+    from controller.policy import Policy
+
+
+@dataclass(frozen=True)
+class Action:
+    """One side effect, named by an idempotency key that is stable across retries."""
+
+    kind: str
+    params: Mapping[str, Any]
+    idempotency_key: str
+    description: str = ""
+    needs_approval: bool = False
+
+
+@dataclass(frozen=True)
+class Resource:
+    """An object's persisted state, with the version used for optimistic concurrency."""
+
+    state: str
+    version: int
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Transition:
+    """Move the object from `from_state` (None: new) to `to_state`, expecting `version`."""
+
+    from_state: str | None
+    to_state: str
+    data: Mapping[str, Any]
+    expected_version: int | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a reconcile decided: a CamelCase decision, why, and what to do about it."""
+
+    decision: str
+    reason: str
+    actions: tuple[Action, ...] = ()
+    transition: Transition | None = None
+    requeue_after: float | None = None
+
+
+@dataclass(frozen=True)
+class StoredPayload:
+    """A stored delivery that produced the key being reconciled."""
+
+    delivery_id: int
+    source: str
+    event: str
+    action: str | None
+    payload: Mapping[str, Any]
+
+
+class ObserveContext(Protocol):
+    """What `observe` may read. Implemented by the controller over the store and clients."""
+
+    async def resource(self, kind: str, name: str) -> Resource | None: ...
+
+    async def recent_payloads(self, key: str, limit: int) -> list[StoredPayload]: ...
+
+
+class Reconciler(Protocol):
+    kind: ClassVar[str]
+    machine: ClassVar[StateMachine]
+
+    async def observe(self, ctx: ObserveContext, key: str) -> Any: ...
+
+    def decide(self, snapshot: Any, policy: Policy) -> Plan: ...
