@@ -36,7 +36,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings.model_copy(update={"server": server, "queue": queue})
 
 
-def _serve(settings: Settings, *, banner: bool) -> int:
+def _serve(settings: Settings, *, banner: bool, unix: str | None = None) -> int:
     app = create_app(settings)
     host, port = settings.server.host, settings.server.port
     if banner:
@@ -46,17 +46,18 @@ def _serve(settings: Settings, *, banner: bool) -> int:
         if settings.effective_dry_run:
             print("dry-run: no credentials configured, so actions are recorded, not executed",
                   file=sys.stderr)
-    web.run_app(app, host=host, port=port, access_log=None, print=None,
+    where = {"path": unix} if unix else {"host": host, "port": port}
+    web.run_app(app, **where, access_log=None, print=None,  # type: ignore[arg-type]
                 shutdown_timeout=settings.server.shutdown_grace_seconds)
     return 0
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    return _serve(_settings(args), banner=True)
+    return _serve(_settings(args), banner=True, unix=args.unix)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    return _serve(_settings(args), banner=False)
+    return _serve(_settings(args), banner=False, unix=args.unix)
 
 
 async def _with_store(settings: Settings, body: Callable[[Store], Awaitable[int]]) -> int:
@@ -139,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--host", help="bind address (default P38_HOST or 127.0.0.1)")
         p.add_argument("--port", type=int, help="port (default P38_PORT or 8080)")
         p.add_argument("--workers", type=int, help="reconcile workers (default P38_WORKERS)")
+        p.add_argument("--unix", metavar="PATH", help="listen on a Unix socket instead of TCP")
 
     up = sub.add_parser("up", help="start the embedded database (unless DATABASE_URL), migrate, "
                                    "serve on 127.0.0.1:8080")

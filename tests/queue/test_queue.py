@@ -1,0 +1,130 @@
+"""The PostgreSQL work queue: coalescing, exclusive leases, reclaim, fencing, backoff, dead-letter."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from controller.config import QueueSettings
+from controller.errors import LeaseLost
+from controller.queue import WorkQueue, backoff_delay
+from controller.store import Store
+
+
+def queue_for(store: Store, **overrides: float) -> WorkQueue:
+    values = {"P38_LEASE_SECONDS": 30.0, "P38_MAX_ATTEMPTS": 3, **overrides}
+    return WorkQueue(store, QueueSettings(**values))
+
+
+async def test_hints_for_one_key_coalesce(store: Store) -> None:
+    """Three hints for one key make one queue row listing all their deliveries."""
+    queue = queue_for(store)
+    for delivery in (1, 2, 3):
+        await queue.enqueue(["probe:a"], deliveries=[delivery])
+    rows = await store.fetch("queue_list", None, None, 10)
+    assert [(r["key"], list(r["deliveries"])) for r in rows] == [("probe:a", [1, 2, 3])]
+    lease = await queue.claim("w1")
+    assert lease is not None and lease.deliveries == (1, 2, 3) and lease.attempt == 1
+    assert await queue.claim("w2") is None
+
+
+async def test_concurrent_claims_never_share_a_key(dsn: str, store: Store) -> None:
+    """Many claimers on separate pools (as separate processes would be) get distinct keys."""
+    await queue_for(store).enqueue([f"probe:{n}" for n in range(5)])
+    stores = [await Store.connect(dsn, min_size=1, max_size=2) for _ in range(4)]
+    try:
+        queues = [queue_for(s) for s in stores]
+        leases = await asyncio.gather(*[q.claim(f"w{i}") for i, q in enumerate(queues * 5)])
+    finally:
+        for s in stores:
+            await s.close()
+    claimed = [lease.key for lease in leases if lease is not None]
+    assert sorted(claimed) == [f"probe:{n}" for n in range(5)]
+
+
+async def test_expired_lease_is_reclaimed_with_its_deliveries(store: Store) -> None:
+    """A crashed holder's key is claimed again once its lease expires, with its deliveries."""
+    queue = queue_for(store, P38_LEASE_SECONDS=0.3)
+    await queue.enqueue(["probe:crash"], deliveries=[7])
+    crashed = await queue.claim("crashed-worker")
+    assert crashed is not None
+    assert await queue.claim("other") is None  # held
+    await queue.enqueue(["probe:crash"], deliveries=[8])  # a hint while it was held
+    reclaimed = await _claim_eventually(queue, "other")
+    assert reclaimed.key == "probe:crash"
+    assert reclaimed.deliveries == (7, 8)
+    assert reclaimed.attempt == 2
+
+    # The crashed holder comes back: every write it tries is fenced off.
+    assert not await queue.renew(crashed)
+    with pytest.raises(LeaseLost):
+        async with store.transaction() as tx:
+            await queue.complete(tx, crashed)
+    async with store.transaction() as tx:
+        await queue.complete(tx, reclaimed)
+    assert await store.fetch("queue_list", None, None, 10) == []
+
+
+async def test_hint_during_a_reconcile_runs_it_again(store: Store) -> None:
+    """A hint that arrives while the key is leased keeps the key queued after completion."""
+    queue = queue_for(store)
+    await queue.enqueue(["probe:busy"], deliveries=[1])
+    lease = await queue.claim("w1")
+    assert lease is not None
+    await queue.enqueue(["probe:busy"], deliveries=[2])
+    assert await queue.claim("w2") is None
+    async with store.transaction() as tx:
+        await queue.complete(tx, lease)
+    again = await queue.claim("w2")
+    assert again is not None and again.deliveries == (2,) and again.attempt == 1
+
+
+def test_backoff_is_exponential_jittered_and_capped() -> None:
+    """Delays double per attempt, stay within [half, all] of the ceiling, and stop at the cap."""
+    for attempt, ceiling in [(1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (10, 30.0)]:
+        low = backoff_delay(attempt, base=1.0, cap=30.0, rng=lambda: 0.0)
+        high = backoff_delay(attempt, base=1.0, cap=30.0, rng=lambda: 1.0)
+        assert (low, high) == (ceiling / 2, ceiling)
+
+
+async def test_retry_waits_out_backoff_then_dead_letters(store: Store) -> None:
+    """Failures push the key back by its backoff; after the budget it is dead with its error."""
+    queue = queue_for(store, P38_BACKOFF_BASE_SECONDS=0.2, P38_BACKOFF_CAP_SECONDS=0.2,
+                      P38_MAX_ATTEMPTS=2)
+    await queue.enqueue(["probe:bad"], deliveries=[])
+    first = await queue.claim("w")
+    assert first is not None
+    async with store.transaction() as tx:
+        await queue.retry(tx, first, delay=queue.backoff(first.attempt), error="boom 1")
+    assert await queue.claim("w") is None  # backing off
+    row = (await store.fetch("queue_list", None, None, 1))[0]
+    assert row["last_error"] == "boom 1" and row["attempts"] == 1
+    second = await _claim_eventually(queue, "w")
+    assert second.attempt == 2
+    async with store.transaction() as tx:
+        await queue.dead_letter(tx, second, error="boom 2")
+    dead = (await store.fetch("queue_list", "dead", None, 1))[0]
+    assert (dead["key"], dead["last_error"]) == ("probe:bad", "boom 2")
+    assert await queue.claim("w") is None
+
+    await queue.enqueue(["probe:bad"])  # a new hint revives a dead key
+    revived = await queue.claim("w")
+    assert revived is not None and revived.attempt == 1
+
+
+async def test_release_gives_the_key_back_unpunished(store: Store) -> None:
+    """A key released at shutdown is due at once, with its deliveries and attempt count intact."""
+    queue = queue_for(store)
+    await queue.enqueue(["probe:r"], deliveries=[4])
+    lease = await queue.claim("w")
+    assert lease is not None
+    await queue.release(lease)
+    again = await queue.claim("w")
+    assert again is not None and again.deliveries == (4,) and again.attempt == 1
+
+
+async def _claim_eventually(queue: WorkQueue, holder: str):  # type: ignore[no-untyped-def]
+    from tests.helpers import wait_until
+
+    return await wait_until(lambda: queue.claim(holder), what="a claimable key")
