@@ -1,4 +1,4 @@
-"""`p38`: up, serve, migrate, status, replay, approve.
+"""`p38`: up, serve, migrate, status, replay, approve, db-stop.
 
 Parses arguments, builds Settings from the environment, and calls into the app or the store.
 Exit codes: 0 success, 1 failure, 2 usage error.
@@ -19,7 +19,7 @@ from controller.config import Settings
 from controller.logs import configure_logging
 from controller.queue import WorkQueue
 from controller.store import Store
-from controller.store.embedded import resolve_dsn
+from controller.store.embedded import resolve_dsn, stop_embedded
 from controller.store.migrations import latest_version
 
 
@@ -132,6 +132,14 @@ def cmd_approve(args: argparse.Namespace) -> int:
     return asyncio.run(_with_store(_settings(args), body))
 
 
+def cmd_db_stop(args: argparse.Namespace) -> int:
+    home = _settings(args).store.home
+    stopped = stop_embedded(home)
+    print(f"embedded PostgreSQL in {home / 'pgdata'} "
+          f"{'stopped' if stopped else 'was not running'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="p38", description="project38 GitOps controller")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -159,6 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     approve.add_argument("idempotency_key")
     approve.add_argument("--by", required=True, help="who approves (recorded)")
     approve.set_defaults(func=cmd_approve)
+    sub.add_parser("db-stop", help="stop the embedded PostgreSQL in P38_HOME").set_defaults(
+        func=cmd_db_stop)
     return parser
 
 

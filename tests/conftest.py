@@ -4,6 +4,7 @@ test database emptied before each test, and the real application."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import warnings
 from collections.abc import AsyncIterator, Iterator
@@ -41,6 +42,12 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server.cleanup()
 
 
+def _blocking(coroutine) -> None:  # type: ignore[no-untyped-def]
+    """Run a coroutine to completion from sync code, even inside a running loop's thread."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, coroutine).result()
+
+
 async def _admin(dsn: str, *statements: str) -> None:
     conn = await asyncpg.connect(dsn)
     try:
@@ -57,14 +64,14 @@ def fresh_database(pg_server: str) -> Iterator[callable]:  # type: ignore[valid-
 
     def make(label: str) -> str:
         name = f"p38_{label}_{os.getpid()}_{len(made)}"
-        asyncio.run(_admin(pg_server, f"DROP DATABASE IF EXISTS {name}",
-                           f"CREATE DATABASE {name}"))
+        _blocking(_admin(pg_server, f"DROP DATABASE IF EXISTS {name}",
+                         f"CREATE DATABASE {name}"))
         made.append(name)
         return with_database(pg_server, name)
 
     yield make
     for name in made:
-        asyncio.run(_admin(pg_server, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        _blocking(_admin(pg_server, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
 @pytest.fixture(scope="session")

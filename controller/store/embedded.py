@@ -1,13 +1,16 @@
 """The embedded PostgreSQL server (pgserver) used when DATABASE_URL is not set.
 
 Data lives in `$P38_HOME/pgdata`. The server process outlives the controller (so a SIGKILL of
-the controller loses nothing and the next start finds the same server and data). Synchronous:
-call it from a thread or before the event loop starts.
+the controller loses nothing and the next start finds the same server and data). `p38 db-stop`
+stops it. Synchronous: call it from a thread or before the event loop starts.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import time
 import warnings
 from pathlib import Path
 
@@ -27,3 +30,24 @@ def start_embedded(home: Path) -> str:
 def resolve_dsn(database_url: str | None, home: Path) -> str:
     """DATABASE_URL when set, else the embedded server's DSN."""
     return database_url if database_url else start_embedded(home)
+
+
+def stop_embedded(home: Path, *, timeout: float = 30.0) -> bool:
+    """Fast-shutdown the embedded server in `home` if it runs; True when one was stopped."""
+    pid_file = home / "pgdata" / "postmaster.pid"
+    try:
+        pid = int(pid_file.read_text().splitlines()[0])
+    except (OSError, ValueError, IndexError):
+        return False
+    try:
+        os.kill(pid, signal.SIGINT)  # PostgreSQL's "fast" shutdown: clean, no recovery needed
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    raise TimeoutError(f"embedded PostgreSQL (pid {pid}) did not stop within {timeout}s")

@@ -35,7 +35,7 @@ def int_param(request: web.Request, name: str, *, default: int | None = None,
         value = int(raw)
     except ValueError:
         raise web.HTTPBadRequest(
-            body=orjson.dumps({"error": 400, "reason": f"{name} must be an integer"}),
+            text=orjson.dumps({"error": 400, "reason": f"{name} must be an integer"}).decode(),
             content_type="application/json") from None
     return max(lo, min(hi, value))
 

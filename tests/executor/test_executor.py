@@ -1,0 +1,121 @@
+"""The executor records every action before it runs and never repeats a succeeded one."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from controller.errors import NoActionRunner
+from controller.executor import ActionFailed, Executor
+from controller.policy import Policy, Verdict, gate
+from controller.store import Store
+from reconcilers.base import Action
+
+ACTION = Action("github.add_reaction", {"comment_id": 2487654321, "content": "eyes"},
+                "ack:octo-org/infra:2487654321")
+
+
+class Recorder:
+    """A runner that records calls and what the action's row said while it ran."""
+
+    def __init__(self, store: Store, fail: int = 0) -> None:
+        self.store = store
+        self.calls: list[Mapping[str, Any]] = []
+        self.status_while_running: list[str] = []
+        self.fail = fail
+
+    async def __call__(self, params: Mapping[str, Any]) -> Mapping[str, Any]:
+        self.calls.append(params)
+        [row] = await self.store.fetch("actions_list", "k", None, 1)
+        self.status_while_running.append(row["status"])
+        if self.fail:
+            self.fail -= 1
+            raise ConnectionError("provider unreachable")
+        return {"id": 99}
+
+
+async def act(executor: Executor, policy: Policy, approved: set[str] | None = None):  # type: ignore[no-untyped-def]
+    return await executor.act(gate([ACTION], policy, approved or set()), key="k",
+                              reconcile_id="00000000-0000-0000-0000-000000000001")
+
+
+async def actions(store: Store) -> list[dict[str, Any]]:
+    return [dict(r) for r in await store.fetch("actions_list", None, None, 10)]
+
+
+async def test_succeeded_action_never_runs_again(store: Store) -> None:
+    """The same idempotency key twice: the runner is called once, the row says so."""
+    runner = Recorder(store)
+    executor = Executor(store, {"github.add_reaction": runner})
+    first = await act(executor, Policy())
+    second = await act(executor, Policy())
+    assert [o.status for o in first + second] == ["succeeded", "already_succeeded"]
+    assert len(runner.calls) == 1
+    assert runner.status_while_running == ["running"]  # recorded before it ran
+    [row] = await actions(store)
+    assert (row["status"], row["attempts"], row["result"]) == ("succeeded", 1, {"id": 99})
+
+
+async def test_dry_run_records_without_executing(store: Store) -> None:
+    """Dry-run writes the action with its params and does not call the runner."""
+    runner = Recorder(store)
+    executor = Executor(store, {"github.add_reaction": runner})
+    [outcome] = await act(executor, Policy(dry_run=True))
+    assert outcome.status == "dry_run"
+    assert runner.calls == []
+    [row] = await actions(store)
+    assert (row["status"], row["params"]) == ("dry_run", dict(ACTION.params))
+    [live] = await act(executor, Policy())  # later, with credentials, it runs once
+    assert live.status == "succeeded" and len(runner.calls) == 1
+
+
+async def test_held_until_approved_and_killswitch_skips(store: Store) -> None:
+    """An action needing approval is held until approved; the killswitch skips everything."""
+    runner = Recorder(store)
+    executor = Executor(store, {"github.add_reaction": runner})
+    policy = Policy(approval_required=frozenset({"github.add_reaction"}))
+    [held] = await act(executor, policy)
+    assert held.status == "held" and runner.calls == []
+    [skipped] = await act(executor, Policy(killswitch=True), {ACTION.idempotency_key})
+    assert skipped.status == "skipped" and runner.calls == []
+    await store.execute("approval_grant", ACTION.idempotency_key, "dana")
+    approved = {r["idempotency_key"] for r in await store.fetch(
+        "approvals_for", [ACTION.idempotency_key])}
+    [ran] = await act(executor, policy, approved)
+    assert ran.status == "succeeded" and len(runner.calls) == 1
+
+
+def test_gate_order_killswitch_then_approval_then_dry_run() -> None:
+    """The gate is pure: killswitch beats approval beats dry-run."""
+    needs = Action("railway.rollback", {}, "rb:1", needs_approval=True)
+    plain = Action("n8n.notify", {}, "n:1")
+    assert [g.verdict for g in gate([needs, plain], Policy(killswitch=True, dry_run=True),
+                                    set())] == [Verdict.SKIPPED, Verdict.SKIPPED]
+    assert [g.verdict for g in gate([needs, plain], Policy(dry_run=True), set())] == [
+        Verdict.HELD, Verdict.DRY_RUN]
+    assert [g.verdict for g in gate([needs, plain], Policy(), {"rb:1"})] == [
+        Verdict.RUN, Verdict.RUN]
+
+
+async def test_failed_action_is_recorded_and_retried(store: Store) -> None:
+    """A runner error marks the row failed and raises; the next attempt runs it again."""
+    runner = Recorder(store, fail=1)
+    executor = Executor(store, {"github.add_reaction": runner})
+    with pytest.raises(ActionFailed):
+        await act(executor, Policy())
+    [row] = await actions(store)
+    assert row["status"] == "failed" and "provider unreachable" in row["error"]
+    [outcome] = await act(executor, Policy())
+    assert outcome.status == "succeeded"
+    [row] = await actions(store)
+    assert (row["status"], row["attempts"], row["error"]) == ("succeeded", 2, None)
+
+
+async def test_action_without_runner_is_terminal(store: Store) -> None:
+    """An action kind nobody can run fails terminally instead of retrying forever."""
+    with pytest.raises(NoActionRunner):
+        await act(Executor(store, {}), Policy())
+    [row] = await actions(store)
+    assert row["status"] == "failed" and "no runner" in row["error"]

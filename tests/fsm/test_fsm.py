@@ -1,0 +1,53 @@
+"""Declared state machines allow only their transitions; persisted state is versioned."""
+
+from __future__ import annotations
+
+import pytest
+
+from controller.errors import InvalidTransition
+from controller.fsm import StateMachine
+from controller.store import Store
+from reconcilers import default_registry
+
+MACHINE = StateMachine.declare("door", initial=["closed"],
+                               table={"closed": ["open", "locked"], "open": ["closed"],
+                                      "locked": ["closed"]})
+
+
+def test_declared_transitions_are_allowed() -> None:
+    """Declared pairs, staying put, and starting in an initial state are allowed."""
+    MACHINE.check(None, "closed")
+    MACHINE.check("closed", "open")
+    MACHINE.check("open", "open")
+    assert MACHINE.states == {"closed", "open", "locked"}
+
+
+@pytest.mark.parametrize(("current", "target", "message"), [
+    ("open", "locked", "open -> locked is not allowed"),
+    (None, "open", "(new) -> open is not allowed"),
+    ("closed", "ajar", "unknown state 'ajar'"),
+])
+def test_undeclared_transitions_raise(current: str | None, target: str, message: str) -> None:
+    """Anything not in the table raises InvalidTransition naming the machine and states."""
+    with pytest.raises(InvalidTransition, match="door: "):
+        MACHINE.check(current, target)
+    with pytest.raises(InvalidTransition) as caught:
+        MACHINE.check(current, target)
+    assert message in str(caught.value)
+
+
+def test_every_registered_reconciler_declares_its_machine() -> None:
+    """Each kind's machine is named after the kind and has initial states."""
+    for kind, reconciler in default_registry().items():
+        assert reconciler.machine.name == kind
+        assert reconciler.machine.initial <= reconciler.machine.states
+
+
+async def test_versioned_update_refuses_stale_writers(store: Store) -> None:
+    """Optimistic concurrency: an update naming an old version changes nothing."""
+    assert await store.fetchval("resource_insert", "door", "front", "closed", {}) == 1
+    assert await store.fetchval("resource_insert", "door", "front", "open", {}) is None
+    assert await store.fetchval("resource_update", "door", "front", "open", {}, 1) == 2
+    assert await store.fetchval("resource_update", "door", "front", "locked", {}, 1) is None
+    row = await store.fetchrow("resource_get", "door", "front")
+    assert (row["state"], row["version"]) == ("open", 2)
