@@ -40,15 +40,19 @@ def _serve(settings: Settings, *, banner: bool, unix: str | None = None) -> int:
     app = create_app(settings)
     host, port = settings.server.host, settings.server.port
     if banner:
-        where = ("DATABASE_URL" if settings.store.database_url
+        db = ("DATABASE_URL" if settings.store.database_url
                  else f"embedded PostgreSQL in {settings.store.home.resolve() / 'pgdata'}")
-        print(f"project38 on http://{host}:{port}  (database: {where})", file=sys.stderr)
+        url = f"unix:{unix}" if unix else f"http://{host}:{port}"
+        print(f"project38 on {url}  (database: {db})", file=sys.stderr)
         if settings.effective_dry_run:
             print("dry-run: no credentials configured, so actions are recorded, not executed",
                   file=sys.stderr)
-    where = {"path": unix} if unix else {"host": host, "port": port}
-    web.run_app(app, **where, access_log=None, print=None,  # type: ignore[arg-type]
-                shutdown_timeout=settings.server.shutdown_grace_seconds)
+    grace = settings.server.shutdown_grace_seconds
+    if unix:
+        web.run_app(app, path=unix, access_log=None, print=None, shutdown_timeout=grace)
+    else:
+        web.run_app(app, host=host, port=port, access_log=None, print=None,
+                    shutdown_timeout=grace)
     return 0
 
 

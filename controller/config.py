@@ -132,14 +132,14 @@ class PolicySettings(BaseSettings):
 class Settings(BaseModel):
     """Everything the controller needs to run, grouped by concern."""
 
-    store: StoreSettings = Field(default_factory=StoreSettings)
-    policy: PolicySettings = Field(default_factory=PolicySettings)
-    server: ServerSettings = Field(default_factory=ServerSettings)
-    queue: QueueSettings = Field(default_factory=QueueSettings)
-    ingest: IngestSettings = Field(default_factory=IngestSettings)
-    secrets: SecretsSettings = Field(default_factory=SecretsSettings)
-    providers: ProviderSettings = Field(default_factory=ProviderSettings)
-    log: LogSettings = Field(default_factory=LogSettings)
+    store: StoreSettings = Field(default_factory=lambda: StoreSettings())
+    policy: PolicySettings = Field(default_factory=lambda: PolicySettings())
+    server: ServerSettings = Field(default_factory=lambda: ServerSettings())
+    queue: QueueSettings = Field(default_factory=lambda: QueueSettings())
+    ingest: IngestSettings = Field(default_factory=lambda: IngestSettings())
+    secrets: SecretsSettings = Field(default_factory=lambda: SecretsSettings())
+    providers: ProviderSettings = Field(default_factory=lambda: ProviderSettings())
+    log: LogSettings = Field(default_factory=lambda: LogSettings())
 
     @property
     def effective_dry_run(self) -> bool:

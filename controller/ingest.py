@@ -12,11 +12,12 @@ import asyncio
 import contextlib
 import enum
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 import structlog
 
-from controller.store import RejectedValue, Store, TransientStoreError
+from controller.store import Record, RejectedValue, Store, TransientStoreError
 from handlers.base import Delivery, Rejection
 
 log = structlog.get_logger("p38.ingest")
@@ -42,7 +43,7 @@ class _Pending:
     future: asyncio.Future[Ingested]
 
 
-class StoreUnavailable(Exception):  # noqa: N818 - an answer (503), not a bug
+class StoreUnavailable(Exception):
     """The delivery could not be stored; the sender should retry."""
 
 
@@ -119,14 +120,14 @@ class IngestWriter:
             item.future.set_result(Ingested(Outcome.DUPLICATE, None))
 
     async def _write_unique(self, items: list[_Pending]) -> None:
-        columns: tuple[list[object], ...] = tuple([] for _ in range(9))
+        columns: tuple[list[Any], ...] = tuple([] for _ in range(9))
         key_idx: list[int] = []
         key_names: list[str] = []
         for idx, item in enumerate(items):
             d = item.delivery
-            row = (idx, d.source, d.hook, d.guid, d.event, d.action,
-                   _json_headers(d), d.payload_json, "ignored" if d.ignored else "pending")
-            for column, value in zip(columns, row, strict=True):
+            values = (idx, d.source, d.hook, d.guid, d.event, d.action,
+                      _json_headers(d), d.payload_json, "ignored" if d.ignored else "pending")
+            for column, value in zip(columns, values, strict=True):
                 column.append(value)
             for key in d.keys:
                 key_idx.append(idx)
@@ -138,7 +139,7 @@ class IngestWriter:
             except TransientStoreError:
                 if attempt == _DEADLOCK_RETRIES:
                     raise
-        accepted = {row["idx"]: row for row in rows}
+        accepted: dict[int, Record] = {row["idx"]: row for row in rows}
         for idx, item in enumerate(items):
             row = accepted.get(idx)
             if row is None:

@@ -45,7 +45,7 @@ class SecretRedactor:
         if not self._secrets:
             return event_dict
         for key, value in list(event_dict.items()):
-            event_dict[key] = self._scrub(value if key != "exc_info" else value)
+            event_dict[key] = self._scrub(value)
         return event_dict
 
 

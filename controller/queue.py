@@ -36,7 +36,7 @@ class Lease:
 def backoff_delay(attempt: int, *, base: float, cap: float,
                   rng: Callable[[], float] = random.random) -> float:
     """Capped exponential backoff with "equal jitter": between half and all of base*2^(n-1)."""
-    ceiling = min(cap, base * (2 ** max(0, attempt - 1)))
+    ceiling = min(cap, base * 2.0 ** max(0, attempt - 1))
     return ceiling / 2 + rng() * ceiling / 2
 
 

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs
 import orjson
 
 
-class Rejection(Exception):  # noqa: N818 - it is an answer, not a bug
+class Rejection(Exception):
     """The request is refused; `status` is the HTTP status to answer with."""
 
     def __init__(self, status: int, reason: str) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import asyncpg
@@ -22,7 +22,8 @@ from controller.store.queries import queries
 
 log = structlog.get_logger("p38.store")
 
-Record = asyncpg.Record
+# asyncpg.Record behaves as a read-only mapping of column name to value.
+Record = Mapping[str, Any]
 
 
 class TransientStoreError(P38Error):
@@ -76,7 +77,8 @@ class Queries:
 
     async def fetchrow(self, name: str, *args: Any) -> Record | None:
         with _translated():
-            return await self._conn.fetchrow(self._sql[name], *args)
+            row: Record | None = await self._conn.fetchrow(self._sql[name], *args)
+            return row
 
     async def fetchval(self, name: str, *args: Any) -> Any:
         with _translated():
@@ -146,7 +148,7 @@ class Store(Queries):
             try:
                 conn = await asyncpg.connect(self.dsn)
                 lost = asyncio.Event()
-                conn.add_termination_listener(lambda _c: lost.set())
+                conn.add_termination_listener(lambda _c, lost=lost: lost.set())
                 await conn.add_listener(channel, lambda *_a: on_notify())
                 on_notify()  # anything enqueued while we were not listening
                 await lost.wait()

@@ -47,8 +47,9 @@ async def receive(request: web.Request) -> web.Response:
     metrics.deliveries.labels(source, event or "", outcome).inc()
     elapsed = time.perf_counter() - started
     metrics.ingest_seconds.labels(source).observe(elapsed)
-    log.info("delivery", source=source, webhook_event=event, status=response.status, outcome=outcome,
-             guid=request.headers.get("X-GitHub-Delivery"), ms=round(elapsed * 1000, 2))
+    log.info("delivery", source=source, webhook_event=event, status=response.status,
+             outcome=outcome, guid=request.headers.get("X-GitHub-Delivery"),
+             ms=round(elapsed * 1000, 2))
     return response
 
 

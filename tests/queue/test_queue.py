@@ -1,4 +1,4 @@
-"""The PostgreSQL work queue: coalescing, exclusive leases, reclaim, fencing, backoff, dead-letter."""
+"""The work queue: coalescing, exclusive leases, reclaim, fencing, backoff, dead-letter."""
 
 from __future__ import annotations
 
