@@ -120,7 +120,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if not keys:
             print(f"delivery {row['id']} ({row['event']}) produced no keys: nothing to replay")
             return 0
-        await WorkQueue(store, settings.queue).enqueue(keys, deliveries=[row["id"]])
+        await WorkQueue(store, settings.queue).enqueue(keys)
         print(f"delivery {row['id']} ({row['event']}) re-enqueued: {', '.join(keys)}")
         return 0
 

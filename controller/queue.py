@@ -1,6 +1,8 @@
 """The PostgreSQL work queue: one row per key, leases, backoff, dead-letter.
 
-Coalescing: a key has one row; hints that arrive while it waits or runs are folded into it.
+Coalescing: a key has one constant-size row; hints that arrive while it waits or runs are
+folded into it. What is pending is recorded per delivery and key (`delivery_keys`); a claim
+returns the pending deliveries it answers for, and only those are marked done.
 Claiming is one `UPDATE ... WHERE key = (SELECT ... FOR UPDATE SKIP LOCKED)`; a lease carries a
 token, and every end-of-reconcile write is fenced by it, so a worker that lost its lease cannot
 overwrite the new holder's work. Expired leases are reclaimed by `claim`. SQL lives in
@@ -45,10 +47,9 @@ class WorkQueue:
         self._store = store
         self.settings = settings
 
-    async def enqueue(self, keys: Sequence[str], *, deliveries: Sequence[int] = ()) -> int:
-        """Queue keys now (coalescing with their rows); `deliveries` are their triggers."""
-        return int(await self._store.fetchval("queue_enqueue", list(keys), list(deliveries),
-                                              not deliveries))
+    async def enqueue(self, keys: Sequence[str]) -> int:
+        """Queue keys now (coalescing with their rows), without a delivery: resync, replay."""
+        return int(await self._store.fetchval("queue_enqueue", list(keys)))
 
     async def claim(self, holder: str) -> Lease | None:
         token = uuid.uuid4()
@@ -57,7 +58,7 @@ class WorkQueue:
         if row is None:
             return None
         return Lease(key=row["key"], kind=row["kind"], attempt=row["attempts"],
-                     deliveries=tuple(row["claimed"]), token=token, holder=holder)
+                     deliveries=tuple(row["deliveries"]), token=token, holder=holder)
 
     async def renew(self, lease: Lease) -> bool:
         """Extend the lease; False when another worker holds the key now."""
@@ -78,39 +79,42 @@ class WorkQueue:
 
     # The end of a reconcile. Each runs inside the caller's transaction, fenced by the token.
 
-    async def _lock(self, tx: Queries, lease: Lease) -> tuple[tuple[int, ...], bool]:
+    async def _lock(self, tx: Queries, lease: Lease) -> bool:
         row = await tx.fetchrow("queue_lock", lease.key, lease.token)
         if row is None:
             raise LeaseLost(f"{lease.key}: lease {lease.token} is no longer held by {lease.holder}")
-        return tuple(row["deliveries"]), bool(row["dirty"])
+        return bool(row["dirty"])
 
-    async def _settle(self, tx: Queries, lease: Lease, deliveries: Sequence[int], status: str,
-                      error: str | None = None) -> None:
-        if deliveries:
-            await tx.execute("delivery_keys_settle", lease.key, list(deliveries), status)
-            await tx.execute("deliveries_settle", list(deliveries), error)
+    async def _settle_done(self, tx: Queries, lease: Lease) -> bool:
+        """Mark this lease's deliveries done; True when others for the key are still pending."""
+        if lease.deliveries:
+            await tx.execute("delivery_keys_settle", lease.key, list(lease.deliveries), "done")
+            await tx.execute("deliveries_settle", list(lease.deliveries), None)
+        return bool(await tx.fetchval("queue_has_pending", lease.key))
 
     async def complete(self, tx: Queries, lease: Lease) -> None:
         """Done: drop the row, or keep it queued when new hints arrived meanwhile."""
-        waiting, dirty = await self._lock(tx, lease)
-        if waiting or dirty:
+        dirty = await self._lock(tx, lease)
+        if await self._settle_done(tx, lease) or dirty:
             await tx.execute("queue_reschedule", lease.key, lease.token, 0.0)
         else:
             await tx.execute("queue_delete", lease.key, lease.token)
-        await self._settle(tx, lease, lease.deliveries, "done")
 
     async def requeue_after(self, tx: Queries, lease: Lease, seconds: float) -> None:
         """Done for now; look again after `seconds` (a new hint brings it forward)."""
-        waiting, _ = await self._lock(tx, lease)
-        await tx.execute("queue_reschedule", lease.key, lease.token, 0.0 if waiting else seconds)
-        await self._settle(tx, lease, lease.deliveries, "done")
+        dirty = await self._lock(tx, lease)
+        more = await self._settle_done(tx, lease) or dirty
+        await tx.execute("queue_reschedule", lease.key, lease.token, 0.0 if more else seconds)
 
     async def retry(self, tx: Queries, lease: Lease, *, delay: float, error: str) -> None:
+        """Failed: the deliveries stay pending; the key waits out its backoff."""
         await self._lock(tx, lease)
         await tx.execute("queue_retry", lease.key, lease.token, delay, error)
 
     async def dead_letter(self, tx: Queries, lease: Lease, *, error: str) -> None:
         """Stop trying; every delivery waiting on this key is marked failed (redeliverable)."""
-        waiting, _ = await self._lock(tx, lease)
+        await self._lock(tx, lease)
         await tx.execute("queue_dead", lease.key, lease.token, error)
-        await self._settle(tx, lease, (*lease.deliveries, *waiting), "failed", error)
+        failed = [r["delivery_id"] for r in await tx.fetch("delivery_keys_fail_all", lease.key)]
+        if failed:
+            await tx.execute("deliveries_settle", failed, error)

@@ -92,3 +92,20 @@ async def wait_until(condition: Callable[[], Awaitable[T]], *, timeout: float = 
         if loop.time() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(0.02)
+
+
+async def store_delivery(store: Any, *keys: str, event: str = "probe") -> int:
+    """Store one delivery producing `keys` through the real ingest path; returns its id."""
+    from controller.ingest import IngestWriter
+    from handlers.base import Delivery
+
+    writer = IngestWriter(store, writers=1)
+    await writer.start()
+    try:
+        result = await writer.submit(Delivery(
+            source="test", hook="", guid=str(uuid.uuid4()), event=event, action=None,
+            headers={}, payload_json='{"test": true}', keys=tuple(keys)))
+    finally:
+        await writer.stop()
+    assert result.delivery_id is not None
+    return result.delivery_id

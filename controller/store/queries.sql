@@ -12,8 +12,8 @@ WITH input AS (
 ), stored AS (
     INSERT INTO deliveries AS d (source, hook, guid, event, action, headers, payload, status)
     SELECT source, hook, guid, event, action, headers::jsonb, payload::jsonb, status
-    FROM input ORDER BY source, hook, guid
-    ON CONFLICT (source, hook, guid) DO UPDATE
+    FROM input ORDER BY guid, source, hook
+    ON CONFLICT ON CONSTRAINT deliveries_identity DO UPDATE
         SET status = excluded.status, accepted = d.accepted + 1, received_at = now(),
             processed_at = NULL, error = NULL, headers = excluded.headers,
             payload = excluded.payload, event = excluded.event, action = excluded.action
@@ -28,33 +28,34 @@ WITH input AS (
     FROM matched m JOIN unnest($10::int[], $11::text[]) AS k(idx, key) ON k.idx = m.idx
     ORDER BY m.id, k.key
     ON CONFLICT (delivery_id, key) DO UPDATE SET status = 'pending'
-    RETURNING dk.delivery_id, dk.key
+    RETURNING dk.key
 ), queued AS (
-    INSERT INTO work_queue AS q (key, kind, deliveries)
-    SELECT key, split_part(key, ':', 1), array_agg(delivery_id ORDER BY delivery_id)
-    FROM linked GROUP BY key ORDER BY key
+    INSERT INTO work_queue AS q (key, kind)
+    SELECT DISTINCT key, split_part(key, ':', 1) FROM linked ORDER BY key
     ON CONFLICT (key) DO UPDATE
-        SET deliveries = q.deliveries || excluded.deliveries,
-            state = 'queued',
+        SET state = 'queued',
+            dirty = q.lease_token IS NOT NULL,
             not_before = LEAST(q.not_before, now()),
             attempts = CASE WHEN q.state = 'dead' THEN 0 ELSE q.attempts END,
             updated_at = now()
+        -- A key already waiting and due needs no new row version.
+        WHERE q.state = 'dead' OR q.lease_token IS NOT NULL OR q.not_before > now()
     RETURNING q.key
 ), woken AS (
-    SELECT pg_notify('p38_queue', '') FROM (SELECT 1 FROM queued LIMIT 1) AS any_queued
+    SELECT pg_notify('p38_queue', '') FROM (SELECT 1 FROM linked LIMIT 1) AS any_linked
 )
-SELECT m.id, m.idx, m.redelivered, (SELECT count(*) FROM woken) AS woke FROM matched m;
+SELECT m.id, m.idx, m.redelivered, (SELECT count(*) FROM woken) + (SELECT count(*) FROM queued)
+       AS woke
+FROM matched m;
 
 -- name: queue_enqueue
--- Enqueue keys (replay, resync, tests); coalesces into the key's existing row.
+-- Enqueue keys (replay, resync, tests): due now, coalescing with the key's row.
 WITH queued AS (
-    INSERT INTO work_queue AS q (key, kind, deliveries, dirty)
-    SELECT k, split_part(k, ':', 1), $2::bigint[], $3::boolean
-    FROM unnest($1::text[]) AS k ORDER BY k
+    INSERT INTO work_queue AS q (key, kind)
+    SELECT k, split_part(k, ':', 1) FROM unnest($1::text[]) AS k ORDER BY k
     ON CONFLICT (key) DO UPDATE
-        SET deliveries = q.deliveries || excluded.deliveries,
-            dirty = q.dirty OR excluded.dirty,
-            state = 'queued',
+        SET state = 'queued',
+            dirty = q.lease_token IS NOT NULL,
             not_before = LEAST(q.not_before, now()),
             attempts = CASE WHEN q.state = 'dead' THEN 0 ELSE q.attempts END,
             updated_at = now()
@@ -63,21 +64,26 @@ WITH queued AS (
 SELECT count(*) FROM queued, LATERAL (SELECT pg_notify('p38_queue', '')) AS n;
 
 -- name: queue_claim
--- Lease the next due key no live worker holds. An expired lease (crashed worker) is reclaimed
--- with the deliveries that worker had claimed.
-UPDATE work_queue AS q
-SET lease_holder = $1, lease_token = $2, lease_expires = now() + make_interval(secs => $3),
-    claimed = q.claimed || q.deliveries, deliveries = '{}', dirty = false,
-    attempts = q.attempts + 1, updated_at = now()
-WHERE q.key = (
-    SELECT key FROM work_queue
-    WHERE state = 'queued' AND not_before <= now()
-      AND (lease_expires IS NULL OR lease_expires < now())
-    ORDER BY not_before
-    LIMIT 1
-    FOR UPDATE SKIP LOCKED
+-- Lease the next due key no live worker holds (an expired lease is a crashed worker's, and is
+-- taken over). Returns the pending deliveries of the key this reconcile answers for.
+WITH claimed AS (
+    UPDATE work_queue AS q
+    SET lease_holder = $1, lease_token = $2, lease_expires = now() + make_interval(secs => $3),
+        dirty = false, attempts = q.attempts + 1, updated_at = now()
+    WHERE q.key = (
+        SELECT key FROM work_queue
+        WHERE state = 'queued' AND not_before <= now()
+          AND (lease_expires IS NULL OR lease_expires < now())
+        ORDER BY not_before
+        LIMIT 1
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING q.key, q.kind, q.attempts
 )
-RETURNING q.key, q.kind, q.attempts, q.claimed;
+SELECT c.key, c.kind, c.attempts,
+       ARRAY(SELECT delivery_id FROM delivery_keys
+             WHERE key = c.key AND status = 'pending' ORDER BY delivery_id) AS deliveries
+FROM claimed c;
 
 -- name: queue_next_due
 -- Seconds until the next queued key becomes due (NULL when the queue is empty).
@@ -90,8 +96,12 @@ WHERE key = $1 AND lease_token = $2
 RETURNING key;
 
 -- name: queue_lock
--- The lease holder's row, locked for the end of its reconcile (fencing by lease token).
-SELECT claimed, deliveries, dirty FROM work_queue WHERE key = $1 AND lease_token = $2 FOR UPDATE;
+-- The lease holder's row, locked for the end of its reconcile (fenced by the lease token).
+SELECT dirty FROM work_queue WHERE key = $1 AND lease_token = $2 FOR UPDATE;
+
+-- name: queue_has_pending
+-- Deliveries for the key that this lease did not answer for (they arrived meanwhile).
+SELECT EXISTS (SELECT 1 FROM delivery_keys WHERE key = $1 AND status = 'pending');
 
 -- name: queue_delete
 DELETE FROM work_queue WHERE key = $1 AND lease_token = $2;
@@ -99,16 +109,14 @@ DELETE FROM work_queue WHERE key = $1 AND lease_token = $2;
 -- name: queue_reschedule
 -- End a lease and keep the key queued: after $3 seconds, with attempts reset.
 UPDATE work_queue
-SET lease_holder = NULL, lease_token = NULL, lease_expires = NULL, claimed = '{}',
-    attempts = 0, last_error = NULL, not_before = now() + make_interval(secs => $3),
-    updated_at = now()
+SET lease_holder = NULL, lease_token = NULL, lease_expires = NULL, attempts = 0,
+    last_error = NULL, not_before = now() + make_interval(secs => $3), updated_at = now()
 WHERE key = $1 AND lease_token = $2;
 
 -- name: queue_retry
--- End a failed lease: the claimed deliveries go back, the key waits out its backoff.
+-- End a failed lease: the key's deliveries stay pending, the key waits out its backoff.
 UPDATE work_queue
 SET lease_holder = NULL, lease_token = NULL, lease_expires = NULL,
-    deliveries = claimed || deliveries, claimed = '{}',
     not_before = now() + make_interval(secs => $3), last_error = $4, updated_at = now()
 WHERE key = $1 AND lease_token = $2;
 
@@ -116,14 +124,13 @@ WHERE key = $1 AND lease_token = $2;
 -- Give a lease back unfinished (shutdown): not a failure, due again at once.
 UPDATE work_queue
 SET lease_holder = NULL, lease_token = NULL, lease_expires = NULL,
-    deliveries = claimed || deliveries, claimed = '{}',
     attempts = GREATEST(attempts - 1, 0), not_before = now(), updated_at = now()
 WHERE key = $1 AND lease_token = $2;
 
 -- name: queue_dead
 UPDATE work_queue
 SET state = 'dead', lease_holder = NULL, lease_token = NULL, lease_expires = NULL,
-    deliveries = '{}', claimed = '{}', last_error = $3, updated_at = now()
+    dirty = false, last_error = $3, updated_at = now()
 WHERE key = $1 AND lease_token = $2;
 
 -- name: queue_depth
@@ -131,8 +138,10 @@ SELECT state, (lease_expires IS NOT NULL AND lease_expires > now()) AS leased, c
 FROM work_queue GROUP BY 1, 2;
 
 -- name: queue_list
-SELECT key, kind, state, not_before, attempts, deliveries, claimed, lease_holder, lease_expires,
-       last_error, enqueued_at, updated_at
+SELECT key, kind, state, not_before, attempts, dirty, lease_holder, lease_expires, last_error,
+       enqueued_at, updated_at,
+       (SELECT count(*) FROM delivery_keys dk
+        WHERE dk.key = work_queue.key AND dk.status = 'pending')::int AS pending_deliveries
 FROM work_queue
 WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR key > $2)
 ORDER BY key LIMIT $3;
@@ -141,6 +150,12 @@ ORDER BY key LIMIT $3;
 -- Mark a key's part of some deliveries done or failed.
 UPDATE delivery_keys SET status = $3
 WHERE key = $1 AND delivery_id = ANY($2::bigint[]) AND status = 'pending';
+
+-- name: delivery_keys_fail_all
+-- Dead-letter: every pending delivery of the key fails; returns their ids to settle.
+UPDATE delivery_keys SET status = 'failed'
+WHERE key = $1 AND status = 'pending'
+RETURNING delivery_id;
 
 -- name: deliveries_settle
 -- A delivery is processed when every key it produced is done, failed when any failed.

@@ -14,7 +14,13 @@ from controller.policy import Policy
 from controller.queue import WorkQueue
 from controller.store import Store
 from reconcilers import default_registry
-from tests.helpers import github_payload, github_request, make_settings, wait_until
+from tests.helpers import (
+    github_payload,
+    github_request,
+    make_settings,
+    store_delivery,
+    wait_until,
+)
 from tests.probes import Probe
 
 
@@ -71,7 +77,7 @@ async def test_crashed_worker_key_is_processed_after_lease_expiry(store: Store) 
     """A key claimed by a worker that died is reconciled by another once the lease expires."""
     probe = Probe()
     worker = worker_for(store, probe, lease=0.3)
-    await worker._queue.enqueue(["probe:k"], deliveries=[])
+    await worker._queue.enqueue(["probe:k"])
     dead_lease = await worker._queue.claim("crashed")  # claimed, then the process vanished
     assert dead_lease is not None
     stopping = asyncio.Event()
@@ -202,14 +208,14 @@ async def test_cancelled_reconcile_releases_its_lease(store: Store) -> None:
     """Shutdown mid-reconcile gives the key back at once, its attempt not counted."""
     probe = Probe(gate=asyncio.Event())
     worker = worker_for(store, probe)
-    await worker._queue.enqueue(["probe:interrupted"], deliveries=[3])
+    await store_delivery(store, "probe:interrupted")
     stopping = asyncio.Event()
     task = asyncio.create_task(worker.run(stopping))
     await probe.entered.wait()
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     [row] = await store.fetch("queue_list", None, None, 5)
-    assert (row["lease_holder"], list(row["deliveries"]), row["attempts"]) == (None, [3], 0)
+    assert (row["lease_holder"], row["pending_deliveries"], row["attempts"]) == (None, 1, 0)
 
 
 async def test_concurrent_update_is_retried_not_lost(store: Store) -> None:

@@ -10,6 +10,7 @@ from controller.config import QueueSettings
 from controller.errors import LeaseLost
 from controller.queue import WorkQueue, backoff_delay
 from controller.store import Store
+from tests.helpers import store_delivery
 
 
 def queue_for(store: Store, **overrides: float) -> WorkQueue:
@@ -18,14 +19,13 @@ def queue_for(store: Store, **overrides: float) -> WorkQueue:
 
 
 async def test_hints_for_one_key_coalesce(store: Store) -> None:
-    """Three hints for one key make one queue row listing all their deliveries."""
+    """Three deliveries for one key make one queue row; its claim answers for all three."""
     queue = queue_for(store)
-    for delivery in (1, 2, 3):
-        await queue.enqueue(["probe:a"], deliveries=[delivery])
+    ids = [await store_delivery(store, "probe:a") for _ in range(3)]
     rows = await store.fetch("queue_list", None, None, 10)
-    assert [(r["key"], list(r["deliveries"])) for r in rows] == [("probe:a", [1, 2, 3])]
+    assert [(r["key"], r["pending_deliveries"]) for r in rows] == [("probe:a", 3)]
     lease = await queue.claim("w1")
-    assert lease is not None and lease.deliveries == (1, 2, 3) and lease.attempt == 1
+    assert lease is not None and lease.deliveries == tuple(ids) and lease.attempt == 1
     assert await queue.claim("w2") is None
 
 
@@ -46,14 +46,14 @@ async def test_concurrent_claims_never_share_a_key(dsn: str, store: Store) -> No
 async def test_expired_lease_is_reclaimed_with_its_deliveries(store: Store) -> None:
     """A crashed holder's key is claimed again once its lease expires, with its deliveries."""
     queue = queue_for(store, P38_LEASE_SECONDS=0.3)
-    await queue.enqueue(["probe:crash"], deliveries=[7])
+    first = await store_delivery(store, "probe:crash")
     crashed = await queue.claim("crashed-worker")
-    assert crashed is not None
+    assert crashed is not None and crashed.deliveries == (first,)
     assert await queue.claim("other") is None  # held
-    await queue.enqueue(["probe:crash"], deliveries=[8])  # a hint while it was held
+    second = await store_delivery(store, "probe:crash")  # a hint while it was held
     reclaimed = await _claim_eventually(queue, "other")
     assert reclaimed.key == "probe:crash"
-    assert reclaimed.deliveries == (7, 8)
+    assert reclaimed.deliveries == (first, second)
     assert reclaimed.attempt == 2
 
     # The crashed holder comes back: every write it tries is fenced off.
@@ -64,20 +64,30 @@ async def test_expired_lease_is_reclaimed_with_its_deliveries(store: Store) -> N
     async with store.transaction() as tx:
         await queue.complete(tx, reclaimed)
     assert await store.fetch("queue_list", None, None, 10) == []
+    assert (await store.fetchrow("delivery_by_id", second))["status"] == "processed"
 
 
 async def test_hint_during_a_reconcile_runs_it_again(store: Store) -> None:
     """A hint that arrives while the key is leased keeps the key queued after completion."""
     queue = queue_for(store)
-    await queue.enqueue(["probe:busy"], deliveries=[1])
+    first = await store_delivery(store, "probe:busy")
     lease = await queue.claim("w1")
     assert lease is not None
-    await queue.enqueue(["probe:busy"], deliveries=[2])
+    second = await store_delivery(store, "probe:busy")
     assert await queue.claim("w2") is None
     async with store.transaction() as tx:
         await queue.complete(tx, lease)
+    assert (await store.fetchrow("delivery_by_id", first))["status"] == "processed"
+    assert (await store.fetchrow("delivery_by_id", second))["status"] == "pending"
     again = await queue.claim("w2")
-    assert again is not None and again.deliveries == (2,) and again.attempt == 1
+    assert again is not None and again.deliveries == (second,) and again.attempt == 1
+
+    # A hint with no delivery (resync, replay) while leased also brings the key back.
+    await queue.enqueue(["probe:busy"])
+    async with store.transaction() as tx:
+        await queue.complete(tx, again)
+    third = await queue.claim("w3")
+    assert third is not None and third.deliveries == ()
 
 
 def test_backoff_is_exponential_jittered_and_capped() -> None:
@@ -92,7 +102,7 @@ async def test_retry_waits_out_backoff_then_dead_letters(store: Store) -> None:
     """Failures push the key back by its backoff; after the budget it is dead with its error."""
     queue = queue_for(store, P38_BACKOFF_BASE_SECONDS=0.2, P38_BACKOFF_CAP_SECONDS=0.2,
                       P38_MAX_ATTEMPTS=2)
-    await queue.enqueue(["probe:bad"], deliveries=[])
+    delivery = await store_delivery(store, "probe:bad")
     first = await queue.claim("w")
     assert first is not None
     async with store.transaction() as tx:
@@ -107,6 +117,8 @@ async def test_retry_waits_out_backoff_then_dead_letters(store: Store) -> None:
     dead = (await store.fetch("queue_list", "dead", None, 1))[0]
     assert (dead["key"], dead["last_error"]) == ("probe:bad", "boom 2")
     assert await queue.claim("w") is None
+    failed = await store.fetchrow("delivery_by_id", delivery)
+    assert (failed["status"], failed["error"]) == ("failed", "boom 2")
 
     await queue.enqueue(["probe:bad"])  # a new hint revives a dead key
     revived = await queue.claim("w")
@@ -116,12 +128,12 @@ async def test_retry_waits_out_backoff_then_dead_letters(store: Store) -> None:
 async def test_release_gives_the_key_back_unpunished(store: Store) -> None:
     """A key released at shutdown is due at once, with its deliveries and attempt count intact."""
     queue = queue_for(store)
-    await queue.enqueue(["probe:r"], deliveries=[4])
+    delivery = await store_delivery(store, "probe:r")
     lease = await queue.claim("w")
     assert lease is not None
     await queue.release(lease)
     again = await queue.claim("w")
-    assert again is not None and again.deliveries == (4,) and again.attempt == 1
+    assert again is not None and again.deliveries == (delivery,) and again.attempt == 1
 
 
 async def _claim_eventually(queue: WorkQueue, holder: str):  # type: ignore[no-untyped-def]

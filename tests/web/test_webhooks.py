@@ -39,8 +39,8 @@ async def test_signed_delivery_is_stored_and_listed(aiohttp_client, store: Store
     assert "X-Hub-Signature-256" not in one["headers"]
     assert one["keys"] == [{"key": "repo:octo-org/infra", "status": "pending"}]
     queue = await (await client.get("/api/queue")).json()
-    assert [(q["key"], q["deliveries"]) for q in queue["items"]] == [
-        ("repo:octo-org/infra", [answer["delivery_id"]])]
+    assert [(q["key"], q["pending_deliveries"]) for q in queue["items"]] == [
+        ("repo:octo-org/infra", 1)]
     by_id = await client.get(f"/api/deliveries/{answer['delivery_id']}")
     assert (await by_id.json())["guid"] == "guid-push-1"
     assert (await client.get("/api/deliveries/no-such-guid")).status == 404
@@ -57,7 +57,7 @@ async def test_same_guid_again_is_a_duplicate(aiohttp_client, store: Store, dsn)
     rows = await store.fetch("deliveries_list", None, None, None, None, 10)
     assert len(rows) == 1
     queue = await store.fetch("queue_list", None, None, 10)
-    assert [list(q["deliveries"]) for q in queue] == [[rows[0]["id"]]]
+    assert [q["pending_deliveries"] for q in queue] == [1]
 
 
 async def test_concurrent_duplicates_store_one_row(aiohttp_client, store: Store, dsn) -> None:  # type: ignore[no-untyped-def]
@@ -225,4 +225,4 @@ async def test_many_distinct_deliveries_share_commits(aiohttp_client, store: Sto
     queue = await store.fetch("queue_list", None, None, 50)
     assert sorted(q["key"] for q in queue) == sorted(
         f"pull:octo-org/infra#{n}" for n in range(7))
-    assert sum(len(q["deliveries"]) for q in queue) == 60
+    assert sum(q["pending_deliveries"] for q in queue) == 60

@@ -15,13 +15,14 @@ CREATE TABLE deliveries (
     accepted      integer     NOT NULL DEFAULT 1,     -- times accepted (1 + redeliveries after failure)
     processed_at  timestamptz,
     error         text,
-    UNIQUE (source, hook, guid)
-);
-CREATE INDEX deliveries_guid_idx ON deliveries (guid);
+    -- guid first: the same index finds a delivery by GUID alone (the API, `p38 replay`).
+    CONSTRAINT deliveries_identity UNIQUE (guid, source, hook)
+) WITH (fillfactor = 90);  -- room for HOT updates when a delivery's status changes
 CREATE INDEX deliveries_source_event_idx ON deliveries (source, event, id DESC);
-CREATE INDEX deliveries_status_idx ON deliveries (status, id DESC);
 
--- Which reconcile keys each delivery produced, and whether each was reconciled since.
+-- Which reconcile keys each delivery produced, and whether each was reconciled since: the
+-- record of what is pending. A reconcile answers for the pending rows of its key it saw when
+-- it claimed the key.
 CREATE TABLE delivery_keys (
     delivery_id  bigint NOT NULL REFERENCES deliveries (id) ON DELETE CASCADE,
     key          text   NOT NULL,
@@ -29,17 +30,16 @@ CREATE TABLE delivery_keys (
     PRIMARY KEY (delivery_id, key)
 );
 CREATE INDEX delivery_keys_key_idx ON delivery_keys (key, delivery_id DESC);
+CREATE INDEX delivery_keys_pending_idx ON delivery_keys (key, delivery_id) WHERE status = 'pending';
 
--- One row per key (coalescing). `deliveries` are the triggers not yet claimed;
--- `claimed` the ones the current lease holder is reconciling.
+-- One row per key (coalescing), constant size however many hints arrive. `dirty`: a hint
+-- arrived while the key was leased, so it is reconciled again after the current lease.
 CREATE TABLE work_queue (
     key            text        PRIMARY KEY,
     kind           text        NOT NULL,
     state          text        NOT NULL DEFAULT 'queued' CHECK (state IN ('queued', 'dead')),
     not_before     timestamptz NOT NULL DEFAULT now(),
     attempts       integer     NOT NULL DEFAULT 0,
-    deliveries     bigint[]    NOT NULL DEFAULT '{}',
-    claimed        bigint[]    NOT NULL DEFAULT '{}',
     dirty          boolean     NOT NULL DEFAULT false,
     lease_holder   text,
     lease_token    uuid,

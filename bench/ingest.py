@@ -1,0 +1,215 @@
+"""Ingest benchmark: signed ~8 KB GitHub push deliveries over N keep-alive connections.
+
+Measures, in one run and with the same load generator:
+  1. the ceiling: a bare aiohttp endpoint that only verifies the HMAC and answers 202;
+  2. the controller: the real app (`create_app`), durable ingest into PostgreSQL with group
+     commit, its workers reconciling what arrives.
+Each server runs in its own process on a socket this script binds (the OS picks the port).
+Prints deliveries/s, p50 and p99 for both, the ratio, and the targets from issue 2.
+
+    python bench/ingest.py [--connections 50] [--duration 10] [--warmup 2]
+
+Uses DATABASE_URL when set (a fresh database is created on that server and dropped after),
+else the embedded PostgreSQL in a temporary P38_HOME.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import hmac
+import json
+import multiprocessing
+import os
+import socket
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.loadgen import Result, run  # noqa: E402
+
+SECRET = "bench-webhook-secret"
+SAMPLE = ROOT / "tests" / "samples" / "push" / "default-branch" / "payload.json"
+REPOS = 20  # deliveries spread over 20 repositories (20 keys) so workers have real work
+
+
+def bodies() -> list[tuple[bytes, str]]:
+    payload = json.loads(SAMPLE.read_text())
+    out = []
+    for n in range(REPOS):
+        payload["repository"]["full_name"] = f"octo-org/service-{n}"
+        payload["repository"]["name"] = f"service-{n}"
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        out.append((body, "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()))
+    return out
+
+
+def request_factory(host: str, port: int):  # type: ignore[no-untyped-def]
+    variants = bodies()
+    prefix = [(f"POST /webhooks/github HTTP/1.1\r\nHost: {host}:{port}\r\n"
+               "User-Agent: GitHub-Hookshot/bench\r\nContent-Type: application/json\r\n"
+               f"Content-Length: {len(body)}\r\nX-GitHub-Event: push\r\n"
+               f"X-GitHub-Hook-ID: 512345678\r\nX-Hub-Signature-256: {signature}\r\n"
+               "X-GitHub-Delivery: ").encode() for body, signature in variants]
+    run_id = uuid.uuid4().hex[:8]
+
+    def make(n: int) -> bytes:
+        i = n % REPOS
+        return b"".join((prefix[i], f"{run_id}-{n}\r\n\r\n".encode(), variants[i][0]))
+
+    return make
+
+
+def bare_server(sock: socket.socket) -> None:
+    """The ceiling: verify X-Hub-Signature-256, answer 202 JSON. Nothing else."""
+    from aiohttp import web
+
+    async def receive(request: web.Request) -> web.Response:
+        body = await request.read()
+        expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, request.headers.get("X-Hub-Signature-256", "")):
+            return web.json_response({"reason": "bad signature"}, status=401)
+        return web.json_response({"status": "stored"}, status=202)
+
+    app = web.Application(client_max_size=25 * 1024 * 1024)
+    app.router.add_post("/webhooks/github", receive)
+    web.run_app(app, sock=sock, print=None, access_log=None)
+
+
+def controller_server(sock: socket.socket, dsn: str, log_path: str) -> None:
+    from aiohttp import web
+
+    from controller.app import create_app
+    from controller.config import SecretsSettings, Settings, StoreSettings
+    from controller.logs import configure_logging
+
+    sys.stderr = open(log_path, "a", buffering=1)  # noqa: SIM115 - the child's whole life
+    configure_logging(fmt="json")
+    settings = Settings(store=StoreSettings(DATABASE_URL=dsn),
+                        secrets=SecretsSettings(GITHUB_WEBHOOK_SECRET=SECRET))
+    web.run_app(create_app(settings), sock=sock, print=None, access_log=None)
+
+
+def bound_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(1024)
+    sock.set_inheritable(True)
+    return sock
+
+
+async def wait_ready(port: int, path: str) -> None:
+    for _ in range(600):
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            head = await reader.readuntil(b"\r\n\r\n")
+            writer.close()
+            if head[9:12] in (b"200", b"404", b"405"):
+                return
+        except OSError:
+            pass
+        await asyncio.sleep(0.1)
+    raise RuntimeError("server did not become ready")
+
+
+def measure(target, args, name: str, ready_path: str) -> Result:  # type: ignore[no-untyped-def]
+    sock = bound_socket()
+    port = sock.getsockname()[1]
+    ctx = multiprocessing.get_context("fork")
+    proc = ctx.Process(target=target, args=(sock, *args), daemon=True)
+    proc.start()
+    try:
+        asyncio.run(wait_ready(port, ready_path))
+        return asyncio.run(run("127.0.0.1", port, request_factory("127.0.0.1", port),
+                               connections=ARGS.connections, warmup=ARGS.warmup,
+                               duration=ARGS.duration))
+    finally:
+        proc.terminate()
+        proc.join(30)
+        sock.close()
+
+
+def report(name: str, result: Result, duration: float) -> float:
+    rate = len(result.latencies) / duration
+    print(f"{name:<28} {rate:9.0f} deliveries/s   p50 {result.percentile(0.5) * 1000:6.2f} ms"
+          f"   p99 {result.percentile(0.99) * 1000:6.2f} ms   answers {result.statuses}"
+          f"{f'   errors {result.errors}' if result.errors else ''}")
+    return rate
+
+
+async def make_database(server_dsn: str, name: str, drop: bool = False) -> str:
+    import asyncpg
+
+    conn = await asyncpg.connect(server_dsn)
+    try:
+        await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        if not drop:
+            await conn.execute(f"CREATE DATABASE {name}")
+    finally:
+        await conn.close()
+    return urlunsplit(urlsplit(server_dsn)._replace(path=f"/{name}"))
+
+
+async def count_stored(dsn: str) -> tuple[int, int]:
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        stored = await conn.fetchval("SELECT count(*) FROM deliveries")
+        pending = await conn.fetchval("SELECT count(*) FROM deliveries WHERE status='pending'")
+        return stored, pending
+    finally:
+        await conn.close()
+
+
+def main() -> None:
+    from controller.store.embedded import start_embedded, stop_embedded
+
+    server_dsn = os.environ.get("DATABASE_URL")
+    home = None
+    if not server_dsn:
+        home = Path(tempfile.mkdtemp(prefix="p38-bench-"))
+        server_dsn = start_embedded(home)
+    name = f"p38_bench_{os.getpid()}"
+    dsn = asyncio.run(make_database(server_dsn, name))
+    log_path = tempfile.mktemp(prefix="p38-bench-", suffix=".log")
+    print(f"ingest benchmark: {ARGS.connections} connections, {ARGS.duration:.0f} s each "
+          f"(after {ARGS.warmup:.0f} s warm-up), signed {len(bodies()[0][0])}-byte push payloads, "
+          f"{os.cpu_count()} cores")
+    try:
+        ceiling = measure(bare_server, (), "ceiling", "/")
+        controller = measure(controller_server, (dsn, log_path), "controller", "/readyz")
+        stored, pending = asyncio.run(count_stored(dsn))
+    finally:
+        asyncio.run(make_database(server_dsn, name, drop=True))
+        if home is not None:
+            stop_embedded(home)
+    c_rate = report("ceiling (HMAC + 202 only)", ceiling, ARGS.duration)
+    p_rate = report("controller (durable ingest)", controller, ARGS.duration)
+    ratio = p_rate / c_rate if c_rate else 0.0
+    p99 = controller.percentile(0.99) * 1000
+    accepted = sum(n for s, n in controller.statuses.items() if s in (200, 202))
+    print(f"ratio controller/ceiling     {ratio:9.1%}   (target >= 60%)")
+    print(f"controller p99               {p99:9.2f} ms (target <= 25 ms at 50 connections)")
+    print(f"stored rows {stored} (>= {accepted} answered 2xx in the window; warm-up included); "
+          f"still pending reconcile when stopped: {pending}")
+    print(f"controller log: {log_path}")
+    ok = ratio >= 0.60 and p99 <= 25.0 and stored >= accepted
+    print("RESULT:", "meets the targets" if ok else "BELOW TARGET")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--warmup", type=float, default=2.0)
+    ARGS = parser.parse_args()
+    main()
