@@ -6,6 +6,8 @@ executor and the worker's end-of-reconcile transaction.
 
 from __future__ import annotations
 
+import orjson
+
 from controller.store import Store
 from reconcilers.base import Resource, StoredPayload
 
@@ -23,4 +25,5 @@ class StoreContext:
     async def recent_payloads(self, key: str, limit: int) -> list[StoredPayload]:
         rows = await self._store.fetch("recent_payloads_for_key", key, limit)
         return [StoredPayload(delivery_id=r["id"], source=r["source"], event=r["event"],
-                              action=r["action"], payload=r["payload"]) for r in rows]
+                              action=r["action"], payload=orjson.loads(r["payload"]))
+                for r in rows]

@@ -11,7 +11,7 @@ WITH input AS (
         AS t(idx, source, hook, guid, event, action, headers, payload, status)
 ), stored AS (
     INSERT INTO deliveries AS d (source, hook, guid, event, action, headers, payload, status)
-    SELECT source, hook, guid, event, action, headers::jsonb, payload::jsonb, status
+    SELECT source, hook, guid, event, action, headers::jsonb, payload, status
     FROM input ORDER BY guid, source, hook
     ON CONFLICT ON CONSTRAINT deliveries_identity DO UPDATE
         SET status = excluded.status, accepted = d.accepted + 1, received_at = now(),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from controller.web.json import answer, int_param, problem, text_param
@@ -39,7 +40,8 @@ async def get_delivery(request: web.Request) -> web.Response:
     if row is None:
         return problem(404, f"no delivery with GUID or id {ref!r}")
     keys = await store.fetch("delivery_keys_of", row["id"])
-    return answer({**dict(row), "keys": [dict(k) for k in keys]})
+    return answer({**dict(row), "payload": orjson.Fragment(row["payload"]),
+                   "keys": [dict(k) for k in keys]})
 
 
 async def list_queue(request: web.Request) -> web.Response:
