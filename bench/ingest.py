@@ -72,7 +72,7 @@ def bare_server(sock: socket.socket) -> None:
 
     async def receive(request: web.Request) -> web.Response:
         body = await request.read()
-        expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+        expected = "sha256=" + hmac.digest(SECRET.encode(), body, hashlib.sha256).hex()
         if not hmac.compare_digest(expected, request.headers.get("X-Hub-Signature-256", "")):
             return web.json_response({"reason": "bad signature"}, status=401)
         return web.json_response({"status": "stored"}, status=202)
@@ -89,7 +89,7 @@ def controller_server(sock: socket.socket, dsn: str, log_path: str) -> None:
     from controller.config import SecretsSettings, Settings, StoreSettings
     from controller.logs import configure_logging
 
-    sys.stderr = open(log_path, "a", buffering=1)  # noqa: SIM115 - the child's whole life
+    sys.stderr = open(log_path, "a", buffering=1)  # the child's whole life
     configure_logging(fmt="json")
     settings = Settings(store=StoreSettings(DATABASE_URL=dsn),
                         secrets=SecretsSettings(GITHUB_WEBHOOK_SECRET=SECRET))

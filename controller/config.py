@@ -47,6 +47,10 @@ class QueueSettings(BaseSettings):
                                              "crashed worker's key is retried after this.")
     poll_seconds: float = Field(1.0, validation_alias="P38_POLL_SECONDS",
                                 description="Seconds between polls when no NOTIFY arrives.")
+    coalesce_seconds: float = Field(
+        0.25, validation_alias="P38_COALESCE_SECONDS",
+        description="Seconds a key hinted during its own reconcile waits before the next one, "
+                    "so a burst of hints becomes one reconcile instead of many back to back.")
     max_attempts: int = Field(8, validation_alias="P38_MAX_ATTEMPTS",
                               description="Failed reconciles of one key before dead-letter.")
     backoff_base_seconds: float = Field(1.0, validation_alias="P38_BACKOFF_BASE_SECONDS",

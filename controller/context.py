@@ -6,6 +6,8 @@ executor and the worker's end-of-reconcile transaction.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import orjson
 
 from controller.store import Store
@@ -22,8 +24,11 @@ class StoreContext:
             return None
         return Resource(state=row["state"], version=row["version"], data=row["data"])
 
-    async def recent_payloads(self, key: str, limit: int) -> list[StoredPayload]:
-        rows = await self._store.fetch("recent_payloads_for_key", key, limit)
+    async def recent_payloads(self, key: str, limit: int, *,
+                              events: Collection[str] | None = None,
+                              before: int | None = None) -> list[StoredPayload]:
+        rows = await self._store.fetch("recent_payloads_for_key", key, limit,
+                                       sorted(events) if events is not None else None, before)
         return [StoredPayload(delivery_id=r["id"], source=r["source"], event=r["event"],
                               action=r["action"], payload=orjson.loads(r["payload"]))
                 for r in rows]

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterable, MutableMapping
 from typing import Any
 
+import orjson
 import structlog
 
 REDACTED = "[redacted]"
@@ -49,13 +50,17 @@ class SecretRedactor:
         return event_dict
 
 
+def _orjson_dumps(value: Any, **_kwargs: Any) -> str:
+    return orjson.dumps(value, default=str).decode()
+
+
 def configure_logging(*, fmt: str = "auto", level: str = "info",
                       redactor: SecretRedactor | None = None) -> SecretRedactor:
     """Configure structlog once per process; returns the redactor so secrets can be added."""
     redactor = redactor or SecretRedactor()
     use_console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
     renderer: Any = (structlog.dev.ConsoleRenderer() if use_console
-                     else structlog.processors.JSONRenderer())
+                     else structlog.processors.JSONRenderer(serializer=_orjson_dumps))
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -96,7 +96,8 @@ class WorkQueue:
         """Done: drop the row, or keep it queued when new hints arrived meanwhile."""
         dirty = await self._lock(tx, lease)
         if await self._settle_done(tx, lease) or dirty:
-            await tx.execute("queue_reschedule", lease.key, lease.token, 0.0)
+            await tx.execute("queue_reschedule", lease.key, lease.token,
+                             self.settings.coalesce_seconds)
         else:
             await tx.execute("queue_delete", lease.key, lease.token)
 
@@ -104,7 +105,8 @@ class WorkQueue:
         """Done for now; look again after `seconds` (a new hint brings it forward)."""
         dirty = await self._lock(tx, lease)
         more = await self._settle_done(tx, lease) or dirty
-        await tx.execute("queue_reschedule", lease.key, lease.token, 0.0 if more else seconds)
+        await tx.execute("queue_reschedule", lease.key, lease.token,
+                         min(seconds, self.settings.coalesce_seconds) if more else seconds)
 
     async def retry(self, tx: Queries, lease: Lease, *, delay: float, error: str) -> None:
         """Failed: the deliveries stay pending; the key waits out its backoff."""

@@ -40,7 +40,7 @@ def verify_signature(body: bytes, signature_256: str | None, secret: str) -> Non
     scheme, _, offered = signature_256.partition("=")
     if scheme != "sha256" or not offered:
         raise Rejection(401, "X-Hub-Signature-256 must look like sha256=<hex digest>")
-    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    expected = hmac.digest(secret.encode(), body, hashlib.sha256).hex()
     if not hmac.compare_digest(expected, offered.strip().lower()):
         raise Rejection(401, "signature does not match the body and the configured secret")
 

@@ -8,7 +8,7 @@ This module imports no I/O library.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -75,7 +75,12 @@ class ObserveContext(Protocol):
 
     async def resource(self, kind: str, name: str) -> Resource | None: ...
 
-    async def recent_payloads(self, key: str, limit: int) -> list[StoredPayload]: ...
+    async def recent_payloads(self, key: str, limit: int, *,
+                              events: Collection[str] | None = None,
+                              before: int | None = None) -> list[StoredPayload]:
+        """The newest deliveries that produced `key`, newest first (only `events` if given,
+        only ids below `before` if given)."""
+        ...
 
 
 class Reconciler(Protocol):

@@ -14,6 +14,8 @@ _STATES = {"created": "active", "unsuspend": "active", "new_permissions_accepted
 
 class Installations(TrackingReconciler):
     kind: ClassVar[str] = "installation"
+    events: ClassVar[frozenset[str] | None] = frozenset({"installation",
+                                                         "installation_repositories"})
     machine: ClassVar[StateMachine] = StateMachine.declare(
         "installation", initial=["active", "suspended"],
         table={"active": ["suspended", "deleted"], "suspended": ["active", "deleted"],

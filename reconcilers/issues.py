@@ -14,6 +14,7 @@ from reconcilers.tracking import Observed, TrackingReconciler
 
 class Issues(TrackingReconciler):
     kind: ClassVar[str] = "issue"
+    events: ClassVar[frozenset[str] | None] = frozenset({"issues", "issue_comment"})
     machine: ClassVar[StateMachine] = StateMachine.declare(
         "issue", initial=["open", "closed"],
         table={"open": ["closed", "deleted"], "closed": ["open", "deleted"]},

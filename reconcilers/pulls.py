@@ -15,6 +15,9 @@ from reconcilers.tracking import Observed, TrackingReconciler, dig
 
 class PullRequests(TrackingReconciler):
     kind: ClassVar[str] = "pull"
+    events: ClassVar[frozenset[str] | None] = frozenset({
+        "pull_request", "pull_request_review", "pull_request_review_comment",
+        "pull_request_review_thread", "issues", "issue_comment"})
     machine: ClassVar[StateMachine] = StateMachine.declare(
         "pull", initial=["open", "closed", "merged"],
         table={"open": ["closed", "merged"], "closed": ["open", "merged"]},

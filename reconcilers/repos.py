@@ -18,6 +18,7 @@ _REPOSITORY_STATES = {"archived": "archived", "unarchived": "active", "deleted":
 
 class Repositories(TrackingReconciler):
     kind: ClassVar[str] = "repo"
+    events: ClassVar[frozenset[str] | None] = frozenset({"push", "repository"})
     machine: ClassVar[StateMachine] = StateMachine.declare(
         "repo", initial=["active", "archived"],
         table={"active": ["archived", "deleted"], "archived": ["active", "deleted"],

@@ -1,9 +1,10 @@
 """Shared shape of the reconcilers that track an object's observed state from its deliveries.
 
-`observe` reads the object's persisted state and the newest deliveries about it; `decide`
-(pure) finds the newest delivery that says something about the object (`read`), and plans a
-transition when the observed state or data differ from what is persisted. Subclasses declare
-`kind`, `machine` and `read`. No I/O of its own.
+`observe` reads the object's persisted state and pages through its deliveries, newest first
+and only of the `events` the subclass understands, until one says something about the object
+(`read`, pure) or `scan_limit` deliveries were looked at; `decide` (pure) plans a transition
+when that observation differs from what is persisted. Subclasses declare `kind`, `machine`,
+`events` and `read`. No I/O of its own.
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ class TrackedSnapshot:
 class TrackingReconciler:
     kind: ClassVar[str]
     machine: ClassVar[StateMachine]
-    history: ClassVar[int] = 20
+    events: ClassVar[frozenset[str] | None] = None  # None: every event can say something
+    page_size: ClassVar[int] = 5
+    scan_limit: ClassVar[int] = 200
 
     def read(self, item: StoredPayload) -> Observed | None:
         """What this delivery says about the object, or None when it says nothing."""
@@ -44,8 +47,19 @@ class TrackingReconciler:
 
     async def observe(self, ctx: ObserveContext, key: str) -> TrackedSnapshot:
         current = await ctx.resource(self.kind, key_name(key))
-        recent = await ctx.recent_payloads(key, self.history)
-        return TrackedSnapshot(key=key, current=current, recent=tuple(recent))
+        before: int | None = None
+        scanned = 0
+        while scanned < self.scan_limit:
+            page = await ctx.recent_payloads(key, self.page_size, events=self.events,
+                                             before=before)
+            for item in page:
+                if self.read(item) is not None:
+                    return TrackedSnapshot(key=key, current=current, recent=(item,))
+            scanned += len(page)
+            if len(page) < self.page_size:
+                break
+            before = page[-1].delivery_id
+        return TrackedSnapshot(key=key, current=current, recent=())
 
     def decide(self, snapshot: TrackedSnapshot, policy: Policy) -> Plan:
         observed, source = None, None

@@ -35,11 +35,12 @@ WITH input AS (
     ON CONFLICT (key) DO UPDATE
         SET state = 'queued',
             dirty = q.lease_token IS NOT NULL,
-            not_before = LEAST(q.not_before, now()),
+            -- A hint does not cut a backoff or debounce short; a dead key is revived now.
+            not_before = CASE WHEN q.state = 'dead' THEN now() ELSE q.not_before END,
             attempts = CASE WHEN q.state = 'dead' THEN 0 ELSE q.attempts END,
             updated_at = now()
-        -- A key already waiting and due needs no new row version.
-        WHERE q.state = 'dead' OR q.lease_token IS NOT NULL OR q.not_before > now()
+        -- A key already queued and not leased needs no new row version.
+        WHERE q.state = 'dead' OR q.lease_token IS NOT NULL
     RETURNING q.key
 ), woken AS (
     SELECT pg_notify('p38_queue', '') FROM (SELECT 1 FROM linked LIMIT 1) AS any_linked
@@ -49,7 +50,8 @@ SELECT m.id, m.idx, m.redelivered, (SELECT count(*) FROM woken) + (SELECT count(
 FROM matched m;
 
 -- name: queue_enqueue
--- Enqueue keys (replay, resync, tests): due now, coalescing with the key's row.
+-- Enqueue keys on an operator's word (replay) or a resync: due now, coalescing with the key's
+-- row, and cutting any backoff short.
 WITH queued AS (
     INSERT INTO work_queue AS q (key, kind)
     SELECT k, split_part(k, ':', 1) FROM unnest($1::text[]) AS k ORDER BY k
@@ -204,11 +206,12 @@ ORDER BY id DESC LIMIT $5;
 SELECT status, count(*)::int AS n FROM deliveries GROUP BY status;
 
 -- name: recent_payloads_for_key
--- The newest deliveries that produced a key: what a tracking reconciler observes.
+-- The newest deliveries that produced a key (optionally only some events, older than $4).
 SELECT d.id, d.source, d.event, d.action, d.payload
 FROM delivery_keys k JOIN deliveries d ON d.id = k.delivery_id
-WHERE k.key = $1
-ORDER BY d.id DESC LIMIT $2;
+WHERE k.key = $1 AND ($3::text[] IS NULL OR d.event = ANY($3::text[]))
+  AND ($4::bigint IS NULL OR k.delivery_id < $4)
+ORDER BY k.delivery_id DESC LIMIT $2;
 
 -- name: action_record
 -- Record an action before it runs. A key that already succeeded keeps its row untouched.
