@@ -158,14 +158,15 @@ async def make_database(server_dsn: str, name: str, drop: bool = False) -> str:
     return urlunsplit(urlsplit(server_dsn)._replace(path=f"/{name}"))
 
 
-async def count_stored(dsn: str) -> tuple[int, int]:
+async def count_stored(dsn: str) -> tuple[int, int, int]:
     import asyncpg
 
     conn = await asyncpg.connect(dsn)
     try:
         stored = await conn.fetchval("SELECT count(*) FROM deliveries")
         pending = await conn.fetchval("SELECT count(*) FROM deliveries WHERE status='pending'")
-        return stored, pending
+        reconciles = await conn.fetchval("SELECT count(*) FROM audit")
+        return stored, pending, reconciles
     finally:
         await conn.close()
 
@@ -187,7 +188,7 @@ def main() -> None:
     try:
         ceiling = measure(bare_server, (), "ceiling", "/")
         controller = measure(controller_server, (dsn, log_path), "controller", "/readyz")
-        stored, pending = asyncio.run(count_stored(dsn))
+        stored, pending, reconciles = asyncio.run(count_stored(dsn))
     finally:
         asyncio.run(make_database(server_dsn, name, drop=True))
         if home is not None:
@@ -200,7 +201,7 @@ def main() -> None:
     print(f"ratio controller/ceiling     {ratio:9.1%}   (target >= 60%)")
     print(f"controller p99               {p99:9.2f} ms (target <= 25 ms at 50 connections)")
     print(f"stored rows {stored} (>= {accepted} answered 2xx in the window; warm-up included); "
-          f"still pending reconcile when stopped: {pending}")
+          f"still pending reconcile when stopped: {pending}; reconciles run: {reconciles}")
     print(f"controller log: {log_path}")
     ok = ratio >= 0.60 and p99 <= 25.0 and stored >= accepted
     print("RESULT:", "meets the targets" if ok else "BELOW TARGET")

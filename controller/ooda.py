@@ -1,8 +1,8 @@
 """The worker loop: claim -> observe -> decide -> gate -> act -> record -> done / requeue.
 
 Each worker claims one key at a time, keeps its lease alive while it works, and ends every
-reconcile with one transaction that is fenced by the lease: queue update, state transition and
-audit row together. What an outcome means is decided in one `match` (`_settle`).
+reconcile with one atomic call fenced by the lease (`WorkQueue.settle`): queue update, state
+transition and audit row together. What an outcome means is decided in one `match`.
 """
 
 from __future__ import annotations
@@ -21,11 +21,10 @@ import structlog
 from controller.context import StoreContext
 from controller.errors import ConcurrentUpdate, LeaseLost, TerminalError, UnknownKind, Waiting
 from controller.executor import ActionFailed, ActionOutcome, Executor
-from controller.ids import key_name
 from controller.metrics import Metrics
 from controller.policy import Policy, Verdict, gate
-from controller.queue import Lease, WorkQueue
-from controller.store import Queries, Store
+from controller.queue import AuditEntry, Lease, WorkQueue
+from controller.store import Store
 from reconcilers.base import Plan, Reconciler, Transition
 
 log = structlog.get_logger("p38.ooda")
@@ -196,33 +195,27 @@ class Worker:
     async def _settle(self, lease: Lease, outcome: Outcome, record: Record) -> None:
         """The one place that decides what an outcome means for the key."""
         max_attempts = self._queue.settings.max_attempts
+        transition: Transition | None = None
+        delay, error = 0.0, None
+        match outcome:
+            case Done(plan=plan):
+                label, transition = "done", plan.transition
+            case Requeue(after=after, plan=plan):
+                label, delay = "requeue", after
+                transition = plan.transition if plan else None
+            case Retry(error=exc) if lease.attempt >= max_attempts:
+                label = "dead"
+                error = f"{_describe(exc)} (gave up after {lease.attempt} attempts)"
+            case Retry(error=exc):
+                label, error = "retry", _describe(exc)
+                delay = self._queue.backoff(lease.attempt)
+            case Stalled(error=exc):
+                label, error = "dead", _describe(exc)
         try:
-            async with self._store.transaction() as tx:
-                match outcome:
-                    case Done(plan=plan):
-                        await self._persist(tx, lease, plan.transition, record)
-                        await self._queue.complete(tx, lease)
-                        label, error = "done", None
-                    case Requeue(after=after, plan=plan):
-                        await self._persist(tx, lease, plan.transition if plan else None, record)
-                        await self._queue.requeue_after(tx, lease, after)
-                        label, error = "requeue", None
-                    case Retry(error=exc) if lease.attempt >= max_attempts:
-                        error = f"{_describe(exc)} (gave up after {lease.attempt} attempts)"
-                        await self._queue.dead_letter(tx, lease, error=error)
-                        label = "dead"
-                    case Retry(error=exc):
-                        error = _describe(exc)
-                        await self._queue.retry(tx, lease, delay=self._queue.backoff(
-                            lease.attempt), error=error)
-                        label = "retry"
-                    case Stalled(error=exc):
-                        error = _describe(exc)
-                        await self._queue.dead_letter(tx, lease, error=error)
-                        label = "dead"
-                await self._audit(tx, lease, record, label, error)
+            await self._queue.settle(lease, label, delay=delay, error=error,
+                                     transition=transition, audit=self._entry(record))
         except ConcurrentUpdate as exc:
-            # The object changed under us; the transaction rolled back. Try again later.
+            # The object changed under us; nothing was written. Try again after backoff.
             await self._settle(lease, Retry(exc), record)
             return
         except LeaseLost as exc:
@@ -235,38 +228,23 @@ class Worker:
                  decision=record.plan.decision if record.plan else None,
                  error=error, ms=round(duration * 1000, 2))
 
-    async def _persist(self, tx: Queries, lease: Lease, transition: Transition | None,
-                       record: Record) -> None:
-        if transition is None:
-            return
-        name = key_name(lease.key)
-        if transition.expected_version is None:
-            version = await tx.fetchval("resource_insert", lease.kind, name,
-                                        transition.to_state, dict(transition.data))
-        else:
-            version = await tx.fetchval("resource_update", lease.kind, name, transition.to_state,
-                                        dict(transition.data), transition.expected_version)
-        if version is None:
-            raise ConcurrentUpdate(f"{lease.key} changed since it was observed")
-        await tx.execute("transition_record", lease.kind, name, transition.from_state,
-                         transition.to_state, version, transition.reason,
-                         uuid.UUID(record.reconcile_id))
-
-    async def _audit(self, tx: Queries, lease: Lease, record: Record, outcome: str,
-                     error: str | None) -> None:
+    def _entry(self, record: Record) -> AuditEntry:
         plan = record.plan
-        await tx.execute(
-            "audit_record", uuid.UUID(record.reconcile_id), lease.key, lease.kind, self.name,
-            list(lease.deliveries), lease.attempt, outcome, record.phases,
-            plan.decision if plan else None, plan.reason if plan else None,
-            [a.as_audit() for a in record.actions], error, record.started,
-            (time.perf_counter() - record.t0) * 1000)
+        return AuditEntry(
+            reconcile_id=record.reconcile_id, started=record.started,
+            duration_ms=(time.perf_counter() - record.t0) * 1000, phases=record.phases,
+            decision=plan.decision if plan else None, reason=plan.reason if plan else None,
+            actions=[a.as_audit() for a in record.actions])
 
     async def _audit_lost(self, lease: Lease, record: Record, exc: BaseException) -> None:
+        """A reconcile whose lease was taken over: recorded, nothing else written."""
         self._metrics.reconciles.labels(lease.kind, "lost").inc()
         log.warning("lease_lost", error=str(exc))
-        async with self._store.transaction() as tx:
-            await self._audit(tx, lease, record, "lost", str(exc))
+        entry = self._entry(record)
+        await self._store.execute(
+            "audit_record", uuid.UUID(entry.reconcile_id), lease.key, lease.kind, self.name,
+            list(lease.deliveries), lease.attempt, "lost", entry.phases, entry.decision,
+            entry.reason, entry.actions, str(exc), entry.started, entry.duration_ms)
 
 
 def _ms(t0: float) -> float:

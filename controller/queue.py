@@ -4,9 +4,9 @@ Coalescing: a key has one constant-size row; hints that arrive while it waits or
 folded into it. What is pending is recorded per delivery and key (`delivery_keys`); a claim
 returns the pending deliveries it answers for, and only those are marked done.
 Claiming is one `UPDATE ... WHERE key = (SELECT ... FOR UPDATE SKIP LOCKED)`; a lease carries a
-token, and every end-of-reconcile write is fenced by it, so a worker that lost its lease cannot
-overwrite the new holder's work. Expired leases are reclaimed by `claim`. SQL lives in
-queries.sql; this module never imports the driver.
+token, and the end of a reconcile (`settle`, one call of the p38_settle function) is fenced by
+it, so a worker that lost its lease cannot overwrite the new holder's work. Expired leases are
+reclaimed by `claim`. SQL lives in queries.sql and the migrations; no driver import here.
 """
 
 from __future__ import annotations
@@ -14,11 +14,13 @@ from __future__ import annotations
 import random
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 from controller.config import QueueSettings
-from controller.errors import LeaseLost
-from controller.store import Queries, Store
+from controller.store import Store
+from reconcilers.base import Transition
 
 WAKE_CHANNEL = "p38_queue"
 
@@ -33,6 +35,19 @@ class Lease:
     deliveries: tuple[int, ...]
     token: uuid.UUID
     holder: str
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """What the audit row records about one reconcile, besides the lease and outcome."""
+
+    reconcile_id: str
+    started: datetime
+    duration_ms: float
+    phases: dict[str, Any] = field(default_factory=dict)
+    decision: str | None = None
+    reason: str | None = None
+    actions: list[dict[str, Any]] = field(default_factory=list)
 
 
 def backoff_delay(attempt: int, *, base: float, cap: float,
@@ -77,46 +92,24 @@ class WorkQueue:
         return backoff_delay(attempt, base=self.settings.backoff_base_seconds,
                              cap=self.settings.backoff_cap_seconds)
 
-    # The end of a reconcile. Each runs inside the caller's transaction, fenced by the token.
+    async def settle(self, lease: Lease, outcome: str, *, delay: float = 0.0,
+                     error: str | None = None, transition: Transition | None = None,
+                     audit: AuditEntry) -> None:
+        """End a reconcile in one atomic call (p38_settle), fenced by the lease token.
 
-    async def _lock(self, tx: Queries, lease: Lease) -> bool:
-        row = await tx.fetchrow("queue_lock", lease.key, lease.token)
-        if row is None:
-            raise LeaseLost(f"{lease.key}: lease {lease.token} is no longer held by {lease.holder}")
-        return bool(row["dirty"])
-
-    async def _settle_done(self, tx: Queries, lease: Lease) -> bool:
-        """Mark this lease's deliveries done; True when others for the key are still pending."""
-        if lease.deliveries:
-            await tx.execute("delivery_keys_settle", lease.key, list(lease.deliveries), "done")
-            await tx.execute("deliveries_settle", list(lease.deliveries), None)
-        return bool(await tx.fetchval("queue_has_pending", lease.key))
-
-    async def complete(self, tx: Queries, lease: Lease) -> None:
-        """Done: drop the row, or keep it queued when new hints arrived meanwhile."""
-        dirty = await self._lock(tx, lease)
-        if await self._settle_done(tx, lease) or dirty:
-            await tx.execute("queue_reschedule", lease.key, lease.token,
-                             self.settings.coalesce_seconds)
-        else:
-            await tx.execute("queue_delete", lease.key, lease.token)
-
-    async def requeue_after(self, tx: Queries, lease: Lease, seconds: float) -> None:
-        """Done for now; look again after `seconds` (a new hint brings it forward)."""
-        dirty = await self._lock(tx, lease)
-        more = await self._settle_done(tx, lease) or dirty
-        await tx.execute("queue_reschedule", lease.key, lease.token,
-                         min(seconds, self.settings.coalesce_seconds) if more else seconds)
-
-    async def retry(self, tx: Queries, lease: Lease, *, delay: float, error: str) -> None:
-        """Failed: the deliveries stay pending; the key waits out its backoff."""
-        await self._lock(tx, lease)
-        await tx.execute("queue_retry", lease.key, lease.token, delay, error)
-
-    async def dead_letter(self, tx: Queries, lease: Lease, *, error: str) -> None:
-        """Stop trying; every delivery waiting on this key is marked failed (redeliverable)."""
-        await self._lock(tx, lease)
-        await tx.execute("queue_dead", lease.key, lease.token, error)
-        failed = [r["delivery_id"] for r in await tx.fetch("delivery_keys_fail_all", lease.key)]
-        if failed:
-            await tx.execute("deliveries_settle", failed, error)
+        done: the lease's deliveries are processed; the row is removed, or kept for one more
+        reconcile after `coalesce_seconds` when hints arrived meanwhile. requeue: the same,
+        then look again after `delay`. retry: deliveries stay pending, due after `delay`.
+        dead: the key stops; every delivery still waiting on it is marked failed.
+        Raises LeaseLost (another worker holds the key) or ConcurrentUpdate (the object's
+        version moved since it was observed; nothing was written).
+        """
+        t = transition
+        await self._store.fetchval(
+            "queue_settle", lease.key, lease.token, outcome, list(lease.deliveries), delay,
+            self.settings.coalesce_seconds, error,
+            t.to_state if t else None, t.from_state if t else None,
+            dict(t.data) if t else None, t.expected_version if t else None,
+            t.reason if t else None,
+            uuid.UUID(audit.reconcile_id), lease.holder, lease.attempt, audit.phases,
+            audit.decision, audit.reason, audit.actions, audit.started, audit.duration_ms)

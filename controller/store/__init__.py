@@ -16,7 +16,7 @@ import asyncpg
 import orjson
 import structlog
 
-from controller.errors import P38Error
+from controller.errors import ConcurrentUpdate, LeaseLost, P38Error
 from controller.store import migrations
 from controller.store.queries import queries
 
@@ -45,14 +45,24 @@ _TRANSIENT = (
 )
 
 
+# SQLSTATEs raised by the functions in migrations/0002_queue_functions.sql.
+_RAISED = {"P3801": LeaseLost, "P3802": ConcurrentUpdate}
+
+
 @contextlib.contextmanager
 def _translated() -> Any:
     try:
         yield
-    except asyncpg.exceptions.DataError as exc:
-        raise RejectedValue(str(exc)) from exc
-    except asyncpg.exceptions.UntranslatableCharacterError as exc:
-        raise RejectedValue(str(exc)) from exc
+    except asyncpg.exceptions.PostgresError as exc:
+        raised = _RAISED.get(getattr(exc, "sqlstate", None) or "")
+        if raised is not None:
+            raise raised(str(exc)) from exc
+        if isinstance(exc, asyncpg.exceptions.DataError
+                      | asyncpg.exceptions.UntranslatableCharacterError):
+            raise RejectedValue(str(exc)) from exc
+        if isinstance(exc, _TRANSIENT):
+            raise TransientStoreError(f"{type(exc).__name__}: {exc}") from exc
+        raise
     except _TRANSIENT as exc:
         raise TransientStoreError(f"{type(exc).__name__}: {exc}") from exc
 
@@ -62,6 +72,13 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(
             typename, schema="pg_catalog",
             encoder=lambda v: orjson.dumps(v).decode(), decoder=orjson.loads)
+
+
+async def _keep_session(_conn: asyncpg.Connection) -> None:
+    """Pool reset hook. asyncpg already rolls back a stray transaction on release; pooled
+    connections never change session state (no SET, LISTEN or session advisory locks: LISTEN
+    and migrations use their own connections), so the default reset query's round trip on
+    every release is skipped."""
 
 
 class Queries:
@@ -100,7 +117,8 @@ class Store(Queries):
     @classmethod
     async def connect(cls, dsn: str, *, min_size: int = 2, max_size: int = 10) -> Store:
         pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size,
-                                         init=_init_connection, command_timeout=60)
+                                         init=_init_connection, reset=_keep_session,
+                                         command_timeout=60)
         return cls(pool, dsn)
 
     async def close(self) -> None:
@@ -113,8 +131,12 @@ class Store(Queries):
                 yield Queries(conn)
 
     async def migrate(self) -> list[int]:
-        async with self.pool.acquire() as conn:
+        # Its own connection: the session advisory lock must never go back into the pool.
+        conn = await asyncpg.connect(self.dsn)
+        try:
             return await migrations.migrate(conn)
+        finally:
+            await conn.close()
 
     async def schema_version(self) -> int:
         async with self.pool.acquire() as conn:

@@ -2,52 +2,10 @@
 -- Each starts with a "-- name: <name>" line; everything up to the next such line is its text.
 
 -- name: ingest_batch
--- Store a batch of deliveries, link their keys and enqueue them, in one statement (one
--- transaction). A GUID already stored is a duplicate unless its processing failed, in which
--- case it is accepted again. Rows are sorted so concurrent batches lock in the same order.
-WITH input AS (
-    SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                         $7::text[], $8::text[], $9::text[])
-        AS t(idx, source, hook, guid, event, action, headers, payload, status)
-), stored AS (
-    INSERT INTO deliveries AS d (source, hook, guid, event, action, headers, payload, status)
-    SELECT source, hook, guid, event, action, headers::jsonb, payload, status
-    FROM input ORDER BY guid, source, hook
-    ON CONFLICT ON CONSTRAINT deliveries_identity DO UPDATE
-        SET status = excluded.status, accepted = d.accepted + 1, received_at = now(),
-            processed_at = NULL, error = NULL, headers = excluded.headers,
-            payload = excluded.payload, event = excluded.event, action = excluded.action
-        WHERE d.status = 'failed'
-    RETURNING d.id, d.source, d.hook, d.guid, d.accepted > 1 AS redelivered
-), matched AS (
-    SELECT s.id, s.redelivered, i.idx
-    FROM stored s JOIN input i ON (i.source, i.hook, i.guid) = (s.source, s.hook, s.guid)
-), linked AS (
-    INSERT INTO delivery_keys AS dk (delivery_id, key)
-    SELECT m.id, k.key
-    FROM matched m JOIN unnest($10::int[], $11::text[]) AS k(idx, key) ON k.idx = m.idx
-    ORDER BY m.id, k.key
-    ON CONFLICT (delivery_id, key) DO UPDATE SET status = 'pending'
-    RETURNING dk.key
-), queued AS (
-    INSERT INTO work_queue AS q (key, kind)
-    SELECT DISTINCT key, split_part(key, ':', 1) FROM linked ORDER BY key
-    ON CONFLICT (key) DO UPDATE
-        SET state = 'queued',
-            dirty = q.lease_token IS NOT NULL,
-            -- A hint does not cut a backoff or debounce short; a dead key is revived now.
-            not_before = CASE WHEN q.state = 'dead' THEN now() ELSE q.not_before END,
-            attempts = CASE WHEN q.state = 'dead' THEN 0 ELSE q.attempts END,
-            updated_at = now()
-        -- A key already queued and not leased needs no new row version.
-        WHERE q.state = 'dead' OR q.lease_token IS NOT NULL
-    RETURNING q.key
-), woken AS (
-    SELECT pg_notify('p38_queue', '') FROM (SELECT 1 FROM linked LIMIT 1) AS any_linked
-)
-SELECT m.id, m.idx, m.redelivered, (SELECT count(*) FROM woken) + (SELECT count(*) FROM queued)
-       AS woke
-FROM matched m;
+-- See p38_ingest in migrations/0002_queue_functions.sql.
+SELECT id, idx, redelivered
+FROM p38_ingest($1::int[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                $7::text[], $8::text[], $9::text[], $10::int[], $11::text[]);
 
 -- name: queue_enqueue
 -- Enqueue keys on an operator's word (replay) or a resync: due now, coalescing with the key's
@@ -97,42 +55,11 @@ UPDATE work_queue SET lease_expires = now() + make_interval(secs => $3)
 WHERE key = $1 AND lease_token = $2
 RETURNING key;
 
--- name: queue_lock
--- The lease holder's row, locked for the end of its reconcile (fenced by the lease token).
-SELECT dirty FROM work_queue WHERE key = $1 AND lease_token = $2 FOR UPDATE;
-
--- name: queue_has_pending
--- Deliveries for the key that this lease did not answer for (they arrived meanwhile).
-SELECT EXISTS (SELECT 1 FROM delivery_keys WHERE key = $1 AND status = 'pending');
-
--- name: queue_delete
-DELETE FROM work_queue WHERE key = $1 AND lease_token = $2;
-
--- name: queue_reschedule
--- End a lease and keep the key queued: after $3 seconds, with attempts reset.
-UPDATE work_queue
-SET lease_holder = NULL, lease_token = NULL, lease_expires = NULL, attempts = 0,
-    last_error = NULL, not_before = now() + make_interval(secs => $3), updated_at = now()
-WHERE key = $1 AND lease_token = $2;
-
--- name: queue_retry
--- End a failed lease: the key's deliveries stay pending, the key waits out its backoff.
-UPDATE work_queue
-SET lease_holder = NULL, lease_token = NULL, lease_expires = NULL,
-    not_before = now() + make_interval(secs => $3), last_error = $4, updated_at = now()
-WHERE key = $1 AND lease_token = $2;
-
 -- name: queue_release
 -- Give a lease back unfinished (shutdown): not a failure, due again at once.
 UPDATE work_queue
 SET lease_holder = NULL, lease_token = NULL, lease_expires = NULL,
     attempts = GREATEST(attempts - 1, 0), not_before = now(), updated_at = now()
-WHERE key = $1 AND lease_token = $2;
-
--- name: queue_dead
-UPDATE work_queue
-SET state = 'dead', lease_holder = NULL, lease_token = NULL, lease_expires = NULL,
-    dirty = false, last_error = $3, updated_at = now()
 WHERE key = $1 AND lease_token = $2;
 
 -- name: queue_depth
@@ -148,29 +75,10 @@ FROM work_queue
 WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR key > $2)
 ORDER BY key LIMIT $3;
 
--- name: delivery_keys_settle
--- Mark a key's part of some deliveries done or failed.
-UPDATE delivery_keys SET status = $3
-WHERE key = $1 AND delivery_id = ANY($2::bigint[]) AND status = 'pending';
-
--- name: delivery_keys_fail_all
--- Dead-letter: every pending delivery of the key fails; returns their ids to settle.
-UPDATE delivery_keys SET status = 'failed'
-WHERE key = $1 AND status = 'pending'
-RETURNING delivery_id;
-
--- name: deliveries_settle
--- A delivery is processed when every key it produced is done, failed when any failed.
-UPDATE deliveries d
-SET status = CASE WHEN s.failed > 0 THEN 'failed' ELSE 'processed' END,
-    processed_at = now(), error = CASE WHEN s.failed > 0 THEN $2 ELSE NULL END
-FROM (
-    SELECT delivery_id,
-           count(*) FILTER (WHERE status = 'failed') AS failed,
-           count(*) FILTER (WHERE status = 'pending') AS pending
-    FROM delivery_keys WHERE delivery_id = ANY($1::bigint[]) GROUP BY delivery_id
-) s
-WHERE d.id = s.delivery_id AND s.pending = 0 AND d.status = 'pending';
+-- name: queue_settle
+-- See p38_settle in migrations/0002_queue_functions.sql.
+SELECT p38_settle($1, $2, $3, $4::bigint[], $5, $6, $7, $8, $9, $10::jsonb, $11, $12, $13,
+                  $14, $15, $16::jsonb, $17, $18, $19::jsonb, $20, $21);
 
 -- name: delivery_by_guid
 SELECT id, source, hook, guid, event, action, status, accepted, received_at, processed_at,
@@ -262,10 +170,6 @@ RETURNING version;
 -- name: resources_list
 SELECT kind, name, state, version, data, updated_at FROM resource_state
 WHERE ($1::text IS NULL OR kind = $1) ORDER BY kind, name LIMIT $2;
-
--- name: transition_record
-INSERT INTO transitions (kind, name, from_state, to_state, version, reason, reconcile_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7);
 
 -- name: audit_record
 INSERT INTO audit (reconcile_id, key, kind, worker, deliveries, attempt, outcome, phases,

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
+from datetime import UTC, datetime
 
 import pytest
 
 from controller.config import QueueSettings
-from controller.errors import LeaseLost
-from controller.queue import WorkQueue, backoff_delay
+from controller.errors import ConcurrentUpdate, LeaseLost
+from controller.queue import AuditEntry, WorkQueue, backoff_delay
 from controller.store import Store
 from tests.helpers import store_delivery
+
+
+def entry() -> AuditEntry:
+    return AuditEntry(reconcile_id=str(uuid.uuid4()), started=datetime.now(UTC), duration_ms=1.0)
 
 
 def queue_for(store: Store, **overrides: float) -> WorkQueue:
@@ -59,10 +65,8 @@ async def test_expired_lease_is_reclaimed_with_its_deliveries(store: Store) -> N
     # The crashed holder comes back: every write it tries is fenced off.
     assert not await queue.renew(crashed)
     with pytest.raises(LeaseLost):
-        async with store.transaction() as tx:
-            await queue.complete(tx, crashed)
-    async with store.transaction() as tx:
-        await queue.complete(tx, reclaimed)
+        await queue.settle(crashed, "done", audit=entry())
+    await queue.settle(reclaimed, "done", audit=entry())
     assert await store.fetch("queue_list", None, None, 10) == []
     assert (await store.fetchrow("delivery_by_id", second))["status"] == "processed"
 
@@ -76,8 +80,7 @@ async def test_hint_during_a_reconcile_runs_it_again(store: Store) -> None:
     assert lease is not None
     second = await store_delivery(store, "probe:busy")
     assert await queue.claim("w2") is None
-    async with store.transaction() as tx:
-        await queue.complete(tx, lease)
+    await queue.settle(lease, "done", audit=entry())
     assert (await store.fetchrow("delivery_by_id", first))["status"] == "processed"
     assert (await store.fetchrow("delivery_by_id", second))["status"] == "pending"
     assert await queue.claim("w2") is None  # debounced: bursts coalesce
@@ -88,8 +91,7 @@ async def test_hint_during_a_reconcile_runs_it_again(store: Store) -> None:
 
     # A hint with no delivery (resync, replay) while leased also brings the key back.
     await queue.enqueue(["probe:busy"])
-    async with store.transaction() as tx:
-        await queue.complete(tx, again)
+    await queue.settle(again, "done", audit=entry())
     third = await _claim_eventually(queue, "w3")
     assert third.deliveries == ()
 
@@ -109,15 +111,14 @@ async def test_retry_waits_out_backoff_then_dead_letters(store: Store) -> None:
     delivery = await store_delivery(store, "probe:bad")
     first = await queue.claim("w")
     assert first is not None
-    async with store.transaction() as tx:
-        await queue.retry(tx, first, delay=queue.backoff(first.attempt), error="boom 1")
+    await queue.settle(first, "retry", delay=queue.backoff(first.attempt), error="boom 1",
+                       audit=entry())
     assert await queue.claim("w") is None  # backing off
     row = (await store.fetch("queue_list", None, None, 1))[0]
     assert row["last_error"] == "boom 1" and row["attempts"] == 1
     second = await _claim_eventually(queue, "w")
     assert second.attempt == 2
-    async with store.transaction() as tx:
-        await queue.dead_letter(tx, second, error="boom 2")
+    await queue.settle(second, "dead", error="boom 2", audit=entry())
     dead = (await store.fetch("queue_list", "dead", None, 1))[0]
     assert (dead["key"], dead["last_error"]) == ("probe:bad", "boom 2")
     assert await queue.claim("w") is None
@@ -144,3 +145,27 @@ async def _claim_eventually(queue: WorkQueue, holder: str):  # type: ignore[no-u
     from tests.helpers import wait_until
 
     return await wait_until(lambda: queue.claim(holder), what="a claimable key")
+
+
+async def test_settle_records_transition_and_audit_atomically(store: Store) -> None:
+    """settle writes the transition and the audit row with the queue change, or nothing."""
+    from reconcilers.base import Transition
+
+    queue = queue_for(store)
+    await store_delivery(store, "probe:t")
+    lease = await queue.claim("w")
+    assert lease is not None
+    stale = Transition(None, "seen", {"n": 1}, None, "first")
+    await store.fetchval("resource_insert", "probe", "t", "seen", {})  # someone got there first
+    with pytest.raises(ConcurrentUpdate):
+        await queue.settle(lease, "done", transition=stale, audit=entry())
+    assert await store.fetch("audit_list", None, None, None, 10) == []
+    assert (await store.fetch("queue_list", None, None, 1))[0]["lease_holder"] == "w"
+
+    fresh = Transition("seen", "seen", {"n": 2}, 1, "second")
+    await queue.settle(lease, "done", transition=fresh, audit=entry())
+    row = await store.fetchrow("resource_get", "probe", "t")
+    assert (row["version"], row["data"]) == (2, {"n": 2})
+    [audited] = await store.fetch("audit_list", None, None, None, 10)
+    assert (audited["key"], audited["outcome"], list(audited["deliveries"])) == (
+        "probe:t", "done", list(lease.deliveries))

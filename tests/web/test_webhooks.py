@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from datetime import UTC, datetime
 from urllib.parse import quote
 
 from controller.app import create_app
+from controller.config import QueueSettings
+from controller.queue import AuditEntry, WorkQueue
 from controller.store import Store
 from tests.helpers import (
     N8N_SECRET,
@@ -75,11 +78,12 @@ async def test_redelivery_after_failure_is_accepted(aiohttp_client, store: Store
     """A GUID whose processing failed is accepted again (202) and re-enqueued."""
     client = await aiohttp_client(create_app(make_settings(dsn)))
     headers, body = github_request("pull_request", "opened", guid="guid-failed")
-    stored = await (await client.post("/webhooks/github", data=body, headers=headers)).json()
-    async with store.transaction() as tx:  # what a dead-lettered key leaves behind
-        await tx.execute("delivery_keys_settle", "pull:octo-org/infra#12",
-                         [stored["delivery_id"]], "failed")
-        await tx.execute("deliveries_settle", [stored["delivery_id"]], "boom")
+    assert (await client.post("/webhooks/github", data=body, headers=headers)).status == 202
+    queue = WorkQueue(store, QueueSettings())  # its key is dead-lettered
+    lease = await queue.claim("w")
+    assert lease is not None
+    await queue.settle(lease, "dead", error="boom", audit=AuditEntry(
+        reconcile_id=str(uuid.uuid4()), started=datetime.now(UTC), duration_ms=1.0))
     assert (await store.fetchrow("delivery_by_guid", "guid-failed"))["status"] == "failed"
 
     again = await client.post("/webhooks/github", data=body, headers=headers)
