@@ -120,28 +120,78 @@ async def wait_ready(port: int, path: str) -> None:
     raise RuntimeError("server did not become ready")
 
 
-def measure(target, args, name: str, ready_path: str) -> Result:  # type: ignore[no-untyped-def]
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (and its reaped children), from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_pids() -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres":
+                    pids.append(int(entry.name))
+            except OSError:
+                pass
+    return pids
+
+
+class CpuWindow:
+    """CPU used by the load generator, the server and PostgreSQL during the measured window."""
+
+    def __init__(self, server_pid: int) -> None:
+        self.server_pid = server_pid
+        self.marks: dict[str, dict[str, float]] = {}
+
+    def __call__(self, mark: str) -> None:
+        self.marks[mark] = {
+            "load generator": cpu_seconds(os.getpid()),
+            "server": cpu_seconds(self.server_pid),
+            "postgres": sum(cpu_seconds(p) for p in postgres_pids()),
+        }
+
+    def per_delivery_us(self, deliveries: int) -> dict[str, float]:
+        if "start" not in self.marks or "stop" not in self.marks or not deliveries:
+            return {}
+        return {k: (self.marks["stop"][k] - self.marks["start"][k]) / deliveries * 1e6
+                for k in self.marks["start"]}
+
+
+def measure(target, args, name: str, ready_path: str) -> tuple[Result, CpuWindow]:  # type: ignore[no-untyped-def]
     sock = bound_socket()
     port = sock.getsockname()[1]
     ctx = multiprocessing.get_context("fork")
     proc = ctx.Process(target=target, args=(sock, *args), daemon=True)
     proc.start()
+    assert proc.pid is not None
+    window = CpuWindow(proc.pid)
     try:
         asyncio.run(wait_ready(port, ready_path))
-        return asyncio.run(run("127.0.0.1", port, request_factory("127.0.0.1", port),
-                               connections=ARGS.connections, warmup=ARGS.warmup,
-                               duration=ARGS.duration))
+        result = asyncio.run(run("127.0.0.1", port, request_factory("127.0.0.1", port),
+                                 connections=ARGS.connections, warmup=ARGS.warmup,
+                                 duration=ARGS.duration, on_window=window))
+        return result, window
     finally:
         proc.terminate()
         proc.join(30)
         sock.close()
 
 
-def report(name: str, result: Result, duration: float) -> float:
+def report(name: str, measured: tuple[Result, CpuWindow], duration: float) -> float:
+    result, window = measured
     rate = len(result.latencies) / duration
     print(f"{name:<28} {rate:9.0f} deliveries/s   p50 {result.percentile(0.5) * 1000:6.2f} ms"
           f"   p99 {result.percentile(0.99) * 1000:6.2f} ms   answers {result.statuses}"
           f"{f'   errors {result.errors}' if result.errors else ''}")
+    cpu = window.per_delivery_us(len(result.latencies))
+    if cpu:
+        print(" " * 29 + "CPU per delivery: " + ", ".join(
+            f"{k} {v:.0f} us" for k, v in cpu.items()) + f" (total {sum(cpu.values()):.0f} us)")
     return rate
 
 
@@ -196,8 +246,8 @@ def main() -> None:
     c_rate = report("ceiling (HMAC + 202 only)", ceiling, ARGS.duration)
     p_rate = report("controller (durable ingest)", controller, ARGS.duration)
     ratio = p_rate / c_rate if c_rate else 0.0
-    p99 = controller.percentile(0.99) * 1000
-    accepted = sum(n for s, n in controller.statuses.items() if s in (200, 202))
+    p99 = controller[0].percentile(0.99) * 1000
+    accepted = sum(n for s, n in controller[0].statuses.items() if s in (200, 202))
     print(f"ratio controller/ceiling     {ratio:9.1%}   (target >= 60%)")
     print(f"controller p99               {p99:9.2f} ms (target <= 25 ms at 50 connections)")
     print(f"stored rows {stored} (>= {accepted} answered 2xx in the window; warm-up included); "

@@ -35,7 +35,8 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
 
 
 async def run(host: str, port: int, make_request: Callable[[int], bytes], *, connections: int,
-              warmup: float, duration: float) -> Result:
+              warmup: float, duration: float,
+              on_window: Callable[[str], None] | None = None) -> Result:
     """Closed loop: each connection sends a request as soon as the previous one is answered.
     Only requests started after `warmup` and answered before the end are counted."""
     result = Result()
@@ -63,5 +64,13 @@ async def run(host: str, port: int, make_request: Callable[[int], bytes], *, con
         finally:
             writer.close()
 
-    await asyncio.gather(*[connection() for _ in range(connections)])
+    async def mark_window() -> None:
+        if on_window is None:
+            return
+        await asyncio.sleep(max(0.0, start - loop.time()))
+        on_window("start")
+        await asyncio.sleep(max(0.0, stop - loop.time()))
+        on_window("stop")
+
+    await asyncio.gather(mark_window(), *[connection() for _ in range(connections)])
     return result

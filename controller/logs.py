@@ -50,8 +50,8 @@ class SecretRedactor:
         return event_dict
 
 
-def _orjson_dumps(value: Any, **_kwargs: Any) -> str:
-    return orjson.dumps(value, default=str).decode()
+def _orjson_dumps(value: Any, **_kwargs: Any) -> bytes:
+    return orjson.dumps(value, default=str)
 
 
 def configure_logging(*, fmt: str = "auto", level: str = "info",
@@ -73,7 +73,8 @@ def configure_logging(*, fmt: str = "auto", level: str = "info",
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping().get(level.upper(), logging.INFO)),
         # Resolve sys.stderr at each use, so a replaced stream (tests, daemons) is honoured.
-        logger_factory=lambda *_args: structlog.PrintLogger(sys.stderr),
+        logger_factory=((lambda *_args: structlog.PrintLogger(sys.stderr)) if use_console
+                        else (lambda *_args: structlog.BytesLogger(sys.stderr.buffer))),
         cache_logger_on_first_use=False,
     )
     return redactor

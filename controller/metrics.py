@@ -6,6 +6,8 @@ route; everything else is counted where it happens. No I/O here.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
@@ -28,6 +30,16 @@ class Metrics:
         self.reconcile_seconds = Histogram(
             "p38_reconcile_seconds", "Reconcile duration by kind.", ["kind"],
             registry=self.registry)
+        self._delivery_children: dict[tuple[str, str, str], Any] = {}
         self.actions = Counter(
             "p38_actions_total", "Actions by kind and status.", ["kind", "status"],
             registry=self.registry)
+
+    def count_delivery(self, source: str, event: str, outcome: str, seconds: float) -> None:
+        """Count one answered delivery (label children cached: this runs per request)."""
+        labels = (source, event, outcome)
+        child = self._delivery_children.get(labels)
+        if child is None:
+            child = self._delivery_children[labels] = self.deliveries.labels(*labels)
+        child.inc()
+        self.ingest_seconds.labels(source).observe(seconds)

@@ -38,7 +38,8 @@ class TrackingReconciler:
     kind: ClassVar[str]
     machine: ClassVar[StateMachine]
     events: ClassVar[frozenset[str] | None] = None  # None: every event can say something
-    page_size: ClassVar[int] = 5
+    first_page: ClassVar[int] = 1  # usually the newest delivery is the one that says something
+    page_size: ClassVar[int] = 20
     scan_limit: ClassVar[int] = 200
 
     def read(self, item: StoredPayload) -> Observed | None:
@@ -48,17 +49,16 @@ class TrackingReconciler:
     async def observe(self, ctx: ObserveContext, key: str) -> TrackedSnapshot:
         current = await ctx.resource(self.kind, key_name(key))
         before: int | None = None
-        scanned = 0
+        scanned, size = 0, self.first_page
         while scanned < self.scan_limit:
-            page = await ctx.recent_payloads(key, self.page_size, events=self.events,
-                                             before=before)
+            page = await ctx.recent_payloads(key, size, events=self.events, before=before)
             for item in page:
                 if self.read(item) is not None:
                     return TrackedSnapshot(key=key, current=current, recent=(item,))
             scanned += len(page)
-            if len(page) < self.page_size:
+            if len(page) < size:
                 break
-            before = page[-1].delivery_id
+            before, size = page[-1].delivery_id, self.page_size
         return TrackedSnapshot(key=key, current=current, recent=())
 
     def decide(self, snapshot: TrackedSnapshot, policy: Policy) -> Plan:

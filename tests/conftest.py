@@ -16,8 +16,8 @@ import pytest
 from controller.store import Store
 from controller.store.migrations import migrate
 
-TABLES = ("deliveries", "delivery_keys", "work_queue", "actions", "approvals", "resource_state",
-          "transitions", "audit")
+TABLES = ("deliveries", "delivery_payloads", "delivery_keys", "work_queue", "actions",
+          "approvals", "resource_state", "transitions", "audit")
 
 
 def with_database(dsn: str, name: str) -> str:

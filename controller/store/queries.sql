@@ -81,14 +81,16 @@ SELECT p38_settle($1, $2, $3, $4::bigint[], $5, $6, $7, $8, $9, $10::jsonb, $11,
                   $14, $15, $16::jsonb, $17, $18, $19::jsonb, $20, $21);
 
 -- name: delivery_by_guid
-SELECT id, source, hook, guid, event, action, status, accepted, received_at, processed_at,
-       error, headers, payload
-FROM deliveries WHERE guid = $1 ORDER BY id DESC LIMIT 1;
+SELECT d.id, d.source, d.hook, d.guid, d.event, d.action, d.status, d.accepted, d.received_at,
+       d.processed_at, d.error, p.headers, p.payload
+FROM deliveries d JOIN delivery_payloads p ON p.delivery_id = d.id
+WHERE d.guid = $1 ORDER BY d.id DESC LIMIT 1;
 
 -- name: delivery_by_id
-SELECT id, source, hook, guid, event, action, status, accepted, received_at, processed_at,
-       error, headers, payload
-FROM deliveries WHERE id = $1;
+SELECT d.id, d.source, d.hook, d.guid, d.event, d.action, d.status, d.accepted, d.received_at,
+       d.processed_at, d.error, p.headers, p.payload
+FROM deliveries d JOIN delivery_payloads p ON p.delivery_id = d.id
+WHERE d.id = $1;
 
 -- name: delivery_keys_of
 SELECT key, status FROM delivery_keys WHERE delivery_id = $1 ORDER BY key;
@@ -115,10 +117,12 @@ SELECT status, count(*)::int AS n FROM deliveries GROUP BY status;
 
 -- name: recent_payloads_for_key
 -- The newest deliveries that produced a key (optionally only some events, older than $4).
-SELECT d.id, d.source, d.event, d.action, d.payload
-FROM delivery_keys k JOIN deliveries d ON d.id = k.delivery_id
+SELECT d.id, d.source, d.event, d.action, p.payload
+FROM delivery_keys k
+JOIN deliveries d ON d.id = k.delivery_id
+JOIN delivery_payloads p ON p.delivery_id = k.delivery_id
 WHERE k.key = $1 AND ($3::text[] IS NULL OR d.event = ANY($3::text[]))
-  AND ($4::bigint IS NULL OR k.delivery_id < $4)
+  AND k.delivery_id < coalesce($4::bigint, 9223372036854775807)
 ORDER BY k.delivery_id DESC LIMIT $2;
 
 -- name: action_record

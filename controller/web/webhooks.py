@@ -42,43 +42,45 @@ async def receive(request: web.Request) -> web.Response:
     started = time.perf_counter()
     source = request.match_info["source"]
     metrics = request.app[METRICS]
-    response, event = await _receive(request, source)
-    outcome = response.headers.get("X-P38-Outcome", str(response.status))
-    metrics.deliveries.labels(source, event or "", outcome).inc()
+    response, event, outcome = await _receive(request, source)
     elapsed = time.perf_counter() - started
-    metrics.ingest_seconds.labels(source).observe(elapsed)
+    if source in SOURCES:  # no label values from unknown paths or unverified headers
+        metrics.count_delivery(source, event or "", outcome, elapsed)
     log.info("delivery", source=source, webhook_event=event, status=response.status,
              outcome=outcome, guid=request.headers.get("X-GitHub-Delivery"),
              ms=round(elapsed * 1000, 2))
     return response
 
 
-async def _receive(request: web.Request, source: str) -> tuple[web.Response, str | None]:
+async def _receive(request: web.Request,
+                   source: str) -> tuple[web.Response, str | None, str]:
+    """(response, verified event name or None, outcome label)."""
     if source not in SOURCES:
         return problem(404, f"unknown webhook source {source!r}; "
-                            f"expected one of {sorted(SOURCES)}"), None
+                            f"expected one of {sorted(SOURCES)}"), None, "unknown_source"
     env_name, parse = SOURCES[source]
     settings = request.app[SETTINGS]
     secret = _secret(settings.secrets, source)
     if secret is None:
-        return problem(503, f"{env_name} is not configured; this route is disabled"), None
+        return (problem(503, f"{env_name} is not configured; this route is disabled"), None,
+                "not_configured")
     limit = settings.server.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
-        return problem(413, f"body is {request.content_length} bytes; the limit is {limit}"), None
+        return (problem(413, f"body is {request.content_length} bytes; the limit is {limit}"),
+                None, "too_large")
     try:
         body = await request.read()
     except web.HTTPRequestEntityTooLarge:
-        return problem(413, f"body is larger than the limit of {limit} bytes"), None
+        return problem(413, f"body is larger than the limit of {limit} bytes"), None, "too_large"
     try:
         delivery = parse(request.headers, body, secret, request.query)
         result = await request.app[INGEST].submit(delivery)
     except Rejection as rejection:
-        response = problem(rejection.status, rejection.reason)
-        response.headers["X-P38-Outcome"] = "rejected"
-        return response, request.headers.get("X-GitHub-Event")
+        return problem(rejection.status, rejection.reason), None, f"rejected_{rejection.status}"
     except StoreUnavailable as exc:
         log.error("store_unavailable", error=str(exc))
-        return problem(503, "the delivery could not be stored; retry later"), None
+        return (problem(503, "the delivery could not be stored; retry later"), delivery.event,
+                "store_unavailable")
     body_out = {"guid": delivery.guid, "event": delivery.event, "delivery_id": result.delivery_id,
                 "keys": list(delivery.keys)}
     if delivery.event == "ping":
@@ -88,5 +90,4 @@ async def _receive(request: web.Request, source: str) -> tuple[web.Response, str
     else:
         status = "ignored" if delivery.ignored else result.outcome.value
         response = answer({"status": status, **body_out}, 202)
-    response.headers["X-P38-Outcome"] = result.outcome.value
-    return response, delivery.event
+    return response, delivery.event, result.outcome.value

@@ -144,9 +144,13 @@ async def test_rejections_are_json_and_store_nothing(aiohttp_client, store: Stor
         ({**headers, "Content-Type": "text/plain"}, body, 415),
     ]
     for case_headers, case_body, status in cases:
-        response = await client.post("/webhooks/github", data=case_body, headers=case_headers)
+        forged = {**case_headers, "X-GitHub-Event": f"forged-{status}"}
+        response = await client.post("/webhooks/github", data=case_body, headers=forged)
         assert response.status == status
         assert (await response.json())["reason"]
+    metrics = await (await client.get("/metrics")).text()
+    assert 'outcome="rejected_401"' in metrics
+    assert "forged" not in metrics  # unverified header values never become label values
     unknown = await client.post("/webhooks/gitlab", data=b"{}", headers=headers)
     assert unknown.status == 404
     assert "unknown webhook source" in (await unknown.json())["reason"]

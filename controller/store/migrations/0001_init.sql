@@ -8,10 +8,6 @@ CREATE TABLE deliveries (
     event         text        NOT NULL,
     action        text,
     received_at   timestamptz NOT NULL DEFAULT now(),
-    headers       jsonb       NOT NULL DEFAULT '{}',
-    -- The JSON document exactly as received (the handler validated it): re-verifiable, and
-    -- not parsed again here, which is the largest cost of ingest. Read it as payload::jsonb.
-    payload       text        NOT NULL,
     status        text        NOT NULL DEFAULT 'pending'
                   CHECK (status IN ('pending', 'processed', 'failed', 'ignored')),
     accepted      integer     NOT NULL DEFAULT 1,     -- times accepted (1 + redeliveries after failure)
@@ -19,15 +15,21 @@ CREATE TABLE deliveries (
     error         text,
     -- guid first: the same index finds a delivery by GUID alone (the API, `p38 replay`).
     CONSTRAINT deliveries_identity UNIQUE (guid, source, hook)
-)
--- fillfactor: room for HOT updates when a delivery's status changes. toast_tuple_target: a
--- compressed payload stays in the row instead of TOAST chunks (fewer writes per delivery).
-WITH (fillfactor = 90, toast_tuple_target = 8160);
+) WITH (fillfactor = 80);  -- room for HOT updates when a delivery's status changes
 CREATE INDEX deliveries_source_event_idx ON deliveries (source, event, id DESC);
+
+-- What was received, written once and never updated (status changes touch only the small
+-- row above). The payload is the JSON document exactly as received (the handler validated
+-- it): re-verifiable, and not parsed again here. Read it as payload::jsonb in SQL.
+CREATE TABLE delivery_payloads (
+    delivery_id  bigint PRIMARY KEY REFERENCES deliveries (id) ON DELETE CASCADE,
+    headers      jsonb  NOT NULL DEFAULT '{}',
+    payload      text   NOT NULL
+) WITH (toast_tuple_target = 8160);  -- a compressed payload stays in the row, not in TOAST
 -- lz4 compresses payloads several times faster than pglz; servers built without it keep pglz.
 DO $$
 BEGIN
-    ALTER TABLE deliveries ALTER COLUMN payload SET COMPRESSION lz4;
+    ALTER TABLE delivery_payloads ALTER COLUMN payload SET COMPRESSION lz4;
 EXCEPTION WHEN feature_not_supported THEN
     RAISE NOTICE 'lz4 is not available on this server; delivery payloads use pglz';
 END $$;

@@ -24,18 +24,25 @@ BEGIN
                              p_payload, p_status)
             AS t(idx, source, hook, guid, event, action, headers, payload, status)
     ), stored AS (
-        INSERT INTO deliveries AS d (source, hook, guid, event, action, headers, payload, status)
-        SELECT i.source, i.hook, i.guid, i.event, i.action, i.headers::jsonb, i.payload, i.status
+        INSERT INTO deliveries AS d (source, hook, guid, event, action, status)
+        SELECT i.source, i.hook, i.guid, i.event, i.action, i.status
         FROM input i ORDER BY i.guid, i.source, i.hook
         ON CONFLICT ON CONSTRAINT deliveries_identity DO UPDATE
             SET status = excluded.status, accepted = d.accepted + 1, received_at = now(),
-                processed_at = NULL, error = NULL, headers = excluded.headers,
-                payload = excluded.payload, event = excluded.event, action = excluded.action
+                processed_at = NULL, error = NULL, event = excluded.event,
+                action = excluded.action
             WHERE d.status = 'failed'
         RETURNING d.id, d.source, d.hook, d.guid, d.accepted > 1 AS redelivered
     ), matched AS (
-        SELECT s.id, s.redelivered, i.idx
+        SELECT s.id, s.redelivered, i.idx, i.headers, i.payload
         FROM stored s JOIN input i ON (i.source, i.hook, i.guid) = (s.source, s.hook, s.guid)
+    ), kept AS (
+        -- A redelivery replaces what was received (same GUID, possibly a newer body).
+        INSERT INTO delivery_payloads AS p (delivery_id, headers, payload)
+        SELECT m.id, m.headers::jsonb, m.payload FROM matched m ORDER BY m.id
+        ON CONFLICT (delivery_id) DO UPDATE SET headers = excluded.headers,
+                                                payload = excluded.payload
+        RETURNING p.delivery_id
     ), linked AS (
         INSERT INTO delivery_keys AS dk (delivery_id, key)
         SELECT m.id, k.key
@@ -61,7 +68,7 @@ BEGIN
     SELECT m.id, m.idx, m.redelivered
     FROM matched m
     WHERE (SELECT count(*) FROM woken) + (SELECT count(*) FROM queued)
-          + (SELECT count(*) FROM revived) >= 0;  -- reference every CTE: all of them run
+          + (SELECT count(*) FROM revived) + (SELECT count(*) FROM kept) >= 0;  -- all run
 END $$;
 
 -- Mark deliveries processed (every key done) or failed (any key failed).
