@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import enum
 from dataclasses import dataclass
-from typing import Any
 
 import orjson
 import structlog
@@ -120,18 +119,20 @@ class IngestWriter:
             item.future.set_result(Ingested(Outcome.DUPLICATE, None))
 
     async def _write_unique(self, items: list[_Pending]) -> None:
-        columns: tuple[list[Any], ...] = tuple([] for _ in range(9))
-        key_idx: list[int] = []
-        key_names: list[str] = []
-        for idx, item in enumerate(items):
-            d = item.delivery
-            values = (idx, d.source, d.hook, d.guid, d.event, d.action,
-                      _json_headers(d), d.payload_json, "ignored" if d.ignored else "pending")
-            for column, value in zip(columns, values, strict=True):
-                column.append(value)
-            for key in d.keys:
-                key_idx.append(idx)
-                key_names.append(key)
+        deliveries = [item.delivery for item in items]
+        columns = (
+            list(range(len(deliveries))),
+            [d.source for d in deliveries],
+            [d.hook for d in deliveries],
+            [d.guid for d in deliveries],
+            [d.event for d in deliveries],
+            [d.action for d in deliveries],
+            [orjson.dumps(dict(d.headers)).decode() for d in deliveries],
+            [d.payload_json for d in deliveries],
+            ["ignored" if d.ignored else "pending" for d in deliveries],
+        )
+        key_idx = [idx for idx, d in enumerate(deliveries) for _ in d.keys]
+        key_names = [key for d in deliveries for key in d.keys]
         for attempt in range(1, _DEADLOCK_RETRIES + 1):
             try:
                 rows = await self._store.fetch("ingest_batch", *columns, key_idx, key_names)
@@ -151,6 +152,3 @@ class IngestWriter:
             if not item.future.done():
                 item.future.set_result(result)
 
-
-def _json_headers(delivery: Delivery) -> str:
-    return orjson.dumps(dict(delivery.headers)).decode()

@@ -75,9 +75,6 @@ def parse_json_object(body: bytes | str, *, what: str = "body") -> dict[str, Any
         raise Rejection(400, f"{what} is not valid JSON: {exc}") from None
     if not isinstance(value, dict):
         raise Rejection(400, f"{what} must be a JSON object, not {type(value).__name__}")
-    if b"\\u0000" in (body if isinstance(body, bytes) else body.encode()):
-        # PostgreSQL's jsonb cannot hold NUL characters; refuse clearly rather than lose data.
-        raise Rejection(400, f"{what} contains a \\u0000 character, which cannot be stored")
     return value
 
 

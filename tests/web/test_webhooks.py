@@ -234,3 +234,14 @@ async def test_many_distinct_deliveries_share_commits(aiohttp_client, store: Sto
     assert sorted(q["key"] for q in queue) == sorted(
         f"pull:octo-org/infra#{n}" for n in range(7))
     assert sum(q["pending_deliveries"] for q in queue) == 60
+
+
+async def test_escaped_nul_is_stored_verbatim(aiohttp_client, store: Store, dsn) -> None:  # type: ignore[no-untyped-def]
+    """A \\u0000 escape in a payload is kept exactly as sent (the body stays verifiable)."""
+    client = await aiohttp_client(create_app(make_settings(dsn)))
+    body = b'{"action": "edited", "note": "nul \\u0000 here", "repository": {"full_name": "o/r"}}'
+    headers = {"Content-Type": "application/json", "X-GitHub-Event": "repository",
+               "X-GitHub-Delivery": "guid-nul", "X-Hub-Signature-256": sign(body)}
+    assert (await client.post("/webhooks/github", data=body, headers=headers)).status == 202
+    row = await store.fetchrow("delivery_by_guid", "guid-nul")
+    assert row["payload"].encode() == body
