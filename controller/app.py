@@ -53,7 +53,7 @@ def create_app(settings: Settings, *, registry: Mapping[str, Reconciler] | None 
                runners: Mapping[str, ActionRunner] | None = None,
                policy: Policy | None = None) -> web.Application:
     app = web.Application(client_max_size=settings.server.max_body_bytes,
-                          middlewares=[_api_auth])
+                          middlewares=[_json_errors, _api_auth])
     app[SETTINGS] = settings
     app[POLICY] = policy or Policy.from_settings(settings)
     app[METRICS] = Metrics()
@@ -67,6 +67,17 @@ def create_app(settings: Settings, *, registry: Mapping[str, Reconciler] | None 
     app.cleanup_ctx.append(_ingest)
     app.cleanup_ctx.append(_workers)
     return app
+
+
+@web.middleware
+async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """aiohttp's own 4xx answers (unknown route, wrong method) as JSON with a reason too."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400 or exc.content_type == "application/json":
+            raise
+        return problem(exc.status, f"{exc.reason}: {request.method} {request.path}")
 
 
 @web.middleware

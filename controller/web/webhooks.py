@@ -84,10 +84,16 @@ async def _receive(request: web.Request,
     body_out = {"guid": delivery.guid, "event": delivery.event, "delivery_id": result.delivery_id,
                 "keys": list(delivery.keys)}
     if delivery.event == "ping":
-        response = answer({"status": "pong", **body_out}, 200)
+        response = answer({"status": "pong", "reason": "ping received", **body_out}, 200)
     elif result.outcome is Outcome.DUPLICATE:
-        response = answer({"status": "duplicate", **body_out}, 200)
+        response = answer({"status": "duplicate", "reason": "this delivery is already stored "
+                           "and pending or processed; not accepted again", **body_out}, 200)
+    elif delivery.ignored:
+        response = answer({"status": "ignored", "reason": f"stored; no reconciler handles "
+                           f"{delivery.event!r}", **body_out}, 202)
     else:
-        status = "ignored" if delivery.ignored else result.outcome.value
-        response = answer({"status": status, **body_out}, 202)
+        again = " again (its earlier processing failed)" \
+            if result.outcome is Outcome.REDELIVERED else ""
+        response = answer({"status": result.outcome.value, "reason": f"stored{again}; "
+                           f"{len(delivery.keys)} key(s) enqueued", **body_out}, 202)
     return response, delivery.event, result.outcome.value

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 import uuid
@@ -94,7 +93,7 @@ async def test_kill_9_while_deliveries_flow(fresh_database, tmp_path: Path) -> N
         assert len(states) == PULLS and {s["state"] for s in states} == {"open"}
     finally:
         await conn.close()
-    assert server.terminate() in (0, -signal.SIGTERM)
+    assert server.terminate() == 0  # SIGTERM is a graceful shutdown
 
 
 async def test_embedded_database_survives_sigkill(tmp_path: Path) -> None:
@@ -114,7 +113,7 @@ async def test_embedded_database_survives_sigkill(tmp_path: Path) -> None:
         status, found = await server.get(f"/api/deliveries/{guid}")
         assert status == 200 and found["guid"] == guid
         assert (home / "pgdata" / "PG_VERSION").exists()
-        assert server.terminate() in (0, -signal.SIGTERM)
+        assert server.terminate() == 0
     finally:
         if server.proc and server.proc.poll() is None:
             server.kill()

@@ -84,3 +84,15 @@ async def test_readyz_is_503_before_migrations(aiohttp_client, fresh_database) -
     response = await client.get("/readyz")
     assert response.status == 503
     assert "migrations not applied" in (await response.json())["reason"]
+
+
+async def test_unknown_routes_and_methods_answer_json(aiohttp_client, store: Store,
+                                                     dsn: str) -> None:  # type: ignore[no-untyped-def]
+    """404 and 405 from the router are JSON with a reason, like every other answer."""
+    client = await aiohttp_client(create_app(make_settings(dsn)))
+    missing = await client.get("/nope")
+    assert missing.status == 404
+    assert "Not Found" in (await missing.json())["reason"]
+    wrong = await client.get("/webhooks/github")
+    assert wrong.status == 405
+    assert "GET /webhooks/github" in (await wrong.json())["reason"]

@@ -30,6 +30,7 @@ async def test_signed_delivery_is_stored_and_listed(aiohttp_client, store: Store
     assert response.status == 202
     answer = await response.json()
     assert answer["status"] == "stored"
+    assert answer["reason"] == "stored; 1 key(s) enqueued"
     assert answer["keys"] == ["repo:octo-org/infra"]
 
     listed = await (await client.get("/api/deliveries?source=github&event=push")).json()
