@@ -120,6 +120,15 @@ def check_token(headers: Mapping[str, str], query: Mapping[str, str], secret: st
         raise Rejection(401, "token does not match")
 
 
+def shared_secret_json(headers: Mapping[str, str], body: bytes, *, secret: str,
+                       query: Mapping[str, str], source: str) -> dict[str, Any]:
+    """The common front of token-authenticated sources: secret, then JSON object body."""
+    check_token(headers, query, secret)
+    if media_type(headers) != "application/json":
+        raise Rejection(415, f"{source} deliveries must be application/json")
+    return parse_json_object(body)
+
+
 def body_digest(body: bytes) -> str:
     """A stable delivery id for sources that send none: the SHA-256 of the body."""
     return hashlib.sha256(body).hexdigest()

@@ -14,11 +14,9 @@ from handlers.base import (
     Delivery,
     Rejection,
     body_digest,
-    check_token,
     header,
-    media_type,
-    parse_json_object,
     selected_headers,
+    shared_secret_json,
 )
 
 SOURCE = "n8n"
@@ -27,10 +25,7 @@ KEPT_HEADERS = ("User-Agent", "Content-Type", "X-P38-Delivery")
 
 def from_http(headers: Mapping[str, str], body: bytes, *, secret: str,
               query: Mapping[str, str]) -> Delivery:
-    check_token(headers, query, secret)
-    if media_type(headers) != "application/json":
-        raise Rejection(415, "n8n callbacks must be application/json")
-    payload = parse_json_object(body)
+    payload = shared_secret_json(headers, body, secret=secret, query=query, source="n8n")
     event = payload.get("event", "callback")
     if not isinstance(event, str) or not event:
         raise Rejection(400, "'event' must be a non-empty string")

@@ -11,33 +11,23 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from controller.payloads import dig
 from handlers.base import (
     Delivery,
     Rejection,
     body_digest,
-    check_token,
     header,
-    media_type,
-    parse_json_object,
     selected_headers,
+    shared_secret_json,
 )
 
 SOURCE = "railway"
 KEPT_HEADERS = ("User-Agent", "Content-Type", "X-Request-Id")
 
 
-def _dig(payload: Mapping[str, Any], *path: str) -> Any:
-    node: Any = payload
-    for part in path:
-        if not isinstance(node, dict):
-            return None
-        node = node.get(part)
-    return node
-
-
 def deployment_id(payload: Mapping[str, Any]) -> str | None:
     for path in (("resource", "deployment", "id"), ("deployment", "id"), ("details", "id")):
-        value = _dig(payload, *path)
+        value = dig(payload, *path)
         if isinstance(value, str | int) and str(value):
             return str(value)
     return None
@@ -45,18 +35,15 @@ def deployment_id(payload: Mapping[str, Any]) -> str | None:
 
 def from_http(headers: Mapping[str, str], body: bytes, *, secret: str,
               query: Mapping[str, str]) -> Delivery:
-    check_token(headers, query, secret)
-    if media_type(headers) != "application/json":
-        raise Rejection(415, "Railway webhooks must be application/json")
-    payload = parse_json_object(body)
+    payload = shared_secret_json(headers, body, secret=secret, query=query, source="Railway")
     event = payload.get("type")
     if not isinstance(event, str) or not event:
         raise Rejection(400, "Railway webhook body has no 'type'")
-    status = _dig(payload, "details", "status") or payload.get("status")
+    status = dig(payload, "details", "status") or payload.get("status")
     deployment = deployment_id(payload)
     return Delivery(
         source=SOURCE,
-        hook=str(_dig(payload, "resource", "project", "id") or _dig(payload, "project", "id")
+        hook=str(dig(payload, "resource", "project", "id") or dig(payload, "project", "id")
                  or ""),
         guid=header(headers, "X-Request-Id") or body_digest(body),
         event=event,

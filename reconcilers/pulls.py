@@ -9,8 +9,9 @@ from __future__ import annotations
 from typing import ClassVar
 
 from controller.fsm import StateMachine
+from controller.payloads import dig
 from reconcilers.base import StoredPayload
-from reconcilers.tracking import Observed, TrackingReconciler, dig
+from reconcilers.tracking import Observed, TrackingReconciler
 
 
 class PullRequests(TrackingReconciler):

@@ -89,12 +89,3 @@ class TrackingReconciler:
             ),
         )
 
-
-def dig(payload: Mapping[str, Any], *path: str) -> Any:
-    """payload[a][b]... or None when any step is missing or not an object."""
-    node: Any = payload
-    for part in path:
-        if not isinstance(node, Mapping):
-            return None
-        node = node.get(part)
-    return node
