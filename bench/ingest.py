@@ -82,7 +82,8 @@ def bare_server(sock: socket.socket) -> None:
     web.run_app(app, sock=sock, print=None, access_log=None)
 
 
-def controller_server(sock: socket.socket, dsn: str, log_path: str) -> None:
+def controller_server(sock: socket.socket, dsn: str, log_path: str,
+                      workers: int | None) -> None:
     from aiohttp import web
 
     from controller.app import create_app
@@ -93,6 +94,8 @@ def controller_server(sock: socket.socket, dsn: str, log_path: str) -> None:
     configure_logging(fmt="json")
     settings = Settings(store=StoreSettings(DATABASE_URL=dsn),
                         secrets=SecretsSettings(GITHUB_WEBHOOK_SECRET=SECRET))
+    if workers is not None:
+        settings.queue.workers = workers
     web.run_app(create_app(settings), sock=sock, print=None, access_log=None)
 
 
@@ -232,12 +235,14 @@ def main() -> None:
     name = f"p38_bench_{os.getpid()}"
     dsn = asyncio.run(make_database(server_dsn, name))
     log_path = tempfile.mktemp(prefix="p38-bench-", suffix=".log")
+    workers = "default" if ARGS.workers is None else ARGS.workers
     print(f"ingest benchmark: {ARGS.connections} connections, {ARGS.duration:.0f} s each "
-          f"(after {ARGS.warmup:.0f} s warm-up), signed {len(bodies()[0][0])}-byte push payloads, "
-          f"{os.cpu_count()} cores")
+          f"(after {ARGS.warmup:.0f} s warm-up), signed {len(bodies()[0][0])}-byte push payloads "
+          f"over {REPOS} repositories, controller workers: {workers}, {os.cpu_count()} cores")
     try:
         ceiling = measure(bare_server, (), "ceiling", "/")
-        controller = measure(controller_server, (dsn, log_path), "controller", "/readyz")
+        controller = measure(controller_server, (dsn, log_path, ARGS.workers), "controller",
+                             "/readyz")
         stored, pending, reconciles = asyncio.run(count_stored(dsn))
     finally:
         asyncio.run(make_database(server_dsn, name, drop=True))
@@ -262,5 +267,8 @@ if __name__ == "__main__":
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--workers", type=int, default=None,
+                        help="controller reconcile workers (default: P38_WORKERS or 4; 0 "
+                             "measures ingest alone)")
     ARGS = parser.parse_args()
     main()
