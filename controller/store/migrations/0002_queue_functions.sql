@@ -63,7 +63,10 @@ BEGIN
         WHERE q.key IN (SELECT l.key FROM linked l) AND q.state = 'dead'
         RETURNING q.key
     ), woken AS (
-        SELECT pg_notify('p38_queue', '') FROM (SELECT 1 FROM linked LIMIT 1) AS any_linked
+        -- Wake workers only for keys that became due now; a key already queued is waiting on
+        -- its lease, debounce or backoff, and the workers' own timers cover it.
+        SELECT pg_notify('p38_queue', '')
+        FROM (SELECT 1 FROM queued UNION ALL SELECT 1 FROM revived LIMIT 1) AS newly_due
     )
     SELECT m.id, m.idx, m.redelivered
     FROM matched m
