@@ -108,8 +108,8 @@ DECLARE
     v_version int;
     v_failed bigint[];
 BEGIN
-    IF p_outcome IN ('done', 'dead') THEN
-        -- The row may be deleted or the key's deliveries failed: wait for batches in flight.
+    IF p_outcome = 'dead' THEN
+        -- The key's deliveries are failed: wait for batches in flight, to fail theirs too.
         PERFORM pg_advisory_xact_lock(1338, hashtext(p_key));
     END IF;
     SELECT dirty INTO v_dirty FROM work_queue WHERE key = p_key AND lease_token = p_token
@@ -143,6 +143,13 @@ BEGIN
         PERFORM p38_settle_deliveries(p_deliveries, NULL);
         v_more := v_dirty OR EXISTS (
             SELECT 1 FROM delivery_keys WHERE key = p_key AND status = 'pending');
+        IF p_outcome = 'done' AND NOT v_more THEN
+            -- The row would be deleted: first wait for batches in flight for this key (they
+            -- hold its lock shared) and look again, so none of their deliveries is orphaned.
+            -- Under load the key usually has more pending and never gets here.
+            PERFORM pg_advisory_xact_lock(1338, hashtext(p_key));
+            v_more := EXISTS (SELECT 1 FROM delivery_keys WHERE key = p_key AND status = 'pending');
+        END IF;
         IF p_outcome = 'done' AND NOT v_more THEN
             DELETE FROM work_queue WHERE key = p_key;
         ELSE
