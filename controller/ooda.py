@@ -98,7 +98,13 @@ class Worker:
                 due = await self._seconds_until_due(poll)
                 await _wait_any(self._wake, stopping, timeout=due)
                 continue
-            await self.process(lease)
+            try:
+                await self.process(lease)
+            except Exception as exc:  # the database went away mid-settle, say: never die
+                log.error("reconcile_not_settled", worker=self.name, key=lease.key,
+                          error=f"{type(exc).__name__}: {exc}",
+                          meaning="the lease expires and the key is retried")
+                await _wait_any(self._wake, stopping, timeout=poll)
 
     async def _seconds_until_due(self, poll: float) -> float:
         try:

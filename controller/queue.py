@@ -107,9 +107,22 @@ class WorkQueue:
         t = transition
         await self._store.fetchval(
             "queue_settle", lease.key, lease.token, outcome, list(lease.deliveries), delay,
-            self.settings.coalesce_seconds, error,
+            self.settings.coalesce_seconds, _storable(error),
             t.to_state if t else None, t.from_state if t else None,
-            dict(t.data) if t else None, t.expected_version if t else None,
-            t.reason if t else None,
-            uuid.UUID(audit.reconcile_id), lease.holder, lease.attempt, audit.phases,
-            audit.decision, audit.reason, audit.actions, audit.started, audit.duration_ms)
+            _storable(dict(t.data)) if t else None, t.expected_version if t else None,
+            _storable(t.reason) if t else None,
+            uuid.UUID(audit.reconcile_id), lease.holder, lease.attempt, _storable(audit.phases),
+            _storable(audit.decision), _storable(audit.reason), _storable(audit.actions),
+            audit.started, audit.duration_ms)
+
+
+def _storable(value: Any) -> Any:
+    """PostgreSQL text and jsonb cannot hold NUL; payload-derived strings (a title, an error
+    message) may. Replace it, or the key could never be settled."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_storable(v) for v in value]
+    return value

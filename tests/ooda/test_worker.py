@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 
+import asyncpg
+
 from controller.app import create_app
 from controller.config import QueueSettings
 from controller.executor import Executor
@@ -240,3 +242,51 @@ async def test_concurrent_update_is_retried_not_lost(store: Store) -> None:
     await worker.process(second)
     state = await store.fetchrow("resource_get", "probe", "raced")
     assert (state["version"], json.loads(json.dumps(state["data"]))) == (2, {"count": 101})
+
+
+async def test_nul_in_observed_data_does_not_wedge_the_key(aiohttp_client, store: Store,
+                                                           dsn: str) -> None:  # type: ignore[no-untyped-def]
+    """A pull request title holding \\u0000 (which PostgreSQL cannot store in jsonb) is
+    recorded with a replacement character instead of failing the key forever."""
+    client = await aiohttp_client(create_app(make_settings(dsn, workers=1)))
+    payload = {"action": "opened", "number": 9, "repository": {"full_name": "o/r"},
+               "pull_request": {"number": 9, "state": "open", "title": "bad \u0000 title"}}
+    headers, body = github_payload("pull_request", payload)
+    assert (await client.post("/webhooks/github", data=body, headers=headers)).status == 202
+    await wait_until(lambda: _settled(store), what="delivery settled")
+    state = await store.fetchrow("resource_get", "pull", "o/r#9")
+    assert state["data"]["title"] == "bad \ufffd title"
+
+
+async def test_worker_survives_a_settle_that_fails(store: Store, dsn: str) -> None:
+    """The database fails the end of a reconcile (an injected error): the worker logs, keeps
+    running, and the key is reconciled once its lease expires."""
+    admin = await asyncpg.connect(dsn)
+    await admin.execute("""
+        CREATE SEQUENCE failures_left;
+        CREATE FUNCTION fail_first_audit() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF nextval('failures_left') = 1 THEN  -- sequences ignore the rollback
+                RAISE EXCEPTION 'injected failure';
+            END IF;
+            RETURN NEW;
+        END $$;
+        CREATE TRIGGER fail_first_audit BEFORE INSERT ON audit
+            FOR EACH ROW EXECUTE FUNCTION fail_first_audit();""")
+    probe = Probe()
+    worker = worker_for(store, probe, lease=0.5)
+    stopping = asyncio.Event()
+    task = asyncio.create_task(worker.run(stopping))
+    try:
+        await worker._queue.enqueue(["probe:injected"])
+        rows = await wait_until(lambda: audit(store, "probe:injected"),
+                                what="reconcile after the failed settle")
+        assert not task.done()  # the worker is still running
+    finally:
+        stopping.set()
+        await task
+        await admin.execute("DROP TRIGGER fail_first_audit ON audit;"
+                            " DROP FUNCTION fail_first_audit(); DROP SEQUENCE failures_left;")
+        await admin.close()
+    assert [(r["outcome"], r["attempt"]) for r in rows] == [("done", 2)]
+    assert probe.observed == ["probe:injected"] * 2

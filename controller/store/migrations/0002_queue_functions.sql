@@ -118,6 +118,22 @@ BEGIN
         RAISE EXCEPTION 'lease on % is no longer held', p_key USING ERRCODE = 'P3801';
     END IF;
 
+    IF p_outcome IN ('done', 'requeue') THEN
+        -- Will the row stay? Yes if it is dirty or other deliveries are pending. If it may go
+        -- ('done' and nothing else pending), wait for ingest batches in flight for this key
+        -- (they hold its lock shared) and look again, so none of their deliveries is orphaned.
+        -- The lock is taken before this transaction changes any row an ingest could wait on.
+        v_more := v_dirty OR EXISTS (
+            SELECT 1 FROM delivery_keys
+            WHERE key = p_key AND status = 'pending' AND NOT (delivery_id = ANY(p_deliveries)));
+        IF p_outcome = 'done' AND NOT v_more THEN
+            PERFORM pg_advisory_xact_lock(1338, hashtext(p_key));
+            v_more := EXISTS (
+                SELECT 1 FROM delivery_keys
+                WHERE key = p_key AND status = 'pending' AND NOT (delivery_id = ANY(p_deliveries)));
+        END IF;
+    END IF;
+
     IF p_t_to IS NOT NULL AND p_outcome IN ('done', 'requeue') THEN
         IF p_t_expected IS NULL THEN
             INSERT INTO resource_state (kind, name, state, version, data)
@@ -141,15 +157,6 @@ BEGIN
         UPDATE delivery_keys SET status = 'done'
         WHERE key = p_key AND delivery_id = ANY(p_deliveries) AND status = 'pending';
         PERFORM p38_settle_deliveries(p_deliveries, NULL);
-        v_more := v_dirty OR EXISTS (
-            SELECT 1 FROM delivery_keys WHERE key = p_key AND status = 'pending');
-        IF p_outcome = 'done' AND NOT v_more THEN
-            -- The row would be deleted: first wait for batches in flight for this key (they
-            -- hold its lock shared) and look again, so none of their deliveries is orphaned.
-            -- Under load the key usually has more pending and never gets here.
-            PERFORM pg_advisory_xact_lock(1338, hashtext(p_key));
-            v_more := EXISTS (SELECT 1 FROM delivery_keys WHERE key = p_key AND status = 'pending');
-        END IF;
         IF p_outcome = 'done' AND NOT v_more THEN
             DELETE FROM work_queue WHERE key = p_key;
         ELSE
