@@ -1,4 +1,4 @@
-"""`p38`: up, serve, migrate, status, replay, approve, db-stop.
+"""`p38`: up, serve, migrate, status, replay, approve, db-stop, validate, schema, plan.
 
 Parses arguments, builds Settings from the environment, and calls into the app or the store.
 Exit codes: 0 success, 1 failure, 2 usage error.
@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -17,10 +20,15 @@ from aiohttp import web
 from controller.app import create_app
 from controller.config import Settings
 from controller.logs import configure_logging
+from controller.manifests import reference
+from controller.manifests.loader import ManifestSet, load_dir
+from controller.manifests.models import json_schema
+from controller.manifests.state import snapshot
 from controller.queue import WorkQueue
 from controller.store import Store
 from controller.store.embedded import resolve_dsn, stop_embedded
 from controller.store.migrations import latest_version
+from reconcilers.manifests import decide as manifests_decide
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -64,10 +72,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return _serve(_settings(args), banner=False, unix=args.unix)
 
 
-async def _with_store(settings: Settings, body: Callable[[Store], Awaitable[int]]) -> int:
+async def _with_store(settings: Settings, body: Callable[[Store], Awaitable[int]], *,
+                      need_schema: bool = True) -> int:
     dsn = await asyncio.to_thread(resolve_dsn, settings.store.database_url, settings.store.home)
     store = await Store.connect(dsn, min_size=1, max_size=2)
     try:
+        if need_schema and (version := await store.schema_version()) < latest_version():
+            print(f"the database schema is at version {version}, this p38 needs "
+                  f"{latest_version()}: run `p38 migrate` first", file=sys.stderr)
+            return 1
         return await body(store)
     finally:
         await store.close()
@@ -80,7 +93,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
               f"(schema version {await store.schema_version()})")
         return 0
 
-    return asyncio.run(_with_store(_settings(args), body))
+    return asyncio.run(_with_store(_settings(args), body, need_schema=False))
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -102,7 +115,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"  dead {row['key']}: {row['last_error']}")
         return 0
 
-    return asyncio.run(_with_store(_settings(args), body))
+    return asyncio.run(_with_store(_settings(args), body, need_schema=False))
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -144,6 +157,50 @@ def cmd_db_stop(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_problems(manifests: ManifestSet) -> None:
+    for problem in manifests.problems:
+        print(problem, file=sys.stderr)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    manifests = load_dir(Path(args.dir))
+    _print_problems(manifests)
+    if not manifests.ok:
+        print(f"{len(manifests.problems)} problem(s) in {manifests.files} file(s)",
+              file=sys.stderr)
+        return 1
+    kinds = Counter(o.kind for o in manifests.objects)
+    print(f"ok: {len(manifests.objects)} object(s) in {manifests.files} file(s)"
+          + (f" ({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))})" if kinds else ""))
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    print(reference.render() if args.markdown else json.dumps(json_schema(), indent=2), end=""
+          if args.markdown else "\n")
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    """Exit 0: nothing would change; 2: something would; 1: the manifests are invalid."""
+    manifests = load_dir(Path(args.dir))
+    if not manifests.ok:
+        _print_problems(manifests)
+        print(f"{len(manifests.problems)} problem(s): nothing would be applied",
+              file=sys.stderr)
+        return 1
+
+    async def applied(store: Store) -> int:
+        rows = await store.fetch("applied_objects_of", args.source)
+        plan = manifests_decide(snapshot(manifests, rows, source=args.source))
+        for action in plan.actions:
+            print(action.description)
+        print(f"Plan ({args.source}): {plan.reason}.")
+        return 2 if plan.actions else 0
+
+    return asyncio.run(_with_store(_settings(args), applied))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="p38", description="project38 GitOps controller")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -173,6 +230,19 @@ def build_parser() -> argparse.ArgumentParser:
     approve.set_defaults(func=cmd_approve)
     sub.add_parser("db-stop", help="stop the embedded PostgreSQL in P38_HOME").set_defaults(
         func=cmd_db_stop)
+    validate = sub.add_parser("validate", help="check manifests; every problem as path:line:col")
+    validate.add_argument("dir", nargs="?", default="manifests")
+    validate.set_defaults(func=cmd_validate)
+    schema = sub.add_parser("schema", help="JSON Schema of manifests on stdout")
+    schema.add_argument("--markdown", action="store_true",
+                        help="the manifest reference (docs/manifests.md) instead")
+    schema.set_defaults(func=cmd_schema)
+    plan = sub.add_parser("plan", help="diff the manifests against what is applied "
+                                       "(exit 0 no changes, 2 changes, 1 invalid)")
+    plan.add_argument("dir", nargs="?", default="manifests")
+    plan.add_argument("--source", default="local",
+                      help="applied set to compare with: local, or repo:OWNER/NAME")
+    plan.set_defaults(func=cmd_plan)
     return parser
 
 

@@ -17,7 +17,7 @@ from controller.store import Store
 from controller.store.migrations import migrate
 
 TABLES = ("deliveries", "delivery_payloads", "delivery_keys", "work_queue", "actions",
-          "approvals", "resource_state", "transitions", "audit")
+          "approvals", "resource_state", "transitions", "audit", "applied_objects")
 
 
 def with_database(dsn: str, name: str) -> str:

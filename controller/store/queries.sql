@@ -187,3 +187,7 @@ FROM audit
 WHERE ($1::text IS NULL OR key = $1) AND ($2::text IS NULL OR outcome = $2)
   AND ($3::bigint IS NULL OR id < $3)
 ORDER BY id DESC LIMIT $4;
+
+-- name: applied_objects_of
+SELECT kind, name, content_hash, document, revision, applied_at
+FROM applied_objects WHERE source = $1 ORDER BY kind, name;

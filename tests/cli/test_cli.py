@@ -66,3 +66,46 @@ async def test_approve_records_an_approval(store: Store, dsn: str) -> None:
     assert result.returncode == 0, result.stderr
     rows = await store.fetch("approvals_for", ["rollback:svc:42"])
     assert [r["idempotency_key"] for r in rows] == ["rollback:svc:42"]
+
+
+def test_validate_schema_and_plan_exit_codes(fresh_database, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """validate: 0/1; schema: JSON Schema; plan: 0 nothing to do, 2 changes, 1 invalid."""
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = env_for(fresh_database("plan"))
+    assert p38("migrate", env=env).returncode == 0
+    ok = p38("validate", str(root / "manifests"), env=env)
+    assert ok.returncode == 0 and ok.stdout.startswith("ok: 6 object(s) in 4 file(s)")
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "a.yaml").write_text("apiVersion: p38/v1\nkind: Agent\nmetadata: {name: A}\n")
+    result = p38("validate", str(bad), env=env)
+    assert result.returncode == 1
+    assert f"{bad}/a.yaml:3:18: metadata.name: must be" in result.stderr
+    assert f"{bad}/a.yaml:1:1: spec: required field is missing" in result.stderr
+    assert p38("plan", str(bad), env=env).returncode == 1
+
+    schema = json.loads(p38("schema", env=env).stdout)
+    assert set(schema["discriminator"]["mapping"]) == {"Agent", "Schedule", "Service", "Policy"}
+
+    plan = p38("plan", str(root / "manifests"), env=env)
+    assert plan.returncode == 2, plan.stderr
+    assert "+ Agent/tesla-watch" in plan.stdout
+    assert "Plan (local): 6 to create, 0 to update, 0 to delete." in plan.stdout
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert p38("plan", str(empty), env=env).returncode == 0
+
+
+def test_manifest_reference_is_current() -> None:
+    """docs/manifests.md is what `p38 schema --markdown` renders from the models."""
+    from pathlib import Path
+
+    from controller.manifests.reference import render
+
+    root = Path(__file__).resolve().parents[2]
+    assert (root / "docs" / "manifests.md").read_text() == render(), \
+        "run: p38 schema --markdown > docs/manifests.md"

@@ -1,0 +1,245 @@
+"""Read manifest files (YAML, several documents per file) into models, reporting every problem
+in one pass as `path:line:col: message`.
+
+`parse_text` is pure; `load_dir` reads `*.yaml`/`*.yml` below a directory. Cross-object checks
+(`check_set`): duplicate names per kind, dangling references (a Schedule naming a missing Agent,
+an Agent notifying an undefined target), at most one Policy. Nothing here touches the network or
+the database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from controller.manifests.models import API_VERSION, KINDS, Agent, Manifest, Policy, Schedule
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    path: str
+    line: int
+    col: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}:{self.col}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """One valid manifest and where it came from."""
+
+    manifest: Manifest
+    path: str
+    line: int
+    col: int
+    node: Any = field(compare=False, repr=False)
+
+    @property
+    def kind(self) -> str:
+        return self.manifest.kind
+
+    @property
+    def name(self) -> str:
+        return self.manifest.metadata.name
+
+    def document(self) -> dict[str, Any]:
+        """The normalised document (defaults filled in), as stored and compared."""
+        return self.manifest.model_dump(mode="json", by_alias=True)
+
+    @property
+    def content_hash(self) -> str:
+        return hashlib.sha256(orjson.dumps(self.document(), option=orjson.OPT_SORT_KEYS)
+                              ).hexdigest()
+
+    def position(self, *loc: str | int) -> tuple[int, int]:
+        return _position(self.node, loc, (self.line, self.col))
+
+
+@dataclass
+class ManifestSet:
+    objects: list[Loaded] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    files: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _yaml() -> YAML:
+    yaml = YAML(typ="rt")
+    yaml.allow_duplicate_keys = False
+    return yaml
+
+
+def _plain(node: Any) -> Any:
+    """ruamel's round-trip nodes as plain Python values (what pydantic validates)."""
+    if isinstance(node, Mapping):
+        return {str(k) if not isinstance(k, str | int) else k: _plain(v)
+                for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain(v) for v in node]
+    if isinstance(node, bool):
+        return bool(node)
+    if isinstance(node, int):
+        return int(node)
+    if isinstance(node, float):
+        return float(node)
+    if isinstance(node, str):
+        return str(node)
+    return node
+
+
+def _position(node: Any, loc: Sequence[str | int], start: tuple[int, int], *,
+              key: bool = False) -> tuple[int, int]:
+    """1-based (line, col) of the node at `loc`; the nearest existing ancestor otherwise."""
+    pos = start
+    for i, part in enumerate(loc):
+        last = i == len(loc) - 1
+        if isinstance(node, CommentedMap) and part in node:
+            line, col = node.lc.key(part) if (key and last) else node.lc.value(part)
+            pos = (line + 1, col + 1)
+            node = node[part]
+        elif isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node):
+            line, col = node.lc.item(part)
+            pos = (line + 1, col + 1)
+            node = node[part]
+        else:
+            break
+    return pos
+
+
+def _message(error: Mapping[str, Any]) -> str:
+    loc = [p for p in error["loc"] if p != "[key]"]
+    where = ".".join(str(p) for p in loc)
+    kind = error["type"]
+    if kind == "missing":
+        return f"{where}: required field is missing"
+    if kind == "extra_forbidden":
+        return f"{where}: unknown field"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message
+
+
+def parse_text(text: str, path: str) -> tuple[list[Loaded], list[Problem]]:
+    """Parse one file's text: every document validated, every problem reported."""
+    loaded: list[Loaded] = []
+    problems: list[Problem] = []
+    try:
+        documents = list(_yaml().load_all(text))
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        reason = " ".join(str(p) for p in (exc.context, exc.problem) if p)
+        return [], [Problem(path, line, col, f"invalid YAML: {reason}")]
+    except YAMLError as exc:
+        return [], [Problem(path, 1, 1, f"invalid YAML: {exc}")]
+    for doc in documents:
+        if doc is None:
+            continue
+        if not isinstance(doc, CommentedMap):
+            line = getattr(getattr(doc, "lc", None), "line", 0) + 1
+            problems.append(Problem(path, line, 1, "a manifest must be a mapping with "
+                                                   "apiVersion, kind, metadata and spec"))
+            continue
+        start = (doc.lc.line + 1, doc.lc.col + 1)
+        api_version, kind = doc.get("apiVersion"), doc.get("kind")
+        if api_version != API_VERSION:
+            line, col = _position(doc, ["apiVersion"], start)
+            problems.append(Problem(path, line, col, f"apiVersion: must be {API_VERSION!r}, "
+                                                     f"not {api_version!r}"))
+            continue
+        model = KINDS.get(kind) if isinstance(kind, str) else None
+        if model is None:
+            line, col = _position(doc, ["kind"], start)
+            problems.append(Problem(path, line, col, f"kind: must be one of "
+                                                     f"{', '.join(KINDS)}, not {kind!r}"))
+            continue
+        try:
+            manifest = model.model_validate(_plain(doc))
+        except ValidationError as exc:
+            for error in exc.errors():
+                loc = [p for p in error["loc"] if p != "[key]"]
+                line, col = _position(doc, loc, start,
+                                      key=error["type"] in ("extra_forbidden",) or
+                                      "[key]" in error["loc"])
+                problems.append(Problem(path, line, col, _message(error)))
+            continue
+        loaded.append(Loaded(manifest, path, start[0], start[1], doc))
+    return loaded, problems
+
+
+def check_set(objects: Iterable[Loaded]) -> list[Problem]:
+    """Problems between objects: duplicates, dangling references, more than one Policy."""
+    problems: list[Problem] = []
+    seen: dict[tuple[str, str], Loaded] = {}
+    objects = list(objects)
+    for obj in objects:
+        ident = (obj.kind, obj.name)
+        if ident in seen:
+            first = seen[ident]
+            line, col = obj.position("metadata", "name")
+            problems.append(Problem(obj.path, line, col, f"duplicate {obj.kind} {obj.name!r} "
+                                                         f"(first defined at {first.path}:"
+                                                         f"{first.line})"))
+        else:
+            seen[ident] = obj
+    agents = {o.name for o in objects if isinstance(o.manifest, Agent)}
+    policies = [o for o in objects if isinstance(o.manifest, Policy)]
+    targets = {t for p in policies if isinstance(p.manifest, Policy)
+               for t in p.manifest.spec.notifications}
+    for extra in policies[1:]:
+        line, col = extra.position("metadata", "name")
+        problems.append(Problem(extra.path, line, col, f"only one Policy is allowed; "
+                                                       f"{policies[0].name!r} is at "
+                                                       f"{policies[0].path}:{policies[0].line}"))
+    for obj in objects:
+        manifest = obj.manifest
+        if isinstance(manifest, Schedule) and manifest.spec.agent not in agents:
+            line, col = obj.position("spec", "agent")
+            problems.append(Problem(obj.path, line, col, f"spec.agent: no Agent named "
+                                                         f"{manifest.spec.agent!r}"))
+        if isinstance(manifest, Agent):
+            for i, target in enumerate(manifest.spec.notify):
+                if target not in targets:
+                    line, col = obj.position("spec", "notify", i)
+                    problems.append(Problem(obj.path, line, col, f"spec.notify: no notification "
+                                                                 f"target {target!r} in the "
+                                                                 f"Policy"))
+    return problems
+
+
+def manifest_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+
+
+def load_dir(root: Path) -> ManifestSet:
+    """Every manifest below `root`, with every problem (file, syntax, schema, references)."""
+    result = ManifestSet()
+    if not root.is_dir():
+        result.problems.append(Problem(str(root), 1, 1, "not a directory"))
+        return result
+    for file in manifest_files(root):
+        result.files += 1
+        try:
+            text = file.read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            result.problems.append(Problem(str(file), 1, 1, f"cannot read: {exc}"))
+            continue
+        loaded, problems = parse_text(text, str(file))
+        result.objects.extend(loaded)
+        result.problems.extend(problems)
+    result.problems.extend(check_set(result.objects))
+    result.problems.sort()
+    return result

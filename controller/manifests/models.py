@@ -1,0 +1,233 @@
+"""The manifest kinds as pydantic v2 models: validation, `p38 schema` and docs come from here.
+
+YAML keys are camelCase (`rollbackOnFailure`), unknown keys are errors, and every field says
+what it means and why its default. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from typing import Annotated, Any, Literal
+
+from croniter import croniter
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, HttpUrl
+from pydantic.alias_generators import to_camel
+
+API_VERSION = "p38/v1"
+
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DURATION = re.compile(r"^(\d+)(ms|s|m|h)$")
+_DURATION_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+_QUANTITY = re.compile(r"^(\d+)(Ki|Mi|Gi)$")
+
+
+def _name(value: str) -> str:
+    if len(value) > 63 or not _NAME.match(value):
+        raise ValueError("must be 1-63 lower-case letters, digits or '-', starting and ending "
+                         "with a letter or digit")
+    return value
+
+
+def _duration(value: str) -> str:
+    if not _DURATION.match(value):
+        raise ValueError("must be a duration like 500ms, 30s, 5m or 1h")
+    return value
+
+
+def duration_seconds(value: str) -> float:
+    match = _DURATION.match(value)
+    assert match, value
+    return int(match[1]) * _DURATION_SECONDS[match[2]]
+
+
+def _quantity(value: str) -> str:
+    if not _QUANTITY.match(value):
+        raise ValueError("must be a size like 512Ki, 256Mi or 1Gi")
+    return value
+
+
+def _cron(value: str) -> str:
+    if len(value.split()) != 5 or not croniter.is_valid(value):
+        raise ValueError("must be a 5-field cron expression (minute hour day month weekday), "
+                         "e.g. '30 9 * * 1-5'")
+    return value
+
+
+def _timezone(value: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown IANA time zone {value!r} (e.g. UTC, Europe/Berlin)") from None
+    return value
+
+
+Name = Annotated[str, AfterValidator(_name)]
+def _seconds_as_duration(value: Any) -> Any:
+    return f"{value}s" if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+Duration = Annotated[str, BeforeValidator(_seconds_as_duration), AfterValidator(_duration)]
+Quantity = Annotated[str, AfterValidator(_quantity)]
+
+
+class Strict(BaseModel):
+    """camelCase keys in YAML, snake_case in Python; unknown keys are errors; immutable."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid",
+                              frozen=True)
+
+
+class Metadata(Strict):
+    name: Name = Field(description="Unique per kind; lower-case DNS label.")
+    labels: dict[str, str] = Field(default_factory=dict, description="Free-form key/values.")
+
+
+# --- Agent ---------------------------------------------------------------------------------
+
+Tool = Literal["http", "notify", "github", "railway", "n8n"]
+
+
+class Limits(Strict):
+    timeout: Duration = Field("300s", description="Longest run; a run past it is stopped.")
+    memory: Quantity = Field("256Mi", description="Memory of the agent's container.")
+    tokens_per_run: int = Field(50_000, ge=1, description="Claude tokens one run may use.")
+    usd_per_day: float = Field(5.0, ge=0, description="Spend ceiling per day, in US dollars; "
+                                                       "runs stop being scheduled past it.")
+
+
+class AgentSpec(Strict):
+    description: str = Field(min_length=10, description="What the agent should do, in natural "
+                                                        "language; Claude writes the code.")
+    model: str = Field("claude-sonnet-4-5", description="Anthropic model that writes and runs it.")
+    tools: list[Tool] = Field(default_factory=list, description="Capabilities it may use.")
+    limits: Limits = Field(default_factory=lambda: Limits())
+    notify: list[Name] = Field(default_factory=list,
+                               description="Notification targets (names from the Policy).")
+
+
+class Agent(Strict):
+    api_version: Literal["p38/v1"] = Field(alias="apiVersion")
+    kind: Literal["Agent"]
+    metadata: Metadata
+    spec: AgentSpec
+
+
+# --- Schedule ------------------------------------------------------------------------------
+
+class ScheduleSpec(Strict):
+    cron: Annotated[str, AfterValidator(_cron)] = Field(
+        description="5-field cron expression, evaluated in `timezone`.")
+    timezone: Annotated[str, AfterValidator(_timezone)] = Field(
+        "UTC", description="IANA time zone of `cron`.")
+    agent: Name = Field(description="Name of the Agent to run.")
+    catch_up: Literal["none", "latest", "all"] = Field(
+        "latest", description="Runs missed while the controller was down: none, only the "
+                              "latest, or all of them.")
+    concurrency: Literal["forbid", "allow", "replace"] = Field(
+        "forbid", description="When a run is due while the previous one still runs: skip it, "
+                              "run both, or stop the previous one.")
+    suspended: bool = Field(False, description="Keep the schedule but start no runs.")
+
+
+class Schedule(Strict):
+    api_version: Literal["p38/v1"] = Field(alias="apiVersion")
+    kind: Literal["Schedule"]
+    metadata: Metadata
+    spec: ScheduleSpec
+
+
+# --- Service -------------------------------------------------------------------------------
+
+class RailwayTarget(Strict):
+    project: str = Field(min_length=1, description="Railway project id.")
+    environment: str = Field(min_length=1, description="Railway environment id.")
+    service: str = Field(min_length=1, description="Railway service id.")
+
+
+class HealthCheck(Strict):
+    url: HttpUrl | None = Field(None, description="Checked after a deploy; 2xx means healthy.")
+    timeout: Duration = Field("120s", description="How long a deploy may take to turn healthy.")
+
+
+class ServiceSpec(Strict):
+    railway: RailwayTarget
+    branch: str = Field("main", min_length=1, description="Branch whose commits are deployed.")
+    health_check: HealthCheck = Field(default_factory=lambda: HealthCheck())
+    rollback_on_failure: bool = Field(True, description="Roll back to the previous deployment "
+                                                        "when a deploy fails or turns unhealthy.")
+    require_approval: bool = Field(False, description="Hold each deploy until approved.")
+
+
+class Service(Strict):
+    api_version: Literal["p38/v1"] = Field(alias="apiVersion")
+    kind: Literal["Service"]
+    metadata: Metadata
+    spec: ServiceSpec
+
+
+# --- Policy --------------------------------------------------------------------------------
+
+class AutoMerge(Strict):
+    enabled: bool = Field(True, description="Merge allowed pull requests when checks pass.")
+    branches: list[str] = Field(default_factory=lambda: ["claude/*"],
+                                description="Head branch globs that may be merged.")
+    method: Literal["merge", "squash", "rebase"] = Field("squash")
+    required_checks: list[str] = Field(default_factory=list,
+                                       description="Check names that must succeed (besides the "
+                                                   "branch protection's).")
+
+
+Association = Literal["OWNER", "MEMBER", "COLLABORATOR"]
+
+
+def _default_associations() -> list[Association]:
+    return ["OWNER", "MEMBER"]
+
+
+class Commands(Strict):
+    users: list[str] = Field(default_factory=list, description="GitHub logins allowed to use "
+                                                               "/claude, besides associations.")
+    associations: list[Association] = Field(
+        default_factory=_default_associations,
+        description="Author associations allowed to use /claude.")
+
+
+class NotificationTarget(Strict):
+    url: HttpUrl = Field(description="n8n webhook URL that receives notifications.")
+
+
+class PolicySpec(Strict):
+    killswitch: bool = Field(False, description="Skip every action while true.")
+    auto_merge: AutoMerge = Field(default_factory=lambda: AutoMerge())
+    commands: Commands = Field(default_factory=lambda: Commands())
+    approval_required: list[str] = Field(default_factory=list,
+                                         description="Action kinds held until approved.")
+    agent_paths: list[str] = Field(default_factory=lambda: ["agents/**"],
+                                   description="Path globs agents' changes may touch.")
+    notifications: dict[Name, NotificationTarget] = Field(
+        default_factory=dict, description="Notification targets by name.")
+
+
+class Policy(Strict):
+    api_version: Literal["p38/v1"] = Field(alias="apiVersion")
+    kind: Literal["Policy"]
+    metadata: Metadata
+    spec: PolicySpec
+
+
+Manifest = Agent | Schedule | Service | Policy
+KINDS: dict[str, type[Agent] | type[Schedule] | type[Service] | type[Policy]] = {
+    "Agent": Agent, "Schedule": Schedule, "Service": Service, "Policy": Policy}
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema of a manifest document (any kind), for editors."""
+    from pydantic import TypeAdapter
+
+    adapter: TypeAdapter[Any] = TypeAdapter(
+        Annotated[Manifest, Field(discriminator="kind")])
+    schema = adapter.json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "project38 manifest (p38/v1)"
+    return schema
