@@ -35,15 +35,36 @@ class Problem:
         return f"{self.path}:{self.line}:{self.col}: {self.message}"
 
 
+class _Source:
+    """One file's text; its round-trip parse (for positions) is made only when needed."""
+
+    def __init__(self, text: str, path: str) -> None:
+        self.text = text
+        self.path = path
+        self._docs: list[Any] | None = None
+
+    def docs(self) -> list[Any]:
+        if self._docs is None:
+            self._docs = list(_yaml(fast=False).load_all(self.text))
+        return self._docs
+
+    def start(self, index: int) -> tuple[int, int]:
+        doc = self.docs()[index]
+        return (doc.lc.line + 1, doc.lc.col + 1) if isinstance(doc, CommentedMap) else (1, 1)
+
+    def position(self, index: int, loc: Sequence[str | int], *,
+                 key: bool = False) -> tuple[int, int]:
+        return _position(self.docs()[index], loc, self.start(index), key=key)
+
+
 @dataclass(frozen=True)
 class Loaded:
-    """One valid manifest and where it came from."""
+    """One valid manifest and where it came from (its document's index in its file)."""
 
     manifest: Manifest
     path: str
-    line: int
-    col: int
-    node: Any = field(compare=False, repr=False)
+    index: int
+    source: _Source = field(compare=False, repr=False)
 
     @property
     def kind(self) -> str:
@@ -52,6 +73,10 @@ class Loaded:
     @property
     def name(self) -> str:
         return self.manifest.metadata.name
+
+    @property
+    def line(self) -> int:
+        return self.source.start(self.index)[0]
 
     def document(self) -> dict[str, Any]:
         """The normalised document (defaults filled in), as stored and compared."""
@@ -63,7 +88,7 @@ class Loaded:
                               ).hexdigest()
 
     def position(self, *loc: str | int) -> tuple[int, int]:
-        return _position(self.node, loc, (self.line, self.col))
+        return self.source.position(self.index, loc)
 
 
 @dataclass
@@ -77,28 +102,12 @@ class ManifestSet:
         return not self.problems
 
 
-def _yaml() -> YAML:
-    yaml = YAML(typ="rt")
+def _yaml(*, fast: bool) -> YAML:
+    """fast: the C-accelerated safe loader (plain values); else round-trip (with positions).
+    Both read YAML 1.2 (`yes` and `no` are strings) and refuse duplicate keys."""
+    yaml = YAML(typ="safe", pure=False) if fast else YAML(typ="rt")
     yaml.allow_duplicate_keys = False
     return yaml
-
-
-def _plain(node: Any) -> Any:
-    """ruamel's round-trip nodes as plain Python values (what pydantic validates)."""
-    if isinstance(node, Mapping):
-        return {str(k) if not isinstance(k, str | int) else k: _plain(v)
-                for k, v in node.items()}
-    if isinstance(node, list):
-        return [_plain(v) for v in node]
-    if isinstance(node, bool):
-        return bool(node)
-    if isinstance(node, int):
-        return int(node)
-    if isinstance(node, float):
-        return float(node)
-    if isinstance(node, str):
-        return str(node)
-    return node
 
 
 def _position(node: Any, loc: Sequence[str | int], start: tuple[int, int], *,
@@ -134,10 +143,9 @@ def _message(error: Mapping[str, Any]) -> str:
 
 def parse_text(text: str, path: str) -> tuple[list[Loaded], list[Problem]]:
     """Parse one file's text: every document validated, every problem reported."""
-    loaded: list[Loaded] = []
-    problems: list[Problem] = []
+    source = _Source(text, path)
     try:
-        documents = list(_yaml().load_all(text))
+        documents = list(_yaml(fast=True).load_all(text))
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -145,38 +153,38 @@ def parse_text(text: str, path: str) -> tuple[list[Loaded], list[Problem]]:
         return [], [Problem(path, line, col, f"invalid YAML: {reason}")]
     except YAMLError as exc:
         return [], [Problem(path, 1, 1, f"invalid YAML: {exc}")]
-    for doc in documents:
+    loaded: list[Loaded] = []
+    problems: list[Problem] = []
+
+    def problem(index: int, loc: Sequence[str | int], message: str, key: bool = False) -> None:
+        line, col = source.position(index, loc, key=key)
+        problems.append(Problem(path, line, col, message))
+
+    for index, doc in enumerate(documents):
         if doc is None:
             continue
-        if not isinstance(doc, CommentedMap):
-            line = getattr(getattr(doc, "lc", None), "line", 0) + 1
-            problems.append(Problem(path, line, 1, "a manifest must be a mapping with "
-                                                   "apiVersion, kind, metadata and spec"))
+        if not isinstance(doc, dict):
+            problem(index, [], "a manifest must be a mapping with apiVersion, kind, metadata "
+                               "and spec")
             continue
-        start = (doc.lc.line + 1, doc.lc.col + 1)
         api_version, kind = doc.get("apiVersion"), doc.get("kind")
         if api_version != API_VERSION:
-            line, col = _position(doc, ["apiVersion"], start)
-            problems.append(Problem(path, line, col, f"apiVersion: must be {API_VERSION!r}, "
-                                                     f"not {api_version!r}"))
+            problem(index, ["apiVersion"], f"apiVersion: must be {API_VERSION!r}, "
+                                           f"not {api_version!r}")
             continue
         model = KINDS.get(kind) if isinstance(kind, str) else None
         if model is None:
-            line, col = _position(doc, ["kind"], start)
-            problems.append(Problem(path, line, col, f"kind: must be one of "
-                                                     f"{', '.join(KINDS)}, not {kind!r}"))
+            problem(index, ["kind"], f"kind: must be one of {', '.join(KINDS)}, not {kind!r}")
             continue
         try:
-            manifest = model.model_validate(_plain(doc))
+            manifest = model.model_validate(doc)
         except ValidationError as exc:
             for error in exc.errors():
                 loc = [p for p in error["loc"] if p != "[key]"]
-                line, col = _position(doc, loc, start,
-                                      key=error["type"] in ("extra_forbidden",) or
-                                      "[key]" in error["loc"])
-                problems.append(Problem(path, line, col, _message(error)))
+                problem(index, loc, _message(error),
+                        key=error["type"] == "extra_forbidden" or "[key]" in error["loc"])
             continue
-        loaded.append(Loaded(manifest, path, start[0], start[1], doc))
+        loaded.append(Loaded(manifest, path, index, source))
     return loaded, problems
 
 

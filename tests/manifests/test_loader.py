@@ -40,7 +40,7 @@ def test_defaults_are_filled_and_durations_normalised() -> None:
     assert doc["spec"]["limits"] == {"timeout": "90s", "memory": "256Mi",
                                      "tokensPerRun": 50000, "usdPerDay": 5.0}
     assert doc["spec"]["model"] == "claude-sonnet-4-5"
-    assert (agent.line, agent.col) == (1, 1)
+    assert agent.line == 1 and agent.position("spec", "limits", "timeout") == (6, 21)
 
 
 @pytest.mark.parametrize(("text", "expected"), [
