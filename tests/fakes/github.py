@@ -1,0 +1,253 @@
+"""A stateful fake of the GitHub REST API (the operations project38 uses), for httpx tests.
+
+It behaves like GitHub where the controller depends on it: App JWTs are verified (RS256,
+`iss`, at most 10 minutes), installation tokens are issued with an expiry and checked on every
+call, `Accept` and `X-GitHub-Api-Version` are required, request bodies must carry the fields
+GitHub's REST description marks required, unknown operations are 404. Failures and rate limits
+can be scripted. Use `httpx.AsyncClient(transport=fake.transport())`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import itertools
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+API_VERSION = "2022-11-28"
+
+
+def make_key_pair() -> tuple[str, str]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                           serialization.PublicFormat.SubjectPublicKeyInfo)
+    return private, public.decode()
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha1(data).hexdigest()
+
+
+@dataclass
+class Repo:
+    full_name: str
+    default_branch: str = "main"
+    branches: dict[str, str] = field(default_factory=dict)      # branch -> commit sha
+    commits: dict[str, str] = field(default_factory=dict)       # commit sha -> tree sha
+    trees: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    blobs: dict[str, bytes] = field(default_factory=dict)
+
+
+@dataclass
+class Scripted:
+    """A canned answer for the next matching request(s)."""
+
+    method: str
+    path: re.Pattern[str]
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: Any = None
+    times: int = 1
+
+
+class FakeGitHub:
+    def __init__(self, *, app_id: str = "1034567", public_key: str,
+                 clock: Callable[[], float] = time.time, host: str = "https://api.github.com"):
+        self.app_id = app_id
+        self.public_key = public_key
+        self.clock = clock
+        self.host = host.rstrip("/")
+        self.installations: dict[int, set[str]] = {}
+        self.repos: dict[str, Repo] = {}
+        self.tokens: dict[str, tuple[int, float]] = {}  # token -> (installation, expires)
+        self.token_requests: list[int] = []
+        self.check_runs: list[dict[str, Any]] = []
+        self.issues: dict[str, list[dict[str, Any]]] = {}
+        self.requests: list[httpx.Request] = []
+        self.scripted: list[Scripted] = []
+        self._ids = itertools.count(1)
+
+    def transport(self) -> httpx.MockTransport:
+        return httpx.MockTransport(self.handle)
+
+    # --- arranging ------------------------------------------------------------------------
+
+    def install(self, installation_id: int, *repos: str) -> None:
+        self.installations.setdefault(installation_id, set()).update(repos)
+        for name in repos:
+            self.repos.setdefault(name, Repo(name))
+
+    def commit(self, repo: str, files: dict[str, str], *, branch: str = "main") -> str:
+        """Make `files` the whole content of `branch`; returns the new commit SHA."""
+        r = self.repos[repo]
+        entries = []
+        for path, text in sorted(files.items()):
+            data = text.encode()
+            sha = _sha(b"blob %d\0" % len(data) + data)
+            r.blobs[sha] = data
+            entries.append({"path": path, "mode": "100644", "type": "blob", "sha": sha,
+                            "size": len(data), "url": f"{self.host}/repos/{repo}/git/blobs/{sha}"})
+        tree_sha = _sha(repr(entries).encode())
+        r.trees[tree_sha] = entries
+        commit_sha = _sha(f"{tree_sha}{len(r.commits)}".encode())
+        r.commits[commit_sha] = tree_sha
+        r.branches[branch] = commit_sha
+        return commit_sha
+
+    def fail_next(self, method: str, path_regex: str, status: int, *, times: int = 1,
+                  headers: dict[str, str] | None = None, body: Any = None) -> None:
+        self.scripted.append(Scripted(method, re.compile(path_regex), status, headers or {},
+                                      body if body is not None else {"message": "scripted"},
+                                      times))
+
+    # --- serving --------------------------------------------------------------------------
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        path = request.url.path
+        prefix = httpx.URL(self.host).path.rstrip("/")
+        if prefix and path.startswith(prefix):
+            path = path[len(prefix):]
+        for script in self.scripted:
+            if script.method == request.method and script.path.fullmatch(path):
+                script.times -= 1
+                if script.times <= 0:
+                    self.scripted.remove(script)
+                return httpx.Response(script.status, headers=script.headers, json=script.body)
+        if request.headers.get("accept") != "application/vnd.github+json":
+            return _error(415, "Accept must be application/vnd.github+json")
+        if request.headers.get("x-github-api-version") != API_VERSION:
+            return _error(400, "X-GitHub-Api-Version missing or unsupported")
+        match = re.fullmatch(r"/app/installations/(\d+)/access_tokens", path)
+        if match and request.method == "POST":
+            return self._access_token(request, int(match[1]))
+        installation = self._authorised(request)
+        if installation is None:
+            return _error(401, "Bad credentials")
+        return self._route(request, path, installation)
+
+    def _access_token(self, request: httpx.Request, installation_id: int) -> httpx.Response:
+        auth = request.headers.get("authorization", "")
+        if not auth.startswith("Bearer "):
+            return _error(401, "A JSON web token could not be decoded")
+        try:
+            claims = jwt.decode(auth[7:], self.public_key, algorithms=["RS256"],
+                                options={"verify_exp": False, "verify_iat": False})
+        except jwt.PyJWTError as exc:
+            return _error(401, f"A JSON web token could not be decoded: {exc}")
+        now = self.clock()
+        if str(claims.get("iss")) != self.app_id:
+            return _error(401, "'Issuer' claim ('iss') must be an Integer")
+        if claims["exp"] - claims["iat"] > 600 or claims["exp"] <= now or claims["iat"] > now:
+            return _error(401, "'Expiration time' claim ('exp') is too far in the future")
+        if installation_id not in self.installations:
+            return _error(404, "Not Found")
+        self.token_requests.append(installation_id)
+        token = f"ghs_{next(self._ids):06d}{installation_id}"
+        expires = now + 3600
+        self.tokens[token] = (installation_id, expires)
+        return httpx.Response(201, json={
+            "token": token, "repository_selection": "selected",
+            "expires_at": datetime.fromtimestamp(expires, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "permissions": {"checks": "write", "contents": "read", "issues": "write"}})
+
+    def _authorised(self, request: httpx.Request) -> int | None:
+        auth = request.headers.get("authorization", "")
+        if not auth.startswith("token "):
+            return None
+        found = self.tokens.get(auth[6:])
+        if found is None or found[1] <= self.clock():
+            return None
+        return found[0]
+
+    def _route(self, request: httpx.Request, path: str, installation: int) -> httpx.Response:
+        match = re.fullmatch(r"/repos/([^/]+/[^/]+)(/.*)?", path)
+        if not match or match[1] not in self.repos:
+            return _error(404, "Not Found")
+        repo, rest = self.repos[match[1]], match[2] or ""
+        if match[1] not in self.installations.get(installation, set()):
+            return _error(403, "Resource not accessible by integration")
+        body = _json(request)
+        method = request.method
+        if method == "GET" and rest == "":
+            return httpx.Response(200, json={"full_name": repo.full_name,
+                                             "default_branch": repo.default_branch})
+        if method == "GET" and (m := re.fullmatch(r"/branches/([^/]+)", rest)):
+            if m[1] not in repo.branches:
+                return _error(404, "Branch not found")
+            return httpx.Response(200, json={"name": m[1],
+                                             "commit": {"sha": repo.branches[m[1]]}})
+        if method == "GET" and (m := re.fullmatch(r"/git/trees/([0-9a-f]{40}|[^/]+)", rest)):
+            tree_sha = repo.commits.get(m[1], m[1])
+            if tree_sha not in repo.trees:
+                return _error(404, "Not Found")
+            return httpx.Response(200, json={"sha": tree_sha, "truncated": False,
+                                             "tree": repo.trees[tree_sha]})
+        if method == "GET" and (m := re.fullmatch(r"/git/blobs/([0-9a-f]{40})", rest)):
+            if m[1] not in repo.blobs:
+                return _error(404, "Not Found")
+            data = repo.blobs[m[1]]
+            return httpx.Response(200, json={"sha": m[1], "size": len(data),
+                                             "encoding": "base64",
+                                             "content": base64.encodebytes(data).decode()})
+        if method == "POST" and rest == "/check-runs":
+            missing = [f for f in ("name", "head_sha") if f not in body]
+            if missing or ("output" in body and "summary" not in body["output"]):
+                return _error(422, f"Invalid request: missing {missing or ['output.summary']}")
+            run = {"id": next(self._ids), "repo": repo.full_name, **body}
+            self.check_runs.append(run)
+            return httpx.Response(201, json=run)
+        if method == "PATCH" and (m := re.fullmatch(r"/check-runs/(\d+)", rest)):
+            for run in self.check_runs:
+                if run["id"] == int(m[1]):
+                    run.update(body)
+                    return httpx.Response(200, json=run)
+            return _error(404, "Not Found")
+        issues = self.issues.setdefault(repo.full_name, [])
+        if method == "GET" and rest == "/issues":
+            state = request.url.params.get("state", "open")
+            labels = set(filter(None, request.url.params.get("labels", "").split(",")))
+            found = [i for i in issues if i["state"] == state
+                     and labels <= {lab["name"] for lab in i["labels"]}]
+            return httpx.Response(200, json=found)
+        if method == "POST" and rest == "/issues":
+            if "title" not in body:
+                return _error(422, "Invalid request: missing title")
+            issue = {"number": len(issues) + 1, "state": "open", "title": body["title"],
+                     "body": body.get("body", ""),
+                     "labels": [{"name": n} for n in body.get("labels", [])]}
+            issues.append(issue)
+            return httpx.Response(201, json=issue)
+        if method == "PATCH" and (m := re.fullmatch(r"/issues/(\d+)", rest)):
+            for issue in issues:
+                if issue["number"] == int(m[1]):
+                    issue.update({k: v for k, v in body.items() if k != "labels"})
+                    return httpx.Response(200, json=issue)
+            return _error(404, "Not Found")
+        return _error(404, "Not Found")
+
+
+def _json(request: httpx.Request) -> dict[str, Any]:
+    if not request.content:
+        return {}
+    import json
+
+    value = json.loads(request.content)
+    return value if isinstance(value, dict) else {}
+
+
+def _error(status: int, message: str) -> httpx.Response:
+    return httpx.Response(status, json={"message": message,
+                                        "documentation_url": "https://docs.github.com/rest"})
