@@ -83,6 +83,13 @@ class Metadata(Strict):
     labels: dict[str, str] = Field(default_factory=dict, description="Free-form key/values.")
 
 
+class Envelope(Strict):
+    """What every manifest has besides its `kind` and `spec`."""
+
+    api_version: Literal["p38/v1"] = Field(alias="apiVersion")
+    metadata: Metadata
+
+
 # --- Agent ---------------------------------------------------------------------------------
 
 Tool = Literal["http", "notify", "github", "railway", "n8n"]
@@ -106,10 +113,8 @@ class AgentSpec(Strict):
                                description="Notification targets (names from the Policy).")
 
 
-class Agent(Strict):
-    api_version: Literal["p38/v1"] = Field(alias="apiVersion")
+class Agent(Envelope):
     kind: Literal["Agent"]
-    metadata: Metadata
     spec: AgentSpec
 
 
@@ -130,10 +135,8 @@ class ScheduleSpec(Strict):
     suspended: bool = Field(False, description="Keep the schedule but start no runs.")
 
 
-class Schedule(Strict):
-    api_version: Literal["p38/v1"] = Field(alias="apiVersion")
+class Schedule(Envelope):
     kind: Literal["Schedule"]
-    metadata: Metadata
     spec: ScheduleSpec
 
 
@@ -159,10 +162,8 @@ class ServiceSpec(Strict):
     require_approval: bool = Field(False, description="Hold each deploy until approved.")
 
 
-class Service(Strict):
-    api_version: Literal["p38/v1"] = Field(alias="apiVersion")
+class Service(Envelope):
     kind: Literal["Service"]
-    metadata: Metadata
     spec: ServiceSpec
 
 
@@ -209,10 +210,8 @@ class PolicySpec(Strict):
         default_factory=dict, description="Notification targets by name.")
 
 
-class Policy(Strict):
-    api_version: Literal["p38/v1"] = Field(alias="apiVersion")
+class Policy(Envelope):
     kind: Literal["Policy"]
-    metadata: Metadata
     spec: PolicySpec
 
 
