@@ -14,7 +14,7 @@ COPY pyproject.toml README.md ./
 COPY controller ./controller
 COPY handlers ./handlers
 COPY reconcilers ./reconcilers
-RUN pip install . \
+RUN pip install ".[gcp]" \
     && useradd --create-home --uid 10001 p38 \
     && mkdir -p /data \
     && chown p38:p38 /data

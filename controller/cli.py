@@ -18,8 +18,10 @@ from typing import Any
 from aiohttp import web
 
 from controller.app import create_app
+from controller.clients.secrets import GoogleSecretManager, Secrets, with_provider_secrets
+from controller.clients.secrets import load as load_secrets
 from controller.config import Settings
-from controller.logs import configure_logging
+from controller.logs import SecretRedactor, configure_logging
 from controller.manifests import reference
 from controller.manifests.loader import ManifestSet, load_dir
 from controller.manifests.models import json_schema
@@ -44,7 +46,19 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings.model_copy(update={"server": server, "queue": queue})
 
 
-def _serve(settings: Settings, *, banner: bool, unix: str | None = None) -> int:
+def _with_secret_manager(settings: Settings, redactor: SecretRedactor) -> Settings:
+    """With GCP_PROJECT_ID: provider secrets from Secret Manager (read once, at start)."""
+    project = settings.providers.gcp_project_id
+    if not project:
+        return settings
+    holder = Secrets(on_change=redactor.update)
+    asyncio.run(load_secrets(holder, GoogleSecretManager.connect(project)))
+    return with_provider_secrets(settings, holder)
+
+
+def _serve(settings: Settings, *, banner: bool, unix: str | None = None,
+           redactor: SecretRedactor | None = None) -> int:
+    settings = _with_secret_manager(settings, redactor or SecretRedactor())
     app = create_app(settings)
     host, port = settings.server.host, settings.server.port
     if banner:
@@ -65,11 +79,11 @@ def _serve(settings: Settings, *, banner: bool, unix: str | None = None) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    return _serve(_settings(args), banner=True, unix=args.unix)
+    return _serve(_settings(args), banner=True, unix=args.unix, redactor=args.redactor)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    return _serve(_settings(args), banner=False, unix=args.unix)
+    return _serve(_settings(args), banner=False, unix=args.unix, redactor=args.redactor)
 
 
 async def _with_store(settings: Settings, body: Callable[[Store], Awaitable[int]], *,
@@ -249,8 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = Settings()
-    configure_logging(fmt=settings.log.format, level=settings.log.level).update(
-        settings.secret_values())
+    args.redactor = configure_logging(fmt=settings.log.format, level=settings.log.level)
+    args.redactor.update(settings.secret_values())
     func: Callable[[argparse.Namespace], Any] = args.func
     return int(func(args) or 0)
 

@@ -93,6 +93,9 @@ class ProviderSettings(BaseSettings):
     railway_api_url: str = Field("https://backboard.railway.app/graphql/v2",
                                  validation_alias="RAILWAY_API_URL")
     anthropic_api_key: SecretStr | None = Field(None, validation_alias="ANTHROPIC_API_KEY")
+    gcp_project_id: str | None = Field(
+        None, validation_alias="GCP_PROJECT_ID",
+        description="When set, secrets are read from Google Secret Manager in this project.")
 
     def any_credentials(self) -> bool:
         """True when at least one provider could be written to."""

@@ -1,0 +1,62 @@
+"""Secrets come from the environment or Secret Manager, live in memory, and never reach logs."""
+
+from __future__ import annotations
+
+import json
+
+import structlog
+
+from controller.clients.secrets import GoogleSecretManager, Secrets, load
+from controller.logs import REDACTED, configure_logging
+from tests.fakes.secret_manager import FakeSecretManager
+
+PEM = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n"
+
+
+async def test_secret_manager_overrides_env_and_missing_ones_fall_back() -> None:
+    """The seed's secret names map to our variables; absent secrets keep the env value."""
+    fake = FakeSecretManager("p38-prod", {"ANTHROPIC-API": "sk-ant-from-gsm-123456",
+                                          "github-app-private-key": PEM})
+    secrets = Secrets({"ANTHROPIC_API_KEY": "sk-ant-from-env-000000",
+                       "RAILWAY_TOKEN": "railway-env-token-99"})
+    loaded = await load(secrets, GoogleSecretManager("p38-prod", fake))
+    assert loaded == ["ANTHROPIC_API_KEY", "GITHUB_APP_PRIVATE_KEY"]
+    assert secrets.get("ANTHROPIC_API_KEY") == "sk-ant-from-gsm-123456"
+    assert secrets.get("GITHUB_APP_PRIVATE_KEY") == PEM
+    assert secrets.get("RAILWAY_TOKEN") == "railway-env-token-99"
+    assert "projects/p38-prod/secrets/TELEGRAM-BOT-TOKEN/versions/latest" in fake.requests
+
+
+async def test_loaded_secrets_are_redacted_from_every_log_line(capsys) -> None:  # type: ignore[no-untyped-def]
+    """Values fetched from Secret Manager are scrubbed from logs, wherever they appear."""
+    redactor = configure_logging(fmt="json")
+    try:
+        secrets = Secrets({}, on_change=redactor.update)
+        await load(secrets, GoogleSecretManager("p", FakeSecretManager(
+            "p", {"RAILWAY-API": "rw-secret-value-42", "N8N-API": "n8n-key-value-7"})))
+        structlog.get_logger("t").warning("calling railway", token="rw-secret-value-42",
+                                          url="https://x/?key=n8n-key-value-7")
+        lines = [json.loads(x) for x in capsys.readouterr().err.strip().splitlines()]
+    finally:
+        structlog.reset_defaults()
+    text = json.dumps(lines)
+    assert "rw-secret-value-42" not in text and "n8n-key-value-7" not in text
+    assert lines[-1]["token"] == REDACTED
+    assert lines[-1]["url"] == f"https://x/?key={REDACTED}"
+    assert any(line.get("event") == "secrets_loaded" for line in lines)
+
+
+def test_provider_settings_take_the_values_in_force() -> None:
+    """Secrets loaded at start become the provider credentials (and so decide dry-run)."""
+    from controller.clients.secrets import with_provider_secrets
+    from controller.config import ProviderSettings, Settings
+
+    settings = Settings(providers=ProviderSettings(ANTHROPIC_API_KEY=None, RAILWAY_TOKEN=None,
+                                                   GITHUB_APP_ID=None,
+                                                   GITHUB_APP_PRIVATE_KEY=None))
+    assert settings.effective_dry_run
+    updated = with_provider_secrets(settings, Secrets({"RAILWAY_TOKEN": "rw-token-123456"}))
+    assert updated.providers.railway_token is not None
+    assert updated.providers.railway_token.get_secret_value() == "rw-token-123456"
+    assert not updated.effective_dry_run
+    assert "rw-token-123456" in updated.secret_values()
