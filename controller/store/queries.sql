@@ -162,6 +162,8 @@ ON CONFLICT (idempotency_key) DO NOTHING;
 SELECT state, version, data FROM resource_state WHERE kind = $1 AND name = $2;
 
 -- name: resource_insert
+-- The worker writes state inside p38_settle; these two are for tools and tests that act as
+-- another writer of the same versioned row.
 INSERT INTO resource_state (kind, name, state, version, data) VALUES ($1, $2, $3, 1, $4::jsonb)
 ON CONFLICT (kind, name) DO NOTHING
 RETURNING version;
