@@ -1,35 +1,45 @@
 """The aiohttp application factory: routes, typed app state, and every resource's lifetime.
 
 `create_app(settings)` builds the application; `cleanup_ctx` opens, in order, the database
-(embedded server when DATABASE_URL is unset, migrations when enabled), the ingest writer, and
-the workers with their LISTEN connection, and closes them in reverse order. No globals.
+(embedded server when DATABASE_URL is unset, migrations when enabled), the outbound clients
+with the executor's runners and the reconcilers' read context, the ingest writer, the workers
+with their LISTEN connection, and the local manifests watcher; and closes them in reverse
+order. No globals.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
 
 import structlog
 from aiohttp import web
 
+from controller.clients.github import GitHubApp
 from controller.config import Settings
+from controller.context import StoreContext
 from controller.executor import ActionRunner, Executor
 from controller.ingest import IngestWriter
 from controller.metrics import Metrics
 from controller.ooda import Worker
 from controller.policy import Policy
 from controller.queue import WAKE_CHANNEL, WorkQueue
+from controller.runners import github_runners, manifest_runners
+from controller.sources import GitHubManifests, local_signature
 from controller.store import Store
 from controller.store.embedded import resolve_dsn
 from controller.web import api, health, webhooks
 from controller.web.json import problem
 from controller.web.keys import (
+    CONTEXT,
     EXECUTOR,
+    GITHUB,
     INGEST,
     METRICS,
     POLICY,
@@ -46,12 +56,18 @@ from reconcilers.base import Reconciler
 
 log = structlog.get_logger("p38.app")
 
+LOCAL_KEY = "manifests:local"
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def create_app(settings: Settings, *, registry: Mapping[str, Reconciler] | None = None,
                runners: Mapping[str, ActionRunner] | None = None,
-               policy: Policy | None = None) -> web.Application:
+               policy: Policy | None = None, github_transport: Any = None,
+               github_sleep: Callable[[float], Awaitable[None]] | None = None
+               ) -> web.Application:
+    """`github_transport` (an httpx transport) and `github_sleep` replace the network and the
+    rate-limit waits in tests."""
     app = web.Application(client_max_size=settings.server.max_body_bytes,
                           middlewares=[_json_errors, _api_auth])
     app[SETTINGS] = settings
@@ -64,8 +80,12 @@ def create_app(settings: Settings, *, registry: Mapping[str, Reconciler] | None 
     health.add_routes(app)
     api.add_routes(app)
     app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(functools.partial(_clients, transport=github_transport,
+                                             sleep=github_sleep))
     app.cleanup_ctx.append(_ingest)
     app.cleanup_ctx.append(_workers)
+    app.cleanup_ctx.append(_local_manifests)
+    app.cleanup_ctx.append(_resync)
     return app
 
 
@@ -103,14 +123,39 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
             log.info("migrations_applied", versions=applied)
     app[STORE] = store
     app[QUEUE] = WorkQueue(store, settings.queue)
-    app[EXECUTOR] = Executor(store, app[RUNNERS])
-    policy = app[POLICY]
-    if policy.dry_run:
-        log.warning("dry_run", reason="no provider credentials configured"
-                    if settings.policy.dry_run is None else "P38_DRY_RUN is set",
-                    meaning="actions are recorded, not executed")
+    if missing := settings.dry_run_providers():
+        log.warning("dry_run", providers=missing,
+                    reason="P38_DRY_RUN is set" if settings.policy.dry_run
+                    else "no credentials configured",
+                    meaning="their actions are recorded with what they would do, not executed")
     yield
     await store.close()
+
+
+async def _clients(app: web.Application, *, transport: Any,
+                   sleep: Callable[[float], Awaitable[None]] | None) -> AsyncIterator[None]:
+    """The GitHub App client (when configured), the runners that use it, and the read
+    context reconcilers observe through."""
+    settings, store = app[SETTINGS], app[STORE]
+    providers = settings.providers
+    runners: dict[str, ActionRunner] = manifest_runners(store)
+    async with contextlib.AsyncExitStack() as stack:
+        github: GitHubApp | None = None
+        if providers.github_app_id and providers.github_app_private_key:
+            github = await stack.enter_async_context(GitHubApp.open(
+                app_id=providers.github_app_id,
+                private_key=providers.github_app_private_key.get_secret_value(),
+                base_url=providers.github_api_url, transport=transport, sleep=sleep))
+            runners |= github_runners(github, store)
+        given: dict[str, ActionRunner] = app[RUNNERS]
+        runners.update(given)  # given to create_app: tests and embedders override
+        app[GITHUB] = github
+        app[EXECUTOR] = Executor(store, runners)
+        app[CONTEXT] = StoreContext(
+            store, local_dir=settings.manifests.directory,
+            github=GitHubManifests(github, store, folder=settings.manifests.repo_path)
+            if github is not None else None)
+        yield
 
 
 async def _ingest(app: web.Application) -> AsyncIterator[None]:
@@ -129,7 +174,8 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
     prefix = f"{socket.gethostname()}:{os.getpid()}"
     workers = [
         Worker(f"{prefix}:{n}", store=store, queue=app[QUEUE], registry=app[REGISTRY],
-               executor=app[EXECUTOR], policy=app[POLICY], metrics=app[METRICS], wake=wake)
+               executor=app[EXECUTOR], policy=app[POLICY], metrics=app[METRICS], wake=wake,
+               context=app[CONTEXT])
         for n in range(settings.queue.workers)
     ]
     app[WORKERS] = workers
@@ -146,3 +192,57 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
             for task in still_running:  # their leases are released as they cancel
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _local_manifests(app: web.Application) -> AsyncIterator[None]:
+    """With a local manifests folder: reconcile it now and whenever its files change."""
+    settings = app[SETTINGS].manifests
+    folder = settings.directory
+    if folder is None:
+        yield
+        return
+    queue = app[QUEUE]
+    log.info("local_manifests", folder=str(folder.resolve()))
+
+    async def watch() -> None:
+        seen = await asyncio.to_thread(local_signature, folder)
+        await queue.enqueue([LOCAL_KEY])
+        while True:
+            await asyncio.sleep(settings.poll_seconds)
+            try:
+                now = await asyncio.to_thread(local_signature, folder)
+                if now != seen:
+                    await queue.enqueue([LOCAL_KEY])
+                    seen = now
+                    log.info("local_manifests_changed", folder=str(folder))
+            except Exception as exc:  # the database away for a moment: try at the next tick
+                log.warning("local_manifests_watch_failed", error=str(exc))
+
+    task = asyncio.create_task(watch(), name="local-manifests")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _resync(app: web.Application) -> AsyncIterator[None]:
+    """Re-enqueue manifest sources not reconciled for P38_RESYNC_SECONDS (GitHub does not
+    redeliver a webhook that failed, so a missed push is caught here)."""
+    every = app[SETTINGS].manifests.resync_seconds
+    store = app[STORE]
+
+    async def tick() -> None:
+        while True:
+            await asyncio.sleep(min(60.0, max(1.0, every / 4)))
+            try:
+                keys = await store.fetchval("resync_due", every)
+                if keys:
+                    log.info("resync", keys=keys)
+            except Exception as exc:  # the database away for a moment: next tick
+                log.warning("resync_failed", error=str(exc))
+
+    task = asyncio.create_task(tick(), name="resync")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

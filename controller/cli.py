@@ -66,8 +66,12 @@ def _serve(settings: Settings, *, banner: bool, unix: str | None = None,
                  else f"embedded PostgreSQL in {settings.store.home.resolve() / 'pgdata'}")
         url = f"unix:{unix}" if unix else f"http://{host}:{port}"
         print(f"project38 on {url}  (database: {db})", file=sys.stderr)
-        if settings.effective_dry_run:
-            print("dry-run: no credentials configured, so actions are recorded, not executed",
+        if settings.policy.dry_run:
+            print("dry-run (P38_DRY_RUN): every action is recorded, not executed",
+                  file=sys.stderr)
+        elif missing := settings.dry_run_providers():
+            print(f"dry-run for {', '.join(missing)}: no credentials configured, so their "
+                  "actions are recorded with what they would have done, not executed",
                   file=sys.stderr)
     grace = settings.server.shutdown_grace_seconds
     if unix:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _ENV = SettingsConfigDict(extra="ignore", env_ignore_empty=True)
@@ -80,6 +80,9 @@ class SecretsSettings(BaseSettings):
     n8n_webhook_secret: SecretStr | None = Field(None, validation_alias="N8N_WEBHOOK_SECRET")
 
 
+PROVIDERS = ("github", "railway", "anthropic")
+
+
 class ProviderSettings(BaseSettings):
     """Outbound credentials and endpoints."""
 
@@ -97,10 +100,44 @@ class ProviderSettings(BaseSettings):
         None, validation_alias="GCP_PROJECT_ID",
         description="When set, secrets are read from Google Secret Manager in this project.")
 
+    def configured(self) -> frozenset[str]:
+        """The providers whose credentials are set: github, railway, anthropic."""
+        found = {"github": bool(self.github_app_id and self.github_app_private_key),
+                 "railway": bool(self.railway_token), "anthropic": bool(self.anthropic_api_key)}
+        return frozenset(name for name, ok in found.items() if ok)
+
     def any_credentials(self) -> bool:
         """True when at least one provider could be written to."""
-        return bool((self.github_app_id and self.github_app_private_key)
-                    or self.railway_token or self.anthropic_api_key)
+        return bool(self.configured())
+
+
+class ManifestSettings(BaseSettings):
+    """Where desired state comes from, and how often it is re-read."""
+
+    model_config = _ENV
+    directory: Path | None = Field(
+        None, validation_alias="P38_MANIFESTS_DIR",
+        description="A local directory reconciled as the source `local` (`p38 up` uses "
+                    "./manifests when it exists); unset: GitHub repositories only.")
+    repo_path: str = Field(
+        "manifests/", validation_alias="P38_MANIFESTS_PATH",
+        description="The folder holding manifests in each installed repository.")
+    poll_seconds: float = Field(
+        1.0, validation_alias="P38_MANIFESTS_POLL_SECONDS",
+        description="How often the local directory is checked for changed files (a stat per "
+                    "file; cheap).")
+    resync_seconds: float = Field(
+        300.0, validation_alias="P38_RESYNC_SECONDS",
+        description="Every source is re-read this often even without a webhook (GitHub does "
+                    "not redeliver failed deliveries).")
+
+    @field_validator("repo_path")
+    @classmethod
+    def _folder(cls, value: str) -> str:
+        value = value.strip().strip("/")
+        if not value or ".." in value.split("/"):
+            raise ValueError("must be a folder inside the repository, like manifests/")
+        return value + "/"
 
 
 class LogSettings(BaseSettings):
@@ -131,7 +168,8 @@ class PolicySettings(BaseSettings):
     model_config = _ENV
     dry_run: bool | None = Field(
         None, validation_alias="P38_DRY_RUN",
-        description="Record actions without executing them; unset = on when no credentials.")
+        description="true: record every action without executing it. Unset: actions of a "
+                    "provider without credentials are recorded as dry-run, the rest run.")
     killswitch: bool = Field(False, validation_alias="P38_KILLSWITCH",
                              description="Skip every action (the big red button).")
 
@@ -146,14 +184,14 @@ class Settings(BaseModel):
     ingest: IngestSettings = Field(default_factory=lambda: IngestSettings())
     secrets: SecretsSettings = Field(default_factory=lambda: SecretsSettings())
     providers: ProviderSettings = Field(default_factory=lambda: ProviderSettings())
+    manifests: ManifestSettings = Field(default_factory=lambda: ManifestSettings())
     log: LogSettings = Field(default_factory=lambda: LogSettings())
 
-    @property
-    def effective_dry_run(self) -> bool:
-        """Dry-run when asked, or by default when no provider credentials are configured."""
-        if self.policy.dry_run is not None:
-            return self.policy.dry_run
-        return not self.providers.any_credentials()
+    def dry_run_providers(self) -> list[str]:
+        """The providers whose actions are recorded as dry-run, not executed."""
+        if self.policy.dry_run:
+            return list(PROVIDERS)
+        return [p for p in PROVIDERS if p not in self.providers.configured()]
 
     def secret_values(self) -> list[str]:
         """Every configured secret value, for the log redactor."""

@@ -47,3 +47,7 @@ class Waiting(P38Error):
         super().__init__(reason)
         self.requeue_after = requeue_after
         self.reason = reason
+
+
+class NotConfigured(P38Error):
+    """The credentials or settings this read needs are not configured."""

@@ -25,7 +25,7 @@ from controller.metrics import Metrics
 from controller.policy import Policy, Verdict, gate
 from controller.queue import AuditEntry, Lease, WorkQueue
 from controller.store import Store
-from reconcilers.base import Plan, Reconciler, Transition
+from reconcilers.base import ObserveContext, Plan, Reconciler, Transition
 
 log = structlog.get_logger("p38.ooda")
 
@@ -72,7 +72,8 @@ class Record:
 class Worker:
     def __init__(self, name: str, *, store: Store, queue: WorkQueue,
                  registry: Mapping[str, Reconciler], executor: Executor, policy: Policy,
-                 metrics: Metrics, wake: asyncio.Event) -> None:
+                 metrics: Metrics, wake: asyncio.Event,
+                 context: ObserveContext | None = None) -> None:
         self.name = name
         self._store = store
         self._queue = queue
@@ -81,7 +82,7 @@ class Worker:
         self._policy = policy
         self._metrics = metrics
         self._wake = wake
-        self._context = StoreContext(store)
+        self._context: ObserveContext = context or StoreContext(store)
         self.current: Lease | None = None
 
     async def run(self, stopping: asyncio.Event) -> None:
@@ -181,6 +182,7 @@ class Worker:
             record.actions = exc.outcomes
             return Retry(exc)
         except Waiting as exc:
+            record.plan = record.plan or Plan("Waiting", exc.reason)
             return Requeue(exc.requeue_after, exc.reason)
         except TerminalError as exc:
             return Stalled(exc)

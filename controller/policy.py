@@ -1,8 +1,10 @@
 """The policy gate between a plan and the executor: killswitch, approvals, dry-run.
 
 `gate(plan_actions, policy, approved)` is pure: it says, for each action, whether it runs,
-is held for approval, is recorded as dry-run, or is skipped by the killswitch. The worker
-fetches the approvals first; the executor records the verdicts. No I/O here.
+is held for approval, is recorded as dry-run, or is skipped by the killswitch. An action that
+needs a provider whose credentials are not configured is recorded as dry-run (what it would
+have done) while internal actions still run, so a controller with no credentials shows the
+whole loop. The worker fetches the approvals first; the executor records the verdicts. No I/O.
 """
 
 from __future__ import annotations
@@ -29,10 +31,16 @@ class Policy:
     dry_run: bool = False
     killswitch: bool = False
     approval_required: frozenset[str] = field(default_factory=frozenset)
+    # Providers with credentials; None means every provider (tests, tools).
+    providers: frozenset[str] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Policy:
-        return cls(dry_run=settings.effective_dry_run, killswitch=settings.policy.killswitch)
+        return cls(dry_run=bool(settings.policy.dry_run), killswitch=settings.policy.killswitch,
+                   providers=settings.providers.configured())
+
+    def can_use(self, provider: str | None) -> bool:
+        return provider is None or self.providers is None or provider in self.providers
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,9 @@ def gate(actions: Iterable[Action], policy: Policy, approved: Set[str]) -> list[
             verdicts.append(Gated(action, Verdict.HELD, "waiting for approval"))
         elif policy.dry_run:
             verdicts.append(Gated(action, Verdict.DRY_RUN, "dry-run: recorded, not executed"))
+        elif not policy.can_use(action.needs):
+            verdicts.append(Gated(action, Verdict.DRY_RUN,
+                                  f"dry-run: no {action.needs} credentials configured"))
         else:
             verdicts.append(Gated(action, Verdict.RUN, "allowed"))
     return verdicts

@@ -2,7 +2,10 @@
 
 Sans-I/O. Event names stay strings (GitHub keeps adding events); payloads are read defensively
 because old events lack new fields and new events carry fields we do not know.
-Keys: `repo:owner/name`, `pull:owner/name#N`, `issue:owner/name#N`, `installation:ID`.
+Keys: `repo:owner/name`, `pull:owner/name#N`, `issue:owner/name#N`, `installation:ID`, and
+for GitOps `manifests:owner/name` (a push to the default branch that touches the manifests
+folder; a repository added to an installation) and `plan:owner/name#N` (a pull request opened
+or updated).
 """
 
 from __future__ import annotations
@@ -45,7 +48,12 @@ def verify_signature(body: bytes, signature_256: str | None, secret: str) -> Non
         raise Rejection(401, "signature does not match the body and the configured secret")
 
 
-def from_http(headers: Mapping[str, str], body: bytes, *, secret: str) -> Delivery:
+PLANNED_PULL_ACTIONS = frozenset({"opened", "synchronize", "reopened", "ready_for_review",
+                                  "edited"})
+
+
+def from_http(headers: Mapping[str, str], body: bytes, *, secret: str,
+              manifests_path: str = "manifests/") -> Delivery:
     """Verify and parse one GitHub delivery, or raise `Rejection`."""
     signature = header(headers, "X-Hub-Signature-256")
     if signature is None and header(headers, "X-Hub-Signature") is not None:
@@ -68,7 +76,7 @@ def from_http(headers: Mapping[str, str], body: bytes, *, secret: str) -> Delive
         action=action if isinstance(action, str) else None,
         headers=selected_headers(headers, KEPT_HEADERS),
         payload_json=text,
-        keys=derive_keys(event, payload),
+        keys=derive_keys(event, payload, manifests_path=manifests_path),
     )
 
 
@@ -99,7 +107,49 @@ def _number(obj: Any) -> int | None:
     return None
 
 
-def derive_keys(event: str, payload: Mapping[str, Any]) -> tuple[str, ...]:
+def touches_manifests(payload: Mapping[str, Any], folder: str) -> bool:
+    """Whether a push to the default branch may have changed the manifests folder. When the
+    payload cannot say (no commit list, a forced push), assume it did: a reconcile that finds
+    the folder's tree unchanged costs two reads and writes nothing."""
+    if payload.get("forced") or payload.get("created"):
+        return True
+    commits = payload.get("commits")
+    if not isinstance(commits, list) or not commits:
+        return payload.get("before") != payload.get("after")
+    for commit in commits:
+        if not isinstance(commit, dict):
+            return True
+        for field in ("added", "modified", "removed"):
+            paths = commit.get(field)
+            if not isinstance(paths, list):
+                return True
+            if any(isinstance(p, str) and p.startswith(folder) for p in paths):
+                return True
+    return False
+
+
+def _pushed_to_default_branch(payload: Mapping[str, Any]) -> bool:
+    repository = payload.get("repository")
+    default = repository.get("default_branch") if isinstance(repository, dict) else None
+    return (isinstance(default, str) and payload.get("ref") == f"refs/heads/{default}"
+            and not payload.get("deleted"))
+
+
+def _added_repositories(payload: Mapping[str, Any]) -> list[str]:
+    if payload.get("action") not in ("created", "added", "new_permissions_accepted"):
+        return []
+    found = []
+    for field in ("repositories", "repositories_added"):
+        repos = payload.get(field)
+        for repo in repos if isinstance(repos, list) else ():
+            name = repo.get("full_name") if isinstance(repo, dict) else None
+            if isinstance(name, str) and "/" in name:
+                found.append(name)
+    return found
+
+
+def derive_keys(event: str, payload: Mapping[str, Any], *,
+                manifests_path: str = "manifests/") -> tuple[str, ...]:
     """The objects this event is a hint about; empty means nobody handles it (ignored)."""
     repo = _repo(payload)
     keys: list[str] = []
@@ -107,14 +157,20 @@ def derive_keys(event: str, payload: Mapping[str, Any]) -> tuple[str, ...]:
         installation = payload.get("installation")
         if isinstance(installation, dict) and installation.get("id") is not None:
             keys.append(f"installation:{installation['id']}")
+        keys.extend(f"manifests:{name}" for name in _added_repositories(payload))
     elif repo is None:
         return ()
     elif event in REPO_EVENTS:
         keys.append(f"repo:{repo}")
+        if event == "push" and _pushed_to_default_branch(payload) \
+                and touches_manifests(payload, manifests_path):
+            keys.append(f"manifests:{repo}")
     elif event in PULL_EVENTS:
         number = _number(payload.get("pull_request")) or _number(payload)
         if number is not None:
             keys.append(f"pull:{repo}#{number}")
+            if event == "pull_request" and payload.get("action") in PLANNED_PULL_ACTIONS:
+                keys.append(f"plan:{repo}#{number}")
     elif event in CHECK_EVENTS:
         container = payload.get(CHECK_EVENTS[event])
         pulls = container.get("pull_requests") if isinstance(container, dict) else None

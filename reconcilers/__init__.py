@@ -10,6 +10,8 @@ from reconcilers.base import Reconciler
 from reconcilers.deployments import Deployments
 from reconcilers.installations import Installations
 from reconcilers.issues import Issues
+from reconcilers.manifests import ManifestSources
+from reconcilers.plans import PullRequestPlans
 from reconcilers.pulls import PullRequests
 from reconcilers.repos import Repositories
 from reconcilers.workflows import Workflows
@@ -17,5 +19,7 @@ from reconcilers.workflows import Workflows
 
 def default_registry() -> dict[str, Reconciler]:
     reconcilers: list[Reconciler] = [Repositories(), PullRequests(), Issues(), Installations(),
-                                     Deployments(), Workflows()]
+                                     Deployments(), Workflows(),
+                                     ManifestSources(),
+                                     PullRequestPlans()]
     return {r.kind: r for r in reconcilers}

@@ -26,6 +26,7 @@ class Action:
     idempotency_key: str
     description: str = ""
     needs_approval: bool = False
+    needs: str | None = None  # the provider whose credentials it uses (None: internal)
 
 
 @dataclass(frozen=True)
@@ -70,10 +71,57 @@ class StoredPayload:
     payload: Mapping[str, Any]
 
 
+@dataclass(frozen=True)
+class ManifestFiles:
+    """The manifest files of a source at one revision.
+
+    `revision` is the commit SHA (a content digest for a local folder) and `tree` the
+    manifests folder's tree SHA (the same digest locally). `files` is None when `tree` equals
+    the `known_tree` the caller passed (nothing was read); otherwise path -> text, with files
+    that could not be read in `unreadable` as `path:1:1: message`.
+    """
+
+    revision: str
+    tree: str
+    files: Mapping[str, str] | None
+    unreadable: tuple[str, ...] = ()
+    blobs_fetched: int = 0
+
+
+@dataclass(frozen=True)
+class Where:
+    """Which revision of a source to read: the default branch head unless `commit` is set."""
+
+    source: str  # `local` or `owner/repo`
+    installation_id: int | None = None
+    branch: str | None = None  # None: ask GitHub for the default branch
+    commit: str | None = None
+
+
+@dataclass(frozen=True)
+class AppliedObject:
+    kind: str
+    name: str
+    content_hash: str
+    document: Mapping[str, Any]
+
+
 class ObserveContext(Protocol):
     """What `observe` may read. Implemented by the controller over the store and clients."""
 
     async def resource(self, kind: str, name: str) -> Resource | None: ...
+
+    async def applied_objects(self, source: str) -> list[AppliedObject]:
+        """What the controller last applied from `source`."""
+        ...
+
+    async def manifest_files(self, where: Where, *, known_tree: str | None) -> ManifestFiles:
+        """A source's manifest files (GitHub: only blobs not seen before are downloaded)."""
+        ...
+
+    async def pull_touches(self, repo: str, number: int, *, installation_id: int) -> bool:
+        """Whether the pull request changes a file under the manifests folder."""
+        ...
 
     async def recent_payloads(self, key: str, limit: int, *,
                               events: Collection[str] | None = None,

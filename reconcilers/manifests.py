@@ -1,31 +1,38 @@
-"""Manifest sources (`manifests:SOURCE`): the diff between the manifests and what was applied.
+"""Manifest sources (`manifests:local`, `manifests:owner/repo`): make what is applied match the
+manifests at the source's head.
 
-`decide` is pure and is the one code path behind both `p38 plan` and the live loop: it turns a
-snapshot (the desired objects with their content hashes, or the problems that made them
-unloadable, and the applied objects) into a plan of create / update (with the changed fields) /
-delete actions. Guard: an invalid or empty manifest set prunes nothing.
+`observe` reads the source's files through the context (GitHub: the default branch head, only
+blobs never seen before; local: the folder) unless the manifests folder's tree is the one
+already fully applied, then parses them (pure). `decide` is pure and is the one code path
+behind both `p38 plan` and the live loop: create / update (with the changed fields) / delete
+actions for what changed, and for a GitHub source a `p38/reconcile` check run on the commit
+and the invalid-manifests issue. Guard: an invalid or empty manifest set prunes nothing.
+The app re-enqueues every known source periodically (`resync_due`): GitHub does not redeliver
+lost hooks.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from reconcilers.base import Action, Plan
+from controller.errors import NotConfigured
+from controller.fsm import StateMachine
+from controller.ids import key_name
+from controller.manifests.loader import load_texts
+from controller.payloads import dig
+from reconcilers import reporting
+from reconcilers.base import Action, ObserveContext, Plan, Resource, Transition, Where
+from reconcilers.diff import Change, ObjectState, changed_fields, counts, diff
 
 if TYPE_CHECKING:
     from controller.policy import Policy
 
+__all__ = ["Change", "ManifestSnapshot", "ManifestSources", "ObjectState", "changed_fields",
+           "decide", "diff"]
 
-@dataclass(frozen=True)
-class ObjectState:
-    """One object as desired or as applied: its identity, hash and normalised document."""
-
-    kind: str
-    name: str
-    content_hash: str
-    document: Mapping[str, Any] = field(compare=False)
+LOCAL = "local"
 
 
 @dataclass(frozen=True)
@@ -35,78 +42,189 @@ class ManifestSnapshot:
     desired: tuple[ObjectState, ...]
     problems: tuple[str, ...]  # `path:line:col: message`; any problem means apply nothing
     applied: tuple[ObjectState, ...]
+    tree: str | None = None
+    unchanged: bool = False  # the folder's tree is the one recorded and fully applied
+    blocked: str | None = None  # why the source cannot be read (credentials missing)
+    current: Resource | None = None
+    where: Where | None = None  # a GitHub source: where to report
 
 
-@dataclass(frozen=True)
-class Change:
-    op: str  # create | update | delete
-    kind: str
-    name: str
-    fields: tuple[str, ...] = ()
-
-    def __str__(self) -> str:
-        sign = {"create": "+", "update": "~", "delete": "-"}[self.op]
-        detail = f" ({', '.join(self.fields)})" if self.fields else ""
-        return f"{sign} {self.kind}/{self.name}{detail}"
+def parse(files: Mapping[str, str], unreadable: Sequence[str] = ()
+          ) -> tuple[tuple[ObjectState, ...], tuple[str, ...]]:
+    """Desired objects and problems from file texts (pure; ruamel + pydantic)."""
+    loaded = load_texts(files)
+    desired = tuple(ObjectState(o.kind, o.name, o.content_hash, o.document())
+                    for o in loaded.objects)
+    return desired, tuple(unreadable) + tuple(str(p) for p in loaded.problems)
 
 
-def changed_fields(old: Any, new: Any, prefix: str = "") -> list[str]:
-    """Dotted paths whose values differ between two documents."""
-    if isinstance(old, Mapping) and isinstance(new, Mapping):
-        paths: list[str] = []
-        for key in sorted(set(old) | set(new), key=str):
-            path = f"{prefix}.{key}" if prefix else str(key)
-            if key not in old or key not in new:
-                paths.append(path)
-            else:
-                paths.extend(changed_fields(old[key], new[key], path))
-        return paths
-    return [] if old == new else [prefix or "(document)"]
+def _objects(states: Sequence[ObjectState]) -> dict[str, str]:
+    return {o.ident: o.content_hash for o in states}
 
 
-def diff(desired: Sequence[ObjectState], applied: Sequence[ObjectState], *,
-         prune: bool = True) -> list[Change]:
-    """Create, update (changed fields) and delete, sorted by kind and name."""
-    have = {(o.kind, o.name): o for o in applied}
-    want = {(o.kind, o.name): o for o in desired}
-    changes: list[Change] = []
-    for ident, obj in want.items():
-        old = have.get(ident)
-        if old is None:
-            changes.append(Change("create", *ident))
-        elif old.content_hash != obj.content_hash:
-            changes.append(Change("update", *ident,
-                                  tuple(changed_fields(old.document, obj.document))))
-    if prune:
-        changes.extend(Change("delete", *ident) for ident in have if ident not in want)
-    return sorted(changes, key=lambda c: (c.kind, c.name))
+def _apply_actions(snapshot: ManifestSnapshot, changes: Sequence[Change],
+                   generation: int) -> list[Action]:
+    desired = {(o.kind, o.name): o for o in snapshot.desired}
+    actions = []
+    for change in changes:
+        obj = desired.get((change.kind, change.name))
+        params: dict[str, Any] = {"source": snapshot.source, "kind": change.kind,
+                                  "name": change.name, "fields": list(change.fields),
+                                  "revision": snapshot.revision}
+        if obj is not None:
+            params |= {"content_hash": obj.content_hash, "document": obj.document}
+        # The source's state version makes keys unique per applied revision (so deleting and
+        # re-creating the same document applies again) yet stable across retries.
+        key = (f"{snapshot.source}@{generation}:{change.op}:{change.kind}/{change.name}:"
+               f"{obj.content_hash if obj else 'deleted'}")
+        actions.append(Action(f"manifest.{change.op}", params, key, description=str(change)))
+    return actions
 
 
 def decide(snapshot: ManifestSnapshot, policy: Policy | None = None) -> Plan:
-    """The plan for one manifest source: an action per change, nothing when invalid."""
-    if snapshot.problems:
-        return Plan("Invalid", f"{len(snapshot.problems)} problem(s); nothing is applied and "
-                               "the last good revision stays")
-    prune = bool(snapshot.desired)
-    changes = diff(snapshot.desired, snapshot.applied, prune=prune)
-    desired = {(o.kind, o.name): o for o in snapshot.desired}
-    actions = tuple(
-        Action(
-            kind=f"manifest.{change.op}",
-            params={"source": snapshot.source, "kind": change.kind, "name": change.name,
-                    "fields": list(change.fields), "revision": snapshot.revision,
-                    "content_hash": desired[(change.kind, change.name)].content_hash
-                    if change.op != "delete" else None},
-            idempotency_key=(f"{snapshot.source}:{change.kind}/{change.name}:"
-                             f"{desired[(change.kind, change.name)].content_hash}"
-                             if change.op != "delete" else
-                             f"{snapshot.source}:{change.kind}/{change.name}:delete:"
-                             f"{snapshot.revision}"),
-            description=str(change))
-        for change in changes)
-    if not changes:
-        reason = "no manifests: nothing is pruned" if not prune else "up to date"
-        return Plan("UpToDate", reason)
-    counts = {op: sum(c.op == op for c in changes) for op in ("create", "update", "delete")}
-    return Plan("Changes", f"{counts['create']} to create, {counts['update']} to update, "
-                           f"{counts['delete']} to delete", actions=actions)
+    """The plan for one manifest source (pure)."""
+    current = snapshot.current
+    data: Mapping[str, Any] = current.data if current else {}
+    state = current.state if current else None
+    where = snapshot.where
+    revision = snapshot.revision or ""
+    at = f" (at {reporting.short(revision)})" if revision else ""
+    if snapshot.unchanged:
+        return Plan("UpToDate", f"manifests unchanged{at}")
+    if snapshot.blocked is not None:
+        # Recorded, so the periodic resync retries it once the credentials are configured.
+        if state == "Blocked" and data.get("reason") == snapshot.blocked:
+            return Plan("Blocked", snapshot.blocked)
+        return Plan("Blocked", snapshot.blocked, transition=_transition(
+            snapshot, "Blocked", {**data, "reason": snapshot.blocked}, snapshot.blocked))
+
+    problems = snapshot.problems
+    if not problems and not snapshot.desired and snapshot.applied:
+        problems = (f"{snapshot.source}: no manifests found; refusing to prune the "
+                    f"{len(snapshot.applied)} applied object(s) (an empty set prunes "
+                    "nothing)",)
+    if problems:
+        if state == "Invalid" and data.get("tree") == snapshot.tree:
+            return Plan("StillInvalid", f"{len(problems)} problem(s), already reported{at}")
+        actions: list[Action] = []
+        if where is not None and where.installation_id is not None:
+            summary = reporting.problems_markdown(problems)
+            actions.append(reporting.check_run(
+                snapshot.source, where.installation_id, revision,
+                name=reporting.RECONCILE_CHECK, conclusion="failure",
+                title=f"{len(problems)} problem(s) in the manifests", summary=summary,
+                key=f"github:{snapshot.source}:{revision}:check:{reporting.RECONCILE_CHECK}"))
+            actions.append(reporting.failure_issue(snapshot.source, where.installation_id,
+                                                   revision, problems))
+        return Plan("Invalid", f"{len(problems)} problem(s); nothing is applied and the "
+                               f"last good revision stays{at}", actions=tuple(actions),
+                    transition=_transition(snapshot, "Invalid", {
+                        **data, "tree": snapshot.tree, "failed_revision": revision,
+                        "problems": list(problems[:reporting.SHOWN_PROBLEMS]),
+                        "issue": bool(actions) or bool(data.get("issue"))},
+                        f"{len(problems)} problem(s) at {reporting.short(revision)}"))
+
+    changes = diff(snapshot.desired, snapshot.applied, prune=True)
+    ready = {"tree": snapshot.tree, "revision": revision,
+             "objects": _objects(snapshot.desired), "problems": [], "issue": False,
+             **_where_data(where)}
+    if not changes and state == "Ready" and data.get("tree") == snapshot.tree:
+        return Plan("UpToDate", f"every object is as applied{at}")
+    generation = current.version if current else 0
+    actions = _apply_actions(snapshot, changes, generation)
+    if where is not None and where.installation_id is not None:
+        actions = _reported(snapshot, where.installation_id, changes, actions,
+                            close_issue=bool(data.get("issue")))
+    transition = None if current and current.state == "Ready" and dict(data) == ready else \
+        _transition(snapshot, "Ready", ready, counts(changes) if changes else "no changes")
+    return Plan("Changes" if changes else "UpToDate",
+                f"{counts(changes)}{at}" if changes else f"no object changed{at}",
+                actions=tuple(actions), transition=transition)
+
+
+def _reported(snapshot: ManifestSnapshot, installation_id: int, changes: Sequence[Change],
+              applying: list[Action], *, close_issue: bool) -> list[Action]:
+    """The apply actions inside an in-progress / completed `p38/reconcile` check run."""
+    repo, revision = snapshot.source, snapshot.revision or ""
+    base = f"github:{repo}:{revision}:check:{reporting.RECONCILE_CHECK}"
+    summary = reporting.changes_markdown(changes)
+    title = counts(changes) if changes else "no changes"
+    actions: list[Action] = []
+    start_key = None
+    if applying:
+        start_key = f"{base}:start"
+        actions.append(reporting.check_run(repo, installation_id, revision,
+                                           name=reporting.RECONCILE_CHECK, key=start_key,
+                                           conclusion=None, title=f"applying: {title}",
+                                           summary=summary))
+    actions += applying
+    actions.append(reporting.check_run(repo, installation_id, revision,
+                                       name=reporting.RECONCILE_CHECK, key=f"{base}:done",
+                                       conclusion="success", title=f"applied: {title}",
+                                       summary=summary, start_key=start_key))
+    if close_issue:
+        actions.append(reporting.resolve_issue(repo, installation_id, revision))
+    return actions
+
+
+def _where_data(where: Where | None) -> dict[str, Any]:
+    if where is None:
+        return {}
+    return {"installation_id": where.installation_id, "branch": where.branch}
+
+
+def _transition(snapshot: ManifestSnapshot, to: str, data: Mapping[str, Any],
+                reason: str) -> Transition:
+    current = snapshot.current
+    ManifestSources.machine.check(current.state if current else None, to)
+    return Transition(from_state=current.state if current else None, to_state=to,
+                      data=dict(data), expected_version=current.version if current else None,
+                      reason=reason)
+
+
+class ManifestSources:
+    kind: ClassVar[str] = "manifests"
+    machine: ClassVar[StateMachine] = StateMachine.declare(
+        "manifests", initial=["Ready", "Invalid", "Blocked"],
+        table={"Ready": ["Invalid", "Blocked"], "Invalid": ["Ready", "Blocked"],
+               "Blocked": ["Ready", "Invalid"]})
+
+    async def observe(self, ctx: ObserveContext, key: str) -> ManifestSnapshot:
+        source = key_name(key)
+        current = await ctx.resource(self.kind, source)
+        data: Mapping[str, Any] = current.data if current else {}
+        where = Where(source) if source == LOCAL else await self._github_where(ctx, key, data)
+        applied = tuple(ObjectState(o.kind, o.name, o.content_hash, o.document)
+                        for o in await ctx.applied_objects(source))
+        fully_applied = (current is not None and current.state == "Ready"
+                         and data.get("objects") == _objects(applied))
+        try:
+            files = await ctx.manifest_files(where, known_tree=data.get("tree")
+                                             if fully_applied else None)
+        except NotConfigured as exc:
+            return ManifestSnapshot(source=source, revision=None, desired=(), problems=(),
+                                    applied=applied, current=current, blocked=str(exc))
+        desired: tuple[ObjectState, ...] = ()
+        problems: tuple[str, ...] = ()
+        if files.files is not None:
+            desired, problems = parse(files.files, files.unreadable)
+        return ManifestSnapshot(source=source, revision=files.revision, desired=desired,
+                                problems=problems, applied=applied, tree=files.tree,
+                                unchanged=files.files is None, current=current,
+                                where=where if source != LOCAL else None,
+)
+
+    async def _github_where(self, ctx: ObserveContext, key: str,
+                            data: Mapping[str, Any]) -> Where:
+        """The installation and default branch: from the newest delivery for this source
+        (a push or an installation event), else as recorded at the last reconcile."""
+        installation, branch = data.get("installation_id"), data.get("branch")
+        for item in await ctx.recent_payloads(key, 1):
+            installation = dig(item.payload, "installation", "id") or installation
+            default = dig(item.payload, "repository", "default_branch")
+            branch = default if isinstance(default, str) else branch
+        return Where(key_name(key), installation_id=installation if isinstance(
+            installation, int) else None, branch=branch if isinstance(branch, str) else None)
+
+    def decide(self, snapshot: ManifestSnapshot, policy: Policy) -> Plan:
+        return decide(snapshot, policy)

@@ -17,7 +17,8 @@ from controller.store import Store
 from controller.store.migrations import migrate
 
 TABLES = ("deliveries", "delivery_payloads", "delivery_keys", "work_queue", "actions",
-          "approvals", "resource_state", "transitions", "audit", "applied_objects")
+          "approvals", "resource_state", "transitions", "audit", "applied_objects",
+          "manifest_blobs")
 
 
 def with_database(dsn: str, name: str) -> str:

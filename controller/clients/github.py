@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,18 @@ class GitHubApp:
         self._max_wait = max_wait
         self._tokens: dict[int, _Token] = {}
         self._token_locks: dict[int, asyncio.Lock] = {}
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(cls, *, app_id: str, private_key: str, base_url: str,
+                   transport: Any = None,
+                   sleep: Callable[[float], Awaitable[None]] | None = None
+                   ) -> AsyncIterator[GitHubApp]:
+        """A client with its own connection pool, closed on exit. `transport` (an
+        httpx.AsyncBaseTransport) and `sleep` are for tests."""
+        async with httpx.AsyncClient(transport=transport) as http:
+            yield cls(app_id=app_id, private_key=private_key, http=http, base_url=base_url,
+                      sleep=sleep or asyncio.sleep)
 
     # --- authentication -------------------------------------------------------------------
 
@@ -204,6 +217,33 @@ class GitHubApp:
                                installation_id=installation_id)
         return str(body["commit"]["sha"])
 
+    async def branch_revision(self, repo: str, branch: str, *,
+                              installation_id: int) -> tuple[str, str]:
+        """GET /repos/{owner}/{repo}/branches/{branch} -> (head commit SHA, its tree SHA)."""
+        body = await self.call("GET", f"/repos/{repo}/branches/{branch}",
+                               installation_id=installation_id)
+        return str(body["commit"]["sha"]), str(body["commit"]["commit"]["tree"]["sha"])
+
+    async def commit_tree(self, repo: str, commit_sha: str, *, installation_id: int) -> str:
+        """GET /repos/{owner}/{repo}/git/commits/{commit_sha} -> the commit's tree SHA."""
+        body = await self.call("GET", f"/repos/{repo}/git/commits/{commit_sha}",
+                               installation_id=installation_id)
+        return str(body["tree"]["sha"])
+
+    async def pull_files(self, repo: str, pull_number: int, *,
+                         installation_id: int) -> list[dict[str, Any]]:
+        """GET /repos/{owner}/{repo}/pulls/{pull_number}/files, every page (GitHub lists at
+        most 3,000 files)."""
+        files: list[dict[str, Any]] = []
+        for page in range(1, 31):
+            batch = await self.call("GET", f"/repos/{repo}/pulls/{pull_number}/files",
+                                    installation_id=installation_id,
+                                    params={"per_page": "100", "page": str(page)})
+            files.extend(batch)
+            if len(batch) < 100:
+                break
+        return files
+
     async def tree(self, repo: str, tree_sha: str, *, installation_id: int,
                    recursive: bool = True) -> dict[str, Any]:
         """GET /repos/{owner}/{repo}/git/trees/{tree_sha}[?recursive=1]"""
@@ -237,12 +277,20 @@ class GitHubApp:
         return result
 
     async def open_issues(self, repo: str, *, installation_id: int,
-                          labels: str | None = None) -> list[dict[str, Any]]:
-        """GET /repos/{owner}/{repo}/issues?state=open[&labels=...]"""
-        params = {"state": "open", "per_page": "100", **({"labels": labels} if labels else {})}
-        result: list[dict[str, Any]] = await self.call(
-            "GET", f"/repos/{repo}/issues", installation_id=installation_id, params=params)
-        return result
+                          labels: str | None = None,
+                          max_pages: int = 10) -> list[dict[str, Any]]:
+        """GET /repos/{owner}/{repo}/issues?state=open[&labels=...], up to `max_pages` pages
+        of 100 (pull requests are listed too, as GitHub does)."""
+        found: list[dict[str, Any]] = []
+        for page in range(1, max_pages + 1):
+            params = {"state": "open", "per_page": "100", "page": str(page),
+                      **({"labels": labels} if labels else {})}
+            batch = await self.call("GET", f"/repos/{repo}/issues",
+                                    installation_id=installation_id, params=params)
+            found.extend(batch)
+            if len(batch) < 100:
+                break
+        return found
 
     async def create_issue(self, repo: str, *, installation_id: int, title: str,
                            **fields: Any) -> dict[str, Any]:
@@ -258,4 +306,12 @@ class GitHubApp:
         result: dict[str, Any] = await self.call(
             "PATCH", f"/repos/{repo}/issues/{issue_number}", installation_id=installation_id,
             json=fields)
+        return result
+
+    async def create_issue_comment(self, repo: str, issue_number: int, *, installation_id: int,
+                                   body: str) -> dict[str, Any]:
+        """POST /repos/{owner}/{repo}/issues/{issue_number}/comments (required: body)"""
+        result: dict[str, Any] = await self.call(
+            "POST", f"/repos/{repo}/issues/{issue_number}/comments",
+            installation_id=installation_id, json={"body": body})
         return result

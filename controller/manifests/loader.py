@@ -1,10 +1,10 @@
 """Read manifest files (YAML, several documents per file) into models, reporting every problem
 in one pass as `path:line:col: message`.
 
-`parse_text` is pure; `load_dir` reads `*.yaml`/`*.yml` below a directory. Cross-object checks
-(`check_set`): duplicate names per kind, dangling references (a Schedule naming a missing Agent,
-an Agent notifying an undefined target), at most one Policy. Nothing here touches the network or
-the database.
+`parse_text` and `load_texts` are pure; `load_dir` reads `*.yaml`/`*.yml` below a directory.
+Cross-object checks (`check_set`): duplicate names per kind, dangling references (a Schedule
+naming a missing Agent, an Agent notifying an undefined target), at most one Policy. Nothing
+here touches the network or the database.
 """
 
 from __future__ import annotations
@@ -226,6 +226,18 @@ def check_set(objects: Iterable[Loaded]) -> list[Problem]:
                                                                  f"target {target!r} in the "
                                                                  f"Policy"))
     return problems
+
+
+def load_texts(files: Mapping[str, str]) -> ManifestSet:
+    """Every manifest in `files` (path -> text, as read from a folder or a git tree)."""
+    result = ManifestSet(files=len(files))
+    for path in sorted(files):
+        loaded, problems = parse_text(files[path], path)
+        result.objects.extend(loaded)
+        result.problems.extend(problems)
+    result.problems.extend(check_set(result.objects))
+    result.problems.sort()
+    return result
 
 
 def manifest_files(root: Path) -> list[Path]:

@@ -193,3 +193,49 @@ ORDER BY id DESC LIMIT $4;
 -- name: applied_objects_of
 SELECT kind, name, content_hash, document, revision, applied_at
 FROM applied_objects WHERE source = $1 ORDER BY kind, name;
+
+-- name: applied_objects_all
+SELECT source, kind, name, content_hash, revision, applied_at
+FROM applied_objects ORDER BY source, kind, name;
+
+-- name: applied_object_upsert
+INSERT INTO applied_objects (source, kind, name, content_hash, document, revision)
+VALUES ($1, $2, $3, $4, $5::jsonb, $6)
+ON CONFLICT (source, kind, name) DO UPDATE
+    SET content_hash = excluded.content_hash, document = excluded.document,
+        revision = excluded.revision, applied_at = now();
+
+-- name: applied_object_delete
+DELETE FROM applied_objects WHERE source = $1 AND kind = $2 AND name = $3;
+
+-- name: manifest_blobs_get
+SELECT sha, content FROM manifest_blobs WHERE sha = ANY($1::text[]);
+
+-- name: manifest_blobs_put
+INSERT INTO manifest_blobs (sha, content)
+SELECT * FROM unnest($1::text[], $2::text[])
+ON CONFLICT (sha) DO NOTHING;
+
+-- name: action_result
+-- The result of the action with this idempotency key, if it succeeded.
+SELECT result FROM actions WHERE idempotency_key = $1 AND status = 'succeeded';
+
+-- name: last_audit_of
+SELECT DISTINCT ON (key) key, reconcile_id, outcome, decision, reason, error, started_at
+FROM audit WHERE key = ANY($1::text[]) ORDER BY key, id DESC;
+
+-- name: resync_due
+-- Enqueue every manifest source not reconciled for $1 seconds and not already queued: the
+-- periodic re-read that catches webhooks GitHub never delivered. Safe from every replica at
+-- once (a queued key is left alone).
+WITH due AS (
+    INSERT INTO work_queue AS q (key, kind)
+    SELECT 'manifests:' || r.name, 'manifests' FROM resource_state r
+    WHERE r.kind = 'manifests'
+      AND coalesce((SELECT a.started_at FROM audit a WHERE a.key = 'manifests:' || r.name
+                    ORDER BY a.id DESC LIMIT 1), '-infinity') < now() - make_interval(secs => $1)
+    ORDER BY 1
+    ON CONFLICT (key) DO NOTHING
+    RETURNING q.key
+)
+SELECT array_agg(key) FROM due, LATERAL (SELECT pg_notify('p38_queue', '')) AS n;

@@ -25,6 +25,7 @@ async def readyz(request: web.Request) -> web.Response:
                        "reason": f"migrations not applied: at {version}, need {expected}"}, 503)
     policy = request.app[POLICY]
     return answer({"status": "ready", "schema_version": version, "dry_run": policy.dry_run,
+                   "providers": sorted(policy.providers or ()),
                    "killswitch": policy.killswitch})
 
 

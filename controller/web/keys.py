@@ -7,7 +7,9 @@ from collections.abc import Mapping
 
 from aiohttp import web
 
+from controller.clients.github import GitHubApp
 from controller.config import Settings
+from controller.context import StoreContext
 from controller.executor import ActionRunner, Executor
 from controller.ingest import IngestWriter
 from controller.metrics import Metrics
@@ -28,3 +30,5 @@ RUNNERS = web.AppKey("runners", dict[str, ActionRunner])
 INGEST = web.AppKey("ingest", IngestWriter)
 WORKERS = web.AppKey("workers", list[Worker])
 WAKE = web.AppKey("wake", asyncio.Event)
+GITHUB: web.AppKey[GitHubApp | None] = web.AppKey("github")
+CONTEXT = web.AppKey("context", StoreContext)

@@ -13,7 +13,7 @@ import structlog
 from aiohttp import web
 from pydantic import SecretStr
 
-from controller.config import SecretsSettings
+from controller.config import SecretsSettings, Settings
 from controller.ingest import Outcome, StoreUnavailable
 from controller.web.json import answer, problem
 from controller.web.keys import INGEST, METRICS, SETTINGS
@@ -22,14 +22,16 @@ from handlers.base import Delivery, Rejection
 
 log = structlog.get_logger("p38.webhooks")
 
-Parse = Callable[[Mapping[str, str], bytes, str, Mapping[str, str]], Delivery]
+Parse = Callable[[Mapping[str, str], bytes, str, Mapping[str, str], Settings], Delivery]
 
 SOURCES: dict[str, tuple[str, Parse]] = {
     "github": ("GITHUB_WEBHOOK_SECRET",
-               lambda h, b, s, _q: github.from_http(h, b, secret=s)),
+               lambda h, b, s, _q, c: github.from_http(
+                   h, b, secret=s, manifests_path=c.manifests.repo_path)),
     "railway": ("RAILWAY_WEBHOOK_SECRET",
-                lambda h, b, s, q: railway.from_http(h, b, secret=s, query=q)),
-    "n8n": ("N8N_WEBHOOK_SECRET", lambda h, b, s, q: n8n.from_http(h, b, secret=s, query=q)),
+                lambda h, b, s, q, _c: railway.from_http(h, b, secret=s, query=q)),
+    "n8n": ("N8N_WEBHOOK_SECRET",
+            lambda h, b, s, q, _c: n8n.from_http(h, b, secret=s, query=q)),
 }
 
 
@@ -73,7 +75,7 @@ async def _receive(request: web.Request,
     except web.HTTPRequestEntityTooLarge:
         return problem(413, f"body is larger than the limit of {limit} bytes"), None, "too_large"
     try:
-        delivery = parse(request.headers, body, secret, request.query)
+        delivery = parse(request.headers, body, secret, request.query, settings)
         result = await request.app[INGEST].submit(delivery)
     except Rejection as rejection:
         return problem(rejection.status, rejection.reason), None, f"rejected_{rejection.status}"

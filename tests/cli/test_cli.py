@@ -48,7 +48,7 @@ async def test_replay_processes_a_delivery_again(aiohttp_client, store: Store, d
     await wait_until(audits, what="first reconcile")
     result = p38("replay", "guid-replay", env=env_for(dsn))
     assert result.returncode == 0, result.stderr
-    assert "re-enqueued: pull:octo-org/infra#12" in result.stdout
+    assert "re-enqueued: " in result.stdout and "pull:octo-org/infra#12" in result.stdout
     await wait_until(lambda: _at_least(audits, 2), what="replayed reconcile")
     row = await store.fetchrow("delivery_by_guid", "guid-replay")
     assert row["status"] == "processed"

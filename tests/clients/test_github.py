@@ -90,9 +90,15 @@ async def test_operations_are_real_rest_calls(app: GitHubApp, fake: FakeGitHub) 
     """Tree, blob, branch, check runs and issues: the fake accepts only GitHub's shapes."""
     head = fake.commit(REPO, {"manifests/a.yaml": "kind: Agent\n", "README.md": "hi"})
     assert await app.branch_head(REPO, "main", installation_id=INSTALLATION) == head
+    commit, root = await app.branch_revision(REPO, "main", installation_id=INSTALLATION)
+    assert commit == head
+    assert await app.commit_tree(REPO, head, installation_id=INSTALLATION) == root
     tree = await app.tree(REPO, head, installation_id=INSTALLATION)
-    paths = {e["path"]: e["sha"] for e in tree["tree"]}
+    paths = {e["path"]: e["sha"] for e in tree["tree"] if e["type"] == "blob"}
     assert set(paths) == {"manifests/a.yaml", "README.md"}
+    top = await app.tree(REPO, root, installation_id=INSTALLATION, recursive=False)
+    assert {(e["path"], e["type"]) for e in top["tree"]} == {("manifests", "tree"),
+                                                              ("README.md", "blob")}
     assert await app.blob(REPO, paths["manifests/a.yaml"],
                           installation_id=INSTALLATION) == b"kind: Agent\n"
 

@@ -54,9 +54,9 @@ def test_provider_settings_take_the_values_in_force() -> None:
     settings = Settings(providers=ProviderSettings(ANTHROPIC_API_KEY=None, RAILWAY_TOKEN=None,
                                                    GITHUB_APP_ID=None,
                                                    GITHUB_APP_PRIVATE_KEY=None))
-    assert settings.effective_dry_run
+    assert settings.dry_run_providers() == ["github", "railway", "anthropic"]
     updated = with_provider_secrets(settings, Secrets({"RAILWAY_TOKEN": "rw-token-123456"}))
     assert updated.providers.railway_token is not None
     assert updated.providers.railway_token.get_secret_value() == "rw-token-123456"
-    assert not updated.effective_dry_run
+    assert updated.dry_run_providers() == ["github", "anthropic"]
     assert "rw-token-123456" in updated.secret_values()

@@ -22,7 +22,7 @@ PULLS = 8
 
 
 def delivery(n: int) -> tuple[dict[str, str], bytes]:
-    payload = {"action": "synchronize", "number": n % PULLS,
+    payload = {"action": "labeled", "number": n % PULLS,
                "pull_request": {"number": n % PULLS, "state": "open",
                                 "head": {"sha": f"{n:040x}", "ref": f"claude/{n % PULLS}"}},
                "repository": {"full_name": "octo-org/infra", "default_branch": "main"},

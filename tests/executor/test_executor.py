@@ -99,6 +99,16 @@ def test_gate_order_killswitch_then_approval_then_dry_run() -> None:
         Verdict.RUN, Verdict.RUN]
 
 
+def test_actions_of_a_provider_without_credentials_are_dry_run() -> None:
+    """No Railway token: Railway actions are recorded as dry-run, internal ones still run."""
+    deploy = Action("railway.deploy", {}, "d:1", needs="railway")
+    check = Action("github.check_run", {}, "c:1", needs="github")
+    record = Action("manifest.create", {}, "m:1")
+    gated = gate([deploy, check, record], Policy(providers=frozenset({"github"})), set())
+    assert [g.verdict for g in gated] == [Verdict.DRY_RUN, Verdict.RUN, Verdict.RUN]
+    assert gated[0].reason == "dry-run: no railway credentials configured"
+
+
 async def test_failed_action_is_recorded_and_retried(store: Store) -> None:
     """A runner error marks the row failed and raises; the next attempt runs it again."""
     runner = Recorder(store, fail=1)

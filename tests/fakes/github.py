@@ -46,8 +46,10 @@ class Repo:
     default_branch: str = "main"
     branches: dict[str, str] = field(default_factory=dict)      # branch -> commit sha
     commits: dict[str, str] = field(default_factory=dict)       # commit sha -> tree sha
-    trees: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    trees: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # one level each
     blobs: dict[str, bytes] = field(default_factory=dict)
+    files: dict[str, dict[str, str]] = field(default_factory=dict)  # commit -> path -> blob
+    pulls: dict[int, tuple[str, str]] = field(default_factory=dict)  # number -> (head, base)
 
 
 @dataclass
@@ -90,21 +92,58 @@ class FakeGitHub:
             self.repos.setdefault(name, Repo(name))
 
     def commit(self, repo: str, files: dict[str, str], *, branch: str = "main") -> str:
-        """Make `files` the whole content of `branch`; returns the new commit SHA."""
+        """Make `files` the whole content of `branch` (git's nested trees, one per folder);
+        returns the new commit SHA."""
         r = self.repos[repo]
-        entries = []
-        for path, text in sorted(files.items()):
+        blobs: dict[str, str] = {}
+        for path, text in files.items():
             data = text.encode()
             sha = _sha(b"blob %d\0" % len(data) + data)
             r.blobs[sha] = data
-            entries.append({"path": path, "mode": "100644", "type": "blob", "sha": sha,
-                            "size": len(data), "url": f"{self.host}/repos/{repo}/git/blobs/{sha}"})
-        tree_sha = _sha(repr(entries).encode())
-        r.trees[tree_sha] = entries
+            blobs[path] = sha
+        tree_sha = self._tree(r, blobs)
         commit_sha = _sha(f"{tree_sha}{len(r.commits)}".encode())
         r.commits[commit_sha] = tree_sha
+        r.files[commit_sha] = blobs
         r.branches[branch] = commit_sha
         return commit_sha
+
+    def _tree(self, r: Repo, blobs: dict[str, str]) -> str:
+        folders: dict[str, dict[str, str]] = {}
+        entries = []
+        for path, sha in sorted(blobs.items()):
+            head, sep, rest = path.partition("/")
+            if sep:
+                folders.setdefault(head, {})[rest] = sha
+            else:
+                entries.append({"path": path, "mode": "100644", "type": "blob", "sha": sha,
+                                "size": len(r.blobs[sha]),
+                                "url": f"{self.host}/repos/{r.full_name}/git/blobs/{sha}"})
+        for name, inner in sorted(folders.items()):
+            sub = self._tree(r, inner)
+            entries.append({"path": name, "mode": "040000", "type": "tree", "sha": sub,
+                            "url": f"{self.host}/repos/{r.full_name}/git/trees/{sub}"})
+        entries.sort(key=lambda e: e["path"])
+        sha = _sha(repr(entries).encode())
+        r.trees[sha] = entries
+        return sha
+
+    def _flatten(self, r: Repo, tree_sha: str, prefix: str = "") -> list[dict[str, Any]]:
+        flat = []
+        for entry in r.trees[tree_sha]:
+            flat.append({**entry, "path": prefix + entry["path"]})
+            if entry["type"] == "tree":
+                flat.extend(self._flatten(r, entry["sha"], prefix + entry["path"] + "/"))
+        return flat
+
+    def open_pull(self, repo: str, number: int, *, head: str, base: str = "main") -> None:
+        self.repos[repo].pulls[number] = (head, base)
+
+    @property
+    def write_calls(self) -> list[httpx.Request]:
+        """Requests that change something on GitHub (token requests excluded)."""
+        return [q for q in self.requests if q.method in ("POST", "PATCH", "PUT", "DELETE")
+                and not q.url.path.endswith("/access_tokens")]
 
     def fail_next(self, method: str, path_regex: str, status: int, *, times: int = 1,
                   headers: dict[str, str] | None = None, body: Any = None) -> None:
@@ -187,14 +226,32 @@ class FakeGitHub:
         if method == "GET" and (m := re.fullmatch(r"/branches/([^/]+)", rest)):
             if m[1] not in repo.branches:
                 return _error(404, "Branch not found")
-            return httpx.Response(200, json={"name": m[1],
-                                             "commit": {"sha": repo.branches[m[1]]}})
+            head = repo.branches[m[1]]
+            return httpx.Response(200, json={
+                "name": m[1], "protected": False,
+                "commit": {"sha": head, "commit": {"tree": {"sha": repo.commits[head]}}}})
+        if method == "GET" and (m := re.fullmatch(r"/git/commits/([0-9a-f]{40})", rest)):
+            if m[1] not in repo.commits:
+                return _error(404, "Not Found")
+            return httpx.Response(200, json={"sha": m[1], "tree": {"sha": repo.commits[m[1]]}})
         if method == "GET" and (m := re.fullmatch(r"/git/trees/([0-9a-f]{40}|[^/]+)", rest)):
             tree_sha = repo.commits.get(m[1], m[1])
             if tree_sha not in repo.trees:
                 return _error(404, "Not Found")
+            recursive = request.url.params.get("recursive") not in (None, "", "0", "false")
+            entries = self._flatten(repo, tree_sha) if recursive else repo.trees[tree_sha]
             return httpx.Response(200, json={"sha": tree_sha, "truncated": False,
-                                             "tree": repo.trees[tree_sha]})
+                                             "tree": entries})
+        if method == "GET" and (m := re.fullmatch(r"/pulls/(\d+)/files", rest)):
+            if int(m[1]) not in repo.pulls:
+                return _error(404, "Not Found")
+            head, base = repo.pulls[int(m[1])]
+            new = repo.files[repo.branches[head]]
+            old = repo.files[repo.branches[base]]
+            changed = sorted(p for p in set(new) | set(old) if new.get(p) != old.get(p))
+            return httpx.Response(200, json=_page(request, [
+                {"filename": p, "status": "removed" if p not in new else
+                 "added" if p not in old else "modified"} for p in changed]))
         if method == "GET" and (m := re.fullmatch(r"/git/blobs/([0-9a-f]{40})", rest)):
             if m[1] not in repo.blobs:
                 return _error(404, "Not Found")
@@ -221,7 +278,7 @@ class FakeGitHub:
             labels = set(filter(None, request.url.params.get("labels", "").split(",")))
             found = [i for i in issues if i["state"] == state
                      and labels <= {lab["name"] for lab in i["labels"]}]
-            return httpx.Response(200, json=found)
+            return httpx.Response(200, json=_page(request, found))
         if method == "POST" and rest == "/issues":
             if "title" not in body:
                 return _error(422, "Invalid request: missing title")
@@ -230,6 +287,15 @@ class FakeGitHub:
                      "labels": [{"name": n} for n in body.get("labels", [])]}
             issues.append(issue)
             return httpx.Response(201, json=issue)
+        if method == "POST" and (m := re.fullmatch(r"/issues/(\d+)/comments", rest)):
+            if "body" not in body:
+                return _error(422, "Invalid request: missing body")
+            for issue in issues:
+                if issue["number"] == int(m[1]):
+                    issue.setdefault("comments_list", []).append(body["body"])
+                    return httpx.Response(201, json={"id": next(self._ids),
+                                                     "body": body["body"]})
+            return _error(404, "Not Found")
         if method == "PATCH" and (m := re.fullmatch(r"/issues/(\d+)", rest)):
             for issue in issues:
                 if issue["number"] == int(m[1]):
@@ -237,6 +303,12 @@ class FakeGitHub:
                     return httpx.Response(200, json=issue)
             return _error(404, "Not Found")
         return _error(404, "Not Found")
+
+
+def _page(request: httpx.Request, items: list[Any]) -> list[Any]:
+    size = int(request.url.params.get("per_page", "30"))
+    page = int(request.url.params.get("page", "1"))
+    return items[(page - 1) * size: page * size]
 
 
 def _json(request: httpx.Request) -> dict[str, Any]:

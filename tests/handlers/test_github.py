@@ -20,7 +20,7 @@ def test_valid_signature_gives_a_delivery_with_keys() -> None:
     assert delivery.guid == "g-1"
     assert delivery.event == "push"
     assert delivery.hook == "512345678"
-    assert delivery.keys == ("repo:octo-org/infra",)
+    assert delivery.keys == ("repo:octo-org/infra", "manifests:octo-org/infra")
     assert json.loads(delivery.payload_json)["after"].startswith("0d1a26e6")
 
 
@@ -62,7 +62,7 @@ def test_form_encoded_payload_is_accepted() -> None:
     headers = {"Content-Type": "application/x-www-form-urlencoded", "X-GitHub-Event":
                "pull_request", "X-GitHub-Delivery": "g-form", "X-Hub-Signature-256": sign(body)}
     delivery = github.from_http(headers, body, secret=GITHUB_SECRET)
-    assert delivery.keys == ("pull:octo-org/infra#12",)
+    assert delivery.keys == ("pull:octo-org/infra#12", "plan:octo-org/infra#12")
     assert json.loads(delivery.payload_json) == json.loads(raw)
 
 
@@ -96,12 +96,12 @@ def test_bad_input_is_rejected_with_a_reason(headers_update, body, status, reaso
 @pytest.mark.parametrize(
     ("event", "case", "keys"),
     [
-        ("push", "default-branch", ("repo:octo-org/infra",)),
-        ("pull_request", "opened", ("pull:octo-org/infra#12",)),
+        ("push", "default-branch", ("repo:octo-org/infra", "manifests:octo-org/infra")),
+        ("pull_request", "opened", ("pull:octo-org/infra#12", "plan:octo-org/infra#12")),
         ("pull_request", "old-shape", ("pull:octo-org/infra#3",)),
         ("check_suite", "completed", ("pull:octo-org/infra#12",)),
         ("issue_comment", "claude-command", ("issue:octo-org/infra#11",)),
-        ("installation", "created", ("installation:51234567",)),
+        ("installation", "created", ("installation:51234567", "manifests:octo-org/infra")),
         ("ping", "app-hook", ()),
         ("star", "created", ()),
     ],
@@ -124,3 +124,38 @@ def test_missing_and_unexpected_fields_are_tolerated() -> None:
     comment_on_pull = {"repository": {"full_name": "a/b"},
                        "issue": {"number": 5, "pull_request": {"url": "u"}}}
     assert github.derive_keys("issue_comment", comment_on_pull) == ("pull:a/b#5",)
+
+
+def _push(paths: list[str], *, ref: str = "refs/heads/main", **extra: object) -> dict[str, object]:
+    return {"ref": ref, "before": "a" * 40, "after": "b" * 40,
+            "repository": {"full_name": "a/b", "default_branch": "main"},
+            "commits": [{"id": "c1", "added": [], "removed": [], "modified": paths}], **extra}
+
+
+def test_pushes_enqueue_the_manifest_source_only_when_they_may_touch_it() -> None:
+    """Default branch + a path under the folder (or a push that cannot say) -> manifests key."""
+    keys = github.derive_keys
+    assert "manifests:a/b" in keys("push", _push(["manifests/x.yaml"]))
+    assert "manifests:a/b" not in keys("push", _push(["README.md"]))
+    assert "manifests:a/b" not in keys("push", _push(["manifests/x.yaml"],
+                                                     ref="refs/heads/feature"))
+    assert "manifests:a/b" in keys("push", _push(["deploy/m/x.yaml"]),
+                                   manifests_path="deploy/m/")
+    assert "manifests:a/b" in keys("push", _push(["README.md"], forced=True))
+    assert "manifests:a/b" in keys("push", {**_push([]), "commits": []})  # cannot say
+    assert "manifests:a/b" not in keys("push", _push(["manifests/x.yaml"], deleted=True))
+
+
+def test_pull_request_updates_are_planned_and_closing_is_not() -> None:
+    pull = {"repository": {"full_name": "a/b"}, "pull_request": {"number": 4}}
+    assert "plan:a/b#4" in github.derive_keys("pull_request", {**pull, "action": "synchronize"})
+    assert "plan:a/b#4" not in github.derive_keys("pull_request", {**pull, "action": "closed"})
+    assert "plan:a/b#4" not in github.derive_keys("pull_request_review",
+                                                  {**pull, "action": "submitted"})
+
+
+def test_repositories_added_to_an_installation_are_enqueued() -> None:
+    payload = {"action": "added", "installation": {"id": 9},
+               "repositories_added": [{"id": 1, "full_name": "a/b"}, {"id": 2}]}
+    assert github.derive_keys("installation_repositories", payload) == (
+        "installation:9", "manifests:a/b")

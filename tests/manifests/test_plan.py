@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from controller.manifests.loader import parse_text
 from controller.manifests.state import desired_states
+from reconcilers.base import Resource, Where
 from reconcilers.manifests import Change, ManifestSnapshot, ObjectState, changed_fields, decide
 from tests.manifests.test_loader import AGENT
 
@@ -17,8 +20,18 @@ def states(text: str) -> tuple[ObjectState, ...]:
 
 
 def snap(desired: tuple[ObjectState, ...], applied: tuple[ObjectState, ...],
-         problems: tuple[str, ...] = ()) -> ManifestSnapshot:
-    return ManifestSnapshot("local", "rev-2", desired, problems, applied)
+         problems: tuple[str, ...] = (), **extra: object) -> ManifestSnapshot:
+    return ManifestSnapshot("local", "rev-2", desired, problems, applied, **extra)  # type: ignore[arg-type]
+
+
+REPO = Where("octo/infra", installation_id=7, branch="main")
+
+
+def github_snap(desired: tuple[ObjectState, ...], applied: tuple[ObjectState, ...],
+                problems: tuple[str, ...] = (), *, current: Resource | None = None,
+                tree: str = "t2") -> ManifestSnapshot:
+    return ManifestSnapshot("octo/infra", "c" * 40, desired, problems, applied, tree=tree,
+                            current=current, where=REPO)
 
 
 def test_changed_fields_are_dotted_paths() -> None:
@@ -40,7 +53,7 @@ def test_create_update_delete_and_no_change() -> None:
         "+ Agent/new-agent", "- Agent/old-agent", "~ Agent/tesla-watch (spec.tools)"]
     assert [a.kind for a in plan.actions] == ["manifest.create", "manifest.delete",
                                               "manifest.update"]
-    assert plan.reason == "1 to create, 1 to update, 1 to delete"
+    assert plan.reason == "1 to create, 1 to update, 1 to delete (at rev-2)"
     same = decide(snap(desired, desired))
     assert (same.decision, same.actions) == ("UpToDate", ())
 
@@ -60,8 +73,55 @@ def test_invalid_or_empty_manifests_prune_nothing() -> None:
     invalid = decide(snap((), applied, problems=("m.yaml:3:1: invalid YAML",)))
     assert (invalid.decision, invalid.actions) == ("Invalid", ())
     empty = decide(snap((), applied))
-    assert (empty.decision, empty.actions) == ("UpToDate", ())
-    assert "nothing is pruned" in empty.reason
+    assert (empty.decision, empty.actions) == ("Invalid", ())
+    assert empty.transition is not None
+    assert "refusing to prune the 1 applied object(s)" in empty.transition.data["problems"][0]
+    nothing = decide(snap((), ()))  # nothing desired and nothing applied: fine
+    assert (nothing.decision, nothing.actions) == ("UpToDate", ())
+
+
+def test_github_source_reports_around_the_apply() -> None:
+    """Changes on a GitHub source: check run in progress, the applies, check run success."""
+    plan = decide(github_snap(states(AGENT), ()))
+    assert [a.kind for a in plan.actions] == ["github.check_run", "manifest.create",
+                                              "github.check_run"]
+    start, _, done = plan.actions
+    assert (start.params["status"], done.params["conclusion"]) == ("in_progress", "success")
+    assert done.params["start_key"] == start.idempotency_key
+    assert "+ Agent/tesla-watch" in done.params["output"]["summary"]
+    assert {start.needs, done.needs} == {"github"}
+    assert plan.transition is not None and plan.transition.to_state == "Ready"
+    assert plan.transition.data["objects"] == {"Agent/tesla-watch": states(AGENT)[0].content_hash}
+
+
+def test_invalid_push_reports_once_per_tree_and_opens_the_issue() -> None:
+    """Invalid: a failure check run and the issue; the same tree again: nothing new."""
+    problems = ("manifests/a.yaml:3:1: invalid YAML",)
+    plan = decide(github_snap((), states(AGENT), problems))
+    assert [a.kind for a in plan.actions] == ["github.check_run", "github.issue_upsert"]
+    assert plan.actions[0].params["conclusion"] == "failure"
+    assert "manifests/a.yaml:3:1" in plan.actions[1].params["body"]
+    assert plan.transition is not None
+    invalid = Resource("Invalid", 3, plan.transition.data)
+    again = decide(github_snap((), states(AGENT), problems, current=invalid))
+    assert (again.decision, again.actions) == ("StillInvalid", ())
+    fixed = decide(github_snap(states(AGENT), states(AGENT), current=invalid, tree="t3"))
+    assert [a.kind for a in fixed.actions] == ["github.check_run", "github.issue_close"]
+
+
+def test_unchanged_tree_plans_nothing() -> None:
+    """The folder's tree already applied: no action, no transition."""
+    unchanged = dataclasses.replace(github_snap((), states(AGENT)), unchanged=True,
+                                    current=Resource("Ready", 2, {}))
+    plan = decide(unchanged)
+    assert (plan.decision, plan.actions, plan.transition) == ("UpToDate", (), None)
+
+
+def test_recreating_a_deleted_object_applies_again() -> None:
+    """Keys carry the source's state version: delete then re-create is a new action."""
+    first = decide(snap(states(AGENT), (), current=Resource("Ready", 1, {})))
+    later = decide(snap(states(AGENT), (), current=Resource("Ready", 3, {})))
+    assert first.actions[0].idempotency_key != later.actions[0].idempotency_key
 
 
 def test_change_renders_like_terraform() -> None:

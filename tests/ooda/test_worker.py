@@ -66,6 +66,11 @@ async def test_github_deliveries_are_reconciled_end_to_end(aiohttp_client, store
     rows = await audit(store)
     assert {r["outcome"] for r in rows} == {"done"}
     assert all(r["phases"]["decide"]["decision"] for r in rows)
+    # Without GitHub App credentials the manifest source and the plan cannot be read: they
+    # say so, and the source is recorded as Blocked (the resync retries it).
+    blocked = [r for r in rows if r["kind"] in ("manifests", "plan")]
+    assert blocked and all("no GitHub App credentials" in r["reason"] for r in blocked)
+    assert states[("manifests", "octo-org/infra")] == "Blocked"
     metrics = await (await client.get("/metrics")).text()
     assert 'p38_reconciles_total{kind="pull",outcome="done"}' in metrics
     assert 'p38_deliveries_total{event="push",outcome="stored",source="github"} 1.0' in metrics

@@ -43,7 +43,8 @@ async def test_queue_audit_actions_resources_routes(aiohttp_client, store: Store
     client = await aiohttp_client(create_app(make_settings(dsn)))
     await _post(client, "push", "default-branch", "p-1")
     queue = await (await client.get("/api/queue")).json()
-    assert [q["key"] for q in queue["items"]] == ["repo:octo-org/infra"]
+    assert [q["key"] for q in queue["items"]] == ["manifests:octo-org/infra",
+                                                  "repo:octo-org/infra"]
     for route in ("/api/audit", "/api/actions", "/api/resources"):
         response = await client.get(route)
         assert response.status == 200

@@ -30,8 +30,8 @@ async def test_signed_delivery_is_stored_and_listed(aiohttp_client, store: Store
     assert response.status == 202
     answer = await response.json()
     assert answer["status"] == "stored"
-    assert answer["reason"] == "stored; 1 key(s) enqueued"
-    assert answer["keys"] == ["repo:octo-org/infra"]
+    assert answer["reason"] == "stored; 2 key(s) enqueued"
+    assert answer["keys"] == ["repo:octo-org/infra", "manifests:octo-org/infra"]
 
     listed = await (await client.get("/api/deliveries?source=github&event=push")).json()
     assert [d["guid"] for d in listed["items"]] == ["guid-push-1"]
@@ -41,10 +41,12 @@ async def test_signed_delivery_is_stored_and_listed(aiohttp_client, store: Store
     assert one["payload"] == json.loads(body)
     assert one["headers"]["X-GitHub-Event"] == "push"
     assert "X-Hub-Signature-256" not in one["headers"]
-    assert one["keys"] == [{"key": "repo:octo-org/infra", "status": "pending"}]
+    assert sorted(k["key"] for k in one["keys"]) == ["manifests:octo-org/infra",
+                                                     "repo:octo-org/infra"]
+    assert {k["status"] for k in one["keys"]} == {"pending"}
     queue = await (await client.get("/api/queue")).json()
     assert [(q["key"], q["pending_deliveries"]) for q in queue["items"]] == [
-        ("repo:octo-org/infra", 1)]
+        ("manifests:octo-org/infra", 1), ("repo:octo-org/infra", 1)]
     by_id = await client.get(f"/api/deliveries/{answer['delivery_id']}")
     assert (await by_id.json())["guid"] == "guid-push-1"
     assert (await client.get("/api/deliveries/no-such-guid")).status == 404
@@ -61,7 +63,7 @@ async def test_same_guid_again_is_a_duplicate(aiohttp_client, store: Store, dsn)
     rows = await store.fetch("deliveries_list", None, None, None, None, 10)
     assert len(rows) == 1
     queue = await store.fetch("queue_list", None, None, 10)
-    assert [q["pending_deliveries"] for q in queue] == [1]
+    assert [q["pending_deliveries"] for q in queue] == [1, 1]  # plan: and pull: keys
 
 
 async def test_concurrent_duplicates_store_one_row(aiohttp_client, store: Store, dsn) -> None:  # type: ignore[no-untyped-def]
@@ -80,11 +82,10 @@ async def test_redelivery_after_failure_is_accepted(aiohttp_client, store: Store
     client = await aiohttp_client(create_app(make_settings(dsn)))
     headers, body = github_request("pull_request", "opened", guid="guid-failed")
     assert (await client.post("/webhooks/github", data=body, headers=headers)).status == 202
-    queue = WorkQueue(store, QueueSettings())  # its key is dead-lettered
-    lease = await queue.claim("w")
-    assert lease is not None
-    await queue.settle(lease, "dead", error="boom", audit=AuditEntry(
-        reconcile_id=str(uuid.uuid4()), started=datetime.now(UTC), duration_ms=1.0))
+    queue = WorkQueue(store, QueueSettings())  # its keys are dead-lettered
+    while (lease := await queue.claim("w")) is not None:
+        await queue.settle(lease, "dead", error="boom", audit=AuditEntry(
+            reconcile_id=str(uuid.uuid4()), started=datetime.now(UTC), duration_ms=1.0))
     assert (await store.fetchrow("delivery_by_guid", "guid-failed"))["status"] == "failed"
 
     again = await client.post("/webhooks/github", data=body, headers=headers)
@@ -93,7 +94,8 @@ async def test_redelivery_after_failure_is_accepted(aiohttp_client, store: Store
     row = await store.fetchrow("delivery_by_guid", "guid-failed")
     assert (row["status"], row["accepted"], row["error"]) == ("pending", 2, None)
     keys = await store.fetch("delivery_keys_of", row["id"])
-    assert [(k["key"], k["status"]) for k in keys] == [("pull:octo-org/infra#12", "pending")]
+    assert sorted((k["key"], k["status"]) for k in keys) == [
+        ("plan:octo-org/infra#12", "pending"), ("pull:octo-org/infra#12", "pending")]
     third = await client.post("/webhooks/github", data=body, headers=headers)
     assert third.status == 200
 
@@ -221,7 +223,7 @@ async def test_many_distinct_deliveries_share_commits(aiohttp_client, store: Sto
     client = await aiohttp_client(create_app(make_settings(dsn)))
     requests = []
     for n in range(60):
-        payload = {"action": "opened", "number": n % 7,
+        payload = {"action": "labeled", "number": n % 7,
                    "pull_request": {"number": n % 7, "state": "open"},
                    "repository": {"full_name": "octo-org/infra"}}
         body = json.dumps(payload).encode()

@@ -1,0 +1,103 @@
+"""Pull request plans (`plan:owner/repo#N`): the `p38 plan` of a pull request that touches the
+manifests, as a `p38/plan` check run on its head commit (the plan before merge, as Atlantis
+does).
+
+`observe` reads the newest `pull_request` delivery (head SHA, base branch, installation),
+asks whether the pull request changes a file under the manifests folder, and if so reads the
+manifests at the head commit and what is applied now. `decide` (pure) plans one check run,
+keyed by the head SHA and a digest of what is applied, so a new push or a change on the
+default branch plans again and nothing else does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+from controller.errors import NotConfigured
+from controller.fsm import StateMachine
+from controller.ids import key_name
+from controller.payloads import dig
+from reconcilers import reporting
+from reconcilers.base import ObserveContext, Plan, Where
+from reconcilers.diff import ObjectState, counts, diff, digest
+from reconcilers.manifests import parse
+
+if TYPE_CHECKING:
+    from controller.policy import Policy
+
+
+@dataclass(frozen=True)
+class PullPlanSnapshot:
+    repo: str
+    number: int
+    status: str  # open | closed | other-base | untouched | unknown | blocked
+    head_sha: str | None = None
+    installation_id: int | None = None
+    desired: tuple[ObjectState, ...] = ()
+    problems: tuple[str, ...] = ()
+    applied: tuple[ObjectState, ...] = ()
+    reason: str = ""
+
+
+class PullRequestPlans:
+    kind: ClassVar[str] = "plan"
+    machine: ClassVar[StateMachine] = StateMachine.declare("plan", initial=[], table={})
+
+    async def observe(self, ctx: ObserveContext, key: str) -> PullPlanSnapshot:
+        repo, _, number_text = key_name(key).rpartition("#")
+        number = int(number_text) if number_text.isdigit() else 0
+        newest = await ctx.recent_payloads(key, 1, events=["pull_request"])
+        if not newest:
+            return PullPlanSnapshot(repo, number, "unknown")
+        payload = newest[0].payload
+        head = dig(payload, "pull_request", "head", "sha")
+        installation = dig(payload, "installation", "id")
+        base = dig(payload, "pull_request", "base", "ref")
+        default = dig(payload, "repository", "default_branch")
+        if dig(payload, "pull_request", "state") != "open" or not isinstance(head, str) \
+                or not isinstance(installation, int):
+            return PullPlanSnapshot(repo, number, "closed")
+        if isinstance(default, str) and base != default:
+            return PullPlanSnapshot(repo, number, "other-base", head)
+        try:
+            if not await ctx.pull_touches(repo, number, installation_id=installation):
+                return PullPlanSnapshot(repo, number, "untouched", head, installation)
+            files = await ctx.manifest_files(Where(repo, installation_id=installation,
+                                                   commit=head), known_tree=None)
+        except NotConfigured as exc:
+            return PullPlanSnapshot(repo, number, "blocked", head, reason=str(exc))
+        desired, problems = parse(files.files or {}, files.unreadable)
+        applied = tuple(ObjectState(o.kind, o.name, o.content_hash, o.document)
+                        for o in await ctx.applied_objects(repo))
+        return PullPlanSnapshot(repo, number, "open", head, installation, desired, problems,
+                                applied)
+
+    def decide(self, snapshot: PullPlanSnapshot, policy: Policy) -> Plan:
+        pr = f"{snapshot.repo}#{snapshot.number}"
+        if snapshot.status != "open":
+            reasons = {"unknown": "no pull_request delivery yet", "closed": "not open",
+                       "other-base": "does not target the default branch",
+                       "untouched": "changes no manifest", "blocked": snapshot.reason}
+            return Plan("NothingToPlan", f"{pr}: {reasons[snapshot.status]}")
+        head, installation = snapshot.head_sha or "", snapshot.installation_id or 0
+        key = (f"github:{snapshot.repo}:{head}:check:{reporting.PLAN_CHECK}:"
+               f"{digest(snapshot.applied)}")
+        if snapshot.problems:
+            action = reporting.check_run(
+                snapshot.repo, installation, head, name=reporting.PLAN_CHECK, key=key,
+                conclusion="failure", title=f"{len(snapshot.problems)} problem(s)",
+                summary=reporting.problems_markdown(snapshot.problems))
+            return Plan("Invalid", f"{pr}: {len(snapshot.problems)} problem(s)",
+                        actions=(action,))
+        empty = not snapshot.desired and bool(snapshot.applied)
+        changes = diff(snapshot.desired, snapshot.applied, prune=not empty)
+        summary = reporting.changes_markdown(changes)
+        if empty:
+            summary += ("\n\nNo manifests at this commit: nothing would be pruned (an empty "
+                        "set prunes nothing).")
+        title = counts(changes) if changes else "no changes"
+        action = reporting.check_run(snapshot.repo, installation, head,
+                                     name=reporting.PLAN_CHECK, key=key, conclusion="success",
+                                     title=f"plan: {title}", summary=summary)
+        return Plan("Planned", f"{pr}: {title}", actions=(action,))
