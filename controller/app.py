@@ -34,7 +34,7 @@ from controller.runners import github_runners, manifest_runners
 from controller.sources import GitHubManifests, local_signature
 from controller.store import Store
 from controller.store.embedded import resolve_dsn
-from controller.web import api, health, webhooks
+from controller.web import api, health, objects, webhooks
 from controller.web.json import problem
 from controller.web.keys import (
     CONTEXT,
@@ -79,6 +79,7 @@ def create_app(settings: Settings, *, registry: Mapping[str, Reconciler] | None 
     app.router.add_post("/webhooks/{source}", webhooks.receive)
     health.add_routes(app)
     api.add_routes(app)
+    objects.add_routes(app)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(functools.partial(_clients, transport=github_transport,
                                              sleep=github_sleep))

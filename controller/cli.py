@@ -43,7 +43,15 @@ def _settings(args: argparse.Namespace) -> Settings:
     queue = settings.queue
     if getattr(args, "workers", None) is not None:
         queue = queue.model_copy(update={"workers": args.workers})
-    return settings.model_copy(update={"server": server, "queue": queue})
+    manifests = settings.manifests
+    folder = getattr(args, "manifests", None)
+    if folder is None and getattr(args, "command", None) == "up" \
+            and manifests.directory is None and Path("manifests").is_dir():
+        folder = "manifests"  # `p38 up` in a checkout reconciles the repository's own
+    if folder is not None:
+        manifests = manifests.model_copy(update={"directory": Path(folder)})
+    return settings.model_copy(update={"server": server, "queue": queue,
+                                       "manifests": manifests})
 
 
 def _with_secret_manager(settings: Settings, redactor: SecretRedactor) -> Settings:
@@ -66,6 +74,9 @@ def _serve(settings: Settings, *, banner: bool, unix: str | None = None,
                  else f"embedded PostgreSQL in {settings.store.home.resolve() / 'pgdata'}")
         url = f"unix:{unix}" if unix else f"http://{host}:{port}"
         print(f"project38 on {url}  (database: {db})", file=sys.stderr)
+        if settings.manifests.directory is not None:
+            print(f"reconciling {settings.manifests.directory.resolve()} as source `local` "
+                  f"(see {url}/api/objects)", file=sys.stderr)
         if settings.policy.dry_run:
             print("dry-run (P38_DRY_RUN): every action is recorded, not executed",
                   file=sys.stderr)
@@ -228,6 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--port", type=int, help="port (default P38_PORT or 8080)")
         p.add_argument("--workers", type=int, help="reconcile workers (default P38_WORKERS)")
         p.add_argument("--unix", metavar="PATH", help="listen on a Unix socket instead of TCP")
+        p.add_argument("--manifests", metavar="DIR",
+                       help="reconcile this folder as the source `local`, re-read when its "
+                            "files change (default P38_MANIFESTS_DIR; `up`: ./manifests)")
 
     up = sub.add_parser("up", help="start the embedded database (unless DATABASE_URL), migrate, "
                                    "serve on 127.0.0.1:8080")
@@ -259,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
                                        "(exit 0 no changes, 2 changes, 1 invalid)")
     plan.add_argument("dir", nargs="?", default="manifests")
     plan.add_argument("--source", default="local",
-                      help="applied set to compare with: local, or repo:OWNER/NAME")
+                      help="applied set to compare with: local, or OWNER/NAME")
     plan.set_defaults(func=cmd_plan)
     return parser
 

@@ -60,7 +60,8 @@ class Executor:
             action = item.action
             row = await self._store.fetchrow(
                 "action_record", action.idempotency_key, action.kind, dict(action.params),
-                _RECORDED_STATUS[item.verdict], item.reason, key, reconcile_id)
+                _RECORDED_STATUS[item.verdict], item.reason, key, reconcile_id,
+                action.description)
             assert row is not None
             action_id, status = row["id"], row["status"]
             if status == "succeeded":

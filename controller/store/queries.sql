@@ -127,8 +127,9 @@ ORDER BY k.delivery_id DESC LIMIT $2;
 
 -- name: action_record
 -- Record an action before it runs. A key that already succeeded keeps its row untouched.
-INSERT INTO actions AS a (idempotency_key, kind, params, status, reason, key, reconcile_id)
-VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7)
+INSERT INTO actions AS a (idempotency_key, kind, params, status, reason, key, reconcile_id,
+                          description)
+VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8)
 ON CONFLICT (idempotency_key) DO UPDATE
     SET status = CASE WHEN a.status = 'succeeded' THEN a.status ELSE excluded.status END,
         reason = CASE WHEN a.status = 'succeeded' THEN a.reason ELSE excluded.reason END,
@@ -146,8 +147,8 @@ RETURNING attempts;
 UPDATE actions SET status = $2, result = $3::jsonb, error = $4, updated_at = now() WHERE id = $1;
 
 -- name: actions_list
-SELECT id, idempotency_key, kind, params, status, reason, attempts, result, error, key,
-       reconcile_id, created_at, updated_at
+SELECT id, idempotency_key, kind, description, params, status, reason, attempts, result,
+       error, key, reconcile_id, created_at, updated_at
 FROM actions WHERE ($1::text IS NULL OR key = $1) AND ($2::bigint IS NULL OR id < $2)
 ORDER BY id DESC LIMIT $3;
 

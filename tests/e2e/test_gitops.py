@@ -1,0 +1,229 @@
+"""GitOps end to end through the real app, the real database and a stateful fake GitHub:
+signed push -> tree and blobs fetched -> objects applied -> check run; delete -> prune;
+invalid -> failure check run and one issue however many bad pushes; pull request -> plan
+check run; installation token reused; 429 with Retry-After waited out; a push that changes
+nothing writes nothing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from controller.app import create_app
+from controller.config import ManifestSettings, ProviderSettings
+from controller.store import Store
+from tests.fakes.github import FakeGitHub, make_key_pair
+from tests.helpers import SAMPLES, github_payload, make_settings, wait_until
+
+REPO = "octo-org/infra"
+INSTALLATION = 51234567
+PRIVATE, PUBLIC = make_key_pair()
+OWN = Path(__file__).parents[2] / "manifests"
+MANIFESTS = {f"manifests/{p.relative_to(OWN)}": p.read_text()
+             for p in sorted(OWN.rglob("*.yaml"))}
+
+
+@dataclass
+class Sleeps:
+    waited: list[float] = field(default_factory=list)
+
+    async def __call__(self, seconds: float) -> None:
+        self.waited.append(seconds)
+
+
+@dataclass
+class GitOps:
+    client: Any
+    fake: FakeGitHub
+    store: Store
+    sleeps: Sleeps
+    files: dict[str, str]
+    head: str = "0" * 40
+
+    async def push(self, files: dict[str, str], *, touched: list[str] | None = None,
+                   forced: bool = False) -> str:
+        """Commit `files` as the whole tree of main and deliver the push webhook."""
+        before, old = self.head, self.files
+        self.head = self.fake.commit(REPO, files)
+        self.files = dict(files)
+        changed = touched if touched is not None else sorted(
+            p for p in set(old) | set(files) if old.get(p) != files.get(p))
+        payload = json.loads((SAMPLES / "push" / "default-branch" / "payload.json").read_text())
+        commit = {**payload["head_commit"], "id": self.head,
+                  "added": [p for p in changed if p not in old],
+                  "removed": [p for p in changed if p not in files],
+                  "modified": [p for p in changed if p in old and p in files]}
+        payload.update(before=before, after=self.head, forced=forced, commits=[commit],
+                       head_commit=commit)
+        headers, body = github_payload("push", payload)
+        response = await self.client.post("/webhooks/github", data=body, headers=headers)
+        assert response.status == 202, await response.text()
+        await self.settled()
+        return self.head
+
+    async def settled(self) -> None:
+        async def idle() -> bool:
+            queue = await self.store.fetch("queue_list", None, None, 5)
+            pending = await self.store.fetch("deliveries_list", None, None, "pending", None, 1)
+            return not queue and not pending
+
+        await wait_until(idle, what="every key reconciled")
+
+    async def applied(self) -> dict[str, str]:
+        rows = await self.store.fetch("applied_objects_of", REPO)
+        return {f"{r['kind']}/{r['name']}": r["revision"] for r in rows}
+
+    def runs(self, name: str, head: str) -> list[dict[str, Any]]:
+        return [r for r in self.fake.check_runs if r["name"] == name and r["head_sha"] == head]
+
+    def calls(self, method: str, fragment: str) -> int:
+        return sum(1 for q in self.fake.requests
+                   if q.method == method and fragment in q.url.path)
+
+
+@pytest.fixture
+async def gitops(aiohttp_client, store: Store, dsn: str) -> AsyncIterator[GitOps]:  # type: ignore[no-untyped-def]
+    fake = FakeGitHub(public_key=PUBLIC)
+    fake.install(INSTALLATION, REPO)
+    fake.commit(REPO, {"README.md": "infra\n"})
+    settings = make_settings(dsn, workers=2)
+    settings = settings.model_copy(update={
+        "providers": ProviderSettings(GITHUB_APP_ID=fake.app_id, GITHUB_APP_PRIVATE_KEY=PRIVATE),
+        "manifests": ManifestSettings(P38_RESYNC_SECONDS=3600)})
+    sleeps = Sleeps()
+    app = create_app(settings, github_transport=fake.transport(), github_sleep=sleeps)
+    client = await aiohttp_client(app)
+    yield GitOps(client, fake, store, sleeps, {"README.md": "infra\n"})
+
+
+async def test_push_applies_and_reports_then_delete_prunes(gitops: GitOps) -> None:
+    head = await gitops.push({"README.md": "infra\n", **MANIFESTS})
+    applied = await gitops.applied()
+    assert set(applied) == {"Agent/pr-digest", "Agent/tesla-watch", "Policy/default",
+                            "Schedule/pr-digest-weekdays", "Schedule/tesla-watch-market-hours",
+                            "Service/controller"}
+    assert set(applied.values()) == {head}
+    [run] = gitops.runs("p38/reconcile", head)
+    assert (run["status"], run["conclusion"]) == ("completed", "success")
+    assert "+ Agent/tesla-watch" in run["output"]["summary"]
+    posted = [json.loads(q.content) for q in gitops.fake.requests
+              if q.method == "POST" and q.url.path.endswith("/check-runs")]
+    assert posted[0]["status"] == "in_progress"  # in progress first, then completed (PATCH)
+    assert gitops.calls("PATCH", f"/check-runs/{run['id']}") == 1
+    assert gitops.calls("GET", "/git/blobs/") == 4  # four manifest files, README never read
+
+    objects = await (await gitops.client.get("/api/objects")).json()
+    assert {o["state"] for o in objects["items"]} == {"Applied"}
+    assert len(objects["items"]) == 6
+    [source] = objects["sources"]
+    assert (source["source"], source["state"], source["revision"]) == (REPO, "Ready", head)
+    assert source["last_reconcile"]["decision"] == "Changes"
+
+    # Delete the Service: pruned; no blob is fetched (the others are known by SHA).
+    files = {k: v for k, v in gitops.files.items() if "services/" not in k}
+    second = await gitops.push(files)
+    assert "Service/controller" not in await gitops.applied()
+    [run] = gitops.runs("p38/reconcile", second)
+    assert "- Service/controller" in run["output"]["summary"]
+    assert run["conclusion"] == "success"
+    assert gitops.calls("GET", "/git/blobs/") == 4
+    # One installation token served every call.
+    assert gitops.fake.token_requests == [INSTALLATION]
+
+
+async def test_invalid_pushes_fail_the_check_and_keep_one_issue(gitops: GitOps) -> None:
+    good = await gitops.push({"README.md": "infra\n", **MANIFESTS})
+    before = await gitops.applied()
+    broken = dict(gitops.files)
+    broken["manifests/agents/tesla-watch.yaml"] = broken[
+        "manifests/agents/tesla-watch.yaml"].replace("model: claude-sonnet-4-5",
+                                                     "model: claude-sonnet-4-5\n  colour: red")
+    bad = await gitops.push(broken)
+    [run] = gitops.runs("p38/reconcile", bad)
+    assert run["conclusion"] == "failure"
+    assert "manifests/agents/tesla-watch.yaml:9:3: spec.colour: unknown field" \
+        in run["output"]["summary"]
+    assert await gitops.applied() == before  # the last good revision stays applied
+    [issue] = gitops.fake.issues[REPO]
+    assert issue["state"] == "open" and bad in issue["body"]
+
+    worse = dict(broken)
+    worse["manifests/policy.yaml"] = "apiVersion: p38/v1\nkind: Policy\n  bad: [indent\n"
+    second = await gitops.push(worse)
+    assert gitops.runs("p38/reconcile", second)[0]["conclusion"] == "failure"
+    [issue] = gitops.fake.issues[REPO]  # updated, never duplicated
+    assert second in issue["body"] and "manifests/policy.yaml:3" in issue["body"]
+
+    fixed = await gitops.push({"README.md": "infra\n", **MANIFESTS})
+    assert gitops.runs("p38/reconcile", fixed)[0]["conclusion"] == "success"
+    [issue] = gitops.fake.issues[REPO]
+    assert issue["state"] == "closed" and fixed in issue["comments_list"][0]
+    assert good != fixed
+
+
+async def test_push_that_changes_nothing_writes_nothing(gitops: GitOps) -> None:
+    await gitops.push({"README.md": "infra\n", **MANIFESTS})
+    writes, blobs = len(gitops.fake.write_calls), gitops.calls("GET", "/git/blobs/")
+    actions = len(await gitops.store.fetch("actions_list", None, None, 1000))
+    # README only: the handler does not even enqueue the source.
+    await gitops.push({**gitops.files, "README.md": "infra, again\n"})
+    # A forced push (the payload cannot say what changed) with the same manifests folder:
+    # reconciled, two reads, nothing written.
+    await gitops.push(dict(gitops.files), touched=[], forced=True)
+    assert len(gitops.fake.write_calls) == writes
+    assert gitops.calls("GET", "/git/blobs/") == blobs
+    assert len(await gitops.store.fetch("actions_list", None, None, 1000)) == actions
+    audit = await gitops.store.fetch("audit_list", f"manifests:{REPO}", None, None, 10)
+    assert audit[0]["decision"] == "UpToDate"
+
+
+async def test_rate_limit_is_waited_out(gitops: GitOps) -> None:
+    gitops.fake.fail_next("GET", rf"/repos/{REPO}/branches/main", 429,
+                          headers={"Retry-After": "7"})
+    head = await gitops.push({"README.md": "infra\n", **MANIFESTS})
+    assert 7.0 in gitops.sleeps.waited
+    assert gitops.runs("p38/reconcile", head)[0]["conclusion"] == "success"
+
+
+async def test_pull_request_gets_a_plan_check_run(gitops: GitOps) -> None:
+    await gitops.push({"README.md": "infra\n", **MANIFESTS})
+    main = gitops.fake.repos[REPO].branches["main"]
+    changed = dict(gitops.files)
+    changed["manifests/agents/tesla-watch.yaml"] = changed[
+        "manifests/agents/tesla-watch.yaml"].replace("usdPerDay: 1", "usdPerDay: 2")
+    head = gitops.fake.commit(REPO, changed, branch="claude/cheaper")
+    gitops.fake.repos[REPO].branches["main"] = main
+    gitops.fake.open_pull(REPO, 12, head="claude/cheaper")
+    payload = json.loads((SAMPLES / "pull_request" / "opened" / "payload.json").read_text())
+    payload["pull_request"]["head"]["sha"] = head
+    payload["pull_request"]["base"]["ref"] = "main"
+    headers, body = github_payload("pull_request", payload)
+    assert (await gitops.client.post("/webhooks/github", data=body,
+                                     headers=headers)).status == 202
+    await gitops.settled()
+    [run] = gitops.runs("p38/plan", head)
+    assert (run["status"], run["conclusion"]) == ("completed", "success")
+    assert "~ Agent/tesla-watch (spec.limits.usdPerDay)" in run["output"]["summary"]
+    assert "1 to update" in run["output"]["title"]
+    # Nothing was applied from the pull request.
+    rows = await gitops.store.fetch("applied_objects_of", REPO)
+    assert {r["revision"] for r in rows} == {main}
+
+
+async def test_pull_request_without_manifest_changes_gets_no_plan(gitops: GitOps) -> None:
+    await gitops.push({"README.md": "infra\n", **MANIFESTS})
+    main = gitops.fake.repos[REPO].branches["main"]
+    head = gitops.fake.commit(REPO, {**gitops.files, "README.md": "docs\n"}, branch="docs")
+    gitops.fake.repos[REPO].branches["main"] = main
+    gitops.fake.open_pull(REPO, 12, head="docs")
+    payload = json.loads((SAMPLES / "pull_request" / "opened" / "payload.json").read_text())
+    payload["pull_request"]["head"]["sha"] = head
+    headers, body = github_payload("pull_request", payload)
+    await gitops.client.post("/webhooks/github", data=body, headers=headers)
+    await gitops.settled()
+    assert gitops.runs("p38/plan", head) == []
