@@ -27,11 +27,11 @@ import sys
 import tempfile
 import uuid
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.database import throwaway_database  # noqa: E402
 from bench.loadgen import Result, run  # noqa: E402
 
 SECRET = "bench-webhook-secret"
@@ -198,19 +198,6 @@ def report(name: str, measured: tuple[Result, CpuWindow], duration: float) -> fl
     return rate
 
 
-async def make_database(server_dsn: str, name: str, drop: bool = False) -> str:
-    import asyncpg
-
-    conn = await asyncpg.connect(server_dsn)
-    try:
-        await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        if not drop:
-            await conn.execute(f"CREATE DATABASE {name}")
-    finally:
-        await conn.close()
-    return urlunsplit(urlsplit(server_dsn)._replace(path=f"/{name}"))
-
-
 async def count_stored(dsn: str) -> tuple[int, int, int]:
     import asyncpg
 
@@ -225,29 +212,20 @@ async def count_stored(dsn: str) -> tuple[int, int, int]:
 
 
 def main() -> None:
-    from controller.store.embedded import start_embedded, stop_embedded
+    with throwaway_database("ingest") as dsn:
+        benchmark(dsn)
 
-    server_dsn = os.environ.get("DATABASE_URL")
-    home = None
-    if not server_dsn:
-        home = Path(tempfile.mkdtemp(prefix="p38-bench-"))
-        server_dsn = start_embedded(home)
-    name = f"p38_bench_{os.getpid()}"
-    dsn = asyncio.run(make_database(server_dsn, name))
+
+def benchmark(dsn: str) -> None:
     log_path = tempfile.mktemp(prefix="p38-bench-", suffix=".log")
     workers = "default" if ARGS.workers is None else ARGS.workers
     print(f"ingest benchmark: {ARGS.connections} connections, {ARGS.duration:.0f} s each "
           f"(after {ARGS.warmup:.0f} s warm-up), signed {len(bodies()[0][0])}-byte push payloads "
           f"over {REPOS} repositories, controller workers: {workers}, {os.cpu_count()} cores")
-    try:
-        ceiling = measure(bare_server, (), "ceiling", "/")
-        controller = measure(controller_server, (dsn, log_path, ARGS.workers), "controller",
-                             "/readyz")
-        stored, pending, reconciles = asyncio.run(count_stored(dsn))
-    finally:
-        asyncio.run(make_database(server_dsn, name, drop=True))
-        if home is not None:
-            stop_embedded(home)
+    ceiling = measure(bare_server, (), "ceiling", "/")
+    controller = measure(controller_server, (dsn, log_path, ARGS.workers), "controller",
+                         "/readyz")
+    stored, pending, reconciles = asyncio.run(count_stored(dsn))
     c_rate = report("ceiling (HMAC + 202 only)", ceiling, ARGS.duration)
     p_rate = report("controller (durable ingest)", controller, ARGS.duration)
     ratio = p_rate / c_rate if c_rate else 0.0

@@ -1,0 +1,137 @@
+"""Push benchmark: a repository with 1,000 manifests in 100 files, pushed through the real app
+(signed webhook -> queue -> worker -> GitHub reads -> apply -> check run) against the stateful
+fake GitHub from tests/fakes (in process, no network).
+
+Prints, for each push, the time from the webhook's 202 until the reconcile is settled, the
+GitHub calls it made (reads, blob downloads, writes) and the actions it recorded:
+  1. the first push: every object created;
+  2. one file changed: one blob downloaded, its objects updated;
+  3. a push that changes nothing in the manifests folder (forced, so the controller must
+     look): the target from issue 3 is zero write calls (GitHub writes and actions).
+
+    python bench/push.py [--files 100] [--per-file 10]
+
+Uses DATABASE_URL when set (a throwaway database on that server), else the embedded server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.database import throwaway_database  # noqa: E402
+from bench.reconcile import write_tree  # noqa: E402
+
+REPO = "octo-org/infra"
+INSTALLATION = 51234567
+
+
+def manifest_files(files: int, per_file: int) -> dict[str, str]:
+    with tempfile.TemporaryDirectory() as tmp:
+        write_tree(Path(tmp), files, per_file)
+        return {f"manifests/{p.name}": p.read_text() for p in sorted(Path(tmp).iterdir())}
+
+
+async def settled(store: Any) -> bool:
+    """The queue is empty and no delivery waits for a reconcile."""
+    return not (await store.fetch("queue_list", None, None, 1)
+                or await store.fetch("deliveries_list", None, None, "pending", None, 1))
+
+
+async def bench(dsn: str, files: dict[str, str]) -> bool:
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from controller.app import create_app
+    from controller.config import ManifestSettings, ProviderSettings, QueueSettings
+    from controller.store import Store
+    from controller.store.migrations import migrate
+    from tests.fakes.github import FakeGitHub, make_key_pair
+    from tests.helpers import SAMPLES, github_payload, make_settings, wait_until
+
+    private, public = make_key_pair()
+    fake = FakeGitHub(public_key=public)
+    fake.install(INSTALLATION, REPO)
+    settings = make_settings(dsn, workers=2).model_copy(update={
+        "providers": ProviderSettings(GITHUB_APP_ID=fake.app_id, GITHUB_APP_PRIVATE_KEY=private),
+        "manifests": ManifestSettings(P38_RESYNC_SECONDS=3600),
+        "queue": QueueSettings(P38_WORKERS=2, P38_POLL_SECONDS=0.01)})
+    store = await Store.connect(dsn, min_size=1, max_size=2)
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    await migrate(conn)
+    await conn.close()
+    client = TestClient(TestServer(create_app(settings, github_transport=fake.transport())))
+    await client.start_server()
+    template = json.loads((SAMPLES / "push" / "default-branch" / "payload.json").read_text())
+    head = "0" * 40
+
+    async def push(tree: dict[str, str], label: str, *, forced: bool = False) -> dict[str, Any]:
+        nonlocal head
+        before, requests = head, len(fake.requests)
+        actions = await store.pool.fetchval("SELECT count(*) FROM actions")
+        head = fake.commit(REPO, tree)
+        commit = {**template["head_commit"], "id": head, "added": [], "removed": [],
+                  "modified": [] if forced else ["manifests/m000.yaml"]}
+        payload = {**template, "before": before, "after": head, "forced": forced,
+                   "commits": [commit], "head_commit": commit}
+        headers, body = github_payload("push", payload)
+        t0 = time.perf_counter()
+        response = await client.post("/webhooks/github", data=body, headers=headers)
+        assert response.status == 202, await response.text()
+        await wait_until(lambda: settled(store), timeout=120, what="the push reconciled")
+        elapsed = time.perf_counter() - t0
+        calls = fake.requests[requests:]
+        writes = [q for q in calls if q.method != "GET" and "access_tokens" not in q.url.path]
+        blobs = [q for q in calls if "/git/blobs/" in q.url.path]
+        recorded = await store.pool.fetchval("SELECT count(*) FROM actions") - actions
+        [audit] = await store.fetch("audit_list", f"manifests:{REPO}", None, None, 1)
+        print(f"{label:34s} {elapsed * 1000:8.1f} ms  GitHub: {len(calls) - len(writes):3d} "
+              f"reads ({len(blobs):3d} blobs), {len(writes):2d} writes; actions recorded: "
+              f"{recorded:4d}; {audit['decision']}: {audit['reason']}")
+        return {"writes": len(writes), "actions": recorded, "blobs": len(blobs)}
+
+    try:
+        await push(files, "1. first push (create all)")
+        changed = dict(files)
+        changed["manifests/m000.yaml"] = changed["manifests/m000.yaml"].replace(
+            "tools: [http, notify]", "tools: [http]")
+        await push(changed, "2. one file changed")
+        noop = await push(changed, "3. push that changes nothing", forced=True)
+    finally:
+        await client.close()
+        await store.close()
+    ok = noop["writes"] == 0 and noop["actions"] == 0 and noop["blobs"] == 0
+    print(f"no-op push: {noop['writes']} write calls, {noop['actions']} actions, "
+          f"{noop['blobs']} blob downloads (target: zero writes) -> "
+          f"{'meets the target' if ok else 'BELOW TARGET'}")
+    return ok
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--files", type=int, default=100)
+    parser.add_argument("--per-file", type=int, default=10)
+    args = parser.parse_args()
+    from controller.logs import configure_logging
+
+    configure_logging(fmt="console", level="warning")
+    files = manifest_files(args.files, args.per_file)
+    print(f"push benchmark: {args.files * args.per_file} manifests in {len(files)} files, "
+          "real app and database, fake GitHub in process")
+    with throwaway_database("push") as dsn:
+        ok = asyncio.run(bench(dsn, files))
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
