@@ -22,6 +22,7 @@ import structlog
 from aiohttp import web
 
 from controller.clients.github import GitHubApp
+from controller.clients.secrets import SecretSource, refresh_forever
 from controller.config import Settings
 from controller.context import StoreContext
 from controller.executor import ActionRunner, Executor
@@ -64,10 +65,11 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def create_app(settings: Settings, *, registry: Mapping[str, Reconciler] | None = None,
                runners: Mapping[str, ActionRunner] | None = None,
                policy: Policy | None = None, github_transport: Any = None,
-               github_sleep: Callable[[float], Awaitable[None]] | None = None
-               ) -> web.Application:
-    """`github_transport` (an httpx transport) and `github_sleep` replace the network and the
-    rate-limit waits in tests."""
+               github_sleep: Callable[[float], Awaitable[None]] | None = None,
+               secrets: SecretSource | None = None) -> web.Application:
+    """`secrets`: Secret Manager values, refreshed every P38_SECRETS_TTL_SECONDS while the app
+    runs. `github_transport` (an httpx transport) and `github_sleep` replace the network and
+    the rate-limit waits in tests."""
     app = web.Application(client_max_size=settings.server.max_body_bytes,
                           middlewares=[_json_errors, _api_auth])
     app[SETTINGS] = settings
@@ -80,9 +82,10 @@ def create_app(settings: Settings, *, registry: Mapping[str, Reconciler] | None 
     health.add_routes(app)
     api.add_routes(app)
     objects.add_routes(app)
+    app.cleanup_ctx.append(functools.partial(_refresh_secrets, source=secrets))
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(functools.partial(_clients, transport=github_transport,
-                                             sleep=github_sleep))
+                                             sleep=github_sleep, secrets=secrets))
     app.cleanup_ctx.append(_ingest)
     app.cleanup_ctx.append(_workers)
     app.cleanup_ctx.append(_local_manifests)
@@ -133,8 +136,23 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     await store.close()
 
 
+async def _refresh_secrets(app: web.Application, *,
+                           source: SecretSource | None) -> AsyncIterator[None]:
+    if source is None:
+        yield
+        return
+    task = asyncio.create_task(refresh_forever(
+        source.secrets, source.manager, ttl=app[SETTINGS].providers.secrets_ttl_seconds),
+        name="secrets-refresh")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 async def _clients(app: web.Application, *, transport: Any,
-                   sleep: Callable[[float], Awaitable[None]] | None) -> AsyncIterator[None]:
+                   sleep: Callable[[float], Awaitable[None]] | None,
+                   secrets: SecretSource | None) -> AsyncIterator[None]:
     """The GitHub App client (when configured), the runners that use it, and the read
     context reconcilers observe through."""
     settings, store = app[SETTINGS], app[STORE]
@@ -143,9 +161,12 @@ async def _clients(app: web.Application, *, transport: Any,
     async with contextlib.AsyncExitStack() as stack:
         github: GitHubApp | None = None
         if providers.github_app_id and providers.github_app_private_key:
+            configured = providers.github_app_private_key.get_secret_value()
+            held = secrets.secrets if secrets is not None else None
             github = await stack.enter_async_context(GitHubApp.open(
                 app_id=providers.github_app_id,
-                private_key=providers.github_app_private_key.get_secret_value(),
+                private_key=(lambda: held.get("GITHUB_APP_PRIVATE_KEY") or configured)
+                if held is not None else configured,
                 base_url=providers.github_api_url, transport=transport, sleep=sleep))
             runners |= github_runners(github, store)
         given: dict[str, ActionRunner] = app[RUNNERS]

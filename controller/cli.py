@@ -18,7 +18,12 @@ from typing import Any
 from aiohttp import web
 
 from controller.app import create_app
-from controller.clients.secrets import GoogleSecretManager, Secrets, with_provider_secrets
+from controller.clients.secrets import (
+    GoogleSecretManager,
+    Secrets,
+    SecretSource,
+    with_provider_secrets,
+)
 from controller.clients.secrets import load as load_secrets
 from controller.config import Settings
 from controller.logs import SecretRedactor, configure_logging
@@ -54,20 +59,23 @@ def _settings(args: argparse.Namespace) -> Settings:
                                        "manifests": manifests})
 
 
-def _with_secret_manager(settings: Settings, redactor: SecretRedactor) -> Settings:
-    """With GCP_PROJECT_ID: provider secrets from Secret Manager (read once, at start)."""
+def _with_secret_manager(settings: Settings, redactor: SecretRedactor
+                         ) -> tuple[Settings, SecretSource | None]:
+    """With GCP_PROJECT_ID: provider secrets from Secret Manager (read at start, then
+    refreshed by the app every P38_SECRETS_TTL_SECONDS)."""
     project = settings.providers.gcp_project_id
     if not project:
-        return settings
+        return settings, None
     holder = Secrets(on_change=redactor.update)
-    asyncio.run(load_secrets(holder, GoogleSecretManager.connect(project)))
-    return with_provider_secrets(settings, holder)
+    manager = GoogleSecretManager.connect(project)
+    asyncio.run(load_secrets(holder, manager))
+    return with_provider_secrets(settings, holder), SecretSource(holder, manager)
 
 
 def _serve(settings: Settings, *, banner: bool, unix: str | None = None,
            redactor: SecretRedactor | None = None) -> int:
-    settings = _with_secret_manager(settings, redactor or SecretRedactor())
-    app = create_app(settings)
+    settings, secrets = _with_secret_manager(settings, redactor or SecretRedactor())
+    app = create_app(settings, secrets=secrets)
     host, port = settings.server.host, settings.server.port
     if banner:
         db = ("DATABASE_URL" if settings.store.database_url

@@ -99,6 +99,10 @@ class ProviderSettings(BaseSettings):
     gcp_project_id: str | None = Field(
         None, validation_alias="GCP_PROJECT_ID",
         description="When set, secrets are read from Google Secret Manager in this project.")
+    secrets_ttl_seconds: float = Field(
+        600.0, validation_alias="P38_SECRETS_TTL_SECONDS",
+        description="How often secrets are re-read from Secret Manager (a rotated key is used "
+                    "from then on).")
 
     def configured(self) -> frozenset[str]:
         """The providers whose credentials are set: github, railway, anthropic."""

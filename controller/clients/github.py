@@ -71,13 +71,19 @@ def _expiry(iso: str) -> float:
 
 
 class GitHubApp:
-    def __init__(self, *, app_id: str, private_key: str, http: httpx.AsyncClient,
+    def __init__(self, *, app_id: str, private_key: str | Callable[[], str],
+                 http: httpx.AsyncClient,
                  base_url: str = "https://api.github.com",
                  clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
                  max_attempts: int = 6, max_wait: float = 900.0) -> None:
         self.app_id = app_id
-        self._key = load_private_key(private_key)
+        # A callable is asked at every signature: a key rotated in Secret Manager is used as
+        # soon as it is refreshed.
+        self._key_source = private_key if callable(private_key) else (lambda: private_key)
+        self._key_raw = ""
+        self._key = ""
+        self._signing_key()
         self._http = http
         self.base_url = base_url.rstrip("/")
         self._clock = clock
@@ -89,7 +95,7 @@ class GitHubApp:
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def open(cls, *, app_id: str, private_key: str, base_url: str,
+    async def open(cls, *, app_id: str, private_key: str | Callable[[], str], base_url: str,
                    transport: Any = None,
                    sleep: Callable[[float], Awaitable[None]] | None = None
                    ) -> AsyncIterator[GitHubApp]:
@@ -105,7 +111,13 @@ class GitHubApp:
         now = int(self._clock())
         claims = {"iat": now - JWT_BACKDATE_SECONDS, "exp": now + JWT_LIFETIME_SECONDS,
                   "iss": self.app_id}
-        return jwt.encode(claims, self._key, algorithm="RS256")
+        return jwt.encode(claims, self._signing_key(), algorithm="RS256")
+
+    def _signing_key(self) -> str:
+        raw = self._key_source()
+        if raw != self._key_raw:
+            self._key, self._key_raw = load_private_key(raw), raw
+        return self._key
 
     async def installation_token(self, installation_id: int) -> str:
         """A token for the installation, reused until 5 minutes before it expires."""

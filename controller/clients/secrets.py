@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import structlog
@@ -104,6 +105,14 @@ class GoogleSecretManager:
                 continue
             found[env_name] = response.payload.data.decode("utf-8")
         return found
+
+
+@dataclass(frozen=True)
+class SecretSource:
+    """The values in force and where they are refreshed from."""
+
+    secrets: Secrets
+    manager: GoogleSecretManager
 
 
 async def load(secrets: Secrets, manager: GoogleSecretManager) -> list[str]:

@@ -60,3 +60,36 @@ def test_provider_settings_take_the_values_in_force() -> None:
     assert updated.providers.railway_token.get_secret_value() == "rw-token-123456"
     assert updated.dry_run_providers() == ["github", "anthropic"]
     assert "rw-token-123456" in updated.secret_values()
+
+
+async def test_running_app_uses_a_rotated_github_key(aiohttp_client, store, dsn) -> None:  # type: ignore[no-untyped-def]
+    """Secret Manager is re-read on the TTL; the GitHub App signs with the new key at once."""
+    import jwt
+
+    from controller.app import create_app
+    from controller.clients.secrets import SecretSource, with_provider_secrets
+    from controller.config import ProviderSettings
+    from controller.web.keys import GITHUB
+    from tests.fakes.github import make_key_pair
+    from tests.helpers import make_settings, wait_until
+
+    (old_private, old_public), (new_private, new_public) = make_key_pair(), make_key_pair()
+    manager_fake = FakeSecretManager("p38-prod", {"github-app-private-key": old_private})
+    held = Secrets({})
+    manager = GoogleSecretManager("p38-prod", manager_fake)
+    await load(held, manager)
+    settings = make_settings(dsn).model_copy(update={"providers": ProviderSettings(
+        GITHUB_APP_ID="1034567", P38_SECRETS_TTL_SECONDS=0.05)})
+    settings = with_provider_secrets(settings, held)
+    client = await aiohttp_client(create_app(settings, secrets=SecretSource(held, manager)))
+    github = client.app[GITHUB]
+    assert github is not None
+    jwt.decode(github.app_jwt(), old_public, algorithms=["RS256"])
+
+    manager_fake.secrets["github-app-private-key"] = new_private  # rotated in Secret Manager
+
+    async def rotated() -> bool:
+        return held.get("GITHUB_APP_PRIVATE_KEY") == new_private
+
+    await wait_until(rotated, what="the refresh")
+    assert jwt.decode(github.app_jwt(), new_public, algorithms=["RS256"])["iss"] == "1034567"
