@@ -21,8 +21,9 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from controller import background
 from controller.clients.github import GitHubApp
-from controller.clients.secrets import SecretSource, refresh_forever
+from controller.clients.secrets import SecretSource
 from controller.config import Settings
 from controller.context import StoreContext
 from controller.executor import ActionRunner, Executor
@@ -32,7 +33,7 @@ from controller.ooda import Worker
 from controller.policy import Policy
 from controller.queue import WAKE_CHANNEL, WorkQueue
 from controller.runners import github_runners, manifest_runners
-from controller.sources import GitHubManifests, local_signature
+from controller.sources import GitHubManifests
 from controller.store import Store
 from controller.store.embedded import resolve_dsn
 from controller.web import api, health, objects, webhooks
@@ -57,8 +58,6 @@ from reconcilers.base import Reconciler
 
 log = structlog.get_logger("p38.app")
 
-LOCAL_KEY = "manifests:local"
-
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -82,14 +81,14 @@ def create_app(settings: Settings, *, registry: Mapping[str, Reconciler] | None 
     health.add_routes(app)
     api.add_routes(app)
     objects.add_routes(app)
-    app.cleanup_ctx.append(functools.partial(_refresh_secrets, source=secrets))
+    app.cleanup_ctx.append(functools.partial(background.refresh_secrets, source=secrets))
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(functools.partial(_clients, transport=github_transport,
                                              sleep=github_sleep, secrets=secrets))
     app.cleanup_ctx.append(_ingest)
     app.cleanup_ctx.append(_workers)
-    app.cleanup_ctx.append(_local_manifests)
-    app.cleanup_ctx.append(_resync)
+    app.cleanup_ctx.append(background.local_manifests)
+    app.cleanup_ctx.append(background.resync)
     return app
 
 
@@ -134,20 +133,6 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
                     meaning="their actions are recorded with what they would do, not executed")
     yield
     await store.close()
-
-
-async def _refresh_secrets(app: web.Application, *,
-                           source: SecretSource | None) -> AsyncIterator[None]:
-    if source is None:
-        yield
-        return
-    task = asyncio.create_task(refresh_forever(
-        source.secrets, source.manager, ttl=app[SETTINGS].providers.secrets_ttl_seconds),
-        name="secrets-refresh")
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
 
 
 async def _clients(app: web.Application, *, transport: Any,
@@ -214,57 +199,3 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
             for task in still_running:  # their leases are released as they cancel
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-
-
-async def _local_manifests(app: web.Application) -> AsyncIterator[None]:
-    """With a local manifests folder: reconcile it now and whenever its files change."""
-    settings = app[SETTINGS].manifests
-    folder = settings.directory
-    if folder is None:
-        yield
-        return
-    queue = app[QUEUE]
-    log.info("local_manifests", folder=str(folder.resolve()))
-
-    async def watch() -> None:
-        seen = await asyncio.to_thread(local_signature, folder)
-        await queue.enqueue([LOCAL_KEY])
-        while True:
-            await asyncio.sleep(settings.poll_seconds)
-            try:
-                now = await asyncio.to_thread(local_signature, folder)
-                if now != seen:
-                    await queue.enqueue([LOCAL_KEY])
-                    seen = now
-                    log.info("local_manifests_changed", folder=str(folder))
-            except Exception as exc:  # the database away for a moment: try at the next tick
-                log.warning("local_manifests_watch_failed", error=str(exc))
-
-    task = asyncio.create_task(watch(), name="local-manifests")
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-
-
-async def _resync(app: web.Application) -> AsyncIterator[None]:
-    """Re-enqueue manifest sources not reconciled for P38_RESYNC_SECONDS (GitHub does not
-    redeliver a webhook that failed, so a missed push is caught here)."""
-    every = app[SETTINGS].manifests.resync_seconds
-    store = app[STORE]
-
-    async def tick() -> None:
-        while True:
-            await asyncio.sleep(min(60.0, max(1.0, every / 4)))
-            try:
-                keys = await store.fetchval("resync_due", every)
-                if keys:
-                    log.info("resync", keys=keys)
-            except Exception as exc:  # the database away for a moment: next tick
-                log.warning("resync_failed", error=str(exc))
-
-    task = asyncio.create_task(tick(), name="resync")
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
