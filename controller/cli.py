@@ -36,6 +36,7 @@ from controller.store import Store
 from controller.store.embedded import resolve_dsn, stop_embedded
 from controller.store.migrations import latest_version
 from reconcilers.manifests import decide as manifests_decide
+from reconcilers.manifests import object_changes
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -230,10 +231,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
     async def applied(store: Store) -> int:
         rows = await store.fetch("applied_objects_of", args.source)
         plan = manifests_decide(snapshot(manifests, rows, source=args.source))
-        for action in plan.actions:
+        changes = object_changes(plan)
+        for action in changes:
             print(action.description)
         print(f"Plan ({args.source}): {plan.reason}.")
-        return 2 if plan.actions else 0
+        return 2 if changes else 0
 
     return asyncio.run(_with_store(_settings(args), applied))
 

@@ -1,10 +1,11 @@
 """Action runners: what each action kind does, registered with the executor by kind.
 
-`manifest.create|update|delete` record what is applied from a source (the controller's own
-store). `github.*` report on GitHub through the App client: check runs (a completing run
-PATCHes the one its start action created, found through that action's recorded result) and
-the invalid-manifests issue, found by its hidden marker so it is never opened twice. Runners
-are only called by the executor, which records each action before it runs.
+`manifest.create|update|delete` record what is applied from a source, `manifest.revision` the
+revision acted on (the controller's own store). `github.*` report on GitHub through the App
+client: check runs (a completing run PATCHes the one its start action created, found through
+that action's recorded result) and the invalid-manifests issue, found by its hidden marker so
+it is never opened twice. Runners are only called by the executor, which records each action
+before it runs.
 """
 
 from __future__ import annotations
@@ -29,7 +30,14 @@ def manifest_runners(store: Store) -> dict[str, ActionRunner]:
                             params["name"])
         return {"pruned": f"{params['kind']}/{params['name']}"}
 
-    return {"manifest.create": apply, "manifest.update": apply, "manifest.delete": delete}
+    async def revision(params: Mapping[str, Any]) -> Mapping[str, Any]:
+        await store.execute("manifest_revision_record", params["source"], params["revision"],
+                            params.get("tree"), params["status"], params["objects"],
+                            list(params.get("changes", [])), list(params.get("problems", [])))
+        return {"recorded": params["revision"]}
+
+    return {"manifest.create": apply, "manifest.update": apply, "manifest.delete": delete,
+            "manifest.revision": revision}
 
 
 def github_runners(github: GitHubApp, store: Store) -> dict[str, ActionRunner]:

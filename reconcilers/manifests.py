@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from controller.policy import Policy
 
 __all__ = ["Change", "ManifestSnapshot", "ManifestSources", "ObjectState", "changed_fields",
-           "decide", "diff"]
+           "decide", "diff", "object_changes"]
 
 LOCAL = "local"
 
@@ -81,6 +81,14 @@ def _apply_actions(snapshot: ManifestSnapshot, changes: Sequence[Change],
     return actions
 
 
+APPLY_KINDS = frozenset({"manifest.create", "manifest.update", "manifest.delete"})
+
+
+def object_changes(plan: Plan) -> list[Action]:
+    """The plan's actions that change an object (what `p38 plan` shows)."""
+    return [a for a in plan.actions if a.kind in APPLY_KINDS]
+
+
 def decide(snapshot: ManifestSnapshot, policy: Policy | None = None) -> Plan:
     """The plan for one manifest source (pure)."""
     current = snapshot.current
@@ -106,7 +114,7 @@ def decide(snapshot: ManifestSnapshot, policy: Policy | None = None) -> Plan:
     if problems:
         if state == "Invalid" and data.get("tree") == snapshot.tree:
             return Plan("StillInvalid", f"{len(problems)} problem(s), already reported{at}")
-        actions: list[Action] = []
+        actions: list[Action] = [_revision(snapshot, "invalid", problems=problems)]
         if where is not None and where.installation_id is not None:
             summary = reporting.problems_markdown(problems)
             actions.append(reporting.check_run(
@@ -121,7 +129,7 @@ def decide(snapshot: ManifestSnapshot, policy: Policy | None = None) -> Plan:
                     transition=_transition(snapshot, "Invalid", {
                         **data, "tree": snapshot.tree, "failed_revision": revision,
                         "problems": list(problems[:reporting.SHOWN_PROBLEMS]),
-                        "issue": bool(actions) or bool(data.get("issue"))},
+                        "issue": len(actions) > 1 or bool(data.get("issue"))},
                         f"{len(problems)} problem(s) at {reporting.short(revision)}"))
 
     changes = diff(snapshot.desired, snapshot.applied, prune=True)
@@ -132,6 +140,7 @@ def decide(snapshot: ManifestSnapshot, policy: Policy | None = None) -> Plan:
         return Plan("UpToDate", f"every object is as applied{at}")
     generation = current.version if current else 0
     actions = _apply_actions(snapshot, changes, generation)
+    actions.append(_revision(snapshot, "applied", changes=[str(c) for c in changes]))
     if where is not None and where.installation_id is not None:
         actions = _reported(snapshot, where.installation_id, changes, actions,
                             close_issue=bool(data.get("issue")))
@@ -165,6 +174,20 @@ def _reported(snapshot: ManifestSnapshot, installation_id: int, changes: Sequenc
     if close_issue:
         actions.append(reporting.resolve_issue(repo, installation_id, revision))
     return actions
+
+
+def _revision(snapshot: ManifestSnapshot, status: str, *, changes: Sequence[str] = (),
+              problems: Sequence[str] = ()) -> Action:
+    """Record the revision acted on (the source's history: /api/revisions)."""
+    revision = snapshot.revision or ""
+    return Action(
+        "manifest.revision",
+        {"source": snapshot.source, "revision": revision, "tree": snapshot.tree,
+         "status": status, "objects": len(snapshot.desired), "changes": list(changes),
+         "problems": list(problems[:reporting.SHOWN_PROBLEMS])},
+        f"{snapshot.source}:revision:{revision}:{snapshot.tree}:{status}",
+        description=f"record revision {reporting.short(revision)} of {snapshot.source} as "
+                    f"{status}")
 
 
 def _where_data(where: Where | None) -> dict[str, Any]:

@@ -240,3 +240,14 @@ WITH due AS (
     RETURNING q.key
 )
 SELECT array_agg(key) FROM due, LATERAL (SELECT pg_notify('p38_queue', '')) AS n;
+
+-- name: manifest_revision_record
+INSERT INTO manifest_revisions (source, revision, tree, status, objects, changes, problems)
+VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb)
+ON CONFLICT (source, revision, tree, status) DO NOTHING;
+
+-- name: manifest_revisions_list
+SELECT id, source, revision, tree, status, objects, changes, problems, recorded_at
+FROM manifest_revisions
+WHERE ($1::text IS NULL OR source = $1) AND ($2::bigint IS NULL OR id < $2)
+ORDER BY id DESC LIMIT $3;

@@ -1,4 +1,5 @@
-"""The read-only JSON API: deliveries, queue, audit, actions, resources. Newest first, paged.
+"""The read-only JSON API: deliveries, queue, audit, actions, resources, manifest revisions.
+Newest first, paged.
 
 Paging is by keyset: each page has `next`, the value to pass as `before` (or `after` for the
 queue, which is ordered by key) to get the following page.
@@ -72,6 +73,14 @@ async def list_resources(request: web.Request) -> web.Response:
     return answer({"items": [dict(r) for r in rows]})
 
 
+async def list_revisions(request: web.Request) -> web.Response:
+    limit = int_param(request, "limit", default=DEFAULT_PAGE) or DEFAULT_PAGE
+    rows = await request.app[STORE].fetch("manifest_revisions_list",
+                                          text_param(request, "source"),
+                                          int_param(request, "before", hi=2**62), limit + 1)
+    return answer(_page([dict(r) for r in rows], limit, "id"))
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/deliveries", list_deliveries)
     app.router.add_get("/api/deliveries/{ref}", get_delivery)
@@ -79,3 +88,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/audit", list_audit)
     app.router.add_get("/api/actions", list_actions)
     app.router.add_get("/api/resources", list_resources)
+    app.router.add_get("/api/revisions", list_revisions)

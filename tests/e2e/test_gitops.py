@@ -123,6 +123,11 @@ async def test_push_applies_and_reports_then_delete_prunes(gitops: GitOps) -> No
     [source] = objects["sources"]
     assert (source["source"], source["state"], source["revision"]) == (REPO, "Ready", head)
     assert source["last_reconcile"]["decision"] == "Changes"
+    [revision] = (await (await gitops.client.get(f"/api/revisions?source={REPO}")).json()
+                  )["items"]
+    assert (revision["revision"], revision["status"], revision["objects"]) == (
+        head, "applied", 6)
+    assert "+ Agent/tesla-watch" in revision["changes"]
 
     # Delete the Service: pruned; no blob is fetched (the others are known by SHA).
     files = {k: v for k, v in gitops.files.items() if "services/" not in k}
@@ -151,6 +156,9 @@ async def test_invalid_pushes_fail_the_check_and_keep_one_issue(gitops: GitOps) 
     assert await gitops.applied() == before  # the last good revision stays applied
     [issue] = gitops.fake.issues[REPO]
     assert issue["state"] == "open" and bad in issue["body"]
+    revisions = (await (await gitops.client.get("/api/revisions")).json())["items"]
+    assert [(r["revision"], r["status"]) for r in revisions] == [(bad, "invalid"),
+                                                                (good, "applied")]
 
     worse = dict(broken)
     worse["manifests/policy.yaml"] = "apiVersion: p38/v1\nkind: Policy\n  bad: [indent\n"

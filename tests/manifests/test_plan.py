@@ -7,7 +7,14 @@ import dataclasses
 from controller.manifests.loader import parse_text
 from controller.manifests.state import desired_states
 from reconcilers.base import Resource, Where
-from reconcilers.manifests import Change, ManifestSnapshot, ObjectState, changed_fields, decide
+from reconcilers.manifests import (
+    Change,
+    ManifestSnapshot,
+    ObjectState,
+    changed_fields,
+    decide,
+    object_changes,
+)
 from tests.manifests.test_loader import AGENT
 
 
@@ -49,13 +56,14 @@ def test_create_update_delete_and_no_change() -> None:
                      + AGENT.replace("tesla-watch", "new-agent"))
     plan = decide(snap(desired, applied))
     assert plan.decision == "Changes"
-    assert [a.description for a in plan.actions] == [
+    assert [a.description for a in object_changes(plan)] == [
         "+ Agent/new-agent", "- Agent/old-agent", "~ Agent/tesla-watch (spec.tools)"]
     assert [a.kind for a in plan.actions] == ["manifest.create", "manifest.delete",
-                                              "manifest.update"]
+                                              "manifest.update", "manifest.revision"]
+    assert plan.actions[-1].params["changes"] == [a.description for a in object_changes(plan)]
     assert plan.reason == "1 to create, 1 to update, 1 to delete (at rev-2)"
     same = decide(snap(desired, desired))
-    assert (same.decision, same.actions) == ("UpToDate", ())
+    assert (same.decision, object_changes(same)) == ("UpToDate", [])
 
 
 def test_idempotency_keys_follow_content() -> None:
@@ -71,21 +79,23 @@ def test_invalid_or_empty_manifests_prune_nothing() -> None:
     """A broken push or an emptied directory never deletes what is running."""
     applied = states(AGENT)
     invalid = decide(snap((), applied, problems=("m.yaml:3:1: invalid YAML",)))
-    assert (invalid.decision, invalid.actions) == ("Invalid", ())
+    assert invalid.decision == "Invalid"
+    assert [a.kind for a in invalid.actions] == ["manifest.revision"]  # recorded, no change
+    assert invalid.actions[0].params["problems"] == ["m.yaml:3:1: invalid YAML"]
     empty = decide(snap((), applied))
-    assert (empty.decision, empty.actions) == ("Invalid", ())
+    assert (empty.decision, object_changes(empty)) == ("Invalid", [])
     assert empty.transition is not None
     assert "refusing to prune the 1 applied object(s)" in empty.transition.data["problems"][0]
     nothing = decide(snap((), ()))  # nothing desired and nothing applied: fine
-    assert (nothing.decision, nothing.actions) == ("UpToDate", ())
+    assert (nothing.decision, object_changes(nothing)) == ("UpToDate", [])
 
 
 def test_github_source_reports_around_the_apply() -> None:
     """Changes on a GitHub source: check run in progress, the applies, check run success."""
     plan = decide(github_snap(states(AGENT), ()))
     assert [a.kind for a in plan.actions] == ["github.check_run", "manifest.create",
-                                              "github.check_run"]
-    start, _, done = plan.actions
+                                              "manifest.revision", "github.check_run"]
+    start, _, _, done = plan.actions
     assert (start.params["status"], done.params["conclusion"]) == ("in_progress", "success")
     assert done.params["start_key"] == start.idempotency_key
     assert "+ Agent/tesla-watch" in done.params["output"]["summary"]
@@ -98,15 +108,17 @@ def test_invalid_push_reports_once_per_tree_and_opens_the_issue() -> None:
     """Invalid: a failure check run and the issue; the same tree again: nothing new."""
     problems = ("manifests/a.yaml:3:1: invalid YAML",)
     plan = decide(github_snap((), states(AGENT), problems))
-    assert [a.kind for a in plan.actions] == ["github.check_run", "github.issue_upsert"]
-    assert plan.actions[0].params["conclusion"] == "failure"
-    assert "manifests/a.yaml:3:1" in plan.actions[1].params["body"]
+    assert [a.kind for a in plan.actions] == ["manifest.revision", "github.check_run",
+                                              "github.issue_upsert"]
+    assert plan.actions[1].params["conclusion"] == "failure"
+    assert "manifests/a.yaml:3:1" in plan.actions[2].params["body"]
     assert plan.transition is not None
     invalid = Resource("Invalid", 3, plan.transition.data)
     again = decide(github_snap((), states(AGENT), problems, current=invalid))
     assert (again.decision, again.actions) == ("StillInvalid", ())
     fixed = decide(github_snap(states(AGENT), states(AGENT), current=invalid, tree="t3"))
-    assert [a.kind for a in fixed.actions] == ["github.check_run", "github.issue_close"]
+    assert [a.kind for a in fixed.actions] == ["github.check_run", "manifest.revision",
+                                               "github.check_run", "github.issue_close"]
 
 
 def test_unchanged_tree_plans_nothing() -> None:
