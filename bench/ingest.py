@@ -40,7 +40,12 @@ REPOS = 20  # deliveries spread over 20 repositories (20 keys) so workers have r
 
 
 def bodies() -> list[tuple[bytes, str]]:
+    """The sample push, its commits moved from manifests/ to src/: the common push, which
+    enqueues the repository only (a push touching manifests/ also enqueues the source)."""
     payload = json.loads(SAMPLE.read_text())
+    for commit in [*payload["commits"], payload["head_commit"]]:
+        for field in ("added", "modified", "removed"):
+            commit[field] = [p.replace("manifests/", "src/") for p in commit[field]]
     out = []
     for n in range(REPOS):
         payload["repository"]["full_name"] = f"octo-org/service-{n}"
