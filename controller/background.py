@@ -8,32 +8,19 @@ A failed tick is logged and retried at the next one; none of them ever stops the
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Any
+from collections.abc import AsyncIterator
 
 import structlog
 from aiohttp import web
 
 from controller.clients.secrets import SecretSource, refresh_forever
 from controller.sources import local_signature
+from controller.tasks import running
 from controller.web.keys import QUEUE, SETTINGS, STORE
 
 log = structlog.get_logger("p38.background")
 
 LOCAL_KEY = "manifests:local"
-
-
-@contextlib.asynccontextmanager
-async def running(work: Callable[[], Coroutine[Any, Any, None]],
-                  name: str) -> AsyncIterator[None]:
-    task: asyncio.Task[None] = asyncio.create_task(work(), name=name)
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def refresh_secrets(app: web.Application, *,

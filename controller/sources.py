@@ -81,13 +81,10 @@ class GitHubManifests:
         shas = sorted({str(e["sha"]) for e in entries})
         cached = {r["sha"]: r["content"] for r in await self._store.fetch("manifest_blobs_get",
                                                                           shas)}
-        unreadable: list[str] = []
-        wanted = [e for e in entries if e["sha"] not in cached
-                  and int(e.get("size") or 0) <= MAX_BLOB_BYTES]
-        for entry in entries:
-            if entry["sha"] not in cached and int(entry.get("size") or 0) > MAX_BLOB_BYTES:
-                unreadable.append(f"{self.folder}{entry['path']}:1:1: larger than "
-                                  f"{MAX_BLOB_BYTES} bytes; not read")
+        missing = [e for e in entries if e["sha"] not in cached]
+        wanted = [e for e in missing if int(e.get("size") or 0) <= MAX_BLOB_BYTES]
+        unreadable = [f"{self.folder}{e['path']}:1:1: larger than {MAX_BLOB_BYTES} bytes; "
+                      "not read" for e in missing if e not in wanted]
         new: dict[str, str] = {}
         for sha in sorted({str(e["sha"]) for e in wanted}):
             data = await self._github.blob(repo, sha, installation_id=installation)

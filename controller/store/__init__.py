@@ -19,6 +19,7 @@ import structlog
 from controller.errors import ConcurrentUpdate, LeaseLost, P38Error
 from controller.store import migrations
 from controller.store.queries import queries
+from controller.tasks import running
 
 log = structlog.get_logger("p38.store")
 
@@ -154,14 +155,9 @@ class Store(Queries):
     async def listening(self, channel: str, on_notify: Callable[[], None], *,
                         retry_seconds: float = 1.0) -> AsyncIterator[None]:
         """LISTEN on its own connection, reconnecting while the block runs."""
-        task = asyncio.create_task(self._listen_forever(channel, on_notify, retry_seconds),
-                                   name=f"listen:{channel}")
-        try:
+        async with running(lambda: self._listen_forever(channel, on_notify, retry_seconds),
+                           f"listen:{channel}"):
             yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     async def _listen_forever(self, channel: str, on_notify: Callable[[], None],
                               retry_seconds: float) -> None:
