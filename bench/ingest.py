@@ -5,9 +5,14 @@ Measures, in one run and with the same load generator:
   2. the controller: the real app (`create_app`), durable ingest into PostgreSQL with group
      commit, its workers reconciling what arrives.
 Each server runs in its own process on a socket this script binds (the OS picks the port).
-Prints deliveries/s, p50 and p99 for both, the ratio, and the targets from issue 2.
+Prints deliveries/s, p50 and p99 for both, the ratio, the targets from issue 2, the CPU each
+process group used per delivery and how much of the machine stayed idle.
 
-    python bench/ingest.py [--connections 50] [--duration 10] [--warmup 2]
+    python bench/ingest.py [--connections 50] [--duration 10] [--warmup 2] [--breakdown]
+
+`--breakdown` adds a diagnostic third run: the same application with its ingest writer replaced
+by one that answers at once and stores nothing. It is not the product; it shows how much of
+the gap to the ceiling the request path costs before any database work.
 
 Uses DATABASE_URL when set (a fresh database is created on that server and dropped after),
 else the embedded PostgreSQL in a temporary P38_HOME.
@@ -26,6 +31,7 @@ import socket
 import sys
 import tempfile
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,11 +68,13 @@ def request_factory(host: str, port: int):  # type: ignore[no-untyped-def]
                f"Content-Length: {len(body)}\r\nX-GitHub-Event: push\r\n"
                f"X-GitHub-Hook-ID: 512345678\r\nX-Hub-Signature-256: {signature}\r\n"
                "X-GitHub-Delivery: ").encode() for body, signature in variants]
-    run_id = uuid.uuid4().hex[:8]
+    run_id = uuid.uuid4().bytes
 
     def make(n: int) -> bytes:
+        # A random-looking UUID per delivery, as GitHub sends: index inserts land anywhere.
+        guid = uuid.UUID(bytes=hashlib.md5(run_id + n.to_bytes(8, "big")).digest())
         i = n % REPOS
-        return b"".join((prefix[i], f"{run_id}-{n}\r\n\r\n".encode(), variants[i][0]))
+        return b"".join((prefix[i], f"{guid}\r\n\r\n".encode(), variants[i][0]))
 
     return make
 
@@ -88,12 +96,14 @@ def bare_server(sock: socket.socket) -> None:
 
 
 def controller_server(sock: socket.socket, dsn: str, log_path: str,
-                      workers: int | None) -> None:
+                      workers: int | None, store: bool = True) -> None:
     from aiohttp import web
 
     from controller.app import create_app
     from controller.config import SecretsSettings, Settings, StoreSettings
+    from controller.ingest import Ingested, Outcome
     from controller.logs import configure_logging
+    from controller.web.keys import INGEST
 
     sys.stderr = open(log_path, "a", buffering=1)  # the child's whole life
     configure_logging(fmt="json")
@@ -101,7 +111,17 @@ def controller_server(sock: socket.socket, dsn: str, log_path: str,
                         secrets=SecretsSettings(GITHUB_WEBHOOK_SECRET=SECRET))
     if workers is not None:
         settings.queue.workers = workers
-    web.run_app(create_app(settings), sock=sock, print=None, access_log=None)
+    app = create_app(settings)
+    if not store:  # --breakdown diagnostic only: answer as if stored, store nothing
+        class AnswerAtOnce:
+            async def submit(self, _delivery: object) -> Ingested:
+                return Ingested(Outcome.STORED, None)
+
+        async def replace_writer(app: web.Application) -> None:
+            app[INGEST] = AnswerAtOnce()  # type: ignore[assignment]
+
+        app.on_startup.append(replace_writer)
+    web.run_app(app, sock=sock, print=None, access_log=None)
 
 
 def bound_socket() -> socket.socket:
@@ -149,12 +169,22 @@ def postgres_pids() -> list[int]:
     return pids
 
 
-class CpuWindow:
-    """CPU used by the load generator, the server and PostgreSQL during the measured window."""
+def machine_ticks() -> tuple[int, int]:
+    """(idle + iowait, total) jiffies of the whole machine, from /proc/stat."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return fields[3] + fields[4], sum(fields)
 
-    def __init__(self, server_pid: int) -> None:
-        self.server_pid = server_pid
+
+@dataclass
+class CpuWindow:
+    """CPU used by the load generator, the server and PostgreSQL during the measured window,
+    and the share of the machine that stayed idle."""
+
+    server_pid: int
+
+    def __post_init__(self) -> None:
         self.marks: dict[str, dict[str, float]] = {}
+        self.ticks: dict[str, tuple[int, int]] = {}
 
     def __call__(self, mark: str) -> None:
         self.marks[mark] = {
@@ -162,6 +192,13 @@ class CpuWindow:
             "server": cpu_seconds(self.server_pid),
             "postgres": sum(cpu_seconds(p) for p in postgres_pids()),
         }
+        self.ticks[mark] = machine_ticks()
+
+    def idle_share(self) -> float | None:
+        if "start" not in self.ticks or "stop" not in self.ticks:
+            return None
+        (idle0, total0), (idle1, total1) = self.ticks["start"], self.ticks["stop"]
+        return (idle1 - idle0) / (total1 - total0) if total1 > total0 else None
 
     def per_delivery_us(self, deliveries: int) -> dict[str, float]:
         if "start" not in self.marks or "stop" not in self.marks or not deliveries:
@@ -197,9 +234,11 @@ def report(name: str, measured: tuple[Result, CpuWindow], duration: float) -> fl
           f"   p99 {result.percentile(0.99) * 1000:6.2f} ms   answers {result.statuses}"
           f"{f'   errors {result.errors}' if result.errors else ''}")
     cpu = window.per_delivery_us(len(result.latencies))
+    idle = window.idle_share()
     if cpu:
         print(" " * 29 + "CPU per delivery: " + ", ".join(
-            f"{k} {v:.0f} us" for k, v in cpu.items()) + f" (total {sum(cpu.values()):.0f} us)")
+            f"{k} {v:.0f} us" for k, v in cpu.items()) + f" (total {sum(cpu.values()):.0f} us)"
+            + (f"; machine idle {idle:.0%}" if idle is not None else ""))
     return rate
 
 
@@ -231,8 +270,14 @@ def benchmark(dsn: str) -> None:
     controller = measure(controller_server, (dsn, log_path, ARGS.workers), "controller",
                          "/readyz")
     stored, pending, reconciles = asyncio.run(count_stored(dsn))
+    unstored = (measure(controller_server, (dsn, log_path, 0, False),
+                        "controller without storing", "/readyz") if ARGS.breakdown else None)
     c_rate = report("ceiling (HMAC + 202 only)", ceiling, ARGS.duration)
     p_rate = report("controller (durable ingest)", controller, ARGS.duration)
+    if unstored is not None:
+        u_rate = report("diagnostic: nothing stored", unstored, ARGS.duration)
+        print(f"ratio without storing        {u_rate / c_rate if c_rate else 0.0:9.1%}   "
+              "(the request path alone: parse, keys, log line, metrics, answer)")
     ratio = p_rate / c_rate if c_rate else 0.0
     p99 = controller[0].percentile(0.99) * 1000
     accepted = sum(n for s, n in controller[0].statuses.items() if s in (200, 202))
@@ -253,5 +298,8 @@ if __name__ == "__main__":
     parser.add_argument("--workers", type=int, default=None,
                         help="controller reconcile workers (default: P38_WORKERS or 4; 0 "
                              "measures ingest alone)")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="also run the application with a writer that stores nothing "
+                             "(a diagnostic of the request path's own cost)")
     ARGS = parser.parse_args()
     main()
