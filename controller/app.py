@@ -3,8 +3,8 @@
 `create_app(settings)` builds the application; `cleanup_ctx` opens, in order, the database
 (embedded server when DATABASE_URL is unset, migrations when enabled), the outbound clients
 with the executor's runners and the reconcilers' read context, the ingest writer, the workers
-with their LISTEN connection, and the local manifests watcher; and closes them in reverse
-order. No globals.
+with their LISTEN connection, and the periodic tasks (local manifests watcher, resync,
+retention); and closes them in reverse order. No globals.
 """
 
 from __future__ import annotations
@@ -89,6 +89,7 @@ def create_app(settings: Settings, *, registry: Mapping[str, Reconciler] | None 
     app.cleanup_ctx.append(_workers)
     app.cleanup_ctx.append(background.local_manifests)
     app.cleanup_ctx.append(background.resync)
+    app.cleanup_ctx.append(background.prune)
     return app
 
 

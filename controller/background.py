@@ -1,5 +1,5 @@
 """The app's periodic background tasks, each a `cleanup_ctx` entry: the local manifests
-watcher, the resync of manifest sources, and the Secret Manager refresh.
+watcher, the resync of manifest sources, the Secret Manager refresh and retention.
 
 Each runs in one task started before the app serves and cancelled (and awaited) at shutdown.
 A failed tick is logged and retried at the next one; none of them ever stops the app.
@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 import structlog
 from aiohttp import web
 
+from controller import retention
 from controller.clients.secrets import SecretSource, refresh_forever
 from controller.sources import local_signature
 from controller.tasks import running
@@ -80,4 +81,28 @@ async def resync(app: web.Application) -> AsyncIterator[None]:
                 log.warning("resync_failed", error=str(exc))
 
     async with running(tick, "resync"):
+        yield
+
+
+async def prune(app: web.Application) -> AsyncIterator[None]:
+    """Delete settled deliveries and audit rows older than P38_RETENTION_DAYS, every
+    P38_PRUNE_SECONDS (the first time one period after start). Safe from every replica."""
+    settings = app[SETTINGS].retention
+    if settings.days == 0:
+        yield
+        return
+    store = app[STORE]
+
+    async def tick() -> None:
+        while True:
+            await asyncio.sleep(settings.every_seconds)
+            try:
+                pruned = await retention.prune(store, days=settings.days)
+                if pruned.deliveries or pruned.audit:
+                    log.info("pruned", days=settings.days, deliveries=pruned.deliveries,
+                             audit=pruned.audit)
+            except Exception as exc:  # the database away for a moment: next tick
+                log.warning("prune_failed", error=str(exc))
+
+    async with running(tick, "prune"):
         yield

@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from pydantic import ValidationError
 
+from controller import retention
 from controller.app import create_app
 from controller.clients.secrets import (
     GoogleSecretManager,
@@ -25,7 +27,7 @@ from controller.clients.secrets import (
     with_provider_secrets,
 )
 from controller.clients.secrets import load as load_secrets
-from controller.config import Settings
+from controller.config import RetentionSettings, Settings
 from controller.logs import SecretRedactor, configure_logging
 from controller.manifests import reference
 from controller.manifests.loader import ManifestSet, load_dir
@@ -187,6 +189,28 @@ def cmd_approve(args: argparse.Namespace) -> int:
     return asyncio.run(_with_store(_settings(args), body))
 
 
+def cmd_prune(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    days = settings.retention.days
+    if args.days is not None:
+        try:
+            days = RetentionSettings(P38_RETENTION_DAYS=args.days).days
+        except ValidationError as exc:
+            print(f"--days {args.days}: {exc.errors()[0]['msg']}", file=sys.stderr)
+            return 2
+    if days == 0:
+        print("retention is off (P38_RETENTION_DAYS=0): nothing pruned")
+        return 0
+
+    async def body(store: Store) -> int:
+        pruned = await retention.prune(store, days=days)
+        print(f"deleted {pruned.deliveries} settled deliveries and {pruned.audit} audit rows "
+              f"older than {days} days")
+        return 0
+
+    return asyncio.run(_with_store(settings, body))
+
+
 def cmd_db_stop(args: argparse.Namespace) -> int:
     home = _settings(args).store.home
     stopped = stop_embedded(home)
@@ -270,6 +294,10 @@ def build_parser() -> argparse.ArgumentParser:
     approve.add_argument("idempotency_key")
     approve.add_argument("--by", required=True, help="who approves (recorded)")
     approve.set_defaults(func=cmd_approve)
+    prune = sub.add_parser("prune", help="delete settled deliveries and audit rows older than "
+                                         "P38_RETENTION_DAYS now (the server does it hourly)")
+    prune.add_argument("--days", type=int, help="instead of P38_RETENTION_DAYS (at least 7)")
+    prune.set_defaults(func=cmd_prune)
     sub.add_parser("db-stop", help="stop the embedded PostgreSQL in P38_HOME").set_defaults(
         func=cmd_db_stop)
     validate = sub.add_parser("validate", help="check manifests; every problem as path:line:col")

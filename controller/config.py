@@ -166,6 +166,27 @@ class StoreSettings(BaseSettings):
     migrate_on_start: bool = Field(True, validation_alias="P38_MIGRATE_ON_START")
 
 
+class RetentionSettings(BaseSettings):
+    """How long settled deliveries and audit rows are kept."""
+
+    model_config = _ENV
+    days: int = Field(
+        90, validation_alias="P38_RETENTION_DAYS",
+        description="Settled deliveries (with payloads) and audit rows older than this are "
+                    "deleted; 0 keeps everything. At least 7: GitHub redelivers for 3 days, "
+                    "and a redelivered GUID must still be found to be answered as a duplicate.")
+    every_seconds: float = Field(3600.0, validation_alias="P38_PRUNE_SECONDS",
+                                 description="Seconds between two prunes.")
+
+    @field_validator("days")
+    @classmethod
+    def _long_enough(cls, value: int) -> int:
+        if value != 0 and value < 7:
+            raise ValueError("must be 0 (keep everything) or at least 7 days: GitHub "
+                             "redelivers for 3 days and a redelivery must be recognised")
+        return value
+
+
 class PolicySettings(BaseSettings):
     """Global switches of the policy gate."""
 
@@ -182,6 +203,7 @@ class Settings(BaseModel):
     """Everything the controller needs to run, grouped by concern."""
 
     store: StoreSettings = Field(default_factory=lambda: StoreSettings())
+    retention: RetentionSettings = Field(default_factory=lambda: RetentionSettings())
     policy: PolicySettings = Field(default_factory=lambda: PolicySettings())
     server: ServerSettings = Field(default_factory=lambda: ServerSettings())
     queue: QueueSettings = Field(default_factory=lambda: QueueSettings())

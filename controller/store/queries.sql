@@ -251,3 +251,26 @@ SELECT id, source, revision, tree, status, objects, changes, problems, recorded_
 FROM manifest_revisions
 WHERE ($1::text IS NULL OR source = $1) AND ($2::bigint IS NULL OR id < $2)
 ORDER BY id DESC LIMIT $3;
+
+-- name: prune_deliveries
+-- Delete up to $2 settled deliveries (never pending) received more than $1 days ago; their
+-- payloads and keys go with them (ON DELETE CASCADE). SKIP LOCKED: replicas share the work.
+WITH doomed AS (
+    SELECT id FROM deliveries
+    WHERE received_at < now() - make_interval(days => $1) AND status <> 'pending'
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+), gone AS (
+    DELETE FROM deliveries d USING doomed WHERE d.id = doomed.id RETURNING 1
+)
+SELECT count(*) FROM gone;
+
+-- name: prune_audit
+-- Delete up to $2 audit rows of reconciles that started more than $1 days ago.
+WITH doomed AS (
+    SELECT id FROM audit WHERE started_at < now() - make_interval(days => $1)
+    LIMIT $2 FOR UPDATE SKIP LOCKED
+), gone AS (
+    DELETE FROM audit a USING doomed WHERE a.id = doomed.id RETURNING 1
+)
+SELECT count(*) FROM gone;

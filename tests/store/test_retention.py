@@ -1,0 +1,112 @@
+"""Retention deletes settled deliveries (with payloads and keys) and audit rows older than
+P38_RETENTION_DAYS, in batches; pending deliveries, recent rows and actions stay."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from pydantic import ValidationError
+
+from controller import retention
+from controller.app import create_app
+from controller.config import RetentionSettings
+from controller.store import Store
+from tests.cli.test_cli import env_for, p38
+from tests.helpers import make_settings, store_delivery, wait_until
+
+
+async def _age(store: Store, delivery_id: int, status: str, days: int) -> None:
+    await store.pool.execute(
+        "UPDATE deliveries SET status = $2, received_at = now() - make_interval(days => $3)"
+        " WHERE id = $1", delivery_id, status, days)
+
+
+async def _audit(store: Store, key: str, days_ago: int) -> None:
+    await store.execute(
+        "audit_record", uuid.uuid4(), key, key.split(":")[0], "w", [], 1, "done", {},
+        "UpToDate", "", [], None, datetime.now(UTC) - timedelta(days=days_ago), 1.0)
+
+
+async def _count(store: Store, table: str) -> int:
+    return int(await store.pool.fetchval(f"SELECT count(*) FROM {table}"))
+
+
+async def _ids(store: Store) -> set[int]:
+    return {r["id"] for r in await store.pool.fetch("SELECT id FROM deliveries")}
+
+
+async def test_old_settled_deliveries_and_audit_rows_go_in_batches(store: Store) -> None:
+    old = {status: await store_delivery(store, "repo:octo/a")
+           for status in ("processed", "failed", "ignored")}
+    for status, delivery_id in old.items():
+        await _age(store, delivery_id, status, 120)
+    old_pending = await store_delivery(store, "repo:octo/b")
+    await _age(store, old_pending, "pending", 120)
+    recent = await store_delivery(store, "repo:octo/c")
+    await _age(store, recent, "processed", 10)
+    await _audit(store, "repo:octo/a", 200)
+    await _audit(store, "repo:octo/a", 100)
+    await _audit(store, "repo:octo/a", 1)
+    await store.pool.execute(  # an action far older than the retention
+        "INSERT INTO actions (idempotency_key, kind, status, created_at)"
+        " VALUES ('old-action', 'github.check_run', 'succeeded', now() - interval '1 year')")
+
+    pruned = await retention.prune(store, days=90, batch=2)  # two statements for deliveries
+
+    assert pruned == retention.Pruned(deliveries=3, audit=2)
+    assert await _ids(store) == {old_pending, recent}
+    kept = {r["delivery_id"] for r in await store.pool.fetch(
+        "SELECT delivery_id FROM delivery_payloads UNION ALL SELECT delivery_id"
+        " FROM delivery_keys")}
+    assert kept == {old_pending, recent}  # payloads and keys went with their deliveries
+    assert await _count(store, "audit") == 1
+    assert await _count(store, "actions") == 1  # idempotency keys are never pruned
+    assert await retention.prune(store, days=90) == retention.Pruned(0, 0)
+
+
+async def test_the_app_prunes_on_its_period(aiohttp_client, store: Store, dsn: str) -> None:  # type: ignore[no-untyped-def]
+    delivery_id = await store_delivery(store, "repo:octo/a")
+    await _age(store, delivery_id, "processed", 30)
+    settings = make_settings(dsn)
+    settings.retention = RetentionSettings(P38_RETENTION_DAYS=7, P38_PRUNE_SECONDS=0.05)
+    await aiohttp_client(create_app(settings))
+
+    async def gone() -> bool:
+        return not await _ids(store)
+
+    await wait_until(gone)
+
+
+async def test_keep_forever_runs_no_pruner(aiohttp_client, store: Store, dsn: str) -> None:  # type: ignore[no-untyped-def]
+    delivery_id = await store_delivery(store, "repo:octo/a")
+    await _age(store, delivery_id, "processed", 3000)
+    settings = make_settings(dsn)
+    settings.retention = RetentionSettings(P38_RETENTION_DAYS=0, P38_PRUNE_SECONDS=0.01)
+    client = await aiohttp_client(create_app(settings))
+    # The app is up and serving; with days = 0 no prune task exists to delete anything.
+    assert (await client.get("/readyz")).status == 200
+    assert not [t for t in asyncio.all_tasks() if t.get_name() == "prune"]
+    assert await _ids(store) == {delivery_id}
+
+
+@pytest.mark.parametrize("days", [1, 3, 6, -1])
+def test_retention_shorter_than_a_week_is_refused(days: int) -> None:
+    with pytest.raises(ValidationError, match="at least 7 days"):
+        RetentionSettings(P38_RETENTION_DAYS=days)
+
+
+async def test_p38_prune_command(store: Store, dsn: str) -> None:
+    old, recent = (await store_delivery(store, "repo:octo/a"),
+                   await store_delivery(store, "repo:octo/a"))
+    await _age(store, old, "processed", 40)
+    await _age(store, recent, "processed", 20)
+    refused = p38("prune", "--days", "2", env=env_for(dsn))
+    assert refused.returncode == 2 and "at least 7 days" in refused.stderr
+    assert await _ids(store) == {old, recent}
+    done = p38("prune", "--days", "30", env=env_for(dsn))
+    assert done.returncode == 0, done.stderr
+    assert "deleted 1 settled deliveries and 0 audit rows older than 30 days" in done.stdout
+    assert await _ids(store) == {recent}
