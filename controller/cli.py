@@ -318,7 +318,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:  # a bad environment variable: say which and why (never
+        for error in exc.errors():  # its value: it may be a secret)
+            name = ".".join(str(part) for part in error["loc"])
+            print(f"configuration error: {name}: {error['msg']}", file=sys.stderr)
+        return 2
     args.redactor = configure_logging(fmt=settings.log.format, level=settings.log.level)
     args.redactor.update(settings.secret_values())
     func: Callable[[argparse.Namespace], Any] = args.func

@@ -109,3 +109,13 @@ def test_manifest_reference_is_current() -> None:
     root = Path(__file__).resolve().parents[2]
     assert (root / "docs" / "manifests.md").read_text() == render(), \
         "run: p38 schema --markdown > docs/manifests.md"
+
+
+def test_a_bad_environment_variable_is_named_not_a_traceback() -> None:
+    days = p38("status", env={**os.environ, "P38_RETENTION_DAYS": "3"})
+    assert days.returncode == 2
+    assert "configuration error: P38_RETENTION_DAYS: " in days.stderr
+    assert "at least 7 days" in days.stderr and "Traceback" not in days.stderr
+    port = p38("status", env={**os.environ, "P38_PORT": "eighty"})
+    assert port.returncode == 2 and "configuration error: P38_PORT: " in port.stderr
+    assert "eighty" not in port.stderr  # values are never echoed: they may be secrets
