@@ -8,7 +8,8 @@ A failed tick is logged and retried at the next one; none of them ever stops the
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -64,23 +65,34 @@ async def local_manifests(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+def _every(seconds: float, step: Callable[[], Awaitable[None]],
+           failure: str) -> Callable[[], Coroutine[Any, Any, None]]:
+    """A task body running `step` every `seconds`; a failed step (the database away for a
+    moment) is logged as `failure` and tried again at the next tick."""
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await step()
+            except Exception as exc:
+                log.warning(failure, error=str(exc))
+
+    return loop
+
+
 async def resync(app: web.Application) -> AsyncIterator[None]:
     """Re-enqueue manifest sources not reconciled for P38_RESYNC_SECONDS (GitHub does not
     redeliver a webhook that failed, so a missed push is caught here)."""
     every = app[SETTINGS].manifests.resync_seconds
     store = app[STORE]
 
-    async def tick() -> None:
-        while True:
-            await asyncio.sleep(min(60.0, max(1.0, every / 4)))
-            try:
-                keys = await store.fetchval("resync_due", every)
-                if keys:
-                    log.info("resync", keys=keys)
-            except Exception as exc:  # the database away for a moment: next tick
-                log.warning("resync_failed", error=str(exc))
+    async def step() -> None:
+        keys = await store.fetchval("resync_due", every)
+        if keys:
+            log.info("resync", keys=keys)
 
-    async with running(tick, "resync"):
+    async with running(_every(min(60.0, max(1.0, every / 4)), step, "resync_failed"),
+                       "resync"):
         yield
 
 
@@ -93,16 +105,11 @@ async def prune(app: web.Application) -> AsyncIterator[None]:
         return
     store = app[STORE]
 
-    async def tick() -> None:
-        while True:
-            await asyncio.sleep(settings.every_seconds)
-            try:
-                pruned = await retention.prune(store, days=settings.days)
-                if pruned.deliveries or pruned.audit:
-                    log.info("pruned", days=settings.days, deliveries=pruned.deliveries,
-                             audit=pruned.audit)
-            except Exception as exc:  # the database away for a moment: next tick
-                log.warning("prune_failed", error=str(exc))
+    async def step() -> None:
+        pruned = await retention.prune(store, days=settings.days)
+        if pruned.deliveries or pruned.audit:
+            log.info("pruned", days=settings.days, deliveries=pruned.deliveries,
+                     audit=pruned.audit)
 
-    async with running(tick, "prune"):
+    async with running(_every(settings.every_seconds, step, "prune_failed"), "prune"):
         yield

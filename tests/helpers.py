@@ -6,6 +6,9 @@ import asyncio
 import hashlib
 import hmac
 import json
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -109,3 +112,13 @@ async def store_delivery(store: Any, *keys: str, event: str = "probe") -> int:
         await writer.stop()
     assert result.delivery_id is not None
     return result.delivery_id
+
+
+def p38(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run the `p38` command as a user would, in its own process."""
+    return subprocess.run([sys.executable, "-m", "controller.cli", *args], env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def env_for(dsn: str) -> dict[str, str]:
+    return {**os.environ, "DATABASE_URL": dsn, "P38_LOG_FORMAT": "json"}

@@ -3,22 +3,11 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 from controller.app import create_app
 from controller.store import Store
 from controller.store.migrations import known_migrations
-from tests.helpers import github_request, make_settings, wait_until
-
-
-def p38(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "controller.cli", *args], env=env,
-                          capture_output=True, text=True, timeout=60, check=False)
-
-
-def env_for(dsn: str) -> dict[str, str]:
-    return {**os.environ, "DATABASE_URL": dsn, "P38_LOG_FORMAT": "json"}
+from tests.helpers import env_for, github_request, make_settings, p38, wait_until
 
 
 def test_migrate_then_status(fresh_database) -> None:  # type: ignore[no-untyped-def]

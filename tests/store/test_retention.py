@@ -14,8 +14,7 @@ from controller import retention
 from controller.app import create_app
 from controller.config import RetentionSettings
 from controller.store import Store
-from tests.cli.test_cli import env_for, p38
-from tests.helpers import make_settings, store_delivery, wait_until
+from tests.helpers import env_for, make_settings, p38, store_delivery, wait_until
 
 
 async def _age(store: Store, delivery_id: int, status: str, days: int) -> None:
