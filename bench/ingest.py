@@ -101,7 +101,7 @@ def controller_server(sock: socket.socket, dsn: str, log_path: str,
 
     from controller.app import create_app
     from controller.config import SecretsSettings, Settings, StoreSettings
-    from controller.ingest import Ingested, Outcome
+    from controller.engine.ingest import Ingested, Outcome
     from controller.logs import configure_logging
     from controller.web.keys import INGEST
 

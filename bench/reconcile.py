@@ -19,8 +19,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from controller.manifests.loader import load_dir  # noqa: E402
-from controller.manifests.state import desired_states  # noqa: E402
-from reconcilers.manifests import ManifestSnapshot, ObjectState, decide  # noqa: E402
+from reconcilers.manifests import (  # noqa: E402
+    ManifestSnapshot,
+    ObjectState,
+    decide,
+    desired_states,
+)
 
 AGENT = """\
 apiVersion: p38/v1

@@ -1,39 +1,39 @@
-"""The aiohttp application factory: routes, typed app state, and every resource's lifetime.
+"""The aiohttp Application factory: routes, typed app state, and every resource's lifetime.
 
-`create_app(settings)` builds the application; `cleanup_ctx` opens, in order, the database
-(embedded server when DATABASE_URL is unset, migrations when enabled), the outbound clients
-with the executor's runners and the reconcilers' read context, the ingest writer, the workers
-with their LISTEN connection, and the periodic tasks (local manifests watcher, resync,
-retention); and closes them in reverse order. No globals.
+`create_app(settings)` builds the application; `cleanup_ctx` opens, in order, the Secret
+Manager refresh, the database (embedded server when DATABASE_URL is unset, migrations when
+enabled), the providers (each bundle: client, runners, reads) with the executor, the policy
+source and the reconcilers' read context, the ingest writer, the workers with their LISTEN
+connection, and the periodic tasks (local manifests watcher, resync, retention); and closes
+them in reverse order. No globals.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import hmac
 import os
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 
 import structlog
 from aiohttp import web
 
-from controller import background
-from controller.clients.github import GitHubApp
 from controller.clients.secrets import SecretSource
 from controller.config import Settings
-from controller.context import StoreContext
-from controller.executor import ActionRunner, Executor
-from controller.ingest import IngestWriter
-from controller.metrics import Metrics
-from controller.ooda import Worker
-from controller.policy import Policy
-from controller.queue import WAKE_CHANNEL, WorkQueue
-from controller.runners import github_runners, manifest_runners
-from controller.sources import GitHubManifests
+from controller.engine import background
+from controller.engine.context import StoreContext
+from controller.engine.executor import Executor
+from controller.engine.ingest import IngestWriter
+from controller.engine.metrics import Metrics
+from controller.engine.ooda import Worker
+from controller.engine.policies import PolicySource
+from controller.engine.queue import WAKE_CHANNEL, WorkQueue
+from controller.providers import Bundle, Env, Provider, github, local
+from controller.reconcile.plan import ActionRunner
+from controller.reconcile.policy import Policy
+from controller.reconcile.reconciler import Reconciler, Router
 from controller.store import Store
 from controller.store.embedded import resolve_dsn
 from controller.web import api, health, objects, webhooks
@@ -41,56 +41,73 @@ from controller.web.json import problem
 from controller.web.keys import (
     CONTEXT,
     EXECUTOR,
-    GITHUB,
     INGEST,
     METRICS,
+    POLICIES,
     POLICY,
+    PROVIDERS,
     QUEUE,
     REGISTRY,
-    RUNNERS,
+    ROUTER,
     SETTINGS,
     STORE,
     WAKE,
     WORKERS,
 )
 from reconcilers import default_registry
-from reconcilers.base import Reconciler
 
 log = structlog.get_logger("p38.app")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+def default_providers() -> list[Bundle]:
+    """The external providers, each configured from the environment (or unavailable)."""
+    return [github.bundle()]
+
+
 def create_app(settings: Settings, *, registry: Mapping[str, Reconciler] | None = None,
-               runners: Mapping[str, ActionRunner] | None = None,
-               policy: Policy | None = None, github_transport: Any = None,
-               github_sleep: Callable[[float], Awaitable[None]] | None = None,
+               providers: Sequence[Bundle] | None = None,
                secrets: SecretSource | None = None) -> web.Application:
-    """`secrets`: Secret Manager values, refreshed every P38_SECRETS_TTL_SECONDS while the app
-    runs. `github_transport` (an httpx transport) and `github_sleep` replace the network and
-    the rate-limit waits in tests."""
+    """`providers`: the external providers' bundles (default: `default_providers()`; tests
+    pass ones opened on fakes). `secrets`: Secret Manager values, refreshed every
+    P38_SECRETS_TTL_SECONDS while the app runs."""
     app = web.Application(client_max_size=settings.server.max_body_bytes,
                           middlewares=[_json_errors, _api_auth])
     app[SETTINGS] = settings
-    app[POLICY] = policy or Policy.from_settings(settings)
     app[METRICS] = Metrics()
-    app[REGISTRY] = registry if registry is not None else default_registry()
+    app[REGISTRY] = registry if registry is not None else default_registry(
+        manifests_folder=settings.manifests.repo_path)
+    check_registry(app[REGISTRY])
+    app[ROUTER] = Router.of(app[REGISTRY].values())
     app[WAKE] = asyncio.Event()
-    app[RUNNERS] = dict(runners or {})
     app.router.add_post("/webhooks/{source}", webhooks.receive)
     health.add_routes(app)
     api.add_routes(app)
     objects.add_routes(app)
-    app.cleanup_ctx.append(functools.partial(background.refresh_secrets, source=secrets))
-    app.cleanup_ctx.append(_database)
-    app.cleanup_ctx.append(functools.partial(_clients, transport=github_transport,
-                                             sleep=github_sleep, secrets=secrets))
-    app.cleanup_ctx.append(_ingest)
-    app.cleanup_ctx.append(_workers)
-    app.cleanup_ctx.append(background.local_manifests)
-    app.cleanup_ctx.append(background.resync)
-    app.cleanup_ctx.append(background.prune)
+    bundles = [local.bundle, *(default_providers() if providers is None else providers)]
+
+    async def refresh_secrets(app: web.Application) -> AsyncIterator[None]:
+        async with background.refresh_secrets(
+                secrets, ttl=app[SETTINGS].providers.secrets_ttl_seconds):
+            yield
+
+    async def open_providers(app: web.Application) -> AsyncIterator[None]:
+        async with _providers(app, bundles, secrets):
+            yield
+
+    app.cleanup_ctx.extend([refresh_secrets, _database, open_providers, _ingest, _workers,
+                            _local_manifests, _resync, _prune])
     return app
+
+
+def check_registry(registry: Mapping[str, Reconciler]) -> None:
+    """Every kind a reconciler may enqueue has a reconciler (else its keys would die)."""
+    for reconciler in registry.values():
+        missing = sorted(reconciler.owns - set(registry))
+        if missing:
+            raise ValueError(f"reconciler {reconciler.kind!r} owns {missing}, which no "
+                             "reconciler in the registry handles")
 
 
 @web.middleware
@@ -127,42 +144,42 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
             log.info("migrations_applied", versions=applied)
     app[STORE] = store
     app[QUEUE] = WorkQueue(store, settings.queue)
-    if missing := settings.dry_run_providers():
-        log.warning("dry_run", providers=missing,
-                    reason="P38_DRY_RUN is set" if settings.policy.dry_run
-                    else "no credentials configured",
-                    meaning="their actions are recorded with what they would do, not executed")
     yield
     await store.close()
 
 
-async def _clients(app: web.Application, *, transport: Any,
-                   sleep: Callable[[float], Awaitable[None]] | None,
-                   secrets: SecretSource | None) -> AsyncIterator[None]:
-    """The GitHub App client (when configured), the runners that use it, and the read
-    context reconcilers observe through."""
+@contextlib.asynccontextmanager
+async def _providers(app: web.Application, bundles: Sequence[Bundle],
+                     secrets: SecretSource | None) -> AsyncIterator[None]:
+    """Open every provider; the executor gets their runners, the context their reads, the
+    gate the names of those that can be used."""
     settings, store = app[SETTINGS], app[STORE]
-    providers = settings.providers
-    runners: dict[str, ActionRunner] = manifest_runners(store)
+    env = Env(settings, store, secrets.secrets if secrets is not None else None)
     async with contextlib.AsyncExitStack() as stack:
-        github: GitHubApp | None = None
-        if providers.github_app_id and providers.github_app_private_key:
-            configured = providers.github_app_private_key.get_secret_value()
-            held = secrets.secrets if secrets is not None else None
-            github = await stack.enter_async_context(GitHubApp.open(
-                app_id=providers.github_app_id,
-                private_key=(lambda: held.get("GITHUB_APP_PRIVATE_KEY") or configured)
-                if held is not None else configured,
-                base_url=providers.github_api_url, transport=transport, sleep=sleep))
-            runners |= github_runners(github, store)
-        given: dict[str, ActionRunner] = app[RUNNERS]
-        runners.update(given)  # given to create_app: tests and embedders override
-        app[GITHUB] = github
+        opened: dict[str, Provider] = {}
+        for open_bundle in bundles:
+            provider = await stack.enter_async_context(open_bundle(env))
+            if provider.name in opened:
+                raise ValueError(f"two providers are named {provider.name!r}")
+            opened[provider.name] = provider
+        runners: dict[str, ActionRunner] = {}
+        for provider in opened.values():
+            runners.update(provider.runners)
+        usable = frozenset(name for name, p in opened.items()
+                           if p.unavailable is None and name != local.NAME)
+        app[PROVIDERS] = opened
+        app[POLICY] = Policy.from_settings(settings, providers=usable)
+        app[POLICIES] = PolicySource(store, app[POLICY])
         app[EXECUTOR] = Executor(store, runners)
-        app[CONTEXT] = StoreContext(
-            store, local_dir=settings.manifests.directory,
-            github=GitHubManifests(github, store, folder=settings.manifests.repo_path)
-            if github is not None else None)
+        app[CONTEXT] = StoreContext(store, opened)
+        unavailable = {name: p.unavailable for name, p in opened.items()
+                       if p.unavailable is not None and name != local.NAME}
+        if settings.policy.dry_run or unavailable:
+            log.warning("dry_run", providers=sorted(unavailable) if not settings.policy.dry_run
+                        else "all", reason="P38_DRY_RUN is set" if settings.policy.dry_run
+                        else unavailable,
+                        meaning="their actions are recorded with what they would do, not "
+                                "executed")
         yield
 
 
@@ -182,8 +199,8 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
     prefix = f"{socket.gethostname()}:{os.getpid()}"
     workers = [
         Worker(f"{prefix}:{n}", store=store, queue=app[QUEUE], registry=app[REGISTRY],
-               executor=app[EXECUTOR], policy=app[POLICY], metrics=app[METRICS], wake=wake,
-               context=app[CONTEXT])
+               executor=app[EXECUTOR], policies=app[POLICIES], metrics=app[METRICS],
+               wake=wake, context=app[CONTEXT])
         for n in range(settings.queue.workers)
     ]
     app[WORKERS] = workers
@@ -200,3 +217,20 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
             for task in still_running:  # their leases are released as they cancel
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _local_manifests(app: web.Application) -> AsyncIterator[None]:
+    async with background.local_manifests(app[SETTINGS].manifests, app[QUEUE]):
+        yield
+
+
+async def _resync(app: web.Application) -> AsyncIterator[None]:
+    every = app[SETTINGS].manifests.resync_seconds
+    periods = {kind: every for kind, r in app[REGISTRY].items() if r.resync}
+    async with background.resync(app[QUEUE], periods):
+        yield
+
+
+async def _prune(app: web.Application) -> AsyncIterator[None]:
+    async with background.prune(app[STORE], app[SETTINGS].retention):
+        yield

@@ -18,7 +18,6 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from controller import retention
 from controller.app import create_app
 from controller.clients.secrets import (
     GoogleSecretManager,
@@ -28,17 +27,17 @@ from controller.clients.secrets import (
 )
 from controller.clients.secrets import load as load_secrets
 from controller.config import RetentionSettings, Settings
+from controller.engine import retention
+from controller.engine.queue import WorkQueue
 from controller.logs import SecretRedactor, configure_logging
 from controller.manifests import reference
 from controller.manifests.loader import ManifestSet, load_dir
 from controller.manifests.models import json_schema
-from controller.manifests.state import snapshot
-from controller.queue import WorkQueue
 from controller.store import Store
 from controller.store.embedded import resolve_dsn, stop_embedded
 from controller.store.migrations import latest_version
 from reconcilers.manifests import decide as manifests_decide
-from reconcilers.manifests import object_changes
+from reconcilers.manifests import object_changes, snapshot_of
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -173,7 +172,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if not keys:
             print(f"delivery {row['id']} ({row['event']}) produced no keys: nothing to replay")
             return 0
-        await WorkQueue(store, settings.queue).enqueue(keys)
+        await WorkQueue(store, settings.queue).enqueue_now(keys)
         print(f"delivery {row['id']} ({row['event']}) re-enqueued: {', '.join(keys)}")
         return 0
 
@@ -181,12 +180,22 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+
     async def body(store: Store) -> int:
+        row = await store.fetchrow("action_by_key", args.idempotency_key)
+        if row is None:
+            print(f"no action with idempotency key {args.idempotency_key!r} (see "
+                  "/api/actions?status=held)", file=sys.stderr)
+            return 1
         await store.execute("approval_grant", args.idempotency_key, args.by)
-        print(f"approved {args.idempotency_key} (by {args.by}); it runs at the next reconcile")
+        if row["key"]:
+            await WorkQueue(store, settings.queue).enqueue_now([row["key"]])
+        print(f"approved {args.idempotency_key} (by {args.by}); {row['key']} is reconciled "
+              "now, and the action runs unless the killswitch is on")
         return 0
 
-    return asyncio.run(_with_store(_settings(args), body))
+    return asyncio.run(_with_store(settings, body))
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
@@ -254,7 +263,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     async def applied(store: Store) -> int:
         rows = await store.fetch("applied_objects_of", args.source)
-        plan = manifests_decide(snapshot(manifests, rows, source=args.source))
+        plan = manifests_decide(snapshot_of(manifests, rows, source=args.source))
         changes = object_changes(plan)
         for action in changes:
             print(action.description)

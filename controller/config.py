@@ -51,13 +51,28 @@ class QueueSettings(BaseSettings):
         0.25, validation_alias="P38_COALESCE_SECONDS",
         description="Seconds a key hinted during its own reconcile waits before the next one, "
                     "so a burst of hints becomes one reconcile instead of many back to back.")
-    max_attempts: int = Field(8, validation_alias="P38_MAX_ATTEMPTS",
-                              description="Failed reconciles of one key before dead-letter.")
+    max_attempts: int = Field(
+        0, validation_alias="P38_MAX_ATTEMPTS",
+        description="Failed reconciles of one key before dead-letter; 0: no limit by count, "
+                    "only by time (P38_GIVE_UP_SECONDS).")
+    give_up_seconds: float = Field(
+        3600.0, validation_alias="P38_GIVE_UP_SECONDS",
+        description="Seconds a key may keep failing before it is dead-lettered (an hour "
+                    "outlasts most provider outages; a delivery, the resync or `p38 replay` "
+                    "revives it).")
     backoff_base_seconds: float = Field(1.0, validation_alias="P38_BACKOFF_BASE_SECONDS",
                                         description="First retry delay; doubles per attempt.")
     backoff_cap_seconds: float = Field(300.0, validation_alias="P38_BACKOFF_CAP_SECONDS",
                                        description="Longest retry delay (5 min keeps a broken "
                                                    "key from hammering a provider).")
+    deadline_seconds: float = Field(
+        120.0, validation_alias="P38_RECONCILE_DEADLINE_SECONDS",
+        description="Seconds one reconcile may take before it is cancelled and retried (a "
+                    "reconciler may declare its own); a hung call never holds a key for ever.")
+    approval_recheck_seconds: float = Field(
+        60.0, validation_alias="P38_HELD_RECHECK_SECONDS",
+        description="Seconds between two looks at a key whose actions are held (approval, "
+                    "killswitch); `p38 approve` and a Policy change end the wait at once.")
 
 
 class IngestSettings(BaseSettings):
@@ -132,8 +147,9 @@ class ManifestSettings(BaseSettings):
                     "file; cheap).")
     resync_seconds: float = Field(
         300.0, validation_alias="P38_RESYNC_SECONDS",
-        description="Every source is re-read this often even without a webhook (GitHub does "
-                    "not redeliver failed deliveries).")
+        description="Every object with something to re-read (manifest sources and objects, "
+                    "policies) is reconciled at least this often, webhook or not, and a dead "
+                    "key of theirs is revived (GitHub does not redeliver failed deliveries).")
 
     @field_validator("repo_path")
     @classmethod

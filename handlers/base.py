@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
 import orjson
+
+Route = Callable[[str, str, str | None, Mapping[str, Any]], tuple[str, ...]]
+"""(source, event, action, payload) -> the keys the delivery is a hint about: the reconcilers'
+watches combined (`controller.reconcile.reconciler.Router.keys`), passed in by the caller."""
 
 
 class Rejection(Exception):

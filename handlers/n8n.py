@@ -1,4 +1,4 @@
-"""n8n callbacks: shared-secret check, parse, key `workflow:<name>`.
+"""n8n callbacks: shared-secret check, parse; keys from the caller's `route`.
 
 n8n posts whatever its HTTP Request node is given; project38 documents the shape it expects
 (docs/n8n.md): `{"event": "execution.finished", "workflow": "name", "execution": "id",
@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from handlers.base import (
     Delivery,
     Rejection,
+    Route,
     body_digest,
     header,
     selected_headers,
@@ -24,7 +25,7 @@ KEPT_HEADERS = ("User-Agent", "Content-Type", "X-P38-Delivery")
 
 
 def from_http(headers: Mapping[str, str], body: bytes, *, secret: str,
-              query: Mapping[str, str]) -> Delivery:
+              query: Mapping[str, str], route: Route) -> Delivery:
     payload = shared_secret_json(headers, body, secret=secret, query=query, source="n8n")
     event = payload.get("event", "callback")
     if not isinstance(event, str) or not event:
@@ -32,6 +33,7 @@ def from_http(headers: Mapping[str, str], body: bytes, *, secret: str,
     workflow = payload.get("workflow")
     execution = payload.get("execution")
     status = payload.get("status")
+    action = status if isinstance(status, str) else None
     guid = header(headers, "X-P38-Delivery")
     if not guid and isinstance(execution, str | int) and workflow:
         guid = f"{workflow}/{execution}/{event}"
@@ -40,8 +42,8 @@ def from_http(headers: Mapping[str, str], body: bytes, *, secret: str,
         hook="",
         guid=guid or body_digest(body),
         event=event,
-        action=status if isinstance(status, str) else None,
+        action=action,
         headers=selected_headers(headers, KEPT_HEADERS),
         payload_json=body.decode("utf-8"),
-        keys=(f"workflow:{workflow}",) if isinstance(workflow, str) and workflow else (),
+        keys=route(SOURCE, event, action, payload),
     )

@@ -1,4 +1,4 @@
-"""Railway project webhooks: shared-secret check, parse, key `deployment:<id>`.
+"""Railway project webhooks: shared-secret check, parse; keys from the caller's `route`.
 
 Railway signs nothing, so the secret travels in a header or `?token=`. Two body shapes exist:
 the current `{"type": "Deployment.failed", "details": {...}, "resource": {...}}` and the older
@@ -9,12 +9,12 @@ webhook is a hint: reconcilers re-read the deployment through the API before act
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
-from controller.payloads import dig
+from controller.reconcile.payloads import dig
 from handlers.base import (
     Delivery,
     Rejection,
+    Route,
     body_digest,
     header,
     selected_headers,
@@ -25,30 +25,22 @@ SOURCE = "railway"
 KEPT_HEADERS = ("User-Agent", "Content-Type", "X-Request-Id")
 
 
-def deployment_id(payload: Mapping[str, Any]) -> str | None:
-    for path in (("resource", "deployment", "id"), ("deployment", "id"), ("details", "id")):
-        value = dig(payload, *path)
-        if isinstance(value, str | int) and str(value):
-            return str(value)
-    return None
-
-
 def from_http(headers: Mapping[str, str], body: bytes, *, secret: str,
-              query: Mapping[str, str]) -> Delivery:
+              query: Mapping[str, str], route: Route) -> Delivery:
     payload = shared_secret_json(headers, body, secret=secret, query=query, source="Railway")
     event = payload.get("type")
     if not isinstance(event, str) or not event:
         raise Rejection(400, "Railway webhook body has no 'type'")
     status = dig(payload, "details", "status") or payload.get("status")
-    deployment = deployment_id(payload)
+    action = status if isinstance(status, str) else None
     return Delivery(
         source=SOURCE,
         hook=str(dig(payload, "resource", "project", "id") or dig(payload, "project", "id")
                  or ""),
         guid=header(headers, "X-Request-Id") or body_digest(body),
         event=event,
-        action=status if isinstance(status, str) else None,
+        action=action,
         headers=selected_headers(headers, KEPT_HEADERS),
         payload_json=body.decode("utf-8"),
-        keys=(f"deployment:{deployment}",) if deployment else (),
+        keys=route(SOURCE, event, action, payload),
     )

@@ -1,16 +1,21 @@
-"""Railway deployments (`deployment:ID`): tracks Railway's DeploymentStatus from webhooks.
+"""Railway deployments (`deployment:ID`): tracks Railway's DeploymentStatus from webhooks, and
+hands each deployment to the `Service` that owns it.
 
-Railway webhooks are hints; the Service reconciler (its own issue) re-reads the deployment
-through the GraphQL API before rolling back. States are DeploymentStatus values, lower case.
+A deployment's owner cannot be told from its key: `observe` looks up the applied Service
+objects whose `spec.railway.service` is the deployment's service, and the plan enqueues their
+keys (`service:<source>/<name>`), where the Service reconciler re-reads the deployment through
+Railway's API before it acts. States are DeploymentStatus values, lower case.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import ClassVar
 
-from controller.fsm import StateMachine
-from controller.payloads import dig
-from reconcilers.base import StoredPayload
+from controller.reconcile.context import ObserveContext, StoredPayload
+from controller.reconcile.fsm import StateMachine
+from controller.reconcile.payloads import dig
+from controller.reconcile.reconciler import Event, Watch, object_key
 from reconcilers.tracking import Observed, TrackingReconciler
 
 IN_PROGRESS = ("queued", "waiting", "initializing", "building", "deploying", "needs_approval")
@@ -22,8 +27,22 @@ _TYPE_SUFFIX = {"deployed": "success", "succeeded": "success", "success": "succe
                 "building": "building", "deploying": "deploying", "queued": "queued"}
 
 
+def deployment_id(payload: object) -> str | None:
+    for path in (("resource", "deployment", "id"), ("deployment", "id"), ("details", "id")):
+        value = dig(payload, *path)
+        if isinstance(value, str | int) and not isinstance(value, bool) and str(value):
+            return str(value)
+    return None
+
+
+def keys(event: Event) -> Iterable[str]:
+    found = deployment_id(event.payload)
+    return (f"deployment:{found}",) if found else ()
+
+
 class Deployments(TrackingReconciler):
     kind: ClassVar[str] = "deployment"
+    owns: ClassVar[frozenset[str]] = frozenset({"service"})
     machine: ClassVar[StateMachine] = StateMachine.declare(
         "deployment", initial=_ALL,
         table={
@@ -36,6 +55,9 @@ class Deployments(TrackingReconciler):
             "removing": ("removed",),
         },
     )
+
+    def watches(self) -> Sequence[Watch]:
+        return (Watch("railway", None, keys),)
 
     def read(self, item: StoredPayload) -> Observed | None:
         payload = item.payload
@@ -53,3 +75,14 @@ class Deployments(TrackingReconciler):
             "commit": dig(payload, "details", "commitHash"),
         }
         return Observed(state, {k: v for k, v in data.items() if v is not None})
+
+    async def owners_of(self, ctx: ObserveContext, key: str,
+                        observed: Observed) -> tuple[str, ...]:
+        """The applied Service objects that deploy this deployment's Railway service."""
+        service = observed.data.get("service")
+        if service is None:
+            return ()
+        return tuple(sorted(
+            object_key("Service", o.source, o.name)
+            for o in await ctx.applied_of_kind("Service")
+            if dig(o.document, "spec", "railway", "service") == service))

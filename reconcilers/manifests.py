@@ -7,32 +7,86 @@ already fully applied, then parses them (pure). `decide` is pure and is the one 
 behind both `p38 plan` and the live loop: create / update (with the changed fields) / delete
 actions for what changed, and for a GitHub source a `p38/reconcile` check run on the commit
 and the invalid-manifests issue. Guard: an invalid or empty manifest set prunes nothing.
-The app re-enqueues every known source periodically (`resync_due`): GitHub does not redeliver
-lost hooks.
+Every object whose applied state this reconcile changes has its own key enqueued
+(`agent:owner/repo/name`, `agent:local/name`, ...) in the transaction that records the source's
+new state; an object recorded differently from what is desired is enqueued too, so a crash
+between an apply and that record never loses the follow-up. Watches pushes to the default
+branch that touch the manifests folder and repositories added to an installation; resynced
+periodically (GitHub does not redeliver lost hooks).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from controller.errors import NotConfigured
-from controller.fsm import StateMachine
-from controller.ids import key_name
-from controller.manifests.loader import load_texts
-from controller.payloads import dig
+from controller.manifests.loader import ManifestSet, load_texts
+from controller.reconcile.context import ObserveContext
+from controller.reconcile.errors import NotConfigured
+from controller.reconcile.fsm import StateMachine
+from controller.reconcile.ids import key_name
+from controller.reconcile.payloads import dig, repo_full_name
+from controller.reconcile.plan import Action, Params, Plan, Resource, Transition
+from controller.reconcile.reads import GITHUB, LOCAL, ManifestReads, Where
+from controller.reconcile.reconciler import Event, Reconciler, Watch, object_key
 from reconcilers import reporting
-from reconcilers.base import Action, ObserveContext, Plan, Resource, Transition, Where
 from reconcilers.diff import Change, ObjectState, changed_fields, counts, diff
 
 if TYPE_CHECKING:
-    from controller.policy import Policy
+    from controller.reconcile.policy import Policy
 
 __all__ = ["Change", "ManifestSnapshot", "ManifestSources", "ObjectState", "changed_fields",
            "decide", "diff", "object_changes"]
 
-LOCAL = "local"
+LOCAL_SOURCE = "local"
+OBJECT_KINDS = frozenset({"agent", "schedule", "service", "policy"})
+
+
+MACHINE = StateMachine.declare(
+    "manifests", initial=["Ready", "Invalid", "Blocked"],
+    table={"Ready": ["Invalid", "Blocked"], "Invalid": ["Ready", "Blocked"],
+           "Blocked": ["Ready", "Invalid"]})
+
+
+class CreateObject(Params):
+    """Record an object as applied from its source (its document and content hash)."""
+
+    action_kind: ClassVar[str] = "manifest.create"
+    source: str
+    kind: str
+    name: str
+    fields: list[str] = []
+    revision: str | None = None
+    content_hash: str | None = None
+    document: dict[str, Any] | None = None
+
+
+class UpdateObject(CreateObject):
+    action_kind: ClassVar[str] = "manifest.update"
+
+
+class DeleteObject(CreateObject):
+    """Prune an object no longer in its source."""
+
+    action_kind: ClassVar[str] = "manifest.delete"
+
+
+APPLY: dict[str, type[CreateObject]] = {"create": CreateObject, "update": UpdateObject,
+                                        "delete": DeleteObject}
+
+
+class RecordRevision(Params):
+    """Record a revision of a source as applied (with its changes) or invalid."""
+
+    action_kind: ClassVar[str] = "manifest.revision"
+    source: str
+    revision: str
+    tree: str | None = None
+    status: str
+    objects: int
+    changes: list[str] = []
+    problems: list[str] = []
 
 
 @dataclass(frozen=True)
@@ -58,6 +112,25 @@ def parse(files: Mapping[str, str], unreadable: Sequence[str] = ()
     return desired, tuple(unreadable) + tuple(str(p) for p in loaded.problems)
 
 
+def desired_states(manifests: ManifestSet) -> tuple[ObjectState, ...]:
+    return tuple(ObjectState(o.kind, o.name, o.content_hash, o.document())
+                 for o in manifests.objects)
+
+
+def applied_states(rows: Iterable[Mapping[str, Any]]) -> tuple[ObjectState, ...]:
+    return tuple(ObjectState(r["kind"], r["name"], r["content_hash"], r["document"])
+                 for r in rows)
+
+
+def snapshot_of(manifests: ManifestSet, applied: Iterable[Mapping[str, Any]], *, source: str,
+                revision: str | None = None) -> ManifestSnapshot:
+    """The snapshot `p38 plan` decides on: a loaded folder against stored applied rows."""
+    return ManifestSnapshot(source=source, revision=revision,
+                            desired=desired_states(manifests),
+                            problems=tuple(str(p) for p in manifests.problems),
+                            applied=applied_states(applied))
+
+
 def _objects(states: Sequence[ObjectState]) -> dict[str, str]:
     return {o.ident: o.content_hash for o in states}
 
@@ -68,20 +141,32 @@ def _apply_actions(snapshot: ManifestSnapshot, changes: Sequence[Change],
     actions = []
     for change in changes:
         obj = desired.get((change.kind, change.name))
-        params: dict[str, Any] = {"source": snapshot.source, "kind": change.kind,
-                                  "name": change.name, "fields": list(change.fields),
-                                  "revision": snapshot.revision}
-        if obj is not None:
-            params |= {"content_hash": obj.content_hash, "document": obj.document}
+        params = APPLY[change.op](
+            source=snapshot.source, kind=change.kind, name=change.name,
+            fields=list(change.fields), revision=snapshot.revision,
+            content_hash=obj.content_hash if obj else None,
+            document=dict(obj.document) if obj else None)
         # The source's state version makes keys unique per applied revision (so deleting and
         # re-creating the same document applies again) yet stable across retries.
         key = (f"{snapshot.source}@{generation}:{change.op}:{change.kind}/{change.name}:"
                f"{obj.content_hash if obj else 'deleted'}")
-        actions.append(Action(f"manifest.{change.op}", params, key, description=str(change)))
+        actions.append(params.action(key, description=str(change)))
     return actions
 
 
-APPLY_KINDS = frozenset({"manifest.create", "manifest.update", "manifest.delete"})
+APPLY_KINDS = frozenset(cls.action_kind for cls in APPLY.values())
+
+
+def _follow_ups(snapshot: ManifestSnapshot, changes: Sequence[Change],
+                recorded: Mapping[str, str]) -> tuple[str, ...]:
+    """Keys of the objects this reconcile changes, and of those recorded at the last settle
+    with another content than desired (an apply whose settle was lost to a crash)."""
+    desired = _objects(snapshot.desired)
+    idents = {f"{c.kind}/{c.name}" for c in changes}
+    idents |= {i for i in set(desired) | set(recorded) if desired.get(i) != recorded.get(i)}
+    return tuple(sorted(object_key(kind, snapshot.source, name)
+                        for kind, _, name in (i.partition("/") for i in idents)
+                        if kind.lower() in OBJECT_KINDS))
 
 
 def object_changes(plan: Plan) -> list[Action]:
@@ -98,12 +183,12 @@ def decide(snapshot: ManifestSnapshot, policy: Policy | None = None) -> Plan:
     revision = snapshot.revision or ""
     at = f" (at {reporting.short(revision)})" if revision else ""
     if snapshot.unchanged:
-        return Plan("UpToDate", f"manifests unchanged{at}")
+        return Plan("UpToDate", f"manifests unchanged{at}", revision=revision or None)
     if snapshot.blocked is not None:
         # Recorded, so the periodic resync retries it once the credentials are configured.
         if state == "Blocked" and data.get("reason") == snapshot.blocked:
-            return Plan("Blocked", snapshot.blocked)
-        return Plan("Blocked", snapshot.blocked, transition=_transition(
+            return Plan("Blocked", snapshot.blocked, status="Blocked")
+        return Plan("Blocked", snapshot.blocked, status="Blocked", transition=_transition(
             snapshot, "Blocked", {**data, "reason": snapshot.blocked}, snapshot.blocked))
 
     problems = snapshot.problems
@@ -113,7 +198,8 @@ def decide(snapshot: ManifestSnapshot, policy: Policy | None = None) -> Plan:
                     "nothing)",)
     if problems:
         if state == "Invalid" and data.get("tree") == snapshot.tree:
-            return Plan("StillInvalid", f"{len(problems)} problem(s), already reported{at}")
+            return Plan("StillInvalid", f"{len(problems)} problem(s), already reported{at}",
+                        status="Stalled", revision=revision or None)
         actions: list[Action] = [_revision(snapshot, "invalid", problems=problems)]
         if where is not None and where.installation_id is not None:
             summary = reporting.problems_markdown(problems)
@@ -126,6 +212,7 @@ def decide(snapshot: ManifestSnapshot, policy: Policy | None = None) -> Plan:
                                                    revision, problems))
         return Plan("Invalid", f"{len(problems)} problem(s); nothing is applied and the "
                                f"last good revision stays{at}", actions=tuple(actions),
+                    status="Stalled", revision=revision or None,
                     transition=_transition(snapshot, "Invalid", {
                         **data, "tree": snapshot.tree, "failed_revision": revision,
                         "problems": list(problems[:reporting.SHOWN_PROBLEMS]),
@@ -136,8 +223,11 @@ def decide(snapshot: ManifestSnapshot, policy: Policy | None = None) -> Plan:
     ready = {"tree": snapshot.tree, "revision": revision,
              "objects": _objects(snapshot.desired), "problems": [], "issue": False,
              **_where_data(where)}
-    if not changes and state == "Ready" and data.get("tree") == snapshot.tree:
-        return Plan("UpToDate", f"every object is as applied{at}")
+    recorded: Mapping[str, str] = data.get("objects") or {}
+    follow_ups = _follow_ups(snapshot, changes, recorded)
+    if not changes and not follow_ups and state == "Ready" \
+            and data.get("tree") == snapshot.tree:
+        return Plan("UpToDate", f"every object is as applied{at}", revision=revision or None)
     generation = current.version if current else 0
     actions = _apply_actions(snapshot, changes, generation)
     actions.append(_revision(snapshot, "applied", changes=[str(c) for c in changes]))
@@ -148,7 +238,8 @@ def decide(snapshot: ManifestSnapshot, policy: Policy | None = None) -> Plan:
         _transition(snapshot, "Ready", ready, counts(changes) if changes else "no changes")
     return Plan("Changes" if changes else "UpToDate",
                 f"{counts(changes)}{at}" if changes else f"no object changed{at}",
-                actions=tuple(actions), transition=transition)
+                actions=tuple(actions), transition=transition, enqueue=follow_ups,
+                revision=revision or None)
 
 
 def _reported(snapshot: ManifestSnapshot, installation_id: int, changes: Sequence[Change],
@@ -180,14 +271,12 @@ def _revision(snapshot: ManifestSnapshot, status: str, *, changes: Sequence[str]
               problems: Sequence[str] = ()) -> Action:
     """Record the revision acted on (the source's history: /api/revisions)."""
     revision = snapshot.revision or ""
-    return Action(
-        "manifest.revision",
-        {"source": snapshot.source, "revision": revision, "tree": snapshot.tree,
-         "status": status, "objects": len(snapshot.desired), "changes": list(changes),
-         "problems": list(problems[:reporting.SHOWN_PROBLEMS])},
-        f"{snapshot.source}:revision:{revision}:{snapshot.tree}:{status}",
-        description=f"record revision {reporting.short(revision)} of {snapshot.source} as "
-                    f"{status}")
+    params = RecordRevision(source=snapshot.source, revision=revision, tree=snapshot.tree,
+                            status=status, objects=len(snapshot.desired), changes=list(changes),
+                            problems=list(problems[:reporting.SHOWN_PROBLEMS]))
+    return params.action(f"{snapshot.source}:revision:{revision}:{snapshot.tree}:{status}",
+                         description=f"record revision {reporting.short(revision)} of "
+                                     f"{snapshot.source} as {status}")
 
 
 def _where_data(where: Where | None) -> dict[str, Any]:
@@ -199,31 +288,88 @@ def _where_data(where: Where | None) -> dict[str, Any]:
 def _transition(snapshot: ManifestSnapshot, to: str, data: Mapping[str, Any],
                 reason: str) -> Transition:
     current = snapshot.current
-    ManifestSources.machine.check(current.state if current else None, to)
+    MACHINE.check(current.state if current else None, to)
     return Transition(from_state=current.state if current else None, to_state=to,
                       data=dict(data), expected_version=current.version if current else None,
                       reason=reason)
 
 
-class ManifestSources:
+def touches_manifests(payload: Mapping[str, Any], folder: str) -> bool:
+    """Whether a push may have changed the manifests folder. When the payload cannot say (no
+    commit list, a forced push), assume it did: a reconcile that finds the folder's tree
+    unchanged costs two reads and writes nothing."""
+    if payload.get("forced") or payload.get("created"):
+        return True
+    commits = payload.get("commits")
+    if not isinstance(commits, list) or not commits:
+        return payload.get("before") != payload.get("after")
+    for commit in commits:
+        if not isinstance(commit, dict):
+            return True
+        for field in ("added", "modified", "removed"):
+            paths = commit.get(field)
+            if not isinstance(paths, list):
+                return True
+            if any(isinstance(p, str) and p.startswith(folder) for p in paths):
+                return True
+    return False
+
+
+def _pushed_to_default_branch(payload: Mapping[str, Any]) -> bool:
+    default = dig(payload, "repository", "default_branch")
+    return (isinstance(default, str) and payload.get("ref") == f"refs/heads/{default}"
+            and not payload.get("deleted"))
+
+
+def _added_repositories(event: Event) -> Iterable[str]:
+    if event.action not in ("created", "added", "new_permissions_accepted"):
+        return
+    for field in ("repositories", "repositories_added"):
+        repos = event.payload.get(field)
+        for repo in repos if isinstance(repos, list) else ():
+            name = repo.get("full_name") if isinstance(repo, dict) else None
+            if isinstance(name, str) and "/" in name:
+                yield f"manifests:{name}"
+
+
+class ManifestSources(Reconciler):
     kind: ClassVar[str] = "manifests"
-    machine: ClassVar[StateMachine] = StateMachine.declare(
-        "manifests", initial=["Ready", "Invalid", "Blocked"],
-        table={"Ready": ["Invalid", "Blocked"], "Invalid": ["Ready", "Blocked"],
-               "Blocked": ["Ready", "Invalid"]})
+    owns: ClassVar[frozenset[str]] = OBJECT_KINDS
+    resync: ClassVar[bool] = True
+    machine: ClassVar[StateMachine | None] = MACHINE
+
+    def __init__(self, *, folder: str = "manifests/") -> None:
+        self.folder = folder  # the manifests folder of each repository, ending with "/"
+
+    def watches(self) -> Sequence[Watch]:
+        return (Watch("github", frozenset({"push"}), self._pushed),
+                Watch("github", frozenset({"installation", "installation_repositories"}),
+                      _added_repositories))
+
+    def _pushed(self, event: Event) -> Iterable[str]:
+        repo = repo_full_name(event.payload)
+        if repo and _pushed_to_default_branch(event.payload) \
+                and touches_manifests(event.payload, self.folder):
+            return (f"manifests:{repo}",)
+        return ()
+
+    def source(self, key: str) -> str | None:
+        return key_name(key)
 
     async def observe(self, ctx: ObserveContext, key: str) -> ManifestSnapshot:
         source = key_name(key)
         current = await ctx.resource(self.kind, source)
         data: Mapping[str, Any] = current.data if current else {}
-        where = Where(source) if source == LOCAL else await self._github_where(ctx, key, data)
+        local = source == LOCAL_SOURCE
+        where = Where(source) if local else await self._github_where(ctx, key, data)
         applied = tuple(ObjectState(o.kind, o.name, o.content_hash, o.document)
                         for o in await ctx.applied_objects(source))
         fully_applied = (current is not None and current.state == "Ready"
                          and data.get("objects") == _objects(applied))
         try:
-            files = await ctx.manifest_files(where, known_tree=data.get("tree")
-                                             if fully_applied else None)
+            reads: ManifestReads = ctx.reads(LOCAL) if local else ctx.reads(GITHUB)
+            files = await reads.manifest_files(
+                where, known_tree=data.get("tree") if fully_applied else None)
         except NotConfigured as exc:
             return ManifestSnapshot(source=source, revision=None, desired=(), problems=(),
                                     applied=applied, current=current, blocked=str(exc))
@@ -234,8 +380,7 @@ class ManifestSources:
         return ManifestSnapshot(source=source, revision=files.revision, desired=desired,
                                 problems=problems, applied=applied, tree=files.tree,
                                 unchanged=files.files is None, current=current,
-                                where=where if source != LOCAL else None,
-)
+                                where=None if local else where)
 
     async def _github_where(self, ctx: ObserveContext, key: str,
                             data: Mapping[str, Any]) -> Where:

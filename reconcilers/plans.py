@@ -11,20 +11,23 @@ default branch plans again and nothing else does.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
-from controller.errors import NotConfigured
-from controller.fsm import StateMachine
-from controller.ids import key_name
-from controller.payloads import dig
+from controller.reconcile.context import ObserveContext
+from controller.reconcile.errors import NotConfigured
+from controller.reconcile.ids import key_name
+from controller.reconcile.payloads import dig, number, repo_full_name
+from controller.reconcile.plan import Plan
+from controller.reconcile.reads import GITHUB, Where
+from controller.reconcile.reconciler import Event, Reconciler, Watch, repo_of
 from reconcilers import reporting
-from reconcilers.base import ObserveContext, Plan, Where
 from reconcilers.diff import ObjectState, counts, diff, digest
 from reconcilers.manifests import parse
 
 if TYPE_CHECKING:
-    from controller.policy import Policy
+    from controller.reconcile.policy import Policy
 
 
 @dataclass(frozen=True)
@@ -40,16 +43,33 @@ class PullPlanSnapshot:
     reason: str = ""
 
 
-class PullRequestPlans:
+PLANNED_PULL_ACTIONS = frozenset({"opened", "synchronize", "reopened", "ready_for_review",
+                                  "edited"})
+
+
+def keys(event: Event) -> Iterable[str]:
+    repo = repo_full_name(event.payload)
+    n = number(event.payload.get("pull_request")) or number(event.payload)
+    if repo and n is not None and event.action in PLANNED_PULL_ACTIONS:
+        return (f"plan:{repo}#{n}",)
+    return ()
+
+
+class PullRequestPlans(Reconciler):
     kind: ClassVar[str] = "plan"
-    machine: ClassVar[StateMachine] = StateMachine.declare("plan", initial=[], table={})
+
+    def watches(self) -> Sequence[Watch]:
+        return (Watch("github", frozenset({"pull_request"}), keys),)
+
+    def source(self, key: str) -> str | None:
+        return repo_of(key)
 
     async def observe(self, ctx: ObserveContext, key: str) -> PullPlanSnapshot:
         repo, _, number_text = key_name(key).rpartition("#")
-        number = int(number_text) if number_text.isdigit() else 0
+        pull = int(number_text) if number_text.isdigit() else 0
         newest = await ctx.recent_payloads(key, 1, events=["pull_request"])
         if not newest:
-            return PullPlanSnapshot(repo, number, "unknown")
+            return PullPlanSnapshot(repo, pull, "unknown")
         payload = newest[0].payload
         head = dig(payload, "pull_request", "head", "sha")
         installation = dig(payload, "installation", "id")
@@ -57,20 +77,21 @@ class PullRequestPlans:
         default = dig(payload, "repository", "default_branch")
         if dig(payload, "pull_request", "state") != "open" or not isinstance(head, str) \
                 or not isinstance(installation, int):
-            return PullPlanSnapshot(repo, number, "closed")
+            return PullPlanSnapshot(repo, pull, "closed")
         if isinstance(default, str) and base != default:
-            return PullPlanSnapshot(repo, number, "other-base", head)
+            return PullPlanSnapshot(repo, pull, "other-base", head)
         try:
-            if not await ctx.pull_touches(repo, number, installation_id=installation):
-                return PullPlanSnapshot(repo, number, "untouched", head, installation)
-            files = await ctx.manifest_files(Where(repo, installation_id=installation,
-                                                   commit=head), known_tree=None)
+            github = ctx.reads(GITHUB)
+            if not await github.pull_touches(repo, pull, installation_id=installation):
+                return PullPlanSnapshot(repo, pull, "untouched", head, installation)
+            files = await github.manifest_files(Where(repo, installation_id=installation,
+                                                      commit=head), known_tree=None)
         except NotConfigured as exc:
-            return PullPlanSnapshot(repo, number, "blocked", head, reason=str(exc))
+            return PullPlanSnapshot(repo, pull, "blocked", head, reason=str(exc))
         desired, problems = parse(files.files or {}, files.unreadable)
         applied = tuple(ObjectState(o.kind, o.name, o.content_hash, o.document)
                         for o in await ctx.applied_objects(repo))
-        return PullPlanSnapshot(repo, number, "open", head, installation, desired, problems,
+        return PullPlanSnapshot(repo, pull, "open", head, installation, desired, problems,
                                 applied)
 
     def decide(self, snapshot: PullPlanSnapshot, policy: Policy) -> Plan:
@@ -79,7 +100,8 @@ class PullRequestPlans:
             reasons = {"unknown": "no pull_request delivery yet", "closed": "not open",
                        "other-base": "does not target the default branch",
                        "untouched": "changes no manifest", "blocked": snapshot.reason}
-            return Plan("NothingToPlan", f"{pr}: {reasons[snapshot.status]}")
+            return Plan("NothingToPlan", f"{pr}: {reasons[snapshot.status]}",
+                        forget=snapshot.status == "closed")
         head, installation = snapshot.head_sha or "", snapshot.installation_id or 0
         key = (f"github:{snapshot.repo}:{head}:check:{reporting.PLAN_CHECK}:"
                f"{digest(snapshot.applied)}")

@@ -1,15 +1,18 @@
 """What the controller tells GitHub about manifests, as actions: check runs and the one issue.
 
-Pure builders: each returns an `Action` (kind, params, idempotency key) for the executor's
-`github.*` runners, which do the REST calls. Markdown is rendered here so that what a plan says
-and what GitHub shows cannot drift apart. No I/O, no clock.
+The typed parameters of the `github.*` actions (shared with their runners in
+`controller/providers/github.py`) and pure builders returning `Action`s. Markdown is rendered
+here so that what a plan says and what GitHub shows cannot drift apart. No I/O, no clock.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar, Literal
 
-from reconcilers.base import Action
+from pydantic import BaseModel
+
+from controller.reconcile.plan import Action, Params
 from reconcilers.diff import Change, counts
 
 RECONCILE_CHECK = "p38/reconcile"
@@ -18,6 +21,51 @@ ISSUE_MARKER = "<!-- p38:invalid-manifests -->"
 ISSUE_LABEL = "p38"
 SUMMARY_LIMIT = 60_000  # GitHub refuses check run summaries above 65,535 characters
 SHOWN_PROBLEMS = 200
+
+
+class CheckOutput(BaseModel):
+    title: str
+    summary: str
+
+
+class CheckRun(Params):
+    """Create a check run on `head_sha`, or complete the one the `start_key` action created.
+    The runner finds a run it made before by `external_id` (the action's idempotency key)."""
+
+    action_kind: ClassVar[str] = "github.check_run"
+    needs: ClassVar[str | None] = "github"
+    repo: str
+    installation_id: int
+    head_sha: str
+    name: str
+    status: Literal["in_progress", "completed"]
+    output: CheckOutput
+    conclusion: str | None = None
+    start_key: str | None = None
+
+
+class IssueUpsert(Params):
+    """Open an issue, or update the open one whose body holds `marker`."""
+
+    action_kind: ClassVar[str] = "github.issue_upsert"
+    needs: ClassVar[str | None] = "github"
+    repo: str
+    installation_id: int
+    marker: str
+    title: str
+    body: str
+    labels: list[str] = []
+
+
+class IssueClose(Params):
+    """Comment on and close the open issue whose body holds `marker` (if there is one)."""
+
+    action_kind: ClassVar[str] = "github.issue_close"
+    needs: ClassVar[str | None] = "github"
+    repo: str
+    installation_id: int
+    marker: str
+    comment: str
 
 
 def short(sha: str | None) -> str:
@@ -53,17 +101,13 @@ def check_run(repo: str, installation_id: int, head_sha: str, *, name: str, key:
               start_key: str | None = None) -> Action:
     """Create (or, with `start_key`, complete the one that action created) a check run.
     `conclusion` None means in progress."""
-    params: dict[str, object] = {
-        "repo": repo, "installation_id": installation_id, "head_sha": head_sha, "name": name,
-        "status": "in_progress" if conclusion is None else "completed",
-        "output": {"title": title, "summary": _fit(summary)}}
-    if conclusion is not None:
-        params["conclusion"] = conclusion
-    if start_key is not None:
-        params["start_key"] = start_key
+    params = CheckRun(repo=repo, installation_id=installation_id, head_sha=head_sha, name=name,
+                      status="in_progress" if conclusion is None else "completed",
+                      output=CheckOutput(title=title, summary=_fit(summary)),
+                      conclusion=conclusion, start_key=start_key)
     state = conclusion or "in_progress"
-    return Action("github.check_run", params, key, needs="github",
-                  description=f"check run {name} on {short(head_sha)}: {state} ({title})")
+    return params.action(key, description=f"check run {name} on {short(head_sha)}: {state} "
+                                          f"({title})")
 
 
 def failure_issue(repo: str, installation_id: int, revision: str,
@@ -76,20 +120,17 @@ def failure_issue(repo: str, installation_id: int, revision: str,
         "", problems_markdown(problems), "",
         "This issue is updated on every invalid push and closed when the manifests are "
         "valid again."])
-    return Action(
-        "github.issue_upsert",
-        {"repo": repo, "installation_id": installation_id, "marker": ISSUE_MARKER,
-         "title": "project38: invalid manifests on the default branch",
-         "body": _fit(body), "labels": [ISSUE_LABEL]},
-        f"github:{repo}:issue:invalid:{revision}", needs="github",
-        description=f"open or update the invalid-manifests issue ({len(problems)} problem(s) "
-                    f"at {short(revision)})")
+    params = IssueUpsert(repo=repo, installation_id=installation_id, marker=ISSUE_MARKER,
+                         title="project38: invalid manifests on the default branch",
+                         body=_fit(body), labels=[ISSUE_LABEL])
+    return params.action(f"github:{repo}:issue:invalid:{revision}",
+                         description=f"open or update the invalid-manifests issue "
+                                     f"({len(problems)} problem(s) at {short(revision)})")
 
 
 def resolve_issue(repo: str, installation_id: int, revision: str) -> Action:
-    return Action(
-        "github.issue_close",
-        {"repo": repo, "installation_id": installation_id, "marker": ISSUE_MARKER,
-         "comment": f"The manifests are valid again at {revision}; closing."},
-        f"github:{repo}:issue:resolved:{revision}", needs="github",
-        description=f"close the invalid-manifests issue (valid at {short(revision)})")
+    params = IssueClose(repo=repo, installation_id=installation_id, marker=ISSUE_MARKER,
+                        comment=f"The manifests are valid again at {revision}; closing.")
+    return params.action(f"github:{repo}:issue:resolved:{revision}",
+                         description=f"close the invalid-manifests issue (valid at "
+                                     f"{short(revision)})")

@@ -1,20 +1,27 @@
 """Repositories (`repo:owner/name`): tracks the default branch head and archived / deleted.
 
-Manifest loading on push arrives with the GitOps issue; this reconciler records the revision
-the default branch was last observed at. Pure apart from what `observe` reads.
+Watches push, repository, create and delete deliveries. Pure apart from what `observe` reads.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import ClassVar
 
-from controller.fsm import StateMachine
-from controller.payloads import dig
-from reconcilers.base import StoredPayload
+from controller.reconcile.context import StoredPayload
+from controller.reconcile.fsm import StateMachine
+from controller.reconcile.payloads import dig, repo_full_name
+from controller.reconcile.reconciler import Event, Watch, repo_of
 from reconcilers.tracking import Observed, TrackingReconciler
 
 _REPOSITORY_STATES = {"archived": "archived", "unarchived": "active", "deleted": "deleted",
                       "created": "active"}
+WATCHED = frozenset({"push", "repository", "create", "delete"})
+
+
+def keys(event: Event) -> Iterable[str]:
+    repo = repo_full_name(event.payload)
+    return (f"repo:{repo}",) if repo else ()
 
 
 class Repositories(TrackingReconciler):
@@ -25,6 +32,12 @@ class Repositories(TrackingReconciler):
         table={"active": ["archived", "deleted"], "archived": ["active", "deleted"],
                "deleted": ["active"]},
     )
+
+    def watches(self) -> Sequence[Watch]:
+        return (Watch("github", WATCHED, keys),)
+
+    def source(self, key: str) -> str | None:
+        return repo_of(key)
 
     def read(self, item: StoredPayload) -> Observed | None:
         payload = item.payload

@@ -1,11 +1,15 @@
-"""n8n workflows (`workflow:NAME`): healthy / failing / alerting from execution callbacks."""
+"""n8n workflows (`workflow:NAME`): healthy / failing / alerting from execution callbacks.
+
+Watches every n8n delivery that names its workflow."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import ClassVar
 
-from controller.fsm import StateMachine
-from reconcilers.base import StoredPayload
+from controller.reconcile.context import StoredPayload
+from controller.reconcile.fsm import StateMachine
+from controller.reconcile.reconciler import Event, Watch
 from reconcilers.tracking import Observed, TrackingReconciler
 
 _STATUS = {"success": "healthy", "succeeded": "healthy", "error": "failing",
@@ -13,10 +17,18 @@ _STATUS = {"success": "healthy", "succeeded": "healthy", "error": "failing",
 _STATES = ("healthy", "failing", "alerting")
 
 
+def keys(event: Event) -> Iterable[str]:
+    workflow = event.payload.get("workflow")
+    return (f"workflow:{workflow}",) if isinstance(workflow, str) and workflow else ()
+
+
 class Workflows(TrackingReconciler):
     kind: ClassVar[str] = "workflow"
     machine: ClassVar[StateMachine] = StateMachine.declare(
         "workflow", initial=_STATES, table={state: _STATES for state in _STATES})
+
+    def watches(self) -> Sequence[Watch]:
+        return (Watch("n8n", None, keys),)
 
     def read(self, item: StoredPayload) -> Observed | None:
         if item.event.startswith("alert"):

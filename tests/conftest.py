@@ -18,7 +18,7 @@ from controller.store.migrations import migrate
 
 TABLES = ("deliveries", "delivery_payloads", "delivery_keys", "work_queue", "actions",
           "approvals", "resource_state", "transitions", "audit", "applied_objects",
-          "manifest_blobs", "manifest_revisions")
+          "manifest_blobs", "manifest_revisions", "object_status")
 
 
 def with_database(dsn: str, name: str) -> str:

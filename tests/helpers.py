@@ -23,8 +23,11 @@ from controller.config import (
     Settings,
     StoreSettings,
 )
+from controller.reconcile.reconciler import Router
+from reconcilers import default_registry
 
 SAMPLES = Path(__file__).parent / "samples"
+ROUTE = Router.of(default_registry().values()).keys  # what the app passes the handlers
 GITHUB_SECRET = "gh-webhook-secret-7f3a9c"
 RAILWAY_SECRET = "railway-shared-secret-41bd"
 N8N_SECRET = "n8n-shared-secret-a8e2"
@@ -99,7 +102,7 @@ async def wait_until(condition: Callable[[], Awaitable[T]], *, timeout: float = 
 
 async def store_delivery(store: Any, *keys: str, event: str = "probe") -> int:
     """Store one delivery producing `keys` through the real ingest path; returns its id."""
-    from controller.ingest import IngestWriter
+    from controller.engine.ingest import IngestWriter
     from handlers.base import Delivery
 
     writer = IngestWriter(store, writers=1)
@@ -122,3 +125,27 @@ def p38(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 def env_for(dsn: str) -> dict[str, str]:
     return {**os.environ, "DATABASE_URL": dsn, "P38_LOG_FORMAT": "json"}
+
+
+def worker_for(store: Any, probe: Any, *, name: str = "w", lease: float = 30.0,
+               max_attempts: int = 3, backoff: float = 0.01, give_up: float = 3600.0,
+               deadline: float = 120.0, policy: Any = None, runners: Any = None) -> Any:
+    """A worker over the real store with the probe reconciler registered beside the real
+    ones, no providers, and short backoff."""
+    from controller.engine.context import StoreContext
+    from controller.engine.executor import Executor
+    from controller.engine.metrics import Metrics
+    from controller.engine.ooda import Worker
+    from controller.engine.policies import PolicySource
+    from controller.engine.queue import WorkQueue
+    from controller.reconcile.policy import Policy
+
+    settings = QueueSettings(P38_LEASE_SECONDS=lease, P38_MAX_ATTEMPTS=max_attempts,
+                             P38_BACKOFF_BASE_SECONDS=backoff, P38_BACKOFF_CAP_SECONDS=backoff,
+                             P38_POLL_SECONDS=0.05, P38_GIVE_UP_SECONDS=give_up,
+                             P38_RECONCILE_DEADLINE_SECONDS=deadline)
+    return Worker(name, store=store, queue=WorkQueue(store, settings),
+                  registry={"probe": probe, **default_registry()},
+                  executor=Executor(store, runners or {}),
+                  policies=PolicySource(store, policy or Policy()), metrics=Metrics(),
+                  wake=asyncio.Event(), context=StoreContext(store, {}))

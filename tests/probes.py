@@ -10,10 +10,12 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from controller.fsm import StateMachine
-from controller.ids import key_name
-from controller.policy import Policy
-from reconcilers.base import Action, ObserveContext, Plan, Resource, Transition
+from controller.reconcile.context import ObserveContext
+from controller.reconcile.fsm import StateMachine
+from controller.reconcile.ids import key_name
+from controller.reconcile.plan import Action, Plan, Resource, Transition
+from controller.reconcile.policy import Policy
+from controller.reconcile.reconciler import Reconciler, Watch
 
 
 @dataclass(frozen=True)
@@ -24,9 +26,9 @@ class ProbeSnapshot:
 
 
 @dataclass
-class Probe:
+class Probe(Reconciler):
     kind: ClassVar[str] = "probe"
-    machine: ClassVar[StateMachine] = StateMachine.declare(
+    machine: ClassVar[StateMachine | None] = StateMachine.declare(
         "probe", initial=["seen"], table={"seen": ["seen"]})
 
     fail_with: BaseException | None = None
@@ -37,6 +39,11 @@ class Probe:
     overlaps: list[str] = field(default_factory=list)
     observed: list[str] = field(default_factory=list)
     on_observe: Any = None  # async callable(key), run after observe's reads
+    enqueue: tuple[str, ...] = ()  # keys each plan enqueues
+    owns: frozenset[str] = frozenset()  # what it may enqueue (the declaration is checked)
+    watching: tuple[Watch, ...] = ()  # the deliveries it watches
+    requeue_after: float | None = None
+    policies: list[Policy] = field(default_factory=list)  # the policy each decide was given
 
     async def observe(self, ctx: ObserveContext, key: str) -> ProbeSnapshot:
         if key in self.active:
@@ -57,10 +64,20 @@ class Probe:
         finally:
             self.active.discard(key)
 
+    def watches(self) -> tuple[Watch, ...]:
+        return self.watching
+
+    def source(self, key: str) -> str | None:
+        """`probe:SOURCE/NAME` belongs to SOURCE; `probe:NAME` to none."""
+        source, slash, _ = key_name(key).rpartition("/")
+        return source if slash else None
+
     def decide(self, snapshot: ProbeSnapshot, policy: Policy) -> Plan:
+        self.policies.append(policy)
         current = snapshot.current
         count = int(current.data.get("count", 0)) + 1 if current else 1
         return Plan(
             "Probed", f"reconcile number {count}", actions=tuple(self.actions),
             transition=Transition(current.state if current else None, "seen", {"count": count},
-                                  current.version if current else None, "probed"))
+                                  current.version if current else None, "probed"),
+            enqueue=self.enqueue, requeue_after=self.requeue_after)

@@ -1,11 +1,14 @@
 """GitHub App client: App JWT, installation tokens, REST calls with retries and rate limits.
 
 Outbound I/O only. Every call is a real GitHub REST operation with `Accept:
-application/vnd.github+json` and `X-GitHub-Api-Version`. Transient failures (5xx, connection
-errors, timeouts) are retried with exponential backoff (tenacity); rate limits are waited out,
-never failed: `Retry-After`, `x-ratelimit-remaining: 0` until `x-ratelimit-reset`, and
-secondary limits (a minute when GitHub gives no hint). The clock and the sleep are injectable
-so tests run instantly and check the waits.
+application/vnd.github+json` and `X-GitHub-Api-Version`. The client never holds a reconcile for
+long: transient failures (5xx, 408, connection errors, timeouts) are retried a few times within
+seconds (tenacity), then raised as `GitHubUnavailable` for the queue's backoff; a rate limit
+(`Retry-After`, `x-ratelimit-remaining: 0` until `x-ratelimit-reset`, a secondary limit: a
+minute when GitHub gives no hint) is slept out only when it ends within `max_sleep` seconds,
+else raised as `RateLimited` (a `Waiting`: the key comes back when the limit resets). Any other
+4xx is `GitHubError`, terminal, with GitHub's message; a 401 on an installation token gets a
+new token once. The clock and the sleep are injectable so tests run instantly.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import jwt
 import structlog
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
-from controller.errors import P38Error
+from controller.reconcile.errors import ProviderError, ProviderRefused, RateLimited
 
 log = structlog.get_logger("p38.github")
 
@@ -34,20 +37,30 @@ JWT_BACKDATE_SECONDS = 60   # GitHub's advice against clock drift
 JWT_LIFETIME_SECONDS = 540  # under GitHub's 10-minute maximum, counting the backdating
 TOKEN_REFRESH_MARGIN = 300  # installation tokens are replaced 5 minutes before they expire
 SECONDARY_LIMIT_WAIT = 60.0  # GitHub: wait at least a minute when no header says how long
+MAX_SLEEP = 10.0  # longer rate-limit waits become a Waiting requeue, never a held worker
 
 
-class GitHubError(P38Error):
-    """GitHub answered with an error that retrying will not fix."""
+class GitHubError(ProviderRefused):
+    """GitHub refused the request and retrying will not change that (a 4xx)."""
 
     def __init__(self, status: int, method: str, path: str, message: str) -> None:
         super().__init__(f"GitHub {method} {path}: {status} {message}")
         self.status = status
+        self.github_message = message
+
+
+class GitHubUnavailable(ProviderError):
+    """GitHub kept failing (5xx, timeouts, connection errors) for a few attempts."""
 
 
 class _Transient(Exception):
     def __init__(self, reason: str, wait: float | None = None) -> None:
         super().__init__(reason)
         self.wait = wait  # seconds GitHub asked for (rate limits), else backoff decides
+
+
+class _StaleToken(Exception):
+    """401 on an installation token: GitHub revoked or expired it before we thought."""
 
 
 def load_private_key(value: str) -> str:
@@ -76,7 +89,7 @@ class GitHubApp:
                  base_url: str = "https://api.github.com",
                  clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                 max_attempts: int = 6, max_wait: float = 900.0) -> None:
+                 max_attempts: int = 4, max_sleep: float = MAX_SLEEP) -> None:
         self.app_id = app_id
         # A callable is asked at every signature: a key rotated in Secret Manager is used as
         # soon as it is refreshed.
@@ -89,7 +102,7 @@ class GitHubApp:
         self._clock = clock
         self._sleep = sleep
         self._max_attempts = max_attempts
-        self._max_wait = max_wait
+        self._max_sleep = max_sleep
         self._tokens: dict[int, _Token] = {}
         self._token_locks: dict[int, asyncio.Lock] = {}
 
@@ -139,24 +152,31 @@ class GitHubApp:
                    json: Mapping[str, Any] | None = None,
                    params: Mapping[str, Any] | None = None) -> Any:
         token = await self.installation_token(installation_id)
-        return await self._send(method, path, auth=f"token {token}", json=json, params=params)
+        try:
+            return await self._send(method, path, auth=f"token {token}", json=json,
+                                    params=params)
+        except _StaleToken:
+            self._tokens.pop(installation_id, None)
+            token = await self.installation_token(installation_id)
+            log.info("installation_token_renewed", installation=installation_id,
+                     reason="401 on the cached token")
+            return await self._send(method, path, auth=f"token {token}", json=json,
+                                    params=params, stale_ok=False)
 
     async def _send(self, method: str, path: str, *, auth: str,
                     json: Mapping[str, Any] | None = None,
-                    params: Mapping[str, Any] | None = None) -> Any:
+                    params: Mapping[str, Any] | None = None, stale_ok: bool = True) -> Any:
         headers = {"Accept": ACCEPT, "X-GitHub-Api-Version": API_VERSION,
                    "Authorization": auth, "User-Agent": "project38"}
-        waited = 0.0
 
         def wait(state: RetryCallState) -> float:
-            nonlocal waited
             exc = state.outcome.exception() if state.outcome else None
             asked = exc.wait if isinstance(exc, _Transient) else None
-            delay = asked if asked is not None else min(30.0, 0.5 * 2 ** state.attempt_number)
-            if waited + delay > self._max_wait:
-                raise GitHubError(0, method, path, f"gave up after waiting {waited:.0f}s "
-                                                   f"({exc})")
-            waited += delay
+            if asked is not None and asked > self._max_sleep:
+                raise RateLimited(asked, f"GitHub rate limit on {method} {path}: "
+                                         f"{exc}; resets in {asked:.0f}s")
+            delay = asked if asked is not None else min(4.0, 0.5 * 2 ** (state.attempt_number
+                                                                          - 1))
             log.warning("github_retry", method=method, path=path, wait=delay, reason=str(exc))
             return delay
 
@@ -167,25 +187,32 @@ class GitHubApp:
         try:
             async for attempt in retrying:
                 with attempt:
-                    return await self._once(method, path, headers, json, params)
+                    return await self._once(method, path, headers, json, params,
+                                            stale_ok=stale_ok and auth.startswith("token "))
         except _Transient as exc:
-            raise GitHubError(0, method, path, f"still failing after {self._max_attempts} "
-                                               f"attempts: {exc}") from exc
+            if exc.wait is not None:  # still limited after the waits we could afford
+                raise RateLimited(max(exc.wait, 1.0), f"GitHub rate limit on {method} "
+                                                      f"{path}: {exc}") from exc
+            raise GitHubUnavailable(f"GitHub {method} {path}: still failing after "
+                                    f"{self._max_attempts} attempts: {exc}") from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _once(self, method: str, path: str, headers: Mapping[str, str],
-                    json: Mapping[str, Any] | None, params: Mapping[str, Any] | None) -> Any:
+                    json: Mapping[str, Any] | None, params: Mapping[str, Any] | None, *,
+                    stale_ok: bool) -> Any:
         try:
             response = await self._http.request(method, self.base_url + path, headers=headers,
                                                 json=json, params=params, timeout=30.0)
         except (httpx.TransportError, httpx.TimeoutException) as exc:
             raise _Transient(f"{type(exc).__name__}: {exc}") from exc
-        if response.status_code >= 500:
+        if response.status_code >= 500 or response.status_code == 408:
             raise _Transient(f"{response.status_code} from GitHub")
         if response.status_code in (403, 429):
             limited = self._rate_limit_wait(response)
             if limited is not None:
                 raise _Transient(f"rate limited ({response.status_code})", wait=limited)
+        if response.status_code == 401 and stale_ok:
+            raise _StaleToken()
         if response.status_code >= 400:
             try:
                 message = response.json().get("message", response.text)
@@ -278,6 +305,29 @@ class GitHubApp:
         result: dict[str, Any] = await self.call(
             "POST", f"/repos/{repo}/check-runs", installation_id=installation_id,
             json={"name": name, "head_sha": head_sha, **fields})
+        return result
+
+    async def check_runs_for_ref(self, repo: str, ref: str, *, installation_id: int,
+                                 check_name: str) -> list[dict[str, Any]]:
+        """GET /repos/{owner}/{repo}/commits/{ref}/check-runs?check_name=...&filter=all
+        (every run of that name on the commit, newest first; at most 1,000)."""
+        runs: list[dict[str, Any]] = []
+        for page in range(1, 11):
+            body = await self.call("GET", f"/repos/{repo}/commits/{ref}/check-runs",
+                                   installation_id=installation_id,
+                                   params={"check_name": check_name, "filter": "all",
+                                           "per_page": "100", "page": str(page)})
+            batch = body.get("check_runs") or []
+            runs.extend(batch)
+            if len(batch) < 100:
+                break
+        return runs
+
+    async def pull_request(self, repo: str, pull_number: int, *,
+                           installation_id: int) -> dict[str, Any]:
+        """GET /repos/{owner}/{repo}/pulls/{pull_number}"""
+        result: dict[str, Any] = await self.call("GET", f"/repos/{repo}/pulls/{pull_number}",
+                                                 installation_id=installation_id)
         return result
 
     async def update_check_run(self, repo: str, check_run_id: int, *, installation_id: int,

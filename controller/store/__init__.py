@@ -16,7 +16,7 @@ import asyncpg
 import orjson
 import structlog
 
-from controller.errors import ConcurrentUpdate, LeaseLost, P38Error
+from controller.reconcile.errors import ConcurrentUpdate, LeaseLost, P38Error
 from controller.store import migrations
 from controller.store.queries import queries
 from controller.tasks import running

@@ -2,14 +2,16 @@
 -- Each starts with a "-- name: <name>" line; everything up to the next such line is its text.
 
 -- name: ingest_batch
--- See p38_ingest in migrations/0002_queue_functions.sql.
+-- See p38_ingest_v2 in migrations/0009_engine.sql.
 SELECT id, idx, redelivered
-FROM p38_ingest($1::int[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                $7::text[], $8::text[], $9::text[], $10::int[], $11::text[]);
+FROM p38_ingest_v2(p_idx => $1::int[], p_source => $2::text[], p_hook => $3::text[],
+                   p_guid => $4::text[], p_event => $5::text[], p_action => $6::text[],
+                   p_headers => $7::text[], p_payload => $8::text[], p_status => $9::text[],
+                   p_key_idx => $10::int[], p_key => $11::text[]);
 
 -- name: queue_enqueue
--- Enqueue keys on an operator's word (replay) or a resync: due now, coalescing with the key's
--- row, and cutting any backoff short.
+-- An operator's word (`p38 replay`, `p38 approve`): due now whatever the key waits for,
+-- coalescing with its row; a dead key is revived with a fresh count.
 WITH queued AS (
     INSERT INTO work_queue AS q (key, kind)
     SELECT k, split_part(k, ':', 1) FROM unnest($1::text[]) AS k ORDER BY k
@@ -17,11 +19,21 @@ WITH queued AS (
         SET state = 'queued',
             dirty = q.lease_token IS NOT NULL,
             not_before = LEAST(q.not_before, now()),
+            wait_kind = NULL,
             attempts = CASE WHEN q.state = 'dead' THEN 0 ELSE q.attempts END,
+            failing_since = CASE WHEN q.state = 'dead' THEN NULL ELSE q.failing_since END,
             updated_at = now()
     RETURNING q.key
 )
 SELECT count(*) FROM queued, LATERAL (SELECT pg_notify('p38_queue', '')) AS n;
+
+-- name: queue_hint
+-- The controller's own hint (a watcher, a reconcile's follow-ups): see p38_hint_v1.
+SELECT p38_hint_v1(p_keys => $1::text[], p_guid => $2, p_event => $3, p_origin => $4::jsonb);
+
+-- name: queue_resync
+-- See p38_resync_v1: keys of these kinds idle for their period, or dead, hinted again.
+SELECT p38_resync_v1(p_kinds => $1::text[], p_periods => $2::float8[], p_guid => $3);
 
 -- name: queue_claim
 -- Lease the next due key no live worker holds (an expired lease is a crashed worker's, and is
@@ -38,9 +50,10 @@ WITH claimed AS (
         LIMIT 1
         FOR UPDATE SKIP LOCKED
     )
-    RETURNING q.key, q.kind, q.attempts
+    RETURNING q.key, q.kind, q.attempts,
+              EXTRACT(EPOCH FROM now() - q.failing_since)::float8 AS failing_for
 )
-SELECT c.key, c.kind, c.attempts,
+SELECT c.key, c.kind, c.attempts, c.failing_for,
        ARRAY(SELECT delivery_id FROM delivery_keys
              WHERE key = c.key AND status = 'pending' ORDER BY delivery_id) AS deliveries
 FROM claimed c;
@@ -67,8 +80,8 @@ SELECT state, (lease_expires IS NOT NULL AND lease_expires > now()) AS leased, c
 FROM work_queue GROUP BY 1, 2;
 
 -- name: queue_list
-SELECT key, kind, state, not_before, attempts, dirty, lease_holder, lease_expires, last_error,
-       enqueued_at, updated_at,
+SELECT key, kind, state, not_before, wait_kind, attempts, failing_since, dirty, lease_holder,
+       lease_expires, last_error, enqueued_at, updated_at,
        (SELECT count(*) FROM delivery_keys dk
         WHERE dk.key = work_queue.key AND dk.status = 'pending')::int AS pending_deliveries
 FROM work_queue
@@ -76,9 +89,10 @@ WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR key > $2)
 ORDER BY key LIMIT $3;
 
 -- name: queue_settle
--- See p38_settle in migrations/0002_queue_functions.sql.
-SELECT p38_settle($1, $2, $3, $4::bigint[], $5, $6, $7, $8, $9, $10::jsonb, $11, $12, $13,
-                  $14, $15, $16::jsonb, $17, $18, $19::jsonb, $20, $21);
+-- See p38_settle_v2 in migrations/0009_engine.sql.
+SELECT p38_settle_v2(p_key => $1, p_token => $2, p_outcome => $3, p_deliveries => $4::bigint[],
+                     p_delay => $5, p_coalesce => $6, p_error => $7, p_transition => $8::jsonb,
+                     p_enqueue => $9::text[], p_status => $10::jsonb, p_audit => $11::jsonb);
 
 -- name: delivery_by_guid
 SELECT d.id, d.source, d.hook, d.guid, d.event, d.action, d.status, d.accepted, d.received_at,
@@ -116,12 +130,13 @@ ORDER BY id DESC LIMIT $5;
 SELECT status, count(*)::int AS n FROM deliveries GROUP BY status;
 
 -- name: recent_payloads_for_key
--- The newest deliveries that produced a key (optionally only some events, older than $4).
+-- The newest deliveries that produced a key (optionally only some events, older than $4);
+-- the controller's own hints (source p38) say nothing about the object and are left out.
 SELECT d.id, d.source, d.event, d.action, p.payload
 FROM delivery_keys k
 JOIN deliveries d ON d.id = k.delivery_id
 JOIN delivery_payloads p ON p.delivery_id = k.delivery_id
-WHERE k.key = $1 AND ($3::text[] IS NULL OR d.event = ANY($3::text[]))
+WHERE k.key = $1 AND ($3::text[] IS NULL OR d.event = ANY($3::text[])) AND d.source <> 'p38'
   AND k.delivery_id < coalesce($4::bigint, 9223372036854775807)
 ORDER BY k.delivery_id DESC LIMIT $2;
 
@@ -225,22 +240,6 @@ SELECT result FROM actions WHERE idempotency_key = $1 AND status = 'succeeded';
 SELECT DISTINCT ON (key) key, reconcile_id, outcome, decision, reason, error, started_at
 FROM audit WHERE key = ANY($1::text[]) ORDER BY key, id DESC;
 
--- name: resync_due
--- Enqueue every manifest source not reconciled for $1 seconds and not already queued: the
--- periodic re-read that catches webhooks GitHub never delivered. Safe from every replica at
--- once (a queued key is left alone).
-WITH due AS (
-    INSERT INTO work_queue AS q (key, kind)
-    SELECT 'manifests:' || r.name, 'manifests' FROM resource_state r
-    WHERE r.kind = 'manifests'
-      AND coalesce((SELECT a.started_at FROM audit a WHERE a.key = 'manifests:' || r.name
-                    ORDER BY a.id DESC LIMIT 1), '-infinity') < now() - make_interval(secs => $1)
-    ORDER BY 1
-    ON CONFLICT (key) DO NOTHING
-    RETURNING q.key
-)
-SELECT array_agg(key) FROM due, LATERAL (SELECT pg_notify('p38_queue', '')) AS n;
-
 -- name: manifest_revision_record
 INSERT INTO manifest_revisions (source, revision, tree, status, objects, changes, problems)
 VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb)
@@ -274,3 +273,35 @@ WITH doomed AS (
     DELETE FROM audit a USING doomed WHERE a.id = doomed.id RETURNING 1
 )
 SELECT count(*) FROM gone;
+
+-- name: statuses_list
+-- Objects' statuses with their queue row (leased: a reconcile is running now), by key.
+SELECT s.key, s.kind, s.status, s.reason, s.message, s.revision, s.since, s.reconciled_at,
+       s.reconcile_id, q.state AS queue_state, q.not_before, q.wait_kind, q.attempts,
+       (q.lease_expires IS NOT NULL AND q.lease_expires > now()) AS leased
+FROM object_status s LEFT JOIN work_queue q ON q.key = s.key
+WHERE ($1::text IS NULL OR s.kind = $1) AND ($2::text IS NULL OR s.status = $2)
+  AND ($3::text IS NULL OR s.key > $3)
+ORDER BY s.key LIMIT $4;
+
+-- name: statuses_of
+SELECT key, kind, status, reason, message, revision, since, reconciled_at
+FROM object_status WHERE key = ANY($1::text[]);
+
+-- name: statuses_counts
+SELECT status, count(*)::int AS n FROM object_status GROUP BY status;
+
+-- name: applied_policies
+-- The Policy object applied from each source (at most one per source).
+SELECT source, name, document FROM applied_objects WHERE kind = 'Policy' ORDER BY source, name;
+
+-- name: applied_object_get
+SELECT kind, name, content_hash, document, revision, applied_at
+FROM applied_objects WHERE source = $1 AND kind = $2 AND name = $3;
+
+-- name: applied_of_kind
+SELECT source, kind, name, content_hash, document, revision
+FROM applied_objects WHERE kind = $1 ORDER BY source, name;
+
+-- name: action_by_key
+SELECT id, kind, status, key FROM actions WHERE idempotency_key = $1;

@@ -7,28 +7,30 @@ from collections.abc import Mapping
 
 from aiohttp import web
 
-from controller.clients.github import GitHubApp
 from controller.config import Settings
-from controller.context import StoreContext
-from controller.executor import ActionRunner, Executor
-from controller.ingest import IngestWriter
-from controller.metrics import Metrics
-from controller.ooda import Worker
-from controller.policy import Policy
-from controller.queue import WorkQueue
+from controller.engine.context import StoreContext
+from controller.engine.executor import Executor
+from controller.engine.ingest import IngestWriter
+from controller.engine.metrics import Metrics
+from controller.engine.ooda import Worker
+from controller.engine.policies import PolicySource
+from controller.engine.queue import WorkQueue
+from controller.providers import Provider
+from controller.reconcile.policy import Policy
+from controller.reconcile.reconciler import Reconciler, Router
 from controller.store import Store
-from reconcilers.base import Reconciler
 
 SETTINGS = web.AppKey("settings", Settings)
-POLICY = web.AppKey("policy", Policy)
+POLICY = web.AppKey("policy", Policy)  # the environment's part; see POLICIES
+POLICIES = web.AppKey("policies", PolicySource)
 METRICS = web.AppKey("metrics", Metrics)
 REGISTRY = web.AppKey("registry", Mapping[str, Reconciler])
+ROUTER = web.AppKey("router", Router)
 STORE = web.AppKey("store", Store)
 QUEUE = web.AppKey("queue", WorkQueue)
 EXECUTOR = web.AppKey("executor", Executor)
-RUNNERS = web.AppKey("runners", dict[str, ActionRunner])
+PROVIDERS = web.AppKey("providers", dict[str, Provider])
 INGEST = web.AppKey("ingest", IngestWriter)
 WORKERS = web.AppKey("workers", list[Worker])
 WAKE = web.AppKey("wake", asyncio.Event)
-GITHUB: web.AppKey[GitHubApp | None] = web.AppKey("github")
 CONTEXT = web.AppKey("context", StoreContext)

@@ -13,25 +13,24 @@ import structlog
 from aiohttp import web
 from pydantic import SecretStr
 
-from controller.config import SecretsSettings, Settings
-from controller.ingest import Outcome, StoreUnavailable
+from controller.config import SecretsSettings
+from controller.engine.ingest import Outcome, StoreUnavailable
 from controller.web.json import answer, problem
-from controller.web.keys import INGEST, METRICS, SETTINGS
+from controller.web.keys import INGEST, METRICS, ROUTER, SETTINGS
 from handlers import github, n8n, railway
-from handlers.base import Delivery, Rejection
+from handlers.base import Delivery, Rejection, Route
 
 log = structlog.get_logger("p38.webhooks")
 
-Parse = Callable[[Mapping[str, str], bytes, str, Mapping[str, str], Settings], Delivery]
+Parse = Callable[[Mapping[str, str], bytes, str, Mapping[str, str], Route], Delivery]
 
 SOURCES: dict[str, tuple[str, Parse]] = {
     "github": ("GITHUB_WEBHOOK_SECRET",
-               lambda h, b, s, _q, c: github.from_http(
-                   h, b, secret=s, manifests_path=c.manifests.repo_path)),
+               lambda h, b, s, _q, r: github.from_http(h, b, secret=s, route=r)),
     "railway": ("RAILWAY_WEBHOOK_SECRET",
-                lambda h, b, s, q, _c: railway.from_http(h, b, secret=s, query=q)),
+                lambda h, b, s, q, r: railway.from_http(h, b, secret=s, query=q, route=r)),
     "n8n": ("N8N_WEBHOOK_SECRET",
-            lambda h, b, s, q, _c: n8n.from_http(h, b, secret=s, query=q)),
+            lambda h, b, s, q, r: n8n.from_http(h, b, secret=s, query=q, route=r)),
 }
 
 
@@ -75,7 +74,8 @@ async def _receive(request: web.Request,
     except web.HTTPRequestEntityTooLarge:
         return problem(413, f"body is larger than the limit of {limit} bytes"), None, "too_large"
     try:
-        delivery = parse(request.headers, body, secret, request.query, settings)
+        delivery = parse(request.headers, body, secret, request.query,
+                         request.app[ROUTER].keys)
         result = await request.app[INGEST].submit(delivery)
     except Rejection as rejection:
         return problem(rejection.status, rejection.reason), None, f"rejected_{rejection.status}"

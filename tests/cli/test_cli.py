@@ -49,12 +49,25 @@ async def _at_least(count, n: int) -> bool:  # type: ignore[no-untyped-def]
     return await count() >= n
 
 
-async def test_approve_records_an_approval(store: Store, dsn: str) -> None:
-    """`p38 approve KEY --by NAME` stores the approval the policy gate looks for."""
+async def test_approve_releases_a_held_action_and_refuses_an_unknown_one(store: Store,
+                                                                         dsn: str) -> None:
+    """`p38 approve KEY --by NAME` stores the approval the gate looks for and ends the wait of
+    the held action's key at once; an idempotency key no action has is refused."""
+    unknown = p38("approve", "rollback:svc:42", "--by", "dana", env=env_for(dsn))
+    assert unknown.returncode == 1 and "no action with idempotency key" in unknown.stderr
+    assert await store.fetch("approvals_for", ["rollback:svc:42"]) == []
+
+    await store.fetchrow("action_record", "rollback:svc:42", "railway.rollback", {}, "held",
+                         "held: waiting for approval", "service:o/r/api", None, "roll back")
+    await store.pool.execute(  # the key looks again in a minute, as a held key does
+        "INSERT INTO work_queue (key, kind, not_before, wait_kind)"
+        " VALUES ('service:o/r/api', 'service', now() + interval '60 seconds', 'requeue')")
     result = p38("approve", "rollback:svc:42", "--by", "dana", env=env_for(dsn))
     assert result.returncode == 0, result.stderr
     rows = await store.fetch("approvals_for", ["rollback:svc:42"])
     assert [r["idempotency_key"] for r in rows] == ["rollback:svc:42"]
+    assert await store.pool.fetchval(
+        "SELECT not_before <= now() FROM work_queue WHERE key = 'service:o/r/api'")
 
 
 def test_validate_schema_and_plan_exit_codes(fresh_database, tmp_path) -> None:  # type: ignore[no-untyped-def]

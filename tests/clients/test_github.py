@@ -1,5 +1,6 @@
 """The GitHub App client against a stateful fake GitHub: JWTs, token reuse, real operations,
-retries, and rate limits waited out (not failed)."""
+short retries, rate limits slept out when short and handed back as Waiting when long, and 4xx
+refusals terminal with GitHub's message."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import httpx
 import jwt
 import pytest
 
-from controller.clients.github import GitHubApp, GitHubError, load_private_key
+from controller.clients.github import GitHubApp, GitHubError, GitHubUnavailable, load_private_key
+from controller.reconcile.errors import RateLimited, TerminalError, Waiting
 from tests.fakes.github import FakeGitHub, make_key_pair
 
 PRIVATE, PUBLIC = make_key_pair()
@@ -139,23 +141,59 @@ async def test_retry_after_is_waited_out(app: GitHubApp, fake: FakeGitHub,
     assert clock.waits == [7.0]
 
 
-async def test_primary_rate_limit_waits_until_reset(app: GitHubApp, fake: FakeGitHub,
-                                                    clock: Clock) -> None:
-    """403 with x-ratelimit-remaining 0: wait until x-ratelimit-reset (plus a second)."""
+async def test_primary_rate_limit_minutes_away_is_waiting_not_a_sleep(
+        app: GitHubApp, fake: FakeGitHub, clock: Clock) -> None:
+    """403 with x-ratelimit-remaining 0 and a reset two minutes away: no sleep; a Waiting
+    (RateLimited) until the reset, so the worker is free and the key comes back then."""
     reset = int(clock.now) + 120
     fake.fail_next("GET", rf"/repos/{REPO}", 403, headers={
         "x-ratelimit-remaining": "0", "x-ratelimit-reset": str(reset)},
         body={"message": "API rate limit exceeded"})
-    await app.repository(REPO, installation_id=INSTALLATION)
-    assert len(clock.waits) == 1 and reset - 1 <= clock.now - 0 <= reset + 2
+    with pytest.raises(RateLimited) as caught:
+        await app.repository(REPO, installation_id=INSTALLATION)
+    assert isinstance(caught.value, Waiting) and clock.waits == []
+    assert 119 <= caught.value.requeue_after <= 122
+    assert "rate limit" in caught.value.reason
 
 
-async def test_secondary_rate_limit_without_headers_waits_a_minute(
+async def test_secondary_rate_limit_without_headers_waits_a_minute_as_a_requeue(
         app: GitHubApp, fake: FakeGitHub, clock: Clock) -> None:
+    """GitHub's advice for a secondary limit with no hint is a minute: longer than a client
+    sleeps, so it is a Waiting of 60 s."""
     fake.fail_next("GET", rf"/repos/{REPO}", 403,
                    body={"message": "You have exceeded a secondary rate limit."})
+    with pytest.raises(RateLimited) as caught:
+        await app.repository(REPO, installation_id=INSTALLATION)
+    assert caught.value.requeue_after == 60.0 and clock.waits == []
+
+
+async def test_refusals_are_terminal_with_githubs_message(app: GitHubApp,
+                                                          fake: FakeGitHub) -> None:
+    """A 404 or 422 cannot be fixed by retrying: terminal, with GitHub's own message."""
+    fake.fail_next("GET", rf"/repos/{REPO}", 404, body={"message": "Not Found"})
+    with pytest.raises(TerminalError) as caught:
+        await app.repository(REPO, installation_id=INSTALLATION)
+    assert f"GitHub GET /repos/{REPO}: 404 Not Found" in str(caught.value)
+
+
+async def test_a_revoked_installation_token_is_renewed_once(app: GitHubApp, fake: FakeGitHub,
+                                                            clock: Clock) -> None:
+    """401 on a cached installation token (revoked early): a new token, the call again."""
     await app.repository(REPO, installation_id=INSTALLATION)
-    assert clock.waits == [60.0]
+    fake.tokens.clear()  # GitHub forgot every token it issued
+    assert (await app.repository(REPO, installation_id=INSTALLATION))["full_name"] == REPO
+    assert fake.token_requests == [INSTALLATION, INSTALLATION]
+
+
+async def test_server_errors_that_persist_are_handed_to_the_queue(app: GitHubApp,
+                                                                 fake: FakeGitHub,
+                                                                 clock: Clock) -> None:
+    """A 503 that outlasts a few short retries (seconds, not minutes) is GitHubUnavailable:
+    not terminal, the queue's backoff takes over."""
+    fake.fail_next("GET", rf"/repos/{REPO}", 503, times=10)
+    with pytest.raises(GitHubUnavailable):
+        await app.repository(REPO, installation_id=INSTALLATION)
+    assert len(clock.waits) == 3 and sum(clock.waits) < 10
 
 
 async def test_server_errors_and_connection_errors_are_retried(app: GitHubApp,

@@ -69,7 +69,7 @@ async def test_running_app_uses_a_rotated_github_key(aiohttp_client, store, dsn)
     from controller.app import create_app
     from controller.clients.secrets import SecretSource, with_provider_secrets
     from controller.config import ProviderSettings
-    from controller.web.keys import GITHUB
+    from controller.web.keys import PROVIDERS
     from tests.fakes.github import make_key_pair
     from tests.helpers import make_settings, wait_until
 
@@ -82,8 +82,7 @@ async def test_running_app_uses_a_rotated_github_key(aiohttp_client, store, dsn)
         GITHUB_APP_ID="1034567", P38_SECRETS_TTL_SECONDS=0.05)})
     settings = with_provider_secrets(settings, held)
     client = await aiohttp_client(create_app(settings, secrets=SecretSource(held, manager)))
-    github = client.app[GITHUB]
-    assert github is not None
+    github = client.app[PROVIDERS]["github"].reads.client
     jwt.decode(github.app_jwt(), old_public, algorithms=["RS256"])
 
     manager_fake.secrets["github-app-private-key"] = new_private  # rotated in Secret Manager

@@ -16,6 +16,7 @@ import pytest
 
 from controller.app import create_app
 from controller.config import ManifestSettings, ProviderSettings
+from controller.providers import github
 from controller.store import Store
 from tests.fakes.github import FakeGitHub, make_key_pair
 from tests.helpers import SAMPLES, github_payload, make_settings, wait_until
@@ -96,7 +97,8 @@ async def gitops(aiohttp_client, store: Store, dsn: str) -> AsyncIterator[GitOps
         "providers": ProviderSettings(GITHUB_APP_ID=fake.app_id, GITHUB_APP_PRIVATE_KEY=PRIVATE),
         "manifests": ManifestSettings(P38_RESYNC_SECONDS=3600)})
     sleeps = Sleeps()
-    app = create_app(settings, github_transport=fake.transport(), github_sleep=sleeps)
+    app = create_app(settings, providers=[github.bundle(transport=fake.transport(),
+                                                       sleep=sleeps)])
     client = await aiohttp_client(app)
     yield GitOps(client, fake, store, sleeps, {"README.md": "infra\n"})
 

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from controller.errors import NoActionRunner
-from controller.executor import ActionFailed, Executor
-from controller.policy import Policy, Verdict, gate
+from controller.engine.executor import ActionFailed, Executor
+from controller.reconcile.errors import NoActionRunner
+from controller.reconcile.plan import Action
+from controller.reconcile.policy import Policy, Verdict, gate
 from controller.store import Store
-from reconcilers.base import Action
 
 ACTION = Action("github.add_reaction", {"comment_id": 2487654321, "content": "eyes"},
                 "ack:octo-org/infra:2487654321")
@@ -26,8 +26,8 @@ class Recorder:
         self.status_while_running: list[str] = []
         self.fail = fail
 
-    async def __call__(self, params: Mapping[str, Any]) -> Mapping[str, Any]:
-        self.calls.append(params)
+    async def __call__(self, action: Action) -> Mapping[str, Any]:
+        self.calls.append(action.params)
         [row] = await self.store.fetch("actions_list", "k", None, 1)
         self.status_while_running.append(row["status"])
         if self.fail:
@@ -71,15 +71,15 @@ async def test_dry_run_records_without_executing(store: Store) -> None:
     assert live.status == "succeeded" and len(runner.calls) == 1
 
 
-async def test_held_until_approved_and_killswitch_skips(store: Store) -> None:
-    """An action needing approval is held until approved; the killswitch skips everything."""
+async def test_held_until_approved_and_by_the_killswitch(store: Store) -> None:
+    """An action needing approval is held until approved; the killswitch holds everything."""
     runner = Recorder(store)
     executor = Executor(store, {"github.add_reaction": runner})
     policy = Policy(approval_required=frozenset({"github.add_reaction"}))
     [held] = await act(executor, policy)
     assert held.status == "held" and runner.calls == []
-    [skipped] = await act(executor, Policy(killswitch=True), {ACTION.idempotency_key})
-    assert skipped.status == "skipped" and runner.calls == []
+    [stopped] = await act(executor, Policy(killswitch=True), {ACTION.idempotency_key})
+    assert stopped.status == "held" and "killswitch" in stopped.reason and runner.calls == []
     await store.execute("approval_grant", ACTION.idempotency_key, "dana")
     approved = {r["idempotency_key"] for r in await store.fetch(
         "approvals_for", [ACTION.idempotency_key])}
@@ -91,8 +91,9 @@ def test_gate_order_killswitch_then_approval_then_dry_run() -> None:
     """The gate is pure: killswitch beats approval beats dry-run."""
     needs = Action("railway.rollback", {}, "rb:1", needs_approval=True)
     plain = Action("n8n.notify", {}, "n:1")
-    assert [g.verdict for g in gate([needs, plain], Policy(killswitch=True, dry_run=True),
-                                    set())] == [Verdict.SKIPPED, Verdict.SKIPPED]
+    assert [(g.verdict, g.blocked_by) for g in gate(
+        [needs, plain], Policy(killswitch=True, dry_run=True), set())] == [
+        (Verdict.HELD, "Killswitch"), (Verdict.HELD, "Killswitch")]
     assert [g.verdict for g in gate([needs, plain], Policy(dry_run=True), set())] == [
         Verdict.HELD, Verdict.DRY_RUN]
     assert [g.verdict for g in gate([needs, plain], Policy(), {"rb:1"})] == [

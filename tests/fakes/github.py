@@ -50,6 +50,7 @@ class Repo:
     blobs: dict[str, bytes] = field(default_factory=dict)
     files: dict[str, dict[str, str]] = field(default_factory=dict)  # commit -> path -> blob
     pulls: dict[int, tuple[str, str]] = field(default_factory=dict)  # number -> (head, base)
+    pull_states: dict[int, dict[str, Any]] = field(default_factory=dict)  # state, merged
 
 
 @dataclass
@@ -138,6 +139,12 @@ class FakeGitHub:
 
     def open_pull(self, repo: str, number: int, *, head: str, base: str = "main") -> None:
         self.repos[repo].pulls[number] = (head, base)
+        self.repos[repo].pull_states[number] = {"state": "open", "merged": False,
+                                                "merged_at": None}
+
+    def merge_pull(self, repo: str, number: int) -> None:
+        self.repos[repo].pull_states[number] = {"state": "closed", "merged": True,
+                                                "merged_at": "2026-11-21T10:00:00Z"}
 
     @property
     def write_calls(self) -> list[httpx.Request]:
@@ -259,6 +266,27 @@ class FakeGitHub:
             return httpx.Response(200, json={"sha": m[1], "size": len(data),
                                              "encoding": "base64",
                                              "content": base64.encodebytes(data).decode()})
+        if method == "GET" and (m := re.fullmatch(r"/pulls/(\d+)", rest)):
+            number = int(m[1])
+            if number not in repo.pulls:
+                return _error(404, "Not Found")
+            head, base = repo.pulls[number]
+            return httpx.Response(200, json={
+                "number": number, "title": f"pull {number}", "draft": False,
+                **repo.pull_states[number],
+                "head": {"ref": head, "sha": repo.branches.get(head)},
+                "base": {"ref": base, "sha": repo.branches.get(base)}})
+        if method == "GET" and (m := re.fullmatch(r"/commits/([^/]+)/check-runs", rest)):
+            name = request.url.params.get("check_name")
+            runs = [r for r in reversed(self.check_runs) if r["repo"] == repo.full_name
+                    and r["head_sha"] == m[1] and name in (None, r["name"])]
+            if request.url.params.get("filter", "latest") == "latest":
+                newest: dict[str, dict[str, Any]] = {}
+                for run in runs:
+                    newest.setdefault(run["name"], run)
+                runs = list(newest.values())
+            page = _page(request, runs)
+            return httpx.Response(200, json={"total_count": len(runs), "check_runs": page})
         if method == "POST" and rest == "/check-runs":
             missing = [f for f in ("name", "head_sha") if f not in body]
             if missing or ("output" in body and "summary" not in body["output"]):

@@ -5,14 +5,15 @@ from __future__ import annotations
 import dataclasses
 
 from controller.manifests.loader import parse_text
-from controller.manifests.state import desired_states
-from reconcilers.base import Resource, Where
+from controller.reconcile.plan import Resource
+from controller.reconcile.reads import Where
 from reconcilers.manifests import (
     Change,
     ManifestSnapshot,
     ObjectState,
     changed_fields,
     decide,
+    desired_states,
     object_changes,
 )
 from tests.manifests.test_loader import AGENT

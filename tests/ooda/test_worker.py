@@ -9,11 +9,8 @@ import asyncpg
 
 from controller.app import create_app
 from controller.config import QueueSettings
-from controller.executor import Executor
-from controller.metrics import Metrics
-from controller.ooda import Worker
-from controller.policy import Policy
-from controller.queue import WorkQueue
+from controller.engine.queue import WorkQueue
+from controller.reconcile.reconciler import Watch
 from controller.store import Store
 from reconcilers import default_registry
 from tests.helpers import (
@@ -22,19 +19,9 @@ from tests.helpers import (
     make_settings,
     store_delivery,
     wait_until,
+    worker_for,
 )
 from tests.probes import Probe
-
-
-def worker_for(store: Store, probe: Probe, *, name: str = "w", lease: float = 30.0,
-               max_attempts: int = 3, backoff: float = 0.01) -> Worker:
-    settings = QueueSettings(P38_LEASE_SECONDS=lease, P38_MAX_ATTEMPTS=max_attempts,
-                             P38_BACKOFF_BASE_SECONDS=backoff, P38_BACKOFF_CAP_SECONDS=backoff,
-                             P38_POLL_SECONDS=0.05)
-    return Worker(name, store=store, queue=WorkQueue(store, settings),
-                  registry={"probe": probe, **default_registry()},
-                  executor=Executor(store), policy=Policy(), metrics=Metrics(),
-                  wake=asyncio.Event())
 
 
 async def audit(store: Store, key: str | None = None) -> list[dict]:  # type: ignore[type-arg]
@@ -84,7 +71,7 @@ async def test_crashed_worker_key_is_processed_after_lease_expiry(store: Store) 
     """A key claimed by a worker that died is reconciled by another once the lease expires."""
     probe = Probe()
     worker = worker_for(store, probe, lease=0.3)
-    await worker._queue.enqueue(["probe:k"])
+    await worker._queue.enqueue_now(["probe:k"])
     dead_lease = await worker._queue.claim("crashed")  # claimed, then the process vanished
     assert dead_lease is not None
     stopping = asyncio.Event()
@@ -106,7 +93,7 @@ async def test_two_workers_never_reconcile_one_key_at_once(dsn: str, store: Stor
 
     async def hint_again(key: str) -> None:  # a new hint lands while the key is being worked
         if probe.observed.count(key) == 1:
-            await WorkQueue(store, QueueSettings()).enqueue([key])
+            await WorkQueue(store, QueueSettings()).hint([key])
         await asyncio.sleep(0)
 
     probe.on_observe = hint_again
@@ -114,7 +101,7 @@ async def test_two_workers_never_reconcile_one_key_at_once(dsn: str, store: Stor
     workers = [worker_for(s, probe, name=f"p{i}-w{j}") for i, s in enumerate(stores)
                for j in range(3)]
     keys = [f"probe:{n}" for n in range(12)]
-    await WorkQueue(store, QueueSettings()).enqueue(keys)
+    await WorkQueue(store, QueueSettings()).enqueue_now(keys)
     stopping = asyncio.Event()
     tasks = [asyncio.create_task(w.run(stopping)) for w in workers]
     try:
@@ -134,9 +121,10 @@ async def test_failures_back_off_then_dead_letter_then_redelivery(aiohttp_client
                                                                   dsn: str) -> None:  # type: ignore[no-untyped-def]
     """A failing key is retried with backoff, dead-lettered with its last error, its delivery
     marked failed; a redelivery of that GUID is then accepted and processed."""
-    probe = Probe(fail_with=RuntimeError("provider said no"))
+    probe = Probe(fail_with=RuntimeError("provider said no"), watching=(
+        Watch("github", frozenset({"pull_request"}), lambda _event: ["probe:doomed"]),))
     settings = make_settings(dsn, workers=1, max_attempts=3, backoff_base=0.01)
-    registry = {**default_registry(), "pull": probe}
+    registry = {**default_registry(), "probe": probe}
     client = await aiohttp_client(create_app(settings, registry=registry))
     headers, body = github_request("pull_request", "opened", guid="guid-doomed")
     assert (await client.post("/webhooks/github", data=body, headers=headers)).status == 202
@@ -146,12 +134,12 @@ async def test_failures_back_off_then_dead_letter_then_redelivery(aiohttp_client
         return row["status"] == "failed"
 
     await wait_until(failed, what="delivery failed")
-    rows = await audit(store, "pull:octo-org/infra#12")
+    rows = await audit(store, "probe:doomed")
     assert [r["outcome"] for r in rows] == ["retry", "retry", "dead"]
     assert [r["attempt"] for r in rows] == [1, 2, 3]
     assert "provider said no" in rows[-1]["error"]
     [dead] = await store.fetch("queue_list", "dead", None, 5)
-    assert "gave up after 3 attempts" in dead["last_error"]
+    assert "3 attempts" in dead["last_error"]
     delivery = await store.fetchrow("delivery_by_guid", "guid-doomed")
     assert "provider said no" in delivery["error"]
 
@@ -159,7 +147,7 @@ async def test_failures_back_off_then_dead_letter_then_redelivery(aiohttp_client
     again = await client.post("/webhooks/github", data=body, headers=headers)
     assert again.status == 202
     await wait_until(lambda: _status_is(store, "guid-doomed", "processed"), what="reprocessed")
-    assert (await audit(store, "pull:octo-org/infra#12"))[-1]["outcome"] == "done"
+    assert (await audit(store, "probe:doomed"))[-1]["outcome"] == "done"
 
 
 async def _status_is(store: Store, guid: str, status: str) -> bool:
@@ -167,10 +155,11 @@ async def _status_is(store: Store, guid: str, status: str) -> bool:
     return row is not None and row["status"] == status
 
 
-async def test_invalid_transition_stalls_and_is_audited(aiohttp_client, store: Store,
-                                                        dsn: str) -> None:  # type: ignore[no-untyped-def]
-    """A merged pull request reported open again is an invalid transition: dead-lettered,
-    audited with the reason, and the persisted state is left alone."""
+async def test_a_stale_delivery_is_not_dead_lettered(aiohttp_client, store: Store,
+                                                     dsn: str) -> None:  # type: ignore[no-untyped-def]
+    """A merged pull request reported open by a late delivery cannot be re-read without GitHub
+    credentials: the recorded state stays, the key is done (not dead), and the status says
+    why."""
     client = await aiohttp_client(create_app(make_settings(dsn, workers=1)))
     merged = {"action": "closed", "number": 5, "repository": {"full_name": "o/r"},
               "pull_request": {"number": 5, "state": "closed", "merged": True}}
@@ -181,12 +170,14 @@ async def test_invalid_transition_stalls_and_is_audited(aiohttp_client, store: S
         assert (await client.post("/webhooks/github", data=body, headers=headers)).status == 202
         await wait_until(lambda: _settled(store), what="deliveries settled")
     rows = await audit(store, "pull:o/r#5")
-    assert rows[-1]["outcome"] == "dead"
-    assert "merged -> open is not allowed" in rows[-1]["error"]
+    assert [(r["outcome"], r["decision"]) for r in rows] == [("done", "Transition"),
+                                                             ("done", "StaleDelivery")]
     state = await store.fetchrow("resource_get", "pull", "o/r#5")
     assert (state["state"], state["version"]) == ("merged", 1)
-    transitions = await store.fetch("queue_list", "dead", None, 5)
-    assert [t["key"] for t in transitions] == ["pull:o/r#5"]
+    assert await store.fetch("queue_list", "dead", None, 5) == []
+    [status] = await store.fetch("statuses_of", ["pull:o/r#5"])
+    assert (status["status"], status["reason"]) == ("Ready", "StaleDelivery")
+    assert "cannot follow merged" in status["message"]
 
 
 async def _settled(store: Store) -> bool:
@@ -198,7 +189,7 @@ async def test_lost_lease_discards_the_result(store: Store) -> None:
     """A worker whose lease was taken over stops, records `lost`, and writes no state."""
     probe = Probe(gate=asyncio.Event())
     worker = worker_for(store, probe, lease=0.3)
-    await worker._queue.enqueue(["probe:slow"])
+    await worker._queue.enqueue_now(["probe:slow"])
     lease = await worker._queue.claim("w")
     assert lease is not None
     processing = asyncio.create_task(worker.process(lease))
@@ -229,7 +220,7 @@ async def test_concurrent_update_is_retried_not_lost(store: Store) -> None:
     """If the object changes between observe and record, nothing is written and it is retried."""
     probe = Probe()
     worker = worker_for(store, probe)
-    await worker._queue.enqueue(["probe:raced"])
+    await worker._queue.enqueue_now(["probe:raced"])
 
     async def someone_else_writes(key: str) -> None:
         if probe.observed.count(key) == 1:
@@ -283,7 +274,7 @@ async def test_worker_survives_a_settle_that_fails(store: Store, dsn: str) -> No
     stopping = asyncio.Event()
     task = asyncio.create_task(worker.run(stopping))
     try:
-        await worker._queue.enqueue(["probe:injected"])
+        await worker._queue.enqueue_now(["probe:injected"])
         rows = await wait_until(lambda: audit(store, "probe:injected"),
                                 what="reconcile after the failed settle")
         assert not task.done()  # the worker is still running

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 import pytest
 
 from controller.config import QueueSettings
-from controller.errors import ConcurrentUpdate, LeaseLost
-from controller.queue import AuditEntry, WorkQueue, backoff_delay
+from controller.engine.queue import AuditEntry, WorkQueue, backoff_delay
+from controller.reconcile.errors import ConcurrentUpdate, LeaseLost
 from controller.store import Store
 from tests.helpers import store_delivery
 
@@ -37,7 +37,7 @@ async def test_hints_for_one_key_coalesce(store: Store) -> None:
 
 async def test_concurrent_claims_never_share_a_key(dsn: str, store: Store) -> None:
     """Many claimers on separate pools (as separate processes would be) get distinct keys."""
-    await queue_for(store).enqueue([f"probe:{n}" for n in range(5)])
+    await queue_for(store).enqueue_now([f"probe:{n}" for n in range(5)])
     stores = [await Store.connect(dsn, min_size=1, max_size=2) for _ in range(4)]
     try:
         queues = [queue_for(s) for s in stores]
@@ -90,7 +90,7 @@ async def test_hint_during_a_reconcile_runs_it_again(store: Store) -> None:
     assert len(again.deliveries) == 2 and again.deliveries[0] == second and again.attempt == 1
 
     # A hint with no delivery (resync, replay) while leased also brings the key back.
-    await queue.enqueue(["probe:busy"])
+    await queue.enqueue_now(["probe:busy"])
     await queue.settle(again, "done", audit=entry())
     third = await _claim_eventually(queue, "w3")
     assert third.deliveries == ()
@@ -111,8 +111,7 @@ async def test_retry_waits_out_backoff_then_dead_letters(store: Store) -> None:
     delivery = await store_delivery(store, "probe:bad")
     first = await queue.claim("w")
     assert first is not None
-    await queue.settle(first, "retry", delay=queue.backoff(first.attempt), error="boom 1",
-                       audit=entry())
+    await queue.settle(first, "retry", delay=0.2, error="boom 1", audit=entry())
     assert await queue.claim("w") is None  # backing off
     row = (await store.fetch("queue_list", None, None, 1))[0]
     assert row["last_error"] == "boom 1" and row["attempts"] == 1
@@ -125,7 +124,7 @@ async def test_retry_waits_out_backoff_then_dead_letters(store: Store) -> None:
     failed = await store.fetchrow("delivery_by_id", delivery)
     assert (failed["status"], failed["error"]) == ("failed", "boom 2")
 
-    await queue.enqueue(["probe:bad"])  # a new hint revives a dead key
+    await queue.hint(["probe:bad"])  # a new hint revives a dead key
     revived = await queue.claim("w")
     assert revived is not None and revived.attempt == 1
 
@@ -149,7 +148,7 @@ async def _claim_eventually(queue: WorkQueue, holder: str):  # type: ignore[no-u
 
 async def test_settle_records_transition_and_audit_atomically(store: Store) -> None:
     """settle writes the transition and the audit row with the queue change, or nothing."""
-    from reconcilers.base import Transition
+    from controller.reconcile.plan import Transition
 
     queue = queue_for(store)
     await store_delivery(store, "probe:t")

@@ -1,22 +1,47 @@
-"""The periodic resync enqueues manifest sources idle for P38_RESYNC_SECONDS, once."""
+"""The periodic resync hints the keys of every kind that has something to re-read when they
+have not been reconciled for their period, and revives their dead keys with a fresh count."""
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime
-
+from controller.config import QueueSettings
+from controller.engine.queue import WorkQueue
 from controller.store import Store
 
 
-async def test_idle_sources_are_enqueued_once(store: Store) -> None:
-    await store.execute("resource_insert", "manifests", "octo/infra", "Ready", {})
-    await store.execute("resource_insert", "manifests", "local", "Ready", {})
-    await store.execute("resource_insert", "repo", "octo/infra", "active", {})  # not a source
-    await store.execute(  # `local` was reconciled a moment ago
-        "audit_record", uuid.uuid4(), "manifests:local", "manifests", "w", [], 1, "done", {},
-        "UpToDate", "", [], None, datetime.now(UTC), 1.0)
-    assert await store.fetchval("resync_due", 300.0) == ["manifests:octo/infra"]
-    assert await store.fetchval("resync_due", 300.0) is None  # already queued: left alone
+async def _status(store: Store, key: str, *, age_seconds: float) -> None:
+    await store.pool.execute(
+        "INSERT INTO object_status (key, kind, status, reason, reconciled_at)"
+        " VALUES ($1, split_part($1, ':', 1), 'Ready', 'UpToDate',"
+        "         now() - make_interval(secs => $2))", key, age_seconds)
+
+
+async def test_idle_keys_of_resynced_kinds_are_hinted_once(store: Store) -> None:
+    """Only kinds that resync, only keys idle for their period, only keys not queued."""
+    queue = WorkQueue(store, QueueSettings())
+    await _status(store, "manifests:octo/infra", age_seconds=600)
+    await _status(store, "agent:octo/infra/tesla-watch", age_seconds=600)
+    await _status(store, "manifests:local", age_seconds=10)  # reconciled a moment ago
+    await _status(store, "pull:octo/infra#3", age_seconds=600)  # its kind has nothing to re-read
+    periods = {"manifests": 300.0, "agent": 300.0}
+    assert await queue.resync(periods) == ["agent:octo/infra/tesla-watch",
+                                           "manifests:octo/infra"]
+    assert await queue.resync(periods) == []  # already queued: left alone
     queued = [r["key"] for r in await store.fetch("queue_list", None, None, 10)]
-    assert queued == ["manifests:octo/infra"]
-    assert await store.fetchval("resync_due", 0.0) == ["manifests:local"]
+    assert queued == ["agent:octo/infra/tesla-watch", "manifests:octo/infra"]
+    [hint] = await store.fetch("deliveries_list", "p38", "resync", None, None, 5)
+    assert hint["status"] == "pending"  # the resync is a delivery of the controller's own
+
+
+async def test_dead_keys_are_revived_with_a_fresh_count(store: Store) -> None:
+    """A key that gave up while a provider was down tries again at the next resync."""
+    queue = WorkQueue(store, QueueSettings())
+    await _status(store, "manifests:octo/infra", age_seconds=600)
+    await queue.enqueue_now(["manifests:octo/infra"])
+    await store.pool.execute(
+        "UPDATE work_queue SET state = 'dead', attempts = 17,"
+        " failing_since = now() - interval '2 hours' WHERE key = 'manifests:octo/infra'")
+    assert await queue.resync({"manifests": 300.0}) == ["manifests:octo/infra"]
+    [row] = await store.fetch("queue_list", None, None, 5)
+    assert (row["state"], row["attempts"], row["failing_since"]) == ("queued", 0, None)
+    lease = await queue.claim("w")
+    assert lease is not None and lease.attempt == 1 and lease.failing_for is None

@@ -10,12 +10,12 @@ from datetime import UTC, datetime
 import asyncpg
 
 from controller.config import QueueSettings
-from controller.queue import AuditEntry, WorkQueue
+from controller.engine.queue import AuditEntry, WorkQueue
 from controller.store import Store
+from controller.store.queries import queries
 from tests.helpers import store_delivery, wait_until
 
-INGEST = ("SELECT * FROM p38_ingest($1::int[], $2::text[], $3::text[], $4::text[], $5::text[],"
-          " $6::text[], $7::text[], $8::text[], $9::text[], $10::int[], $11::text[])")
+INGEST = queries()["ingest_batch"]
 
 
 async def test_settle_waits_for_an_ingest_in_flight_without_deadlock(store: Store,

@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from controller import retention
 from controller.app import create_app
 from controller.config import RetentionSettings
+from controller.engine import retention
 from controller.store import Store
 from tests.helpers import env_for, make_settings, p38, store_delivery, wait_until
 

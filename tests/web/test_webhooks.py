@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 from controller.app import create_app
 from controller.config import QueueSettings
-from controller.queue import AuditEntry, WorkQueue
+from controller.engine.queue import AuditEntry, WorkQueue
 from controller.store import Store
 from tests.helpers import (
     N8N_SECRET,

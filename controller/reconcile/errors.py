@@ -32,6 +32,14 @@ class NoActionRunner(TerminalError):
     """No runner is registered for this kind of action."""
 
 
+class UndeclaredEnqueue(TerminalError):
+    """A plan enqueued a kind of key its reconciler does not declare in `owns`."""
+
+
+class DeadlineExceeded(P38Error):
+    """The reconcile took longer than its deadline and was cancelled; retried with backoff."""
+
+
 class ConcurrentUpdate(P38Error):
     """The resource changed since it was observed (optimistic concurrency); retry."""
 
@@ -51,3 +59,16 @@ class Waiting(P38Error):
 
 class NotConfigured(P38Error):
     """The credentials or settings this read needs are not configured."""
+
+
+class ProviderError(P38Error):
+    """A provider failed in a way a later attempt may fix (a 5xx, a timeout); retried."""
+
+
+class ProviderRefused(TerminalError):
+    """A provider refused the request and retrying cannot change that (a 4xx other than 408
+    and 429); its message says why."""
+
+
+class RateLimited(Waiting):
+    """A provider's rate limit resets later than a client may sleep; come back then."""

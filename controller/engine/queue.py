@@ -4,23 +4,27 @@ Coalescing: a key has one constant-size row; hints that arrive while it waits or
 folded into it. What is pending is recorded per delivery and key (`delivery_keys`); a claim
 returns the pending deliveries it answers for, and only those are marked done.
 Claiming is one `UPDATE ... WHERE key = (SELECT ... FOR UPDATE SKIP LOCKED)`; a lease carries a
-token, and the end of a reconcile (`settle`, one call of the p38_settle function) is fenced by
-it, so a worker that lost its lease cannot overwrite the new holder's work. Expired leases are
-reclaimed by `claim`. SQL lives in queries.sql and the migrations; no driver import here.
+token, and the end of a reconcile (`settle`, one call of p38_settle_v2) is fenced by it, so a
+worker that lost its lease cannot overwrite the new holder's work. Expired leases are reclaimed
+by `claim`. Three ways in: a webhook delivery (ingest), the controller's own `hint` (a
+reconcile's follow-ups are hinted by its settle; watchers and the resync call `hint`), and an
+operator's `enqueue_now`. A hint ends a `requeue` wait and revives a dead key, and leaves error
+backoff alone; the operator's word cuts every wait. SQL lives in queries.sql and the
+migrations; no driver import here.
 """
 
 from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from controller.config import QueueSettings
+from controller.reconcile.plan import Status, Transition
 from controller.store import Store
-from reconcilers.base import Transition
 
 WAKE_CHANNEL = "p38_queue"
 
@@ -35,6 +39,7 @@ class Lease:
     deliveries: tuple[int, ...]
     token: uuid.UUID
     holder: str
+    failing_for: float | None = None  # seconds since this key's current failures began
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,17 @@ class AuditEntry:
     actions: list[dict[str, Any]] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class StatusEntry:
+    """The object's status as the reconcile leaves it."""
+
+    status: Status
+    reason: str
+    message: str = ""
+    revision: str | None = None
+    forget: bool = False
+
+
 def backoff_delay(attempt: int, *, base: float, cap: float,
                   rng: Callable[[], float] = random.random) -> float:
     """Capped exponential backoff with "equal jitter": between half and all of base*2^(n-1)."""
@@ -62,9 +78,25 @@ class WorkQueue:
         self._store = store
         self.settings = settings
 
-    async def enqueue(self, keys: Sequence[str]) -> int:
-        """Queue keys now (coalescing with their rows), without a delivery: resync, replay."""
+    async def enqueue_now(self, keys: Sequence[str]) -> int:
+        """An operator's word (`p38 replay`, `p38 approve`): due now whatever the key waits
+        for; a dead key is revived with a fresh count."""
         return int(await self._store.fetchval("queue_enqueue", list(keys)))
+
+    async def hint(self, keys: Sequence[str], *, event: str = "hint",
+                   origin: Mapping[str, Any] | None = None) -> int:
+        """The controller's own hint (a watcher): stored as a delivery of source `p38`; a key
+        waiting (requeue) becomes due, a dead one is revived, backoff is left alone."""
+        return int(await self._store.fetchval("queue_hint", list(keys), str(uuid.uuid4()),
+                                              event, dict(origin or {"from": event})))
+
+    async def resync(self, periods: Mapping[str, float]) -> list[str]:
+        """Hint the keys of these kinds not reconciled for their period, dead ones included;
+        one replica at a time. Returns the keys hinted."""
+        kinds = sorted(periods)
+        keys = await self._store.fetchval("queue_resync", kinds, [periods[k] for k in kinds],
+                                          str(uuid.uuid4()))
+        return list(keys or [])
 
     async def claim(self, holder: str) -> Lease | None:
         token = uuid.uuid4()
@@ -73,7 +105,8 @@ class WorkQueue:
         if row is None:
             return None
         return Lease(key=row["key"], kind=row["kind"], attempt=row["attempts"],
-                     deliveries=tuple(row["deliveries"]), token=token, holder=holder)
+                     deliveries=tuple(row["deliveries"]), token=token, holder=holder,
+                     failing_for=row["failing_for"])
 
     async def renew(self, lease: Lease) -> bool:
         """Extend the lease; False when another worker holds the key now."""
@@ -88,32 +121,36 @@ class WorkQueue:
         """Give the key back unfinished (shutdown); due again at once, not counted as a try."""
         await self._store.execute("queue_release", lease.key, lease.token)
 
-    def backoff(self, attempt: int) -> float:
-        return backoff_delay(attempt, base=self.settings.backoff_base_seconds,
-                             cap=self.settings.backoff_cap_seconds)
-
     async def settle(self, lease: Lease, outcome: str, *, delay: float = 0.0,
                      error: str | None = None, transition: Transition | None = None,
+                     enqueue: Sequence[str] = (), status: StatusEntry | None = None,
                      audit: AuditEntry) -> None:
-        """End a reconcile in one atomic call (p38_settle), fenced by the lease token.
+        """End a reconcile in one atomic call (p38_settle_v2), fenced by the lease token.
 
         done: the lease's deliveries are processed; the row is removed, or kept for one more
         reconcile after `coalesce_seconds` when hints arrived meanwhile. requeue: the same,
-        then look again after `delay`. retry: deliveries stay pending, due after `delay`.
-        dead: the key stops; every delivery still waiting on it is marked failed.
-        Raises LeaseLost (another worker holds the key) or ConcurrentUpdate (the object's
-        version moved since it was observed; nothing was written).
+        then look again after `delay` (a hint ends that wait). retry: deliveries stay pending,
+        due after `delay` (backoff). dead: the key stops; every delivery still waiting on it is
+        marked failed. `enqueue` (done and requeue only) is hinted in the same transaction;
+        `status` replaces the object's status. Raises LeaseLost (another worker holds the key)
+        or ConcurrentUpdate (the object's version moved since it was observed; nothing was
+        written).
         """
         t = transition
         await self._store.fetchval(
             "queue_settle", lease.key, lease.token, outcome, list(lease.deliveries), delay,
             self.settings.coalesce_seconds, _storable(error),
-            t.to_state if t else None, t.from_state if t else None,
-            _storable(dict(t.data)) if t else None, t.expected_version if t else None,
-            _storable(t.reason) if t else None,
-            uuid.UUID(audit.reconcile_id), lease.holder, lease.attempt, _storable(audit.phases),
-            _storable(audit.decision), _storable(audit.reason), _storable(audit.actions),
-            audit.started, audit.duration_ms)
+            _storable({"to": t.to_state, "from": t.from_state, "data": dict(t.data),
+                       "expected": t.expected_version, "reason": t.reason}) if t else None,
+            list(enqueue),
+            _storable({"status": status.status, "reason": status.reason,
+                       "message": status.message, "revision": status.revision,
+                       "forget": status.forget}) if status else None,
+            _storable({"reconcile_id": audit.reconcile_id, "worker": lease.holder,
+                       "attempt": lease.attempt, "phases": audit.phases,
+                       "decision": audit.decision, "reason": audit.reason,
+                       "actions": audit.actions, "started": audit.started.isoformat(),
+                       "duration_ms": audit.duration_ms}))
 
 
 def _storable(value: Any) -> Any:

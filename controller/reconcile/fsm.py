@@ -2,7 +2,7 @@
 
 A `StateMachine` is data (states, allowed transitions, initial states). `check` is pure and
 raises `InvalidTransition`; persistence (with a version for optimistic concurrency) is in
-`controller.ooda` through the store. No I/O here.
+`controller.engine.ooda` through the store. No I/O here.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from controller.errors import InvalidTransition
+from controller.reconcile.errors import InvalidTransition
 
 
 @dataclass(frozen=True)

@@ -1,29 +1,31 @@
 """The executor: every side effect goes through here, recorded before it runs.
 
 Each action has a kind, params and an idempotency key. Its row is written first (pending ->
-running -> succeeded | failed; dry_run, held and skipped are recorded and not run); a key
-that already succeeded never runs again. Runners are registered by action kind and do the
-outbound I/O through `controller.clients`; retries of transient errors belong to the clients.
+running -> succeeded | failed; dry_run and held are recorded and not run); a key that already
+succeeded never runs again. Runners are registered by action kind (the providers' bundles) and
+do the outbound I/O through `controller.clients`; short retries belong to the clients. A runner
+that says `Waiting` (a rate limit minutes away) leaves its action pending with the reason.
+Because a crash can fall between a runner's call and the record of its success, every runner
+first looks for what it would create (docs/extending.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
-from controller.errors import NoActionRunner
-from controller.policy import Gated, Verdict
+from controller.reconcile.errors import NoActionRunner, Waiting
+from controller.reconcile.plan import ActionRunner
+from controller.reconcile.policy import Gated, Verdict
 from controller.store import Store
 
 log = structlog.get_logger("p38.executor")
 
-ActionRunner = Callable[[Mapping[str, Any]], Awaitable[Mapping[str, Any] | None]]
 
-_RECORDED_STATUS = {Verdict.RUN: "pending", Verdict.DRY_RUN: "dry_run", Verdict.HELD: "held",
-                    Verdict.SKIPPED: "skipped"}
+_RECORDED_STATUS = {Verdict.RUN: "pending", Verdict.DRY_RUN: "dry_run", Verdict.HELD: "held"}
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,7 @@ class ActionOutcome:
     action_id: int
     kind: str
     idempotency_key: str
-    status: str  # succeeded | already_succeeded | dry_run | held | skipped
+    status: str  # succeeded | already_succeeded | dry_run | held
     reason: str
 
     def as_audit(self) -> dict[str, Any]:
@@ -40,11 +42,13 @@ class ActionOutcome:
 
 
 class ActionFailed(Exception):
-    """An action's runner raised; the reconcile is retried with backoff."""
+    """An action's runner raised `error`; what that means (retry, wait, stall) is the
+    worker's to decide from the error's type."""
 
     def __init__(self, outcome_so_far: list[ActionOutcome], kind: str, error: BaseException):
         super().__init__(f"action {kind} failed: {type(error).__name__}: {error}")
         self.outcomes = outcome_so_far
+        self.error = error
 
 
 class Executor:
@@ -79,7 +83,11 @@ class Executor:
                 raise error
             await self._store.fetchval("action_start", action_id)
             try:
-                result = await runner(action.params)
+                result = await runner(action)
+            except Waiting as exc:  # not run; recorded as still to do, with the reason
+                await self._store.execute("action_finish", action_id, "pending", None,
+                                          f"waiting {exc.requeue_after:.0f}s: {exc.reason}")
+                raise ActionFailed(outcomes, action.kind, exc) from exc
             except Exception as exc:
                 await self._store.execute("action_finish", action_id, "failed", None,
                                           f"{type(exc).__name__}: {exc}")

@@ -1,0 +1,80 @@
+"""The read side offered to reconcilers' `observe`: persisted state, stored deliveries, applied
+objects, statuses, and each provider's reads.
+
+Implements `controller.reconcile.context.ObserveContext` over the store and the opened
+providers. Reads only (a provider's read may fill a cache of immutable content, as GitHub's
+manifest blobs); writes go through the executor and the worker's end-of-reconcile transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any, TypeVar, cast
+
+import orjson
+
+from controller.providers import Provider
+from controller.reconcile.context import (
+    AppliedObject,
+    ObjectStatus,
+    ReadsKey,
+    StoredPayload,
+)
+from controller.reconcile.errors import NotConfigured
+from controller.reconcile.plan import Resource
+from controller.store import Record, Store
+
+R = TypeVar("R")
+
+
+class StoreContext:
+    def __init__(self, store: Store, providers: Mapping[str, Provider]) -> None:
+        self._store = store
+        self._providers = providers
+
+    async def resource(self, kind: str, name: str) -> Resource | None:
+        row = await self._store.fetchrow("resource_get", kind, name)
+        if row is None:
+            return None
+        return Resource(state=row["state"], version=row["version"], data=row["data"])
+
+    async def recent_payloads(self, key: str, limit: int, *,
+                              events: Collection[str] | None = None,
+                              before: int | None = None) -> list[StoredPayload]:
+        rows = await self._store.fetch("recent_payloads_for_key", key, limit,
+                                       sorted(events) if events is not None else None, before)
+        return [StoredPayload(delivery_id=r["id"], source=r["source"], event=r["event"],
+                              action=r["action"], payload=orjson.loads(r["payload"]))
+                for r in rows]
+
+    async def applied_objects(self, source: str) -> list[AppliedObject]:
+        return [_applied(r, source) for r in await self._store.fetch("applied_objects_of",
+                                                                     source)]
+
+    async def applied_object(self, source: str, kind: str, name: str) -> AppliedObject | None:
+        row = await self._store.fetchrow("applied_object_get", source, kind, name)
+        return None if row is None else _applied(row, source)
+
+    async def applied_of_kind(self, kind: str) -> list[AppliedObject]:
+        return [_applied(r, r["source"]) for r in await self._store.fetch("applied_of_kind",
+                                                                          kind)]
+
+    async def statuses(self, keys: Sequence[str]) -> list[ObjectStatus]:
+        rows = await self._store.fetch("statuses_of", list(keys))
+        return [ObjectStatus(key=r["key"], status=r["status"], reason=r["reason"],
+                             message=r["message"], revision=r["revision"],
+                             reconciled_at=r["reconciled_at"]) for r in rows]
+
+    def reads(self, key: ReadsKey[R]) -> R:
+        provider = self._providers.get(key.provider)
+        if provider is None:
+            raise NotConfigured(f"no {key.provider} provider in this controller")
+        if provider.reads is None:
+            raise NotConfigured(provider.unavailable or f"{key.provider} cannot be read")
+        return cast(R, provider.reads)
+
+
+def _applied(row: Record, source: str) -> AppliedObject:
+    document: Any = row["document"]
+    return AppliedObject(row["kind"], row["name"], row["content_hash"], document,
+                         revision=row["revision"], source=source)

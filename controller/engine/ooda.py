@@ -1,0 +1,375 @@
+"""The worker loop: claim -> observe -> decide -> gate -> act -> settle -> done / requeue.
+
+Each worker claims one key at a time, keeps its lease alive while it works, cancels a reconcile
+that outlives its deadline, and ends every reconcile with one atomic call fenced by the lease
+(`WorkQueue.settle`): queue row, state transition, the keys the plan enqueues, the object's
+status and the audit row together. What an outcome means is decided in one `match` (`_settle`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from controller.config import QueueSettings
+from controller.engine.executor import ActionFailed, ActionOutcome, Executor
+from controller.engine.metrics import Metrics
+from controller.engine.policies import PolicySource
+from controller.engine.queue import AuditEntry, Lease, StatusEntry, WorkQueue, backoff_delay
+from controller.reconcile.context import ObserveContext
+from controller.reconcile.errors import (
+    ConcurrentUpdate,
+    DeadlineExceeded,
+    LeaseLost,
+    TerminalError,
+    UndeclaredEnqueue,
+    UnknownKind,
+    Waiting,
+)
+from controller.reconcile.ids import key_kind
+from controller.reconcile.plan import Plan
+from controller.reconcile.policy import Gated, Verdict, gate
+from controller.reconcile.reconciler import Reconciler, RetryPolicy
+from controller.store import Store
+
+log = structlog.get_logger("p38.ooda")
+
+
+@dataclass(frozen=True)
+class Done:
+    plan: Plan
+
+
+@dataclass(frozen=True)
+class Requeue:
+    after: float
+    reason: str
+    plan: Plan | None = None
+
+
+@dataclass(frozen=True)
+class Retry:
+    error: BaseException
+
+
+@dataclass(frozen=True)
+class Stalled:
+    error: BaseException
+
+
+Outcome = Done | Requeue | Retry | Stalled
+
+
+@dataclass
+class Record:
+    """What the audit row says about one reconcile."""
+
+    reconcile_id: str
+    started: datetime
+    t0: float
+    phases: dict[str, Any] = field(default_factory=dict)
+    plan: Plan | None = None
+    verdicts: list[Gated] = field(default_factory=list)
+    actions: list[ActionOutcome] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Retries:
+    """A reconciler's retry policy with the settings' defaults filled in."""
+
+    backoff_base: float
+    backoff_cap: float
+    give_up_after: float
+    max_attempts: int
+
+    @classmethod
+    def of(cls, declared: RetryPolicy | None, settings: QueueSettings) -> Retries:
+        d = declared or RetryPolicy()
+        return cls(
+            backoff_base=settings.backoff_base_seconds if d.backoff_base is None
+            else d.backoff_base,
+            backoff_cap=settings.backoff_cap_seconds if d.backoff_cap is None else d.backoff_cap,
+            give_up_after=settings.give_up_seconds if d.give_up_after is None
+            else d.give_up_after,
+            max_attempts=settings.max_attempts if d.max_attempts is None else d.max_attempts)
+
+    def gave_up(self, attempt: int, failing_for: float) -> bool:
+        return (0 < self.give_up_after <= failing_for) or (0 < self.max_attempts <= attempt)
+
+
+class Worker:
+    def __init__(self, name: str, *, store: Store, queue: WorkQueue,
+                 registry: Mapping[str, Reconciler], executor: Executor,
+                 policies: PolicySource, metrics: Metrics, wake: asyncio.Event,
+                 context: ObserveContext) -> None:
+        self.name = name
+        self._store = store
+        self._queue = queue
+        self._settings = queue.settings
+        self._registry = registry
+        self._executor = executor
+        self._policies = policies
+        self._metrics = metrics
+        self._wake = wake
+        self._context = context
+        self.current: Lease | None = None
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Claim and reconcile until `stopping` is set; a claimed key is finished or released."""
+        poll = self._settings.poll_seconds
+        while not stopping.is_set():
+            self._wake.clear()
+            try:
+                lease = await self._queue.claim(self.name)
+            except Exception as exc:  # database away: keep trying, do not die
+                log.warning("claim_failed", worker=self.name, error=str(exc))
+                lease = None
+            if lease is None:
+                due = await self._seconds_until_due(poll)
+                await _wait_any(self._wake, stopping, timeout=due)
+                continue
+            try:
+                await self.process(lease)
+            except Exception as exc:  # the database went away mid-settle, say: never die
+                log.error("reconcile_not_settled", worker=self.name, key=lease.key,
+                          error=f"{type(exc).__name__}: {exc}",
+                          meaning="the lease expires and the key is retried")
+                await _wait_any(self._wake, stopping, timeout=poll)
+
+    async def _seconds_until_due(self, poll: float) -> float:
+        try:
+            due = await self._queue.seconds_until_due()
+        except Exception:
+            return poll
+        return poll if due is None else max(0.01, min(poll, due))
+
+    async def process(self, lease: Lease) -> Outcome | None:
+        """Reconcile one leased key and settle it; releases the lease if cancelled."""
+        self.current = lease
+        record = Record(str(uuid.uuid4()), datetime.now(UTC), time.perf_counter())
+        reconciler = self._registry.get(lease.kind)
+        structlog.contextvars.bind_contextvars(key=lease.key, reconcile_id=record.reconcile_id)
+        try:
+            try:
+                outcome = await self._with_heartbeat(lease, self._reconcile(lease, record,
+                                                                            reconciler))
+            except LeaseLost as exc:
+                await self._audit_lost(lease, record, exc)
+                return None
+            await self._settle(lease, outcome, record, reconciler)
+            return outcome
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._queue.release(lease))
+            raise
+        finally:
+            self.current = None
+            structlog.contextvars.unbind_contextvars("key", "reconcile_id")
+
+    async def _with_heartbeat(self, lease: Lease, body: Any) -> Outcome:
+        task: asyncio.Task[Outcome] = asyncio.ensure_future(body)
+        interval = self._settings.lease_seconds / 3
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=interval)
+                if done:
+                    return task.result()
+                if not await self._queue.renew(lease):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
+                    raise LeaseLost(f"{lease.key}: lease expired before the reconcile ended")
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    async def _reconcile(self, lease: Lease, record: Record,
+                         reconciler: Reconciler | None) -> Outcome:
+        """The reconcile under its deadline: past it, cancelled and retried with backoff."""
+        if reconciler is None:
+            return Stalled(UnknownKind(f"no reconciler for kind {lease.kind!r}"))
+        deadline = reconciler.deadline or self._settings.deadline_seconds
+        try:
+            async with asyncio.timeout(deadline):
+                return await self._steps(lease, record, reconciler)
+        except TimeoutError:
+            return Retry(DeadlineExceeded(
+                f"{lease.key}: the reconcile took longer than its deadline of {deadline:g}s "
+                f"and was cancelled (in {', '.join(record.phases) or 'observe'})"))
+
+    async def _steps(self, lease: Lease, record: Record, reconciler: Reconciler) -> Outcome:
+        try:
+            t = time.perf_counter()
+            snapshot = await reconciler.observe(self._context, lease.key)
+            record.phases["observe"] = {"ms": _ms(t)}
+
+            t = time.perf_counter()
+            policy = (await self._policies.current()).for_source(reconciler.source(lease.key))
+            plan = reconciler.decide(snapshot, policy)
+            record.plan = plan
+            record.phases["decide"] = {"ms": _ms(t), "decision": plan.decision}
+            if plan.enqueue:
+                record.phases["decide"]["enqueue"] = list(plan.enqueue)
+            _check_owns(reconciler, plan)
+
+            approved = await self._approved([a.idempotency_key for a in plan.actions])
+            record.verdicts = gate(plan.actions, policy, approved)
+            record.phases["gate"] = {v.action.idempotency_key: v.verdict.value
+                                     for v in record.verdicts}
+
+            t = time.perf_counter()
+            record.actions = await self._executor.act(
+                record.verdicts, key=lease.key, reconcile_id=record.reconcile_id)
+            record.phases["act"] = {"ms": _ms(t), "actions": len(record.actions)}
+            for outcome in record.actions:
+                self._metrics.actions.labels(outcome.kind, outcome.status).inc()
+        except ActionFailed as exc:
+            record.actions = exc.outcomes
+            return _failed(exc.error, record) if isinstance(exc.error, Waiting | TerminalError) \
+                else Retry(exc)
+        except (Waiting, TerminalError) as exc:
+            return _failed(exc, record)
+        except Exception as exc:
+            return Retry(exc)
+        if any(v.verdict is Verdict.HELD for v in record.verdicts):
+            return Requeue(self._settings.approval_recheck_seconds, "actions held", plan)
+        if plan.requeue_after is not None:
+            return Requeue(plan.requeue_after, plan.reason, plan)
+        return Done(plan)
+
+    async def _approved(self, keys: list[str]) -> set[str]:
+        if not keys:
+            return set()
+        rows = await self._store.fetch("approvals_for", keys)
+        return {r["idempotency_key"] for r in rows}
+
+    async def _settle(self, lease: Lease, outcome: Outcome, record: Record,
+                      reconciler: Reconciler | None) -> None:
+        """The one place that decides what an outcome means for the key and its status."""
+        retries = Retries.of(reconciler.retry if reconciler else None, self._settings)
+        elapsed = time.perf_counter() - record.t0
+        failing_for = (lease.failing_for or 0.0) + elapsed
+        plan = record.plan
+        delay, error = 0.0, None
+        match outcome:
+            case Done(plan=plan):
+                label, status = "done", _status_of(plan, record.verdicts)
+            case Requeue(after=after, reason=reason, plan=plan):
+                label, delay = "requeue", after
+                status = _status_of(plan, record.verdicts) if plan else \
+                    StatusEntry("Waiting", "Waiting", reason)
+                if status.status == "Ready":
+                    status = StatusEntry("Waiting", status.reason, reason, status.revision)
+            case Retry(error=exc) if retries.gave_up(lease.attempt, failing_for):
+                label = "dead"
+                error = (f"{_describe(exc)} (gave up after failing for {failing_for:.0f}s, "
+                         f"{lease.attempt} attempts)")
+                status = StatusEntry("Stalled", "GaveUp", error)
+            case Retry(error=exc):
+                label, error = "retry", _describe(exc)
+                delay = backoff_delay(lease.attempt, base=retries.backoff_base,
+                                      cap=retries.backoff_cap)
+                status = StatusEntry("Reconciling", type(_cause(exc)).__name__,
+                                     f"{error} (attempt {lease.attempt}; next try in "
+                                     f"{delay:.0f}s)")
+            case Stalled(error=exc):
+                label, error = "dead", _describe(exc)
+                status = StatusEntry("Stalled", type(exc).__name__, error)
+        plan = plan if label in ("done", "requeue") else None
+        try:
+            await self._queue.settle(
+                lease, label, delay=delay, error=error,
+                transition=plan.transition if plan else None,
+                enqueue=plan.enqueue if plan else (), status=status, audit=self._entry(record))
+        except ConcurrentUpdate as exc:
+            # The object changed under us; nothing was written. Try again after backoff.
+            await self._settle(lease, Retry(exc), record, reconciler)
+            return
+        except LeaseLost as exc:
+            await self._audit_lost(lease, record, exc)
+            return
+        duration = time.perf_counter() - record.t0
+        self._metrics.reconciles.labels(lease.kind, label).inc()
+        self._metrics.reconcile_seconds.labels(lease.kind).observe(duration)
+        log.info("reconciled", outcome=label, attempt=lease.attempt, status=status.status,
+                 decision=record.plan.decision if record.plan else None,
+                 error=error, ms=round(duration * 1000, 2))
+
+    def _entry(self, record: Record) -> AuditEntry:
+        plan = record.plan
+        return AuditEntry(
+            reconcile_id=record.reconcile_id, started=record.started,
+            duration_ms=(time.perf_counter() - record.t0) * 1000, phases=record.phases,
+            decision=plan.decision if plan else None, reason=plan.reason if plan else None,
+            actions=[a.as_audit() for a in record.actions])
+
+    async def _audit_lost(self, lease: Lease, record: Record, exc: BaseException) -> None:
+        """A reconcile whose lease was taken over: recorded, nothing else written."""
+        self._metrics.reconciles.labels(lease.kind, "lost").inc()
+        log.warning("lease_lost", error=str(exc))
+        entry = self._entry(record)
+        await self._store.execute(
+            "audit_record", uuid.UUID(entry.reconcile_id), lease.key, lease.kind, self.name,
+            list(lease.deliveries), lease.attempt, "lost", entry.phases, entry.decision,
+            entry.reason, entry.actions, str(exc), entry.started, entry.duration_ms)
+
+
+def _check_owns(reconciler: Reconciler, plan: Plan) -> None:
+    undeclared = sorted({key_kind(k) for k in plan.enqueue} - reconciler.owns)
+    if undeclared:
+        raise UndeclaredEnqueue(f"{reconciler.kind} enqueued {', '.join(undeclared)} keys but "
+                                f"declares owns={sorted(reconciler.owns)}")
+
+
+def _failed(exc: Waiting | TerminalError, record: Record) -> Outcome:
+    if isinstance(exc, Waiting):
+        record.plan = record.plan or Plan("Waiting", exc.reason)
+        return Requeue(exc.requeue_after, exc.reason,
+                       Plan(type(exc).__name__, exc.reason, status="Waiting"))
+    return Stalled(exc)
+
+
+def _status_of(plan: Plan, verdicts: list[Gated]) -> StatusEntry:
+    """The status a carried-out plan leaves: the reconciler's own when it is not Ready,
+    else Blocked when actions were held or only recorded, else Ready."""
+    if plan.status != "Ready":
+        return StatusEntry(plan.status, plan.decision, plan.reason, plan.revision,
+                           plan.forget)
+    for wanted in (Verdict.HELD, Verdict.DRY_RUN):
+        blocked = [v for v in verdicts if v.verdict is wanted]
+        if blocked:
+            return StatusEntry("Blocked", blocked[0].blocked_by or "Held",
+                               f"{len(blocked)} action(s) not executed: {blocked[0].reason}; "
+                               f"{plan.reason}", plan.revision, plan.forget)
+    return StatusEntry("Ready", plan.decision, plan.reason, plan.revision, plan.forget)
+
+
+def _cause(exc: BaseException) -> BaseException:
+    return exc.error if isinstance(exc, ActionFailed) else exc
+
+
+def _ms(t0: float) -> float:
+    return round((time.perf_counter() - t0) * 1000, 3)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+async def _wait_any(wake: asyncio.Event, stopping: asyncio.Event, *, timeout: float) -> None:
+    waiters = [asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stopping.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

@@ -1,0 +1,43 @@
+"""Providers: one bundle per external API (its client, the runners of its actions, the reads it
+offers `observe`), plus the controller's own (`local`: the records it keeps, a local folder).
+
+A bundle is an async context manager factory: given the settings, the store and the secrets it
+opens what it needs and yields a `Provider`, or one that says why it is unavailable (no
+credentials), and closes everything on exit. The app iterates over bundles; tests pass fakes
+with `create_app(providers=[github.bundle(transport=fake.transport())])`. Adding a provider is
+one module here with a `bundle()`; see docs/extending.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+
+from controller.clients.secrets import Secrets
+from controller.config import Settings
+from controller.reconcile.plan import ActionRunner
+from controller.store import Store
+
+
+@dataclass(frozen=True)
+class Env:
+    """What a bundle may use to open its provider."""
+
+    settings: Settings
+    store: Store
+    secrets: Secrets | None = None  # Secret Manager values, refreshed while the app runs
+
+
+@dataclass(frozen=True)
+class Provider:
+    """An opened provider: `runners` by action kind, `reads` for `observe` (None when
+    unavailable), and `unavailable`: why it cannot be used, None when it can."""
+
+    name: str
+    runners: Mapping[str, ActionRunner] = field(default_factory=dict)
+    reads: object | None = None
+    unavailable: str | None = None
+
+
+Bundle = Callable[[Env], AbstractAsyncContextManager[Provider]]

@@ -1,0 +1,100 @@
+"""The controller's own provider, `local`: the runners of the actions it carries out on its own
+records (what is applied from each source, the revisions acted on) and the reads of a local
+manifests folder (`p38 up`, `P38_MANIFESTS_DIR`).
+
+Its runners are idempotent by construction (upserts keyed by source, kind and name; a revision
+recorded once). Reads only from the folder; no network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from controller.manifests.loader import manifest_files
+from controller.providers import Env, Provider
+from controller.reconcile.errors import NotConfigured
+from controller.reconcile.plan import Action, ActionRunner, runner
+from controller.reconcile.reads import ManifestFiles, Where
+from controller.store import Store
+from reconcilers.manifests import CreateObject, DeleteObject, RecordRevision, UpdateObject
+
+NAME = "local"
+
+
+@contextlib.asynccontextmanager
+async def bundle(env: Env) -> AsyncIterator[Provider]:
+    folder = env.settings.manifests.directory
+    yield Provider(NAME, runners=runners(env.store),
+                   reads=LocalReads(folder) if folder is not None else None,
+                   unavailable=None if folder is not None else
+                   "no local manifests folder is configured (P38_MANIFESTS_DIR)")
+
+
+def runners(store: Store) -> dict[str, ActionRunner]:
+    async def apply(p: CreateObject, _action: Action) -> Mapping[str, Any]:
+        await store.execute("applied_object_upsert", p.source, p.kind, p.name, p.content_hash,
+                            p.document, p.revision)
+        return {"applied": p.content_hash}
+
+    async def delete(p: DeleteObject, _action: Action) -> Mapping[str, Any]:
+        await store.execute("applied_object_delete", p.source, p.kind, p.name)
+        return {"pruned": f"{p.kind}/{p.name}"}
+
+    async def revision(p: RecordRevision, _action: Action) -> Mapping[str, Any]:
+        await store.execute("manifest_revision_record", p.source, p.revision, p.tree,
+                            p.status, p.objects, list(p.changes), list(p.problems))
+        return {"recorded": p.revision}
+
+    return {**runner(CreateObject, apply), **runner(UpdateObject, apply),
+            **runner(DeleteObject, delete), **runner(RecordRevision, revision)}
+
+
+class LocalReads:
+    """What `observe` may read from the local folder (`controller.reconcile.reads.LOCAL`)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    async def manifest_files(self, where: Where, *, known_tree: str | None) -> ManifestFiles:
+        if where.source != NAME:
+            raise NotConfigured(f"{where.source} is not the local folder")
+        return await asyncio.to_thread(_read_local, self.folder, known_tree)
+
+
+def local_signature(folder: Path) -> tuple[tuple[str, int, int], ...]:
+    """(path, mtime, size) of every manifest file: cheap to compare, to notice changes."""
+    found = []
+    for path in manifest_files(folder) if folder.is_dir() else []:
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        found.append((str(path), stat.st_mtime_ns, stat.st_size))
+    return tuple(found)
+
+
+def _read_local(folder: Path, known_tree: str | None) -> ManifestFiles:
+    files: dict[str, str] = {}
+    unreadable: list[str] = []
+    digest = hashlib.sha256()
+    if not folder.is_dir():
+        unreadable.append(f"{folder}:1:1: not a directory")
+    for path in manifest_files(folder) if folder.is_dir() else []:
+        try:
+            data = path.read_bytes()
+            files[str(path)] = data.decode("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            unreadable.append(f"{path}:1:1: cannot read: {exc}")
+            continue
+        digest.update(str(path.relative_to(folder)).encode() + b"\0" + data + b"\0")
+    tree = digest.hexdigest()
+    if tree == known_tree and not unreadable:
+        return ManifestFiles(revision=tree, tree=tree, files=None)
+    return ManifestFiles(revision=tree, tree=tree, files=files, unreadable=tuple(unreadable))
+
+

@@ -1,0 +1,97 @@
+"""What `observe` may read: the `ObserveContext` protocol and the shapes it returns.
+
+The engine implements it over the store and the providers; reconcilers only see this protocol.
+A provider's reads are reached with a typed `ReadsKey` (as aiohttp's `AppKey`), so a reconciler
+names the provider and the interface it expects, and gets `NotConfigured` with the reason when
+the provider has no credentials. No I/O here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, Protocol, TypeVar
+
+from controller.reconcile.plan import Resource, Status
+
+R = TypeVar("R")
+
+
+class ReadsKey(Generic[R]):
+    """Names a provider and the interface of the reads it offers to `observe`."""
+
+    __slots__ = ("provider",)
+
+    def __init__(self, provider: str) -> None:
+        self.provider = provider
+
+    def __repr__(self) -> str:
+        return f"ReadsKey({self.provider!r})"
+
+
+@dataclass(frozen=True)
+class StoredPayload:
+    """A stored delivery that produced the key being reconciled."""
+
+    delivery_id: int
+    source: str
+    event: str
+    action: str | None
+    payload: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class AppliedObject:
+    kind: str
+    name: str
+    content_hash: str
+    document: Mapping[str, Any]
+    revision: str | None = None
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class ObjectStatus:
+    key: str
+    status: Status
+    reason: str
+    message: str
+    revision: str | None
+    reconciled_at: datetime
+
+
+class ObserveContext(Protocol):
+    """What `observe` may read. Implemented by the engine over the store and providers."""
+
+    async def resource(self, kind: str, name: str) -> Resource | None:
+        """The object's persisted state-machine state."""
+        ...
+
+    async def recent_payloads(self, key: str, limit: int, *,
+                              events: Collection[str] | None = None,
+                              before: int | None = None) -> list[StoredPayload]:
+        """The newest deliveries that produced `key`, newest first (only `events` if given,
+        only ids below `before` if given)."""
+        ...
+
+    async def applied_objects(self, source: str) -> list[AppliedObject]:
+        """What the controller last applied from `source`."""
+        ...
+
+    async def applied_object(self, source: str, kind: str, name: str) -> AppliedObject | None:
+        """One applied manifest object, or None when it is not (or no longer) applied."""
+        ...
+
+    async def applied_of_kind(self, kind: str) -> list[AppliedObject]:
+        """Every applied object of one manifest kind, from every source."""
+        ...
+
+    async def statuses(self, keys: Sequence[str]) -> list[ObjectStatus]:
+        """The recorded status of these objects (those that have one)."""
+        ...
+
+    def reads(self, key: ReadsKey[R]) -> R:
+        """The reads a provider offers; raises `NotConfigured` (with the reason) when the
+        provider cannot be used (no credentials)."""
+        ...

@@ -1,0 +1,119 @@
+"""The policy a reconcile runs under, and the gate between its plan and the executor.
+
+`Policy` is what the environment says (P38_KILLSWITCH, P38_DRY_RUN, which providers have
+credentials) combined with the `Policy` manifest applied from the key's source (its killswitch,
+`approvalRequired`, and the rest of its spec for the reconcilers to read). `Policies` resolves
+the policy of a source; a key that belongs to no source gets the strictest of them all.
+
+`gate(actions, policy, approved)` is pure: for each action, whether it runs, is held (the
+killswitch, or waiting for approval), or is recorded as dry-run (P38_DRY_RUN, or no credentials
+for its provider; internal actions still run, so a controller without credentials shows the
+whole loop). The engine fetches approvals and applied policies; the executor records verdicts.
+No I/O.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping, Set
+from dataclasses import dataclass, field, replace
+
+from controller.config import Settings
+from controller.manifests.models import PolicySpec
+from controller.reconcile.plan import Action
+
+
+class Verdict(enum.Enum):
+    RUN = "run"
+    DRY_RUN = "dry_run"
+    HELD = "held"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What the controller may do right now, for one source."""
+
+    dry_run: bool = False
+    killswitch: bool = False
+    killswitch_by: str = "P38_KILLSWITCH"
+    approval_required: frozenset[str] = field(default_factory=frozenset)
+    # Providers with credentials; None means every provider (tests, tools).
+    providers: frozenset[str] | None = None
+    spec: PolicySpec = field(default_factory=PolicySpec)
+    governed_by: str | None = None  # `Policy/<name> in <source>`, when a manifest applies
+
+    @classmethod
+    def from_settings(cls, settings: Settings,
+                      providers: frozenset[str] | None = None) -> Policy:
+        return cls(dry_run=bool(settings.policy.dry_run), killswitch=settings.policy.killswitch,
+                   providers=settings.providers.configured() if providers is None
+                   else providers)
+
+    def can_use(self, provider: str | None) -> bool:
+        return provider is None or self.providers is None or provider in self.providers
+
+    def with_manifest(self, source: str, name: str, spec: PolicySpec) -> Policy:
+        """This policy under a source's applied Policy manifest: either killswitch stops
+        everything, and the action kinds either requires approval for are held."""
+        by = f"Policy/{name} in {source}"
+        return replace(self, spec=spec, governed_by=by,
+                       killswitch=self.killswitch or spec.killswitch,
+                       killswitch_by=self.killswitch_by if self.killswitch else by,
+                       approval_required=self.approval_required
+                       | frozenset(spec.approval_required))
+
+
+@dataclass(frozen=True)
+class Policies:
+    """The environment's policy and each source's applied Policy manifest (name, spec)."""
+
+    base: Policy
+    manifests: Mapping[str, tuple[str, PolicySpec]] = field(default_factory=dict)
+
+    def for_source(self, source: str | None) -> Policy:
+        if source is not None:
+            found = self.manifests.get(source)
+            return self.base if found is None else self.base.with_manifest(source, *found)
+        # A key of no source (a Railway deployment, an installation): every source's
+        # killswitch and approvals apply to it.
+        policy = self.base
+        for name_source, (name, spec) in sorted(self.manifests.items()):
+            strict = policy.with_manifest(name_source, name, spec)
+            policy = replace(strict, spec=policy.spec, governed_by=None)
+        return policy
+
+
+@dataclass(frozen=True)
+class Gated:
+    action: Action
+    verdict: Verdict
+    reason: str
+    blocked_by: str | None = None  # CamelCase, when not run: Killswitch, AwaitingApproval, ...
+
+
+def needs_approval(action: Action, policy: Policy) -> bool:
+    return action.needs_approval or action.kind in policy.approval_required
+
+
+def gate(actions: Iterable[Action], policy: Policy, approved: Set[str]) -> list[Gated]:
+    """Decide each action's fate; killswitch first, then approval, then dry-run."""
+    verdicts = []
+    for action in actions:
+        if policy.killswitch:
+            verdicts.append(Gated(action, Verdict.HELD,
+                                  f"held: the killswitch is on ({policy.killswitch_by})",
+                                  "Killswitch"))
+        elif needs_approval(action, policy) and action.idempotency_key not in approved:
+            verdicts.append(Gated(action, Verdict.HELD, "held: waiting for approval "
+                                  f"(p38 approve {action.idempotency_key})",
+                                  "AwaitingApproval"))
+        elif policy.dry_run:
+            verdicts.append(Gated(action, Verdict.DRY_RUN, "dry-run: recorded, not executed",
+                                  "DryRun"))
+        elif not policy.can_use(action.needs):
+            verdicts.append(Gated(action, Verdict.DRY_RUN,
+                                  f"dry-run: no {action.needs} credentials configured",
+                                  "NoCredentials"))
+        else:
+            verdicts.append(Gated(action, Verdict.RUN, "allowed"))
+    return verdicts

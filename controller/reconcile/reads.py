@@ -1,0 +1,63 @@
+"""The reads providers offer to `observe`, as protocols with their `ReadsKey`.
+
+A provider module implements one of these (structurally: it does not import this module's
+protocols to do so) and registers its reads under the key's provider name. Reconcilers ask
+`ctx.reads(GITHUB)`. A read used by one reconciler only may declare its protocol and key in
+that reconciler's module instead. No I/O here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from controller.reconcile.context import ReadsKey
+
+
+@dataclass(frozen=True)
+class Where:
+    """Which revision of a source to read: the default branch head unless `commit` is set."""
+
+    source: str  # `local` or `owner/repo`
+    installation_id: int | None = None
+    branch: str | None = None  # None: ask GitHub for the default branch
+    commit: str | None = None
+
+
+@dataclass(frozen=True)
+class ManifestFiles:
+    """The manifest files of a source at one revision.
+
+    `revision` is the commit SHA (a content digest for a local folder) and `tree` the
+    manifests folder's tree SHA (the same digest locally). `files` is None when `tree` equals
+    the `known_tree` the caller passed (nothing was read); otherwise path -> text, with files
+    that could not be read in `unreadable` as `path:1:1: message`.
+    """
+
+    revision: str
+    tree: str
+    files: Mapping[str, str] | None
+    unreadable: tuple[str, ...] = ()
+    blobs_fetched: int = 0
+
+
+class ManifestReads(Protocol):
+    async def manifest_files(self, where: Where, *, known_tree: str | None) -> ManifestFiles:
+        """A source's manifest files (GitHub: only blobs not seen before are downloaded)."""
+        ...
+
+
+class GitHubReads(ManifestReads, Protocol):
+    async def pull_touches(self, repo: str, number: int, *, installation_id: int) -> bool:
+        """Whether the pull request changes a file under the manifests folder."""
+        ...
+
+    async def pull_request(self, repo: str, number: int, *,
+                           installation_id: int) -> Mapping[str, Any]:
+        """The pull request as GitHub has it now (GET /repos/{owner}/{repo}/pulls/{n})."""
+        ...
+
+
+GITHUB: ReadsKey[GitHubReads] = ReadsKey("github")
+LOCAL: ReadsKey[ManifestReads] = ReadsKey("local")

@@ -1,0 +1,87 @@
+"""Reconcilers of manifest objects (`agent:owner/repo/name`, `service:local/name`, ...): the
+shared shape, and the kinds nothing acts on yet.
+
+An object's key is enqueued by its source's reconcile whenever the object is applied, updated
+or pruned. `observe` reads the object as applied from its source; an object no longer applied
+is forgotten (its status dropped, no more resync). Subclasses decide what an applied object
+means (`decide_applied`). `Agent`, `Schedule` and `Service` objects are recorded as desired
+state and shown Blocked with the reason NoController until their reconcilers are built; each
+will then replace its class here with a module of its own. No I/O of its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+from controller.reconcile.context import AppliedObject, ObserveContext
+from controller.reconcile.plan import Plan
+from controller.reconcile.reconciler import Reconciler, object_ref
+
+if TYPE_CHECKING:
+    from controller.reconcile.policy import Policy
+
+
+@dataclass(frozen=True)
+class ObjectSnapshot:
+    key: str
+    source: str
+    name: str
+    applied: AppliedObject | None
+
+    @property
+    def revision(self) -> str | None:
+        """The source revision the object was applied at, else its content hash."""
+        if self.applied is None:
+            return None
+        return self.applied.revision or self.applied.content_hash[:12]
+
+
+class ManifestObject(Reconciler):
+    manifest_kind: ClassVar[str]  # Agent, Schedule, Service, Policy
+    resync: ClassVar[bool] = True
+
+    def source(self, key: str) -> str | None:
+        return object_ref(key)[1]
+
+    async def observe(self, ctx: ObserveContext, key: str) -> ObjectSnapshot:
+        _, source, name = object_ref(key)
+        applied = await ctx.applied_object(source, self.manifest_kind, name)
+        return ObjectSnapshot(key, source, name, applied)
+
+    def decide(self, snapshot: ObjectSnapshot, policy: Policy) -> Plan:
+        if snapshot.applied is None:
+            return Plan("Deleted", f"{self.manifest_kind}/{snapshot.name} is no longer "
+                                   f"applied from {snapshot.source}", forget=True)
+        return self.decide_applied(snapshot, snapshot.applied, policy)
+
+    def decide_applied(self, snapshot: ObjectSnapshot, applied: AppliedObject,
+                       policy: Policy) -> Plan:
+        raise NotImplementedError
+
+
+class AwaitingController(ManifestObject):
+    """An applied object of a kind this release records but does not act on."""
+
+    def decide_applied(self, snapshot: ObjectSnapshot, applied: AppliedObject,
+                       policy: Policy) -> Plan:
+        return Plan("NoController",
+                    f"{self.manifest_kind}/{snapshot.name} is applied from {snapshot.source} "
+                    f"as desired state; nothing in this release acts on "
+                    f"{self.manifest_kind} objects yet", status="Blocked",
+                    revision=snapshot.revision)
+
+
+class Agents(AwaitingController):
+    kind: ClassVar[str] = "agent"
+    manifest_kind: ClassVar[str] = "Agent"
+
+
+class Schedules(AwaitingController):
+    kind: ClassVar[str] = "schedule"
+    manifest_kind: ClassVar[str] = "Schedule"
+
+
+class Services(AwaitingController):
+    kind: ClassVar[str] = "service"
+    manifest_kind: ClassVar[str] = "Service"
