@@ -33,6 +33,7 @@ from controller.logs import SecretRedactor, configure_logging
 from controller.manifests import reference
 from controller.manifests.loader import ManifestSet, load_dir
 from controller.manifests.models import json_schema
+from controller.reconcile.plan import STATUSES
 from controller.store import Store
 from controller.store.embedded import resolve_dsn, stop_embedded
 from controller.store.migrations import latest_version
@@ -152,6 +153,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         print("queue:", ", ".join(f"{k} {v}" for k, v in sorted(queue.items())) or "empty")
         for row in await store.fetch("queue_list", "dead", None, 20):
             print(f"  dead {row['key']}: {row['last_error']}")
+        statuses = {r["status"]: r["n"] for r in await store.fetch("statuses_counts")}
+        print("objects:", ", ".join(f"{s} {statuses[s]}" for s in STATUSES if s in statuses)
+              or "none")
+        for status in STATUSES[1:]:  # everything that is not Ready, worst last
+            for row in await store.fetch("statuses_list", None, status, None, 20, None):
+                print(f"  {status} {row['key']}: {row['reason']}: {row['message']}")
         return 0
 
     return asyncio.run(_with_store(_settings(args), body, need_schema=False))

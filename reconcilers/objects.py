@@ -2,9 +2,10 @@
 shared shape, and the kinds nothing acts on yet.
 
 An object's key is enqueued by its source's reconcile whenever the object is applied, updated
-or pruned. `observe` reads the object as applied from its source; an object no longer applied
-is forgotten (its status dropped, no more resync). Subclasses decide what an applied object
-means (`decide_applied`). `Agent`, `Schedule` and `Service` objects are recorded as desired
+or pruned. `observe` reads the object as applied from its source and whether the source still
+desires it. Desired but not applied (dry-run, held, failing): Blocked, NotApplied. Neither:
+forgotten (its status dropped, no more resync). Subclasses decide what an applied object means
+(`decide_applied`). `Agent`, `Schedule` and `Service` objects are recorded as desired
 state and shown Blocked with the reason NoController until their reconcilers are built; each
 will then replace its class here with a module of its own. No I/O of its own.
 """
@@ -28,6 +29,7 @@ class ObjectSnapshot:
     source: str
     name: str
     applied: AppliedObject | None
+    desired: str | None = None  # its content hash in the source's last valid revision
 
     @property
     def revision(self) -> str | None:
@@ -47,12 +49,20 @@ class ManifestObject(Reconciler):
     async def observe(self, ctx: ObserveContext, key: str) -> ObjectSnapshot:
         _, source, name = object_ref(key)
         applied = await ctx.applied_object(source, self.manifest_kind, name)
-        return ObjectSnapshot(key, source, name, applied)
+        state = await ctx.resource("manifests", source)
+        objects = (state.data.get("objects") if state else None) or {}
+        desired = objects.get(f"{self.manifest_kind}/{name}")
+        return ObjectSnapshot(key, source, name, applied,
+                              desired if isinstance(desired, str) else None)
 
     def decide(self, snapshot: ObjectSnapshot, policy: Policy) -> Plan:
+        ident = f"{self.manifest_kind}/{snapshot.name}"
+        if snapshot.applied is None and snapshot.desired is None:
+            return Plan("Deleted", f"{ident} is no longer in {snapshot.source}", forget=True)
         if snapshot.applied is None:
-            return Plan("Deleted", f"{self.manifest_kind}/{snapshot.name} is no longer "
-                                   f"applied from {snapshot.source}", forget=True)
+            return Plan("NotApplied", f"{ident} is desired by {snapshot.source} but not "
+                                      "applied (dry-run, held or failing: see its source)",
+                        status="Blocked", revision=(snapshot.desired or "")[:12] or None)
         return self.decide_applied(snapshot, snapshot.applied, policy)
 
     def decide_applied(self, snapshot: ObjectSnapshot, applied: AppliedObject,

@@ -2,18 +2,21 @@
 
 The gate reads the applied Policy of a key's source at every reconcile (controller/engine/
 policies.py); this reconciler gives the object its status: what the policy says now, in one
-line people can read, or Stalled when the stored document no longer validates. No I/O of its
-own.
+line people can read, or Stalled when the stored document no longer validates. When it runs
+(the Policy was applied or changed, or the resync) it enqueues the source's objects whose
+actions are held, so lifting the killswitch or an approval requirement releases them at once
+instead of at their next look. No I/O of its own.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import ValidationError
 
 from controller.manifests.models import PolicySpec
-from controller.reconcile.context import AppliedObject
+from controller.reconcile.context import AppliedObject, ObjectStatus, ObserveContext
 from controller.reconcile.plan import Plan
 from reconcilers.objects import ManifestObject, ObjectSnapshot
 
@@ -31,9 +34,27 @@ def summary(spec: PolicySpec) -> str:
             f"approval required for {approvals}; {merging}; /claude for {commands}")
 
 
+@dataclass(frozen=True)
+class PolicySnapshot(ObjectSnapshot):
+    held: tuple[ObjectStatus, ...] = ()  # the source's objects whose actions are held
+
+
+def released(held: tuple[ObjectStatus, ...], policy: Policy) -> tuple[str, ...]:
+    """The held objects this policy may let go: killswitch holds once it is off (in the
+    manifest and the environment), approval holds always (the list may have changed)."""
+    return tuple(s.key for s in held if s.reason == "AwaitingApproval"
+                 or (s.reason == "Killswitch" and not policy.killswitch))
+
+
 class PolicyObjects(ManifestObject):
     kind: ClassVar[str] = "policy"
     manifest_kind: ClassVar[str] = "Policy"
+    owns: ClassVar[frozenset[str]] = frozenset({"*"})  # a Policy governs every kind
+
+    async def observe(self, ctx: ObserveContext, key: str) -> PolicySnapshot:
+        base = await super().observe(ctx, key)
+        return PolicySnapshot(base.key, base.source, base.name, base.applied, base.desired,
+                              held=tuple(await ctx.held(base.source)))
 
     def decide_applied(self, snapshot: ObjectSnapshot, applied: AppliedObject,
                        policy: Policy) -> Plan:
@@ -43,5 +64,6 @@ class PolicyObjects(ManifestObject):
             return Plan("Unreadable", f"the applied document does not validate: "
                                       f"{str(exc).splitlines()[0]}", status="Stalled",
                         revision=snapshot.revision)
+        held = snapshot.held if isinstance(snapshot, PolicySnapshot) else ()
         return Plan("KillswitchOn" if spec.killswitch else "Active", summary(spec),
-                    revision=snapshot.revision)
+                    revision=snapshot.revision, enqueue=released(held, policy))

@@ -87,8 +87,10 @@ def github_payload(event: str, payload: dict[str, Any], *, guid: str | None = No
 
 
 async def wait_until(condition: Callable[[], Awaitable[T]], *, timeout: float = 20.0,
-                     what: str = "condition") -> T:
-    """Poll `condition` until it returns something truthy; fail after `timeout` seconds."""
+                     what: str = "condition", store: Any = None) -> T:
+    """Poll `condition` until it returns something truthy; fail after `timeout` seconds. With
+    `store`, a timeout prints the work queue, the newest audit rows and statuses, so a test
+    waiting on the queue says where it stood."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
@@ -96,8 +98,28 @@ async def wait_until(condition: Callable[[], Awaitable[T]], *, timeout: float = 
         if result:
             return result
         if loop.time() > deadline:
+            if store is not None:
+                print(await queue_report(store))
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(0.02)
+
+
+async def queue_report(store: Any) -> str:
+    """The queue, the newest audit rows and every status, as text for a failing test."""
+    lines = ["work queue:"]
+    for r in await store.fetch("queue_list", None, None, 100):
+        lines.append(f"  {r['key']} {r['state']} wait={r['wait_kind']} "
+                     f"not_before={r['not_before']:%H:%M:%S.%f} attempts={r['attempts']} "
+                     f"leased={r['lease_holder']} pending={r['pending_deliveries']} "
+                     f"error={r['last_error']}")
+    lines.append("audit (newest first):")
+    for r in await store.fetch("audit_list", None, None, None, 30):
+        lines.append(f"  {r['started_at']:%H:%M:%S.%f} {r['key']} {r['outcome']} "
+                     f"{r['decision']}: {r['reason']} {r['error'] or ''}")
+    lines.append("statuses:")
+    for r in await store.fetch("statuses_list", None, None, None, 100, None):
+        lines.append(f"  {r['key']} {r['status']} {r['reason']}: {r['message']}")
+    return "\n".join(lines)
 
 
 async def store_delivery(store: Any, *keys: str, event: str = "probe") -> int:

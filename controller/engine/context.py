@@ -60,10 +60,10 @@ class StoreContext:
                                                                           kind)]
 
     async def statuses(self, keys: Sequence[str]) -> list[ObjectStatus]:
-        rows = await self._store.fetch("statuses_of", list(keys))
-        return [ObjectStatus(key=r["key"], status=r["status"], reason=r["reason"],
-                             message=r["message"], revision=r["revision"],
-                             reconciled_at=r["reconciled_at"]) for r in rows]
+        return [_status(r) for r in await self._store.fetch("statuses_of", list(keys))]
+
+    async def held(self, source: str) -> list[ObjectStatus]:
+        return [_status(r) for r in await self._store.fetch("statuses_held", source)]
 
     def reads(self, key: ReadsKey[R]) -> R:
         provider = self._providers.get(key.provider)
@@ -78,3 +78,9 @@ def _applied(row: Record, source: str) -> AppliedObject:
     document: Any = row["document"]
     return AppliedObject(row["kind"], row["name"], row["content_hash"], document,
                          revision=row["revision"], source=source)
+
+
+def _status(row: Record) -> ObjectStatus:
+    return ObjectStatus(key=row["key"], status=row["status"], reason=row["reason"],
+                        message=row["message"], revision=row["revision"], source=row["source"],
+                        reconciled_at=row["reconciled_at"])

@@ -13,7 +13,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -286,6 +286,7 @@ class Worker:
                 label, error = "dead", _describe(exc)
                 status = StatusEntry("Stalled", type(exc).__name__, error)
         plan = plan if label in ("done", "requeue") else None
+        status = replace(status, source=reconciler.source(lease.key) if reconciler else None)
         try:
             await self._queue.settle(
                 lease, label, delay=delay, error=error,
@@ -325,6 +326,8 @@ class Worker:
 
 
 def _check_owns(reconciler: Reconciler, plan: Plan) -> None:
+    if "*" in reconciler.owns:
+        return
     undeclared = sorted({key_kind(k) for k in plan.enqueue} - reconciler.owns)
     if undeclared:
         raise UndeclaredEnqueue(f"{reconciler.kind} enqueued {', '.join(undeclared)} keys but "

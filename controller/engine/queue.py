@@ -64,6 +64,7 @@ class StatusEntry:
     message: str = ""
     revision: str | None = None
     forget: bool = False
+    source: str | None = None  # whose Policy governs the object
 
 
 def backoff_delay(attempt: int, *, base: float, cap: float,
@@ -145,7 +146,7 @@ class WorkQueue:
             list(enqueue),
             _storable({"status": status.status, "reason": status.reason,
                        "message": status.message, "revision": status.revision,
-                       "forget": status.forget}) if status else None,
+                       "source": status.source, "forget": status.forget}) if status else None,
             _storable({"reconcile_id": audit.reconcile_id, "worker": lease.holder,
                        "attempt": lease.attempt, "phases": audit.phases,
                        "decision": audit.decision, "reason": audit.reason,

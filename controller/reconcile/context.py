@@ -58,6 +58,7 @@ class ObjectStatus:
     reason: str
     message: str
     revision: str | None
+    source: str | None
     reconciled_at: datetime
 
 
@@ -89,6 +90,11 @@ class ObserveContext(Protocol):
 
     async def statuses(self, keys: Sequence[str]) -> list[ObjectStatus]:
         """The recorded status of these objects (those that have one)."""
+        ...
+
+    async def held(self, source: str) -> list[ObjectStatus]:
+        """The objects of `source` whose actions are held (Blocked by the killswitch or
+        waiting for approval)."""
         ...
 
     def reads(self, key: ReadsKey[R]) -> R:

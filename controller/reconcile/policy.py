@@ -7,9 +7,11 @@ the policy of a source; a key that belongs to no source gets the strictest of th
 
 `gate(actions, policy, approved)` is pure: for each action, whether it runs, is held (the
 killswitch, or waiting for approval), or is recorded as dry-run (P38_DRY_RUN, or no credentials
-for its provider; internal actions still run, so a controller without credentials shows the
-whole loop). The engine fetches approvals and applied policies; the executor records verdicts.
-No I/O.
+for its provider). The killswitch holds every action that touches the world (one with a
+provider); the controller's own records (what is applied from a source, the revisions) go on,
+so desired state stays current while it is on and a killswitch set in a Policy manifest can be
+lifted by committing the manifest. The engine fetches approvals and applied policies; the
+executor records verdicts. No I/O.
 """
 
 from __future__ import annotations
@@ -99,7 +101,7 @@ def gate(actions: Iterable[Action], policy: Policy, approved: Set[str]) -> list[
     """Decide each action's fate; killswitch first, then approval, then dry-run."""
     verdicts = []
     for action in actions:
-        if policy.killswitch:
+        if policy.killswitch and action.needs is not None:
             verdicts.append(Gated(action, Verdict.HELD,
                                   f"held: the killswitch is on ({policy.killswitch_by})",
                                   "Killswitch"))

@@ -61,7 +61,8 @@ class Reconciler:
     """Base of every reconciler: declarations with their defaults, and the two methods.
 
     `kind`: the key kind it reconciles (`kind:name`). `watches`: which deliveries are hints
-    about its keys. `owns`: the kinds of keys its plans may enqueue. `machine`: the state
+    about its keys. `owns`: the kinds of keys its plans may enqueue (`*`: any, for a
+    reconciler that governs others, as the Policy does). `machine`: the state
     machine of its objects, where their lifecycle is the product. `retry` and `deadline`
     (seconds a reconcile may take before it is cancelled): None takes the settings.
     `resync`: whether its objects have something to re-read without a hint (a source, a

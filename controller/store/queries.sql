@@ -276,17 +276,24 @@ SELECT count(*) FROM gone;
 
 -- name: statuses_list
 -- Objects' statuses with their queue row (leased: a reconcile is running now), by key.
-SELECT s.key, s.kind, s.status, s.reason, s.message, s.revision, s.since, s.reconciled_at,
-       s.reconcile_id, q.state AS queue_state, q.not_before, q.wait_kind, q.attempts,
-       (q.lease_expires IS NOT NULL AND q.lease_expires > now()) AS leased
+SELECT s.key, s.kind, s.status, s.reason, s.message, s.revision, s.source, s.since,
+       s.reconciled_at, s.reconcile_id, q.state AS queue_state, q.not_before, q.wait_kind,
+       q.attempts, (q.lease_expires IS NOT NULL AND q.lease_expires > now()) AS leased
 FROM object_status s LEFT JOIN work_queue q ON q.key = s.key
 WHERE ($1::text IS NULL OR s.kind = $1) AND ($2::text IS NULL OR s.status = $2)
-  AND ($3::text IS NULL OR s.key > $3)
+  AND ($3::text IS NULL OR s.key > $3) AND ($5::text IS NULL OR s.source = $5)
 ORDER BY s.key LIMIT $4;
 
 -- name: statuses_of
-SELECT key, kind, status, reason, message, revision, since, reconciled_at
+SELECT key, kind, status, reason, message, revision, source, since, reconciled_at
 FROM object_status WHERE key = ANY($1::text[]);
+
+-- name: statuses_held
+-- Objects of a source whose actions are held (the killswitch, an approval).
+SELECT key, kind, status, reason, message, revision, source, since, reconciled_at
+FROM object_status
+WHERE source = $1 AND status = 'Blocked' AND reason IN ('Killswitch', 'AwaitingApproval')
+ORDER BY key;
 
 -- name: statuses_counts
 SELECT status, count(*)::int AS n FROM object_status GROUP BY status;

@@ -1,10 +1,12 @@
-"""`GET /api/objects`: every manifest object with its kind, state and last reconcile, and every
-manifest source with its revision, state and problems.
+"""`GET /api/objects`: every object the controller reconciles, with its one status.
 
-An object's state compares what its source last desired (recorded at the source's last valid
-reconcile) with what is applied: Applied (the same content), Pending (desired, not applied yet:
-dry-run, held for approval, or failing; see /api/actions), Pruning (applied, no longer
-desired). Read-only.
+Each item is an object (a key): its status (Ready, Reconciling, Waiting, Stalled, Blocked), the
+CamelCase reason, the message, the revision observed, since when it has had that status, when
+it was last reconciled, and whether a reconcile of it is running now. Manifest objects (agent,
+schedule, service, policy) also say what is applied: Applied (the content desired), Pending
+(desired, not applied yet: dry-run, held, failing) or Pruning (applied, no longer desired);
+manifest sources list their problems. Filters `kind`, `status`, `source`; keyset-paged by key
+(`after`). Read-only.
 """
 
 from __future__ import annotations
@@ -14,8 +16,13 @@ from typing import Any
 
 from aiohttp import web
 
-from controller.web.json import answer, text_param
+from controller.reconcile.plan import STATUSES
+from controller.reconcile.reconciler import object_ref
+from controller.web.json import answer, int_param, problem, text_param
 from controller.web.keys import STORE
+
+MANIFEST_KINDS = {"agent": "Agent", "schedule": "Schedule", "service": "Service",
+                  "policy": "Policy"}
 
 
 def object_state(desired: str | None, applied: str | None) -> str:
@@ -26,43 +33,52 @@ def object_state(desired: str | None, applied: str | None) -> str:
 
 async def list_objects(request: web.Request) -> web.Response:
     store = request.app[STORE]
-    only_source, only_kind = text_param(request, "source"), text_param(request, "kind")
-    sources = [r for r in await store.fetch("resources_list", "manifests", 10_000)
-               if only_source in (None, r["name"])]
-    keys = [f"manifests:{r['name']}" for r in sources]
-    last = {r["key"]: _reconcile(r) for r in await store.fetch("last_audit_of", keys)}
+    status = text_param(request, "status")
+    if status is not None and status not in STATUSES:
+        return problem(400, f"status must be one of {', '.join(STATUSES)}")
+    limit = int_param(request, "limit", default=500, hi=5000) or 500
+    rows = await store.fetch("statuses_list", text_param(request, "kind"), status,
+                             text_param(request, "after"), limit + 1,
+                             text_param(request, "source"))
+    sources = {r["name"]: r["data"] or {} for r in await store.fetch("resources_list",
+                                                                       "manifests", 10_000)}
     applied: dict[tuple[str, str, str], Mapping[str, Any]] = {
         (r["source"], r["kind"], r["name"]): r for r in await store.fetch("applied_objects_all")}
-    items: list[dict[str, Any]] = []
-    described = []
-    for source in sources:
-        name, data = source["name"], source["data"] or {}
-        reconciled = last.get(f"manifests:{name}")
-        described.append({"source": name, "state": source["state"],
-                          "revision": data.get("revision"), "tree": data.get("tree"),
-                          "problems": data.get("problems", []), "reason": data.get("reason"),
-                          "updated_at": source["updated_at"], "last_reconcile": reconciled})
-        desired: Mapping[str, str] = data.get("objects") or {}
-        idents = set(desired) | {f"{k}/{n}" for (s, k, n) in applied if s == name}
-        for ident in sorted(idents):
-            kind, _, obj = ident.partition("/")
-            if only_kind not in (None, kind):
-                continue
-            row = applied.get((name, kind, obj))
-            items.append({
-                "source": name, "kind": kind, "name": obj,
-                "state": object_state(desired.get(ident), row["content_hash"] if row else None),
-                "content_hash": desired.get(ident) or (row["content_hash"] if row else None),
-                "applied_revision": row["revision"] if row else None,
-                "applied_at": row["applied_at"] if row else None,
-                "last_reconcile": reconciled})
-    return answer({"sources": described, "items": items})
+    items = [_item(row, sources, applied) for row in rows[:limit]]
+    more = len(rows) > limit
+    return answer({"items": items, "next": rows[limit - 1]["key"] if more else None})
 
 
-def _reconcile(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {"reconcile_id": row["reconcile_id"], "at": row["started_at"],
-            "outcome": row["outcome"], "decision": row["decision"], "reason": row["reason"],
-            "error": row["error"]}
+def _item(row: Mapping[str, Any], sources: Mapping[str, Mapping[str, Any]],
+          applied: Mapping[tuple[str, str, str], Mapping[str, Any]]) -> dict[str, Any]:
+    key, kind = row["key"], row["kind"]
+    item: dict[str, Any] = {
+        "key": key, "kind": kind, "name": key.partition(":")[2], "status": row["status"],
+        "reason": row["reason"], "message": row["message"], "revision": row["revision"],
+        "since": row["since"], "reconciled_at": row["reconciled_at"],
+        "reconciling": bool(row["leased"]),
+        "queue": None if row["queue_state"] is None else {
+            "state": row["queue_state"], "not_before": row["not_before"],
+            "wait": row["wait_kind"], "attempts": row["attempts"]}}
+    source = row["source"]
+    if source is not None:
+        item["source"] = source
+    if kind == "manifests":
+        data = sources.get(source or "", {})
+        item["problems"] = data.get("problems", [])
+        item["objects"] = len(data.get("objects") or {})
+    elif kind in MANIFEST_KINDS and source is not None:
+        manifest_kind, name = MANIFEST_KINDS[kind], object_ref(key)[2]
+        desired = (sources.get(source, {}).get("objects") or {}).get(f"{manifest_kind}/{name}")
+        found = applied.get((source, manifest_kind, name))
+        item["name"] = name
+        item["manifest"] = {
+            "kind": manifest_kind,
+            "applied": object_state(desired, found["content_hash"] if found else None),
+            "content_hash": desired or (found["content_hash"] if found else None),
+            "applied_revision": found["revision"] if found else None,
+            "applied_at": found["applied_at"] if found else None}
+    return item
 
 
 def add_routes(app: web.Application) -> None:

@@ -73,7 +73,7 @@ class GitOps:
             pending = await self.store.fetch("deliveries_list", None, None, "pending", None, 1)
             return not queue and not pending
 
-        await wait_until(idle, what="every key reconciled")
+        await wait_until(idle, what="every key reconciled", store=self.store)
 
     async def applied(self) -> dict[str, str]:
         rows = await self.store.fetch("applied_objects_of", REPO)
@@ -119,12 +119,15 @@ async def test_push_applies_and_reports_then_delete_prunes(gitops: GitOps) -> No
     assert gitops.calls("PATCH", f"/check-runs/{run['id']}") == 1
     assert gitops.calls("GET", "/git/blobs/") == 4  # four manifest files, README never read
 
-    objects = await (await gitops.client.get("/api/objects")).json()
-    assert {o["state"] for o in objects["items"]} == {"Applied"}
-    assert len(objects["items"]) == 6
-    [source] = objects["sources"]
-    assert (source["source"], source["state"], source["revision"]) == (REPO, "Ready", head)
-    assert source["last_reconcile"]["decision"] == "Changes"
+    objects = await (await gitops.client.get("/api/objects", params={"source": REPO})).json()
+    found = {o["key"]: o for o in objects["items"]}
+    manifest = [o for o in found.values() if "manifest" in o]
+    assert {o["manifest"]["applied"] for o in manifest} == {"Applied"}
+    assert {o["manifest"]["applied_revision"] for o in manifest} == {head}
+    assert len(manifest) == 6 and f"agent:{REPO}/tesla-watch" in found
+    source = found[f"manifests:{REPO}"]
+    assert (source["status"], source["reason"], source["revision"]) == ("Ready", "Changes",
+                                                                          head)
     [revision] = (await (await gitops.client.get(f"/api/revisions?source={REPO}")).json()
                   )["items"]
     assert (revision["revision"], revision["status"], revision["objects"]) == (

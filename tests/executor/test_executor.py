@@ -14,7 +14,7 @@ from controller.reconcile.policy import Policy, Verdict, gate
 from controller.store import Store
 
 ACTION = Action("github.add_reaction", {"comment_id": 2487654321, "content": "eyes"},
-                "ack:octo-org/infra:2487654321")
+                "ack:octo-org/infra:2487654321", needs="github")
 
 
 class Recorder:
@@ -88,12 +88,14 @@ async def test_held_until_approved_and_by_the_killswitch(store: Store) -> None:
 
 
 def test_gate_order_killswitch_then_approval_then_dry_run() -> None:
-    """The gate is pure: killswitch beats approval beats dry-run."""
-    needs = Action("railway.rollback", {}, "rb:1", needs_approval=True)
-    plain = Action("n8n.notify", {}, "n:1")
+    """The gate is pure: killswitch beats approval beats dry-run; the killswitch holds what
+    touches the world and lets the controller's own records go on."""
+    needs = Action("railway.rollback", {}, "rb:1", needs_approval=True, needs="railway")
+    plain = Action("n8n.notify", {}, "n:1", needs="n8n")
+    record = Action("manifest.create", {}, "m:1")
     assert [(g.verdict, g.blocked_by) for g in gate(
-        [needs, plain], Policy(killswitch=True, dry_run=True), set())] == [
-        (Verdict.HELD, "Killswitch"), (Verdict.HELD, "Killswitch")]
+        [needs, plain, record], Policy(killswitch=True), set())] == [
+        (Verdict.HELD, "Killswitch"), (Verdict.HELD, "Killswitch"), (Verdict.RUN, None)]
     assert [g.verdict for g in gate([needs, plain], Policy(dry_run=True), set())] == [
         Verdict.HELD, Verdict.DRY_RUN]
     assert [g.verdict for g in gate([needs, plain], Policy(), {"rb:1"})] == [

@@ -41,8 +41,8 @@ async def test_github_deliveries_are_reconciled_end_to_end(aiohttp_client, store
         rows = await store.fetch("deliveries_list", None, None, None, None, 10)
         return all(r["status"] == "processed" for r in rows)
 
-    await wait_until(all_processed, what="deliveries processed")
-    await wait_until(lambda: _empty_queue(store), what="queue drained")
+    await wait_until(all_processed, what="deliveries processed", store=store)
+    await wait_until(lambda: _empty_queue(store), what="queue drained", store=store)
     resources = await (await client.get("/api/resources")).json()
     states = {(r["kind"], r["name"]): r["state"] for r in resources["items"]}
     assert states[("pull", "octo-org/infra#12")] == "merged"
@@ -77,7 +77,8 @@ async def test_crashed_worker_key_is_processed_after_lease_expiry(store: Store) 
     stopping = asyncio.Event()
     task = asyncio.create_task(worker.run(stopping))
     try:
-        await wait_until(lambda: audit(store, "probe:k"), what="reconcile after lease expiry")
+        await wait_until(lambda: audit(store, "probe:k"), what="reconcile after lease expiry",
+                         store=store)
     finally:
         stopping.set()
         await task
@@ -105,7 +106,7 @@ async def test_two_workers_never_reconcile_one_key_at_once(dsn: str, store: Stor
     stopping = asyncio.Event()
     tasks = [asyncio.create_task(w.run(stopping)) for w in workers]
     try:
-        await wait_until(lambda: _empty_queue(store), what="queue drained")
+        await wait_until(lambda: _empty_queue(store), what="queue drained", store=store)
     finally:
         stopping.set()
         await asyncio.gather(*tasks)
@@ -133,7 +134,7 @@ async def test_failures_back_off_then_dead_letter_then_redelivery(aiohttp_client
         row = await store.fetchrow("delivery_by_guid", "guid-doomed")
         return row["status"] == "failed"
 
-    await wait_until(failed, what="delivery failed")
+    await wait_until(failed, what="delivery failed", store=store)
     rows = await audit(store, "probe:doomed")
     assert [r["outcome"] for r in rows] == ["retry", "retry", "dead"]
     assert [r["attempt"] for r in rows] == [1, 2, 3]
@@ -146,7 +147,8 @@ async def test_failures_back_off_then_dead_letter_then_redelivery(aiohttp_client
     probe.fail_with = None
     again = await client.post("/webhooks/github", data=body, headers=headers)
     assert again.status == 202
-    await wait_until(lambda: _status_is(store, "guid-doomed", "processed"), what="reprocessed")
+    await wait_until(lambda: _status_is(store, "guid-doomed", "processed"), what="reprocessed",
+                     store=store)
     assert (await audit(store, "probe:doomed"))[-1]["outcome"] == "done"
 
 
@@ -168,7 +170,7 @@ async def test_a_stale_delivery_is_not_dead_lettered(aiohttp_client, store: Stor
     for payload in (merged, reopened):
         headers, body = github_payload("pull_request", payload)
         assert (await client.post("/webhooks/github", data=body, headers=headers)).status == 202
-        await wait_until(lambda: _settled(store), what="deliveries settled")
+        await wait_until(lambda: _settled(store), what="deliveries settled", store=store)
     rows = await audit(store, "pull:o/r#5")
     assert [(r["outcome"], r["decision"]) for r in rows] == [("done", "Transition"),
                                                              ("done", "StaleDelivery")]
@@ -234,7 +236,7 @@ async def test_concurrent_update_is_retried_not_lost(store: Store) -> None:
     assert probe_gate_free is not None
     rows = await audit(store, "probe:raced")
     assert rows[-1]["outcome"] == "retry" and "ConcurrentUpdate" in rows[-1]["error"]
-    second = await wait_until(lambda: worker._queue.claim("w"), what="retry due")
+    second = await wait_until(lambda: worker._queue.claim("w"), what="retry due", store=store)
     await worker.process(second)
     state = await store.fetchrow("resource_get", "probe", "raced")
     assert (state["version"], json.loads(json.dumps(state["data"]))) == (2, {"count": 101})
@@ -249,7 +251,7 @@ async def test_nul_in_observed_data_does_not_wedge_the_key(aiohttp_client, store
                "pull_request": {"number": 9, "state": "open", "title": "bad \u0000 title"}}
     headers, body = github_payload("pull_request", payload)
     assert (await client.post("/webhooks/github", data=body, headers=headers)).status == 202
-    await wait_until(lambda: _settled(store), what="delivery settled")
+    await wait_until(lambda: _settled(store), what="delivery settled", store=store)
     state = await store.fetchrow("resource_get", "pull", "o/r#9")
     assert state["data"]["title"] == "bad \ufffd title"
 
@@ -276,7 +278,7 @@ async def test_worker_survives_a_settle_that_fails(store: Store, dsn: str) -> No
     try:
         await worker._queue.enqueue_now(["probe:injected"])
         rows = await wait_until(lambda: audit(store, "probe:injected"),
-                                what="reconcile after the failed settle")
+                                what="reconcile after the failed settle", store=store)
         assert not task.done()  # the worker is still running
     finally:
         stopping.set()

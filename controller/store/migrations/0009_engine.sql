@@ -32,11 +32,13 @@ CREATE TABLE object_status (
     reason         text        NOT NULL,              -- CamelCase
     message        text        NOT NULL DEFAULT '',
     revision       text,                              -- what was observed (commit, hash, id)
+    source         text,                              -- whose Policy governs it (NULL: none)
     since          timestamptz NOT NULL DEFAULT now(), -- when the status last changed
     reconciled_at  timestamptz NOT NULL DEFAULT now(),
     reconcile_id   uuid
 );
 CREATE INDEX object_status_kind_idx ON object_status (kind, reconciled_at);
+CREATE INDEX object_status_source_idx ON object_status (source, status);
 
 -- Sources were the only kind re-read periodically before; their resync continues at once.
 INSERT INTO object_status (key, kind, status, reason, message, reconciled_at)
@@ -171,7 +173,7 @@ END $$;
 -- this commit); the kind of wait; the failure clock; the object's status.
 -- p_outcome: done | requeue (after p_delay; a hint ends the wait) | retry (after p_delay;
 -- backoff) | dead. p_transition: {"to", "from", "data", "expected", "reason"} or NULL.
--- p_status: {"status", "reason", "message", "revision", "forget"}. p_audit: {"reconcile_id",
+-- p_status: {"status", "reason", "message", "revision", "source", "forget"}. p_audit: {"reconcile_id",
 -- "worker", "attempt", "phases", "decision", "reason", "actions", "started", "duration_ms"}.
 CREATE FUNCTION p38_settle_v2(
     p_key text, p_token uuid, p_outcome text, p_deliveries bigint[], p_delay float8,
@@ -284,14 +286,15 @@ BEGIN
     IF coalesce((p_status->>'forget')::boolean, false) THEN
         DELETE FROM object_status WHERE key = p_key;
     ELSIF p_status IS NOT NULL THEN
-        INSERT INTO object_status AS s (key, kind, status, reason, message, revision,
+        INSERT INTO object_status AS s (key, kind, status, reason, message, revision, source,
                                         reconciled_at, reconcile_id)
         VALUES (p_key, v_kind, p_status->>'status', p_status->>'reason',
-                coalesce(p_status->>'message', ''), p_status->>'revision', now(), v_reconcile)
+                coalesce(p_status->>'message', ''), p_status->>'revision',
+                p_status->>'source', now(), v_reconcile)
         ON CONFLICT (key) DO UPDATE
             SET since = CASE WHEN s.status = excluded.status THEN s.since ELSE now() END,
                 status = excluded.status, reason = excluded.reason, message = excluded.message,
-                revision = coalesce(excluded.revision, s.revision),
+                revision = coalesce(excluded.revision, s.revision), source = excluded.source,
                 reconciled_at = now(), reconcile_id = excluded.reconcile_id;
     END IF;
 
