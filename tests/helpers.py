@@ -36,7 +36,8 @@ T = TypeVar("T")
 
 
 def make_settings(dsn: str, *, workers: int = 0, lease: float = 30.0, max_attempts: int = 8,
-                  backoff_base: float = 1.0, dry_run: bool = False, killswitch: bool = False,
+                  backoff_base: float = 1.0, give_up: float = 3600.0, held_recheck: float = 60.0,
+                  dry_run: bool = False, killswitch: bool = False,
                   api_token: str | None = None, max_body: int = 25 * 1024 * 1024,
                   github_secret: str | None = GITHUB_SECRET) -> Settings:
     return Settings(
@@ -46,7 +47,8 @@ def make_settings(dsn: str, *, workers: int = 0, lease: float = 30.0, max_attemp
                               P38_SHUTDOWN_GRACE_SECONDS=5),
         queue=QueueSettings(P38_WORKERS=workers, P38_LEASE_SECONDS=lease, P38_POLL_SECONDS=0.05,
                             P38_MAX_ATTEMPTS=max_attempts, P38_BACKOFF_BASE_SECONDS=backoff_base,
-                            P38_BACKOFF_CAP_SECONDS=backoff_base * 4),
+                            P38_BACKOFF_CAP_SECONDS=backoff_base * 4,
+                            P38_GIVE_UP_SECONDS=give_up, P38_HELD_RECHECK_SECONDS=held_recheck),
         ingest=IngestSettings(),
         secrets=SecretsSettings(GITHUB_WEBHOOK_SECRET=github_secret,
                                 RAILWAY_WEBHOOK_SECRET=RAILWAY_SECRET,

@@ -40,8 +40,10 @@ class Probe(Reconciler):
     observed: list[str] = field(default_factory=list)
     on_observe: Any = None  # async callable(key), run after observe's reads
     enqueue: tuple[str, ...] = ()  # keys each plan enqueues
+    follow_ups: Any = None  # callable(key) -> keys to enqueue, instead of `enqueue`
     owns: frozenset[str] = frozenset()  # what it may enqueue (the declaration is checked)
     watching: tuple[Watch, ...] = ()  # the deliveries it watches
+    resync: bool = False  # whether the resync re-reads its objects
     requeue_after: float | None = None
     policies: list[Policy] = field(default_factory=list)  # the policy each decide was given
 
@@ -80,4 +82,5 @@ class Probe(Reconciler):
             "Probed", f"reconcile number {count}", actions=tuple(self.actions),
             transition=Transition(current.state if current else None, "seen", {"count": count},
                                   current.version if current else None, "probed"),
-            enqueue=self.enqueue, requeue_after=self.requeue_after)
+            enqueue=self.follow_ups(snapshot.key) if self.follow_ups else self.enqueue,
+            requeue_after=self.requeue_after)
