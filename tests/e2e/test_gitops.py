@@ -240,3 +240,41 @@ async def test_pull_request_without_manifest_changes_gets_no_plan(gitops: GitOps
     await gitops.client.post("/webhooks/github", data=body, headers=headers)
     await gitops.settled()
     assert gitops.runs("p38/plan", head) == []
+
+
+async def test_a_runner_that_died_after_its_call_does_not_call_twice(gitops: GitOps,
+                                                                     dsn: str) -> None:
+    """The check run is created on GitHub, then the process dies before the action's success
+    is recorded (the database refuses that update once). The retry finds the run by its
+    external_id instead of creating a second one."""
+    import asyncpg
+
+    admin = await asyncpg.connect(dsn)
+    await admin.execute("""
+        CREATE SEQUENCE deaths;
+        CREATE FUNCTION die_after_the_call() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF NEW.status = 'succeeded' AND NEW.kind = 'github.check_run'
+               AND nextval('deaths') = 1 THEN
+                RAISE EXCEPTION 'the process died between the call and its record';
+            END IF;
+            RETURN NEW;
+        END $$;
+        CREATE TRIGGER die_after_the_call BEFORE UPDATE ON actions
+            FOR EACH ROW EXECUTE FUNCTION die_after_the_call();""")
+    try:
+        head = await gitops.push({"README.md": "infra\n", **MANIFESTS})
+    finally:
+        await admin.execute("DROP TRIGGER die_after_the_call ON actions;"
+                            " DROP FUNCTION die_after_the_call(); DROP SEQUENCE deaths;")
+        await admin.close()
+    [run] = gitops.runs("p38/reconcile", head)  # one run, not two
+    assert (run["status"], run["conclusion"]) == ("completed", "success")
+    assert run["external_id"] == f"github:{REPO}:{head}:check:p38/reconcile:start"
+    created = [q for q in gitops.fake.requests
+               if q.method == "POST" and q.url.path.endswith("/check-runs")]
+    assert len(created) == 1
+    looked_up = [q for q in gitops.fake.requests if q.url.path.endswith(f"{head}/check-runs")]
+    assert looked_up and looked_up[0].url.params["filter"] == "all"
+    audit = await gitops.store.fetch("audit_list", f"manifests:{REPO}", None, None, 10)
+    assert [r["outcome"] for r in reversed(audit)][:2] == ["retry", "done"]
