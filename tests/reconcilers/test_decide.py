@@ -1,0 +1,198 @@
+"""Each reconciler's pure `decide`, table-driven: snapshot in, plan out (decision, status,
+transition, what it enqueues). No database, no network."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from controller.manifests.models import PolicySpec
+from controller.reconcile.context import AppliedObject, ObjectStatus, StoredPayload
+from controller.reconcile.plan import Plan, Resource
+from controller.reconcile.policy import Policy
+from reconcilers.deployments import Deployments
+from reconcilers.issues import Issues
+from reconcilers.manifests import ManifestSnapshot, ObjectState, decide
+from reconcilers.objects import Agents, ObjectSnapshot, Services
+from reconcilers.plans import PullPlanSnapshot, PullRequestPlans
+from reconcilers.policies import PolicyObjects, PolicySnapshot
+from reconcilers.pulls import PullRequests
+from reconcilers.tracking import Observed, TrackedSnapshot
+
+NOW = datetime(2026, 11, 21, tzinfo=UTC)
+
+
+def delivery(event: str, payload: dict[str, object], action: str | None = None,
+             delivery_id: int = 7) -> StoredPayload:
+    return StoredPayload(delivery_id, "github", event, action, payload)
+
+
+def pull(state: str, merged: bool = False) -> StoredPayload:
+    return delivery("pull_request", {"pull_request": {"number": 5, "state": state,
+                                                      "merged": merged, "title": "t"}},
+                    "closed" if state == "closed" else "opened")
+
+
+MERGED = Resource("merged", 3, {"title": "t", "draft": False})
+OPEN = Resource("open", 1, {"title": "t", "draft": False})
+
+
+@pytest.mark.parametrize(
+    ("current", "recent", "reread", "decision", "to_state"),
+    [
+        (None, (), None, "NothingObserved", None),
+        (None, (pull("open"),), None, "Transition", "open"),
+        (OPEN, (pull("open"),), None, "UpToDate", None),
+        (OPEN, (pull("closed", merged=True),), None, "Transition", "merged"),
+        (MERGED, (pull("open"),), None, "StaleDelivery", None),
+        (MERGED, (pull("open"),), Observed("merged", {"title": "t", "draft": False}),
+         "UpToDate", None),
+    ],
+    ids=["nothing", "new", "same", "merged", "stale-kept", "stale-re-read"],
+)
+def test_tracked_pull_requests(current: Resource | None, recent: tuple[StoredPayload, ...],
+                               reread: Observed | None, decision: str,
+                               to_state: str | None) -> None:
+    plan = PullRequests().decide(TrackedSnapshot("pull:o/r#5", current, recent, reread),
+                                 Policy())
+    assert plan.decision == decision and plan.status == "Ready"
+    assert (plan.transition.to_state if plan.transition else None) == to_state
+
+
+def test_an_issue_deleted_is_tracked() -> None:
+    plan = Issues().decide(TrackedSnapshot(
+        "issue:o/r#1", Resource("open", 1, {}), (delivery("issues", {}, "deleted"),)), Policy())
+    assert plan.transition is not None and plan.transition.to_state == "deleted"
+
+
+@pytest.mark.parametrize(
+    ("owners", "status", "enqueue"),
+    [((), "failed", ()),
+     (("service:octo/infra/api",), "failed", ("service:octo/infra/api",)),
+     (("service:octo/infra/api",), None, ())],
+    ids=["no-owner", "owner-told", "nothing-observed"],
+)
+def test_a_deployment_change_is_handed_to_its_owners(owners: tuple[str, ...],
+                                                     status: str | None,
+                                                     enqueue: tuple[str, ...]) -> None:
+    recent = (StoredPayload(3, "railway", "Deployment.failed", "FAILED",
+                            {"type": "Deployment.failed", "details": {"status": status},
+                             "resource": {"service": {"id": "svc"}}}),) if status else ()
+    plan = Deployments().decide(TrackedSnapshot("deployment:d1", None, recent, owners=owners),
+                                Policy())
+    assert plan.enqueue == enqueue
+
+
+def applied(kind: str, name: str, document: dict[str, object] | None = None) -> AppliedObject:
+    return AppliedObject(kind, name, "h" * 64, document or {}, revision="c0ffee",
+                         source="octo/infra")
+
+
+@pytest.mark.parametrize(
+    ("snapshot", "decision", "status", "forget"),
+    [
+        (ObjectSnapshot("agent:octo/infra/a", "octo/infra", "a", None, None),
+         "Deleted", "Ready", True),
+        (ObjectSnapshot("agent:octo/infra/a", "octo/infra", "a", None, "h" * 64),
+         "NotApplied", "Blocked", False),
+        (ObjectSnapshot("agent:octo/infra/a", "octo/infra", "a", applied("Agent", "a"),
+                        "h" * 64), "NoController", "Blocked", False),
+    ],
+    ids=["gone", "desired-not-applied", "applied"],
+)
+def test_manifest_objects(snapshot: ObjectSnapshot, decision: str, status: str,
+                          forget: bool) -> None:
+    plan = Agents().decide(snapshot, Policy())
+    assert (plan.decision, plan.status, plan.forget) == (decision, status, forget)
+    if decision == "NoController":
+        assert plan.revision == "c0ffee" and "Agent/a is applied from octo/infra" in plan.reason
+
+
+def test_a_service_awaits_its_controller_too() -> None:
+    snapshot = ObjectSnapshot("service:local/api", "local", "api", applied("Service", "api"))
+    assert Services().decide(snapshot, Policy()).decision == "NoController"
+
+
+HELD = (ObjectStatus("probe:local/a", "Blocked", "Killswitch", "", None, "local", NOW),
+        ObjectStatus("probe:local/b", "Blocked", "AwaitingApproval", "", None, "local", NOW))
+
+
+@pytest.mark.parametrize(
+    ("spec", "policy", "decision", "enqueue"),
+    [
+        ({"killswitch": True}, Policy(killswitch=True), "KillswitchOn", ("probe:local/b",)),
+        ({}, Policy(), "Active", ("probe:local/a", "probe:local/b")),
+        ({}, Policy(killswitch=True), "Active", ("probe:local/b",)),  # the env's is still on
+        ({"killswitch": "maybe"}, Policy(), "Unreadable", ()),
+    ],
+    ids=["killswitch-on", "off-releases-all", "env-killswitch-keeps-holding", "unreadable"],
+)
+def test_policies(spec: dict[str, object], policy: Policy, decision: str,
+                  enqueue: tuple[str, ...]) -> None:
+    document = {"spec": spec}
+    snapshot = PolicySnapshot("policy:local/default", "local", "default",
+                              applied("Policy", "default", document), "h" * 64, held=HELD)
+    plan = PolicyObjects().decide(snapshot, policy)
+    assert (plan.decision, plan.enqueue) == (decision, enqueue)
+    assert plan.status == ("Stalled" if decision == "Unreadable" else "Ready")
+
+
+def test_a_policys_status_says_what_it_allows() -> None:
+    spec = PolicySpec.model_validate({"approvalRequired": ["railway.rollback"]})
+    snapshot = PolicySnapshot("policy:local/default", "local", "default",
+                              applied("Policy", "default",
+                                      {"spec": spec.model_dump(by_alias=True)}))
+    plan = PolicyObjects().decide(snapshot, Policy())
+    assert plan.reason.startswith("killswitch off; approval required for railway.rollback")
+
+
+@pytest.mark.parametrize(
+    ("status", "decision", "forget"),
+    [("unknown", "NothingToPlan", False), ("closed", "NothingToPlan", True),
+     ("untouched", "NothingToPlan", False)],
+)
+def test_pull_request_plans_with_nothing_to_plan(status: str, decision: str,
+                                                 forget: bool) -> None:
+    plan = PullRequestPlans().decide(PullPlanSnapshot("o/r", 4, status), Policy())
+    assert (plan.decision, plan.forget, plan.actions) == (decision, forget, ())
+
+
+AGENT = ObjectState("Agent", "a", "h1", {"spec": {"x": 1}})
+AGENT_V2 = ObjectState("Agent", "a", "h2", {"spec": {"x": 2}})
+SCHEDULE = ObjectState("Schedule", "s", "h3", {"spec": {}})
+
+
+def source(desired: tuple[ObjectState, ...], applied: tuple[ObjectState, ...], *,
+           recorded: dict[str, str] | None = None, problems: tuple[str, ...] = (),
+           blocked: str | None = None) -> Plan:
+    current = None if recorded is None else Resource("Ready", 4, {"tree": "t1",
+                                                                  "objects": recorded})
+    return decide(ManifestSnapshot("local", "t2", desired, problems, applied, tree="t2",
+                                   current=current, blocked=blocked))
+
+
+@pytest.mark.parametrize(
+    ("plan", "decision", "status", "enqueue"),
+    [
+        (source((AGENT, SCHEDULE), ()), "Changes", "Ready",
+         ("agent:local/a", "schedule:local/s")),
+        (source((AGENT_V2, SCHEDULE), (AGENT, SCHEDULE), recorded={"Agent/a": "h1",
+                                                                     "Schedule/s": "h3"}),
+         "Changes", "Ready", ("agent:local/a",)),
+        (source((SCHEDULE,), (AGENT, SCHEDULE), recorded={"Agent/a": "h1",
+                                                            "Schedule/s": "h3"}),
+         "Changes", "Ready", ("agent:local/a",)),
+        # Applied before a crash, the settle lost: what is recorded still differs.
+        (source((AGENT_V2,), (AGENT_V2,), recorded={"Agent/a": "h1"}), "UpToDate", "Ready",
+         ("agent:local/a",)),
+        (source((AGENT,), (AGENT,), problems=("m.yaml:1:1: bad",), recorded={"Agent/a": "h1"}),
+         "Invalid", "Stalled", ()),
+        (source((), (AGENT,), blocked="no credentials"), "Blocked", "Blocked", ()),
+    ],
+    ids=["first-apply", "update", "prune", "crash-recovery", "invalid", "blocked"],
+)
+def test_manifest_sources_enqueue_the_objects_they_change(plan: Plan, decision: str,
+                                                          status: str,
+                                                          enqueue: tuple[str, ...]) -> None:
+    assert (plan.decision, plan.status, plan.enqueue) == (decision, status, enqueue)
