@@ -2,8 +2,9 @@
 (signed webhook -> queue -> worker -> GitHub reads -> apply -> check run) against the stateful
 fake GitHub from tests/fakes (in process, no network).
 
-Prints, for each push, the time from the webhook's 202 until the reconcile is settled, the
-GitHub calls it made (reads, blob downloads, writes) and the actions it recorded:
+Prints, for each push, the time from the webhook's 202 until the source's reconcile is settled
+(applied) and until the reconciles of the objects it changed are too (settled), the GitHub calls
+it made (reads, blob downloads, writes) and the actions it recorded:
   1. the first push: every object created;
   2. one file changed: one blob downloaded, its objects updated;
   3. a push that changes nothing in the manifests folder (forced, so the controller must
@@ -52,6 +53,7 @@ async def bench(dsn: str, files: dict[str, str]) -> bool:
 
     from controller.app import create_app
     from controller.config import ManifestSettings, ProviderSettings, QueueSettings
+    from controller.providers import github
     from controller.store import Store
     from controller.store.migrations import migrate
     from tests.fakes.github import FakeGitHub, make_key_pair
@@ -70,7 +72,8 @@ async def bench(dsn: str, files: dict[str, str]) -> bool:
     conn = await asyncpg.connect(dsn)
     await migrate(conn)
     await conn.close()
-    client = TestClient(TestServer(create_app(settings, github_transport=fake.transport())))
+    client = TestClient(TestServer(create_app(settings, providers=[
+        github.bundle(transport=fake.transport())])))
     await client.start_server()
     template = json.loads((SAMPLES / "push" / "default-branch" / "payload.json").read_text())
     head = "0" * 40
@@ -79,6 +82,7 @@ async def bench(dsn: str, files: dict[str, str]) -> bool:
         nonlocal head
         before, requests = head, len(fake.requests)
         actions = await store.pool.fetchval("SELECT count(*) FROM actions")
+        last_audit = await store.pool.fetchval("SELECT coalesce(max(id), 0) FROM audit")
         head = fake.commit(REPO, tree)
         commit = {**template["head_commit"], "id": head, "added": [], "removed": [],
                   "modified": [] if forced else ["manifests/m000.yaml"]}
@@ -88,6 +92,13 @@ async def bench(dsn: str, files: dict[str, str]) -> bool:
         t0 = time.perf_counter()
         response = await client.post("/webhooks/github", data=body, headers=headers)
         assert response.status == 202, await response.text()
+
+        async def source_done() -> bool:
+            rows = await store.fetch("queue_list", None, None, 1000)
+            return not any(r["key"] == f"manifests:{REPO}" for r in rows)
+
+        await wait_until(source_done, timeout=120, what="the source reconciled")
+        applied = time.perf_counter() - t0
         await wait_until(lambda: settled(store), timeout=120, what="the push reconciled")
         elapsed = time.perf_counter() - t0
         calls = fake.requests[requests:]
@@ -95,7 +106,11 @@ async def bench(dsn: str, files: dict[str, str]) -> bool:
         blobs = [q for q in calls if "/git/blobs/" in q.url.path]
         recorded = await store.pool.fetchval("SELECT count(*) FROM actions") - actions
         [audit] = await store.fetch("audit_list", f"manifests:{REPO}", None, None, 1)
-        print(f"{label:34s} {elapsed * 1000:8.1f} ms  GitHub: {len(calls) - len(writes):3d} "
+        objects = await store.pool.fetchval(
+            "SELECT count(*) FROM audit WHERE id > $1"
+            " AND kind IN ('agent', 'schedule', 'service', 'policy')", last_audit)
+        print(f"{label:34s} applied {applied * 1000:7.1f} ms, settled {elapsed * 1000:7.1f} ms "
+              f"({objects:4d} object reconciles)  GitHub: {len(calls) - len(writes):3d} "
               f"reads ({len(blobs):3d} blobs), {len(writes):2d} writes; actions recorded: "
               f"{recorded:4d}; {audit['decision']}: {audit['reason']}")
         return {"writes": len(writes), "actions": recorded, "blobs": len(blobs)}
