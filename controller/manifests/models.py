@@ -199,11 +199,15 @@ class NotificationTarget(Strict):
 
 
 class PolicySpec(Strict):
-    killswitch: bool = Field(False, description="Skip every action while true.")
+    killswitch: bool = Field(False, description="While true, every action of this source's "
+                                                 "objects that touches the world is held "
+                                                 "(audited, status Blocked); manifests are "
+                                                 "still applied, so committing it off works.")
     auto_merge: AutoMerge = Field(default_factory=lambda: AutoMerge())
     commands: Commands = Field(default_factory=lambda: Commands())
     approval_required: list[str] = Field(default_factory=list,
-                                         description="Action kinds held until approved.")
+                                         description="Action kinds held until approved "
+                                                     "(`p38 approve`).")
     agent_paths: list[str] = Field(default_factory=lambda: ["agents/**"],
                                    description="Path globs agents' changes may touch.")
     notifications: dict[Name, NotificationTarget] = Field(
