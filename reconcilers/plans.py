@@ -96,10 +96,12 @@ class PullRequestPlans(Reconciler):
 
     def decide(self, snapshot: PullPlanSnapshot, policy: Policy) -> Plan:
         pr = f"{snapshot.repo}#{snapshot.number}"
+        if snapshot.status == "blocked":
+            return Plan("Blocked", f"{pr}: {snapshot.reason}", status="Blocked")
         if snapshot.status != "open":
             reasons = {"unknown": "no pull_request delivery yet", "closed": "not open",
                        "other-base": "does not target the default branch",
-                       "untouched": "changes no manifest", "blocked": snapshot.reason}
+                       "untouched": "changes no manifest"}
             return Plan("NothingToPlan", f"{pr}: {reasons[snapshot.status]}",
                         forget=snapshot.status == "closed")
         head, installation = snapshot.head_sha or "", snapshot.installation_id or 0

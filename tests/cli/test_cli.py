@@ -41,6 +41,12 @@ async def test_replay_processes_a_delivery_again(aiohttp_client, store: Store, d
     await wait_until(lambda: _at_least(audits, 2), what="replayed reconcile")
     row = await store.fetchrow("delivery_by_guid", "guid-replay")
     assert row["status"] == "processed"
+    # `p38 status` shows every object's status, and each one that is not Ready with why.
+    status = p38("status", env=env_for(dsn))
+    assert status.returncode == 0, status.stderr
+    assert "objects: Ready 1, Blocked 1" in status.stdout
+    assert "Blocked plan:octo-org/infra#12: Blocked: octo-org/infra#12: no GitHub App " \
+        "credentials" in status.stdout
     missing = p38("replay", "no-such-delivery", env=env_for(dsn))
     assert missing.returncode == 1 and "no delivery" in missing.stderr
 

@@ -278,3 +278,60 @@ async def test_a_runner_that_died_after_its_call_does_not_call_twice(gitops: Git
     assert looked_up and looked_up[0].url.params["filter"] == "all"
     audit = await gitops.store.fetch("audit_list", f"manifests:{REPO}", None, None, 10)
     assert [r["outcome"] for r in reversed(audit)][:2] == ["retry", "done"]
+
+
+async def test_a_long_rate_limit_waits_without_a_worker_and_a_push_ends_it(
+        gitops: GitOps) -> None:
+    """GitHub says retry in 20 minutes: no sleep holds the worker; the source is Waiting
+    (RateLimited) with its requeue time, and the next push ends the wait at once."""
+    gitops.fake.fail_next("GET", rf"/repos/{REPO}/branches/main", 429,
+                          headers={"Retry-After": "1200"})
+    files = {"README.md": "infra\n", **MANIFESTS}
+    gitops.head = gitops.fake.commit(REPO, files)
+    gitops.files = files
+    payload = json.loads((SAMPLES / "push" / "default-branch" / "payload.json").read_text())
+    commit = {**payload["head_commit"], "id": gitops.head, "added": sorted(MANIFESTS),
+              "removed": [], "modified": []}
+    payload.update(after=gitops.head, commits=[commit], head_commit=commit)
+    headers, body = github_payload("push", payload)
+    assert (await gitops.client.post("/webhooks/github", data=body, headers=headers)).status \
+        == 202
+
+    async def waiting() -> dict[str, Any] | None:
+        found = await gitops.store.fetch("statuses_of", [f"manifests:{REPO}"])
+        return dict(found[0]) if found and found[0]["status"] == "Waiting" else None
+
+    status = await wait_until(waiting, what="the source waiting", store=gitops.store)
+    assert status["reason"] == "RateLimited" and "1200s" in status["message"]
+    assert 1200.0 not in gitops.sleeps.waited  # nobody slept it out
+    [row] = [r for r in await gitops.store.fetch("queue_list", None, None, 10)
+             if r["key"] == f"manifests:{REPO}"]
+    assert row["wait_kind"] == "requeue" and row["lease_holder"] is None
+
+    head = await gitops.push({**files, "manifests/agents/tesla-watch.yaml": MANIFESTS[
+        "manifests/agents/tesla-watch.yaml"].replace("usdPerDay: 1", "usdPerDay: 3")})
+    assert gitops.runs("p38/reconcile", head)[0]["conclusion"] == "success"
+    [status] = await gitops.store.fetch("statuses_of", [f"manifests:{REPO}"])
+    assert status["status"] == "Ready"
+
+
+async def test_a_stale_pull_request_delivery_is_re_read_from_github(gitops: GitOps) -> None:
+    """A merged pull request reported open by a late delivery: GitHub is asked, says merged,
+    and the recorded state stays merged, the key done (not dead)."""
+    gitops.fake.commit(REPO, {"README.md": "x\n"}, branch="claude/x")
+    gitops.fake.open_pull(REPO, 12, head="claude/x")
+    gitops.fake.merge_pull(REPO, 12)
+    merged = json.loads((SAMPLES / "pull_request" / "merged" / "payload.json").read_text())
+    late = json.loads((SAMPLES / "pull_request" / "opened" / "payload.json").read_text())
+    for payload in (merged, late):
+        headers, body = github_payload("pull_request", payload)
+        assert (await gitops.client.post("/webhooks/github", data=body,
+                                         headers=headers)).status == 202
+        await gitops.settled()
+    audit = await gitops.store.fetch("audit_list", f"pull:{REPO}#12", None, None, 10)
+    assert [r["outcome"] for r in audit] == ["done", "done"]
+    assert audit[0]["reason"].startswith("merged -> merged: re-read from the provider")
+    assert [q.url.path for q in gitops.fake.requests
+            if q.url.path.endswith("/pulls/12")] == [f"/repos/{REPO}/pulls/12"]
+    state = await gitops.store.fetchrow("resource_get", "pull", f"{REPO}#12")
+    assert state["state"] == "merged"

@@ -13,6 +13,7 @@ from controller.app import create_app
 from controller.config import ManifestSettings
 from controller.engine.ooda import Retry, Worker
 from controller.reconcile.errors import DeadlineExceeded
+from controller.reconcile.reconciler import RetryPolicy
 from controller.store import Store
 from reconcilers import default_registry
 from tests.helpers import make_settings, store_delivery, wait_until, worker_for
@@ -158,3 +159,19 @@ async def test_a_hung_reconcile_is_cancelled_at_its_deadline(store: Store) -> No
     again = await wait_until(lambda: worker._queue.claim("w"), what="retry due", store=store)
     assert again.attempt == 2
     assert (await worker.process(again)).__class__.__name__ == "Done"
+
+
+async def test_a_reconciler_declares_its_own_retry_policy(store: Store) -> None:
+    """Settings say: back off an hour, never give up by count. The reconciler says: retry
+    at once, give up after two attempts. The reconciler's word wins."""
+    probe = Probe(fail_with=RuntimeError("no"))
+    probe.retry = RetryPolicy(backoff_base=0.01, backoff_cap=0.01, max_attempts=2)
+    worker = worker_for(store, probe, max_attempts=0, backoff=3600)
+    await store_delivery(store, "probe:picky")
+    first = await worker._queue.claim("w")
+    assert isinstance(await worker.process(first), Retry)
+    second = await wait_until(lambda: worker._queue.claim("w"), what="retried at once",
+                              store=store)
+    await worker.process(second)
+    [dead] = await store.fetch("queue_list", "dead", None, 5)
+    assert dead["key"] == "probe:picky" and "2 attempts" in dead["last_error"]

@@ -148,14 +148,16 @@ def test_a_policys_status_says_what_it_allows() -> None:
 
 
 @pytest.mark.parametrize(
-    ("status", "decision", "forget"),
-    [("unknown", "NothingToPlan", False), ("closed", "NothingToPlan", True),
-     ("untouched", "NothingToPlan", False)],
+    ("status", "decision", "forget", "shown"),
+    [("unknown", "NothingToPlan", False, "Ready"), ("closed", "NothingToPlan", True, "Ready"),
+     ("untouched", "NothingToPlan", False, "Ready"), ("blocked", "Blocked", False, "Blocked")],
 )
-def test_pull_request_plans_with_nothing_to_plan(status: str, decision: str,
-                                                 forget: bool) -> None:
-    plan = PullRequestPlans().decide(PullPlanSnapshot("o/r", 4, status), Policy())
-    assert (plan.decision, plan.forget, plan.actions) == (decision, forget, ())
+def test_pull_request_plans_with_nothing_to_plan(status: str, decision: str, forget: bool,
+                                                 shown: str) -> None:
+    plan = PullRequestPlans().decide(PullPlanSnapshot("o/r", 4, status, reason="no creds"),
+                                     Policy())
+    assert (plan.decision, plan.forget, plan.actions, plan.status) == (decision, forget, (),
+                                                                       shown)
 
 
 AGENT = ObjectState("Agent", "a", "h1", {"spec": {"x": 1}})
