@@ -28,14 +28,19 @@ class CheckOutput(BaseModel):
     summary: str
 
 
-class CheckRun(Params):
+class InRepository(Params):
+    """What every GitHub action names: the repository and the App installation on it."""
+
+    needs: ClassVar[str | None] = "github"
+    repo: str
+    installation_id: int
+
+
+class CheckRun(InRepository):
     """Create a check run on `head_sha`, or complete the one the `start_key` action created.
     The runner finds a run it made before by `external_id` (the action's idempotency key)."""
 
     action_kind: ClassVar[str] = "github.check_run"
-    needs: ClassVar[str | None] = "github"
-    repo: str
-    installation_id: int
     head_sha: str
     name: str
     status: Literal["in_progress", "completed"]
@@ -44,26 +49,20 @@ class CheckRun(Params):
     start_key: str | None = None
 
 
-class IssueUpsert(Params):
+class IssueUpsert(InRepository):
     """Open an issue, or update the open one whose body holds `marker`."""
 
     action_kind: ClassVar[str] = "github.issue_upsert"
-    needs: ClassVar[str | None] = "github"
-    repo: str
-    installation_id: int
     marker: str
     title: str
     body: str
     labels: list[str] = []
 
 
-class IssueClose(Params):
+class IssueClose(InRepository):
     """Comment on and close the open issue whose body holds `marker` (if there is one)."""
 
     action_kind: ClassVar[str] = "github.issue_close"
-    needs: ClassVar[str | None] = "github"
-    repo: str
-    installation_id: int
     marker: str
     comment: str
 
