@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
@@ -137,15 +138,19 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+
     async def body(store: Store) -> int:
         version = await store.schema_version()
         print(f"schema version {version} of {latest_version()}")
         if version < latest_version():
             print("migrations pending: run `p38 migrate`")
             return 1
-        deliveries = {r["status"]: r["n"] for r in await store.fetch("deliveries_counts")}
-        print("deliveries:", ", ".join(f"{k} {v}" for k, v in sorted(deliveries.items()))
-              or "none")
+        counts = await store.fetch("deliveries_counts")
+        for own, label in ((False, "deliveries:"), (True, "controller hints:")):
+            found = sorted((r["status"], r["n"]) for r in counts if r["own"] is own)
+            if found or not own:
+                print(label, ", ".join(f"{k} {v}" for k, v in found) or "none")
         queue: dict[str, int] = {}
         for row in await store.fetch("queue_depth"):
             state = "running" if row["leased"] else row["state"]
@@ -153,6 +158,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         print("queue:", ", ".join(f"{k} {v}" for k, v in sorted(queue.items())) or "empty")
         for row in await store.fetch("queue_list", "dead", None, 20):
             print(f"  dead {row['key']}: {row['last_error']}")
+        held = [f"{r['source']} (Policy/{r['name']})"
+                for r in await store.fetch("applied_policies")
+                if (r["document"] or {}).get("spec", {}).get("killswitch") is True]
+        if settings.policy.killswitch:
+            held.insert(0, "everywhere (P38_KILLSWITCH)")
+        print("killswitch:", "on in " + ", ".join(held) if held else "off")
         statuses = {r["status"]: r["n"] for r in await store.fetch("statuses_counts")}
         print("objects:", ", ".join(f"{s} {statuses[s]}" for s in STATUSES if s in statuses)
               or "none")
@@ -161,7 +172,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                 print(f"  {status} {row['key']}: {row['reason']}: {row['message']}")
         return 0
 
-    return asyncio.run(_with_store(_settings(args), body, need_schema=False))
+    return asyncio.run(_with_store(settings, body, need_schema=False))
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -220,8 +231,8 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
     async def body(store: Store) -> int:
         pruned = await retention.prune(store, days=days)
-        print(f"deleted {pruned.deliveries} settled deliveries and {pruned.audit} audit rows "
-              f"older than {days} days")
+        print(f"deleted {pruned.deliveries} settled deliveries, {pruned.audit} audit rows and "
+              f"{pruned.statuses} statuses of objects older than {days} days")
         return 0
 
     return asyncio.run(_with_store(settings, body))
@@ -301,7 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
     server_args(serve)
     serve.set_defaults(func=cmd_serve)
     sub.add_parser("migrate", help="apply pending migrations").set_defaults(func=cmd_migrate)
-    sub.add_parser("status", help="schema, deliveries and queue at a glance").set_defaults(
+    sub.add_parser("status", help="schema, deliveries, queue, killswitch and every object's "
+                                  "status at a glance").set_defaults(
         func=cmd_status)
     replay = sub.add_parser("replay", help="process a stored delivery again")
     replay.add_argument("delivery", help="X-GitHub-Delivery GUID or internal id")
@@ -344,7 +356,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.redactor = configure_logging(fmt=settings.log.format, level=settings.log.level)
     args.redactor.update(settings.secret_values())
     func: Callable[[argparse.Namespace], Any] = args.func
-    return int(func(args) or 0)
+    try:
+        return int(func(args) or 0)
+    except BrokenPipeError:  # `p38 schema | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

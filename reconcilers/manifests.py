@@ -236,7 +236,7 @@ def decide(snapshot: ManifestSnapshot, policy: Policy | None = None) -> Plan:
                             close_issue=bool(data.get("issue")))
     transition = None if current and current.state == "Ready" and dict(data) == ready else \
         _transition(snapshot, "Ready", ready, counts(changes) if changes else "no changes")
-    return Plan("Changes" if changes else "UpToDate",
+    return Plan("Applied" if changes else "UpToDate",
                 f"{counts(changes)}{at}" if changes else f"no object changed{at}",
                 actions=tuple(actions), transition=transition, enqueue=follow_ups,
                 revision=revision or None)

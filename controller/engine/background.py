@@ -112,9 +112,9 @@ async def prune(store: Store, settings: RetentionSettings) -> AsyncIterator[None
 
     async def step() -> None:
         pruned = await retention.prune(store, days=settings.days)
-        if pruned.deliveries or pruned.audit:
+        if pruned.deliveries or pruned.audit or pruned.statuses:
             log.info("pruned", days=settings.days, deliveries=pruned.deliveries,
-                     audit=pruned.audit)
+                     audit=pruned.audit, statuses=pruned.statuses)
 
     async with running(every(settings.every_seconds, step, "prune_failed"), "prune"):
         yield

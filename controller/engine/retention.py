@@ -1,11 +1,12 @@
-"""Retention: settled deliveries (with their payloads and keys) and audit rows older than
-P38_RETENTION_DAYS are deleted, a batch at a time, so a year of webhooks does not fill the disk.
+"""Retention: settled deliveries (with their payloads and keys), audit rows, and the statuses of
+objects nobody has reconciled for P38_RETENTION_DAYS are deleted, a batch at a time, so a year
+of webhooks does not fill the disk.
 
-Never deleted: pending deliveries (their keys are still to be reconciled), actions (an action
-whose idempotency key succeeded must never run again, however old), resource state,
-transitions, applied objects and manifest revisions (small, and the history an operator
-audits). The cut-off is computed by PostgreSQL (`now()`), so replicas agree whatever their
-clocks say. No I/O but through the store.
+Never deleted: pending deliveries (their keys are still to be reconciled), the status of a
+queued or dead key, actions (an action whose idempotency key succeeded must never run again,
+however old), resource state, transitions, applied objects and manifest revisions (small, and
+the history an operator audits). The cut-off is computed by PostgreSQL (`now()`), so replicas
+agree whatever their clocks say. No I/O but through the store.
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ BATCH = 1000  # rows per statement: short transactions, no long lock on a busy t
 class Pruned:
     deliveries: int
     audit: int
+    statuses: int = 0
 
 
 async def prune(store: Queries, *, days: int, batch: int = BATCH) -> Pruned:
     """Delete what is older than `days` days; returns how many rows of each went."""
     return Pruned(deliveries=await _drain(store, "prune_deliveries", days, batch),
-                  audit=await _drain(store, "prune_audit", days, batch))
+                  audit=await _drain(store, "prune_audit", days, batch),
+                  statuses=await _drain(store, "prune_statuses", days, batch))
 
 
 async def _drain(store: Queries, query: str, days: int, batch: int) -> int:

@@ -127,7 +127,8 @@ WHERE ($1::text IS NULL OR source = $1) AND ($2::text IS NULL OR event = $2)
 ORDER BY id DESC LIMIT $5;
 
 -- name: deliveries_counts
-SELECT status, count(*)::int AS n FROM deliveries GROUP BY status;
+-- By status, webhooks apart from the controller's own hints (source p38).
+SELECT source = 'p38' AS own, status, count(*)::int AS n FROM deliveries GROUP BY 1, 2;
 
 -- name: recent_payloads_for_key
 -- The newest deliveries that produced a key (optionally only some events, older than $4);
@@ -312,3 +313,16 @@ FROM applied_objects WHERE kind = $1 ORDER BY source, name;
 
 -- name: action_by_key
 SELECT id, kind, status, key FROM actions WHERE idempotency_key = $1;
+
+-- name: prune_statuses
+-- Delete up to $2 statuses of objects not reconciled for $1 days and not queued (a pull
+-- request closed long ago); objects that resync are reconciled far more often than that.
+WITH doomed AS (
+    SELECT s.key FROM object_status s
+    WHERE s.reconciled_at < now() - make_interval(days => $1)
+      AND NOT EXISTS (SELECT 1 FROM work_queue q WHERE q.key = s.key)
+    LIMIT $2 FOR UPDATE SKIP LOCKED
+), gone AS (
+    DELETE FROM object_status s USING doomed WHERE s.key = doomed.key RETURNING 1
+)
+SELECT count(*) FROM gone;

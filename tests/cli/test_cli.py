@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 from controller.app import create_app
 from controller.store import Store
@@ -44,7 +46,8 @@ async def test_replay_processes_a_delivery_again(aiohttp_client, store: Store, d
     # `p38 status` shows every object's status, and each one that is not Ready with why.
     status = p38("status", env=env_for(dsn))
     assert status.returncode == 0, status.stderr
-    assert "objects: Ready 1, Blocked 1" in status.stdout
+    assert "objects: Ready 1, Blocked 1" in status.stdout and "killswitch: off" in status.stdout
+    assert "deliveries: processed 1" in status.stdout
     assert "Blocked plan:octo-org/infra#12: Blocked: octo-org/infra#12: no GitHub App " \
         "credentials" in status.stdout
     missing = p38("replay", "no-such-delivery", env=env_for(dsn))
@@ -86,6 +89,9 @@ def test_validate_schema_and_plan_exit_codes(fresh_database, tmp_path) -> None: 
     assert p38("migrate", env=env).returncode == 0
     ok = p38("validate", str(root / "manifests"), env=env)
     assert ok.returncode == 0 and ok.stdout.startswith("ok: 6 object(s) in 4 file(s)")
+    cut = subprocess.run(f"{sys.executable} -m controller.cli schema | head -2", shell=True,
+                         env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert cut.stdout.count("\n") == 2 and cut.stderr == ""  # a closed pipe ends quietly
 
     bad = tmp_path / "bad"
     bad.mkdir()

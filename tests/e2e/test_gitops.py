@@ -126,7 +126,7 @@ async def test_push_applies_and_reports_then_delete_prunes(gitops: GitOps) -> No
     assert {o["manifest"]["applied_revision"] for o in manifest} == {head}
     assert len(manifest) == 6 and f"agent:{REPO}/tesla-watch" in found
     source = found[f"manifests:{REPO}"]
-    assert (source["status"], source["reason"], source["revision"]) == ("Ready", "Changes",
+    assert (source["status"], source["reason"], source["revision"]) == ("Ready", "Applied",
                                                                           head)
     [revision] = (await (await gitops.client.get(f"/api/revisions?source={REPO}")).json()
                   )["items"]

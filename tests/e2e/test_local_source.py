@@ -42,7 +42,7 @@ async def test_local_folder_is_applied_and_followed(aiohttp_client, store: Store
     found = await wait_until(lambda: applied(OBJECT_KEYS), what="six objects applied",
                              store=store)
     source = found["manifests:local"]
-    assert (source["reason"], source["objects"], source["problems"]) == ("Changes", 6, [])
+    assert (source["reason"], source["objects"], source["problems"]) == ("Applied", 6, [])
     agent = found["agent:local/tesla-watch"]
     assert (agent["status"], agent["reason"], agent["source"]) == ("Blocked", "NoController",
                                                                    "local")

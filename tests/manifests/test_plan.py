@@ -56,7 +56,7 @@ def test_create_update_delete_and_no_change() -> None:
     desired = states(AGENT.replace("[http]", "[http, notify]") + "---\n"
                      + AGENT.replace("tesla-watch", "new-agent"))
     plan = decide(snap(desired, applied))
-    assert plan.decision == "Changes"
+    assert plan.decision == "Applied"
     assert [a.description for a in object_changes(plan)] == [
         "+ Agent/new-agent", "- Agent/old-agent", "~ Agent/tesla-watch (spec.tools)"]
     assert [a.kind for a in plan.actions] == ["manifest.create", "manifest.delete",

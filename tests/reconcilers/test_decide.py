@@ -177,14 +177,14 @@ def source(desired: tuple[ObjectState, ...], applied: tuple[ObjectState, ...], *
 @pytest.mark.parametrize(
     ("plan", "decision", "status", "enqueue"),
     [
-        (source((AGENT, SCHEDULE), ()), "Changes", "Ready",
+        (source((AGENT, SCHEDULE), ()), "Applied", "Ready",
          ("agent:local/a", "schedule:local/s")),
         (source((AGENT_V2, SCHEDULE), (AGENT, SCHEDULE), recorded={"Agent/a": "h1",
                                                                      "Schedule/s": "h3"}),
-         "Changes", "Ready", ("agent:local/a",)),
+         "Applied", "Ready", ("agent:local/a",)),
         (source((SCHEDULE,), (AGENT, SCHEDULE), recorded={"Agent/a": "h1",
                                                             "Schedule/s": "h3"}),
-         "Changes", "Ready", ("agent:local/a",)),
+         "Applied", "Ready", ("agent:local/a",)),
         # Applied before a crash, the settle lost: what is recorded still differs.
         (source((AGENT_V2,), (AGENT_V2,), recorded={"Agent/a": "h1"}), "UpToDate", "Ready",
          ("agent:local/a",)),

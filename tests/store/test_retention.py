@@ -1,5 +1,6 @@
-"""Retention deletes settled deliveries (with payloads and keys) and audit rows older than
-P38_RETENTION_DAYS, in batches; pending deliveries, recent rows and actions stay."""
+"""Retention deletes settled deliveries (with payloads and keys), audit rows and statuses of
+objects nobody reconciled for P38_RETENTION_DAYS, in batches; pending deliveries, queued keys'
+statuses, recent rows and actions stay."""
 
 from __future__ import annotations
 
@@ -52,10 +53,17 @@ async def test_old_settled_deliveries_and_audit_rows_go_in_batches(store: Store)
     await store.pool.execute(  # an action far older than the retention
         "INSERT INTO actions (idempotency_key, kind, status, created_at)"
         " VALUES ('old-action', 'github.check_run', 'succeeded', now() - interval '1 year')")
+    for key, days in (("pull:octo/a#1", 200), ("pull:octo/a#2", 10), ("repo:octo/b", 200)):
+        await store.pool.execute(  # repo:octo/b is queued (its pending delivery): kept
+            "INSERT INTO object_status (key, kind, status, reason, reconciled_at)"
+            " VALUES ($1, split_part($1, ':', 1), 'Ready', 'UpToDate',"
+            "         now() - make_interval(days => $2))", key, days)
 
     pruned = await retention.prune(store, days=90, batch=2)  # two statements for deliveries
 
-    assert pruned == retention.Pruned(deliveries=3, audit=2)
+    assert pruned == retention.Pruned(deliveries=3, audit=2, statuses=1)
+    assert {r["key"] for r in await store.pool.fetch("SELECT key FROM object_status")} == {
+        "pull:octo/a#2", "repo:octo/b"}
     assert await _ids(store) == {old_pending, recent}
     kept = {r["delivery_id"] for r in await store.pool.fetch(
         "SELECT delivery_id FROM delivery_payloads UNION ALL SELECT delivery_id"
@@ -63,7 +71,7 @@ async def test_old_settled_deliveries_and_audit_rows_go_in_batches(store: Store)
     assert kept == {old_pending, recent}  # payloads and keys went with their deliveries
     assert await _count(store, "audit") == 1
     assert await _count(store, "actions") == 1  # idempotency keys are never pruned
-    assert await retention.prune(store, days=90) == retention.Pruned(0, 0)
+    assert await retention.prune(store, days=90) == retention.Pruned(0, 0, 0)
 
 
 async def test_the_app_prunes_on_its_period(aiohttp_client, store: Store, dsn: str) -> None:  # type: ignore[no-untyped-def]
@@ -107,5 +115,6 @@ async def test_p38_prune_command(store: Store, dsn: str) -> None:
     assert await _ids(store) == {old, recent}
     done = p38("prune", "--days", "30", env=env_for(dsn))
     assert done.returncode == 0, done.stderr
-    assert "deleted 1 settled deliveries and 0 audit rows older than 30 days" in done.stdout
+    assert "deleted 1 settled deliveries, 0 audit rows and 0 statuses of objects older than " \
+        "30 days" in done.stdout
     assert await _ids(store) == {recent}
