@@ -167,13 +167,13 @@ async def _providers(app: web.Application, bundles: Sequence[Bundle],
             runners.update(provider.runners)
         usable = frozenset(name for name, p in opened.items()
                            if p.unavailable is None and name != local.NAME)
+        unavailable = {name: p.unavailable for name, p in opened.items()
+                       if p.unavailable is not None and name != local.NAME}
         app[PROVIDERS] = opened
-        app[POLICY] = Policy.from_settings(settings, providers=usable)
+        app[POLICY] = Policy.from_settings(settings, providers=usable, unavailable=unavailable)
         app[POLICIES] = PolicySource(store, app[POLICY])
         app[EXECUTOR] = Executor(store, runners)
         app[CONTEXT] = StoreContext(store, opened)
-        unavailable = {name: p.unavailable for name, p in opened.items()
-                       if p.unavailable is not None and name != local.NAME}
         if settings.policy.dry_run or unavailable:
             log.warning("dry_run", providers=sorted(unavailable) if not settings.policy.dry_run
                         else "all", reason="P38_DRY_RUN is set" if settings.policy.dry_run

@@ -69,7 +69,7 @@ class QueueSettings(BaseSettings):
         120.0, validation_alias="P38_RECONCILE_DEADLINE_SECONDS",
         description="Seconds one reconcile may take before it is cancelled and retried (a "
                     "reconciler may declare its own); a hung call never holds a key for ever.")
-    approval_recheck_seconds: float = Field(
+    held_recheck_seconds: float = Field(
         60.0, validation_alias="P38_HELD_RECHECK_SECONDS",
         description="Seconds between two looks at a key whose actions are held (approval, "
                     "killswitch); `p38 approve` and a Policy change end the wait at once.")

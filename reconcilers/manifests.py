@@ -10,7 +10,8 @@ and the invalid-manifests issue. Guard: an invalid or empty manifest set prunes 
 Every object whose applied state this reconcile changes has its own key enqueued
 (`agent:owner/repo/name`, `agent:local/name`, ...) in the transaction that records the source's
 new state; an object recorded differently from what is desired is enqueued too, so a crash
-between an apply and that record never loses the follow-up. Watches pushes to the default
+between an apply and that record never loses the follow-up, and so is an applied object that
+has no status yet (applied by an earlier release, or its key lost). Watches pushes to the default
 branch that touch the manifests folder and repositories added to an installation; resynced
 periodically (GitHub does not redeliver lost hooks).
 """
@@ -27,11 +28,12 @@ from controller.reconcile.errors import NotConfigured
 from controller.reconcile.fsm import StateMachine
 from controller.reconcile.ids import key_name
 from controller.reconcile.payloads import dig, repo_full_name
-from controller.reconcile.plan import Action, Params, Plan, Resource, Transition
+from controller.reconcile.plan import Action, Plan, Resource, Transition
 from controller.reconcile.reads import GITHUB, LOCAL, ManifestReads, Where
 from controller.reconcile.reconciler import Event, Reconciler, Watch, object_key
 from reconcilers import reporting
 from reconcilers.diff import Change, ObjectState, changed_fields, counts, diff
+from reconcilers.manifest_actions import APPLY, APPLY_KINDS, RecordRevision
 
 if TYPE_CHECKING:
     from controller.reconcile.policy import Policy
@@ -49,46 +51,6 @@ MACHINE = StateMachine.declare(
            "Blocked": ["Ready", "Invalid"]})
 
 
-class CreateObject(Params):
-    """Record an object as applied from its source (its document and content hash)."""
-
-    action_kind: ClassVar[str] = "manifest.create"
-    source: str
-    kind: str
-    name: str
-    fields: list[str] = []
-    revision: str | None = None
-    content_hash: str | None = None
-    document: dict[str, Any] | None = None
-
-
-class UpdateObject(CreateObject):
-    action_kind: ClassVar[str] = "manifest.update"
-
-
-class DeleteObject(CreateObject):
-    """Prune an object no longer in its source."""
-
-    action_kind: ClassVar[str] = "manifest.delete"
-
-
-APPLY: dict[str, type[CreateObject]] = {"create": CreateObject, "update": UpdateObject,
-                                        "delete": DeleteObject}
-
-
-class RecordRevision(Params):
-    """Record a revision of a source as applied (with its changes) or invalid."""
-
-    action_kind: ClassVar[str] = "manifest.revision"
-    source: str
-    revision: str
-    tree: str | None = None
-    status: str
-    objects: int
-    changes: list[str] = []
-    problems: list[str] = []
-
-
 @dataclass(frozen=True)
 class ManifestSnapshot:
     source: str
@@ -101,6 +63,7 @@ class ManifestSnapshot:
     blocked: str | None = None  # why the source cannot be read (credentials missing)
     current: Resource | None = None
     where: Where | None = None  # a GitHub source: where to report
+    unreconciled: tuple[str, ...] = ()  # keys of applied objects that have no status yet
 
 
 def parse(files: Mapping[str, str], unreadable: Sequence[str] = ()
@@ -154,9 +117,6 @@ def _apply_actions(snapshot: ManifestSnapshot, changes: Sequence[Change],
     return actions
 
 
-APPLY_KINDS = frozenset(cls.action_kind for cls in APPLY.values())
-
-
 def _follow_ups(snapshot: ManifestSnapshot, changes: Sequence[Change],
                 recorded: Mapping[str, str]) -> tuple[str, ...]:
     """Keys of the objects this reconcile changes, and of those recorded at the last settle
@@ -164,9 +124,10 @@ def _follow_ups(snapshot: ManifestSnapshot, changes: Sequence[Change],
     desired = _objects(snapshot.desired)
     idents = {f"{c.kind}/{c.name}" for c in changes}
     idents |= {i for i in set(desired) | set(recorded) if desired.get(i) != recorded.get(i)}
-    return tuple(sorted(object_key(kind, snapshot.source, name)
-                        for kind, _, name in (i.partition("/") for i in idents)
-                        if kind.lower() in OBJECT_KINDS))
+    keys = {object_key(kind, snapshot.source, name)
+            for kind, _, name in (i.partition("/") for i in idents)
+            if kind.lower() in OBJECT_KINDS}
+    return tuple(sorted(keys | set(snapshot.unreconciled)))
 
 
 def object_changes(plan: Plan) -> list[Action]:
@@ -183,13 +144,16 @@ def decide(snapshot: ManifestSnapshot, policy: Policy | None = None) -> Plan:
     revision = snapshot.revision or ""
     at = f" (at {reporting.short(revision)})" if revision else ""
     if snapshot.unchanged:
-        return Plan("UpToDate", f"manifests unchanged{at}", revision=revision or None)
+        return Plan("UpToDate", f"manifests unchanged{at}", revision=revision or None,
+                    enqueue=snapshot.unreconciled)
     if snapshot.blocked is not None:
         # Recorded, so the periodic resync retries it once the credentials are configured.
         if state == "Blocked" and data.get("reason") == snapshot.blocked:
-            return Plan("Blocked", snapshot.blocked, status="Blocked")
+            return Plan("Blocked", snapshot.blocked, status="Blocked",
+                        enqueue=snapshot.unreconciled)
         return Plan("Blocked", snapshot.blocked, status="Blocked", transition=_transition(
-            snapshot, "Blocked", {**data, "reason": snapshot.blocked}, snapshot.blocked))
+            snapshot, "Blocked", {**data, "reason": snapshot.blocked}, snapshot.blocked),
+            enqueue=snapshot.unreconciled)
 
     problems = snapshot.problems
     if not problems and not snapshot.desired and snapshot.applied:
@@ -199,7 +163,8 @@ def decide(snapshot: ManifestSnapshot, policy: Policy | None = None) -> Plan:
     if problems:
         if state == "Invalid" and data.get("tree") == snapshot.tree:
             return Plan("StillInvalid", f"{len(problems)} problem(s), already reported{at}",
-                        status="Stalled", revision=revision or None)
+                        status="Stalled", revision=revision or None,
+                        enqueue=snapshot.unreconciled)
         actions: list[Action] = [_revision(snapshot, "invalid", problems=problems)]
         if where is not None and where.installation_id is not None:
             summary = reporting.problems_markdown(problems)
@@ -212,7 +177,7 @@ def decide(snapshot: ManifestSnapshot, policy: Policy | None = None) -> Plan:
                                                    revision, problems))
         return Plan("Invalid", f"{len(problems)} problem(s); nothing is applied and the "
                                f"last good revision stays{at}", actions=tuple(actions),
-                    status="Stalled", revision=revision or None,
+                    status="Stalled", revision=revision or None, enqueue=snapshot.unreconciled,
                     transition=_transition(snapshot, "Invalid", {
                         **data, "tree": snapshot.tree, "failed_revision": revision,
                         "problems": list(problems[:reporting.SHOWN_PROBLEMS]),
@@ -229,17 +194,36 @@ def decide(snapshot: ManifestSnapshot, policy: Policy | None = None) -> Plan:
             and data.get("tree") == snapshot.tree:
         return Plan("UpToDate", f"every object is as applied{at}", revision=revision or None)
     generation = current.version if current else 0
+    # What this revision changed, to report: what is still to apply, or, when that was applied
+    # by a reconcile whose plan was not carried out (held reporting, a crash before the
+    # settle), what differs from the state recorded at the last one that was.
+    changed = changes or (_recorded_changes(snapshot, recorded) if current else [])
     actions = _apply_actions(snapshot, changes, generation)
-    actions.append(_revision(snapshot, "applied", changes=[str(c) for c in changes]))
+    actions.append(_revision(snapshot, "applied", changes=[str(c) for c in changed]))
     if where is not None and where.installation_id is not None:
-        actions = _reported(snapshot, where.installation_id, changes, actions,
+        actions = _reported(snapshot, where.installation_id, changed, actions,
                             close_issue=bool(data.get("issue")))
     transition = None if current and current.state == "Ready" and dict(data) == ready else \
-        _transition(snapshot, "Ready", ready, counts(changes) if changes else "no changes")
-    return Plan("Applied" if changes else "UpToDate",
-                f"{counts(changes)}{at}" if changes else f"no object changed{at}",
+        _transition(snapshot, "Ready", ready, counts(changed) if changed else "no changes")
+    return Plan("Applied" if changed else "UpToDate",
+                f"{counts(changed)}{at}" if changed else f"no object changed{at}",
                 actions=tuple(actions), transition=transition, enqueue=follow_ups,
                 revision=revision or None)
+
+
+def _recorded_changes(snapshot: ManifestSnapshot, recorded: Mapping[str, str]) -> list[Change]:
+    """Changes against the content hashes recorded at the last carried-out reconcile (no
+    field names: the documents they were applied from are gone)."""
+    desired = _objects(snapshot.desired)
+    changes = []
+    for ident in sorted(set(desired) | set(recorded)):
+        if desired.get(ident) == recorded.get(ident):
+            continue
+        op = "create" if ident not in recorded else "delete" if ident not in desired \
+            else "update"
+        kind, _, name = ident.partition("/")
+        changes.append(Change(op, kind, name))
+    return sorted(changes, key=lambda c: (c.kind, c.name))
 
 
 def _reported(snapshot: ManifestSnapshot, installation_id: int, changes: Sequence[Change],
@@ -364,6 +348,10 @@ class ManifestSources(Reconciler):
         where = Where(source) if local else await self._github_where(ctx, key, data)
         applied = tuple(ObjectState(o.kind, o.name, o.content_hash, o.document)
                         for o in await ctx.applied_objects(source))
+        object_keys = [object_key(o.kind, source, o.name) for o in applied
+                       if o.kind.lower() in OBJECT_KINDS]
+        seen = {s.key for s in await ctx.statuses(object_keys)}
+        unreconciled = tuple(k for k in object_keys if k not in seen)
         fully_applied = (current is not None and current.state == "Ready"
                          and data.get("objects") == _objects(applied))
         try:
@@ -372,7 +360,8 @@ class ManifestSources(Reconciler):
                 where, known_tree=data.get("tree") if fully_applied else None)
         except NotConfigured as exc:
             return ManifestSnapshot(source=source, revision=None, desired=(), problems=(),
-                                    applied=applied, current=current, blocked=str(exc))
+                                    applied=applied, current=current, blocked=str(exc),
+                                    unreconciled=unreconciled)
         desired: tuple[ObjectState, ...] = ()
         problems: tuple[str, ...] = ()
         if files.files is not None:
@@ -380,7 +369,7 @@ class ManifestSources(Reconciler):
         return ManifestSnapshot(source=source, revision=files.revision, desired=desired,
                                 problems=problems, applied=applied, tree=files.tree,
                                 unchanged=files.files is None, current=current,
-                                where=None if local else where)
+                                where=None if local else where, unreconciled=unreconciled)
 
     async def _github_where(self, ctx: ObserveContext, key: str,
                             data: Mapping[str, Any]) -> Where:

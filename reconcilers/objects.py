@@ -40,8 +40,10 @@ class ObjectSnapshot:
 
 
 class ManifestObject(Reconciler):
+    """Nothing to re-read periodically: an object changes only through its source, which
+    enqueues it (and any applied object that has no status yet)."""
+
     manifest_kind: ClassVar[str]  # Agent, Schedule, Service, Policy
-    resync: ClassVar[bool] = True
 
     def source(self, key: str) -> str | None:
         return object_ref(key)[1]

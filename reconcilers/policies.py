@@ -10,7 +10,7 @@ instead of at their next look. No I/O of its own.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import ValidationError
@@ -55,6 +55,12 @@ class PolicyObjects(ManifestObject):
         base = await super().observe(ctx, key)
         return PolicySnapshot(base.key, base.source, base.name, base.applied, base.desired,
                               held=tuple(await ctx.held(base.source)))
+
+    def decide(self, snapshot: ObjectSnapshot, policy: Policy) -> Plan:
+        plan = super().decide(snapshot, policy)
+        if plan.forget and isinstance(snapshot, PolicySnapshot):  # deleted: nothing holds
+            return replace(plan, enqueue=released(snapshot.held, policy))
+        return plan
 
     def decide_applied(self, snapshot: ObjectSnapshot, applied: AppliedObject,
                        policy: Policy) -> Plan:

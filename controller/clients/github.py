@@ -105,6 +105,7 @@ class GitHubApp:
         self._max_sleep = max_sleep
         self._tokens: dict[int, _Token] = {}
         self._token_locks: dict[int, asyncio.Lock] = {}
+        self._limited_until: dict[int, float] = {}  # installation -> when its limit resets
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -151,10 +152,21 @@ class GitHubApp:
     async def call(self, method: str, path: str, *, installation_id: int,
                    json: Mapping[str, Any] | None = None,
                    params: Mapping[str, Any] | None = None) -> Any:
+        """One REST call as the installation. While a rate limit of the installation is in
+        force (GitHub said so earlier), no call is made: `RateLimited` at once, so no key of
+        that installation spends requests GitHub would refuse."""
+        until = self._limited_until.get(installation_id, 0.0)
+        if until > self._clock():
+            raise RateLimited(until - self._clock(), f"GitHub rate limit of installation "
+                                                     f"{installation_id} until it resets "
+                                                     f"(not called: {method} {path})")
         token = await self.installation_token(installation_id)
         try:
             return await self._send(method, path, auth=f"token {token}", json=json,
                                     params=params)
+        except RateLimited as exc:
+            self._limited_until[installation_id] = self._clock() + exc.requeue_after
+            raise
         except _StaleToken:
             self._tokens.pop(installation_id, None)
             token = await self.installation_token(installation_id)

@@ -6,11 +6,13 @@ succeeded never runs again. Runners are registered by action kind (the providers
 do the outbound I/O through `controller.clients`; short retries belong to the clients. A runner
 that says `Waiting` (a rate limit minutes away) leaves its action pending with the reason.
 Because a crash can fall between a runner's call and the record of its success, every runner
-first looks for what it would create (docs/extending.md).
+first looks for what it would create (docs/extending.md). It decides nothing about retries or
+waits (the worker does) and calls no provider but through its runners.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -84,6 +86,12 @@ class Executor:
             await self._store.fetchval("action_start", action_id)
             try:
                 result = await runner(action)
+            except asyncio.CancelledError:  # the deadline passed, or the worker is stopping
+                await asyncio.shield(self._store.execute(
+                    "action_finish", action_id, "failed", None,
+                    "cancelled before it finished (its reconcile's deadline, or shutdown); "
+                    "the next attempt looks for what it may have done"))
+                raise
             except Waiting as exc:  # not run; recorded as still to do, with the reason
                 await self._store.execute("action_finish", action_id, "pending", None,
                                           f"waiting {exc.requeue_after:.0f}s: {exc.reason}")

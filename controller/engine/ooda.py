@@ -4,6 +4,8 @@ Each worker claims one key at a time, keeps its lease alive while it works, canc
 that outlives its deadline, and ends every reconcile with one atomic call fenced by the lease
 (`WorkQueue.settle`): queue row, state transition, the keys the plan enqueues, the object's
 status and the audit row together. What an outcome means is decided in one `match` (`_settle`).
+It does no provider I/O itself (reconcilers observe through the context, the executor runs
+actions) and never dies: whatever a reconcile raises becomes an outcome.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from controller.reconcile.errors import (
     ConcurrentUpdate,
     DeadlineExceeded,
     LeaseLost,
+    SettleFailed,
     TerminalError,
     UndeclaredEnqueue,
     UnknownKind,
@@ -50,9 +53,15 @@ class Done:
 
 @dataclass(frozen=True)
 class Requeue:
+    """Look again after `after` seconds. `carried_out`: the plan's transition and follow-ups
+    are written (False when its actions were held: the next look decides them again). `firm`:
+    hints do not end the wait."""
+
     after: float
     reason: str
     plan: Plan | None = None
+    carried_out: bool = True
+    firm: bool = False
 
 
 @dataclass(frozen=True)
@@ -76,6 +85,7 @@ class Record:
     started: datetime
     t0: float
     phases: dict[str, Any] = field(default_factory=dict)
+    phase: str = "observe"  # the phase running now (named when a deadline cancels it)
     plan: Plan | None = None
     verdicts: list[Gated] = field(default_factory=list)
     actions: list[ActionOutcome] = field(default_factory=list)
@@ -205,7 +215,7 @@ class Worker:
         except TimeoutError:
             return Retry(DeadlineExceeded(
                 f"{lease.key}: the reconcile took longer than its deadline of {deadline:g}s "
-                f"and was cancelled (in {', '.join(record.phases) or 'observe'})"))
+                f"and was cancelled during {record.phase}"))
 
     async def _steps(self, lease: Lease, record: Record, reconciler: Reconciler) -> Outcome:
         try:
@@ -214,6 +224,7 @@ class Worker:
             record.phases["observe"] = {"ms": _ms(t)}
 
             t = time.perf_counter()
+            record.phase = "decide"
             policy = (await self._policies.current()).for_source(reconciler.source(lease.key))
             plan = reconciler.decide(snapshot, policy)
             record.plan = plan
@@ -222,12 +233,14 @@ class Worker:
                 record.phases["decide"]["enqueue"] = list(plan.enqueue)
             _check_owns(reconciler, plan)
 
+            record.phase = "gate"
             approved = await self._approved([a.idempotency_key for a in plan.actions])
             record.verdicts = gate(plan.actions, policy, approved)
             record.phases["gate"] = {v.action.idempotency_key: v.verdict.value
                                      for v in record.verdicts}
 
             t = time.perf_counter()
+            record.phase = "act"
             record.actions = await self._executor.act(
                 record.verdicts, key=lease.key, reconcile_id=record.reconcile_id)
             record.phases["act"] = {"ms": _ms(t), "actions": len(record.actions)}
@@ -242,7 +255,10 @@ class Worker:
         except Exception as exc:
             return Retry(exc)
         if any(v.verdict is Verdict.HELD for v in record.verdicts):
-            return Requeue(self._settings.approval_recheck_seconds, "actions held", plan)
+            # Not carried out: nothing of the plan is recorded, so the next look (a release,
+            # an approval, the recheck) decides it again and emits the held actions again.
+            return Requeue(self._settings.held_recheck_seconds, "actions held", plan,
+                           carried_out=False)
         if plan.requeue_after is not None:
             return Requeue(plan.requeue_after, plan.reason, plan)
         return Done(plan)
@@ -260,11 +276,12 @@ class Worker:
         elapsed = time.perf_counter() - record.t0
         failing_for = (lease.failing_for or 0.0) + elapsed
         plan = record.plan
-        delay, error = 0.0, None
+        delay, error, firm, carried_out = 0.0, None, False, True
         match outcome:
             case Done(plan=plan):
                 label, status = "done", _status_of(plan, record.verdicts)
-            case Requeue(after=after, reason=reason, plan=plan):
+            case Requeue(after=after, reason=reason, plan=plan, carried_out=carried_out,
+                         firm=firm):
                 label, delay = "requeue", after
                 status = _status_of(plan, record.verdicts) if plan else \
                     StatusEntry("Waiting", "Waiting", reason)
@@ -285,19 +302,29 @@ class Worker:
             case Stalled(error=exc):
                 label, error = "dead", _describe(exc)
                 status = StatusEntry("Stalled", type(exc).__name__, error)
-        plan = plan if label in ("done", "requeue") else None
+        plan = plan if label in ("done", "requeue") and carried_out else None
         status = replace(status, source=reconciler.source(lease.key) if reconciler else None)
         try:
             await self._queue.settle(
                 lease, label, delay=delay, error=error,
                 transition=plan.transition if plan else None,
-                enqueue=plan.enqueue if plan else (), status=status, audit=self._entry(record))
+                enqueue=plan.enqueue if plan else (), status=status, firm=firm,
+                audit=self._entry(record))
         except ConcurrentUpdate as exc:
             # The object changed under us; nothing was written. Try again after backoff.
             await self._settle(lease, Retry(exc), record, reconciler)
             return
         except LeaseLost as exc:
             await self._audit_lost(lease, record, exc)
+            return
+        except Exception as exc:
+            if isinstance(outcome, Retry) and isinstance(outcome.error, SettleFailed):
+                raise  # even the plain retry cannot be written: the database is away
+            # What the plan wanted written was refused (a value PostgreSQL rejects, say):
+            # settle as a failure without it, so the key backs off and gives up in time.
+            log.error("settle_refused", error=_describe(exc))
+            record.plan = None
+            await self._settle(lease, Retry(SettleFailed(_describe(exc))), record, reconciler)
             return
         duration = time.perf_counter() - record.t0
         self._metrics.reconciles.labels(lease.kind, label).inc()
@@ -338,7 +365,7 @@ def _failed(exc: Waiting | TerminalError, record: Record) -> Outcome:
     if isinstance(exc, Waiting):
         record.plan = record.plan or Plan("Waiting", exc.reason)
         return Requeue(exc.requeue_after, exc.reason,
-                       Plan(type(exc).__name__, exc.reason, status="Waiting"))
+                       Plan(type(exc).__name__, exc.reason, status="Waiting"), firm=exc.firm)
     return Stalled(exc)
 
 

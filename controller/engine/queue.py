@@ -70,7 +70,7 @@ class StatusEntry:
 def backoff_delay(attempt: int, *, base: float, cap: float,
                   rng: Callable[[], float] = random.random) -> float:
     """Capped exponential backoff with "equal jitter": between half and all of base*2^(n-1)."""
-    ceiling = min(cap, base * 2.0 ** max(0, attempt - 1))
+    ceiling = min(cap, base * 2.0 ** min(max(0, attempt - 1), 60))
     return ceiling / 2 + rng() * ceiling / 2
 
 
@@ -125,14 +125,15 @@ class WorkQueue:
     async def settle(self, lease: Lease, outcome: str, *, delay: float = 0.0,
                      error: str | None = None, transition: Transition | None = None,
                      enqueue: Sequence[str] = (), status: StatusEntry | None = None,
-                     audit: AuditEntry) -> None:
+                     firm: bool = False, audit: AuditEntry) -> None:
         """End a reconcile in one atomic call (p38_settle_v2), fenced by the lease token.
 
         done: the lease's deliveries are processed; the row is removed, or kept for one more
         reconcile after `coalesce_seconds` when hints arrived meanwhile. requeue: the same,
-        then look again after `delay` (a hint ends that wait). retry: deliveries stay pending,
-        due after `delay` (backoff). dead: the key stops; every delivery still waiting on it is
-        marked failed. `enqueue` (done and requeue only) is hinted in the same transaction;
+        then look again after `delay` (a hint ends that wait, unless `firm`). retry: deliveries
+        stay pending, due after `delay` (backoff). dead: the key stops and this attempt's
+        deliveries are marked failed (a hint that arrived meanwhile revives it instead).
+        `enqueue` (done and requeue only) is hinted in the same transaction;
         `status` replaces the object's status. Raises LeaseLost (another worker holds the key)
         or ConcurrentUpdate (the object's version moved since it was observed; nothing was
         written).
@@ -151,7 +152,8 @@ class WorkQueue:
                        "attempt": lease.attempt, "phases": audit.phases,
                        "decision": audit.decision, "reason": audit.reason,
                        "actions": audit.actions, "started": audit.started.isoformat(),
-                       "duration_ms": audit.duration_ms}))
+                       "duration_ms": audit.duration_ms}),
+            firm)
 
 
 def _storable(value: Any) -> Any:

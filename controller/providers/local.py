@@ -21,7 +21,7 @@ from controller.reconcile.errors import NotConfigured
 from controller.reconcile.plan import Action, ActionRunner, runner
 from controller.reconcile.reads import ManifestFiles, Where
 from controller.store import Store
-from reconcilers.manifests import CreateObject, DeleteObject, RecordRevision, UpdateObject
+from reconcilers.manifest_actions import CreateObject, DeleteObject, RecordRevision, UpdateObject
 
 NAME = "local"
 

@@ -40,6 +40,10 @@ class DeadlineExceeded(P38Error):
     """The reconcile took longer than its deadline and was cancelled; retried with backoff."""
 
 
+class SettleFailed(P38Error):
+    """The end of a reconcile could not be written; retried with backoff, without its plan."""
+
+
 class ConcurrentUpdate(P38Error):
     """The resource changed since it was observed (optimistic concurrency); retry."""
 
@@ -49,7 +53,10 @@ class LeaseLost(P38Error):
 
 
 class Waiting(P38Error):
-    """The reconcile is waiting for something outside; requeue after a delay."""
+    """The reconcile is waiting for something outside; requeue after a delay. A delivery or an
+    enqueue for the key ends the wait early, unless the wait is `firm`."""
+
+    firm = False  # True: hints must not end it (a rate limit must not be hammered)
 
     def __init__(self, requeue_after: float, reason: str) -> None:
         super().__init__(reason)
@@ -71,4 +78,7 @@ class ProviderRefused(TerminalError):
 
 
 class RateLimited(Waiting):
-    """A provider's rate limit resets later than a client may sleep; come back then."""
+    """A provider's rate limit resets later than a client may sleep; come back then, not
+    earlier, whatever arrives meanwhile."""
+
+    firm = True

@@ -94,8 +94,8 @@ class Plan:
 
     `enqueue`: keys to reconcile after this one, written in the transaction that settles it
     (kinds the reconciler declares in `owns`). `status`: what people see when the plan is
-    carried out (the engine says Blocked when actions are held, skipped or dry-run, Waiting
-    when `requeue_after` is set). `revision`: what was observed (a commit, a content hash).
+    carried out (the engine says Blocked when actions are held or dry-run, Waiting when
+    `requeue_after` is set). `revision`: what was observed (a commit, a content hash).
     `forget`: the object is gone; its status is dropped and it is not resynced any more.
     """
 

@@ -41,15 +41,16 @@ class Policy:
     approval_required: frozenset[str] = field(default_factory=frozenset)
     # Providers with credentials; None means every provider (tests, tools).
     providers: frozenset[str] | None = None
+    unavailable: Mapping[str, str] = field(default_factory=dict)  # provider -> why not
     spec: PolicySpec = field(default_factory=PolicySpec)
     governed_by: str | None = None  # `Policy/<name> in <source>`, when a manifest applies
 
     @classmethod
-    def from_settings(cls, settings: Settings,
-                      providers: frozenset[str] | None = None) -> Policy:
+    def from_settings(cls, settings: Settings, providers: frozenset[str] | None = None,
+                      unavailable: Mapping[str, str] | None = None) -> Policy:
         return cls(dry_run=bool(settings.policy.dry_run), killswitch=settings.policy.killswitch,
                    providers=settings.providers.configured() if providers is None
-                   else providers)
+                   else providers, unavailable=dict(unavailable or {}))
 
     def can_use(self, provider: str | None) -> bool:
         return provider is None or self.providers is None or provider in self.providers
@@ -113,9 +114,9 @@ def gate(actions: Iterable[Action], policy: Policy, approved: Set[str]) -> list[
             verdicts.append(Gated(action, Verdict.DRY_RUN, "dry-run: recorded, not executed",
                                   "DryRun"))
         elif not policy.can_use(action.needs):
-            verdicts.append(Gated(action, Verdict.DRY_RUN,
-                                  f"dry-run: no {action.needs} credentials configured",
-                                  "NoCredentials"))
+            why = policy.unavailable.get(action.needs or "") \
+                or f"no {action.needs} credentials configured"
+            verdicts.append(Gated(action, Verdict.DRY_RUN, f"dry-run: {why}", "NoCredentials"))
         else:
             verdicts.append(Gated(action, Verdict.RUN, "allowed"))
     return verdicts

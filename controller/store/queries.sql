@@ -37,11 +37,15 @@ SELECT p38_resync_v1(p_kinds => $1::text[], p_periods => $2::float8[], p_guid =>
 
 -- name: queue_claim
 -- Lease the next due key no live worker holds (an expired lease is a crashed worker's, and is
--- taken over). Returns the pending deliveries of the key this reconcile answers for.
+-- taken over). Returns the pending deliveries of the key this reconcile answers for. The wait
+-- is over; a fresh count (attempts 0: new, revived, or after a success) restarts the failure
+-- clock, whoever revived the key.
 WITH claimed AS (
     UPDATE work_queue AS q
     SET lease_holder = $1, lease_token = $2, lease_expires = now() + make_interval(secs => $3),
-        dirty = false, attempts = q.attempts + 1, updated_at = now()
+        dirty = false, attempts = q.attempts + 1, wait_kind = NULL,
+        failing_since = CASE WHEN q.attempts = 0 THEN NULL ELSE q.failing_since END,
+        updated_at = now()
     WHERE q.key = (
         SELECT key FROM work_queue
         WHERE state = 'queued' AND not_before <= now()
@@ -92,7 +96,8 @@ ORDER BY key LIMIT $3;
 -- See p38_settle_v2 in migrations/0009_engine.sql.
 SELECT p38_settle_v2(p_key => $1, p_token => $2, p_outcome => $3, p_deliveries => $4::bigint[],
                      p_delay => $5, p_coalesce => $6, p_error => $7, p_transition => $8::jsonb,
-                     p_enqueue => $9::text[], p_status => $10::jsonb, p_audit => $11::jsonb);
+                     p_enqueue => $9::text[], p_status => $10::jsonb, p_audit => $11::jsonb,
+                     p_firm => $12);
 
 -- name: delivery_by_guid
 SELECT d.id, d.source, d.hook, d.guid, d.event, d.action, d.status, d.accepted, d.received_at,
@@ -122,7 +127,7 @@ SELECT array_agg(key ORDER BY key) FROM keys;
 -- name: deliveries_list
 SELECT id, source, hook, guid, event, action, status, accepted, received_at, processed_at, error
 FROM deliveries
-WHERE ($1::text IS NULL OR source = $1) AND ($2::text IS NULL OR event = $2)
+WHERE (($1::text IS NULL AND source <> 'p38') OR source = $1) AND ($2::text IS NULL OR event = $2)
   AND ($3::text IS NULL OR status = $3) AND ($4::bigint IS NULL OR id < $4)
 ORDER BY id DESC LIMIT $5;
 

@@ -406,7 +406,7 @@ BEGIN
     JOIN unnest(p_kinds, p_periods) AS p(kind, period) ON p.kind = s.kind
     LEFT JOIN work_queue q ON q.key = s.key
     WHERE s.reconciled_at < now() - make_interval(secs => p.period)
-      AND (q.key IS NULL OR q.state = 'dead');
+      AND (q.key IS NULL OR (q.state = 'dead' AND s.reason = 'GaveUp'));
     IF v_keys IS NOT NULL THEN
         PERFORM p38_hint_v1(p_keys => v_keys, p_guid => p_guid, p_event => 'resync',
                             p_origin => '{"from": "resync"}');
@@ -536,7 +536,7 @@ BEGIN
     WHERE d.id = s.delivery_id AND s.pending = 0 AND d.status = 'pending';
 END $function$;
 
-CREATE OR REPLACE FUNCTION public.p38_settle_v2(p_key text, p_token uuid, p_outcome text, p_deliveries bigint[], p_delay double precision, p_coalesce double precision, p_error text, p_transition jsonb, p_enqueue text[], p_status jsonb, p_audit jsonb)
+CREATE OR REPLACE FUNCTION public.p38_settle_v2(p_key text, p_token uuid, p_outcome text, p_deliveries bigint[], p_delay double precision, p_coalesce double precision, p_error text, p_transition jsonb, p_enqueue text[], p_status jsonb, p_audit jsonb, p_firm boolean DEFAULT false)
  RETURNS void
  LANGUAGE plpgsql
 AS $function$
@@ -561,7 +561,7 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'lease on % is no longer held', p_key USING ERRCODE = 'P3801';
     END IF;
-    IF v_settled THEN
+    IF p_outcome <> 'retry' THEN
         -- Hints that arrived while it ran (batches in flight have committed: their lock).
         v_more := v_dirty OR EXISTS (
             SELECT 1 FROM delivery_keys
@@ -601,15 +601,16 @@ BEGIN
     IF v_settled THEN
         UPDATE delivery_keys SET status = 'done'
         WHERE key = p_key AND delivery_id = ANY(p_deliveries) AND status = 'pending';
-        PERFORM p38_settle_deliveries(p_deliveries, NULL);
+        PERFORM p38_settle_deliveries(p_ids => p_deliveries, p_error => NULL);
         IF p_outcome = 'done' AND NOT v_more THEN
             DELETE FROM work_queue WHERE key = p_key;
         ELSE
             UPDATE work_queue
             SET lease_holder = NULL, lease_token = NULL, lease_expires = NULL, dirty = false,
                 attempts = 0, failing_since = NULL, last_error = NULL, updated_at = now(),
-                wait_kind = CASE WHEN p_outcome = 'requeue' AND NOT v_more AND p_delay > 0
-                                 THEN 'requeue' WHEN v_more THEN 'coalesce' END,
+                wait_kind = CASE WHEN v_more THEN 'coalesce'
+                                 WHEN p_outcome = 'requeue' AND p_delay > 0
+                                 THEN CASE WHEN p_firm THEN 'backoff' ELSE 'requeue' END END,
                 not_before = now() + make_interval(secs => CASE
                     WHEN p_outcome = 'done' THEN p_coalesce
                     WHEN v_more THEN LEAST(p_delay, p_coalesce)
@@ -624,19 +625,27 @@ BEGIN
             updated_at = now()
         WHERE key = p_key;
     ELSIF p_outcome = 'dead' THEN
-        UPDATE work_queue
-        SET state = 'dead', lease_holder = NULL, lease_token = NULL, lease_expires = NULL,
-            dirty = false, last_error = p_error, wait_kind = NULL,
-            failing_since = coalesce(failing_since, now()), updated_at = now()
-        WHERE key = p_key;
+        IF v_more THEN  -- a new hint revives it at once, as it would a dead key
+            UPDATE work_queue
+            SET lease_holder = NULL, lease_token = NULL, lease_expires = NULL, dirty = false,
+                attempts = 0, failing_since = NULL, wait_kind = 'coalesce', last_error = p_error,
+                not_before = now() + make_interval(secs => p_coalesce), updated_at = now()
+            WHERE key = p_key;
+        ELSE
+            UPDATE work_queue
+            SET state = 'dead', lease_holder = NULL, lease_token = NULL, lease_expires = NULL,
+                dirty = false, last_error = p_error, wait_kind = NULL,
+                failing_since = coalesce(failing_since, now()), updated_at = now()
+            WHERE key = p_key;
+        END IF;
         WITH failed AS (
             UPDATE delivery_keys SET status = 'failed'
-            WHERE key = p_key AND status = 'pending'
+            WHERE key = p_key AND status = 'pending' AND delivery_id = ANY(p_deliveries)
             RETURNING delivery_id
         )
         SELECT array_agg(delivery_id) INTO v_failed FROM failed;
         IF v_failed IS NOT NULL THEN
-            PERFORM p38_settle_deliveries(v_failed, p_error);
+            PERFORM p38_settle_deliveries(p_ids => v_failed, p_error => p_error);
         END IF;
     ELSE
         RAISE EXCEPTION 'unknown outcome %', p_outcome;

@@ -151,9 +151,16 @@ async def test_primary_rate_limit_minutes_away_is_waiting_not_a_sleep(
         body={"message": "API rate limit exceeded"})
     with pytest.raises(RateLimited) as caught:
         await app.repository(REPO, installation_id=INSTALLATION)
-    assert isinstance(caught.value, Waiting) and clock.waits == []
+    assert isinstance(caught.value, Waiting) and caught.value.firm and clock.waits == []
     assert 119 <= caught.value.requeue_after <= 122
     assert "rate limit" in caught.value.reason
+    calls = len(fake.requests)
+    clock.now += 60  # another key of the installation, before the reset: GitHub is not asked
+    with pytest.raises(RateLimited) as again:
+        await app.tree(REPO, "main", installation_id=INSTALLATION)
+    assert len(fake.requests) == calls and 59 <= again.value.requeue_after <= 62
+    clock.now = reset + 1  # after the reset, calls go through again
+    assert (await app.repository(REPO, installation_id=INSTALLATION))["full_name"] == REPO
 
 
 async def test_secondary_rate_limit_without_headers_waits_a_minute_as_a_requeue(

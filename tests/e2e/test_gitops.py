@@ -75,6 +75,28 @@ class GitOps:
 
         await wait_until(idle, what="every key reconciled", store=self.store)
 
+    async def push_until(self, files: dict[str, str],
+                         condition: Any) -> str:
+        """Commit and deliver a push whose reconcile does not settle (its actions are held);
+        wait for `condition` instead."""
+        before, old = self.head, self.files
+        self.head = self.fake.commit(REPO, files)
+        self.files = dict(files)
+        changed = sorted(p for p in set(old) | set(files) if old.get(p) != files.get(p))
+        payload = json.loads((SAMPLES / "push" / "default-branch" / "payload.json").read_text())
+        commit = {**payload["head_commit"], "id": self.head, "added": [], "removed": [],
+                  "modified": changed}
+        payload.update(before=before, after=self.head, commits=[commit], head_commit=commit)
+        headers, body = github_payload("push", payload)
+        response = await self.client.post("/webhooks/github", data=body, headers=headers)
+        assert response.status == 202, await response.text()
+        await wait_until(condition, what="the push reconciled", store=self.store)
+        return self.head
+
+    async def status(self, wanted: str) -> dict[str, Any] | None:
+        found = await self.store.fetch("statuses_of", [f"manifests:{REPO}"])
+        return dict(found[0]) if found and found[0]["status"] == wanted else None
+
     async def applied(self) -> dict[str, str]:
         rows = await self.store.fetch("applied_objects_of", REPO)
         return {f"{r['kind']}/{r['name']}": r["revision"] for r in rows}
@@ -280,39 +302,46 @@ async def test_a_runner_that_died_after_its_call_does_not_call_twice(gitops: Git
     assert [r["outcome"] for r in reversed(audit)][:2] == ["retry", "done"]
 
 
-async def test_a_long_rate_limit_waits_without_a_worker_and_a_push_ends_it(
-        gitops: GitOps) -> None:
-    """GitHub says retry in 20 minutes: no sleep holds the worker; the source is Waiting
-    (RateLimited) with its requeue time, and the next push ends the wait at once."""
+async def test_a_long_rate_limit_waits_without_a_worker_or_more_calls(gitops: GitOps) -> None:
+    """GitHub says retry in 20 minutes: the source is Waiting (RateLimited) until then, no
+    worker sleeps, and a push meanwhile neither ends the wait nor makes GitHub calls."""
     gitops.fake.fail_next("GET", rf"/repos/{REPO}/branches/main", 429,
                           headers={"Retry-After": "1200"})
     files = {"README.md": "infra\n", **MANIFESTS}
-    gitops.head = gitops.fake.commit(REPO, files)
-    gitops.files = files
-    payload = json.loads((SAMPLES / "push" / "default-branch" / "payload.json").read_text())
-    commit = {**payload["head_commit"], "id": gitops.head, "added": sorted(MANIFESTS),
-              "removed": [], "modified": []}
-    payload.update(after=gitops.head, commits=[commit], head_commit=commit)
-    headers, body = github_payload("push", payload)
-    assert (await gitops.client.post("/webhooks/github", data=body, headers=headers)).status \
-        == 202
 
     async def waiting() -> dict[str, Any] | None:
         found = await gitops.store.fetch("statuses_of", [f"manifests:{REPO}"])
         return dict(found[0]) if found and found[0]["status"] == "Waiting" else None
 
-    status = await wait_until(waiting, what="the source waiting", store=gitops.store)
-    assert status["reason"] == "RateLimited" and "1200s" in status["message"]
-    assert 1200.0 not in gitops.sleeps.waited  # nobody slept it out
-    [row] = [r for r in await gitops.store.fetch("queue_list", None, None, 10)
-             if r["key"] == f"manifests:{REPO}"]
-    assert row["wait_kind"] == "requeue" and row["lease_holder"] is None
+    async def source_row() -> dict[str, Any]:
+        [row] = [dict(r) for r in await gitops.store.fetch("queue_list", None, None, 10)
+                 if r["key"] == f"manifests:{REPO}"]
+        return row
 
-    head = await gitops.push({**files, "manifests/agents/tesla-watch.yaml": MANIFESTS[
-        "manifests/agents/tesla-watch.yaml"].replace("usdPerDay: 1", "usdPerDay: 3")})
-    assert gitops.runs("p38/reconcile", head)[0]["conclusion"] == "success"
-    [status] = await gitops.store.fetch("statuses_of", [f"manifests:{REPO}"])
-    assert status["status"] == "Ready"
+    for n in range(2):
+        gitops.head = gitops.fake.commit(REPO, files if n == 0 else {**files, "x.md": "x"})
+        payload = json.loads((SAMPLES / "push" / "default-branch" / "payload.json"
+                              ).read_text())
+        commit = {**payload["head_commit"], "id": gitops.head,
+                  "added": sorted(MANIFESTS) if n == 0 else [], "removed": [], "modified": []}
+        payload.update(after=gitops.head, forced=n == 1, commits=[commit], head_commit=commit)
+        headers, body = github_payload("push", payload)
+        assert (await gitops.client.post("/webhooks/github", data=body,
+                                         headers=headers)).status == 202
+        if n == 0:
+            status = await wait_until(waiting, what="the source waiting", store=gitops.store)
+            assert status["reason"] == "RateLimited" and "1200s" in status["message"]
+            row = await source_row()
+            assert row["wait_kind"] == "backoff" and row["lease_holder"] is None
+            calls = len(gitops.fake.requests)
+
+    async def hint_stored() -> bool:
+        return (await source_row())["pending_deliveries"] == 1
+
+    await wait_until(hint_stored, what="the second push stored", store=gitops.store)
+    assert (await source_row())["not_before"] == row["not_before"]  # the wait stands
+    assert len(gitops.fake.requests) == calls  # and GitHub was not asked again
+    assert 1200.0 not in gitops.sleeps.waited  # nobody slept it out
 
 
 async def test_a_stale_pull_request_delivery_is_re_read_from_github(gitops: GitOps) -> None:
@@ -335,3 +364,33 @@ async def test_a_stale_pull_request_delivery_is_re_read_from_github(gitops: GitO
             if q.url.path.endswith("/pulls/12")] == [f"/repos/{REPO}/pulls/12"]
     state = await gitops.store.fetchrow("resource_get", "pull", f"{REPO}#12")
     assert state["state"] == "merged"
+
+
+async def test_held_reporting_runs_once_approved(gitops: GitOps, dsn: str) -> None:
+    """The repository's Policy requires approval for check runs: a push is applied but its
+    check runs are held (the source Blocked, AwaitingApproval); `p38 approve` releases them
+    and they run: a held plan is decided again, never recorded as done."""
+    from tests.helpers import env_for, p38
+
+    policy = MANIFESTS["manifests/policy.yaml"].replace(
+        "approvalRequired: [railway.rollback]", "approvalRequired: [github.check_run]")
+    files = {"README.md": "infra\n", **MANIFESTS, "manifests/policy.yaml": policy}
+    await gitops.push(files)  # the Policy is applied by this push; it governs the next one
+    changed = {**files, "manifests/agents/tesla-watch.yaml": MANIFESTS[
+        "manifests/agents/tesla-watch.yaml"].replace("usdPerDay: 1", "usdPerDay: 4")}
+    head = await gitops.push_until(changed, lambda: gitops.status("Blocked"))
+    assert gitops.runs("p38/reconcile", head) == []
+    assert (await gitops.applied())["Agent/tesla-watch"] == head  # applying went on
+    status = await gitops.status("Blocked")
+    assert status is not None and status["reason"] == "AwaitingApproval"
+    held = [r for r in await gitops.store.fetch("actions_list", f"manifests:{REPO}", None,
+                                                50) if r["status"] == "held"]
+    assert {r["kind"] for r in held} == {"github.check_run"} and len(held) == 2
+    for action in held:
+        result = p38("approve", action["idempotency_key"], "--by", "dana", env=env_for(dsn))
+        assert result.returncode == 0, result.stderr
+    await wait_until(lambda: gitops.status("Ready"), what="released", store=gitops.store)
+    [run] = gitops.runs("p38/reconcile", head)
+    assert (run["status"], run["conclusion"]) == ("completed", "success")
+    assert "~ Agent/tesla-watch" in run["output"]["summary"]  # what the commit changed
+    assert run["output"]["title"] == "applied: 0 to create, 1 to update, 0 to delete"

@@ -256,35 +256,42 @@ async def test_nul_in_observed_data_does_not_wedge_the_key(aiohttp_client, store
     assert state["data"]["title"] == "bad \ufffd title"
 
 
-async def test_worker_survives_a_settle_that_fails(store: Store, dsn: str) -> None:
-    """The database fails the end of a reconcile (an injected error): the worker logs, keeps
-    running, and the key is reconciled once its lease expires."""
+async def test_worker_survives_settles_that_fail(store: Store, dsn: str) -> None:
+    """The database refuses the end of a reconcile twice (injected): the first time it is
+    written as a failure without its plan, the second time nothing can be written and the
+    lease expires; the worker keeps running and the key is reconciled in the end."""
     admin = await asyncpg.connect(dsn)
     await admin.execute("""
         CREATE SEQUENCE failures_left;
-        CREATE FUNCTION fail_first_audit() RETURNS trigger LANGUAGE plpgsql AS $$
+        CREATE FUNCTION fail_audits() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
-            IF nextval('failures_left') = 1 THEN  -- sequences ignore the rollback
+            IF nextval('failures_left') IN (1, 3, 4) THEN  -- sequences ignore the rollback
                 RAISE EXCEPTION 'injected failure';
             END IF;
             RETURN NEW;
         END $$;
-        CREATE TRIGGER fail_first_audit BEFORE INSERT ON audit
-            FOR EACH ROW EXECUTE FUNCTION fail_first_audit();""")
+        CREATE TRIGGER fail_audits BEFORE INSERT ON audit
+            FOR EACH ROW EXECUTE FUNCTION fail_audits();""")
     probe = Probe()
     worker = worker_for(store, probe, lease=0.5)
     stopping = asyncio.Event()
     task = asyncio.create_task(worker.run(stopping))
+
+    async def done() -> list[dict] | None:  # type: ignore[type-arg]
+        rows = await audit(store, "probe:injected")
+        return rows if rows and rows[-1]["outcome"] == "done" else None
+
     try:
         await worker._queue.enqueue_now(["probe:injected"])
-        rows = await wait_until(lambda: audit(store, "probe:injected"),
-                                what="reconcile after the failed settle", store=store)
+        rows = await wait_until(done, what="reconciled after the failed settles", store=store)
         assert not task.done()  # the worker is still running
     finally:
         stopping.set()
         await task
-        await admin.execute("DROP TRIGGER fail_first_audit ON audit;"
-                            " DROP FUNCTION fail_first_audit(); DROP SEQUENCE failures_left;")
+        await admin.execute("DROP TRIGGER fail_audits ON audit;"
+                            " DROP FUNCTION fail_audits(); DROP SEQUENCE failures_left;")
         await admin.close()
-    assert [(r["outcome"], r["attempt"]) for r in rows] == [("done", 2)]
-    assert probe.observed == ["probe:injected"] * 2
+    # 1: refused, then written as a retry; 2: refused twice, lease expired; 3: done.
+    assert [(r["outcome"], r["attempt"]) for r in rows] == [("retry", 1), ("done", 3)]
+    assert "SettleFailed" in rows[0]["error"] and "injected failure" in rows[0]["error"]
+    assert probe.observed == ["probe:injected"] * 3

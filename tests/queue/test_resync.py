@@ -8,11 +8,12 @@ from controller.engine.queue import WorkQueue
 from controller.store import Store
 
 
-async def _status(store: Store, key: str, *, age_seconds: float) -> None:
+async def _status(store: Store, key: str, *, age_seconds: float,
+                  reason: str = "UpToDate") -> None:
     await store.pool.execute(
         "INSERT INTO object_status (key, kind, status, reason, reconciled_at)"
-        " VALUES ($1, split_part($1, ':', 1), 'Ready', 'UpToDate',"
-        "         now() - make_interval(secs => $2))", key, age_seconds)
+        " VALUES ($1, split_part($1, ':', 1), 'Ready', $3,"
+        "         now() - make_interval(secs => $2))", key, age_seconds, reason)
 
 
 async def test_idle_keys_of_resynced_kinds_are_hinted_once(store: Store) -> None:
@@ -33,15 +34,22 @@ async def test_idle_keys_of_resynced_kinds_are_hinted_once(store: Store) -> None
 
 
 async def test_dead_keys_are_revived_with_a_fresh_count(store: Store) -> None:
-    """A key that gave up while a provider was down tries again at the next resync."""
+    """A key that gave up while a provider was down tries again at the next resync; one that
+    stalled on a terminal error waits for a person."""
     queue = WorkQueue(store, QueueSettings())
-    await _status(store, "manifests:octo/infra", age_seconds=600)
+    await _status(store, "manifests:octo/infra", age_seconds=600, reason="GaveUp")
+    await _status(store, "manifests:octo/gone", age_seconds=600, reason="GitHubError")
+    await queue.enqueue_now(["manifests:octo/gone"])
+    await store.pool.execute(
+        "UPDATE work_queue SET state = 'dead' WHERE key = 'manifests:octo/gone'")
     await queue.enqueue_now(["manifests:octo/infra"])
     await store.pool.execute(
         "UPDATE work_queue SET state = 'dead', attempts = 17,"
         " failing_since = now() - interval '2 hours' WHERE key = 'manifests:octo/infra'")
     assert await queue.resync({"manifests": 300.0}) == ["manifests:octo/infra"]
-    [row] = await store.fetch("queue_list", None, None, 5)
+    rows = {r["key"]: r for r in await store.fetch("queue_list", None, None, 5)}
+    row = rows["manifests:octo/infra"]
     assert (row["state"], row["attempts"], row["failing_since"]) == ("queued", 0, None)
+    assert rows["manifests:octo/gone"]["state"] == "dead"
     lease = await queue.claim("w")
     assert lease is not None and lease.attempt == 1 and lease.failing_for is None

@@ -185,8 +185,9 @@ def source(desired: tuple[ObjectState, ...], applied: tuple[ObjectState, ...], *
         (source((SCHEDULE,), (AGENT, SCHEDULE), recorded={"Agent/a": "h1",
                                                             "Schedule/s": "h3"}),
          "Applied", "Ready", ("agent:local/a",)),
-        # Applied before a crash, the settle lost: what is recorded still differs.
-        (source((AGENT_V2,), (AGENT_V2,), recorded={"Agent/a": "h1"}), "UpToDate", "Ready",
+        # Applied before a crash, the settle lost: what is recorded still differs, and is
+        # what the revision is reported (and the object enqueued) against.
+        (source((AGENT_V2,), (AGENT_V2,), recorded={"Agent/a": "h1"}), "Applied", "Ready",
          ("agent:local/a",)),
         (source((AGENT,), (AGENT,), problems=("m.yaml:1:1: bad",), recorded={"Agent/a": "h1"}),
          "Invalid", "Stalled", ()),

@@ -171,14 +171,16 @@ END $$;
 -- End a reconcile (p38_settle of 0002, fenced by the lease token) plus: the keys the plan
 -- enqueues, hinted in this same transaction (never lost by a crash, never claimable before
 -- this commit); the kind of wait; the failure clock; the object's status.
--- p_outcome: done | requeue (after p_delay; a hint ends the wait) | retry (after p_delay;
--- backoff) | dead. p_transition: {"to", "from", "data", "expected", "reason"} or NULL.
+-- p_outcome: done | requeue (after p_delay; a hint ends the wait, unless p_firm: a rate limit
+-- must not be hammered) | retry (after p_delay; backoff) | dead (unless a hint arrived during
+-- this last attempt: that revives the key with a fresh count, and only this attempt's
+-- deliveries are failed). p_transition: {"to", "from", "data", "expected", "reason"} or NULL.
 -- p_status: {"status", "reason", "message", "revision", "source", "forget"}. p_audit: {"reconcile_id",
 -- "worker", "attempt", "phases", "decision", "reason", "actions", "started", "duration_ms"}.
 CREATE FUNCTION p38_settle_v2(
     p_key text, p_token uuid, p_outcome text, p_deliveries bigint[], p_delay float8,
     p_coalesce float8, p_error text, p_transition jsonb, p_enqueue text[], p_status jsonb,
-    p_audit jsonb
+    p_audit jsonb, p_firm boolean DEFAULT false
 ) RETURNS void
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
@@ -202,7 +204,7 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'lease on % is no longer held', p_key USING ERRCODE = 'P3801';
     END IF;
-    IF v_settled THEN
+    IF p_outcome <> 'retry' THEN
         -- Hints that arrived while it ran (batches in flight have committed: their lock).
         v_more := v_dirty OR EXISTS (
             SELECT 1 FROM delivery_keys
@@ -242,15 +244,16 @@ BEGIN
     IF v_settled THEN
         UPDATE delivery_keys SET status = 'done'
         WHERE key = p_key AND delivery_id = ANY(p_deliveries) AND status = 'pending';
-        PERFORM p38_settle_deliveries(p_deliveries, NULL);
+        PERFORM p38_settle_deliveries(p_ids => p_deliveries, p_error => NULL);
         IF p_outcome = 'done' AND NOT v_more THEN
             DELETE FROM work_queue WHERE key = p_key;
         ELSE
             UPDATE work_queue
             SET lease_holder = NULL, lease_token = NULL, lease_expires = NULL, dirty = false,
                 attempts = 0, failing_since = NULL, last_error = NULL, updated_at = now(),
-                wait_kind = CASE WHEN p_outcome = 'requeue' AND NOT v_more AND p_delay > 0
-                                 THEN 'requeue' WHEN v_more THEN 'coalesce' END,
+                wait_kind = CASE WHEN v_more THEN 'coalesce'
+                                 WHEN p_outcome = 'requeue' AND p_delay > 0
+                                 THEN CASE WHEN p_firm THEN 'backoff' ELSE 'requeue' END END,
                 not_before = now() + make_interval(secs => CASE
                     WHEN p_outcome = 'done' THEN p_coalesce
                     WHEN v_more THEN LEAST(p_delay, p_coalesce)
@@ -265,19 +268,27 @@ BEGIN
             updated_at = now()
         WHERE key = p_key;
     ELSIF p_outcome = 'dead' THEN
-        UPDATE work_queue
-        SET state = 'dead', lease_holder = NULL, lease_token = NULL, lease_expires = NULL,
-            dirty = false, last_error = p_error, wait_kind = NULL,
-            failing_since = coalesce(failing_since, now()), updated_at = now()
-        WHERE key = p_key;
+        IF v_more THEN  -- a new hint revives it at once, as it would a dead key
+            UPDATE work_queue
+            SET lease_holder = NULL, lease_token = NULL, lease_expires = NULL, dirty = false,
+                attempts = 0, failing_since = NULL, wait_kind = 'coalesce', last_error = p_error,
+                not_before = now() + make_interval(secs => p_coalesce), updated_at = now()
+            WHERE key = p_key;
+        ELSE
+            UPDATE work_queue
+            SET state = 'dead', lease_holder = NULL, lease_token = NULL, lease_expires = NULL,
+                dirty = false, last_error = p_error, wait_kind = NULL,
+                failing_since = coalesce(failing_since, now()), updated_at = now()
+            WHERE key = p_key;
+        END IF;
         WITH failed AS (
             UPDATE delivery_keys SET status = 'failed'
-            WHERE key = p_key AND status = 'pending'
+            WHERE key = p_key AND status = 'pending' AND delivery_id = ANY(p_deliveries)
             RETURNING delivery_id
         )
         SELECT array_agg(delivery_id) INTO v_failed FROM failed;
         IF v_failed IS NOT NULL THEN
-            PERFORM p38_settle_deliveries(v_failed, p_error);
+            PERFORM p38_settle_deliveries(p_ids => v_failed, p_error => p_error);
         END IF;
     ELSE
         RAISE EXCEPTION 'unknown outcome %', p_outcome;
@@ -307,8 +318,10 @@ BEGIN
 END $$;
 
 -- The periodic re-read: hint every key of the given kinds whose last reconcile is older than
--- its kind's period and which is not queued already, dead keys included (revived with a fresh
--- count). One replica at a time (a transaction lock); returns the keys hinted.
+-- its kind's period and which is not queued already, and the dead ones that gave up after
+-- failures a later attempt may not meet (revived with a fresh count; a terminal error waits
+-- for a person: a delivery or `p38 replay`). One replica at a time (a transaction lock);
+-- returns the keys hinted.
 CREATE FUNCTION p38_resync_v1(p_kinds text[], p_periods float8[], p_guid text)
 RETURNS text[]
 LANGUAGE plpgsql VOLATILE AS $$
@@ -323,7 +336,7 @@ BEGIN
     JOIN unnest(p_kinds, p_periods) AS p(kind, period) ON p.kind = s.kind
     LEFT JOIN work_queue q ON q.key = s.key
     WHERE s.reconciled_at < now() - make_interval(secs => p.period)
-      AND (q.key IS NULL OR q.state = 'dead');
+      AND (q.key IS NULL OR (q.state = 'dead' AND s.reason = 'GaveUp'));
     IF v_keys IS NOT NULL THEN
         PERFORM p38_hint_v1(p_keys => v_keys, p_guid => p_guid, p_event => 'resync',
                             p_origin => '{"from": "resync"}');
