@@ -44,6 +44,7 @@ class Probe(Reconciler):
     owns: frozenset[str] = frozenset()  # what it may enqueue (the declaration is checked)
     watching: tuple[Watch, ...] = ()  # the deliveries it watches
     resync: bool = False  # whether the resync re-reads its objects
+    deadline: float | None = None  # its own reconcile deadline (None: the settings')
     requeue_after: float | None = None
     policies: list[Policy] = field(default_factory=list)  # the policy each decide was given
 

@@ -126,6 +126,7 @@ def test_manifest_reference_is_current() -> None:
 
 
 def test_a_bad_environment_variable_is_named_not_a_traceback() -> None:
+    """A bad environment variable is named with its rule, exit 2, no traceback, no value."""
     days = p38("status", env={**os.environ, "P38_RETENTION_DAYS": "3"})
     assert days.returncode == 2
     assert "configuration error: P38_RETENTION_DAYS: " in days.stderr

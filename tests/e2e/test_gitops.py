@@ -126,6 +126,8 @@ async def gitops(aiohttp_client, store: Store, dsn: str) -> AsyncIterator[GitOps
 
 
 async def test_push_applies_and_reports_then_delete_prunes(gitops: GitOps) -> None:
+    """A signed push is applied from the tree at its head and reported in a check run; deleting a
+    file prunes its object."""
     head = await gitops.push({"README.md": "infra\n", **MANIFESTS})
     applied = await gitops.applied()
     assert set(applied) == {"Agent/pr-digest", "Agent/tesla-watch", "Policy/default",
@@ -169,6 +171,8 @@ async def test_push_applies_and_reports_then_delete_prunes(gitops: GitOps) -> No
 
 
 async def test_invalid_pushes_fail_the_check_and_keep_one_issue(gitops: GitOps) -> None:
+    """Invalid pushes fail the check run and update one issue, applying nothing; a fix closes the
+    issue."""
     good = await gitops.push({"README.md": "infra\n", **MANIFESTS})
     before = await gitops.applied()
     broken = dict(gitops.files)
@@ -202,6 +206,8 @@ async def test_invalid_pushes_fail_the_check_and_keep_one_issue(gitops: GitOps) 
 
 
 async def test_push_that_changes_nothing_writes_nothing(gitops: GitOps) -> None:
+    """A push that changes nothing in the manifests folder makes no GitHub write and records no
+    action."""
     await gitops.push({"README.md": "infra\n", **MANIFESTS})
     writes, blobs = len(gitops.fake.write_calls), gitops.calls("GET", "/git/blobs/")
     actions = len(await gitops.store.fetch("actions_list", None, None, 1000))
@@ -218,6 +224,7 @@ async def test_push_that_changes_nothing_writes_nothing(gitops: GitOps) -> None:
 
 
 async def test_rate_limit_is_waited_out(gitops: GitOps) -> None:
+    """A 429 with a Retry-After of 7 s is slept out by the client and the push is applied."""
     gitops.fake.fail_next("GET", rf"/repos/{REPO}/branches/main", 429,
                           headers={"Retry-After": "7"})
     head = await gitops.push({"README.md": "infra\n", **MANIFESTS})
@@ -226,6 +233,8 @@ async def test_rate_limit_is_waited_out(gitops: GitOps) -> None:
 
 
 async def test_pull_request_gets_a_plan_check_run(gitops: GitOps) -> None:
+    """A pull request that changes the manifests gets a p38/plan check run with the plan and applies
+    nothing."""
     await gitops.push({"README.md": "infra\n", **MANIFESTS})
     main = gitops.fake.repos[REPO].branches["main"]
     changed = dict(gitops.files)
@@ -251,6 +260,7 @@ async def test_pull_request_gets_a_plan_check_run(gitops: GitOps) -> None:
 
 
 async def test_pull_request_without_manifest_changes_gets_no_plan(gitops: GitOps) -> None:
+    """A pull request that changes no manifest gets no check run."""
     await gitops.push({"README.md": "infra\n", **MANIFESTS})
     main = gitops.fake.repos[REPO].branches["main"]
     head = gitops.fake.commit(REPO, {**gitops.files, "README.md": "docs\n"}, branch="docs")

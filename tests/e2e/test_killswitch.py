@@ -40,6 +40,8 @@ def probe_provider(calls: list[Mapping[str, Any]]) -> Any:
 
 async def test_the_policy_manifests_killswitch_holds_then_releases(
         aiohttp_client, store: Store, dsn: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A source's Policy killswitch holds its objects' actions while manifests are applied, and
+    committing it off releases them at once."""
     folder = tmp_path / "manifests"
     shutil.copytree(OWN, folder)
     policy = folder / "policy.yaml"

@@ -10,6 +10,7 @@ from typing import Any
 from controller.app import create_app
 from controller.config import ManifestSettings
 from controller.store import Store
+from controller.web.keys import QUEUE
 from tests.helpers import make_settings, wait_until
 
 OWN = Path(__file__).parents[2] / "manifests"
@@ -26,6 +27,8 @@ async def objects(client: Any, **query: str) -> dict[str, dict[str, Any]]:
 
 async def test_local_folder_is_applied_and_followed(aiohttp_client, store: Store, dsn: str,  # type: ignore[no-untyped-def]
                                                     tmp_path: Path) -> None:
+    """The folder is applied, each object reconciled with its status, a removed file pruned, a
+    broken one reported."""
     folder = tmp_path / "manifests"
     shutil.copytree(OWN, folder)
     settings = make_settings(dsn, workers=1).model_copy(update={"manifests": ManifestSettings(
@@ -98,3 +101,51 @@ async def test_dry_run_records_what_would_be_applied(aiohttp_client, store: Stor
     assert {a["status"] for a in actions["items"]} == {"dry_run"}
     assert "+ Agent/tesla-watch" in {a["description"] for a in actions["items"]}
     assert await store.fetch("applied_objects_of", "local") == []
+
+
+async def test_the_apply_enqueues_each_object_in_its_own_transaction(
+        aiohttp_client, store: Store, dsn: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Through the real app: the source's reconcile that applies the folder writes its audit
+    row and the hint of the six object keys in one transaction (one transaction id)."""
+    folder = tmp_path / "manifests"
+    shutil.copytree(OWN, folder)
+    settings = make_settings(dsn, workers=1).model_copy(update={"manifests": ManifestSettings(
+        P38_MANIFESTS_DIR=folder)})
+    client = await aiohttp_client(create_app(settings))
+
+    async def all_listed() -> dict[str, dict[str, Any]] | None:
+        found = await objects(client)
+        return found if OBJECT_KEYS <= set(found) else None
+
+    await wait_until(all_listed, what="the objects reconciled", store=store)
+    rows = await store.pool.fetch(  # payload rows are never updated: their xmin is the insert's
+        "SELECT a.decision, a.xmin::text = p.xmin::text AS same_tx,"
+        "       array_agg(k.key ORDER BY k.key) AS keys"
+        " FROM audit a JOIN deliveries d ON d.guid = a.reconcile_id::text AND d.source = 'p38'"
+        " JOIN delivery_payloads p ON p.delivery_id = d.id"
+        " JOIN delivery_keys k ON k.delivery_id = d.id"
+        " WHERE a.key = 'manifests:local' GROUP BY 1, 2")
+    assert [(r["decision"], r["same_tx"], set(r["keys"])) for r in rows] == [
+        ("Applied", True, OBJECT_KEYS)]
+
+
+async def test_objects_without_a_status_are_reconciled_at_the_next_look(
+        aiohttp_client, store: Store, dsn: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A database from the release before object keys (applied objects, no statuses): the
+    source's next reconcile, with nothing changed, enqueues every object that has none."""
+    folder = tmp_path / "manifests"
+    shutil.copytree(OWN, folder)
+    settings = make_settings(dsn, workers=1).model_copy(update={"manifests": ManifestSettings(
+        P38_MANIFESTS_DIR=folder)})
+    client = await aiohttp_client(create_app(settings))
+
+    async def listed(keys: set[str]) -> bool:
+        return keys <= set(await objects(client))
+
+    await wait_until(lambda: listed(OBJECT_KEYS), what="objects reconciled", store=store)
+    await store.pool.execute("DELETE FROM object_status WHERE kind <> 'manifests'")
+    assert set(await objects(client)) == {"manifests:local"}
+    await client.app[QUEUE].hint(["manifests:local"], event="test")
+    await wait_until(lambda: listed(OBJECT_KEYS), what="statuses back", store=store)
+    [last] = await store.fetch("audit_list", "manifests:local", None, None, 1)
+    assert last["decision"] == "UpToDate"  # nothing changed; the objects were enqueued

@@ -20,6 +20,8 @@ DEPLOYMENT = "deployment:7a3c1e2b-5d4f-4a6b-9c8d-0e1f2a3b4c5d"
 
 async def test_a_deployment_reaches_the_service_that_owns_it(
         aiohttp_client, store: Store, dsn: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A Railway deployment's reconcile enqueues the applied Service that deploys its Railway
+    service."""
     folder = tmp_path / "manifests"
     shutil.copytree(OWN, folder)
     service = folder / "services" / "controller.yaml"

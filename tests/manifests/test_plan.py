@@ -138,4 +138,5 @@ def test_recreating_a_deleted_object_applies_again() -> None:
 
 
 def test_change_renders_like_terraform() -> None:
+    """Changes read as +, ~ (with the changed fields) and -, as Terraform shows them."""
     assert str(Change("update", "Agent", "a", ("spec.model",))) == "~ Agent/a (spec.model)"

@@ -5,18 +5,22 @@ deadline and its lease released, whatever the heartbeat says."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
 from controller.app import create_app
 from controller.config import ManifestSettings
 from controller.engine.ooda import Retry, Worker
+from controller.providers import Env, Provider
 from controller.reconcile.errors import DeadlineExceeded
-from controller.reconcile.reconciler import RetryPolicy
+from controller.reconcile.plan import Action
+from controller.reconcile.reconciler import RetryPolicy, Watch
 from controller.store import Store
+from controller.web.keys import QUEUE
 from reconcilers import default_registry
-from tests.helpers import make_settings, store_delivery, wait_until, worker_for
+from tests.helpers import github_request, make_settings, store_delivery, wait_until, worker_for
 from tests.probes import Probe
 
 
@@ -149,7 +153,7 @@ async def test_a_hung_reconcile_is_cancelled_at_its_deadline(store: Store) -> No
     assert isinstance(outcome, Retry) and isinstance(outcome.error, DeadlineExceeded)
     row = await queue_row(store, "probe:hung")
     assert (row["lease_holder"], row["wait_kind"]) == (None, "backoff")
-    assert "deadline of 1s" in row["last_error"]
+    assert "deadline of 1s and was cancelled during observe" in row["last_error"]
     [status] = await store.fetch("statuses_of", ["probe:hung"])
     assert (status["status"], status["reason"]) == ("Reconciling", "DeadlineExceeded")
     [audited] = await audit(store, "probe:hung")
@@ -175,3 +179,57 @@ async def test_a_reconciler_declares_its_own_retry_policy(store: Store) -> None:
     await worker.process(second)
     [dead] = await store.fetch("queue_list", "dead", None, 5)
     assert dead["key"] == "probe:picky" and "2 attempts" in dead["last_error"]
+
+
+async def test_through_the_app_a_webhook_ends_a_wait(aiohttp_client, store: Store,
+                                                     dsn: str) -> None:  # type: ignore[no-untyped-def]
+    """The real app, a reconciler waiting an hour on a key its webhooks name: the next
+    webhook delivery for that key ends the wait."""
+    probe = Probe(requeue_after=3600, watching=(
+        Watch("github", frozenset({"push"}), lambda _event: ["probe:watched"]),))
+    client = await aiohttp_client(create_app(make_settings(dsn, workers=1),
+                                             registry={**default_registry(), "probe": probe}))
+
+    async def post() -> None:
+        headers, body = github_request("push", "default-branch")
+        assert (await client.post("/webhooks/github", data=body, headers=headers)).status \
+            == 202
+
+    async def reconciles(n: int) -> bool:
+        return len(await audit(store, "probe:watched")) >= n
+
+    await post()
+    await wait_until(lambda: reconciles(1), what="the first reconcile", store=store)
+    assert (await queue_row(store, "probe:watched"))["wait_kind"] == "requeue"
+    await post()
+    await wait_until(lambda: reconciles(2), timeout=10, what="the wait ended", store=store)
+
+
+async def test_through_the_app_a_hung_action_is_cancelled_at_the_reconcilers_deadline(
+        aiohttp_client, store: Store, dsn: str) -> None:  # type: ignore[no-untyped-def]
+    """A reconciler declaring a 1 s deadline plans an action whose call never answers: the
+    reconcile is cancelled during act, the action recorded as cancelled, the key retried."""
+    hung = asyncio.Event()
+
+    async def never(_action: Action) -> Mapping[str, Any]:
+        await hung.wait()
+        return {}
+
+    @contextlib.asynccontextmanager
+    async def provider(_env: Env) -> AsyncIterator[Provider]:
+        yield Provider("slow", runners={"slow.call": never})
+
+    probe = Probe(actions=[Action("slow.call", {}, "slow:1", needs="slow")])
+    probe.deadline = 1.0
+    settings = make_settings(dsn, workers=1, lease=0.3, backoff_base=3600)
+    client = await aiohttp_client(create_app(settings, providers=[provider],
+                                             registry={**default_registry(), "probe": probe}))
+    await client.app[QUEUE].hint(["probe:stuck"], event="test")
+    rows = await wait_until(lambda: audit(store, "probe:stuck"), what="the deadline",
+                            store=store)
+    assert rows[0]["outcome"] == "retry"
+    assert "deadline of 1s and was cancelled during act" in rows[0]["error"]
+    [action] = await store.fetch("actions_list", "probe:stuck", None, 5)
+    assert action["status"] == "failed" and "cancelled before it finished" in action["error"]
+    row = await queue_row(store, "probe:stuck")
+    assert (row["lease_holder"], row["wait_kind"]) == (None, "backoff")

@@ -36,6 +36,8 @@ MANIFESTS = {"octo/infra": ("default", KILL), "octo/app": ("default", APPROVE),
 )
 def test_policy_for_a_source(env: Policy, source: str | None, killswitch: bool, by: str,
                              approvals: set[str], governed_by: str | None) -> None:
+    """Each source gets the environment's policy under its own Policy manifest; a key of no source
+    gets them all."""
     policy = Policies(env, MANIFESTS).for_source(source)
     assert policy.killswitch is killswitch
     if killswitch:

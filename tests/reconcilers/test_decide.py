@@ -54,6 +54,8 @@ OPEN = Resource("open", 1, {"title": "t", "draft": False})
 def test_tracked_pull_requests(current: Resource | None, recent: tuple[StoredPayload, ...],
                                reread: Observed | None, decision: str,
                                to_state: str | None) -> None:
+    """A pull request's state follows its deliveries; a stale one is kept or replaced by what was
+    re-read."""
     plan = PullRequests().decide(TrackedSnapshot("pull:o/r#5", current, recent, reread),
                                  Policy())
     assert plan.decision == decision and plan.status == "Ready"
@@ -61,6 +63,7 @@ def test_tracked_pull_requests(current: Resource | None, recent: tuple[StoredPay
 
 
 def test_an_issue_deleted_is_tracked() -> None:
+    """A deleted issue moves to the deleted state."""
     plan = Issues().decide(TrackedSnapshot(
         "issue:o/r#1", Resource("open", 1, {}), (delivery("issues", {}, "deleted"),)), Policy())
     assert plan.transition is not None and plan.transition.to_state == "deleted"
@@ -76,6 +79,7 @@ def test_an_issue_deleted_is_tracked() -> None:
 def test_a_deployment_change_is_handed_to_its_owners(owners: tuple[str, ...],
                                                      status: str | None,
                                                      enqueue: tuple[str, ...]) -> None:
+    """A deployment's change enqueues the Services that own it, and nothing when nothing changed."""
     recent = (StoredPayload(3, "railway", "Deployment.failed", "FAILED",
                             {"type": "Deployment.failed", "details": {"status": status},
                              "resource": {"service": {"id": "svc"}}}),) if status else ()
@@ -103,6 +107,8 @@ def applied(kind: str, name: str, document: dict[str, object] | None = None) -> 
 )
 def test_manifest_objects(snapshot: ObjectSnapshot, decision: str, status: str,
                           forget: bool) -> None:
+    """A manifest object gone is forgotten, desired but not applied is Blocked, applied says what
+    acts on it."""
     plan = Agents().decide(snapshot, Policy())
     assert (plan.decision, plan.status, plan.forget) == (decision, status, forget)
     if decision == "NoController":
@@ -110,6 +116,7 @@ def test_manifest_objects(snapshot: ObjectSnapshot, decision: str, status: str,
 
 
 def test_a_service_awaits_its_controller_too() -> None:
+    """An applied Service is recorded as desired state with nothing acting on it yet."""
     snapshot = ObjectSnapshot("service:local/api", "local", "api", applied("Service", "api"))
     assert Services().decide(snapshot, Policy()).decision == "NoController"
 
@@ -130,6 +137,7 @@ HELD = (ObjectStatus("probe:local/a", "Blocked", "Killswitch", "", None, "local"
 )
 def test_policies(spec: dict[str, object], policy: Policy, decision: str,
                   enqueue: tuple[str, ...]) -> None:
+    """A Policy says what it allows and releases the held objects it no longer holds."""
     document = {"spec": spec}
     snapshot = PolicySnapshot("policy:local/default", "local", "default",
                               applied("Policy", "default", document), "h" * 64, held=HELD)
@@ -138,7 +146,18 @@ def test_policies(spec: dict[str, object], policy: Policy, decision: str,
     assert plan.status == ("Stalled" if decision == "Unreadable" else "Ready")
 
 
+def test_a_deleted_policy_releases_what_it_held() -> None:
+    """Without its Policy the source is governed by the environment alone: what the killswitch
+    held goes, and the object is forgotten."""
+    snapshot = PolicySnapshot("policy:local/default", "local", "default", None, None,
+                              held=HELD)
+    plan = PolicyObjects().decide(snapshot, Policy())
+    assert (plan.decision, plan.forget, plan.enqueue) == (
+        "Deleted", True, ("probe:local/a", "probe:local/b"))
+
+
 def test_a_policys_status_says_what_it_allows() -> None:
+    """The Policy's status message is the policy in one line."""
     spec = PolicySpec.model_validate({"approvalRequired": ["railway.rollback"]})
     snapshot = PolicySnapshot("policy:local/default", "local", "default",
                               applied("Policy", "default",
@@ -154,6 +173,8 @@ def test_a_policys_status_says_what_it_allows() -> None:
 )
 def test_pull_request_plans_with_nothing_to_plan(status: str, decision: str, forget: bool,
                                                  shown: str) -> None:
+    """A pull request plan with nothing to plan acts on nothing, and says Blocked when it cannot
+    read."""
     plan = PullRequestPlans().decide(PullPlanSnapshot("o/r", 4, status, reason="no creds"),
                                      Policy())
     assert (plan.decision, plan.forget, plan.actions, plan.status) == (decision, forget, (),
@@ -198,4 +219,6 @@ def source(desired: tuple[ObjectState, ...], applied: tuple[ObjectState, ...], *
 def test_manifest_sources_enqueue_the_objects_they_change(plan: Plan, decision: str,
                                                           status: str,
                                                           enqueue: tuple[str, ...]) -> None:
+    """A source enqueues the objects it changes, including those a lost settle left recorded
+    differently."""
     assert (plan.decision, plan.status, plan.enqueue) == (decision, status, enqueue)

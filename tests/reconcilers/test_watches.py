@@ -49,6 +49,7 @@ def test_pushes_enqueue_the_manifest_source_only_when_they_may_touch_it() -> Non
 
 
 def test_pull_request_updates_are_planned_and_closing_is_not() -> None:
+    """Opening or updating a pull request plans it; closing or reviewing does not."""
     pull = {"repository": {"full_name": "a/b"}, "pull_request": {"number": 4}}
     assert "plan:a/b#4" in keys("pull_request", {**pull, "action": "synchronize"})
     assert "plan:a/b#4" not in keys("pull_request", {**pull, "action": "closed"})
@@ -57,6 +58,7 @@ def test_pull_request_updates_are_planned_and_closing_is_not() -> None:
 
 
 def test_repositories_added_to_an_installation_are_enqueued() -> None:
+    """Repositories added to an installation have their manifest source enqueued."""
     payload = {"action": "added", "installation": {"id": 9},
                "repositories_added": [{"id": 1, "full_name": "a/b"}, {"id": 2}]}
     assert keys("installation_repositories", payload) == (

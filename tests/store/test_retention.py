@@ -39,6 +39,7 @@ async def _ids(store: Store) -> set[int]:
 
 
 async def test_old_settled_deliveries_and_audit_rows_go_in_batches(store: Store) -> None:
+    """Old settled deliveries, audit rows and idle statuses go in batches; the rest stays."""
     old = {status: await store_delivery(store, "repo:octo/a")
            for status in ("processed", "failed", "ignored")}
     for status, delivery_id in old.items():
@@ -75,6 +76,7 @@ async def test_old_settled_deliveries_and_audit_rows_go_in_batches(store: Store)
 
 
 async def test_the_app_prunes_on_its_period(aiohttp_client, store: Store, dsn: str) -> None:  # type: ignore[no-untyped-def]
+    """The running app prunes every P38_PRUNE_SECONDS."""
     delivery_id = await store_delivery(store, "repo:octo/a")
     await _age(store, delivery_id, "processed", 30)
     settings = make_settings(dsn)
@@ -88,6 +90,7 @@ async def test_the_app_prunes_on_its_period(aiohttp_client, store: Store, dsn: s
 
 
 async def test_keep_forever_runs_no_pruner(aiohttp_client, store: Store, dsn: str) -> None:  # type: ignore[no-untyped-def]
+    """P38_RETENTION_DAYS=0 starts no pruner."""
     delivery_id = await store_delivery(store, "repo:octo/a")
     await _age(store, delivery_id, "processed", 3000)
     settings = make_settings(dsn)
@@ -101,11 +104,13 @@ async def test_keep_forever_runs_no_pruner(aiohttp_client, store: Store, dsn: st
 
 @pytest.mark.parametrize("days", [1, 3, 6, -1])
 def test_retention_shorter_than_a_week_is_refused(days: int) -> None:
+    """A retention of 1 to 6 days is refused with the reason."""
     with pytest.raises(ValidationError, match="at least 7 days"):
         RetentionSettings(P38_RETENTION_DAYS=days)
 
 
 async def test_p38_prune_command(store: Store, dsn: str) -> None:
+    """`p38 prune` refuses a short retention and deletes exactly what is older."""
     old, recent = (await store_delivery(store, "repo:octo/a"),
                    await store_delivery(store, "repo:octo/a"))
     await _age(store, old, "processed", 40)

@@ -18,6 +18,7 @@ SCHEMA = Path(snapshot.__file__).with_name("schema.sql")
 
 
 async def test_migrations_build_exactly_the_schema_snapshot(fresh_database) -> None:  # type: ignore[no-untyped-def]
+    """The migrations, applied to an empty database, build exactly schema.sql."""
     conn = await asyncpg.connect(fresh_database("snapshot"))
     try:
         await migrate(conn)
