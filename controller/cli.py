@@ -322,7 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
     approve.add_argument("idempotency_key")
     approve.add_argument("--by", required=True, help="who approves (recorded)")
     approve.set_defaults(func=cmd_approve)
-    prune = sub.add_parser("prune", help="delete settled deliveries and audit rows older than "
+    prune = sub.add_parser("prune", help="delete settled deliveries, audit rows and idle "
+                                         "statuses older than "
                                          "P38_RETENTION_DAYS now (the server does it hourly)")
     prune.add_argument("--days", type=int, help="instead of P38_RETENTION_DAYS (at least 7)")
     prune.set_defaults(func=cmd_prune)

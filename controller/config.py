@@ -147,9 +147,9 @@ class ManifestSettings(BaseSettings):
                     "file; cheap).")
     resync_seconds: float = Field(
         300.0, validation_alias="P38_RESYNC_SECONDS",
-        description="Every object with something to re-read (manifest sources and objects, "
-                    "policies) is reconciled at least this often, webhook or not, and a dead "
-                    "key of theirs is revived (GitHub does not redeliver failed deliveries).")
+        description="Every object with something to re-read where no webhook tells (manifest "
+                    "sources) is reconciled at least this often, and one that gave up is "
+                    "revived (GitHub does not redeliver failed deliveries).")
 
     @field_validator("repo_path")
     @classmethod

@@ -92,7 +92,7 @@ class Record:
 
 
 @dataclass(frozen=True)
-class Retries:
+class EffectiveRetry:
     """A reconciler's retry policy with the settings' defaults filled in."""
 
     backoff_base: float
@@ -101,7 +101,7 @@ class Retries:
     max_attempts: int
 
     @classmethod
-    def of(cls, declared: RetryPolicy | None, settings: QueueSettings) -> Retries:
+    def of(cls, declared: RetryPolicy | None, settings: QueueSettings) -> EffectiveRetry:
         d = declared or RetryPolicy()
         return cls(
             backoff_base=settings.backoff_base_seconds if d.backoff_base is None
@@ -272,7 +272,7 @@ class Worker:
     async def _settle(self, lease: Lease, outcome: Outcome, record: Record,
                       reconciler: Reconciler | None) -> None:
         """The one place that decides what an outcome means for the key and its status."""
-        retries = Retries.of(reconciler.retry if reconciler else None, self._settings)
+        retries = EffectiveRetry.of(reconciler.retry if reconciler else None, self._settings)
         elapsed = time.perf_counter() - record.t0
         failing_for = (lease.failing_for or 0.0) + elapsed
         plan = record.plan
