@@ -13,13 +13,13 @@ import os
 import sys
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
+from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
 from pydantic import ValidationError
 
-from controller.app import create_app
+from controller import serving
 from controller.clients.secrets import (
     GoogleSecretManager,
     Secrets,
@@ -32,10 +32,10 @@ from controller.engine import retention
 from controller.engine.queue import WorkQueue
 from controller.logs import SecretRedactor, configure_logging
 from controller.manifests import reference
-from controller.manifests.loader import ManifestSet, load_dir
+from controller.manifests.loader import ManifestSet, Problem, load_dir
 from controller.manifests.models import json_schema
 from controller.reconcile.plan import STATUSES
-from controller.store import Store
+from controller.store import DatabaseUnavailable, Store
 from controller.store.embedded import resolve_dsn, stop_embedded
 from controller.store.migrations import latest_version
 from reconcilers.manifests import decide as manifests_decide
@@ -79,30 +79,7 @@ def _with_secret_manager(settings: Settings, redactor: SecretRedactor
 def _serve(settings: Settings, *, banner: bool, unix: str | None = None,
            redactor: SecretRedactor | None = None) -> int:
     settings, secrets = _with_secret_manager(settings, redactor or SecretRedactor())
-    app = create_app(settings, secrets=secrets)
-    host, port = settings.server.host, settings.server.port
-    if banner:
-        db = ("DATABASE_URL" if settings.store.database_url
-                 else f"embedded PostgreSQL in {settings.store.home.resolve() / 'pgdata'}")
-        url = f"unix:{unix}" if unix else f"http://{host}:{port}"
-        print(f"project38 on {url}  (database: {db})", file=sys.stderr)
-        if settings.manifests.directory is not None:
-            print(f"reconciling {settings.manifests.directory.resolve()} as source `local` "
-                  f"(see {url}/api/objects)", file=sys.stderr)
-        if settings.policy.dry_run:
-            print("dry-run (P38_DRY_RUN): every action is recorded, not executed",
-                  file=sys.stderr)
-        elif missing := settings.dry_run_providers():
-            print(f"dry-run for {', '.join(missing)}: no credentials configured, so their "
-                  "actions are recorded with what they would have done, not executed",
-                  file=sys.stderr)
-    grace = settings.server.shutdown_grace_seconds
-    if unix:
-        web.run_app(app, path=unix, access_log=None, print=None, shutdown_timeout=grace)
-    else:
-        web.run_app(app, host=host, port=port, access_log=None, print=None,
-                    shutdown_timeout=grace)
-    return 0
+    return serving.serve(settings, secrets=secrets, banner=banner, unix=unix)
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -113,10 +90,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return _serve(_settings(args), banner=False, unix=args.unix, redactor=args.redactor)
 
 
+EXIT_CANNOT_RUN = 3  # no database to work with (a usage error is 2, a failure 1)
+
+
 async def _with_store(settings: Settings, body: Callable[[Store], Awaitable[int]], *,
                       need_schema: bool = True) -> int:
     dsn = await asyncio.to_thread(resolve_dsn, settings.store.database_url, settings.store.home)
-    store = await Store.connect(dsn, min_size=1, max_size=2)
+    try:
+        store = await Store.connect(dsn, min_size=1, max_size=2)
+    except DatabaseUnavailable as exc:
+        print(f"cannot run: {exc}", file=sys.stderr)
+        return EXIT_CANNOT_RUN
     try:
         if need_schema and (version := await store.schema_version()) < latest_version():
             print(f"the database schema is at version {version}, this p38 needs "
@@ -251,12 +235,22 @@ def _print_problems(manifests: ManifestSet) -> None:
         print(problem, file=sys.stderr)
 
 
+def _load(folder: str) -> ManifestSet:
+    """The folder's manifests; an empty folder is a problem too (a plan of nothing would
+    prune everything, and validating nothing proves nothing)."""
+    manifests = load_dir(Path(folder))
+    if manifests.ok and not manifests.objects:
+        manifests.problems.append(Problem(folder, 1, 1, "no manifests found (*.yaml, *.yml)"))
+    return manifests
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
-    manifests = load_dir(Path(args.dir))
+    manifests = _load(args.dir)
     _print_problems(manifests)
     if not manifests.ok:
-        print(f"{len(manifests.problems)} problem(s) in {manifests.files} file(s)",
-              file=sys.stderr)
+        files = len({p.path for p in manifests.problems})
+        print(f"{len(manifests.problems)} problem(s) in {files} of {manifests.files} "
+              "file(s) read", file=sys.stderr)
         return 1
     kinds = Counter(o.kind for o in manifests.objects)
     print(f"ok: {len(manifests.objects)} object(s) in {manifests.files} file(s)"
@@ -271,8 +265,9 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    """Exit 0: nothing would change; 2: something would; 1: the manifests are invalid."""
-    manifests = load_dir(Path(args.dir))
+    """Exit 0: nothing would change; 2: something would; 1: the manifests are invalid or
+    empty; 3: no database to compare with."""
+    manifests = _load(args.dir)
     if not manifests.ok:
         _print_problems(manifests)
         print(f"{len(manifests.problems)} problem(s): nothing would be applied",
@@ -280,7 +275,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
         return 1
 
     async def applied(store: Store) -> int:
-        rows = await store.fetch("applied_objects_of", args.source)
+        # A database never migrated (a fresh clone) has applied nothing: every object is a
+        # create. Plan reads only; it never migrates.
+        rows = await store.fetch("applied_objects_of", args.source) \
+            if await store.schema_version() >= APPLIED_OBJECTS_SINCE else []
         plan = manifests_decide(snapshot_of(manifests, rows, source=args.source))
         changes = object_changes(plan)
         for action in changes:
@@ -288,11 +286,16 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print(f"Plan ({args.source}): {plan.reason}.")
         return 2 if changes else 0
 
-    return asyncio.run(_with_store(_settings(args), applied))
+    return asyncio.run(_with_store(_settings(args), applied, need_schema=False))
+
+
+APPLIED_OBJECTS_SINCE = 3  # the migration that created applied_objects
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="p38", description="project38 GitOps controller")
+    parser.add_argument("--version", action="version",
+                        version=f"p38 {package_version('project38')}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def server_args(p: argparse.ArgumentParser) -> None:
@@ -352,7 +355,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:  # a bad environment variable: say which and why (never
         for error in exc.errors():  # its value: it may be a secret)
             name = ".".join(str(part) for part in error["loc"])
-            print(f"configuration error: {name}: {error['msg']}", file=sys.stderr)
+            rule = error["msg"].removeprefix("Value error, ")
+            print(f"configuration error: {name}: {rule}" if name
+                  else f"configuration error: {rule}", file=sys.stderr)
         return 2
     args.redactor = configure_logging(fmt=settings.log.format, level=settings.log.level)
     args.redactor.update(settings.secret_values())

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _ENV = SettingsConfigDict(extra="ignore", env_ignore_empty=True)
@@ -24,15 +24,15 @@ class ServerSettings(BaseSettings):
     model_config = _ENV
     host: str = Field("127.0.0.1", validation_alias="P38_HOST",
                       description="Bind address; loopback by default so a laptop run is private.")
-    port: int = Field(8080, validation_alias=AliasChoices("P38_PORT", "PORT"),
+    port: int = Field(8080, validation_alias=AliasChoices("P38_PORT", "PORT"), ge=0, le=65535,
                       description="TCP port; Railway injects PORT.")
-    max_body_bytes: int = Field(25 * 1024 * 1024, validation_alias="P38_MAX_BODY_BYTES",
+    max_body_bytes: int = Field(25 * 1024 * 1024, validation_alias="P38_MAX_BODY_BYTES", ge=1024,
                                 description="Bytes; GitHub caps webhook payloads at 25 MiB.")
     api_token: SecretStr | None = Field(
         None, validation_alias="P38_API_TOKEN",
         description="When set, /api/* (but /api/health) requires Authorization: Bearer <token>.")
     shutdown_grace_seconds: float = Field(
-        20.0, validation_alias="P38_SHUTDOWN_GRACE_SECONDS",
+        20.0, validation_alias="P38_SHUTDOWN_GRACE_SECONDS", ge=0,
         description="Seconds a reconcile may finish after SIGTERM before its lease is released.")
 
 
@@ -40,37 +40,43 @@ class QueueSettings(BaseSettings):
     """The work queue and the workers that drain it."""
 
     model_config = _ENV
-    workers: int = Field(4, validation_alias="P38_WORKERS",
+    workers: int = Field(4, validation_alias="P38_WORKERS", ge=1,
                          description="Concurrent reconciles per process; reconciles wait on I/O.")
-    lease_seconds: float = Field(30.0, validation_alias="P38_LEASE_SECONDS",
+    lease_seconds: float = Field(30.0, validation_alias="P38_LEASE_SECONDS", gt=0,
                                  description="Seconds a claim is held without a heartbeat; a "
                                              "crashed worker's key is retried after this.")
-    poll_seconds: float = Field(1.0, validation_alias="P38_POLL_SECONDS",
+    poll_seconds: float = Field(1.0, validation_alias="P38_POLL_SECONDS", gt=0,
                                 description="Seconds between polls when no NOTIFY arrives.")
     coalesce_seconds: float = Field(
-        0.25, validation_alias="P38_COALESCE_SECONDS",
+        0.25, validation_alias="P38_COALESCE_SECONDS", ge=0,
         description="Seconds a key hinted during its own reconcile waits before the next one, "
                     "so a burst of hints becomes one reconcile instead of many back to back.")
     max_attempts: int = Field(
-        0, validation_alias="P38_MAX_ATTEMPTS",
+        0, validation_alias="P38_MAX_ATTEMPTS", ge=0,
         description="Failed reconciles of one key before dead-letter; 0: no limit by count, "
                     "only by time (P38_GIVE_UP_SECONDS).")
     give_up_seconds: float = Field(
-        3600.0, validation_alias="P38_GIVE_UP_SECONDS",
+        3600.0, validation_alias="P38_GIVE_UP_SECONDS", ge=0,
         description="Seconds a key may keep failing before it is dead-lettered (an hour "
                     "outlasts most provider outages; a delivery, the resync or `p38 replay` "
                     "revives it).")
-    backoff_base_seconds: float = Field(1.0, validation_alias="P38_BACKOFF_BASE_SECONDS",
+    backoff_base_seconds: float = Field(1.0, validation_alias="P38_BACKOFF_BASE_SECONDS", gt=0,
                                         description="First retry delay; doubles per attempt.")
-    backoff_cap_seconds: float = Field(300.0, validation_alias="P38_BACKOFF_CAP_SECONDS",
+    backoff_cap_seconds: float = Field(300.0, validation_alias="P38_BACKOFF_CAP_SECONDS", gt=0,
                                        description="Longest retry delay (5 min keeps a broken "
                                                    "key from hammering a provider).")
+    @model_validator(mode="after")
+    def _cap_above_base(self) -> QueueSettings:
+        if self.backoff_cap_seconds < self.backoff_base_seconds:
+            raise ValueError("P38_BACKOFF_CAP_SECONDS must be at least P38_BACKOFF_BASE_SECONDS")
+        return self
+
     deadline_seconds: float = Field(
-        120.0, validation_alias="P38_RECONCILE_DEADLINE_SECONDS",
+        120.0, validation_alias="P38_RECONCILE_DEADLINE_SECONDS", gt=0,
         description="Seconds one reconcile may take before it is cancelled and retried (a "
                     "reconciler may declare its own); a hung call never holds a key for ever.")
     held_recheck_seconds: float = Field(
-        60.0, validation_alias="P38_HELD_RECHECK_SECONDS",
+        60.0, validation_alias="P38_HELD_RECHECK_SECONDS", gt=0,
         description="Seconds between two looks at a key whose actions are held (approval, "
                     "killswitch); `p38 approve` and a Policy change end the wait at once.")
 
@@ -79,9 +85,9 @@ class IngestSettings(BaseSettings):
     """Group commit of webhook deliveries."""
 
     model_config = _ENV
-    writers: int = Field(3, validation_alias="P38_INGEST_WRITERS",
+    writers: int = Field(3, validation_alias="P38_INGEST_WRITERS", ge=1,
                          description="Concurrent batch transactions; more overlap commit waits.")
-    max_batch: int = Field(128, validation_alias="P38_INGEST_MAX_BATCH",
+    max_batch: int = Field(128, validation_alias="P38_INGEST_MAX_BATCH", ge=1,
                            description="Deliveries per transaction at most.")
 
 
@@ -115,7 +121,7 @@ class ProviderSettings(BaseSettings):
         None, validation_alias="GCP_PROJECT_ID",
         description="When set, secrets are read from Google Secret Manager in this project.")
     secrets_ttl_seconds: float = Field(
-        600.0, validation_alias="P38_SECRETS_TTL_SECONDS",
+        600.0, validation_alias="P38_SECRETS_TTL_SECONDS", gt=0,
         description="How often secrets are re-read from Secret Manager (a rotated key is used "
                     "from then on).")
 
@@ -142,11 +148,11 @@ class ManifestSettings(BaseSettings):
         "manifests/", validation_alias="P38_MANIFESTS_PATH",
         description="The folder holding manifests in each installed repository.")
     poll_seconds: float = Field(
-        1.0, validation_alias="P38_MANIFESTS_POLL_SECONDS",
+        1.0, validation_alias="P38_MANIFESTS_POLL_SECONDS", gt=0,
         description="How often the local directory is checked for changed files (a stat per "
                     "file; cheap).")
     resync_seconds: float = Field(
-        300.0, validation_alias="P38_RESYNC_SECONDS",
+        300.0, validation_alias="P38_RESYNC_SECONDS", gt=0,
         description="Every object with something to re-read where no webhook tells (manifest "
                     "sources) is reconciled at least this often, and one that gave up is "
                     "revived (GitHub does not redeliver failed deliveries).")
@@ -160,6 +166,9 @@ class ManifestSettings(BaseSettings):
         return value + "/"
 
 
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
 class LogSettings(BaseSettings):
     """structlog output."""
 
@@ -167,7 +176,16 @@ class LogSettings(BaseSettings):
     format: Literal["auto", "json", "console"] = Field(
         "auto", validation_alias="P38_LOG_FORMAT",
         description="auto: console on a terminal, JSON otherwise.")
-    level: str = Field("info", validation_alias="P38_LOG_LEVEL")
+    level: str = Field("info", validation_alias="P38_LOG_LEVEL",
+                       description="debug, info, warning, error or critical.")
+
+    @field_validator("level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        level = value.strip().lower()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return level
 
 
 class StoreSettings(BaseSettings):
@@ -191,7 +209,7 @@ class RetentionSettings(BaseSettings):
         description="Settled deliveries (with payloads) and audit rows older than this are "
                     "deleted; 0 keeps everything. At least 7: GitHub redelivers for 3 days, "
                     "and a redelivered GUID must still be found to be answered as a duplicate.")
-    every_seconds: float = Field(3600.0, validation_alias="P38_PRUNE_SECONDS",
+    every_seconds: float = Field(3600.0, validation_alias="P38_PRUNE_SECONDS", gt=0,
                                  description="Seconds between two prunes.")
 
     @field_validator("days")

@@ -24,6 +24,9 @@ class Metrics:
         self.queue_depth = Gauge(
             "p38_queue_depth", "Keys in the work queue by state (queued, running, dead).",
             ["state"], registry=self.registry)
+        self.queue_depth_stale = Gauge(
+            "p38_queue_depth_stale", "1 when the database did not answer at this scrape: the "
+            "queue depths are the last ones read.", registry=self.registry)
         self.reconciles = Counter(
             "p38_reconciles_total", "Reconciles by kind and outcome.", ["kind", "outcome"],
             registry=self.registry)

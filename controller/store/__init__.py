@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import asyncpg
 import orjson
@@ -33,6 +34,17 @@ class TransientStoreError(P38Error):
 
 class RejectedValue(P38Error):
     """PostgreSQL refused a value (for example a JSON string holding \\u0000)."""
+
+
+class DatabaseUnavailable(P38Error):
+    """The database cannot be reached or refuses the connection."""
+
+
+def where(dsn: str) -> str:
+    """`host:port/database` of a DSN, for messages (never its user or password)."""
+    parts = urlsplit(dsn)
+    host = parts.hostname or dict(parse_qsl(parts.query)).get("host") or "localhost"
+    return f"{host}:{parts.port or 5432}{parts.path or ''}"
 
 
 _TRANSIENT = (
@@ -116,10 +128,23 @@ class Store(Queries):
         self.dsn = dsn
 
     @classmethod
-    async def connect(cls, dsn: str, *, min_size: int = 2, max_size: int = 10) -> Store:
-        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size,
-                                         init=_init_connection, reset=_keep_session,
-                                         command_timeout=60)
+    async def connect(cls, dsn: str, *, min_size: int = 2, max_size: int = 10,
+                      timeout: float = 10.0) -> Store:
+        """A pool of connections; `DatabaseUnavailable` (naming the host, port and cause)
+        when the server cannot be reached within `timeout` seconds or refuses us."""
+        try:
+            pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size,
+                                             init=_init_connection, reset=_keep_session,
+                                             command_timeout=60, timeout=timeout)
+        except (OSError, TimeoutError, asyncpg.PostgresError,
+                asyncpg.exceptions.InterfaceError) as exc:
+            cause = str(exc) or type(exc).__name__
+            if isinstance(exc, ConnectionRefusedError):
+                cause = "connection refused (is PostgreSQL running there?)"
+            elif isinstance(exc, TimeoutError):
+                cause = f"no answer within {timeout:g}s"
+            raise DatabaseUnavailable(f"cannot reach the database at {where(dsn)}: "
+                                      f"{cause}") from exc
         return cls(pool, dsn)
 
     async def close(self) -> None:

@@ -1,14 +1,53 @@
-"""`/healthz` (the process answers), `/readyz` and `/api/health` (database reachable and
-migrated), `/metrics` (Prometheus text; queue depth read at scrape time)."""
+"""`/healthz` (the process answers), `/readyz` and `/api/health` (database reachable and migrated,
+and what runs: webhook routes, providers, killswitch), `/metrics` (Prometheus text).
+
+`describe(app)` is the truth at a glance, shared with the start banner. `/readyz` answers
+within `READY_TIMEOUT` seconds even when PostgreSQL hangs; `/metrics` answers during a database
+outage, keeping the last queue depths and marking them stale. No writes.
+"""
 
 from __future__ import annotations
+
+import asyncio
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from controller.store.migrations import latest_version
 from controller.web.json import answer
-from controller.web.keys import METRICS, POLICY, STORE
+from controller.web.keys import METRICS, POLICY, SETTINGS, STORE
+
+READY_TIMEOUT = 3.0  # seconds: under the usual 5 s probe timeout of an orchestrator
+METRICS_DB_TIMEOUT = 2.0
+WEBHOOK_SECRETS = {"github": "GITHUB_WEBHOOK_SECRET", "railway": "RAILWAY_WEBHOOK_SECRET",
+                   "n8n": "N8N_WEBHOOK_SECRET"}
+
+
+async def describe(app: web.Application) -> dict[str, Any]:
+    """What this process runs: each webhook route (enabled, or why not), each provider (live,
+    or dry-run and why), and where a killswitch is on (the environment's and each source's
+    applied Policy; the latter read from the database)."""
+    settings, policy = app[SETTINGS], app[POLICY]
+    routes = []
+    for source, variable in WEBHOOK_SECRETS.items():
+        secret = getattr(settings.secrets, f"{source}_webhook_secret")
+        enabled = secret is not None and bool(secret.get_secret_value())
+        routes.append({"path": f"/webhooks/{source}", "enabled": enabled,
+                       "reason": None if enabled else f"{variable} is not set"})
+    providers = {}
+    for name in sorted(set(policy.unavailable) | set(policy.providers or ())):
+        live = not policy.dry_run and policy.can_use(name)
+        reason = None if live else ("P38_DRY_RUN is set" if policy.dry_run
+                                    else policy.unavailable.get(name, "unavailable"))
+        providers[name] = {"live": live, "reason": reason}
+    on = ["everywhere (P38_KILLSWITCH)"] if settings.policy.killswitch else []
+    for row in await app[STORE].fetch("applied_policies"):
+        spec = (row["document"] or {}).get("spec") or {}
+        if spec.get("killswitch") is True:
+            on.append(f"{row['source']} (Policy/{row['name']})")
+    return {"routes": routes, "providers": providers, "dry_run": policy.dry_run,
+            "killswitch": {"on": on, "environment": settings.policy.killswitch}}
 
 
 async def healthz(_request: web.Request) -> web.Response:
@@ -17,27 +56,40 @@ async def healthz(_request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     store = request.app[STORE]
-    if not await store.ping():
-        return answer({"status": "unavailable", "reason": "database is not reachable"}, 503)
-    version, expected = await store.schema_version(), latest_version()
-    if version < expected:
+    try:
+        async with asyncio.timeout(READY_TIMEOUT):
+            if not await store.ping():
+                return answer({"status": "unavailable",
+                               "reason": "database is not reachable"}, 503)
+            version, expected = await store.schema_version(), latest_version()
+            if version < expected:
+                return answer({"status": "unavailable", "reason": "migrations not applied: "
+                               f"at {version}, need {expected}"}, 503)
+            state = await describe(request.app)
+    except TimeoutError:
+        return answer({"status": "unavailable", "reason": "the database did not answer "
+                       f"within {READY_TIMEOUT:g}s"}, 503)
+    except Exception as exc:  # the database went away between two questions
         return answer({"status": "unavailable",
-                       "reason": f"migrations not applied: at {version}, need {expected}"}, 503)
-    policy = request.app[POLICY]
-    return answer({"status": "ready", "schema_version": version, "dry_run": policy.dry_run,
-                   "providers": sorted(policy.providers or ()),
-                   "killswitch": policy.killswitch})
+                       "reason": f"database error: {type(exc).__name__}"}, 503)
+    return answer({"status": "ready", "schema_version": version, **state})
 
 
 async def metrics(request: web.Request) -> web.Response:
     m = request.app[METRICS]
-    rows = await request.app[STORE].fetch("queue_depth")
-    depth = {"queued": 0, "running": 0, "dead": 0}
-    for row in rows:
-        state = "running" if row["leased"] else row["state"]
-        depth[state] = depth.get(state, 0) + row["n"]
-    for state, n in depth.items():
-        m.queue_depth.labels(state).set(n)
+    try:
+        async with asyncio.timeout(METRICS_DB_TIMEOUT):
+            rows = await request.app[STORE].fetch("queue_depth")
+    except Exception:  # the database is away or slow: the last figures, marked stale
+        m.queue_depth_stale.set(1)
+    else:
+        depth = {"queued": 0, "running": 0, "dead": 0}
+        for row in rows:
+            state = "running" if row["leased"] else row["state"]
+            depth[state] = depth.get(state, 0) + row["n"]
+        for state, n in depth.items():
+            m.queue_depth.labels(state).set(n)
+        m.queue_depth_stale.set(0)
     return web.Response(body=generate_latest(m.registry),
                         headers={"Content-Type": CONTENT_TYPE_LATEST})
 

@@ -111,7 +111,7 @@ def test_validate_schema_and_plan_exit_codes(fresh_database, tmp_path) -> None: 
     assert "Plan (local): 6 to create, 0 to update, 0 to delete." in plan.stdout
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert p38("plan", str(empty), env=env).returncode == 0
+    assert p38("plan", str(empty), env=env).returncode == 1  # nothing to plan is a problem
 
 
 def test_manifest_reference_is_current() -> None:

@@ -1,0 +1,139 @@
+"""Running the app on a socket: `p38 up` and `p38 serve`.
+
+Start-up opens everything first (database, migrations, providers, workers), then listens, then
+says what runs: an unreachable database or a busy port is one line and exit 2, before any
+banner. Port 0 prints the port actually bound. SIGTERM and SIGINT log a line, give reconciles
+`P38_SHUTDOWN_GRACE_SECONDS`, and close everything in reverse order. No reconcile logic here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import signal
+import socket
+import sys
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from controller.app import create_app
+from controller.clients.secrets import SecretSource
+from controller.config import Settings
+from controller.store import DatabaseUnavailable
+from controller.web.health import describe
+
+log = structlog.get_logger("p38.serve")
+
+EXIT_OK, EXIT_CANNOT_START = 0, 2
+
+
+def serve(settings: Settings, *, secrets: SecretSource | None, banner: bool,
+          unix: str | None = None) -> int:
+    """Run until SIGTERM/SIGINT; the exit code."""
+    return asyncio.run(_serve(settings, secrets=secrets, banner=banner, unix=unix))
+
+
+async def _serve(settings: Settings, *, secrets: SecretSource | None, banner: bool,
+                 unix: str | None) -> int:
+    host, port = settings.server.host, settings.server.port
+    where = unix or f"{host}:{port}"
+    if not unix and port and (problem := _port_taken(host, port)):
+        print(problem, file=sys.stderr)  # before anything starts
+        return EXIT_CANNOT_START
+    app = create_app(settings, secrets=secrets)
+    grace = settings.server.shutdown_grace_seconds
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=grace)
+    try:
+        await runner.setup()
+    except DatabaseUnavailable as exc:
+        await app.cleanup()  # close what started before the database was tried
+        print(f"cannot start: {exc}", file=sys.stderr)
+        return EXIT_CANNOT_START
+    try:
+        site: web.BaseSite = web.UnixSite(runner, unix) if unix else \
+            web.TCPSite(runner, host, port)
+        await site.start()
+    except OSError as exc:  # taken between the check and now, or a Unix socket path
+        await runner.cleanup()
+        print(_listen_problem(where, exc), file=sys.stderr)
+        return EXIT_CANNOT_START
+    url = f"unix:{unix}" if unix else f"http://{host}:{_bound_port(site, port)}"
+    state = await describe(app)
+    if banner:
+        for line in _banner(url, settings, state):
+            print(line, file=sys.stderr)
+    log.info("serving", url=url, routes=state["routes"], providers=state["providers"],
+             killswitch=state["killswitch"], workers=settings.queue.workers)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    received: list[str] = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        received.append(sig.name)
+        stopping.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal, sig)
+    await stopping.wait()
+    log.info("shutting_down", signal=received[0] if received else None, grace_seconds=grace,
+             meaning="no new connections; reconciles in flight get the grace period, then "
+                     "their leases are released")
+    await runner.cleanup()
+    log.info("stopped")
+    return EXIT_OK
+
+
+def _port_taken(host: str, port: int) -> str | None:
+    """Why `host:port` cannot be listened on, or None (checked as aiohttp will bind it)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        return f"cannot start: cannot listen on {host}:{port}: {exc}"
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            return _listen_problem(f"{host}:{port}", exc)
+    return None
+
+
+def _listen_problem(where: str, exc: OSError) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return (f"cannot start: {where} is already in use (another p38?); choose another "
+                "port with --port or P38_PORT")
+    return f"cannot start: cannot listen on {where}: {exc.strerror or exc}"
+
+
+def _bound_port(site: web.BaseSite, configured: int) -> int:
+    server: Any = getattr(site, "_server", None)
+    sockets = getattr(server, "sockets", None) or []
+    return int(sockets[0].getsockname()[1]) if sockets else configured
+
+
+def _banner(url: str, settings: Settings, state: dict[str, Any]) -> list[str]:
+    db = ("DATABASE_URL" if settings.store.database_url
+          else f"embedded PostgreSQL in {settings.store.home.resolve() / 'pgdata'}")
+    lines = [f"project38 on {url}  (database: {db})"]
+    if settings.manifests.directory is not None:
+        lines.append(f"reconciling {settings.manifests.directory.resolve()} as source `local` "
+                     f"(see {url}/api/objects)")
+    routes = state["routes"]
+    enabled = [f"POST {r['path']}" for r in routes if r["enabled"]]
+    disabled = [f"{r['path']} ({r['reason']})" for r in routes if not r["enabled"]]
+    lines.append("webhooks: " + (", ".join(enabled) or "none enabled"))
+    if disabled:
+        lines.append("  disabled: " + "; ".join(disabled))
+    for name, provider in state["providers"].items():
+        lines.append(f"provider {name}: " + ("live" if provider["live"]
+                                               else f"dry-run ({provider['reason']})"))
+    if settings.queue.workers == 0:
+        lines.append("workers: 0 (--workers 0): this process only ingests; another must "
+                     "reconcile")
+    killswitch = state["killswitch"]
+    lines.append("killswitch: " + ("on in " + ", ".join(killswitch["on"]) if killswitch["on"]
+                                   else "off"))
+    return lines

@@ -1,0 +1,123 @@
+"""Operator mistakes get one clear line and an exit code, through the real `p38` command: bad
+settings, an unreachable database, a busy port; and what a start says about itself."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import env_for, p38
+
+ROOT = Path(__file__).resolve().parents[2]
+NOWHERE = "postgresql://postgres@127.0.0.1:1/nothing"  # nothing listens on port 1
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "rule"),
+    [("P38_WORKERS", "0", "greater than or equal to 1"),
+     ("P38_PORT", "70000", "less than or equal to 65535"),
+     ("P38_LOG_LEVEL", "loud", "must be one of debug, info, warning, error, critical"),
+     ("P38_MAX_BODY_BYTES", "10", "greater than or equal to 1024"),
+     ("P38_LEASE_SECONDS", "0", "greater than 0"),
+     ("P38_POLL_SECONDS", "-1", "greater than 0"),
+     ("P38_INGEST_MAX_BATCH", "0", "greater than or equal to 1"),
+     ("P38_RESYNC_SECONDS", "0", "greater than 0")],
+)
+def test_a_setting_out_of_range_is_named_with_its_rule(variable: str, value: str,
+                                                       rule: str) -> None:
+    """Each setting that can break the service is checked at start: one line, exit 2."""
+    result = p38("status", env={**os.environ, variable: value})
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"configuration error: {variable}: Input should be " \
+        f"{rule}" or result.stderr.strip() == f"configuration error: {variable}: {rule}"
+
+
+def test_backoff_cap_below_base_is_refused() -> None:
+    """Settings that contradict each other are named together."""
+    result = p38("status", env={**os.environ, "P38_BACKOFF_CAP_SECONDS": "0.5"})
+    assert (result.returncode, result.stderr.strip()) == (
+        2, "configuration error: P38_BACKOFF_CAP_SECONDS must be at least "
+           "P38_BACKOFF_BASE_SECONDS")
+
+
+def test_an_unreachable_database_is_one_line_before_any_banner() -> None:
+    """`p38 serve` with a DATABASE_URL nobody answers: host, port and cause, exit 2; the
+    one-shot commands say they cannot run, exit 3."""
+    served = p38("serve", "--port", "0", env={**os.environ, "DATABASE_URL": NOWHERE})
+    assert served.returncode == 2 and served.stdout == ""
+    assert served.stderr.strip() == ("cannot start: cannot reach the database at "
+                                     "127.0.0.1:1/nothing: connection refused (is PostgreSQL "
+                                     "running there?)")
+    for command in (["status"], ["plan", str(ROOT / "manifests")], ["migrate"]):
+        result = p38(*command, env={**os.environ, "DATABASE_URL": NOWHERE})
+        assert result.returncode == 3, command
+        assert result.stderr.startswith("cannot run: cannot reach the database at 127.0.0.1:1")
+
+
+def test_a_busy_port_is_one_line_with_the_hint(dsn: str) -> None:
+    """Another process holds the port: nothing starts, one line says what to do, exit 2."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = p38("serve", "--port", str(port), env=env_for(dsn))
+    assert result.returncode == 2
+    assert result.stderr.strip() == (f"cannot start: 127.0.0.1:{port} is already in use "
+                                     "(another p38?); choose another port with --port or "
+                                     "P38_PORT")
+
+
+def test_port_zero_prints_the_port_and_sigterm_is_logged(dsn: str, tmp_path: Path) -> None:
+    """`p38 up --port 0`: the banner names the port bound, the routes, providers and the
+    killswitch; /readyz says the same; SIGTERM logs a line and exits 0."""
+    env = {**env_for(dsn), "GITHUB_WEBHOOK_SECRET": "gh-secret-123456", "P38_HOME": str(tmp_path)}
+    process = subprocess.Popen([sys.executable, "-m", "controller.cli", "up", "--port", "0",
+                                "--manifests", str(ROOT / "manifests")], env=env,
+                               stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        assert process.stderr is not None
+        banner = [process.stderr.readline() for _ in range(4)]
+        while not banner[0].startswith("project38 on "):  # JSON log lines come first
+            banner = [*banner[1:], process.stderr.readline()]
+        url = banner[0].split()[2]
+        assert url.startswith("http://127.0.0.1:") and not url.endswith(":0")
+        assert banner[2].strip() == "webhooks: POST /webhooks/github"
+        assert "/webhooks/railway (RAILWAY_WEBHOOK_SECRET is not set)" in banner[3]
+        import json
+        import urllib.request
+
+        with urllib.request.urlopen(f"{url}/readyz", timeout=10) as answer:
+            ready = json.load(answer)
+        assert ready["status"] == "ready" and ready["killswitch"]["on"] == []
+        assert [r["path"] for r in ready["routes"] if r["enabled"]] == ["/webhooks/github"]
+        assert ready["providers"]["github"]["live"] is False
+        process.send_signal(signal.SIGTERM)
+        rest = process.stderr.read()
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    lines = [line for line in rest.splitlines() if '"shutting_down"' in line]
+    assert len(lines) == 1 and '"signal":"SIGTERM"' in lines[0].replace(" ", "")
+
+
+def test_plan_on_a_fresh_database_and_on_nothing(fresh_database, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A database never migrated has applied nothing (every object a create, exit 2, and it is
+    not migrated by plan); an empty folder is a problem (exit 1); `--version` answers."""
+    env = env_for(fresh_database("plan_fresh"))
+    result = p38("plan", str(ROOT / "manifests"), env=env)
+    assert result.returncode == 2, result.stderr
+    assert "Plan (local): 6 to create, 0 to update, 0 to delete." in result.stdout
+    assert "migrations pending" in p38("status", env=env).stdout  # plan migrated nothing
+    empty = p38("plan", str(tmp_path), env=env)
+    assert empty.returncode == 1
+    assert f"{tmp_path}:1:1: no manifests found" in empty.stderr
+    version = p38("--version", env=env)
+    assert version.returncode == 0 and version.stdout.startswith("p38 ")
+    assert p38("validate", str(tmp_path), env=env).returncode == 1  # nothing to validate
