@@ -97,7 +97,7 @@ def create_app(settings: Settings, *, registry: Mapping[str, Reconciler] | None 
             yield
 
     app.cleanup_ctx.extend([refresh_secrets, _database, open_providers, _ingest, _workers,
-                            _local_manifests, _resync, _prune])
+                            _at_start, _local_manifests, _resync, _prune])
     return app
 
 
@@ -217,6 +217,14 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
             for task in still_running:  # their leases are released as they cancel
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _at_start(app: web.Application) -> AsyncIterator[None]:
+    """Hint the keys reconcilers ask for at start (objects no webhook names)."""
+    keys = [key for r in app[REGISTRY].values() for key in r.at_start]
+    if keys and app[SETTINGS].queue.workers:
+        await app[QUEUE].hint(keys, event="start")
+    yield
 
 
 async def _local_manifests(app: web.Application) -> AsyncIterator[None]:

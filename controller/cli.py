@@ -135,6 +135,10 @@ def cmd_status(args: argparse.Namespace) -> int:
             found = sorted((r["status"], r["n"]) for r in counts if r["own"] is own)
             if found or not own:
                 print(label, ", ".join(f"{k} {v}" for k, v in found) or "none")
+        recovered = await store.fetchrow("redeliveries_summary")
+        if recovered and recovered["asked"]:
+            print(f"recovered from GitHub: {recovered['asked']} failed delivery(ies) asked "
+                  f"again, {recovered['arrived']} arrived")
         queue: dict[str, int] = {}
         for row in await store.fetch("queue_depth"):
             state = "running" if row["leased"] else row["state"]

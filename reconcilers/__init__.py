@@ -16,6 +16,7 @@ from reconcilers.objects import Agents, Schedules, Services
 from reconcilers.plans import PullRequestPlans
 from reconcilers.policies import PolicyObjects
 from reconcilers.pulls import PullRequests
+from reconcilers.redeliveries import Redeliveries
 from reconcilers.repos import Repositories
 from reconcilers.workflows import Workflows
 
@@ -26,5 +27,5 @@ def default_registry(*, manifests_folder: str = "manifests/") -> dict[str, Recon
     reconcilers: list[Reconciler] = [
         Repositories(), PullRequests(), Issues(), Installations(), Deployments(), Workflows(),
         ManifestSources(folder=manifests_folder), PullRequestPlans(),
-        Agents(), Schedules(), Services(), PolicyObjects()]
+        Agents(), Schedules(), Services(), PolicyObjects(), Redeliveries()]
     return {r.kind: r for r in reconcilers}

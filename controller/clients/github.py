@@ -177,7 +177,9 @@ class GitHubApp:
 
     async def _send(self, method: str, path: str, *, auth: str,
                     json: Mapping[str, Any] | None = None,
-                    params: Mapping[str, Any] | None = None, stale_ok: bool = True) -> Any:
+                    params: Mapping[str, Any] | None = None, stale_ok: bool = True,
+                    with_next: bool = False) -> Any:
+        """The answer's JSON; with `with_next`, (JSON, the `next` link's URL or None)."""
         headers = {"Accept": ACCEPT, "X-GitHub-Api-Version": API_VERSION,
                    "Authorization": auth, "User-Agent": "project38"}
 
@@ -200,7 +202,8 @@ class GitHubApp:
             async for attempt in retrying:
                 with attempt:
                     return await self._once(method, path, headers, json, params,
-                                            stale_ok=stale_ok and auth.startswith("token "))
+                                            stale_ok=stale_ok and auth.startswith("token "),
+                                            with_next=with_next)
         except _Transient as exc:
             if exc.wait is not None:  # still limited after the waits we could afford
                 raise RateLimited(max(exc.wait, 1.0), f"GitHub rate limit on {method} "
@@ -211,7 +214,7 @@ class GitHubApp:
 
     async def _once(self, method: str, path: str, headers: Mapping[str, str],
                     json: Mapping[str, Any] | None, params: Mapping[str, Any] | None, *,
-                    stale_ok: bool) -> Any:
+                    stale_ok: bool, with_next: bool = False) -> Any:
         try:
             response = await self._http.request(method, self.base_url + path, headers=headers,
                                                 json=json, params=params, timeout=30.0)
@@ -231,9 +234,11 @@ class GitHubApp:
             except ValueError:
                 message = response.text
             raise GitHubError(response.status_code, response.request.method, path, message)
-        if response.status_code == 204 or not response.content:
-            return None
-        return response.json()
+        body = None if response.status_code == 204 or not response.content else response.json()
+        if with_next:
+            link = response.links.get("next", {}).get("url")
+            return body, link
+        return body
 
     def _rate_limit_wait(self, response: httpx.Response) -> float | None:
         """Seconds to wait when the response is a rate limit, else None (a real 403)."""
@@ -255,6 +260,28 @@ class GitHubApp:
         return None
 
     # --- operations (GitHub REST, api.github.com 2022-11-28) -------------------------------
+
+    async def app_hook_deliveries(self, *, max_pages: int = 10) -> list[dict[str, Any]]:
+        """GET /app/hook/deliveries (as the App: JWT), newest first, following the `next`
+        link's cursor for at most `max_pages` pages of 100 (hook-delivery-item objects)."""
+        found: list[dict[str, Any]] = []
+        params: dict[str, str] = {"per_page": "100"}
+        for _ in range(max_pages):
+            page, next_url = await self._send("GET", "/app/hook/deliveries",
+                                              auth=f"Bearer {self.app_jwt()}", params=params,
+                                              with_next=True)
+            found.extend(page or [])
+            cursor = dict(httpx.URL(next_url).params).get("cursor") if next_url else None
+            if not cursor or not page:
+                break
+            params = {"per_page": "100", "cursor": cursor}
+        return found
+
+    async def redeliver(self, delivery_id: int) -> None:
+        """POST /app/hook/deliveries/{delivery_id}/attempts (as the App: JWT): GitHub sends
+        that delivery again (202)."""
+        await self._send("POST", f"/app/hook/deliveries/{delivery_id}/attempts",
+                         auth=f"Bearer {self.app_jwt()}")
 
     async def repository(self, repo: str, *, installation_id: int) -> dict[str, Any]:
         """GET /repos/{owner}/{repo}"""

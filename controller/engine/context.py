@@ -59,6 +59,10 @@ class StoreContext:
         return [_applied(r, r["source"]) for r in await self._store.fetch("applied_of_kind",
                                                                           kind)]
 
+    async def stored_deliveries(self, source: str, guids: Sequence[str]) -> set[str]:
+        rows = await self._store.fetch("deliveries_stored", source, list(guids))
+        return {r["guid"] for r in rows}
+
     async def statuses(self, keys: Sequence[str]) -> list[ObjectStatus]:
         return [_status(r) for r in await self._store.fetch("statuses_of", list(keys))]
 

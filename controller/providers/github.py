@@ -21,6 +21,7 @@ from controller.reconcile.errors import TerminalError
 from controller.reconcile.plan import Action, ActionRunner, runner
 from controller.reconcile.reads import ManifestFiles, Where
 from controller.store import Store
+from reconcilers.redeliveries import Redeliver
 from reconcilers.reporting import CheckRun, IssueClose, IssueUpsert
 
 NAME = "github"
@@ -118,8 +119,14 @@ def runners(github: GitHubApp, store: Store) -> dict[str, ActionRunner]:
                                   state="closed", state_reason="completed")
         return {"issue": number, "closed": True}
 
+    async def redeliver(p: Redeliver, _action: Action) -> Mapping[str, Any]:
+        if await store.fetch("deliveries_stored", "github", [p.guid]):
+            return {"guid": p.guid, "skipped": "it arrived meanwhile"}  # found: nothing to do
+        await github.redeliver(p.delivery_id)
+        return {"guid": p.guid, "requested": p.delivery_id}
+
     return {**runner(CheckRun, check_run), **runner(IssueUpsert, issue_upsert),
-            **runner(IssueClose, issue_close)}
+            **runner(IssueClose, issue_close), **runner(Redeliver, redeliver)}
 
 
 # --- reads --------------------------------------------------------------------------------
@@ -143,6 +150,9 @@ class GitHubReads:
     async def pull_request(self, repo: str, number: int, *,
                            installation_id: int) -> Mapping[str, Any]:
         return await self._github.pull_request(repo, number, installation_id=installation_id)
+
+    async def app_deliveries(self) -> list[Mapping[str, Any]]:
+        return list(await self._github.app_hook_deliveries())
 
     async def pull_touches(self, repo: str, number: int, *, installation_id: int) -> bool:
         files = await self._github.pull_files(repo, number, installation_id=installation_id)

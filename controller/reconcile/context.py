@@ -88,6 +88,10 @@ class ObserveContext(Protocol):
         """Every applied object of one manifest kind, from every source."""
         ...
 
+    async def stored_deliveries(self, source: str, guids: Sequence[str]) -> set[str]:
+        """Which of these delivery GUIDs from `source` are stored here."""
+        ...
+
     async def statuses(self, keys: Sequence[str]) -> list[ObjectStatus]:
         """The recorded status of these objects (those that have one)."""
         ...

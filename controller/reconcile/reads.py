@@ -58,6 +58,10 @@ class GitHubReads(ManifestReads, Protocol):
         """The pull request as GitHub has it now (GET /repos/{owner}/{repo}/pulls/{n})."""
         ...
 
+    async def app_deliveries(self) -> list[Mapping[str, Any]]:
+        """The App webhook's recent deliveries, newest first (GET /app/hook/deliveries)."""
+        ...
+
 
 GITHUB: ReadsKey[GitHubReads] = ReadsKey("github")
 LOCAL: ReadsKey[ManifestReads] = ReadsKey("local")

@@ -67,7 +67,8 @@ class Reconciler:
     (seconds a reconcile may take before it is cancelled): None takes the settings.
     `resync`: whether its objects have something to re-read without a hint (a source, a
     provider's state); they are then reconciled every P38_RESYNC_SECONDS at least, and their
-    dead keys revived.
+    keys that gave up revived. `at_start`: keys hinted when the app starts (an object that
+    exists without any webhook naming it, such as the App's webhook deliveries).
     """
 
     kind: ClassVar[str]
@@ -76,6 +77,7 @@ class Reconciler:
     retry: ClassVar[RetryPolicy | None] = None
     deadline: ClassVar[float | None] = None
     resync: ClassVar[bool] = False
+    at_start: ClassVar[tuple[str, ...]] = ()
 
     def watches(self) -> Sequence[Watch]:
         return ()

@@ -101,7 +101,9 @@ SELECT p38_settle_v2(p_key => $1, p_token => $2, p_outcome => $3, p_deliveries =
 
 -- name: delivery_by_guid
 SELECT d.id, d.source, d.hook, d.guid, d.event, d.action, d.status, d.accepted, d.received_at,
-       d.processed_at, d.error, p.headers, p.payload
+       d.processed_at, d.error, p.headers, p.payload,
+       EXISTS (SELECT 1 FROM actions a WHERE a.idempotency_key = 'github:redeliver:' || d.guid
+               AND a.status = 'succeeded' AND a.result ? 'requested') AS recovered
 FROM deliveries d JOIN delivery_payloads p ON p.delivery_id = d.id
 WHERE d.guid = $1 ORDER BY d.id DESC LIMIT 1;
 
@@ -125,7 +127,10 @@ WITH keys AS (
 SELECT array_agg(key ORDER BY key) FROM keys;
 
 -- name: deliveries_list
-SELECT id, source, hook, guid, event, action, status, accepted, received_at, processed_at, error
+-- `recovered`: it arrived because the controller asked GitHub to send it again.
+SELECT id, source, hook, guid, event, action, status, accepted, received_at, processed_at, error,
+       EXISTS (SELECT 1 FROM actions a WHERE a.idempotency_key = 'github:redeliver:' || guid
+               AND a.status = 'succeeded' AND a.result ? 'requested') AS recovered
 FROM deliveries
 WHERE (($1::text IS NULL AND source <> 'p38') OR source = $1) AND ($2::text IS NULL OR event = $2)
   AND ($3::text IS NULL OR status = $3) AND ($4::bigint IS NULL OR id < $4)
@@ -331,3 +336,16 @@ WITH doomed AS (
     DELETE FROM object_status s USING doomed WHERE s.key = doomed.key RETURNING 1
 )
 SELECT count(*) FROM gone;
+
+-- name: deliveries_stored
+-- Which of these GUIDs from a source are stored (any hook).
+SELECT DISTINCT guid FROM deliveries WHERE guid = ANY($2::text[]) AND source = $1;
+
+-- name: redeliveries_summary
+-- Deliveries the controller asked GitHub to send again, and how many of them arrived.
+SELECT count(*)::int AS asked,
+       count(*) FILTER (WHERE EXISTS (
+           SELECT 1 FROM deliveries d WHERE d.source = 'github'
+             AND d.guid = a.params->>'guid'))::int AS arrived
+FROM actions a
+WHERE a.kind = 'github.redeliver' AND a.status = 'succeeded' AND a.result ? 'requested';

@@ -7,6 +7,7 @@ nothing writes nothing."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from controller.app import create_app
 from controller.config import ManifestSettings, ProviderSettings
 from controller.providers import github
 from controller.store import Store
+from controller.web.keys import QUEUE
 from tests.fakes.github import FakeGitHub, make_key_pair
 from tests.helpers import SAMPLES, github_payload, make_settings, wait_until
 
@@ -404,3 +406,70 @@ async def test_held_reporting_runs_once_approved(gitops: GitOps, dsn: str) -> No
     assert (run["status"], run["conclusion"]) == ("completed", "success")
     assert "~ Agent/tesla-watch" in run["output"]["summary"]  # what the commit changed
     assert run["output"]["title"] == "applied: 0 to create, 1 to update, 0 to delete"
+
+
+async def test_a_delivery_that_failed_while_down_arrives_after_the_restart(
+        aiohttp_client, store: Store, dsn: str) -> None:  # type: ignore[no-untyped-def]
+    """GitHub could not hand a push over while the controller was down (it does not retry):
+    at start the controller lists the App's deliveries, asks GitHub to redeliver the failed
+    one, and it arrives and is applied; it is asked once, and shown as recovered."""
+    import asyncio
+
+    fake = FakeGitHub(public_key=PUBLIC)
+    fake.install(INSTALLATION, REPO)
+    head = fake.commit(REPO, {"README.md": "infra\n", **MANIFESTS})
+    payload = json.loads((SAMPLES / "push" / "default-branch" / "payload.json").read_text())
+    commit = {**payload["head_commit"], "id": head, "added": sorted(MANIFESTS)}
+    payload.update(after=head, commits=[commit], head_commit=commit)
+    headers, body = github_payload("push", payload, guid="lost-while-down")
+    five_minutes_ago = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 300))
+    fake.record_delivery("push", body, headers, status_code=0, delivered_at=five_minutes_ago)
+    ok_headers, ok_body = github_payload("ping", {"zen": "Keep it logically awesome."})
+    fake.record_delivery("ping", ok_body, ok_headers, status_code=200,
+                         delivered_at=five_minutes_ago)  # handed over: nothing to do
+    ready = asyncio.Event()
+    holder: dict[str, Any] = {}
+
+    async def send(again_headers: dict[str, str], again_body: bytes) -> int:
+        await ready.wait()
+        response = await holder["client"].post("/webhooks/github", data=again_body,
+                                               headers=again_headers)
+        return int(response.status)
+
+    fake.redeliver_to = send
+    settings = make_settings(dsn, workers=2).model_copy(update={
+        "providers": ProviderSettings(GITHUB_APP_ID=fake.app_id, GITHUB_APP_PRIVATE_KEY=PRIVATE),
+        "manifests": ManifestSettings(P38_RESYNC_SECONDS=3600)})
+    client = await aiohttp_client(create_app(settings, providers=[github.bundle(
+        transport=fake.transport())]))
+    holder["client"] = client
+    ready.set()
+
+    async def applied() -> bool:
+        row = await store.fetchrow("delivery_by_guid", "lost-while-down")
+        return row is not None and row["status"] == "processed" \
+            and len(await store.fetch("applied_objects_of", REPO)) == 6
+
+    await wait_until(applied, what="the lost push redelivered and applied", store=store)
+    assert fake.redelivered == ["lost-while-down"]
+    delivery = await (await client.get("/api/deliveries/lost-while-down")).json()
+    assert (delivery["status"], delivery["recovered"]) == ("processed", True)
+    [status] = await store.fetch("statuses_of", ["webhooks:github"])
+    assert (status["status"], status["reason"]) == ("Ready", "Redelivering")
+
+    await client.app[QUEUE].hint(["webhooks:github"], event="test")  # look again: nothing
+    await wait_until(lambda: _reason(store, "webhooks:github", "NothingLost"),
+                     what="nothing lost any more", store=store)
+    assert fake.redelivered == ["lost-while-down"]  # asked once
+    listed = (await (await client.get("/api/deliveries")).json())["items"]
+    assert [d["recovered"] for d in listed if d["guid"] == "lost-while-down"] == [True]
+    from tests.helpers import env_for, p38
+
+    status = p38("status", env=env_for(dsn))
+    assert "recovered from GitHub: 1 failed delivery(ies) asked again, 1 arrived" \
+        in status.stdout
+
+
+async def _reason(store: Store, key: str, reason: str) -> bool:
+    found = await store.fetch("statuses_of", [key])
+    return bool(found) and found[0]["reason"] == reason

@@ -53,8 +53,11 @@ async def test_local_folder_is_applied_and_followed(aiohttp_client, store: Store
     policy = found["policy:local/default"]
     assert (policy["status"], policy["reason"]) == ("Ready", "Active")
     assert "approval required for railway.rollback" in policy["message"]
-    assert set(await objects(client, status="Blocked")) == OBJECT_KEYS - {
-        "policy:local/default"}
+    blocked = await objects(client, status="Blocked")
+    assert set(blocked) == OBJECT_KEYS - {"policy:local/default"} | {"webhooks:github"}
+    assert blocked["webhooks:github"]["message"].startswith("no GitHub App credentials")
+    assert "deliveries GitHub could not hand over are not recovered" in \
+        blocked["webhooks:github"]["message"]
 
     # Remove the Service file: the watcher notices, the object is pruned and forgotten.
     (folder / "services" / "controller.yaml").unlink()

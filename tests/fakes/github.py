@@ -81,6 +81,11 @@ class FakeGitHub:
         self.requests: list[httpx.Request] = []
         self.scripted: list[Scripted] = []
         self._ids = itertools.count(1)
+        # The App webhook's deliveries (hook-delivery-item plus what was sent), newest last,
+        # and where a redelivery is sent: an async callable (headers, body) -> status code.
+        self.hook_deliveries: list[dict[str, Any]] = []
+        self.redeliver_to: Callable[[dict[str, str], bytes], Any] | None = None
+        self.redelivered: list[str] = []  # GUIDs asked again, in order
 
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self.handle)
@@ -146,6 +151,28 @@ class FakeGitHub:
         self.repos[repo].pull_states[number] = {"state": "closed", "merged": True,
                                                 "merged_at": "2026-11-21T10:00:00Z"}
 
+    def record_delivery(self, event: str, body: bytes, headers: dict[str, str], *,
+                        status_code: int, delivered_at: str | None = None,
+                        redelivery: bool = False) -> dict[str, Any]:
+        """An attempt GitHub made to deliver a webhook to the App's URL, as it lists it."""
+        import json as _json
+
+        payload = _json.loads(body)
+        attempt = {
+            "id": next(self._ids), "guid": headers["X-GitHub-Delivery"],
+            "delivered_at": delivered_at or datetime.fromtimestamp(
+                self.clock(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "redelivery": redelivery, "duration": 0.2,
+            "status": "OK" if 200 <= status_code < 300 else
+            "Failed to connect to host" if status_code == 0
+            else f"Invalid HTTP Response: {status_code}",
+            "status_code": status_code, "event": event, "action": payload.get("action"),
+            "installation_id": (payload.get("installation") or {}).get("id"),
+            "repository_id": (payload.get("repository") or {}).get("id"),
+            "throttled_at": None, "_headers": dict(headers), "_body": body}
+        self.hook_deliveries.append(attempt)
+        return attempt
+
     @property
     def write_calls(self) -> list[httpx.Request]:
         """Requests that change something on GitHub (token requests excluded)."""
@@ -179,12 +206,16 @@ class FakeGitHub:
         match = re.fullmatch(r"/app/installations/(\d+)/access_tokens", path)
         if match and request.method == "POST":
             return self._access_token(request, int(match[1]))
+        if path.startswith("/app/hook/"):
+            refused = self._app_jwt_refused(request)
+            return refused if refused is not None else self._app_hook(request, path)
         installation = self._authorised(request)
         if installation is None:
             return _error(401, "Bad credentials")
         return self._route(request, path, installation)
 
-    def _access_token(self, request: httpx.Request, installation_id: int) -> httpx.Response:
+    def _app_jwt_refused(self, request: httpx.Request) -> httpx.Response | None:
+        """None when the request carries a valid App JWT, else GitHub's 401."""
         auth = request.headers.get("authorization", "")
         if not auth.startswith("Bearer "):
             return _error(401, "A JSON web token could not be decoded")
@@ -198,6 +229,47 @@ class FakeGitHub:
             return _error(401, "'Issuer' claim ('iss') must be an Integer")
         if claims["exp"] - claims["iat"] > 600 or claims["exp"] <= now or claims["iat"] > now:
             return _error(401, "'Expiration time' claim ('exp') is too far in the future")
+        return None
+
+    def _app_hook(self, request: httpx.Request, path: str) -> httpx.Response:
+        """GET /app/hook/deliveries (newest first, cursor pages), POST .../{id}/attempts."""
+        if request.method == "GET" and path == "/app/hook/deliveries":
+            size = min(100, int(request.url.params.get("per_page", "30")))
+            cursor = request.url.params.get("cursor")
+            items = sorted(self.hook_deliveries, key=lambda d: d["id"], reverse=True)
+            if cursor is not None:
+                items = [d for d in items if d["id"] <= int(cursor)]
+            page, rest = items[:size], items[size:]
+            headers = {}
+            if rest:
+                headers["Link"] = (f'<{self.host}/app/hook/deliveries?per_page={size}'
+                                   f'&cursor={rest[0]["id"]}>; rel="next"')
+            return httpx.Response(200, headers=headers, json=[
+                {k: v for k, v in d.items() if not k.startswith("_")} for d in page])
+        match = re.fullmatch(r"/app/hook/deliveries/(\d+)/attempts", path)
+        if request.method == "POST" and match:
+            found = [d for d in self.hook_deliveries if d["id"] == int(match[1])]
+            if not found:
+                return _error(404, "Not Found")
+            self.redelivered.append(found[0]["guid"])
+            if self.redeliver_to is not None:  # GitHub sends it again a moment later
+                import asyncio
+
+                asyncio.get_running_loop().create_task(self._resend(found[0]))
+            return httpx.Response(202, json={})
+        return _error(404, "Not Found")
+
+    async def _resend(self, attempt: dict[str, Any]) -> None:
+        assert self.redeliver_to is not None
+        status = await self.redeliver_to(attempt["_headers"], attempt["_body"])
+        self.record_delivery(attempt["event"], attempt["_body"], attempt["_headers"],
+                             status_code=status, redelivery=True)
+
+    def _access_token(self, request: httpx.Request, installation_id: int) -> httpx.Response:
+        refused = self._app_jwt_refused(request)
+        if refused is not None:
+            return refused
+        now = self.clock()
         if installation_id not in self.installations:
             return _error(404, "Not Found")
         self.token_requests.append(installation_id)

@@ -3,7 +3,7 @@ transition, what it enqueues). No database, no network."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -18,6 +18,7 @@ from reconcilers.objects import Agents, ObjectSnapshot, Services
 from reconcilers.plans import PullPlanSnapshot, PullRequestPlans
 from reconcilers.policies import PolicyObjects, PolicySnapshot
 from reconcilers.pulls import PullRequests
+from reconcilers.redeliveries import DeliveriesSnapshot, Redeliveries
 from reconcilers.tracking import Observed, TrackedSnapshot
 
 NOW = datetime(2026, 11, 21, tzinfo=UTC)
@@ -222,3 +223,40 @@ def test_manifest_sources_enqueue_the_objects_they_change(plan: Plan, decision: 
     """A source enqueues the objects it changes, including those a lost settle left recorded
     differently."""
     assert (plan.decision, plan.status, plan.enqueue) == (decision, status, enqueue)
+
+
+def attempt(guid: str, minutes_ago: float, status_code: int, id_: int = 1) -> dict[str, object]:
+    when = NOW - timedelta(minutes=minutes_ago)
+    return {"id": id_, "guid": guid, "event": "push", "action": None,
+            "status_code": status_code, "status": "OK" if status_code == 200 else "failed",
+            "delivered_at": when.strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
+@pytest.mark.parametrize(
+    ("attempts", "stored", "asked", "requeue"),
+    [
+        ((attempt("a", 5, 0),), (), ["a"], None),
+        ((attempt("a", 5, 0), attempt("a", 4, 200, 2)), (), [], None),  # a later one got it
+        ((attempt("a", 5, 502),), ("a",), [], None),  # it reached us after all
+        ((attempt("a", 0.5, 0),), (), [], None),  # too recent: may still be arriving
+        ((attempt("a", 60 * 24 * 4, 0),), (), [], None),  # past GitHub's window
+        (tuple(attempt(f"g{n:02d}", 30 - n, 0, n) for n in range(12)), (),
+         [f"g{n:02d}" for n in range(10)], 30.0),  # oldest first, ten at a time
+    ],
+    ids=["lost", "delivered-later", "stored", "settling", "too-old", "batched"],
+)
+def test_redeliveries(attempts: tuple[dict[str, object], ...], stored: tuple[str, ...],
+                      asked: list[str], requeue: float | None) -> None:
+    """The App's failed deliveries not stored here are asked again, each once, ten at a time."""
+    snapshot = DeliveriesSnapshot(attempts, frozenset(stored), NOW)
+    plan = Redeliveries().decide(snapshot, Policy())
+    assert [a.params["guid"] for a in plan.actions] == asked
+    assert [a.idempotency_key for a in plan.actions] == [f"github:redeliver:{g}" for g in asked]
+    assert plan.requeue_after == requeue
+
+
+def test_redeliveries_without_credentials_are_blocked() -> None:
+    """No App credentials: nothing is listed, and the status says what is not recovered."""
+    plan = Redeliveries().decide(DeliveriesSnapshot(blocked="no GitHub App credentials"),
+                                 Policy())
+    assert (plan.status, plan.decision, plan.actions) == ("Blocked", "Blocked", ())
