@@ -1,7 +1,9 @@
 """structlog configuration: JSON off a terminal, console on one, secrets redacted.
 
 The redaction processor replaces every configured secret value wherever it appears in an event
-dict's string values. It holds the values in memory only. No I/O beyond writing log lines.
+dict's string values, for structlog's loggers and for every standard-library logger (aiohttp's
+parser and server errors among them), which are rendered by the same processors. It holds the
+values in memory only. No I/O beyond writing log lines.
 """
 
 from __future__ import annotations
@@ -54,6 +56,10 @@ def _orjson_dumps(value: Any, **_kwargs: Any) -> bytes:
     return orjson.dumps(value, default=str)
 
 
+def _orjson_text(value: Any, **_kwargs: Any) -> str:
+    return orjson.dumps(value, default=str).decode()
+
+
 def configure_logging(*, fmt: str = "auto", level: str = "info",
                       redactor: SecretRedactor | None = None) -> SecretRedactor:
     """Configure structlog once per process; returns the redactor so secrets can be added."""
@@ -77,4 +83,29 @@ def configure_logging(*, fmt: str = "auto", level: str = "info",
                         else (lambda *_args: structlog.BytesLogger(sys.stderr.buffer))),
         cache_logger_on_first_use=False,
     )
+    # Every other logger (aiohttp's parser and server errors, asyncio's) goes through the same
+    # redactor and renderer: no log path can carry a secret around it.
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[structlog.stdlib.add_log_level, structlog.stdlib.add_logger_name,
+                           structlog.processors.TimeStamper(fmt="iso", utc=True)],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.format_exc_info, redactor,
+                    structlog.dev.ConsoleRenderer(colors=False) if use_console
+                    else structlog.processors.JSONRenderer(serializer=_orjson_text)])
+    handler = _StderrHandler()
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(logging.getLevelNamesMapping().get(level.upper(), logging.INFO))
     return redactor
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler that writes to whatever sys.stderr is at the time (tests replace it)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)

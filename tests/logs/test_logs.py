@@ -14,8 +14,13 @@ from controller.logs import REDACTED, SecretRedactor, configure_logging
 
 @pytest.fixture(autouse=True)
 def _restore_structlog() -> Iterator[None]:
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
     yield
     structlog.reset_defaults()
+    root.handlers, root.level = handlers, level
 
 
 def test_configured_secrets_are_redacted_from_json_lines(capsys) -> None:  # type: ignore[no-untyped-def]
@@ -39,3 +44,24 @@ def test_redactor_prefers_longest_and_ignores_tiny_values() -> None:
     redactor = SecretRedactor(["abcdefgh", "abcdefghijkl", "ab"])
     out = redactor(None, "info", {"event": "x abcdefghijkl y abcdefgh ab"})
     assert out["event"] == f"x {REDACTED} y {REDACTED} ab"
+
+
+def test_standard_library_loggers_are_redacted_too(capsys) -> None:  # type: ignore[no-untyped-def]
+    """aiohttp's own errors (a request line carrying ?token=, an exception's text) go through
+    the same redactor: no log path carries a secret around it."""
+    import logging
+
+    redactor = configure_logging(fmt="json", level="info")
+    redactor.update(["rw-secret-123456"])
+    try:
+        raise ValueError("bad header in GET /webhooks/railway?token=rw-secret-123456")
+    except ValueError:
+        logging.getLogger("aiohttp.server").exception(
+            "Error handling request GET /webhooks/railway?token=rw-secret-123456 HTTP/1.1")
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines and "rw-secret-123456" not in "\n".join(lines)
+    record = json.loads(lines[-1])
+    assert record["logger"] == "aiohttp.server" and record["level"] == "error"
+    assert record["event"] == f"Error handling request GET /webhooks/railway?token={REDACTED} " \
+        "HTTP/1.1"
+    assert f"token={REDACTED}" in record["exception"]
