@@ -37,8 +37,10 @@ from controller.reconcile.reconciler import Reconciler, Router
 from controller.store import Store
 from controller.store.embedded import resolve_dsn
 from controller.web import api, health, objects, webhooks
+from controller.web.budget import BodyBudget
 from controller.web.json import problem
 from controller.web.keys import (
+    BODIES,
     CONTEXT,
     EXECUTOR,
     INGEST,
@@ -54,6 +56,7 @@ from controller.web.keys import (
     WAKE,
     WORKERS,
 )
+from handlers.base import as_bytes
 from reconcilers import default_registry
 
 log = structlog.get_logger("p38.app")
@@ -81,6 +84,7 @@ def create_app(settings: Settings, *, registry: Mapping[str, Reconciler] | None 
     check_registry(app[REGISTRY])
     app[ROUTER] = Router.of(app[REGISTRY].values())
     app[WAKE] = asyncio.Event()
+    app[BODIES] = BodyBudget(settings.server.reading_bodies_bytes)
     app.router.add_post("/webhooks/{source}", webhooks.receive)
     health.add_routes(app)
     api.add_routes(app)
@@ -126,9 +130,9 @@ async def _api_auth(request: web.Request, handler: Handler) -> web.StreamRespons
     token = request.app[SETTINGS].server.api_token
     path = request.path
     if token is not None and path.startswith("/api/") and path != "/api/health":
-        offered = request.headers.get("Authorization", "")
-        expected = f"Bearer {token.get_secret_value()}"
-        if not hmac.compare_digest(offered.encode(), expected.encode()):
+        scheme, _, offered = request.headers.get("Authorization", "").strip().partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+                as_bytes(offered.strip()), token.get_secret_value().encode()):
             return problem(401, "this API needs Authorization: Bearer <P38_API_TOKEN>")
     return await handler(request)
 

@@ -28,9 +28,20 @@ class ServerSettings(BaseSettings):
                       description="TCP port; Railway injects PORT.")
     max_body_bytes: int = Field(25 * 1024 * 1024, validation_alias="P38_MAX_BODY_BYTES", ge=1024,
                                 description="Bytes; GitHub caps webhook payloads at 25 MiB.")
+    reading_bodies_bytes: int = Field(
+        100 * 1024 * 1024, validation_alias="P38_READING_BODIES_BYTES", ge=1024,
+        description="Bytes of webhook bodies read at once (bodies nobody has authenticated "
+                    "yet); beyond it a request gets 503 with Retry-After. At least the body "
+                    "limit, so one largest body always fits.")
     api_token: SecretStr | None = Field(
         None, validation_alias="P38_API_TOKEN",
         description="When set, /api/* (but /api/health) requires Authorization: Bearer <token>.")
+    @model_validator(mode="after")
+    def _one_body_fits(self) -> ServerSettings:
+        if self.reading_bodies_bytes < self.max_body_bytes:
+            raise ValueError("P38_READING_BODIES_BYTES must be at least P38_MAX_BODY_BYTES")
+        return self
+
     shutdown_grace_seconds: float = Field(
         20.0, validation_alias="P38_SHUTDOWN_GRACE_SECONDS", ge=0,
         description="Seconds a reconcile may finish after SIGTERM before its lease is released.")

@@ -52,12 +52,26 @@ class SecretRedactor:
         return event_dict
 
 
+def _printable(value: Any) -> Any:
+    """Strings with undecodable bytes (kept by HTTP parsers as surrogates) as \\udcXX text."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_printable(k): _printable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_printable(v) for v in value]
+    return value
+
+
 def _orjson_dumps(value: Any, **_kwargs: Any) -> bytes:
-    return orjson.dumps(value, default=str)
+    try:
+        return orjson.dumps(value, default=str)
+    except orjson.JSONEncodeError:  # a hostile header's bytes: the line is still written
+        return orjson.dumps(_printable(value), default=str)
 
 
 def _orjson_text(value: Any, **_kwargs: Any) -> str:
-    return orjson.dumps(value, default=str).decode()
+    return _orjson_dumps(value).decode()
 
 
 def configure_logging(*, fmt: str = "auto", level: str = "info",

@@ -47,6 +47,39 @@ class Delivery:
         return not self.keys
 
 
+def storable(what: str, value: str) -> str:
+    """`value` as it may be stored and used as an identity or a key: valid UTF-8 (HTTP headers
+    arrive with undecodable bytes kept as surrogates) and no NUL (PostgreSQL text cannot hold
+    one). Otherwise the delivery is refused with 400 naming the field: GitHub never sends such
+    bytes, so only a broken or hostile sender meets this."""
+    if "\x00" in value:
+        raise Rejection(400, f"{what} holds a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise Rejection(400, f"{what} is not valid UTF-8") from None
+    return value
+
+
+def checked(delivery: Delivery) -> Delivery:
+    """The delivery, once every field it stores or keys on is `storable`."""
+    storable("the event name", delivery.event)
+    storable("the delivery id", delivery.guid)
+    storable("the hook id", delivery.hook)
+    if delivery.action is not None:
+        storable("the payload's action", delivery.action)
+    for name, value in delivery.headers.items():
+        storable(f"the {name} header", value)
+    for key in delivery.keys:
+        storable(f"the object the payload names ({key!r})", key)
+    return delivery
+
+
+def as_bytes(value: str) -> bytes:
+    """A header value as the bytes that were sent (undecodable bytes included), to compare."""
+    return value.encode("utf-8", "surrogateescape")
+
+
 def header(headers: Mapping[str, str], name: str) -> str | None:
     """Case-insensitive header lookup that works on plain dicts too."""
     value = headers.get(name)
@@ -119,7 +152,7 @@ def check_token(headers: Mapping[str, str], query: Mapping[str, str], secret: st
                              "X-P38-Token or ?token=")
     expected = secret.encode()
     # Compare every offered value so timing does not depend on which one matched.
-    results = [hmac.compare_digest(value.encode(), expected) for value in offered]
+    results = [hmac.compare_digest(as_bytes(value), expected) for value in offered]
     if not any(results):
         raise Rejection(401, "token does not match")
 

@@ -13,7 +13,16 @@ import hmac
 from collections.abc import Mapping
 from typing import Any
 
-from handlers.base import Delivery, Rejection, Route, header, json_body, selected_headers
+from handlers.base import (
+    Delivery,
+    Rejection,
+    Route,
+    as_bytes,
+    checked,
+    header,
+    json_body,
+    selected_headers,
+)
 
 SOURCE = "github"
 
@@ -31,7 +40,7 @@ def verify_signature(body: bytes, signature_256: str | None, secret: str) -> Non
     if scheme != "sha256" or not offered:
         raise Rejection(401, "X-Hub-Signature-256 must look like sha256=<hex digest>")
     expected = hmac.digest(secret.encode(), body, hashlib.sha256).hex()
-    if not hmac.compare_digest(expected, offered.strip().lower()):
+    if not hmac.compare_digest(expected.encode(), as_bytes(offered.strip().lower())):
         raise Rejection(401, "signature does not match the body and the configured secret")
 
 
@@ -52,7 +61,7 @@ def from_http(headers: Mapping[str, str], body: bytes, *, secret: str,
     payload, text = json_body(headers, body)
     action = payload.get("action")
     action = action if isinstance(action, str) else None
-    return Delivery(
+    return checked(Delivery(
         source=SOURCE,
         hook=_hook(headers, payload),
         guid=guid,
@@ -61,7 +70,7 @@ def from_http(headers: Mapping[str, str], body: bytes, *, secret: str,
         headers=selected_headers(headers, KEPT_HEADERS),
         payload_json=text,
         keys=route(SOURCE, event, action, payload),
-    )
+    ))
 
 
 def _hook(headers: Mapping[str, str], payload: Mapping[str, Any]) -> str:

@@ -15,6 +15,7 @@ from handlers.base import (
     Rejection,
     Route,
     body_digest,
+    checked,
     header,
     selected_headers,
     shared_secret_json,
@@ -37,7 +38,7 @@ def from_http(headers: Mapping[str, str], body: bytes, *, secret: str,
     guid = header(headers, "X-P38-Delivery")
     if not guid and isinstance(execution, str | int) and workflow:
         guid = f"{workflow}/{execution}/{event}"
-    return Delivery(
+    return checked(Delivery(
         source=SOURCE,
         hook="",
         guid=guid or body_digest(body),
@@ -46,4 +47,4 @@ def from_http(headers: Mapping[str, str], body: bytes, *, secret: str,
         headers=selected_headers(headers, KEPT_HEADERS),
         payload_json=body.decode("utf-8"),
         keys=route(SOURCE, event, action, payload),
-    )
+    ))

@@ -16,6 +16,7 @@ from handlers.base import (
     Rejection,
     Route,
     body_digest,
+    checked,
     header,
     selected_headers,
     shared_secret_json,
@@ -33,7 +34,7 @@ def from_http(headers: Mapping[str, str], body: bytes, *, secret: str,
         raise Rejection(400, "Railway webhook body has no 'type'")
     status = dig(payload, "details", "status") or payload.get("status")
     action = status if isinstance(status, str) else None
-    return Delivery(
+    return checked(Delivery(
         source=SOURCE,
         hook=str(dig(payload, "resource", "project", "id") or dig(payload, "project", "id")
                  or ""),
@@ -43,4 +44,4 @@ def from_http(headers: Mapping[str, str], body: bytes, *, secret: str,
         headers=selected_headers(headers, KEPT_HEADERS),
         payload_json=body.decode("utf-8"),
         keys=route(SOURCE, event, action, payload),
-    )
+    ))

@@ -46,6 +46,14 @@ class StoreUnavailable(Exception):
     """The delivery could not be stored; the sender should retry."""
 
 
+def _refused(exc: BaseException) -> Rejection:
+    """A delivery that cannot be stored whatever the retries: 400, never a 503 that invites
+    retries which can never succeed."""
+    if isinstance(exc, RejectedValue):
+        return Rejection(400, f"payload cannot be stored: {exc}")
+    return Rejection(400, f"payload cannot be stored: {type(exc).__name__}: {exc}")
+
+
 class IngestWriter:
     """Group-commit writer of deliveries; start() once, submit() from request handlers."""
 
@@ -95,28 +103,38 @@ class IngestWriter:
 
     async def _write(self, batch: list[_Pending]) -> None:
         unique: dict[tuple[str, str, str], _Pending] = {}
-        repeats: list[_Pending] = []
+        repeats: list[tuple[_Pending, _Pending]] = []  # (repeat, the first of its GUID)
         for item in batch:
             d = item.delivery
             ident = (d.source, d.hook, d.guid)
             if ident in unique:
-                repeats.append(item)
+                repeats.append((item, unique[ident]))
             else:
                 unique[ident] = item
         items = list(unique.values())
         try:
             await self._write_unique(items)
-        except RejectedValue:
+        except TransientStoreError:
+            raise  # the database is away: every delivery of the batch is answered 503
+        except Exception as exc:  # one delivery PostgreSQL (or its encoding) refuses
             if len(items) == 1:
-                raise
-            for item in items:  # find the one PostgreSQL refuses; store the others
-                try:
-                    await self._write_unique([item])
-                except RejectedValue as exc:
-                    item.future.set_exception(
-                        Rejection(400, f"payload cannot be stored: {exc}"))
-        for item in repeats:
-            item.future.set_result(Ingested(Outcome.DUPLICATE, None))
+                items[0].future.set_exception(_refused(exc))
+            else:
+                for item in items:  # find the one that cannot be stored; store the others
+                    try:
+                        await self._write_unique([item])
+                    except TransientStoreError:
+                        raise
+                    except Exception as alone:
+                        log.warning("delivery_refused", guid=item.delivery.guid,
+                                    error=f"{type(alone).__name__}: {alone}")
+                        item.future.set_exception(_refused(alone))
+        for item, first in repeats:  # answered as the first of the same GUID was
+            refused = first.future.exception() if first.future.done() else None
+            if isinstance(refused, Rejection):
+                item.future.set_exception(refused)
+            else:
+                item.future.set_result(Ingested(Outcome.DUPLICATE, None))
 
     async def _write_unique(self, items: list[_Pending]) -> None:
         deliveries = [item.delivery for item in items]

@@ -115,8 +115,9 @@ class WorkQueue:
                                           self.settings.lease_seconds) is not None
 
     async def seconds_until_due(self) -> float | None:
+        """Seconds until the next key is due (0: now); None when nothing is queued."""
         value = await self._store.fetchval("queue_next_due")
-        return None if value is None else float(value)
+        return None if value is None else max(0.0, float(value))
 
     async def release(self, lease: Lease) -> None:
         """Give the key back unfinished (shutdown); due again at once, not counted as a try."""

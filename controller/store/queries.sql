@@ -63,8 +63,10 @@ SELECT c.key, c.kind, c.attempts, c.failing_for,
 FROM claimed c;
 
 -- name: queue_next_due
--- Seconds until the next queued key becomes due (NULL when the queue is empty).
-SELECT GREATEST(0, EXTRACT(EPOCH FROM min(GREATEST(not_before, coalesce(lease_expires, not_before))) - now()))::float8
+-- Seconds until the next queued key becomes due (negative: due already), NULL when the queue is
+-- empty. (Not GREATEST(0, ...): GREATEST ignores a NULL, which made an empty queue "due now".)
+SELECT EXTRACT(EPOCH FROM min(GREATEST(not_before, coalesce(lease_expires, not_before)))
+                          - now())::float8
 FROM work_queue WHERE state = 'queued';
 
 -- name: queue_renew

@@ -19,6 +19,7 @@ from controller.providers import Provider
 from controller.reconcile.policy import Policy
 from controller.reconcile.reconciler import Reconciler, Router
 from controller.store import Store
+from controller.web.budget import BodyBudget
 
 SETTINGS = web.AppKey("settings", Settings)
 POLICY = web.AppKey("policy", Policy)  # the environment's part; see POLICIES
@@ -34,3 +35,4 @@ INGEST = web.AppKey("ingest", IngestWriter)
 WORKERS = web.AppKey("workers", list[Worker])
 WAKE = web.AppKey("wake", asyncio.Event)
 CONTEXT = web.AppKey("context", StoreContext)
+BODIES = web.AppKey("bodies", BodyBudget)

@@ -1,11 +1,16 @@
 """`POST /webhooks/{source}`: verify and parse (handlers), store and enqueue (ingest), answer.
 
 202 stored, 200 duplicate or ping, 4xx with a reason, 503 when the source's secret is not
-configured or the database is unavailable. Nothing outbound happens before the answer.
+configured, the database is unavailable, or too many bodies are being read at once (with
+`Retry-After`). A token-authenticated source has its token checked before any body is read,
+and the bytes of bodies being read at once share one budget (P38_READING_BODIES_BYTES), so
+senders nobody authenticated cannot fill the memory. Every request gets one log line. Nothing
+outbound happens before the answer.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Mapping
 
@@ -16,21 +21,25 @@ from pydantic import SecretStr
 from controller.config import SecretsSettings
 from controller.engine.ingest import Outcome, StoreUnavailable
 from controller.web.json import answer, problem
-from controller.web.keys import INGEST, METRICS, ROUTER, SETTINGS
+from controller.web.keys import BODIES, INGEST, METRICS, ROUTER, SETTINGS
 from handlers import github, n8n, railway
-from handlers.base import Delivery, Rejection, Route
+from handlers.base import Delivery, Rejection, Route, check_token
 
 log = structlog.get_logger("p38.webhooks")
 
 Parse = Callable[[Mapping[str, str], bytes, str, Mapping[str, str], Route], Delivery]
+Precheck = Callable[[Mapping[str, str], Mapping[str, str], str], None] | None
 
-SOURCES: dict[str, tuple[str, Parse]] = {
+SOURCES: dict[str, tuple[str, Parse, Precheck]] = {
     "github": ("GITHUB_WEBHOOK_SECRET",
-               lambda h, b, s, _q, r: github.from_http(h, b, secret=s, route=r)),
+               lambda h, b, s, _q, r: github.from_http(h, b, secret=s, route=r),
+               None),  # the signature covers the body: it must be read first
     "railway": ("RAILWAY_WEBHOOK_SECRET",
-                lambda h, b, s, q, r: railway.from_http(h, b, secret=s, query=q, route=r)),
+                lambda h, b, s, q, r: railway.from_http(h, b, secret=s, query=q, route=r),
+                check_token),
     "n8n": ("N8N_WEBHOOK_SECRET",
-            lambda h, b, s, q, r: n8n.from_http(h, b, secret=s, query=q, route=r)),
+            lambda h, b, s, q, r: n8n.from_http(h, b, secret=s, query=q, route=r),
+            check_token),
 }
 
 
@@ -43,12 +52,18 @@ async def receive(request: web.Request) -> web.Response:
     started = time.perf_counter()
     source = request.match_info["source"]
     metrics = request.app[METRICS]
-    response, event, outcome = await _receive(request, source)
+    try:
+        response, event, outcome = await _receive(request, source)
+    except Exception as exc:  # a bug: still one answer with a reason, and the log line
+        log.exception("delivery_failed", error=f"{type(exc).__name__}: {exc}")
+        response, event, outcome = (problem(500, "the delivery could not be handled; it was "
+                                                 "not stored"), None, "error")
     elapsed = time.perf_counter() - started
     if source in SOURCES:  # no label values from unknown paths or unverified headers
         metrics.count_delivery(source, event or "", outcome, elapsed)
     log.info("delivery", source=source, webhook_event=event, status=response.status,
              outcome=outcome, guid=request.headers.get("X-GitHub-Delivery"),
+             reason=None if response.status < 300 else _reason(response),
              ms=round(elapsed * 1000, 2))
     return response
 
@@ -59,7 +74,7 @@ async def _receive(request: web.Request,
     if source not in SOURCES:
         return problem(404, f"unknown webhook source {source!r}; "
                             f"expected one of {sorted(SOURCES)}"), None, "unknown_source"
-    env_name, parse = SOURCES[source]
+    env_name, parse, precheck = SOURCES[source]
     settings = request.app[SETTINGS]
     secret = _secret(settings.secrets, source)
     if secret is None:
@@ -70,9 +85,23 @@ async def _receive(request: web.Request,
         return (problem(413, f"body is {request.content_length} bytes; the limit is {limit}"),
                 None, "too_large")
     try:
+        if precheck is not None:  # who sends it, before reading what they send
+            precheck(request.headers, request.query, secret)
+    except Rejection as rejection:
+        return problem(rejection.status, rejection.reason), None, f"rejected_{rejection.status}"
+    budget = request.app[BODIES]
+    size = request.content_length if request.content_length is not None else limit
+    if not budget.take(size):
+        response = problem(503, "too many request bodies are being read at once; retry in a "
+                                "moment")
+        response.headers["Retry-After"] = "1"
+        return response, None, "busy"
+    try:
         body = await request.read()
     except web.HTTPRequestEntityTooLarge:
         return problem(413, f"body is larger than the limit of {limit} bytes"), None, "too_large"
+    finally:
+        budget.give(size)
     try:
         delivery = parse(request.headers, body, secret, request.query,
                          request.app[ROUTER].keys)
@@ -99,3 +128,11 @@ async def _receive(request: web.Request,
         response = answer({"status": result.outcome.value, "reason": f"stored{again}; "
                            f"{len(delivery.keys)} key(s) enqueued", **body_out}, 202)
     return response, delivery.event, result.outcome.value
+
+
+def _reason(response: web.Response) -> str | None:
+    """The reason a refusal gave, for its log line."""
+    try:
+        return str(json.loads(response.body or b"{}").get("reason"))  # type: ignore[arg-type]
+    except (ValueError, AttributeError, TypeError):
+        return None

@@ -168,3 +168,14 @@ async def test_settle_records_transition_and_audit_atomically(store: Store) -> N
     [audited] = await store.fetch("audit_list", None, None, None, 10)
     assert (audited["key"], audited["outcome"], list(audited["deliveries"])) == (
         "probe:t", "done", list(lease.deliveries))
+
+
+async def test_an_empty_queue_is_not_due(store: Store) -> None:
+    """Idle workers sleep their poll interval: an empty queue has no due time (it once said
+    "now", and idle workers polled every 10 ms)."""
+    queue = queue_for(store)
+    assert await queue.seconds_until_due() is None
+    await queue.enqueue_now(["probe:later"])
+    await store.pool.execute("UPDATE work_queue SET not_before = now() + interval '30 seconds'")
+    due = await queue.seconds_until_due()
+    assert due is not None and 25 < due <= 30
