@@ -34,7 +34,7 @@ from controller.providers import Bundle, Env, Provider, github, local
 from controller.reconcile.plan import ActionRunner
 from controller.reconcile.policy import Policy
 from controller.reconcile.reconciler import Reconciler, Router
-from controller.store import Store
+from controller.store import DatabaseUnavailable, Store, TransientStoreError
 from controller.store.embedded import resolve_dsn
 from controller.web import api, health, objects, webhooks
 from controller.web.budget import BodyBudget
@@ -114,15 +114,38 @@ def check_registry(registry: Mapping[str, Reconciler]) -> None:
                              "reconciler in the registry handles")
 
 
+API_TIMEOUT = 10.0  # seconds an API answer may take (a hung database must not hold it)
+
+
 @web.middleware
 async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """aiohttp's own 4xx answers (unknown route, wrong method) as JSON with a reason too."""
+    """Every answer is JSON with a reason: aiohttp's own 4xx (unknown route, wrong method), a
+    database that is away or too slow for the API (503), and a bug (500, trace in the log).
+    API requests get one log line each."""
+    started = asyncio.get_running_loop().time()
+    response: web.StreamResponse
     try:
-        return await handler(request)
+        if request.path.startswith("/api/"):
+            async with asyncio.timeout(API_TIMEOUT):
+                response = await handler(request)
+        else:
+            response = await handler(request)
     except web.HTTPException as exc:
         if exc.status < 400 or exc.content_type == "application/json":
             raise
-        return problem(exc.status, f"{exc.reason}: {request.method} {request.path}")
+        response = problem(exc.status, f"{exc.reason}: {request.method} {request.path}")
+    except TimeoutError:
+        response = problem(503, f"the database did not answer within {API_TIMEOUT:g}s")
+    except (TransientStoreError, DatabaseUnavailable) as exc:
+        response = problem(503, f"the database is not available: {exc}")
+    except Exception as exc:
+        log.exception("request_failed", method=request.method, path=request.path)
+        response = problem(500, f"internal error ({type(exc).__name__}); see the log")
+    if request.path.startswith("/api/"):
+        log.info("api_request", method=request.method, path=request.path,
+                 status=response.status,
+                 ms=round((asyncio.get_running_loop().time() - started) * 1000, 2))
+    return response
 
 
 @web.middleware

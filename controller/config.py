@@ -42,6 +42,10 @@ class ServerSettings(BaseSettings):
             raise ValueError("P38_READING_BODIES_BYTES must be at least P38_MAX_BODY_BYTES")
         return self
 
+    body_timeout_seconds: float = Field(
+        30.0, validation_alias="P38_BODY_TIMEOUT_SECONDS", gt=0,
+        description="Seconds a webhook body may take to arrive; a sender that trickles it in "
+                    "is answered 408 and the connection's budget freed.")
     shutdown_grace_seconds: float = Field(
         20.0, validation_alias="P38_SHUTDOWN_GRACE_SECONDS", ge=0,
         description="Seconds a reconcile may finish after SIGTERM before its lease is released.")
@@ -96,6 +100,11 @@ class IngestSettings(BaseSettings):
     """Group commit of webhook deliveries."""
 
     model_config = _ENV
+    timeout_seconds: float = Field(
+        8.0, validation_alias="P38_INGEST_TIMEOUT_SECONDS", gt=0,
+        description="Seconds a delivery may wait for its commit before it is answered 503: "
+                    "under GitHub's 10 s, so a hung database is a failure GitHub records (and "
+                    "the controller asks again later), not a silent timeout.")
     writers: int = Field(3, validation_alias="P38_INGEST_WRITERS", ge=1,
                          description="Concurrent batch transactions; more overlap commit waits.")
     max_batch: int = Field(128, validation_alias="P38_INGEST_MAX_BATCH", ge=1,

@@ -16,15 +16,65 @@ import sys
 from typing import Any
 
 import structlog
-from aiohttp import web
+from aiohttp import web, web_protocol, web_server
+from aiohttp.web_request import BaseRequest
 
 from controller.app import create_app
 from controller.clients.secrets import SecretSource
 from controller.config import Settings
 from controller.store import DatabaseUnavailable
 from controller.web.health import describe
+from controller.web.json import problem
 
 log = structlog.get_logger("p38.serve")
+
+# What a request aiohttp's parser refused is told: the kind of problem, never the bytes it sent
+# (a request line or header may carry a token).
+_PARSER_REASONS = {
+    "LineTooLong": "a request line or header is too long",
+    "BadStatusLine": "the request line is malformed",
+    "BadHttpMethod": "the request method is not valid",
+    "InvalidHeader": "a header is malformed",
+    "InvalidURLError": "the URL is malformed",
+    "TransferEncodingError": "the Transfer-Encoding is malformed",
+    "ContentLengthError": "the body does not match its Content-Length",
+}
+
+
+class JsonErrorsHandler(web_protocol.RequestHandler):
+    """aiohttp's connection handler, answering what its parser refuses as JSON with a reason
+    (like every other error) instead of text that echoes the request."""
+
+    def handle_error(self, request: BaseRequest, status: int = 500,
+                     exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        self.log_exception("Error handling request", exc_info=exc)  # through the redactor
+        if request.writer.output_size > 0:
+            raise ConnectionError("the response was sent already")
+        if status >= 500:
+            reason = "internal error; see the log"
+        else:
+            name = type(exc).__name__ if exc is not None else ""
+            reason = _PARSER_REASONS.get(name, "the request is malformed HTTP")
+            if "Content-Length" in (message or "") and "Transfer-Encoding" in (message or ""):
+                reason = "Content-Length and Transfer-Encoding cannot both be sent"
+        response = problem(status, reason)
+        response.force_close()
+        return response
+
+
+class _JsonErrorsServer(web_server.Server):
+    def __call__(self) -> web_protocol.RequestHandler:
+        return JsonErrorsHandler(self, loop=self._loop, **self._kwargs)
+
+
+class JsonErrorsRunner(web.AppRunner):
+    """An AppRunner whose connections use `JsonErrorsHandler`."""
+
+    async def _make_server(self) -> web_server.Server:
+        server = await super()._make_server()
+        server.__class__ = _JsonErrorsServer
+        return server
 
 EXIT_OK, EXIT_CANNOT_START = 0, 2
 
@@ -44,7 +94,8 @@ async def _serve(settings: Settings, *, secrets: SecretSource | None, banner: bo
         return EXIT_CANNOT_START
     app = create_app(settings, secrets=secrets)
     grace = settings.server.shutdown_grace_seconds
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=grace)
+    runner = JsonErrorsRunner(app, access_log=None, handle_signals=False,
+                              shutdown_timeout=grace)
     try:
         await runner.setup()
     except DatabaseUnavailable as exc:

@@ -10,6 +10,38 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+# Label values come from a known set, so a sender (even a verified one) cannot grow /metrics
+# without bound: GitHub's webhook events as documented, Railway's event families, and the n8n
+# callbacks docs/n8n.md describes. Anything else is counted as "other".
+GITHUB_EVENTS = frozenset("""
+branch_protection_configuration branch_protection_rule check_run check_suite code_scanning_alert
+commit_comment create custom_property custom_property_values delete dependabot_alert deploy_key
+deployment deployment_protection_rule deployment_review deployment_status discussion
+discussion_comment fork github_app_authorization gollum installation installation_repositories
+installation_target issue_comment issues label marketplace_purchase member membership
+merge_group meta milestone org_block organization package page_build
+personal_access_token_request ping project project_card project_column projects_v2
+projects_v2_item public pull_request pull_request_review pull_request_review_comment
+pull_request_review_thread push registry_package release repository repository_advisory
+repository_dispatch repository_import repository_ruleset repository_vulnerability_alert
+secret_scanning_alert secret_scanning_alert_location security_advisory security_and_analysis
+sponsorship star status sub_issues team team_add watch workflow_dispatch workflow_job
+workflow_run""".split())
+RAILWAY_FAMILIES = frozenset({"DEPLOY", "Deployment", "Volume", "Alert", "Service"})
+N8N_EVENTS = frozenset({"callback", "execution.finished", "execution.failed", "alert"})
+
+
+def event_label(source: str, event: str) -> str:
+    """The event's label value: itself when known, else `other` (empty when unverified)."""
+    if not event:
+        return ""
+    if source == "github":
+        return event if event in GITHUB_EVENTS else "other"
+    if source == "railway":
+        family = event.split(".", 1)[0]
+        return family if family in RAILWAY_FAMILIES else "other"
+    return event if event in N8N_EVENTS else "other"
+
 
 class Metrics:
     def __init__(self) -> None:
@@ -40,7 +72,7 @@ class Metrics:
 
     def count_delivery(self, source: str, event: str, outcome: str, seconds: float) -> None:
         """Count one answered delivery (label children cached: this runs per request)."""
-        labels = (source, event, outcome)
+        labels = (source, event_label(source, event), outcome)
         child = self._delivery_children.get(labels)
         if child is None:
             child = self._delivery_children[labels] = self.deliveries.labels(*labels)

@@ -178,6 +178,7 @@ UPDATE actions SET status = $2, result = $3::jsonb, error = $4, updated_at = now
 SELECT id, idempotency_key, kind, description, params, status, reason, attempts, result,
        error, key, reconcile_id, created_at, updated_at
 FROM actions WHERE ($1::text IS NULL OR key = $1) AND ($2::bigint IS NULL OR id < $2)
+  AND ($4::text IS NULL OR status = $4)
 ORDER BY id DESC LIMIT $3;
 
 -- name: approvals_for

@@ -2,7 +2,8 @@
 Newest first, paged.
 
 Paging is by keyset: each page has `next`, the value to pass as `before` (or `after` for the
-queue, which is ordered by key) to get the following page.
+queue, which is ordered by key) to get the following page. Each route declares its parameters;
+anything else is a 400 naming what is valid (controller/web/json.py).
 """
 
 from __future__ import annotations
@@ -12,10 +13,16 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from controller.web.json import answer, int_param, problem, text_param
-from controller.web.keys import STORE
+from controller.web.json import Int, Text, answer, path_text, problem, query
+from controller.web.keys import REGISTRY, STORE
 
 DEFAULT_PAGE = 50
+LIMIT = Int(lo=1, hi=1000, default=DEFAULT_PAGE)
+BEFORE = Int(lo=1)
+SOURCES = ("github", "railway", "n8n", "p38")
+DELIVERY_STATUSES = ("pending", "processed", "failed", "ignored")
+OUTCOMES = ("done", "requeue", "retry", "dead", "lost")
+ACTION_STATUSES = ("pending", "running", "succeeded", "failed", "dry_run", "held", "skipped")
 
 
 def _page(items: list[dict[str, Any]], limit: int, cursor: str) -> dict[str, Any]:
@@ -25,15 +32,16 @@ def _page(items: list[dict[str, Any]], limit: int, cursor: str) -> dict[str, Any
 
 
 async def list_deliveries(request: web.Request) -> web.Response:
-    limit = int_param(request, "limit", default=DEFAULT_PAGE) or DEFAULT_PAGE
-    rows = await request.app[STORE].fetch(
-        "deliveries_list", text_param(request, "source"), text_param(request, "event"),
-        text_param(request, "status"), int_param(request, "before", hi=2**62), limit + 1)
-    return answer(_page([dict(r) for r in rows], limit, "id"))
+    q = query(request, {"source": Text(SOURCES), "event": Text(),
+                        "status": Text(DELIVERY_STATUSES), "before": BEFORE, "limit": LIMIT})
+    rows = await request.app[STORE].fetch("deliveries_list", q["source"], q["event"],
+                                          q["status"], q["before"], q["limit"] + 1)
+    return answer(_page([dict(r) for r in rows], q["limit"], "id"))
 
 
 async def get_delivery(request: web.Request) -> web.Response:
-    ref = request.match_info["ref"]
+    query(request, {})
+    ref = path_text(request.match_info["ref"], "the delivery's GUID or id")
     store = request.app[STORE]
     row = await store.fetchrow("delivery_by_guid", ref)
     if row is None and ref.isdigit() and int(ref) < 2**62:
@@ -46,39 +54,39 @@ async def get_delivery(request: web.Request) -> web.Response:
 
 
 async def list_queue(request: web.Request) -> web.Response:
-    limit = int_param(request, "limit", default=DEFAULT_PAGE) or DEFAULT_PAGE
-    rows = await request.app[STORE].fetch("queue_list", text_param(request, "state"),
-                                          text_param(request, "after"), limit + 1)
-    return answer(_page([dict(r) for r in rows], limit, "key"))
+    q = query(request, {"state": Text(("queued", "dead")), "after": Text(), "limit": LIMIT})
+    rows = await request.app[STORE].fetch("queue_list", q["state"], q["after"], q["limit"] + 1)
+    return answer(_page([dict(r) for r in rows], q["limit"], "key"))
 
 
 async def list_audit(request: web.Request) -> web.Response:
-    limit = int_param(request, "limit", default=DEFAULT_PAGE) or DEFAULT_PAGE
-    rows = await request.app[STORE].fetch(
-        "audit_list", text_param(request, "key"), text_param(request, "outcome"),
-        int_param(request, "before", hi=2**62), limit + 1)
-    return answer(_page([dict(r) for r in rows], limit, "id"))
+    q = query(request, {"key": Text(), "outcome": Text(OUTCOMES), "before": BEFORE,
+                        "limit": LIMIT})
+    rows = await request.app[STORE].fetch("audit_list", q["key"], q["outcome"], q["before"],
+                                          q["limit"] + 1)
+    return answer(_page([dict(r) for r in rows], q["limit"], "id"))
 
 
 async def list_actions(request: web.Request) -> web.Response:
-    limit = int_param(request, "limit", default=DEFAULT_PAGE) or DEFAULT_PAGE
-    rows = await request.app[STORE].fetch("actions_list", text_param(request, "key"),
-                                          int_param(request, "before", hi=2**62), limit + 1)
-    return answer(_page([dict(r) for r in rows], limit, "id"))
+    q = query(request, {"key": Text(), "status": Text(ACTION_STATUSES), "before": BEFORE,
+                        "limit": LIMIT})
+    rows = await request.app[STORE].fetch("actions_list", q["key"], q["before"],
+                                          q["limit"] + 1, q["status"])
+    return answer(_page([dict(r) for r in rows], q["limit"], "id"))
 
 
 async def list_resources(request: web.Request) -> web.Response:
-    limit = int_param(request, "limit", default=500, hi=5000) or 500
-    rows = await request.app[STORE].fetch("resources_list", text_param(request, "kind"), limit)
+    q = query(request, {"kind": Text(tuple(request.app[REGISTRY].keys())),
+                        "limit": Int(lo=1, hi=5000, default=500)})
+    rows = await request.app[STORE].fetch("resources_list", q["kind"], q["limit"])
     return answer({"items": [dict(r) for r in rows]})
 
 
 async def list_revisions(request: web.Request) -> web.Response:
-    limit = int_param(request, "limit", default=DEFAULT_PAGE) or DEFAULT_PAGE
-    rows = await request.app[STORE].fetch("manifest_revisions_list",
-                                          text_param(request, "source"),
-                                          int_param(request, "before", hi=2**62), limit + 1)
-    return answer(_page([dict(r) for r in rows], limit, "id"))
+    q = query(request, {"source": Text(), "before": BEFORE, "limit": LIMIT})
+    rows = await request.app[STORE].fetch("manifest_revisions_list", q["source"], q["before"],
+                                          q["limit"] + 1)
+    return answer(_page([dict(r) for r in rows], q["limit"], "id"))
 
 
 def add_routes(app: web.Application) -> None:

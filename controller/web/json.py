@@ -1,12 +1,21 @@
-"""JSON answers (orjson: datetimes and UUIDs serialise natively) and query-string helpers."""
+"""JSON answers (orjson: datetimes and UUIDs serialise natively) and the query-string check.
+
+Every route declares the parameters it takes (`Query`); `query(request, declared)` returns their
+values or raises a 400 naming what is wrong and what is valid: an unknown parameter (never a
+silently ignored filter), a value outside its set, a NUL, an integer out of range. No I/O.
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from aiohttp import web
+
+MAX_TEXT = 500  # characters in a text parameter
 
 
 def _default(value: Any) -> Any:
@@ -26,20 +35,66 @@ def problem(status: int, reason: str, **extra: Any) -> web.Response:
     return answer({"error": status, "reason": reason, **extra}, status=status)
 
 
-def int_param(request: web.Request, name: str, *, default: int | None = None,
-              lo: int = 1, hi: int = 1000) -> int | None:
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return default
+class BadQuery(web.HTTPBadRequest):
+    """A 400 raised from deep in a handler, rendered as JSON with its reason."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(text=orjson.dumps({"error": 400, "reason": reason}).decode(),
+                         content_type="application/json")
+
+
+@dataclass(frozen=True)
+class Text:
+    """A text parameter; `choices` (when set) is the whole set of valid values."""
+
+    choices: Collection[str] | None = None
+
+
+@dataclass(frozen=True)
+class Int:
+    lo: int = 1
+    hi: int = 2**62
+    default: int | None = None
+
+
+Declared = Mapping[str, Text | Int]
+
+
+def query(request: web.Request, declared: Declared) -> dict[str, Any]:
+    """The declared parameters' values (None when absent); 400 for anything else."""
+    unknown = sorted(set(request.query) - set(declared))
+    if unknown:
+        raise BadQuery(f"unknown parameter {unknown[0]!r}; this route takes "
+                       f"{', '.join(sorted(declared)) or 'none'}")
+    values: dict[str, Any] = {}
+    for name, kind in declared.items():
+        raw = request.query.get(name)
+        if raw is None or raw == "":
+            values[name] = kind.default if isinstance(kind, Int) else None
+            continue
+        values[name] = _int(name, raw, kind) if isinstance(kind, Int) else \
+            _text(name, raw, kind)
+    return values
+
+
+def _text(name: str, raw: str, kind: Text) -> str:
+    if "\x00" in raw or len(raw) > MAX_TEXT:
+        raise BadQuery(f"{name} must be text without NUL, at most {MAX_TEXT} characters")
+    if kind.choices is not None and raw not in kind.choices:
+        raise BadQuery(f"{name} must be one of {', '.join(sorted(kind.choices))}")
+    return raw
+
+
+def _int(name: str, raw: str, kind: Int) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise web.HTTPBadRequest(
-            text=orjson.dumps({"error": 400, "reason": f"{name} must be an integer"}).decode(),
-            content_type="application/json") from None
-    return max(lo, min(hi, value))
+        raise BadQuery(f"{name} must be an integer") from None
+    if not kind.lo <= value <= kind.hi:
+        raise BadQuery(f"{name} must be between {kind.lo} and {kind.hi}")
+    return value
 
 
-def text_param(request: web.Request, name: str) -> str | None:
-    value = request.query.get(name)
-    return value or None
+def path_text(value: str, name: str) -> str:
+    """A path segment used as a value: the same rules as a text parameter."""
+    return _text(name, value, Text())

@@ -18,8 +18,8 @@ from aiohttp import web
 
 from controller.reconcile.plan import STATUSES
 from controller.reconcile.reconciler import object_ref
-from controller.web.json import answer, int_param, problem, text_param
-from controller.web.keys import STORE
+from controller.web.json import Int, Text, answer, query
+from controller.web.keys import REGISTRY, STORE
 
 MANIFEST_KINDS = {"agent": "Agent", "schedule": "Schedule", "service": "Service",
                   "policy": "Policy"}
@@ -33,13 +33,12 @@ def object_state(desired: str | None, applied: str | None) -> str:
 
 async def list_objects(request: web.Request) -> web.Response:
     store = request.app[STORE]
-    status = text_param(request, "status")
-    if status is not None and status not in STATUSES:
-        return problem(400, f"status must be one of {', '.join(STATUSES)}")
-    limit = int_param(request, "limit", default=500, hi=5000) or 500
-    rows = await store.fetch("statuses_list", text_param(request, "kind"), status,
-                             text_param(request, "after"), limit + 1,
-                             text_param(request, "source"))
+    q = query(request, {"kind": Text(tuple(request.app[REGISTRY].keys())), "status": Text(STATUSES),
+                        "source": Text(), "after": Text(),
+                        "limit": Int(lo=1, hi=5000, default=500)})
+    limit = q["limit"]
+    rows = await store.fetch("statuses_list", q["kind"], q["status"], q["after"], limit + 1,
+                             q["source"])
     sources = {r["name"]: r["data"] or {} for r in await store.fetch("resources_list",
                                                                        "manifests", 10_000)}
     applied: dict[tuple[str, str, str], Mapping[str, Any]] = {

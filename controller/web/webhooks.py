@@ -10,6 +10,7 @@ outbound happens before the answer.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -97,15 +98,25 @@ async def _receive(request: web.Request,
         response.headers["Retry-After"] = "1"
         return response, None, "busy"
     try:
-        body = await request.read()
+        async with asyncio.timeout(settings.server.body_timeout_seconds):
+            body = await request.read()
     except web.HTTPRequestEntityTooLarge:
         return problem(413, f"body is larger than the limit of {limit} bytes"), None, "too_large"
+    except TimeoutError:
+        return (problem(408, f"the body did not arrive within "
+                             f"{settings.server.body_timeout_seconds:g}s"), None, "slow_body")
     finally:
         budget.give(size)
     try:
         delivery = parse(request.headers, body, secret, request.query,
                          request.app[ROUTER].keys)
-        result = await request.app[INGEST].submit(delivery)
+        result = await asyncio.wait_for(asyncio.shield(request.app[INGEST].submit(delivery)),
+                                        settings.ingest.timeout_seconds)
+    except TimeoutError:  # the write may still commit: a redelivery is then a duplicate
+        log.error("store_too_slow", seconds=settings.ingest.timeout_seconds)
+        return (problem(503, f"the delivery could not be stored within "
+                             f"{settings.ingest.timeout_seconds:g}s; retry later"),
+                delivery.event, "store_unavailable")
     except Rejection as rejection:
         return problem(rejection.status, rejection.reason), None, f"rejected_{rejection.status}"
     except StoreUnavailable as exc:

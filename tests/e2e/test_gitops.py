@@ -212,7 +212,7 @@ async def test_push_that_changes_nothing_writes_nothing(gitops: GitOps) -> None:
     action."""
     await gitops.push({"README.md": "infra\n", **MANIFESTS})
     writes, blobs = len(gitops.fake.write_calls), gitops.calls("GET", "/git/blobs/")
-    actions = len(await gitops.store.fetch("actions_list", None, None, 1000))
+    actions = len(await gitops.store.fetch("actions_list", None, None, 1000, None))
     # README only: the handler does not even enqueue the source.
     await gitops.push({**gitops.files, "README.md": "infra, again\n"})
     # A forced push (the payload cannot say what changed) with the same manifests folder:
@@ -220,7 +220,7 @@ async def test_push_that_changes_nothing_writes_nothing(gitops: GitOps) -> None:
     await gitops.push(dict(gitops.files), touched=[], forced=True)
     assert len(gitops.fake.write_calls) == writes
     assert gitops.calls("GET", "/git/blobs/") == blobs
-    assert len(await gitops.store.fetch("actions_list", None, None, 1000)) == actions
+    assert len(await gitops.store.fetch("actions_list", None, None, 1000, None)) == actions
     audit = await gitops.store.fetch("audit_list", f"manifests:{REPO}", None, None, 10)
     assert audit[0]["decision"] == "UpToDate"
 
@@ -396,7 +396,7 @@ async def test_held_reporting_runs_once_approved(gitops: GitOps, dsn: str) -> No
     status = await gitops.status("Blocked")
     assert status is not None and status["reason"] == "AwaitingApproval"
     held = [r for r in await gitops.store.fetch("actions_list", f"manifests:{REPO}", None,
-                                                50) if r["status"] == "held"]
+                                                50, None) if r["status"] == "held"]
     assert {r["kind"] for r in held} == {"github.check_run"} and len(held) == 2
     for action in held:
         result = p38("approve", action["idempotency_key"], "--by", "dana", env=env_for(dsn))

@@ -68,7 +68,7 @@ async def test_the_policy_manifests_killswitch_holds_then_releases(
                             what="the action held", store=store)
     assert held["status"] == "Blocked"
     assert "Policy/default in local" in held["message"]
-    [action] = await store.fetch("actions_list", "probe:local/x", None, 5)
+    [action] = await store.fetch("actions_list", "probe:local/x", None, 5, None)
     assert (action["status"], action["reason"]) == (
         "held", "held: the killswitch is on (Policy/default in local)")
     assert calls == []  # nothing touched the world
@@ -78,6 +78,6 @@ async def test_the_policy_manifests_killswitch_holds_then_releases(
     await wait_until(lambda: status("probe:local/x", "Probed"),
                      what="released when the killswitch is committed off", store=store)
     assert calls == [{"target": "the world"}]
-    [action] = await store.fetch("actions_list", "probe:local/x", None, 5)
+    [action] = await store.fetch("actions_list", "probe:local/x", None, 5, None)
     assert action["status"] == "succeeded"
     assert (await status("policy:local/default", "Active")) is not None

@@ -28,7 +28,7 @@ class Recorder:
 
     async def __call__(self, action: Action) -> Mapping[str, Any]:
         self.calls.append(action.params)
-        [row] = await self.store.fetch("actions_list", "k", None, 1)
+        [row] = await self.store.fetch("actions_list", "k", None, 1, None)
         self.status_while_running.append(row["status"])
         if self.fail:
             self.fail -= 1
@@ -42,7 +42,7 @@ async def act(executor: Executor, policy: Policy, approved: set[str] | None = No
 
 
 async def actions(store: Store) -> list[dict[str, Any]]:
-    return [dict(r) for r in await store.fetch("actions_list", None, None, 10)]
+    return [dict(r) for r in await store.fetch("actions_list", None, None, 10, None)]
 
 
 async def test_succeeded_action_never_runs_again(store: Store) -> None:

@@ -229,7 +229,7 @@ async def test_through_the_app_a_hung_action_is_cancelled_at_the_reconcilers_dea
                             store=store)
     assert rows[0]["outcome"] == "retry"
     assert "deadline of 1s and was cancelled during act" in rows[0]["error"]
-    [action] = await store.fetch("actions_list", "probe:stuck", None, 5)
+    [action] = await store.fetch("actions_list", "probe:stuck", None, 5, None)
     assert action["status"] == "failed" and "cancelled before it finished" in action["error"]
     row = await queue_row(store, "probe:stuck")
     assert (row["lease_holder"], row["wait_kind"]) == (None, "backoff")
