@@ -55,9 +55,12 @@ class JsonErrorsHandler(web_protocol.RequestHandler):
             reason = "internal error; see the log"
         else:
             name = type(exc).__name__ if exc is not None else ""
+            text = message or ""
             reason = _PARSER_REASONS.get(name, "the request is malformed HTTP")
-            if "Content-Length" in (message or "") and "Transfer-Encoding" in (message or ""):
+            if "Content-Length" in text and "Transfer-Encoding" in text:
                 reason = "Content-Length and Transfer-Encoding cannot both be sent"
+            elif name == "BadHttpMessage" and "header" in text.lower():
+                reason = "a header is malformed"
         response = problem(status, reason)
         response.force_close()
         return response

@@ -50,9 +50,16 @@ def where(dsn: str) -> str:
 _TRANSIENT = (
     asyncpg.exceptions.DeadlockDetectedError,
     asyncpg.exceptions.SerializationError,
-    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.PostgresConnectionError,  # class 08: the connection broke
     asyncpg.exceptions.CannotConnectNowError,
     asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.InsufficientResourcesError,  # too many connections, disk full
+    # A new pool connection refused: "not currently accepting connections" (55000), a lock not
+    # available (55P03), the database or role gone.
+    asyncpg.exceptions.ObjectNotInPrerequisiteStateError,
+    asyncpg.exceptions.InvalidCatalogNameError,
+    asyncpg.exceptions.InvalidAuthorizationSpecificationError,
+    asyncpg.exceptions.InternalClientError,  # a pooled connection the server terminated
     ConnectionError,
     OSError,
 )

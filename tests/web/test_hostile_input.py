@@ -1,0 +1,328 @@
+"""Hostile and odd input through the real app: one clear 4xx for the sender, never a 500, never
+a good delivery lost for a bad one, never a body read before its token is checked, bounded
+memory for bodies nobody has authenticated, and a log line for every request."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import Any
+
+from structlog.testing import capture_logs
+
+from controller.app import create_app
+from controller.config import ServerSettings
+from controller.store import Store
+from controller.web.keys import BODIES
+from tests.helpers import (
+    GITHUB_SECRET,
+    RAILWAY_SECRET,
+    github_payload,
+    github_request,
+    make_settings,
+    sign,
+    wait_until,
+)
+
+
+async def raw(client: Any, data: bytes) -> tuple[int, dict[str, Any]]:
+    """Send bytes no HTTP client library would (undecodable header bytes) to the test server;
+    the answer's status and JSON body."""
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    writer.write(data)
+    await writer.drain()
+    try:
+        return await read_response(reader)
+    finally:
+        writer.close()
+
+
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, Any]]:
+    """One response, by its Content-Length (the server may keep the connection open a while
+    to discard a request body it did not read)."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    length = next(int(line.split(":", 1)[1]) for line in lines
+                  if line.lower().startswith("content-length:"))
+    return int(lines[0].split(" ", 2)[1]), json.loads(await reader.readexactly(length))
+
+
+def signed_request(headers: dict[str, str], body: bytes, *, odd: bytes = b"") -> bytes:
+    """An HTTP/1.1 request with `odd` appended raw to the header block."""
+    lines = [b"POST /webhooks/github HTTP/1.1", b"Host: test", b"Connection: close",
+             f"Content-Length: {len(body)}".encode()]
+    lines += [f"{k}: {v}".encode() for k, v in headers.items()]
+    if odd:
+        lines.append(odd)
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+async def test_a_bad_delivery_in_a_batch_costs_no_good_one(aiohttp_client, store: Store,
+                                                           dsn: str) -> None:  # type: ignore[no-untyped-def]
+    """A validly signed delivery with an undecodable byte in a kept header, sent with twenty
+    good ones: it alone gets a 400 naming the header; every good one is stored."""
+    client = await aiohttp_client(create_app(make_settings(dsn)))
+    good = [github_request("pull_request", "opened") for _ in range(20)]
+    headers, body = github_request("pull_request", "opened")
+    bad = signed_request({k: v for k, v in headers.items() if k != "User-Agent"}, body,
+                         odd=b"User-Agent: GitHub-Hookshot/\xff")
+    answers = await asyncio.gather(
+        raw(client, bad),
+        *[client.post("/webhooks/github", data=b, headers=h) for h, b in good])
+    status, reason = answers[0]
+    assert (status, reason["reason"]) == (400, "the User-Agent header is not valid UTF-8")
+    assert [r.status for r in answers[1:]] == [202] * 20
+    stored = {r["guid"] for r in await store.fetch("deliveries_list", "github", None, None,
+                                                    None, 100)}
+    assert stored == {h["X-GitHub-Delivery"] for h, _ in good}
+
+
+async def test_a_nul_the_database_cannot_hold_is_a_400_alone_or_in_a_batch(
+        aiohttp_client, store: Store, dsn: str) -> None:  # type: ignore[no-untyped-def]
+    """A NUL in the repository name (it becomes a key) is refused with 400, whether the
+    delivery comes alone or with others; never a 503 inviting retries that cannot succeed."""
+    client = await aiohttp_client(create_app(make_settings(dsn)))
+    _, sample_body = github_request("push", "default-branch")
+    payload = json.loads(sample_body)
+    payload["repository"]["full_name"] = "octo-org/in\u0000fra"
+    for company in (0, 5):
+        headers, body = github_payload("push", payload)
+        others = [github_request("push", "default-branch") for _ in range(company)]
+        answers = await asyncio.gather(
+            client.post("/webhooks/github", data=body, headers=headers),
+            *[client.post("/webhooks/github", data=b, headers=h) for h, b in others])
+        assert answers[0].status == 400
+        assert "holds a NUL character" in (await answers[0].json())["reason"]
+        assert [a.status for a in answers[1:]] == [202] * company
+
+
+async def test_odd_bytes_in_secrets_are_a_401_with_a_log_line(aiohttp_client, store: Store,
+                                                              dsn: str) -> None:  # type: ignore[no-untyped-def]
+    """Undecodable or non-ASCII bytes where a signature or token goes: 401 JSON, never a 500,
+    and the request's log line is written."""
+    settings = make_settings(dsn, api_token="api-token-123456")
+    client = await aiohttp_client(create_app(settings))
+    headers, body = github_request("push", "default-branch")
+    unsigned = {k: v for k, v in headers.items() if k != "X-Hub-Signature-256"}
+    railway = (b"POST /webhooks/railway HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+               b"Content-Type: application/json\r\nContent-Length: 2\r\n")
+    with capture_logs() as logs:
+        for odd in (b"X-Hub-Signature-256: sha256=\xff\xfe", "X-Hub-Signature-256: "
+                    "sha256=\u00e9\u2603".encode()):
+            assert (await raw(client, signed_request(unsigned, body, odd=odd)))[0] == 401
+        for odd in (b"Authorization: Bearer \xff\xfe", b"X-P38-Token: \xe9t\xe9"):
+            status, answer = await raw(client, railway + odd + b"\r\n\r\n{}")
+            assert (status, answer["reason"]) == (401, "token does not match")
+    lines = [e for e in logs if e["event"] == "delivery"]
+    assert [line["status"] for line in lines] == [401, 401, 401, 401]
+    api = (b"GET /api/deliveries HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+           b"Authorization: Bearer \xff\xfe\r\n\r\n")
+    assert (await raw(client, api))[0] == 401
+    lower = await client.get("/api/deliveries",
+                             headers={"Authorization": "bearer api-token-123456"})
+    assert lower.status == 200  # the scheme is case-insensitive
+
+
+async def test_odd_event_names_neither_break_metrics_nor_grow_them(aiohttp_client, store: Store,
+                                                                  dsn: str) -> None:  # type: ignore[no-untyped-def]
+    """An undecodable byte in the event name is a 400 (and /metrics keeps answering); forty
+    verified but unknown event names are counted under one label, `other`."""
+    client = await aiohttp_client(create_app(make_settings(dsn)))
+    headers, body = github_request("push", "default-branch")
+    odd = signed_request({k: v for k, v in headers.items() if k != "X-GitHub-Event"}, body,
+                         odd=b"X-GitHub-Event: pu\xffsh")
+    status, answer = await raw(client, odd)
+    assert (status, answer["reason"]) == (400, "the event name is not valid UTF-8")
+    for n in range(40):
+        h, b = github_payload(f"invented_event_{n}", {"zen": "x"})
+        assert (await client.post("/webhooks/github", data=b, headers=h)).status == 202
+    metrics = await client.get("/metrics")
+    text = await metrics.text()
+    assert metrics.status == 200 and "invented_event" not in text
+    assert 'p38_deliveries_total{event="other",outcome="stored",source="github"} 40.0' in text
+
+
+async def test_a_token_is_checked_before_the_body_is_read(aiohttp_client, store: Store,
+                                                         dsn: str) -> None:  # type: ignore[no-untyped-def]
+    """A Railway request announcing 20 MiB without a token is refused at once: the server
+    answers without waiting for (or reading) a byte of the body."""
+    client = await aiohttp_client(create_app(make_settings(dsn)))
+    announced = (b"POST /webhooks/railway HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+                 b"Content-Type: application/json\r\nContent-Length: 20971520\r\n\r\n")
+    status, answer = await asyncio.wait_for(raw(client, announced), timeout=10)
+    assert status == 401 and answer["reason"].startswith("missing token")
+
+
+async def test_bodies_read_at_once_share_a_budget(aiohttp_client, store: Store,
+                                                  dsn: str) -> None:  # type: ignore[no-untyped-def]
+    """Two unsigned bodies still arriving hold the whole budget: a third request is answered
+    503 with Retry-After; once they end, the budget is free again."""
+    settings = make_settings(dsn, max_body=4096)
+    settings = settings.model_copy(update={"server": ServerSettings(
+        P38_MAX_BODY_BYTES=4096, P38_READING_BODIES_BYTES=8192, P38_BODY_TIMEOUT_SECONDS=60)})
+    client = await aiohttp_client(create_app(settings))
+    partial = (b"POST /webhooks/github HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+               b"Content-Type: application/json\r\nX-GitHub-Event: push\r\n"
+               b"X-GitHub-Delivery: slow\r\nContent-Length: 4096\r\n\r\n{")
+    held = []
+    for _ in range(2):
+        reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+        writer.write(partial)
+        await writer.drain()
+        held.append((reader, writer))
+
+    async def full() -> bool:
+        return client.app[BODIES].used == 8192
+
+    await wait_until(full, what="two bodies being read")
+    third = await client.post("/webhooks/github", data=b"{}",
+                              headers={"Content-Type": "application/json"})
+    assert third.status == 503 and third.headers["Retry-After"] == "1"
+    assert "too many request bodies" in (await third.json())["reason"]
+    for reader, writer in held:
+        writer.write(b" " * 4095)  # the rest: unsigned, so 401, and the budget is given back
+        await writer.drain()
+        assert (await read_response(reader))[0] == 401
+        writer.close()
+    assert client.app[BODIES].used == 0
+
+
+async def test_a_body_that_trickles_in_is_cut_off(aiohttp_client, store: Store,
+                                                  dsn: str) -> None:  # type: ignore[no-untyped-def]
+    """A sender that never finishes its body gets 408 after P38_BODY_TIMEOUT_SECONDS and
+    gives its share of the budget back."""
+    settings = make_settings(dsn).model_copy(update={"server": ServerSettings(
+        P38_BODY_TIMEOUT_SECONDS=0.5)})
+    client = await aiohttp_client(create_app(settings))
+    stalled = (b"POST /webhooks/github HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+               b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+    status, answer = await asyncio.wait_for(raw(client, stalled), timeout=10)
+    assert status == 408 and "did not arrive within 0.5s" in answer["reason"]
+    assert client.app[BODIES].used == 0
+
+
+async def test_a_hung_database_is_a_503_within_the_ingest_timeout(aiohttp_client, store: Store,
+                                                                  dsn: str) -> None:  # type: ignore[no-untyped-def]
+    """The database holds the delivery's write (a lock another session keeps): it is answered
+    503 within P38_INGEST_TIMEOUT_SECONDS, under GitHub's 10 s; the write lands once the lock
+    goes, so GitHub's redelivery is then a duplicate."""
+    import asyncpg
+
+    from controller.config import IngestSettings
+
+    settings = make_settings(dsn).model_copy(update={"ingest": IngestSettings(
+        P38_INGEST_TIMEOUT_SECONDS=0.5)})
+    client = await aiohttp_client(create_app(settings))
+    holder = await asyncpg.connect(dsn)
+    try:
+        await holder.execute("SELECT pg_advisory_lock(1338, hashtext('repo:octo-org/infra'))")
+        headers, body = github_request("push", "default-branch", guid="held-up")
+        response = await client.post("/webhooks/github", data=body, headers=headers)
+        assert response.status == 503
+        assert "could not be stored within 0.5s" in (await response.json())["reason"]
+    finally:
+        await holder.execute("SELECT pg_advisory_unlock_all()")
+        await holder.close()
+
+    async def landed() -> bool:
+        return await store.fetchrow("delivery_by_guid", "held-up") is not None
+
+    await wait_until(landed, what="the held write committed", store=store)
+    again = await client.post("/webhooks/github", data=body, headers=headers)
+    assert again.status == 200 and (await again.json())["status"] == "duplicate"
+
+
+async def test_api_parameters_are_checked(aiohttp_client, store: Store, dsn: str) -> None:  # type: ignore[no-untyped-def]
+    """Every odd query value is a 400 naming what is valid; never a 500, never an ignored
+    filter."""
+    client = await aiohttp_client(create_app(make_settings(dsn)))
+    cases = {
+        "/api/deliveries?status=%00": "status must be text without NUL",
+        "/api/deliveries?status=bogus": "status must be one of failed, ignored, pending",
+        "/api/deliveries?source=bogus": "source must be one of github, n8n, p38, railway",
+        "/api/deliveries?kind=pull": "unknown parameter 'kind'; this route takes before, "
+                                     "event, limit, source, status",
+        "/api/deliveries?before=abc": "before must be an integer",
+        "/api/deliveries?before=-1": "before must be between 1 and",
+        "/api/deliveries?limit=0": "limit must be between 1 and 1000",
+        "/api/deliveries?limit=99999999999999999999": "limit must be between 1 and 1000",
+        "/api/deliveries/abc%00": "the delivery's GUID or id must be text without NUL",
+        "/api/queue?state=bogus": "state must be one of dead, queued",
+        "/api/queue?status=dead": "unknown parameter 'status'",
+        "/api/audit?outcome=bogus": "outcome must be one of dead, done, lost, requeue, retry",
+        "/api/actions?status=bogus": "status must be one of dry_run, failed, held",
+        "/api/resources?kind=bogus": "kind must be one of agent, deployment",
+        "/api/objects?kind=bogus": "kind must be one of agent, deployment",
+        "/api/objects?after=%00": "after must be text without NUL",
+        "/api/revisions?kind=x": "unknown parameter 'kind'",
+    }
+    for path, reason in cases.items():
+        response = await client.get(path)
+        body = await response.json()
+        assert response.status == 400, (path, body)
+        assert body["reason"].startswith(reason), (path, body)
+    ok = await client.get("/api/actions?status=held&limit=5")
+    assert ok.status == 200 and (await ok.json())["items"] == []
+
+
+async def test_the_database_away_is_a_503_for_the_api_and_stale_metrics(
+        aiohttp_client, store: Store, dsn: str) -> None:  # type: ignore[no-untyped-def]
+    """PostgreSQL refuses connections: the API answers 503 JSON with the reason, /metrics
+    still answers (its queue depths marked stale), /healthz is up, /readyz says why."""
+    import asyncpg
+
+    from tests.conftest import with_database
+
+    client = await aiohttp_client(create_app(make_settings(dsn)))
+    database = dsn.rsplit("/", 1)[1]
+    admin = await asyncpg.connect(with_database(dsn, "postgres"))
+    try:
+        await admin.execute(f"ALTER DATABASE {database} ALLOW_CONNECTIONS false")
+        await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                            " WHERE datname = $1 AND pid <> pg_backend_pid()", database)
+        api = await client.get("/api/deliveries")
+        assert api.status == 503
+        assert (await api.json())["reason"].startswith("the database is not available")
+        metrics = await client.get("/metrics")
+        assert metrics.status == 200 and "p38_queue_depth_stale 1.0" in await metrics.text()
+        assert (await client.get("/healthz")).status == 200
+        ready = await client.get("/readyz")
+        assert ready.status == 503 and "reason" in await ready.json()
+    finally:
+        await admin.execute(f"ALTER DATABASE {database} ALLOW_CONNECTIONS true")
+        await admin.close()
+    metrics = await wait_until(lambda: _fresh_metrics(client), what="metrics fresh again")
+    assert "p38_queue_depth_stale 0.0" in metrics
+
+
+async def _fresh_metrics(client: Any) -> str | None:
+    text: str = await (await client.get("/metrics")).text()
+    return text if "p38_queue_depth_stale 0.0" in text else None
+
+
+async def test_readyz_answers_in_time_when_the_database_hangs(aiohttp_client, store: Store,
+                                                              dsn: str) -> None:  # type: ignore[no-untyped-def]
+    """A lock held on a table /readyz reads makes PostgreSQL hang for it: it answers 503 with
+    the reason within its own timeout instead of holding the probe."""
+    import asyncpg
+
+    client = await aiohttp_client(create_app(make_settings(dsn)))
+    holder = await asyncpg.connect(dsn)
+    try:
+        transaction = holder.transaction()
+        await transaction.start()
+        await holder.execute("LOCK TABLE applied_objects IN ACCESS EXCLUSIVE MODE")
+        ready = await asyncio.wait_for(client.get("/readyz"), timeout=10)
+        assert ready.status == 503
+        assert (await ready.json())["reason"] == "the database did not answer within 3s"
+        await transaction.rollback()
+    finally:
+        await holder.close()
+    assert (await client.get("/readyz")).status == 200
+
+
+def test_sign_helper_matches_githubs_scheme() -> None:
+    """The helper these tests sign with computes GitHub's sha256 HMAC of the exact body."""
+    assert sign(b"{}", GITHUB_SECRET).startswith("sha256=") and RAILWAY_SECRET
+    assert uuid.UUID(github_request("ping", "app-hook")[0]["X-GitHub-Delivery"])
