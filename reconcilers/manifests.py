@@ -162,7 +162,7 @@ def decide(snapshot: ManifestSnapshot, policy: Policy | None = None) -> Plan:
                     "nothing)",)
     if problems:
         if state == "Invalid" and data.get("tree") == snapshot.tree:
-            return Plan("StillInvalid", f"{len(problems)} problem(s), already reported{at}",
+            return Plan("StillInvalid", _invalid_message(problems, data.get("revision"), at),
                         status="Stalled", revision=revision or None,
                         enqueue=snapshot.unreconciled)
         actions: list[Action] = [_revision(snapshot, "invalid", problems=problems)]
@@ -175,8 +175,8 @@ def decide(snapshot: ManifestSnapshot, policy: Policy | None = None) -> Plan:
                 key=f"github:{snapshot.source}:{revision}:check:{reporting.RECONCILE_CHECK}"))
             actions.append(reporting.failure_issue(snapshot.source, where.installation_id,
                                                    revision, problems))
-        return Plan("Invalid", f"{len(problems)} problem(s); nothing is applied and the "
-                               f"last good revision stays{at}", actions=tuple(actions),
+        return Plan("Invalid", _invalid_message(problems, data.get("revision"), at),
+                    actions=tuple(actions),
                     status="Stalled", revision=revision or None, enqueue=snapshot.unreconciled,
                     transition=_transition(snapshot, "Invalid", {
                         **data, "tree": snapshot.tree, "failed_revision": revision,
@@ -209,6 +209,20 @@ def decide(snapshot: ManifestSnapshot, policy: Policy | None = None) -> Plan:
                 f"{counts(changed)}{at}" if changed else f"no object changed{at}",
                 actions=tuple(actions), transition=transition, enqueue=follow_ups,
                 revision=revision or None)
+
+
+SHOWN_IN_MESSAGE = 3
+
+
+def _invalid_message(problems: Sequence[str], good: str | None, at: str) -> str:
+    """What an invalid revision means, with its first problems and the revision that stays."""
+    stays = (f"{reporting.short(good)} stays applied" if good
+             else "nothing was ever applied from this source")
+    shown = "; ".join(problems[:SHOWN_IN_MESSAGE])
+    more = f" (and {len(problems) - SHOWN_IN_MESSAGE} more)" \
+        if len(problems) > SHOWN_IN_MESSAGE else ""
+    return (f"{len(problems)} problem(s){at}, nothing applied from it; {stays}. "
+            f"{shown}{more}")
 
 
 def _recorded_changes(snapshot: ManifestSnapshot, recorded: Mapping[str, str]) -> list[Change]:

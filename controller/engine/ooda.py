@@ -326,6 +326,8 @@ class Worker:
             record.plan = None
             await self._settle(lease, Retry(SettleFailed(_describe(exc))), record, reconciler)
             return
+        if status.status == "Stalled":  # only a person can fix it: say so on the console too
+            log.warning("stalled", reason=status.reason, message=status.message)
         duration = time.perf_counter() - record.t0
         self._metrics.reconciles.labels(lease.kind, label).inc()
         self._metrics.reconcile_seconds.labels(lease.kind).observe(duration)

@@ -7,6 +7,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from structlog.testing import capture_logs
+
 from controller.app import create_app
 from controller.config import ManifestSettings
 from controller.store import Store
@@ -72,8 +74,16 @@ async def test_local_folder_is_applied_and_followed(aiohttp_client, store: Store
         source = (await objects(client))["manifests:local"]
         return source if source["status"] == "Stalled" else None
 
-    source = await wait_until(invalid, what="the source invalid", store=store)
+    good = (await objects(client))["manifests:local"]["revision"]
+    with capture_logs() as logs:
+        source = await wait_until(invalid, what="the source invalid", store=store)
     assert source["reason"] == "Invalid"
+    # The message names the problem and the good revision that stays applied; the console
+    # says it too.
+    assert f"{good[:7]} stays applied" in source["message"]
+    assert "spec.crontab: unknown field" in source["message"]
+    [stalled] = [e for e in logs if e["event"] == "stalled"]
+    assert stalled["reason"] == "Invalid" and "spec.crontab" in stalled["message"]
     assert any("tesla-watch.yaml" in p and "spec.crontab: unknown field" in p
                for p in source["problems"])
     assert await applied(OBJECT_KEYS - {"service:local/controller"}) is None  # still Stalled
