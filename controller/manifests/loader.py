@@ -10,6 +10,7 @@ here touches the network or the database.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -240,8 +241,20 @@ def load_texts(files: Mapping[str, str]) -> ManifestSet:
     return result
 
 
-def manifest_files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+def manifest_files(root: Path) -> tuple[list[Path], list[Problem]]:
+    """The manifest files below `root`, and a problem for every folder that could not be
+    listed (unreadable, or gone while being read). Skipping such a folder quietly, as
+    `Path.rglob` does, would make its objects look deleted and prune them."""
+    problems: list[Problem] = []
+
+    def unlistable(exc: OSError) -> None:
+        problems.append(Problem(str(exc.filename or root), 1, 1,
+                                f"cannot list folder: {exc.strerror or exc}"))
+
+    found = [Path(folder, name)
+             for folder, _dirs, names in os.walk(root, onerror=unlistable)
+             for name in names if name.endswith((".yaml", ".yml"))]
+    return sorted(p for p in found if p.is_file()), problems
 
 
 def load_dir(root: Path) -> ManifestSet:
@@ -250,7 +263,9 @@ def load_dir(root: Path) -> ManifestSet:
     if not root.is_dir():
         result.problems.append(Problem(str(root), 1, 1, "not a directory"))
         return result
-    for file in manifest_files(root):
+    files, unlisted = manifest_files(root)
+    result.problems.extend(unlisted)
+    for file in files:
         result.files += 1
         try:
             text = file.read_text("utf-8")

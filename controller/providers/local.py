@@ -69,12 +69,14 @@ class LocalReads:
 def local_signature(folder: Path) -> tuple[tuple[str, int, int], ...]:
     """(path, mtime, size) of every manifest file: cheap to compare, to notice changes."""
     found = []
-    for path in manifest_files(folder) if folder.is_dir() else []:
+    paths, problems = manifest_files(folder) if folder.is_dir() else ([], [])
+    for path in paths:
         try:
             stat = path.stat()
         except OSError:
             continue
         found.append((str(path), stat.st_mtime_ns, stat.st_size))
+    found.extend((str(problem), 0, 0) for problem in problems)
     return tuple(found)
 
 
@@ -82,9 +84,11 @@ def _read_local(folder: Path, known_tree: str | None) -> ManifestFiles:
     files: dict[str, str] = {}
     unreadable: list[str] = []
     digest = hashlib.sha256()
+    paths, problems = manifest_files(folder) if folder.is_dir() else ([], [])
+    unreadable.extend(str(problem) for problem in problems)
     if not folder.is_dir():
         unreadable.append(f"{folder}:1:1: not a directory")
-    for path in manifest_files(folder) if folder.is_dir() else []:
+    for path in paths:
         try:
             data = path.read_bytes()
             files[str(path)] = data.decode("utf-8")

@@ -121,3 +121,36 @@ def test_plan_on_a_fresh_database_and_on_nothing(fresh_database, tmp_path: Path)
     version = p38("--version", env=env)
     assert version.returncode == 0 and version.stdout.startswith("p38 ")
     assert p38("validate", str(tmp_path), env=env).returncode == 1  # nothing to validate
+
+
+def _unlistable_folder(parent: Path) -> None:
+    """A folder below `parent` that `scandir` refuses for any user, root included: nested so
+    deep that its path is longer than PATH_MAX (made with relative `mkdir`s)."""
+    fd = os.open(parent, os.O_RDONLY)
+    try:
+        for _ in range(20):  # 20 x 251 bytes > 4096
+            os.mkdir("d" * 250, dir_fd=fd)
+            inner = os.open("d" * 250, os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+    finally:
+        os.close(fd)
+
+
+def test_a_folder_that_cannot_be_listed_is_a_problem_not_a_prune(tmp_path: Path) -> None:
+    """A manifests folder with a subfolder that cannot be listed is invalid (exit 1, the
+    folder named): skipping it quietly would make its objects look deleted, and the local
+    source would prune them."""
+    from controller.providers.local import _read_local
+
+    for name in ("policy.yaml", "agents/tesla-watch.yaml"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text((ROOT / "manifests" / name).read_text())
+    assert p38("validate", str(tmp_path), env=env_for("postgresql://unused@127.0.0.1:1/x")
+               ).returncode == 0
+    _unlistable_folder(tmp_path)
+    result = p38("validate", str(tmp_path), env=env_for("postgresql://unused@127.0.0.1:1/x"))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "cannot list folder: File name too long" in result.stdout + result.stderr
+    read = _read_local(tmp_path, known_tree=None)
+    assert read.files and any("cannot list folder" in line for line in read.unreadable)
