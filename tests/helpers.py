@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
 import os
+import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -147,6 +149,27 @@ def p38(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """Run the `p38` command as a user would, in its own process."""
     return subprocess.run([sys.executable, "-m", "controller.cli", *args], env=env,
                           capture_output=True, text=True, timeout=60, check=False)
+
+
+@contextlib.contextmanager
+def p38_running(*args: str, env: dict[str, str], cwd: Path) -> Iterator[subprocess.Popen[str]]:
+    """`p38 ARGS` as a long-running process, its log on `stderr`; killed if left running."""
+    process = subprocess.Popen([sys.executable, "-m", "controller.cli", *args], env=env,
+                               stderr=subprocess.PIPE, text=True, cwd=cwd)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def terminate(process: subprocess.Popen[str]) -> tuple[int, str]:
+    """SIGTERM, as Docker and Railway send it: the exit code and the rest of the log."""
+    assert process.stderr is not None
+    process.send_signal(signal.SIGTERM)
+    rest = process.stderr.read()
+    return process.wait(timeout=30), rest
 
 
 def env_for(dsn: str) -> dict[str, str]:

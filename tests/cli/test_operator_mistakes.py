@@ -4,15 +4,12 @@ settings, an unreachable database, a busy port; and what a start says about itse
 from __future__ import annotations
 
 import os
-import signal
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import env_for, p38
+from tests.helpers import env_for, p38, p38_running, terminate
 
 ROOT = Path(__file__).resolve().parents[2]
 NOWHERE = "postgresql://postgres@127.0.0.1:1/nothing"  # nothing listens on port 1
@@ -77,10 +74,8 @@ def test_port_zero_prints_the_port_and_sigterm_is_logged(dsn: str, tmp_path: Pat
     """`p38 up --port 0`: the banner names the port bound, the routes, providers and the
     killswitch; /readyz says the same; SIGTERM logs a line and exits 0."""
     env = {**env_for(dsn), "GITHUB_WEBHOOK_SECRET": "gh-secret-123456", "P38_HOME": str(tmp_path)}
-    process = subprocess.Popen([sys.executable, "-m", "controller.cli", "up", "--port", "0",
-                                "--manifests", str(ROOT / "manifests")], env=env,
-                               stderr=subprocess.PIPE, text=True, cwd=tmp_path)
-    try:
+    with p38_running("up", "--port", "0", "--manifests", str(ROOT / "manifests"), env=env,
+                     cwd=tmp_path) as process:
         assert process.stderr is not None
         banner = [process.stderr.readline() for _ in range(4)]
         while not banner[0].startswith("project38 on "):  # JSON log lines come first
@@ -97,12 +92,8 @@ def test_port_zero_prints_the_port_and_sigterm_is_logged(dsn: str, tmp_path: Pat
         assert ready["status"] == "ready" and ready["killswitch"]["on"] == []
         assert [r["path"] for r in ready["routes"] if r["enabled"]] == ["/webhooks/github"]
         assert ready["providers"]["github"]["live"] is False
-        process.send_signal(signal.SIGTERM)
-        rest = process.stderr.read()
-        assert process.wait(timeout=30) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
+        code, rest = terminate(process)
+    assert code == 0
     lines = [line for line in rest.splitlines() if '"shutting_down"' in line]
     assert len(lines) == 1 and '"signal":"SIGTERM"' in lines[0].replace(" ", "")
 

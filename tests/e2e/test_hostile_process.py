@@ -5,13 +5,10 @@ writes, whatever a sender put in a request line or header."""
 from __future__ import annotations
 
 import json
-import signal
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
-from tests.helpers import env_for
+from tests.helpers import env_for, p38_running, terminate
 
 SECRETS = {"RAILWAY_WEBHOOK_SECRET": "rw-secret-123456", "GITHUB_WEBHOOK_SECRET":
            "gh-secret-123456", "P38_API_TOKEN": "api-token-123456"}
@@ -36,9 +33,7 @@ def exchange(port: int, data: bytes) -> tuple[int, dict[str, object]]:
 def test_parser_refusals_are_json_and_secrets_never_logged(dsn: str, tmp_path: Path) -> None:
     """Malformed request lines, oversized and conflicting headers carrying the tokens."""
     env = {**env_for(dsn), **SECRETS, "P38_HOME": str(tmp_path)}
-    process = subprocess.Popen([sys.executable, "-m", "controller.cli", "serve", "--port", "0"],
-                               env=env, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
-    try:
+    with p38_running("serve", "--port", "0", env=env, cwd=tmp_path) as process:
         assert process.stderr is not None
         line = process.stderr.readline()
         while '"serving"' not in line:
@@ -60,12 +55,8 @@ def test_parser_refusals_are_json_and_secrets_never_logged(dsn: str, tmp_path: P
             status, body = exchange(port, request)
             assert (status, body["reason"]) == (400, reason), request[:60]
             assert token.decode() not in json.dumps(body)
-        process.send_signal(signal.SIGTERM)
-        rest = process.stderr.read()
-        assert process.wait(timeout=30) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
+        code, rest = terminate(process)
+    assert code == 0
     written = line + rest
     assert "Error handling request" in written  # aiohttp's lines are there, redacted
     for secret in SECRETS.values():
