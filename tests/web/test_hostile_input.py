@@ -8,6 +8,7 @@ import asyncio
 import json
 import uuid
 from typing import Any
+from urllib.parse import urlsplit
 
 from structlog.testing import capture_logs
 
@@ -275,7 +276,7 @@ async def test_the_database_away_is_a_503_for_the_api_and_stale_metrics(
     from tests.conftest import with_database
 
     client = await aiohttp_client(create_app(make_settings(dsn)))
-    database = dsn.rsplit("/", 1)[1]
+    database = urlsplit(dsn).path.lstrip("/")  # the embedded server's DSN has ?host=
     admin = await asyncpg.connect(with_database(dsn, "postgres"))
     try:
         await admin.execute(f"ALTER DATABASE {database} ALLOW_CONNECTIONS false")
