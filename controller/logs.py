@@ -2,8 +2,11 @@
 
 The redaction processor replaces every configured secret value wherever it appears in an event
 dict's string values, for structlog's loggers and for every standard-library logger (aiohttp's
-parser and server errors among them), which are rendered by the same processors. It holds the
-values in memory only. No I/O beyond writing log lines.
+parser and server errors among them), which are rendered by the same processors; a value
+holding a percent-encoded secret (`?token=s3cret%2Drw`) is logged decoded, then redacted.
+What a client did wrong (a body that ends early or does not decode, a request the parser
+refuses) is an info line without a traceback, never an error. It holds the values in memory
+only. No I/O beyond writing log lines.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import logging
 import sys
 from collections.abc import Iterable, MutableMapping
 from typing import Any
+from urllib.parse import unquote_plus
 
 import orjson
 import structlog
@@ -33,6 +37,10 @@ class SecretRedactor:
 
     def _scrub(self, value: Any) -> Any:
         if isinstance(value, str):
+            if "%" in value or "+" in value:
+                decoded = unquote_plus(value, errors="backslashreplace")
+                if any(secret in decoded for secret in self._secrets):
+                    value = decoded  # only then: other encoded text is logged as it came
             for secret in self._secrets:
                 if secret in value:
                     value = value.replace(secret, REDACTED)
@@ -108,10 +116,29 @@ def configure_logging(*, fmt: str = "auto", level: str = "info",
                     else structlog.processors.JSONRenderer(serializer=_orjson_text)])
     handler = _StderrHandler()
     handler.setFormatter(formatter)
+    handler.addFilter(ClientFaults())
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(logging.getLevelNamesMapping().get(level.upper(), logging.INFO))
     return redactor
+
+
+# Exceptions a client causes (by class name, anywhere in the exception's MRO): aiohttp logs them
+# with a traceback when they surface after a handler answered (draining an undecodable body).
+CLIENT_FAULTS = frozenset({"ConnectionError", "RequestPayloadError", "HttpProcessingError"})
+
+
+class ClientFaults(logging.Filter):
+    """Turns a library's error about something a client did into one info line naming the
+    exception's class: no traceback, and no text from the request (it may hold a token)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and CLIENT_FAULTS & {c.__name__ for c in type(exc).__mro__}:
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.msg, record.args = f"request ended by the client: {type(exc).__name__}", ()
+            record.exc_info = record.exc_text = None
+        return True
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]

@@ -48,10 +48,10 @@ class JsonErrorsHandler(web_protocol.RequestHandler):
     def handle_error(self, request: BaseRequest, status: int = 500,
                      exc: BaseException | None = None,
                      message: str | None = None) -> web.StreamResponse:
-        self.log_exception("Error handling request", exc_info=exc)  # through the redactor
         if request.writer.output_size > 0:
             raise ConnectionError("the response was sent already")
         if status >= 500:
+            self.log_exception("Error handling request", exc_info=exc)  # through the redactor
             reason = "internal error; see the log"
         else:
             name = type(exc).__name__ if exc is not None else ""
@@ -61,6 +61,8 @@ class JsonErrorsHandler(web_protocol.RequestHandler):
                 reason = "Content-Length and Transfer-Encoding cannot both be sent"
             elif name == "BadHttpMessage" and "header" in text.lower():
                 reason = "a header is malformed"
+            # The client's mistake: one line, without the parser's text (it quotes the request)
+            log.info("request_refused", status=status, reason=reason, problem=name or None)
         response = problem(status, reason)
         response.force_close()
         return response

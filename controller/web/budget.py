@@ -1,9 +1,11 @@
 """How many bytes of request bodies are being read at once, across every webhook route.
 
 A body nobody has authenticated yet (GitHub signs the body, so it must be read to be checked)
-takes its size from the budget while it is read and gives it back after; beyond the budget the
-request is answered 503 with Retry-After, so many large unsigned bodies cannot take the memory.
-Single event loop: no lock. No I/O.
+takes from the budget the bytes that have arrived, as they arrive, and gives them back once
+handled; beyond the budget the request is answered 503 with Retry-After, so many large unsigned
+bodies cannot take the memory. Only bytes received count, not the length a request declares:
+a sender that announces 25 MiB and sends nothing holds nothing. Single event loop: no lock.
+No I/O.
 """
 
 from __future__ import annotations

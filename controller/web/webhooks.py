@@ -21,6 +21,7 @@ from pydantic import SecretStr
 
 from controller.config import SecretsSettings
 from controller.engine.ingest import Outcome, StoreUnavailable
+from controller.web.budget import BodyBudget
 from controller.web.json import answer, problem
 from controller.web.keys import BODIES, INGEST, METRICS, ROUTER, SETTINGS
 from handlers import github, n8n, railway
@@ -91,22 +92,26 @@ async def _receive(request: web.Request,
     except Rejection as rejection:
         return problem(rejection.status, rejection.reason), None, f"rejected_{rejection.status}"
     budget = request.app[BODIES]
-    size = request.content_length if request.content_length is not None else limit
-    if not budget.take(size):
+    held = Held(budget)
+    try:
+        async with asyncio.timeout(settings.server.body_timeout_seconds):
+            body = await _read(request, held, limit)
+    except TooLarge:
+        return problem(413, f"body is larger than the limit of {limit} bytes"), None, "too_large"
+    except Busy:
         response = problem(503, "too many request bodies are being read at once; retry in a "
                                 "moment")
         response.headers["Retry-After"] = "1"
         return response, None, "busy"
-    try:
-        async with asyncio.timeout(settings.server.body_timeout_seconds):
-            body = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        return problem(413, f"body is larger than the limit of {limit} bytes"), None, "too_large"
     except TimeoutError:
         return (problem(408, f"the body did not arrive within "
                              f"{settings.server.body_timeout_seconds:g}s"), None, "slow_body")
+    except web.RequestPayloadError as exc:  # undecodable Content-Encoding, a broken chunk
+        return problem(400, f"the body could not be read: {exc}"), None, "rejected_400"
+    except ConnectionError:  # the sender went away mid-body: nobody reads the answer
+        return problem(400, "the connection closed before the body ended"), None, "client_gone"
     finally:
-        budget.give(size)
+        held.release()
     try:
         delivery = parse(request.headers, body, secret, request.query,
                          request.app[ROUTER].keys)
@@ -139,6 +144,45 @@ async def _receive(request: web.Request,
         response = answer({"status": result.outcome.value, "reason": f"stored{again}; "
                            f"{len(delivery.keys)} key(s) enqueued", **body_out}, 202)
     return response, delivery.event, result.outcome.value
+
+
+class TooLarge(Exception):
+    pass
+
+
+class Busy(Exception):
+    pass
+
+
+class Held:
+    """The bytes one request holds of the shared budget, given back together."""
+
+    def __init__(self, budget: BodyBudget) -> None:
+        self.budget = budget
+        self.size = 0
+
+    def take(self, size: int) -> None:
+        if not self.budget.take(size):
+            raise Busy
+        self.size += size
+
+    def release(self) -> None:
+        self.budget.give(self.size)
+        self.size = 0
+
+
+async def _read(request: web.Request, held: Held, limit: int) -> bytes:
+    """The body (decoded from its Content-Encoding), taking from the budget what arrives, as it
+    arrives; at most `limit` bytes after decoding, so a small compressed bomb is cut early."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge
+        held.take(len(chunk))
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _reason(response: web.Response) -> str | None:

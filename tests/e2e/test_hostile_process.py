@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
+import struct
 from pathlib import Path
 
 from tests.helpers import env_for, p38_running, terminate
@@ -30,6 +31,17 @@ def exchange(port: int, data: bytes) -> tuple[int, dict[str, object]]:
     return int(lines[0].split(" ", 2)[1]), json.loads(body)
 
 
+def leave_mid_body(port: int) -> None:
+    """A sender that resets the connection once the server is reading its body (it answers
+    a small `Expect: 100-continue` first, so the handler is running when the reset comes)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(b"POST /webhooks/github HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                     b"application/json\r\nContent-Length: 100\r\nExpect: 100-continue\r\n\r\n")
+        assert conn.recv(100).startswith(b"HTTP/1.1 100")
+        conn.sendall(b'{"a"')
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
 def test_parser_refusals_are_json_and_secrets_never_logged(dsn: str, tmp_path: Path) -> None:
     """Malformed request lines, oversized and conflicting headers carrying the tokens."""
     env = {**env_for(dsn), **SECRETS, "P38_HOME": str(tmp_path)}
@@ -51,14 +63,27 @@ def test_parser_refusals_are_json_and_secrets_never_logged(dsn: str, tmp_path: P
             b"GET /api/deliveries HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
             b"api-token-123456\x00\r\n\r\n": "a header is malformed",
         }
+        cut_off = (b"POST /webhooks/railway?p=" + b"x" * 65 + b"&token=" + token + b"&"
+                   + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")  # the parser quotes ~100 bytes
+        encoded = (b"POST /webhooks/railway?token=" + token.replace(b"-", b"%2D") + b"&"
+                   + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        cases[cut_off] = cases[encoded] = "a request line or header is too long"
         for request, reason in cases.items():
             status, body = exchange(port, request)
             assert (status, body["reason"]) == (400, reason), request[:60]
             assert token.decode() not in json.dumps(body)
+        assert exchange(port, b"POST /webhooks/github HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                              b"application/json\r\nContent-Encoding: gzip\r\nX-GitHub-Event: "
+                              b"ping\r\nX-Hub-Signature-256: sha256=00\r\nContent-Length: 4\r\n"
+                              b"\r\n\x1f\x8bxx")[0] == 400  # an unsigned body that does not decode
+        leave_mid_body(port)
         code, rest = terminate(process)
     assert code == 0
     written = line + rest
-    assert "Error handling request" in written  # aiohttp's lines are there, redacted
+    refused = [entry for entry in written.splitlines() if '"request_refused"' in entry]
+    assert len(refused) == len(cases) and all('"level":"info"' in entry for entry in refused)
+    assert '"outcome":"client_gone"' in written
+    assert "Traceback" not in written and '"level":"error"' not in written, written
     for secret in SECRETS.values():
-        assert secret not in written
+        assert secret not in written and secret[:-1] not in written
     assert all(entry.startswith("{") for entry in written.splitlines() if entry.strip())

@@ -65,3 +65,34 @@ def test_standard_library_loggers_are_redacted_too(capsys) -> None:  # type: ign
     assert record["event"] == f"Error handling request GET /webhooks/railway?token={REDACTED} " \
         "HTTP/1.1"
     assert f"token={REDACTED}" in record["exception"]
+
+
+def test_a_percent_encoded_secret_is_redacted() -> None:
+    """`?token=s3cret%2Drw` is accepted by the route as the secret, so it is one in a log line
+    too: such a value is logged decoded, then redacted; other encoded text stays as it came."""
+    redactor = SecretRedactor(["rw-secret-123456"])
+    out = redactor(None, "info", {"event": "/webhooks/railway?token=rw%2Dsecret%2D123456&x=1",
+                                  "other": "/api/x?q=a%20b"})
+    assert out["event"] == f"/webhooks/railway?token={REDACTED}&x=1"
+    assert out["other"] == "/api/x?q=a%20b"
+
+
+def test_what_a_client_did_wrong_is_an_info_line_without_traceback(capsys) -> None:  # type: ignore[no-untyped-def]
+    """aiohttp logs a body that did not decode, or a connection reset, with a traceback at
+    error level when it surfaces after the answer; it is the client's doing: one info line."""
+    import logging
+
+    from aiohttp.web import RequestPayloadError
+
+    configure_logging(fmt="json", level="info")
+    for exc in (RequestPayloadError("Can not decode content-encoding: gzip"),
+                ConnectionResetError("Connection lost")):
+        try:
+            raise exc
+        except Exception:
+            logging.getLogger("aiohttp.server").exception("Unhandled exception")
+    records = [json.loads(line) for line in capsys.readouterr().err.strip().splitlines()]
+    assert [(r["level"], r["event"]) for r in records] == [
+        ("info", "request ended by the client: RequestPayloadError"),
+        ("info", "request ended by the client: ConnectionResetError")]
+    assert not any("exception" in r for r in records)

@@ -155,38 +155,69 @@ async def test_a_token_is_checked_before_the_body_is_read(aiohttp_client, store:
     assert status == 401 and answer["reason"].startswith("missing token")
 
 
-async def test_bodies_read_at_once_share_a_budget(aiohttp_client, store: Store,
-                                                  dsn: str) -> None:  # type: ignore[no-untyped-def]
-    """Two unsigned bodies still arriving hold the whole budget: a third request is answered
-    503 with Retry-After; once they end, the budget is free again."""
-    settings = make_settings(dsn, max_body=4096)
-    settings = settings.model_copy(update={"server": ServerSettings(
-        P38_MAX_BODY_BYTES=4096, P38_READING_BODIES_BYTES=8192, P38_BODY_TIMEOUT_SECONDS=60)})
-    client = await aiohttp_client(create_app(settings))
-    partial = (b"POST /webhooks/github HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
-               b"Content-Type: application/json\r\nX-GitHub-Event: push\r\n"
-               b"X-GitHub-Delivery: slow\r\nContent-Length: 4096\r\n\r\n{")
+async def _start_bodies(client: Any, sizes: list[int]) -> list[tuple[Any, Any]]:
+    """Open one unsigned GitHub request per size, announcing 4096 bytes and sending `size`."""
     held = []
-    for _ in range(2):
+    for size in sizes:
         reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
-        writer.write(partial)
+        writer.write(b"POST /webhooks/github HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+                     b"Content-Type: application/json\r\nX-GitHub-Event: push\r\n"
+                     b"X-GitHub-Delivery: slow\r\nContent-Length: 4096\r\n\r\n" + b"{" * size)
         await writer.drain()
         held.append((reader, writer))
+    return held
 
-    async def full() -> bool:
-        return client.app[BODIES].used == 8192
 
-    await wait_until(full, what="two bodies being read")
-    third = await client.post("/webhooks/github", data=b"{}",
-                              headers={"Content-Type": "application/json"})
-    assert third.status == 503 and third.headers["Retry-After"] == "1"
-    assert "too many request bodies" in (await third.json())["reason"]
-    for reader, writer in held:
-        writer.write(b" " * 4095)  # the rest: unsigned, so 401, and the budget is given back
+def _budget_settings(dsn: str) -> Any:
+    return make_settings(dsn).model_copy(update={"server": ServerSettings(
+        P38_MAX_BODY_BYTES=4096, P38_READING_BODIES_BYTES=8192, P38_BODY_TIMEOUT_SECONDS=60)})
+
+
+async def _finish_bodies(client: Any, held: list[tuple[Any, Any]], sent: list[int]) -> None:
+    for (reader, writer), size in zip(held, sent, strict=True):
+        writer.write(b" " * (4096 - size))  # the rest: unsigned, so 401, and the budget freed
         await writer.drain()
         assert (await read_response(reader))[0] == 401
         writer.close()
     assert client.app[BODIES].used == 0
+
+
+async def test_bodies_read_at_once_share_a_budget(aiohttp_client, store: Store,
+                                                  dsn: str) -> None:  # type: ignore[no-untyped-def]
+    """Two unsigned bodies still arriving hold nearly the whole budget with the bytes they
+    sent: a third request whose body does not fit is answered 503 with Retry-After; once they
+    end, the budget is free again."""
+    client = await aiohttp_client(create_app(_budget_settings(dsn)))
+    sent = [4000, 4000]
+    held = await _start_bodies(client, sent)
+
+    async def full() -> bool:
+        return client.app[BODIES].used == 8000
+
+    await wait_until(full, what="two bodies being read")
+    third = await client.post("/webhooks/github", data=b" " * 300,
+                              headers={"Content-Type": "application/json"})
+    assert third.status == 503 and third.headers["Retry-After"] == "1"
+    assert "too many request bodies" in (await third.json())["reason"]
+    await _finish_bodies(client, held, sent)
+
+
+async def test_a_body_announced_but_not_sent_holds_nothing(aiohttp_client, store: Store,
+                                                          dsn: str) -> None:  # type: ignore[no-untyped-def]
+    """Four unsigned requests announce the largest body and send one byte: they hold four
+    bytes of the budget, not four times the body limit, and a good delivery is stored."""
+    client = await aiohttp_client(create_app(_budget_settings(dsn)))
+    sent = [1, 1, 1, 1]
+    held = await _start_bodies(client, sent)
+
+    async def reading() -> bool:
+        return client.app[BODIES].used == 4
+
+    await wait_until(reading, what="four bodies being read")
+    headers, body = github_request("ping", "app-hook")
+    good = await client.post("/webhooks/github", data=body, headers=headers)
+    assert good.status == 200, await good.text()
+    await _finish_bodies(client, held, sent)
 
 
 async def test_a_body_that_trickles_in_is_cut_off(aiohttp_client, store: Store,
@@ -327,3 +358,14 @@ def test_sign_helper_matches_githubs_scheme() -> None:
     """The helper these tests sign with computes GitHub's sha256 HMAC of the exact body."""
     assert sign(b"{}", GITHUB_SECRET).startswith("sha256=") and RAILWAY_SECRET
     assert uuid.UUID(github_request("ping", "app-hook")[0]["X-GitHub-Delivery"])
+
+
+async def test_an_undecodable_body_is_a_400(aiohttp_client, store: Store,
+                                           dsn: str) -> None:  # type: ignore[no-untyped-def]
+    """A body whose Content-Encoding does not decode is a 400 naming it, not a 500."""
+    client = await aiohttp_client(create_app(make_settings(dsn)))
+    bad_gzip = signed_request({"Content-Type": "application/json", "X-GitHub-Event": "ping",
+                               "X-GitHub-Delivery": "gz", "Content-Encoding": "gzip",
+                               "X-Hub-Signature-256": sign(b"\x1f\x8bxx")}, b"\x1f\x8bxx")
+    status, body = await raw(client, bad_gzip)
+    assert status == 400 and "could not be read" in body["reason"], body
