@@ -38,11 +38,13 @@ from controller.store import DatabaseUnavailable, Store, TransientStoreError
 from controller.store.embedded import resolve_dsn
 from controller.web import api, health, objects, webhooks
 from controller.web.budget import BodyBudget
+from controller.web.inflight import InFlight
 from controller.web.json import problem
 from controller.web.keys import (
     BODIES,
     CONTEXT,
     EXECUTOR,
+    IN_FLIGHT,
     INGEST,
     METRICS,
     POLICIES,
@@ -76,7 +78,7 @@ def create_app(settings: Settings, *, registry: Mapping[str, Reconciler] | None 
     pass ones opened on fakes). `secrets`: Secret Manager values, refreshed every
     P38_SECRETS_TTL_SECONDS while the app runs."""
     app = web.Application(client_max_size=settings.server.max_body_bytes,
-                          middlewares=[_json_errors, _api_auth])
+                          middlewares=[_in_flight, _json_errors, _api_auth])
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app[REGISTRY] = registry if registry is not None else default_registry(
@@ -85,6 +87,7 @@ def create_app(settings: Settings, *, registry: Mapping[str, Reconciler] | None 
     app[ROUTER] = Router.of(app[REGISTRY].values())
     app[WAKE] = asyncio.Event()
     app[BODIES] = BodyBudget(settings.server.reading_bodies_bytes)
+    app[IN_FLIGHT] = InFlight()
     app.router.add_post("/webhooks/{source}", webhooks.receive)
     health.add_routes(app)
     api.add_routes(app)
@@ -115,6 +118,13 @@ def check_registry(registry: Mapping[str, Reconciler]) -> None:
 
 
 API_TIMEOUT = 10.0  # seconds an API answer may take (a hung database must not hold it)
+
+
+@web.middleware
+async def _in_flight(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Counted while handled, so a shutdown waits for it (`controller.web.inflight`)."""
+    with request.app[IN_FLIGHT].request():
+        return await handler(request)
 
 
 @web.middleware

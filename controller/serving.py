@@ -2,8 +2,10 @@
 
 Start-up opens everything first (database, migrations, providers, workers), then listens, then
 says what runs: an unreachable database or a busy port is one line and exit 2, before any
-banner. Port 0 prints the port actually bound. SIGTERM and SIGINT log a line, give reconciles
-`P38_SHUTDOWN_GRACE_SECONDS`, and close everything in reverse order. No reconcile logic here.
+banner. Port 0 prints the port actually bound. SIGTERM and SIGINT log a line and stop
+listening; requests in flight (a body still arriving among them) get
+`P38_SHUTDOWN_GRACE_SECONDS` to end, then reconciles get it too, and everything closes in
+reverse order. No reconcile logic here.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from controller.config import Settings
 from controller.store import DatabaseUnavailable
 from controller.web.health import describe
 from controller.web.json import problem
+from controller.web.keys import IN_FLIGHT
 
 log = structlog.get_logger("p38.serve")
 
@@ -133,9 +136,14 @@ async def _serve(settings: Settings, *, secrets: SecretSource | None, banner: bo
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)
     await stopping.wait()
+    for running in runner.sites:
+        await running.stop()  # no new connections; those open go on being read
     log.info("shutting_down", signal=received[0] if received else None, grace_seconds=grace,
-             meaning="no new connections; reconciles in flight get the grace period, then "
-                     "their leases are released")
+             requests_in_flight=app[IN_FLIGHT].count,
+             meaning="no new connections; requests and reconciles in flight get the grace "
+                     "period, then their leases are released")
+    if not await app[IN_FLIGHT].drained(grace):
+        log.warning("requests_cut_off", count=app[IN_FLIGHT].count, grace_seconds=grace)
     await runner.cleanup()
     log.info("stopped")
     return EXIT_OK

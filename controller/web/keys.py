@@ -20,6 +20,7 @@ from controller.reconcile.policy import Policy
 from controller.reconcile.reconciler import Reconciler, Router
 from controller.store import Store
 from controller.web.budget import BodyBudget
+from controller.web.inflight import InFlight
 
 SETTINGS = web.AppKey("settings", Settings)
 POLICY = web.AppKey("policy", Policy)  # the environment's part; see POLICIES
@@ -36,3 +37,4 @@ WORKERS = web.AppKey("workers", list[Worker])
 WAKE = web.AppKey("wake", asyncio.Event)
 CONTEXT = web.AppKey("context", StoreContext)
 BODIES = web.AppKey("bodies", BodyBudget)
+IN_FLIGHT = web.AppKey("in_flight", InFlight)

@@ -5,11 +5,12 @@ writes, whatever a sender put in a request line or header."""
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import struct
 from pathlib import Path
 
-from tests.helpers import env_for, p38_running, terminate
+from tests.helpers import GITHUB_SECRET, env_for, github_request, p38_running, terminate
 
 SECRETS = {"RAILWAY_WEBHOOK_SECRET": "rw-secret-123456", "GITHUB_WEBHOOK_SECRET":
            "gh-secret-123456", "P38_API_TOKEN": "api-token-123456"}
@@ -87,3 +88,32 @@ def test_parser_refusals_are_json_and_secrets_never_logged(dsn: str, tmp_path: P
     for secret in SECRETS.values():
         assert secret not in written and secret[:-1] not in written
     assert all(entry.startswith("{") for entry in written.splitlines() if entry.strip())
+
+
+def test_a_body_still_arriving_at_sigterm_is_answered(dsn: str, tmp_path: Path) -> None:
+    """SIGTERM while a delivery's body is on its way: the server stops listening, reads the
+    rest, stores and answers the delivery, then exits 0."""
+    env = {**env_for(dsn), "GITHUB_WEBHOOK_SECRET": GITHUB_SECRET, "P38_HOME": str(tmp_path)}
+    headers, body = github_request("ping", "app-hook")
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    with p38_running("serve", "--port", "0", env=env, cwd=tmp_path) as process:
+        assert process.stderr is not None
+        line = process.stderr.readline()
+        while '"serving"' not in line:
+            line = process.stderr.readline()
+        port = int(json.loads(line)["url"].rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
+            conn.sendall(f"POST /webhooks/github HTTP/1.1\r\nHost: x\r\n{head}Content-Length: "
+                         f"{len(body)}\r\nExpect: 100-continue\r\n\r\n".encode())
+            assert conn.recv(100).startswith(b"HTTP/1.1 100")  # the handler is reading
+            conn.sendall(body[:1])
+            process.send_signal(signal.SIGTERM)
+            while '"shutting_down"' not in line:
+                line = process.stderr.readline()
+            assert '"requests_in_flight":1' in line.replace(" ", "")
+            conn.sendall(body[1:])
+            answer = conn.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 200"), answer
+        assert b'"status":"pong"' in answer.replace(b" ", b"")
+        code, _rest = terminate(process)
+    assert code == 0
