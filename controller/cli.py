@@ -304,8 +304,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     def server_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--host", help="bind address (default P38_HOST or 127.0.0.1)")
-        p.add_argument("--port", type=int, help="port (default P38_PORT or 8080)")
-        p.add_argument("--workers", type=int, help="reconcile workers (default P38_WORKERS)")
+        p.add_argument("--port", type=_ranged(0, 65535),
+                       help="port, 0-65535; 0: any free port, printed (default P38_PORT or 8080)")
+        p.add_argument("--workers", type=_ranged(0, 64),
+                       help="reconcile workers (default P38_WORKERS); 0: this process only "
+                            "ingests")
         p.add_argument("--unix", metavar="PATH", help="listen on a Unix socket instead of TCP")
         p.add_argument("--manifests", metavar="DIR",
                        help="reconcile this folder as the source `local`, re-read when its "
@@ -352,6 +355,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _ranged(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: an integer from `low` to `high` (what the environment variable of the
+    same setting is checked against)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is not between {low} and {high}")
+        return value
+    return parse
+
+
+# A setting read from either of two variables is named by the one that is set.
+_ALSO_READ_FROM = {"P38_PORT": "PORT"}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -359,6 +380,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:  # a bad environment variable: say which and why (never
         for error in exc.errors():  # its value: it may be a secret)
             name = ".".join(str(part) for part in error["loc"])
+            other = _ALSO_READ_FROM.get(name)
+            if other and name not in os.environ and other in os.environ:
+                name = other
             rule = error["msg"].removeprefix("Value error, ")
             print(f"configuration error: {name}: {rule}" if name
                   else f"configuration error: {rule}", file=sys.stderr)

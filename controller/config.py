@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import unquote, urlsplit
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -55,8 +56,10 @@ class QueueSettings(BaseSettings):
     """The work queue and the workers that drain it."""
 
     model_config = _ENV
-    workers: int = Field(4, validation_alias="P38_WORKERS", ge=1,
-                         description="Concurrent reconciles per process; reconciles wait on I/O.")
+    workers: int = Field(4, validation_alias="P38_WORKERS", ge=1, le=64,
+                         description="Concurrent reconciles per process; reconciles wait on I/O. "
+                                     "Each may hold a database connection (PostgreSQL allows "
+                                     "100 by default): scale out with processes instead.")
     lease_seconds: float = Field(30.0, validation_alias="P38_LEASE_SECONDS", gt=0,
                                  description="Seconds a claim is held without a heartbeat; a "
                                              "crashed worker's key is retried after this.")
@@ -219,6 +222,22 @@ class StoreSettings(BaseSettings):
                        description="State directory for the embedded database.")
     migrate_on_start: bool = Field(True, validation_alias="P38_MIGRATE_ON_START")
 
+    @field_validator("database_url")
+    @classmethod
+    def _a_postgresql_url(cls, dsn: str | None) -> str | None:
+        # The message never quotes the value: it may hold a password.
+        if dsn is None:
+            return None
+        parts = urlsplit(dsn)
+        if parts.scheme not in ("postgres", "postgresql"):
+            raise ValueError("must be a URL postgresql://user:password@host:port/database "
+                             "(the key=value form is not read)")
+        try:
+            parts.port  # noqa: B018 - parsing it is the check
+        except ValueError:
+            raise ValueError("its port is not a number from 0 to 65535") from None
+        return dsn
+
 
 class RetentionSettings(BaseSettings):
     """How long settled deliveries and audit rows are kept."""
@@ -281,4 +300,12 @@ class Settings(BaseModel):
                 value = getattr(group, name)
                 if isinstance(value, SecretStr) and value.get_secret_value():
                     found.append(value.get_secret_value())
+        if password := _dsn_password(self.store.database_url):
+            found.append(password)
         return found
+
+
+def _dsn_password(dsn: str | None) -> str | None:
+    """The password in a DATABASE_URL (`postgresql://user:password@host/db`), decoded."""
+    password = urlsplit(dsn).password if dsn else None
+    return unquote(password) if password else None

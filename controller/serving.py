@@ -97,7 +97,7 @@ async def _serve(settings: Settings, *, secrets: SecretSource | None, banner: bo
                  unix: str | None) -> int:
     host, port = settings.server.host, settings.server.port
     where = unix or f"{host}:{port}"
-    if not unix and port and (problem := _port_taken(host, port)):
+    if not unix and (problem := _port_taken(host, port)):
         print(problem, file=sys.stderr)  # before anything starts
         return EXIT_CANNOT_START
     app = create_app(settings, secrets=secrets)

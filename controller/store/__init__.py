@@ -41,10 +41,17 @@ class DatabaseUnavailable(P38Error):
 
 
 def where(dsn: str) -> str:
-    """`host:port/database` of a DSN, for messages (never its user or password)."""
+    """`host:port/database` of a DSN, for messages (never its user or password, nor the text
+    of a DSN that is not a URL: it may hold a password anywhere)."""
     parts = urlsplit(dsn)
+    if parts.scheme not in ("postgres", "postgresql"):
+        return "DATABASE_URL (not a postgresql:// URL)"
+    try:
+        port = parts.port or 5432
+    except ValueError:
+        return "DATABASE_URL (its port is not a number)"
     host = parts.hostname or dict(parse_qsl(parts.query)).get("host") or "localhost"
-    return f"{host}:{parts.port or 5432}{parts.path or ''}"
+    return f"{host}:{port}{parts.path or ''}"
 
 
 _TRANSIENT = (
@@ -143,9 +150,9 @@ class Store(Queries):
             pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size,
                                              init=_init_connection, reset=_keep_session,
                                              command_timeout=60, timeout=timeout)
-        except (OSError, TimeoutError, asyncpg.PostgresError,
-                asyncpg.exceptions.InterfaceError) as exc:
-            cause = str(exc) or type(exc).__name__
+        except (OSError, TimeoutError, ValueError, asyncpg.PostgresError,
+                asyncpg.exceptions.InterfaceError) as exc:  # ValueError: a DSN it cannot parse
+            cause = (str(exc) or type(exc).__name__).replace(dsn, "DATABASE_URL")
             if isinstance(exc, ConnectionRefusedError):
                 cause = "connection refused (is PostgreSQL running there?)"
             elif isinstance(exc, TimeoutError):

@@ -18,7 +18,9 @@ NOWHERE = "postgresql://postgres@127.0.0.1:1/nothing"  # nothing listens on port
 @pytest.mark.parametrize(
     ("variable", "value", "rule"),
     [("P38_WORKERS", "0", "greater than or equal to 1"),
+     ("P38_WORKERS", "65", "less than or equal to 64"),
      ("P38_PORT", "70000", "less than or equal to 65535"),
+     ("PORT", "99999", "less than or equal to 65535"),  # Railway's variable, named as set
      ("P38_LOG_LEVEL", "loud", "must be one of debug, info, warning, error, critical"),
      ("P38_MAX_BODY_BYTES", "10", "greater than or equal to 1024"),
      ("P38_LEASE_SECONDS", "0", "greater than 0"),
@@ -33,6 +35,44 @@ def test_a_setting_out_of_range_is_named_with_its_rule(variable: str, value: str
     assert result.returncode == 2
     assert result.stderr.strip() == f"configuration error: {variable}: Input should be " \
         f"{rule}" or result.stderr.strip() == f"configuration error: {variable}: {rule}"
+
+
+@pytest.mark.parametrize(("flag", "value", "rule"), [
+    ("--port", "99999", "99999 is not between 0 and 65535"),
+    ("--port", "-5", "-5 is not between 0 and 65535"),
+    ("--workers", "-1", "-1 is not between 0 and 64"),
+    ("--workers", "many", "'many' is not an integer")])
+def test_a_flag_out_of_range_is_refused_like_its_variable(flag: str, value: str,
+                                                          rule: str) -> None:
+    """The flags that override a setting are checked against the same range, before anything
+    starts: argparse's two lines (usage, the rule), exit 2, no traceback."""
+    result = p38("serve", f"{flag}={value}", env={**os.environ, "DATABASE_URL": NOWHERE})
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1].endswith(f"error: argument {flag}: {rule}")
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("dsn", "rule"), [
+    ("host=127.0.0.1 user=postgres password=hunter22x dbname=nope",
+     "must be a URL postgresql://user:password@host:port/database"),
+    ("postgres//user:hunter22x@127.0.0.1:1/x", "must be a URL postgresql://"),
+    ("postgresql://user:hunter22x@127.0.0.1:notaport/x", "its port is not a number"),
+])
+def test_a_malformed_database_url_is_named_without_its_password(dsn: str, rule: str) -> None:
+    """DATABASE_URL is checked with the other settings: the rule, never the value."""
+    result = p38("serve", env={**os.environ, "DATABASE_URL": dsn})
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"configuration error: DATABASE_URL: {rule}")
+    assert "hunter22x" not in result.stderr + result.stdout and "Traceback" not in result.stderr
+
+
+def test_an_address_not_on_this_machine_is_refused_before_anything_starts() -> None:
+    """`--host` an address no interface has, even with `--port 0`: one line, exit 2, before
+    the database is tried (NOWHERE would be the other complaint)."""
+    result = p38("serve", "--host", "192.0.2.1", "--port", "0",
+                 env={**os.environ, "DATABASE_URL": NOWHERE})
+    assert (result.returncode, result.stderr.strip()) == (
+        2, "cannot start: cannot listen on 192.0.2.1:0: Cannot assign requested address")
 
 
 def test_backoff_cap_below_base_is_refused() -> None:
