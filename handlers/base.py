@@ -47,31 +47,41 @@ class Delivery:
         return not self.keys
 
 
-def storable(what: str, value: str) -> str:
+# Longest identities, in UTF-8 bytes: far above what GitHub, Railway and n8n send (a GUID is
+# 36, an event name under 40, a key like `pull:owner/repo#N` under 200), and far below what a
+# PostgreSQL index entry can hold (about 2,700 bytes).
+IDENTITY_BYTES = 256
+KEY_BYTES = 512
+
+
+def storable(what: str, value: str, *, limit: int | None = None) -> str:
     """`value` as it may be stored and used as an identity or a key: valid UTF-8 (HTTP headers
-    arrive with undecodable bytes kept as surrogates) and no NUL (PostgreSQL text cannot hold
-    one). Otherwise the delivery is refused with 400 naming the field: GitHub never sends such
-    bytes, so only a broken or hostile sender meets this."""
+    arrive with undecodable bytes kept as surrogates), no NUL (PostgreSQL text cannot hold
+    one), and at most `limit` bytes. Otherwise the delivery is refused with 400 naming the
+    field: GitHub never sends such values, so only a broken or hostile sender meets this."""
     if "\x00" in value:
         raise Rejection(400, f"{what} holds a NUL character")
     try:
-        value.encode("utf-8")
+        size = len(value.encode("utf-8"))
     except UnicodeEncodeError:
         raise Rejection(400, f"{what} is not valid UTF-8") from None
+    if limit is not None and size > limit:
+        raise Rejection(400, f"{what} is {size} bytes long; at most {limit} are accepted")
     return value
 
 
 def checked(delivery: Delivery) -> Delivery:
     """The delivery, once every field it stores or keys on is `storable`."""
-    storable("the event name", delivery.event)
-    storable("the delivery id", delivery.guid)
-    storable("the hook id", delivery.hook)
+    storable("the event name", delivery.event, limit=IDENTITY_BYTES)
+    storable("the delivery id", delivery.guid, limit=IDENTITY_BYTES)
+    storable("the hook id", delivery.hook, limit=IDENTITY_BYTES)
     if delivery.action is not None:
-        storable("the payload's action", delivery.action)
+        storable("the payload's action", delivery.action, limit=IDENTITY_BYTES)
     for name, value in delivery.headers.items():
         storable(f"the {name} header", value)
     for key in delivery.keys:
-        storable(f"the object the payload names ({key!r})", key)
+        storable(f"the object the payload names ({key[:60]!r}…)" if len(key) > 60 else
+                 f"the object the payload names ({key!r})", key, limit=KEY_BYTES)
     return delivery
 
 

@@ -51,7 +51,10 @@ def _refused(exc: BaseException) -> Rejection:
     retries which can never succeed."""
     if isinstance(exc, RejectedValue):
         return Rejection(400, f"payload cannot be stored: {exc}")
-    return Rejection(400, f"payload cannot be stored: {type(exc).__name__}: {exc}")
+    # The database's own words name tables and indexes: for the log, not for the sender.
+    log.warning("delivery_refused_by_database", error=f"{type(exc).__name__}: {exc}")
+    return Rejection(400, f"payload cannot be stored: the database refused one of its values "
+                          f"({type(exc).__name__})")
 
 
 class IngestWriter:

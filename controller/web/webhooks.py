@@ -64,7 +64,7 @@ async def receive(request: web.Request) -> web.Response:
     if source in SOURCES:  # no label values from unknown paths or unverified headers
         metrics.count_delivery(source, event or "", outcome, elapsed)
     log.info("delivery", source=source, webhook_event=event, status=response.status,
-             outcome=outcome, guid=request.headers.get("X-GitHub-Delivery"),
+             outcome=outcome, guid=_short(request.headers.get("X-GitHub-Delivery")),
              reason=None if response.status < 300 else _reason(response),
              ms=round(elapsed * 1000, 2))
     return response
@@ -183,6 +183,11 @@ async def _read(request: web.Request, held: Held, limit: int) -> bytes:
         held.take(len(chunk))
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _short(value: str | None, limit: int = 100) -> str | None:
+    """A header for the log line: whoever sent it, a line stays a line."""
+    return value if value is None or len(value) <= limit else value[:limit] + "…"
 
 
 def _reason(response: web.Response) -> str | None:

@@ -98,6 +98,28 @@ async def test_a_nul_the_database_cannot_hold_is_a_400_alone_or_in_a_batch(
         assert [a.status for a in answers[1:]] == [202] * company
 
 
+async def test_overlong_identities_are_a_400_naming_the_field(aiohttp_client, store: Store,
+                                                              dsn: str) -> None:  # type: ignore[no-untyped-def]
+    """A delivery id or a repository name far longer than any sender's (they would not fit a
+    database index) is refused with 400 naming the field and the limit, not PostgreSQL's
+    words; good deliveries beside them are stored."""
+    client = await aiohttp_client(create_app(make_settings(dsn)))
+    long_guid = github_request("push", "default-branch", guid="g" * 3000)
+    _, sample_body = github_request("push", "default-branch")
+    payload = json.loads(sample_body)
+    payload["repository"]["full_name"] = "octo-org/" + "r" * 3000
+    long_name = github_payload("push", payload)
+    good = [github_request("push", "default-branch") for _ in range(5)]
+    answers = await asyncio.gather(*[client.post("/webhooks/github", data=b, headers=h)
+                                     for h, b in [long_guid, long_name, *good]])
+    reasons = [(await a.json())["reason"] for a in answers[:2]]
+    assert [a.status for a in answers] == [400, 400] + [202] * 5
+    assert reasons[0] == "the delivery id is 3000 bytes long; at most 256 are accepted"
+    assert reasons[1].startswith("the object the payload names (") and \
+        reasons[1].endswith("at most 512 are accepted")
+    assert "index" not in " ".join(reasons)
+
+
 async def test_odd_bytes_in_secrets_are_a_401_with_a_log_line(aiohttp_client, store: Store,
                                                               dsn: str) -> None:  # type: ignore[no-untyped-def]
     """Undecodable or non-ASCII bytes where a signature or token goes: 401 JSON, never a 500,
