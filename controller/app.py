@@ -88,7 +88,7 @@ def create_app(settings: Settings, *, registry: Mapping[str, Reconciler] | None 
     app[WAKE] = asyncio.Event()
     app[BODIES] = BodyBudget(settings.server.reading_bodies_bytes)
     app[IN_FLIGHT] = InFlight()
-    app.router.add_post("/webhooks/{source}", webhooks.receive)
+    app.router.add_post("/webhooks/{source}", webhooks.receive, expect_handler=webhooks.expect)
     health.add_routes(app)
     api.add_routes(app)
     objects.add_routes(app)

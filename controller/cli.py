@@ -94,7 +94,19 @@ EXIT_CANNOT_RUN = 3  # no database to work with (a usage error is 2, a failure 1
 
 
 async def _with_store(settings: Settings, body: Callable[[Store], Awaitable[int]], *,
-                      need_schema: bool = True) -> int:
+                      need_schema: bool = True, create: bool = False,
+                      absent: Callable[[], int] | None = None) -> int:
+    """Run `body` on the database. With DATABASE_URL unset, the embedded server is started
+    if it exists; it is created only by a command that means to (`create`: migrate), never
+    as a side effect of a look (status, plan): `absent` answers instead, or exit 3."""
+    pgdata = settings.store.home / "pgdata"
+    if not settings.store.database_url and not create and not (pgdata / "PG_VERSION").exists():
+        if absent is not None:
+            return absent()
+        print(f"cannot run: no database: DATABASE_URL is unset and there is no embedded "
+              f"database in {pgdata} yet (`p38 up` or `p38 migrate` creates it)",
+              file=sys.stderr)
+        return EXIT_CANNOT_RUN
     dsn = await asyncio.to_thread(resolve_dsn, settings.store.database_url, settings.store.home)
     try:
         store = await Store.connect(dsn, min_size=1, max_size=2)
@@ -118,7 +130,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
               f"(schema version {await store.schema_version()})")
         return 0
 
-    return asyncio.run(_with_store(_settings(args), body, need_schema=False))
+    return asyncio.run(_with_store(_settings(args), body, need_schema=False, create=True))
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -254,7 +266,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if not manifests.ok:
         files = len({p.path for p in manifests.problems})
         print(f"{len(manifests.problems)} problem(s) in {files} of {manifests.files} "
-              "file(s) read", file=sys.stderr)
+              "file(s) read" if manifests.files else
+              f"{len(manifests.problems)} problem(s); no manifest file was read",
+              file=sys.stderr)
         return 1
     kinds = Counter(o.kind for o in manifests.objects)
     print(f"ok: {len(manifests.objects)} object(s) in {manifests.files} file(s)"
@@ -278,11 +292,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 1
 
-    async def applied(store: Store) -> int:
-        # A database never migrated (a fresh clone) has applied nothing: every object is a
-        # create. Plan reads only; it never migrates.
-        rows = await store.fetch("applied_objects_of", args.source) \
-            if await store.schema_version() >= APPLIED_OBJECTS_SINCE else []
+    def against(rows: list[Any]) -> int:
         plan = manifests_decide(snapshot_of(manifests, rows, source=args.source))
         changes = object_changes(plan)
         for action in changes:
@@ -290,7 +300,18 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print(f"Plan ({args.source}): {plan.reason}.")
         return 2 if changes else 0
 
-    return asyncio.run(_with_store(_settings(args), applied, need_schema=False))
+    async def applied(store: Store) -> int:
+        # A database never migrated (a fresh clone) has applied nothing: every object is a
+        # create. Plan reads only; it never migrates.
+        return against(await store.fetch("applied_objects_of", args.source)
+                       if await store.schema_version() >= APPLIED_OBJECTS_SINCE else [])
+
+    def nothing_applied() -> int:
+        print("(no database here yet: compared with nothing applied)", file=sys.stderr)
+        return against([])
+
+    return asyncio.run(_with_store(_settings(args), applied, need_schema=False,
+                                   absent=nothing_applied))
 
 
 APPLIED_OBJECTS_SINCE = 3  # the migration that created applied_objects

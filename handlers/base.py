@@ -90,8 +90,13 @@ def as_bytes(value: str) -> bytes:
     return value.encode("utf-8", "surrogateescape")
 
 
-def header(headers: Mapping[str, str], name: str) -> str | None:
-    """Case-insensitive header lookup that works on plain dicts too."""
+def header(headers: Mapping[str, str], name: str, *, once: bool = True) -> str | None:
+    """Case-insensitive header lookup that works on plain dicts too. A header that identifies
+    or authenticates a delivery (`once`) sent twice is a 400: which one counts would be a
+    guess, and GitHub never sends one twice."""
+    getall = getattr(headers, "getall", None)
+    if once and getall is not None and len(sent := getall(name, [])) > 1:
+        raise Rejection(400, f"the {name} header is sent {len(sent)} times; once is expected")
     value = headers.get(name)
     if value is None:
         lowered = name.lower()
@@ -104,7 +109,7 @@ def header(headers: Mapping[str, str], name: str) -> str | None:
 def selected_headers(headers: Mapping[str, str], names: tuple[str, ...]) -> dict[str, str]:
     found = {}
     for name in names:
-        value = header(headers, name)
+        value = header(headers, name, once=False)
         if value is not None:
             found[name] = value
     return found

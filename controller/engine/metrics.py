@@ -40,6 +40,8 @@ def event_label(source: str, event: str) -> str:
     if source == "railway":
         family = event.split(".", 1)[0]
         return family if family in RAILWAY_FAMILIES else "other"
+    if event.startswith("alert"):  # alert.fired, alert.resolved: what docs/webhooks.md says
+        return "alert"
     return event if event in N8N_EVENTS else "other"
 
 

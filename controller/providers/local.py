@@ -96,6 +96,8 @@ def _read_local(folder: Path, known_tree: str | None) -> ManifestFiles:
             unreadable.append(f"{path}:1:1: cannot read: {exc}")
             continue
         digest.update(str(path.relative_to(folder)).encode() + b"\0" + data + b"\0")
+    for line in unreadable:  # another problem is another revision, recorded with its problems
+        digest.update(b"\0unreadable\0" + line.encode("utf-8", "surrogateescape"))
     tree = digest.hexdigest()
     if tree == known_tree and not unreadable:
         return ManifestFiles(revision=tree, tree=tree, files=None)

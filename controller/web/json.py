@@ -7,6 +7,7 @@ silently ignored filter), a value outside its set, a NUL, an integer out of rang
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -68,6 +69,8 @@ def query(request: web.Request, declared: Declared) -> dict[str, Any]:
                        f"{', '.join(sorted(declared)) or 'none'}")
     values: dict[str, Any] = {}
     for name, kind in declared.items():
+        if len(request.query.getall(name, [])) > 1:
+            raise BadQuery(f"{name} is given more than once; give it once")
         raw = request.query.get(name)
         if raw is None or raw == "":
             values[name] = kind.default if isinstance(kind, Int) else None
@@ -85,11 +88,13 @@ def _text(name: str, raw: str, kind: Text) -> str:
     return raw
 
 
+_INTEGER = re.compile(r"-?[0-9]+")
+
+
 def _int(name: str, raw: str, kind: Int) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadQuery(f"{name} must be an integer") from None
+    if not _INTEGER.fullmatch(raw):  # int() would take "+5", "1_000", " 7", "٣"
+        raise BadQuery(f"{name} must be an integer written in digits")
+    value = int(raw)
     if not kind.lo <= value <= kind.hi:
         raise BadQuery(f"{name} must be between {kind.lo} and {kind.hi}")
     return value

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 
 import structlog
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 from pydantic import SecretStr
 
 from controller.config import SecretsSettings
@@ -43,6 +43,18 @@ SOURCES: dict[str, tuple[str, Parse, Precheck]] = {
             lambda h, b, s, q, r: n8n.from_http(h, b, secret=s, query=q, route=r),
             check_token),
 }
+
+
+async def expect(request: web.Request) -> web.StreamResponse | None:
+    """`Expect: 100-continue` as aiohttp answers it; any other expectation is a JSON 417 that
+    does not quote the header (aiohttp's own answer is text that echoes it)."""
+    if request.version != HttpVersion11:
+        return None
+    if request.headers.get("Expect", "").lower() != "100-continue":
+        return problem(417, "the only expectation understood is Expect: 100-continue")
+    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    request.writer.output_size = 0  # the response proper has not started
+    return None
 
 
 def _secret(secrets: SecretsSettings, source: str) -> str | None:
@@ -136,8 +148,9 @@ async def _receive(request: web.Request,
         response = answer({"status": "duplicate", "reason": "this delivery is already stored "
                            "and pending or processed; not accepted again", **body_out}, 200)
     elif delivery.ignored:
-        response = answer({"status": "ignored", "reason": f"stored; no reconciler handles "
-                           f"{delivery.event!r}", **body_out}, 202)
+        response = answer({"status": "ignored", "reason": f"stored; no reconciler acts on "
+                           f"this {delivery.event!r} delivery (no object of a kind one watches "
+                           f"is named in it)", **body_out}, 202)
     else:
         again = " again (its earlier processing failed)" \
             if result.outcome is Outcome.REDELIVERED else ""

@@ -151,7 +151,9 @@ def test_plan_on_a_fresh_database_and_on_nothing(fresh_database, tmp_path: Path)
     assert f"{tmp_path}:1:1: no manifests found" in empty.stderr
     version = p38("--version", env=env)
     assert version.returncode == 0 and version.stdout.startswith("p38 ")
-    assert p38("validate", str(tmp_path), env=env).returncode == 1  # nothing to validate
+    nothing = p38("validate", str(tmp_path), env=env)  # nothing to validate
+    assert nothing.returncode == 1
+    assert nothing.stderr.splitlines()[-1] == "1 problem(s); no manifest file was read"
 
 
 def _unlistable_folder(parent: Path) -> None:
@@ -185,3 +187,28 @@ def test_a_folder_that_cannot_be_listed_is_a_problem_not_a_prune(tmp_path: Path)
     assert "cannot list folder: File name too long" in result.stdout + result.stderr
     read = _read_local(tmp_path, known_tree=None)
     assert read.files and any("cannot list folder" in line for line in read.unreadable)
+
+
+def test_another_unreadable_folder_is_another_revision(tmp_path: Path) -> None:
+    """Pointing the local source at a missing folder, then at a file: each is its own
+    revision, so the problems recorded (and shown with the status) are the current ones."""
+    from controller.providers.local import _read_local
+
+    (tmp_path / "file").write_text("x")
+    missing, a_file = _read_local(tmp_path / "missing", None), _read_local(tmp_path / "file", None)
+    assert missing.revision != a_file.revision
+    assert a_file.unreadable == (f"{tmp_path / 'file'}:1:1: not a directory",)
+
+
+def test_a_look_never_creates_the_embedded_database(tmp_path: Path) -> None:
+    """With DATABASE_URL unset and no embedded database yet, `p38 status` says so (exit 3) and
+    `p38 plan` compares with nothing applied; neither runs initdb nor leaves a server."""
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env["P38_HOME"] = str(tmp_path / "home")
+    status = p38("status", env=env)
+    assert status.returncode == 3
+    assert "no embedded database in" in status.stderr and "p38 up" in status.stderr
+    plan = p38("plan", str(ROOT / "manifests"), env=env)
+    assert plan.returncode == 2, plan.stderr
+    assert "Plan (local): 6 to create, 0 to update, 0 to delete." in plan.stdout
+    assert not (tmp_path / "home").exists()

@@ -18,6 +18,7 @@ from controller.store import Store
 from controller.web.keys import BODIES
 from tests.helpers import (
     GITHUB_SECRET,
+    N8N_SECRET,
     RAILWAY_SECRET,
     github_payload,
     github_request,
@@ -120,6 +121,19 @@ async def test_overlong_identities_are_a_400_naming_the_field(aiohttp_client, st
     assert "index" not in " ".join(reasons)
 
 
+async def test_an_identity_header_sent_twice_is_a_400(aiohttp_client, store: Store,
+                                                     dsn: str) -> None:  # type: ignore[no-untyped-def]
+    """Two X-GitHub-Event or two signature headers: which counts would be a guess (the
+    signature does not cover headers), so the delivery is refused, naming the header."""
+    client = await aiohttp_client(create_app(make_settings(dsn)))
+    headers, body = github_request("push", "default-branch")
+    for odd, name in ((b"X-GitHub-Event: ping", "X-GitHub-Event"),
+                      (b"X-Hub-Signature-256: sha256=00", "X-Hub-Signature-256")):
+        status, answer = await raw(client, signed_request(headers, body, odd=odd))
+        assert (status, answer["reason"]) == (400, f"the {name} header is sent 2 times; once "
+                                                   "is expected")
+
+
 async def test_odd_bytes_in_secrets_are_a_401_with_a_log_line(aiohttp_client, store: Store,
                                                               dsn: str) -> None:  # type: ignore[no-untyped-def]
     """Undecodable or non-ASCII bytes where a signature or token goes: 401 JSON, never a 500,
@@ -164,6 +178,27 @@ async def test_odd_event_names_neither_break_metrics_nor_grow_them(aiohttp_clien
     text = await metrics.text()
     assert metrics.status == 200 and "invented_event" not in text
     assert 'p38_deliveries_total{event="other",outcome="stored",source="github"} 40.0' in text
+
+
+async def test_n8n_alerts_have_their_label_and_other_expectations_a_json_417(
+        aiohttp_client, store: Store, dsn: str) -> None:  # type: ignore[no-untyped-def]
+    """`alert.fired` (docs/webhooks.md) is counted as `alert`, not `other`; an `Expect` other
+    than 100-continue is a JSON 417 that does not quote it; 100-continue still works."""
+    client = await aiohttp_client(create_app(make_settings(dsn)))
+    alert = await client.post("/webhooks/n8n", json={"event": "alert.fired", "workflow": "w",
+                                                     "message": "TSLA +5%"},
+                              headers={"Authorization": f"Bearer {N8N_SECRET}"})
+    assert alert.status == 202
+    text = await (await client.get("/metrics")).text()
+    assert 'p38_deliveries_total{event="alert",outcome="stored",source="n8n"} 1.0' in text
+    headers, body = github_request("ping", "app-hook")
+    refused = await client.post("/webhooks/github", data=body,
+                                headers={**headers, "Expect": "<script>"})
+    answer = await refused.json()
+    assert refused.status == 417 and "<script>" not in json.dumps(answer)
+    continued = await client.post("/webhooks/github", data=body, expect100=True,
+                                  headers={**headers, "X-GitHub-Delivery": str(uuid.uuid4())})
+    assert continued.status == 200
 
 
 async def test_a_token_is_checked_before_the_body_is_read(aiohttp_client, store: Store,
@@ -299,6 +334,10 @@ async def test_api_parameters_are_checked(aiohttp_client, store: Store, dsn: str
                                      "event, limit, source, status",
         "/api/deliveries?before=abc": "before must be an integer",
         "/api/deliveries?before=-1": "before must be between 1 and",
+        "/api/deliveries?limit=%2B5": "limit must be an integer written in digits",
+        "/api/deliveries?limit=1_000": "limit must be an integer written in digits",
+        "/api/deliveries?limit=1&limit=2": "limit is given more than once",
+        "/api/deliveries?status=pending&status=bogus": "status is given more than once",
         "/api/deliveries?limit=0": "limit must be between 1 and 1000",
         "/api/deliveries?limit=99999999999999999999": "limit must be between 1 and 1000",
         "/api/deliveries/abc%00": "the delivery's GUID or id must be text without NUL",
