@@ -1,0 +1,133 @@
+"""`p38`: up, serve, migrate, status, replay, approve, prune, db-stop, validate, schema, plan.
+
+Parses arguments, builds Settings from the environment (every setting checked, one line per
+problem) and hands over to the command's module: `server` (up, serve), `database` (the
+one-shot commands on the store), `manifests` (validate, schema, plan). Exit codes: 0 success,
+1 failure, 2 usage or configuration error, 3 no database to work with.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from importlib.metadata import version as package_version
+from typing import Any
+
+from pydantic import ValidationError
+
+from controller.cli.database import (
+    cmd_approve,
+    cmd_db_stop,
+    cmd_migrate,
+    cmd_prune,
+    cmd_replay,
+    cmd_status,
+)
+from controller.cli.manifests import cmd_plan, cmd_schema, cmd_validate
+from controller.cli.server import cmd_serve, cmd_up
+from controller.config import Settings
+from controller.logs import configure_logging
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="p38", description="project38 GitOps controller")
+    parser.add_argument("--version", action="version",
+                        version=f"p38 {package_version('project38')}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def server_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--host", help="bind address (default P38_HOST or 127.0.0.1)")
+        p.add_argument("--port", type=_ranged(0, 65535),
+                       help="port, 0-65535; 0: any free port, printed (default P38_PORT or 8080)")
+        p.add_argument("--workers", type=_ranged(0, 64),
+                       help="reconcile workers (default P38_WORKERS); 0: this process only "
+                            "ingests")
+        p.add_argument("--unix", metavar="PATH", help="listen on a Unix socket instead of TCP")
+        p.add_argument("--manifests", metavar="DIR",
+                       help="reconcile this folder as the source `local`, re-read when its "
+                            "files change (default P38_MANIFESTS_DIR; `up`: ./manifests)")
+
+    up = sub.add_parser("up", help="start the embedded database (unless DATABASE_URL), migrate, "
+                                   "serve on 127.0.0.1:8080")
+    server_args(up)
+    up.set_defaults(func=cmd_up)
+    serve = sub.add_parser("serve", help="serve (production entry point)")
+    server_args(serve)
+    serve.set_defaults(func=cmd_serve)
+    sub.add_parser("migrate", help="apply pending migrations").set_defaults(func=cmd_migrate)
+    sub.add_parser("status", help="schema, deliveries, queue, killswitch and every object's "
+                                  "status at a glance").set_defaults(
+        func=cmd_status)
+    replay = sub.add_parser("replay", help="process a stored delivery again")
+    replay.add_argument("delivery", help="X-GitHub-Delivery GUID or internal id")
+    replay.set_defaults(func=cmd_replay)
+    approve = sub.add_parser("approve", help="approve a held action by its idempotency key")
+    approve.add_argument("idempotency_key")
+    approve.add_argument("--by", required=True, help="who approves (recorded)")
+    approve.set_defaults(func=cmd_approve)
+    prune = sub.add_parser("prune", help="delete settled deliveries, audit rows and idle "
+                                         "statuses older than "
+                                         "P38_RETENTION_DAYS now (the server does it hourly)")
+    prune.add_argument("--days", type=int, help="instead of P38_RETENTION_DAYS (at least 7)")
+    prune.set_defaults(func=cmd_prune)
+    sub.add_parser("db-stop", help="stop the embedded PostgreSQL in P38_HOME").set_defaults(
+        func=cmd_db_stop)
+    validate = sub.add_parser("validate", help="check manifests; every problem as path:line:col")
+    validate.add_argument("dir", nargs="?", default="manifests")
+    validate.set_defaults(func=cmd_validate)
+    schema = sub.add_parser("schema", help="JSON Schema of manifests on stdout")
+    schema.add_argument("--markdown", action="store_true",
+                        help="the manifest reference (docs/manifests.md) instead")
+    schema.set_defaults(func=cmd_schema)
+    plan = sub.add_parser("plan", help="diff the manifests against what is applied "
+                                       "(exit 0 no changes, 2 changes, 1 invalid)")
+    plan.add_argument("dir", nargs="?", default="manifests")
+    plan.add_argument("--source", default="local",
+                      help="applied set to compare with: local, or OWNER/NAME")
+    plan.set_defaults(func=cmd_plan)
+    return parser
+
+
+def _ranged(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: an integer from `low` to `high` (what the environment variable of the
+    same setting is checked against)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is not between {low} and {high}")
+        return value
+    return parse
+
+
+# A setting read from either of two variables is named by the one that is set.
+# A setting read from either of two variables is named by the one that is set.
+_ALSO_READ_FROM = {"P38_PORT": "PORT"}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings()
+    except ValidationError as exc:  # a bad environment variable: say which and why (never
+        for error in exc.errors():  # its value: it may be a secret)
+            name = ".".join(str(part) for part in error["loc"])
+            other = _ALSO_READ_FROM.get(name)
+            if other and name not in os.environ and other in os.environ:
+                name = other
+            rule = error["msg"].removeprefix("Value error, ")
+            print(f"configuration error: {name}: {rule}" if name
+                  else f"configuration error: {rule}", file=sys.stderr)
+        return 2
+    args.redactor = configure_logging(fmt=settings.log.format, level=settings.log.level)
+    args.redactor.update(settings.secret_values())
+    func: Callable[[argparse.Namespace], Any] = args.func
+    try:
+        return int(func(args) or 0)
+    except BrokenPipeError:  # `p38 schema | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

@@ -1,0 +1,69 @@
+"""What every `p38` command shares: the settings (the environment, then the flags), the exit
+codes, and the database for the one-shot commands. No command logic here."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from controller.config import Settings
+from controller.store import DatabaseUnavailable, Store
+from controller.store.embedded import resolve_dsn
+from controller.store.migrations import latest_version
+
+EXIT_CANNOT_RUN = 3  # no database to work with (a usage error is 2, a failure 1)
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """The environment's settings with the command's flags (already range-checked) on top."""
+    settings = Settings()
+    server = settings.server
+    if getattr(args, "host", None):
+        server = server.model_copy(update={"host": args.host})
+    if getattr(args, "port", None) is not None:
+        server = server.model_copy(update={"port": args.port})
+    queue = settings.queue
+    if getattr(args, "workers", None) is not None:
+        queue = queue.model_copy(update={"workers": args.workers})
+    manifests = settings.manifests
+    folder = getattr(args, "manifests", None)
+    if folder is None and getattr(args, "command", None) == "up" \
+            and manifests.directory is None and Path("manifests").is_dir():
+        folder = "manifests"  # `p38 up` in a checkout reconciles the repository's own
+    if folder is not None:
+        manifests = manifests.model_copy(update={"directory": Path(folder)})
+    return settings.model_copy(update={"server": server, "queue": queue,
+                                       "manifests": manifests})
+
+
+async def with_store(settings: Settings, body: Callable[[Store], Awaitable[int]], *,
+                      need_schema: bool = True, create: bool = False,
+                      absent: Callable[[], int] | None = None) -> int:
+    """Run `body` on the database. With DATABASE_URL unset, the embedded server is started
+    if it exists; it is created only by a command that means to (`create`: migrate), never
+    as a side effect of a look (status, plan): `absent` answers instead, or exit 3."""
+    pgdata = settings.store.home / "pgdata"
+    if not settings.store.database_url and not create and not (pgdata / "PG_VERSION").exists():
+        if absent is not None:
+            return absent()
+        print(f"cannot run: no database: DATABASE_URL is unset and there is no embedded "
+              f"database in {pgdata} yet (`p38 up` or `p38 migrate` creates it)",
+              file=sys.stderr)
+        return EXIT_CANNOT_RUN
+    dsn = await asyncio.to_thread(resolve_dsn, settings.store.database_url, settings.store.home)
+    try:
+        store = await Store.connect(dsn, min_size=1, max_size=2)
+    except DatabaseUnavailable as exc:
+        print(f"cannot run: {exc}", file=sys.stderr)
+        return EXIT_CANNOT_RUN
+    try:
+        if need_schema and (version := await store.schema_version()) < latest_version():
+            print(f"the database schema is at version {version}, this p38 needs "
+                  f"{latest_version()}: run `p38 migrate` first", file=sys.stderr)
+            return 1
+        return await body(store)
+    finally:
+        await store.close()

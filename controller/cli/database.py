@@ -1,0 +1,141 @@
+"""The one-shot commands on the database: migrate, status, replay, approve, prune, db-stop."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from pydantic import ValidationError
+
+from controller.cli.common import settings_from, with_store
+from controller.config import RetentionSettings
+from controller.engine import retention
+from controller.engine.queue import WorkQueue
+from controller.reconcile.plan import STATUSES
+from controller.store import Store
+from controller.store.embedded import stop_embedded
+from controller.store.migrations import latest_version
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    async def body(store: Store) -> int:
+        applied = await store.migrate()
+        print(f"applied {applied}" if applied else "nothing to apply",
+              f"(schema version {await store.schema_version()})")
+        return 0
+
+    return asyncio.run(with_store(settings_from(args), body, need_schema=False, create=True))
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+
+    async def body(store: Store) -> int:
+        version = await store.schema_version()
+        print(f"schema version {version} of {latest_version()}")
+        if version < latest_version():
+            print("migrations pending: run `p38 migrate`")
+            return 1
+        counts = await store.fetch("deliveries_counts")
+        for own, label in ((False, "deliveries:"), (True, "controller hints:")):
+            found = sorted((r["status"], r["n"]) for r in counts if r["own"] is own)
+            if found or not own:
+                print(label, ", ".join(f"{k} {v}" for k, v in found) or "none")
+        recovered = await store.fetchrow("redeliveries_summary")
+        if recovered and recovered["asked"]:
+            print(f"recovered from GitHub: {recovered['asked']} failed delivery(ies) asked "
+                  f"again, {recovered['arrived']} arrived")
+        queue: dict[str, int] = {}
+        for row in await store.fetch("queue_depth"):
+            state = "running" if row["leased"] else row["state"]
+            queue[state] = queue.get(state, 0) + row["n"]
+        print("queue:", ", ".join(f"{k} {v}" for k, v in sorted(queue.items())) or "empty")
+        for row in await store.fetch("queue_list", "dead", None, 20):
+            print(f"  dead {row['key']}: {row['last_error']}")
+        held = [f"{r['source']} (Policy/{r['name']})"
+                for r in await store.fetch("applied_policies")
+                if (r["document"] or {}).get("spec", {}).get("killswitch") is True]
+        if settings.policy.killswitch:
+            held.insert(0, "everywhere (P38_KILLSWITCH)")
+        print("killswitch:", "on in " + ", ".join(held) if held else "off")
+        statuses = {r["status"]: r["n"] for r in await store.fetch("statuses_counts")}
+        print("objects:", ", ".join(f"{s} {statuses[s]}" for s in STATUSES if s in statuses)
+              or "none")
+        for status in STATUSES[1:]:  # everything that is not Ready, worst last
+            for row in await store.fetch("statuses_list", None, status, None, 20, None):
+                print(f"  {status} {row['key']}: {row['reason']}: {row['message']}")
+        return 0
+
+    return asyncio.run(with_store(settings, body, need_schema=False))
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+
+    async def body(store: Store) -> int:
+        ref: str = args.delivery
+        row = await store.fetchrow("delivery_by_guid", ref)
+        if row is None and ref.isdigit():
+            row = await store.fetchrow("delivery_by_id", int(ref))
+        if row is None:
+            print(f"no delivery with GUID or id {ref!r}", file=sys.stderr)
+            return 1
+        keys = await store.fetchval("delivery_reopen", row["id"])
+        if not keys:
+            print(f"delivery {row['id']} ({row['event']}) produced no keys: nothing to replay")
+            return 0
+        await WorkQueue(store, settings.queue).enqueue_now(keys)
+        print(f"delivery {row['id']} ({row['event']}) re-enqueued: {', '.join(keys)}")
+        return 0
+
+    return asyncio.run(with_store(settings, body))
+
+
+def cmd_approve(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+
+    async def body(store: Store) -> int:
+        row = await store.fetchrow("action_by_key", args.idempotency_key)
+        if row is None:
+            print(f"no action with idempotency key {args.idempotency_key!r} (see "
+                  "/api/actions?status=held)", file=sys.stderr)
+            return 1
+        await store.execute("approval_grant", args.idempotency_key, args.by)
+        if row["key"]:
+            await WorkQueue(store, settings.queue).enqueue_now([row["key"]])
+        print(f"approved {args.idempotency_key} (by {args.by}); {row['key']} is reconciled "
+              "now, and the action runs unless the killswitch is on")
+        return 0
+
+    return asyncio.run(with_store(settings, body))
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    days = settings.retention.days
+    if args.days is not None:
+        try:
+            days = RetentionSettings(P38_RETENTION_DAYS=args.days).days
+        except ValidationError as exc:
+            print(f"--days {args.days}: {exc.errors()[0]['msg']}", file=sys.stderr)
+            return 2
+    if days == 0:
+        print("retention is off (P38_RETENTION_DAYS=0): nothing pruned")
+        return 0
+
+    async def body(store: Store) -> int:
+        pruned = await retention.prune(store, days=days)
+        print(f"deleted {pruned.deliveries} settled deliveries, {pruned.audit} audit rows and "
+              f"{pruned.statuses} statuses of objects older than {days} days")
+        return 0
+
+    return asyncio.run(with_store(settings, body))
+
+
+def cmd_db_stop(args: argparse.Namespace) -> int:
+    home = settings_from(args).store.home
+    stopped = stop_embedded(home)
+    print(f"embedded PostgreSQL in {home / 'pgdata'} "
+          f"{'stopped' if stopped else 'was not running'}")
+    return 0

@@ -1,0 +1,45 @@
+"""`p38 up` and `p38 serve`: settings and Secret Manager, then `controller.serving`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from controller import serving
+from controller.cli.common import settings_from
+from controller.clients.secrets import (
+    GoogleSecretManager,
+    Secrets,
+    SecretSource,
+    with_provider_secrets,
+)
+from controller.clients.secrets import load as load_secrets
+from controller.config import Settings
+from controller.logs import SecretRedactor
+
+
+def _with_secret_manager(settings: Settings, redactor: SecretRedactor
+                         ) -> tuple[Settings, SecretSource | None]:
+    """With GCP_PROJECT_ID: provider secrets from Secret Manager (read at start, then
+    refreshed by the app every P38_SECRETS_TTL_SECONDS)."""
+    project = settings.providers.gcp_project_id
+    if not project:
+        return settings, None
+    holder = Secrets(on_change=redactor.update)
+    manager = GoogleSecretManager.connect(project)
+    asyncio.run(load_secrets(holder, manager))
+    return with_provider_secrets(settings, holder), SecretSource(holder, manager)
+
+
+def _serve(settings: Settings, *, banner: bool, unix: str | None = None,
+           redactor: SecretRedactor | None = None) -> int:
+    settings, secrets = _with_secret_manager(settings, redactor or SecretRedactor())
+    return serving.serve(settings, secrets=secrets, banner=banner, unix=unix)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    return _serve(settings_from(args), banner=True, unix=args.unix, redactor=args.redactor)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    return _serve(settings_from(args), banner=False, unix=args.unix, redactor=args.redactor)
