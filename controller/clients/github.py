@@ -14,7 +14,6 @@ new token once. The clock and the sleep are injectable so tests run instantly.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -27,6 +26,7 @@ import jwt
 import structlog
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
+from controller.clients.github_rest import RepositoryOperations
 from controller.reconcile.errors import ProviderError, ProviderRefused, RateLimited
 
 log = structlog.get_logger("p38.github")
@@ -83,7 +83,7 @@ def _expiry(iso: str) -> float:
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
-class GitHubApp:
+class GitHubApp(RepositoryOperations):
     def __init__(self, *, app_id: str, private_key: str | Callable[[], str],
                  http: httpx.AsyncClient,
                  base_url: str = "https://api.github.com",
@@ -259,7 +259,7 @@ class GitHubApp:
             return SECONDARY_LIMIT_WAIT
         return None
 
-    # --- operations (GitHub REST, api.github.com 2022-11-28) -------------------------------
+    # --- the App's own operations (as the App: JWT); the installation's are inherited ----
 
     async def app_hook_deliveries(self, *, max_pages: int = 10) -> list[dict[str, Any]]:
         """GET /app/hook/deliveries (as the App: JWT), newest first, following the `next`
@@ -282,137 +282,3 @@ class GitHubApp:
         that delivery again (202)."""
         await self._send("POST", f"/app/hook/deliveries/{delivery_id}/attempts",
                          auth=f"Bearer {self.app_jwt()}")
-
-    async def repository(self, repo: str, *, installation_id: int) -> dict[str, Any]:
-        """GET /repos/{owner}/{repo}"""
-        result: dict[str, Any] = await self.call("GET", f"/repos/{repo}",
-                                                 installation_id=installation_id)
-        return result
-
-    async def branch_head(self, repo: str, branch: str, *, installation_id: int) -> str:
-        """GET /repos/{owner}/{repo}/branches/{branch} -> the head commit's SHA."""
-        body = await self.call("GET", f"/repos/{repo}/branches/{branch}",
-                               installation_id=installation_id)
-        return str(body["commit"]["sha"])
-
-    async def branch_revision(self, repo: str, branch: str, *,
-                              installation_id: int) -> tuple[str, str]:
-        """GET /repos/{owner}/{repo}/branches/{branch} -> (head commit SHA, its tree SHA)."""
-        body = await self.call("GET", f"/repos/{repo}/branches/{branch}",
-                               installation_id=installation_id)
-        return str(body["commit"]["sha"]), str(body["commit"]["commit"]["tree"]["sha"])
-
-    async def commit_tree(self, repo: str, commit_sha: str, *, installation_id: int) -> str:
-        """GET /repos/{owner}/{repo}/git/commits/{commit_sha} -> the commit's tree SHA."""
-        body = await self.call("GET", f"/repos/{repo}/git/commits/{commit_sha}",
-                               installation_id=installation_id)
-        return str(body["tree"]["sha"])
-
-    async def pull_files(self, repo: str, pull_number: int, *,
-                         installation_id: int) -> list[dict[str, Any]]:
-        """GET /repos/{owner}/{repo}/pulls/{pull_number}/files, every page (GitHub lists at
-        most 3,000 files)."""
-        files: list[dict[str, Any]] = []
-        for page in range(1, 31):
-            batch = await self.call("GET", f"/repos/{repo}/pulls/{pull_number}/files",
-                                    installation_id=installation_id,
-                                    params={"per_page": "100", "page": str(page)})
-            files.extend(batch)
-            if len(batch) < 100:
-                break
-        return files
-
-    async def tree(self, repo: str, tree_sha: str, *, installation_id: int,
-                   recursive: bool = True) -> dict[str, Any]:
-        """GET /repos/{owner}/{repo}/git/trees/{tree_sha}[?recursive=1]"""
-        result: dict[str, Any] = await self.call(
-            "GET", f"/repos/{repo}/git/trees/{tree_sha}", installation_id=installation_id,
-            params={"recursive": "1"} if recursive else None)
-        return result
-
-    async def blob(self, repo: str, file_sha: str, *, installation_id: int) -> bytes:
-        """GET /repos/{owner}/{repo}/git/blobs/{file_sha} -> the decoded content."""
-        body = await self.call("GET", f"/repos/{repo}/git/blobs/{file_sha}",
-                               installation_id=installation_id)
-        if body.get("encoding") == "base64":
-            return base64.b64decode(body["content"])
-        return str(body["content"]).encode()
-
-    async def create_check_run(self, repo: str, *, installation_id: int, name: str,
-                               head_sha: str, **fields: Any) -> dict[str, Any]:
-        """POST /repos/{owner}/{repo}/check-runs (required: name, head_sha)"""
-        result: dict[str, Any] = await self.call(
-            "POST", f"/repos/{repo}/check-runs", installation_id=installation_id,
-            json={"name": name, "head_sha": head_sha, **fields})
-        return result
-
-    async def check_runs_for_ref(self, repo: str, ref: str, *, installation_id: int,
-                                 check_name: str) -> list[dict[str, Any]]:
-        """GET /repos/{owner}/{repo}/commits/{ref}/check-runs?check_name=...&filter=all
-        (every run of that name on the commit, newest first; at most 1,000)."""
-        runs: list[dict[str, Any]] = []
-        for page in range(1, 11):
-            body = await self.call("GET", f"/repos/{repo}/commits/{ref}/check-runs",
-                                   installation_id=installation_id,
-                                   params={"check_name": check_name, "filter": "all",
-                                           "per_page": "100", "page": str(page)})
-            batch = body.get("check_runs") or []
-            runs.extend(batch)
-            if len(batch) < 100:
-                break
-        return runs
-
-    async def pull_request(self, repo: str, pull_number: int, *,
-                           installation_id: int) -> dict[str, Any]:
-        """GET /repos/{owner}/{repo}/pulls/{pull_number}"""
-        result: dict[str, Any] = await self.call("GET", f"/repos/{repo}/pulls/{pull_number}",
-                                                 installation_id=installation_id)
-        return result
-
-    async def update_check_run(self, repo: str, check_run_id: int, *, installation_id: int,
-                               **fields: Any) -> dict[str, Any]:
-        """PATCH /repos/{owner}/{repo}/check-runs/{check_run_id}"""
-        result: dict[str, Any] = await self.call(
-            "PATCH", f"/repos/{repo}/check-runs/{check_run_id}",
-            installation_id=installation_id, json=fields)
-        return result
-
-    async def open_issues(self, repo: str, *, installation_id: int,
-                          labels: str | None = None,
-                          max_pages: int = 10) -> list[dict[str, Any]]:
-        """GET /repos/{owner}/{repo}/issues?state=open[&labels=...], up to `max_pages` pages
-        of 100 (pull requests are listed too, as GitHub does)."""
-        found: list[dict[str, Any]] = []
-        for page in range(1, max_pages + 1):
-            params = {"state": "open", "per_page": "100", "page": str(page),
-                      **({"labels": labels} if labels else {})}
-            batch = await self.call("GET", f"/repos/{repo}/issues",
-                                    installation_id=installation_id, params=params)
-            found.extend(batch)
-            if len(batch) < 100:
-                break
-        return found
-
-    async def create_issue(self, repo: str, *, installation_id: int, title: str,
-                           **fields: Any) -> dict[str, Any]:
-        """POST /repos/{owner}/{repo}/issues (required: title)"""
-        result: dict[str, Any] = await self.call(
-            "POST", f"/repos/{repo}/issues", installation_id=installation_id,
-            json={"title": title, **fields})
-        return result
-
-    async def update_issue(self, repo: str, issue_number: int, *, installation_id: int,
-                           **fields: Any) -> dict[str, Any]:
-        """PATCH /repos/{owner}/{repo}/issues/{issue_number}"""
-        result: dict[str, Any] = await self.call(
-            "PATCH", f"/repos/{repo}/issues/{issue_number}", installation_id=installation_id,
-            json=fields)
-        return result
-
-    async def create_issue_comment(self, repo: str, issue_number: int, *, installation_id: int,
-                                   body: str) -> dict[str, Any]:
-        """POST /repos/{owner}/{repo}/issues/{issue_number}/comments (required: body)"""
-        result: dict[str, Any] = await self.call(
-            "POST", f"/repos/{repo}/issues/{issue_number}/comments",
-            installation_id=installation_id, json={"body": body})
-        return result
