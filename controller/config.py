@@ -47,6 +47,18 @@ class ServerSettings(BaseSettings):
         30.0, validation_alias="P38_BODY_TIMEOUT_SECONDS", gt=0,
         description="Seconds a webhook body may take to arrive; a sender that trickles it in "
                     "is answered 408 and the connection's budget freed.")
+    header_timeout_seconds: float = Field(
+        10.0, validation_alias="P38_HEADER_TIMEOUT_SECONDS", gt=0,
+        description="Seconds a new connection has to send its first request's head; one that "
+                    "sends nothing (or trickles) is closed.")
+    keepalive_seconds: float = Field(
+        75.0, validation_alias="P38_KEEPALIVE_SECONDS", gt=0,
+        description="Seconds an idle keep-alive connection is kept after an answer (above the "
+                    "60 s idle timeout of common load balancers).")
+    max_connections: int = Field(
+        1000, validation_alias="P38_MAX_CONNECTIONS", ge=1,
+        description="Open client connections at most; beyond, new ones are closed at once. "
+                    "Lowered at start to what `ulimit -n` allows.")
     shutdown_grace_seconds: float = Field(
         20.0, validation_alias="P38_SHUTDOWN_GRACE_SECONDS", ge=0,
         description="Seconds a reconcile may finish after SIGTERM before its lease is released.")

@@ -12,77 +12,24 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import resource
 import signal
 import socket
 import sys
 from typing import Any
 
 import structlog
-from aiohttp import web, web_protocol, web_server
-from aiohttp.web_request import BaseRequest
+from aiohttp import web
 
 from controller.app import create_app
 from controller.clients.secrets import SecretSource
 from controller.config import Settings
 from controller.store import DatabaseUnavailable
+from controller.web.connections import GuardedRunner
 from controller.web.health import describe
-from controller.web.json import problem
 from controller.web.keys import IN_FLIGHT
 
 log = structlog.get_logger("p38.serve")
-
-# What a request aiohttp's parser refused is told: the kind of problem, never the bytes it sent
-# (a request line or header may carry a token).
-_PARSER_REASONS = {
-    "LineTooLong": "a request line or header is too long",
-    "BadStatusLine": "the request line is malformed",
-    "BadHttpMethod": "the request method is not valid",
-    "InvalidHeader": "a header is malformed",
-    "InvalidURLError": "the URL is malformed",
-    "TransferEncodingError": "the Transfer-Encoding is malformed",
-    "ContentLengthError": "the body does not match its Content-Length",
-}
-
-
-class JsonErrorsHandler(web_protocol.RequestHandler):
-    """aiohttp's connection handler, answering what its parser refuses as JSON with a reason
-    (like every other error) instead of text that echoes the request."""
-
-    def handle_error(self, request: BaseRequest, status: int = 500,
-                     exc: BaseException | None = None,
-                     message: str | None = None) -> web.StreamResponse:
-        if request.writer.output_size > 0:
-            raise ConnectionError("the response was sent already")
-        if status >= 500:
-            self.log_exception("Error handling request", exc_info=exc)  # through the redactor
-            reason = "internal error; see the log"
-        else:
-            name = type(exc).__name__ if exc is not None else ""
-            text = message or ""
-            reason = _PARSER_REASONS.get(name, "the request is malformed HTTP")
-            if "Content-Length" in text and "Transfer-Encoding" in text:
-                reason = "Content-Length and Transfer-Encoding cannot both be sent"
-            elif name == "BadHttpMessage" and "header" in text.lower():
-                reason = "a header is malformed"
-            # The client's mistake: one line, without the parser's text (it quotes the request)
-            log.info("request_refused", status=status, reason=reason, problem=name or None)
-        response = problem(status, reason)
-        response.force_close()
-        return response
-
-
-class _JsonErrorsServer(web_server.Server):
-    def __call__(self) -> web_protocol.RequestHandler:
-        return JsonErrorsHandler(self, loop=self._loop, **self._kwargs)
-
-
-class JsonErrorsRunner(web.AppRunner):
-    """An AppRunner whose connections use `JsonErrorsHandler`."""
-
-    async def _make_server(self) -> web_server.Server:
-        server = await super()._make_server()
-        server.__class__ = _JsonErrorsServer
-        return server
 
 EXIT_OK, EXIT_CANNOT_START = 0, 2
 
@@ -102,8 +49,11 @@ async def _serve(settings: Settings, *, secrets: SecretSource | None, banner: bo
         return EXIT_CANNOT_START
     app = create_app(settings, secrets=secrets)
     grace = settings.server.shutdown_grace_seconds
-    runner = JsonErrorsRunner(app, access_log=None, handle_signals=False,
-                              shutdown_timeout=grace)
+    server = settings.server
+    runner = GuardedRunner(app, access_log=None, handle_signals=False, shutdown_timeout=grace,
+                           max_connections=_connection_cap(server.max_connections),
+                           first_request_seconds=server.header_timeout_seconds,
+                           keepalive_seconds=server.keepalive_seconds)
     try:
         await runner.setup()
     except DatabaseUnavailable as exc:
@@ -147,6 +97,21 @@ async def _serve(settings: Settings, *, secrets: SecretSource | None, banner: bo
     await runner.cleanup()
     log.info("stopped")
     return EXIT_OK
+
+
+def _connection_cap(configured: int) -> int:
+    """P38_MAX_CONNECTIONS, lowered to what the process's file descriptors allow (leaving
+    room for the database pool, files and the listening sockets)."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or configured <= soft - FD_RESERVE:
+        return configured
+    allowed = max(1, soft - FD_RESERVE)
+    log.warning("max_connections_lowered", configured=configured, allowed=allowed,
+                open_files_limit=soft, meaning="raise `ulimit -n` to allow more")
+    return allowed
+
+
+FD_RESERVE = 128  # descriptors kept for everything but client connections
 
 
 def _port_taken(host: str, port: int) -> str | None:

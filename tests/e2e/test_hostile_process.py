@@ -8,12 +8,22 @@ import json
 import signal
 import socket
 import struct
+import subprocess
 from pathlib import Path
 
 from tests.helpers import GITHUB_SECRET, env_for, github_request, p38_running, terminate
 
 SECRETS = {"RAILWAY_WEBHOOK_SECRET": "rw-secret-123456", "GITHUB_WEBHOOK_SECRET":
            "gh-secret-123456", "P38_API_TOKEN": "api-token-123456"}
+
+
+def serving_port(process: subprocess.Popen[str]) -> tuple[str, int]:
+    """Read the log up to the `serving` line: that line, and the port it names."""
+    assert process.stderr is not None
+    line = process.stderr.readline()
+    while '"serving"' not in line:
+        line = process.stderr.readline()
+    return line, int(json.loads(line)["url"].rsplit(":", 1)[1])
 
 
 def exchange(port: int, data: bytes) -> tuple[int, dict[str, object]]:
@@ -47,11 +57,7 @@ def test_parser_refusals_are_json_and_secrets_never_logged(dsn: str, tmp_path: P
     """Malformed request lines, oversized and conflicting headers carrying the tokens."""
     env = {**env_for(dsn), **SECRETS, "P38_HOME": str(tmp_path)}
     with p38_running("serve", "--port", "0", env=env, cwd=tmp_path) as process:
-        assert process.stderr is not None
-        line = process.stderr.readline()
-        while '"serving"' not in line:
-            line = process.stderr.readline()
-        port = int(json.loads(line)["url"].rsplit(":", 1)[1])
+        line, port = serving_port(process)
         token = SECRETS["RAILWAY_WEBHOOK_SECRET"].encode()
         cases = {
             b"POST /webhooks/railway?token=" + token + b" HTTP/1.1 junk\r\nHost: x\r\n\r\n":
@@ -97,11 +103,7 @@ def test_a_body_still_arriving_at_sigterm_is_answered(dsn: str, tmp_path: Path) 
     headers, body = github_request("ping", "app-hook")
     head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
     with p38_running("serve", "--port", "0", env=env, cwd=tmp_path) as process:
-        assert process.stderr is not None
-        line = process.stderr.readline()
-        while '"serving"' not in line:
-            line = process.stderr.readline()
-        port = int(json.loads(line)["url"].rsplit(":", 1)[1])
+        line, port = serving_port(process)
         with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
             conn.sendall(f"POST /webhooks/github HTTP/1.1\r\nHost: x\r\n{head}Content-Length: "
                          f"{len(body)}\r\nExpect: 100-continue\r\n\r\n".encode())
@@ -117,3 +119,35 @@ def test_a_body_still_arriving_at_sigterm_is_answered(dsn: str, tmp_path: Path) 
         assert b'"status":"pong"' in answer.replace(b" ", b"")
         code, _rest = terminate(process)
     assert code == 0
+
+
+def test_connections_that_send_nothing_are_closed_and_capped(dsn: str, tmp_path: Path) -> None:
+    """A connection that sends nothing, or trickles its head, is closed after
+    P38_HEADER_TIMEOUT_SECONDS; beyond P38_MAX_CONNECTIONS a new one is closed at once (with a
+    warning), and a real delivery is answered again as soon as there is room."""
+    env = {**env_for(dsn), "GITHUB_WEBHOOK_SECRET": GITHUB_SECRET, "P38_HOME": str(tmp_path),
+           "P38_HEADER_TIMEOUT_SECONDS": "0.5", "P38_MAX_CONNECTIONS": "3"}
+    with p38_running("serve", "--port", "0", env=env, cwd=tmp_path) as process:
+        line, port = serving_port(process)
+        silent = socket.create_connection(("127.0.0.1", port), timeout=30)
+        trickle = socket.create_connection(("127.0.0.1", port), timeout=30)
+        trickle.sendall(b"POST /webhooks/github HTTP/1.1\r\nHost: x\r\n")  # never ends
+        assert silent.recv(100) == b"" and trickle.recv(100) == b""  # closed by the server
+        silent.close()
+        trickle.close()
+        held = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(3)]
+        for conn in held:  # each answered once, then kept alive (not a first-request wait)
+            conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert conn.recv(1000).startswith(b"HTTP/1.1 200")
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as extra:
+            assert extra.recv(100) == b""  # a fourth is closed at once
+        headers, body = github_request("ping", "app-hook")
+        head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        held[1].sendall(f"POST /webhooks/github HTTP/1.1\r\nHost: x\r\n{head}Content-Length: "
+                        f"{len(body)}\r\n\r\n".encode() + body)
+        assert held[1].recv(100).startswith(b"HTTP/1.1 200")  # the admitted ones still serve
+        for conn in held:
+            conn.close()
+        code, rest = terminate(process)
+    assert code == 0
+    assert '"connections_refused"' in line + rest
