@@ -4,7 +4,7 @@ The redaction processor replaces every configured secret value wherever it appea
 dict's string values, for structlog's loggers and for every standard-library logger (aiohttp's
 parser and server errors among them), which are rendered by the same processors; a value
 holding a percent-encoded secret (`?token=s3cret%2Drw`) is logged decoded, then redacted.
-What a client did wrong (a body that ends early or does not decode, a request the parser
+What a client did wrong (a body that ends early or cannot be read, a request the parser
 refuses) is an info line without a traceback, never an error. It holds the values in memory
 only. No I/O beyond writing log lines.
 """
@@ -136,7 +136,8 @@ class ClientFaults(logging.Filter):
         exc = record.exc_info[1] if record.exc_info else None
         if exc is not None and CLIENT_FAULTS & {c.__name__ for c in type(exc).__mro__}:
             record.levelno, record.levelname = logging.INFO, "INFO"
-            record.msg, record.args = f"request ended by the client: {type(exc).__name__}", ()
+            record.msg = f"a client's request did not complete: {type(exc).__name__}"
+            record.args = ()
             record.exc_info = record.exc_text = None
         return True
 

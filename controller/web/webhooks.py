@@ -103,6 +103,12 @@ async def _receive(request: web.Request,
             precheck(request.headers, request.query, secret)
     except Rejection as rejection:
         return problem(rejection.status, rejection.reason), None, f"rejected_{rejection.status}"
+    if request.headers.get("Content-Encoding", "identity").strip().lower() not in ("identity",
+                                                                                 ""):
+        # GitHub, Railway and n8n send bodies as they are; a compressed one would cost the
+        # budget its decoded size for a few bytes sent (and a bomb is a few bytes).
+        return (problem(415, "a Content-Encoding is not accepted: send the body uncompressed"),
+                None, "rejected_415")
     budget = request.app[BODIES]
     held = Held(budget)
     try:
@@ -118,8 +124,8 @@ async def _receive(request: web.Request,
     except TimeoutError:
         return (problem(408, f"the body did not arrive within "
                              f"{settings.server.body_timeout_seconds:g}s"), None, "slow_body")
-    except web.RequestPayloadError as exc:  # undecodable Content-Encoding, a broken chunk
-        return problem(400, f"the body could not be read: {exc}"), None, "rejected_400"
+    except web.RequestPayloadError:  # a broken chunked encoding
+        return problem(400, "the body could not be read (a broken chunk)"), None, "rejected_400"
     except ConnectionError:  # the sender went away mid-body: nobody reads the answer
         return problem(400, "the connection closed before the body ended"), None, "client_gone"
     finally:

@@ -75,6 +75,8 @@ def test_parser_refusals_are_json_and_secrets_never_logged(dsn: str, tmp_path: P
         encoded = (b"POST /webhooks/railway?token=" + token.replace(b"-", b"%2D") + b"&"
                    + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
         cases[cut_off] = cases[encoded] = "a request line or header is too long"
+        cases[b"POST /webhooks/github HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+              b"zz\r\n"] = "the request is malformed HTTP"  # a broken chunk
         for request, reason in cases.items():
             status, body = exchange(port, request)
             assert (status, body["reason"]) == (400, reason), request[:60]
@@ -82,7 +84,7 @@ def test_parser_refusals_are_json_and_secrets_never_logged(dsn: str, tmp_path: P
         assert exchange(port, b"POST /webhooks/github HTTP/1.1\r\nHost: x\r\nContent-Type: "
                               b"application/json\r\nContent-Encoding: gzip\r\nX-GitHub-Event: "
                               b"ping\r\nX-Hub-Signature-256: sha256=00\r\nContent-Length: 4\r\n"
-                              b"\r\n\x1f\x8bxx")[0] == 400  # an unsigned body that does not decode
+                              b"\r\n\x1f\x8bxx")[0] == 415  # compressed: refused before decoding
         leave_mid_body(port)
         code, rest = terminate(process)
     assert code == 0

@@ -93,8 +93,8 @@ def test_what_a_client_did_wrong_is_an_info_line_without_traceback(capsys) -> No
             logging.getLogger("aiohttp.server").exception("Unhandled exception")
     records = [json.loads(line) for line in capsys.readouterr().err.strip().splitlines()]
     assert [(r["level"], r["event"]) for r in records] == [
-        ("info", "request ended by the client: RequestPayloadError"),
-        ("info", "request ended by the client: ConnectionResetError")]
+        ("info", "a client's request did not complete: RequestPayloadError"),
+        ("info", "a client's request did not complete: ConnectionResetError")]
     assert not any("exception" in r for r in records)
 
 

@@ -421,12 +421,15 @@ def test_sign_helper_matches_githubs_scheme() -> None:
     assert uuid.UUID(github_request("ping", "app-hook")[0]["X-GitHub-Delivery"])
 
 
-async def test_an_undecodable_body_is_a_400(aiohttp_client, store: Store,
-                                           dsn: str) -> None:  # type: ignore[no-untyped-def]
-    """A body whose Content-Encoding does not decode is a 400 naming it, not a 500."""
+async def test_a_compressed_body_is_refused_before_decoding(aiohttp_client, store: Store,
+                                                     dsn: str) -> None:  # type: ignore[no-untyped-def]
+    """A compressed body is a 415 before a byte of it is decoded (a few bytes of gzip would
+    hold megabytes of the budget), not a 500 when it does not decode."""
     client = await aiohttp_client(create_app(make_settings(dsn)))
-    bad_gzip = signed_request({"Content-Type": "application/json", "X-GitHub-Event": "ping",
-                               "X-GitHub-Delivery": "gz", "Content-Encoding": "gzip",
-                               "X-Hub-Signature-256": sign(b"\x1f\x8bxx")}, b"\x1f\x8bxx")
-    status, body = await raw(client, bad_gzip)
-    assert status == 400 and "could not be read" in body["reason"], body
+    bomb = signed_request({"Content-Type": "application/json", "X-GitHub-Event": "ping",
+                           "X-GitHub-Delivery": "gz", "Content-Encoding": "gzip",
+                           "X-Hub-Signature-256": sign(b"\x1f\x8bxx")}, b"\x1f\x8bxx")
+    status, body = await raw(client, bomb)
+    assert (status, body["reason"]) == (415, "a Content-Encoding is not accepted: send the body "
+                                             "uncompressed")
+    assert client.app[BODIES].used == 0
