@@ -52,6 +52,10 @@ class Delivery:
 # PostgreSQL index entry can hold (about 2,700 bytes).
 IDENTITY_BYTES = 256
 KEY_BYTES = 512
+# Objects one delivery may name: each is locked while the delivery is stored, in a lock table
+# PostgreSQL shares between all its databases (20,000 exhausted it). The largest legitimate
+# fan-out is an installation event, one key per repository it grants (docs/webhooks.md).
+DELIVERY_KEYS = 2000
 
 
 def storable(what: str, value: str, *, limit: int | None = None) -> str:
@@ -79,6 +83,9 @@ def checked(delivery: Delivery) -> Delivery:
         storable("the payload's action", delivery.action, limit=IDENTITY_BYTES)
     for name, value in delivery.headers.items():
         storable(f"the {name} header", value)
+    if len(delivery.keys) > DELIVERY_KEYS:
+        raise Rejection(400, f"the delivery names {len(delivery.keys)} objects; at most "
+                             f"{DELIVERY_KEYS} are accepted in one delivery")
     for key in delivery.keys:
         storable(f"the object the payload names ({key[:60]!r}…)" if len(key) > 60 else
                  f"the object the payload names ({key!r})", key, limit=KEY_BYTES)

@@ -42,6 +42,12 @@ class _Pending:
     future: asyncio.Future[Ingested]
 
 
+# Keys one transaction locks at most (with one delivery naming more, that one alone): every
+# key takes an advisory lock, and PostgreSQL's lock table is shared by the whole server
+# (max_locks_per_transaction x max_connections, 6,400 by default).
+BATCH_KEYS = 2000
+
+
 class StoreUnavailable(Exception):
     """The delivery could not be stored; the sender should retry."""
 
@@ -86,13 +92,21 @@ class IngestWriter:
         return await future
 
     async def _run(self) -> None:
+        carried: _Pending | None = None  # taken from the queue, but for the next batch
         while True:
-            batch = [await self._queue.get()]
+            batch = [carried or await self._queue.get()]
+            carried = None
+            keys = len(batch[0].delivery.keys)
             while len(batch) < self._max_batch:
                 try:
-                    batch.append(self._queue.get_nowait())
+                    item = self._queue.get_nowait()
                 except asyncio.QueueEmpty:
                     break
+                if keys + len(item.delivery.keys) > BATCH_KEYS:
+                    carried = item
+                    break
+                batch.append(item)
+                keys += len(item.delivery.keys)
             try:
                 await self._write(batch)
             except Exception as exc:  # keep the writer alive whatever happened

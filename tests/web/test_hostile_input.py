@@ -134,6 +134,28 @@ async def test_an_identity_header_sent_twice_is_a_400(aiohttp_client, store: Sto
                                                    "is expected")
 
 
+async def test_a_delivery_naming_too_many_objects_is_a_400(aiohttp_client, store: Store,
+                                                           dsn: str) -> None:  # type: ignore[no-untyped-def]
+    """An installation granting 2,000 repositories names 2,001 objects (itself too): refused
+    with the count and the limit (each would take a lock PostgreSQL shares with every
+    database); one naming 2,000 is stored with its keys."""
+    client = await aiohttp_client(create_app(make_settings(dsn)))
+    _, sample_body = github_request("installation", "created")
+    payload = json.loads(sample_body)
+    template = payload["repositories"][0]
+    answers = []
+    for count in (2000, 1999):  # with the installation's own key: 2,001 and 2,000
+        payload["repositories"] = [{**template, "full_name": f"octo-org/r{n}", "name": f"r{n}"}
+                                   for n in range(count)]
+        headers, body = github_payload("installation", payload)
+        answers.append(await client.post("/webhooks/github", data=body, headers=headers))
+    assert [a.status for a in answers] == [400, 202]
+    assert (await answers[0].json())["reason"].startswith("the delivery names 2001 objects; "
+                                                          "at most 2000 are accepted")
+    stored = (await answers[1].json())["keys"]
+    assert len(stored) == 2000
+
+
 async def test_odd_bytes_in_secrets_are_a_401_with_a_log_line(aiohttp_client, store: Store,
                                                               dsn: str) -> None:  # type: ignore[no-untyped-def]
     """Undecodable or non-ASCII bytes where a signature or token goes: 401 JSON, never a 500,
