@@ -256,7 +256,7 @@ class RetentionSettings(BaseSettings):
 
     model_config = _ENV
     days: int = Field(
-        90, validation_alias="P38_RETENTION_DAYS",
+        90, validation_alias="P38_RETENTION_DAYS", le=36500,
         description="Settled deliveries (with payloads) and audit rows older than this are "
                     "deleted; 0 keeps everything. At least 7: GitHub redelivers for 3 days, "
                     "and a redelivered GUID must still be found to be answered as a duplicate.")

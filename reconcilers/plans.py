@@ -66,7 +66,7 @@ class PullRequestPlans(Reconciler):
 
     async def observe(self, ctx: ObserveContext, key: str) -> PullPlanSnapshot:
         repo, _, number_text = key_name(key).rpartition("#")
-        pull = int(number_text) if number_text.isdigit() else 0
+        pull = int(number_text) if number_text.isascii() and number_text.isdigit() else 0
         newest = await ctx.recent_payloads(key, 1, events=["pull_request"])
         if not newest:
             return PullPlanSnapshot(repo, pull, "unknown")

@@ -93,7 +93,7 @@ class PullRequests(TrackingReconciler):
                      item: StoredPayload) -> Observed | None:
         repo, _, n = key_name(key).rpartition("#")
         installation = installation_id(item.payload)
-        if installation is None or not n.isdigit():
+        if installation is None or not (n.isascii() and n.isdigit()):
             return None
         try:
             pull = await ctx.reads(GITHUB).pull_request(repo, int(n),

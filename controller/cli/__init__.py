@@ -61,16 +61,17 @@ def build_parser() -> argparse.ArgumentParser:
                                   "status at a glance").set_defaults(
         func=cmd_status)
     replay = sub.add_parser("replay", help="process a stored delivery again")
-    replay.add_argument("delivery", help="X-GitHub-Delivery GUID or internal id")
+    replay.add_argument("delivery", type=_text, help="X-GitHub-Delivery GUID or internal id")
     replay.set_defaults(func=cmd_replay)
     approve = sub.add_parser("approve", help="approve a held action by its idempotency key")
-    approve.add_argument("idempotency_key")
-    approve.add_argument("--by", required=True, help="who approves (recorded)")
+    approve.add_argument("idempotency_key", type=_text)
+    approve.add_argument("--by", type=_text, required=True, help="who approves (recorded)")
     approve.set_defaults(func=cmd_approve)
     prune = sub.add_parser("prune", help="delete settled deliveries, audit rows and idle "
                                          "statuses older than "
                                          "P38_RETENTION_DAYS now (the server does it hourly)")
-    prune.add_argument("--days", type=int, help="instead of P38_RETENTION_DAYS (at least 7)")
+    prune.add_argument("--days", type=_ranged(0, 36500),
+                       help="instead of P38_RETENTION_DAYS (0, or 7 to 36500)")
     prune.set_defaults(func=cmd_prune)
     sub.add_parser("db-stop", help="stop the embedded PostgreSQL in P38_HOME").set_defaults(
         func=cmd_db_stop)
@@ -94,17 +95,27 @@ def _ranged(low: int, high: int) -> Callable[[str], int]:
     """An argparse type: an integer from `low` to `high` (what the environment variable of the
     same setting is checked against)."""
     def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        digits = text.removeprefix("-")
+        if not (digits.isascii() and digits.isdigit()):  # int() takes Arabic digits, "+5", "1_0"
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer")
+        value = int(text)
         if not low <= value <= high:
             raise argparse.ArgumentTypeError(f"{value} is not between {low} and {high}")
         return value
     return parse
 
 
-# A setting read from either of two variables is named by the one that is set.
+def _text(value: str) -> str:
+    """An argparse type: text the database can hold (a terminal may pass undecodable bytes)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise argparse.ArgumentTypeError("not valid UTF-8") from None
+    if len(value) > 1000:
+        raise argparse.ArgumentTypeError("longer than 1000 characters")
+    return value
+
+
 # A setting read from either of two variables is named by the one that is set.
 _ALSO_READ_FROM = {"P38_PORT": "PORT"}
 

@@ -76,7 +76,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     async def body(store: Store) -> int:
         ref: str = args.delivery
         row = await store.fetchrow("delivery_by_guid", ref)
-        if row is None and ref.isdigit():
+        if row is None and ref.isascii() and ref.isdigit() and int(ref) < 2**62:
             row = await store.fetchrow("delivery_by_id", int(ref))
         if row is None:
             print(f"no delivery with GUID or id {ref!r}", file=sys.stderr)
@@ -118,7 +118,8 @@ def cmd_prune(args: argparse.Namespace) -> int:
         try:
             days = RetentionSettings(P38_RETENTION_DAYS=args.days).days
         except ValidationError as exc:
-            print(f"--days {args.days}: {exc.errors()[0]['msg']}", file=sys.stderr)
+            rule = exc.errors()[0]["msg"].removeprefix("Value error, ")
+            print(f"--days {args.days}: {rule}", file=sys.stderr)
             return 2
     if days == 0:
         print("retention is off (P38_RETENTION_DAYS=0): nothing pruned")

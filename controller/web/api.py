@@ -44,7 +44,7 @@ async def get_delivery(request: web.Request) -> web.Response:
     ref = path_text(request.match_info["ref"], "the delivery's GUID or id")
     store = request.app[STORE]
     row = await store.fetchrow("delivery_by_guid", ref)
-    if row is None and ref.isdigit() and int(ref) < 2**62:
+    if row is None and ref.isascii() and ref.isdigit() and int(ref) < 2**62:
         row = await store.fetchrow("delivery_by_id", int(ref))
     if row is None:
         return problem(404, f"no delivery with GUID or id {ref!r}")

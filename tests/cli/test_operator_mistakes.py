@@ -212,3 +212,23 @@ def test_a_look_never_creates_the_embedded_database(tmp_path: Path) -> None:
     assert plan.returncode == 2, plan.stderr
     assert "Plan (local): 6 to create, 0 to update, 0 to delete." in plan.stdout
     assert not (tmp_path / "home").exists()
+
+
+def test_odd_arguments_get_a_reason_not_a_traceback(dsn: str) -> None:
+    """Bytes a terminal passes undecodably, digits that are not ASCII, numbers past any id,
+    retention past a century: each is a usage error or "not found", never a traceback."""
+    env = env_for(dsn)
+    cases = [
+        (("replay", "\udcff"), 2, "argument delivery: not valid UTF-8"),
+        (("approve", "\udcff", "--by", "me"), 2, "argument idempotency_key: not valid UTF-8"),
+        (("replay", "²"), 1, "no delivery with GUID or id '²'"),
+        (("replay", "\u0663"), 1, "no delivery with GUID or id '\u0663'"),  # Arabic 3
+        (("replay", "9" * 30), 1, "no delivery with GUID or id"),
+        (("prune", "--days", "2147483648"), 2, "2147483648 is not between 0 and 36500"),
+        (("prune", "--days", "\u0667"), 2, "'\u0667' is not an integer"),  # Arabic 7
+        (("prune", "--days", "3"), 2, "--days 3: must be 0 (keep everything) or at least 7"),
+    ]
+    for args, code, message in cases:
+        result = p38(*args, env=env)
+        assert (result.returncode, "Traceback" in result.stderr) == (code, False), result.stderr
+        assert message in result.stderr, (args, result.stderr)

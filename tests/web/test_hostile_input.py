@@ -377,6 +377,8 @@ async def test_api_parameters_are_checked(aiohttp_client, store: Store, dsn: str
         body = await response.json()
         assert response.status == 400, (path, body)
         assert body["reason"].startswith(reason), (path, body)
+    for odd_digit in ("%C2%B2", "%D9%A3"):  # superscript two, Arabic three: not an id
+        assert (await client.get(f"/api/deliveries/{odd_digit}")).status == 404
     ok = await client.get("/api/actions?status=held&limit=5")
     assert ok.status == 200 and (await ok.json())["items"] == []
 
