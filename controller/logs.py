@@ -27,13 +27,18 @@ class SecretRedactor:
     """A structlog processor that removes known secret values from every log line."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._groups: dict[str, frozenset[str]] = {}
         self._secrets: tuple[str, ...] = ()
         self.update(secrets)
 
-    def update(self, secrets: Iterable[str]) -> None:
+    def update(self, secrets: Iterable[str], *, group: str = "settings") -> None:
+        """Replace the secrets of one `group` (the settings' own, Secret Manager's), keeping
+        the others: a refresh of one source never un-redacts another's."""
+        self._groups[group] = frozenset(secrets)
+        every = set().union(*self._groups.values())
         # Longest first, so a secret containing another is replaced whole; ignore tiny values
         # that would shred ordinary words.
-        self._secrets = tuple(sorted({s for s in secrets if len(s) >= 6}, key=len, reverse=True))
+        self._secrets = tuple(sorted({s for s in every if len(s) >= 6}, key=len, reverse=True))
 
     def _scrub(self, value: Any) -> Any:
         if isinstance(value, str):

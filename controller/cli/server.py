@@ -25,7 +25,7 @@ def _with_secret_manager(settings: Settings, redactor: SecretRedactor
     project = settings.providers.gcp_project_id
     if not project:
         return settings, None
-    holder = Secrets(on_change=redactor.update)
+    holder = Secrets(on_change=lambda values: redactor.update(values, group="secret-manager"))
     manager = GoogleSecretManager.connect(project)
     asyncio.run(load_secrets(holder, manager))
     return with_provider_secrets(settings, holder), SecretSource(holder, manager)

@@ -105,3 +105,16 @@ def test_the_database_password_is_a_secret_too() -> None:
 
     dsn = "postgresql://p38:s3cret%2Fpw@db.internal:5432/p38"
     assert "s3cret/pw" in Settings(store=StoreSettings(DATABASE_URL=dsn)).secret_values()
+
+
+def test_secret_manager_values_join_the_settings_secrets() -> None:
+    """Secret Manager's refresh replaces its own values, never the settings' (the webhook
+    secrets, the API token): both stay redacted."""
+    from controller.clients.secrets import Secrets
+
+    redactor = SecretRedactor(["gh-webhook-secret-1"])
+    holder = Secrets(on_change=lambda values: redactor.update(values, group="secret-manager"))
+    holder.update({"ANTHROPIC_API_KEY": "sk-ant-secret-1"})
+    holder.update({"ANTHROPIC_API_KEY": "sk-ant-secret-2"})  # rotated
+    out = redactor(None, "info", {"event": "gh-webhook-secret-1 and sk-ant-secret-2"})
+    assert out["event"] == f"{REDACTED} and {REDACTED}"
