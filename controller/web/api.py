@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from controller.web.json import Int, Text, answer, path_text, problem, query
+from controller.web.json import Int, Text, answer, expect_continue, path_text, problem, query
 from controller.web.keys import REGISTRY, STORE
 
 DEFAULT_PAGE = 50
@@ -90,10 +90,10 @@ async def list_revisions(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_get("/api/deliveries", list_deliveries)
-    app.router.add_get("/api/deliveries/{ref}", get_delivery)
-    app.router.add_get("/api/queue", list_queue)
-    app.router.add_get("/api/audit", list_audit)
-    app.router.add_get("/api/actions", list_actions)
-    app.router.add_get("/api/resources", list_resources)
-    app.router.add_get("/api/revisions", list_revisions)
+    app.router.add_get("/api/deliveries", list_deliveries, expect_handler=expect_continue)
+    app.router.add_get("/api/deliveries/{ref}", get_delivery, expect_handler=expect_continue)
+    app.router.add_get("/api/queue", list_queue, expect_handler=expect_continue)
+    app.router.add_get("/api/audit", list_audit, expect_handler=expect_continue)
+    app.router.add_get("/api/actions", list_actions, expect_handler=expect_continue)
+    app.router.add_get("/api/resources", list_resources, expect_handler=expect_continue)
+    app.router.add_get("/api/revisions", list_revisions, expect_handler=expect_continue)

@@ -15,7 +15,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from controller.store.migrations import latest_version
-from controller.web.json import answer
+from controller.web.json import answer, expect_continue
 from controller.web.keys import METRICS, POLICY, SETTINGS, STORE
 
 READY_TIMEOUT = 3.0  # seconds: under the usual 5 s probe timeout of an orchestrator
@@ -95,7 +95,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/api/health", readyz)
-    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/healthz", healthz, expect_handler=expect_continue)
+    app.router.add_get("/readyz", readyz, expect_handler=expect_continue)
+    app.router.add_get("/api/health", readyz, expect_handler=expect_continue)
+    app.router.add_get("/metrics", metrics, expect_handler=expect_continue)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 
 MAX_TEXT = 500  # characters in a text parameter
 
@@ -103,3 +103,16 @@ def _int(name: str, raw: str, kind: Int) -> int:
 def path_text(value: str, name: str) -> str:
     """A path segment used as a value: the same rules as a text parameter."""
     return _text(name, value, Text())
+
+
+async def expect_continue(request: web.Request) -> web.StreamResponse | None:
+    """`Expect: 100-continue` as aiohttp answers it; any other expectation is a JSON 417 that
+    does not quote the header (aiohttp's own answer is text that echoes it). For every route:
+    aiohttp calls it before any middleware."""
+    if request.version != HttpVersion11:
+        return None
+    if request.headers.get("Expect", "").lower() != "100-continue":
+        return problem(417, "the only expectation understood is Expect: 100-continue")
+    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    request.writer.output_size = 0  # the response proper has not started
+    return None

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from controller.reconcile.plan import STATUSES
 from controller.reconcile.reconciler import object_ref
-from controller.web.json import Int, Text, answer, query
+from controller.web.json import Int, Text, answer, expect_continue, query
 from controller.web.keys import REGISTRY, STORE
 
 MANIFEST_KINDS = {"agent": "Agent", "schedule": "Schedule", "service": "Service",
@@ -81,4 +81,4 @@ def _item(row: Mapping[str, Any], sources: Mapping[str, Mapping[str, Any]],
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_get("/api/objects", list_objects)
+    app.router.add_get("/api/objects", list_objects, expect_handler=expect_continue)

@@ -16,13 +16,13 @@ import time
 from collections.abc import Callable, Mapping
 
 import structlog
-from aiohttp import HttpVersion11, web
+from aiohttp import web
 from pydantic import SecretStr
 
 from controller.config import SecretsSettings
 from controller.engine.ingest import Outcome, StoreUnavailable
 from controller.web.budget import BodyBudget
-from controller.web.json import answer, problem
+from controller.web.json import answer, expect_continue, problem
 from controller.web.keys import BODIES, INGEST, METRICS, ROUTER, SETTINGS
 from handlers import github, n8n, railway
 from handlers.base import Delivery, Rejection, Route, check_token
@@ -46,15 +46,21 @@ SOURCES: dict[str, tuple[str, Parse, Precheck]] = {
 
 
 async def expect(request: web.Request) -> web.StreamResponse | None:
-    """`Expect: 100-continue` as aiohttp answers it; any other expectation is a JSON 417 that
-    does not quote the header (aiohttp's own answer is text that echoes it)."""
-    if request.version != HttpVersion11:
-        return None
-    if request.headers.get("Expect", "").lower() != "100-continue":
-        return problem(417, "the only expectation understood is Expect: 100-continue")
-    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-    request.writer.output_size = 0  # the response proper has not started
-    return None
+    """`Expect: 100-continue`: "continue" only to a sender that may send its body (a token
+    source with the right token, a length within the limit); otherwise no 100, and the handler
+    answers 401 or 413 without reading the body."""
+    source = request.match_info.get("source", "")
+    settings = request.app[SETTINGS]
+    if source in SOURCES and (secret := _secret(settings.secrets, source)) is not None:
+        precheck = SOURCES[source][2]
+        try:
+            if precheck is not None:
+                precheck(request.headers, request.query, secret)
+        except Rejection:
+            return None
+        if (request.content_length or 0) > settings.server.max_body_bytes:
+            return None
+    return await expect_continue(request)
 
 
 def _secret(secrets: SecretsSettings, source: str) -> str | None:

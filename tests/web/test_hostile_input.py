@@ -221,6 +221,16 @@ async def test_n8n_alerts_have_their_label_and_other_expectations_a_json_417(
     continued = await client.post("/webhooks/github", data=body, expect100=True,
                                   headers={**headers, "X-GitHub-Delivery": str(uuid.uuid4())})
     assert continued.status == 200
+    probe = await client.get("/healthz", headers={"Expect": "<script>"})
+    assert probe.status == 417 and "<script>" not in await probe.text()
+    # A wrong token is not told to continue: its 401 comes instead of "100 Continue".
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    writer.write(b"POST /webhooks/n8n HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                 b"X-P38-Token: wrong-token\r\nContent-Length: 2\r\nExpect: 100-continue\r\n"
+                 b"\r\n")
+    await writer.drain()
+    assert (await reader.readline()).startswith(b"HTTP/1.1 401")
+    writer.close()
 
 
 async def test_a_token_is_checked_before_the_body_is_read(aiohttp_client, store: Store,
