@@ -141,9 +141,15 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
         else:
             response = await handler(request)
     except web.HTTPException as exc:
-        if exc.status < 400 or exc.content_type == "application/json":
+        if exc.status < 400:
             raise
-        response = problem(exc.status, f"{exc.reason}: {request.method} {request.path}")
+        if exc.content_type == "application/json":  # a 400 of ours: its log line, then up
+            _log_api(request, exc.status, started)
+            raise
+        shown = request.path if len(request.path) <= 100 else request.path[:100] + "…"
+        response = problem(exc.status, f"{exc.reason}: {request.method} {shown}")
+        if allow := exc.headers.get("Allow"):  # a 405 says what is allowed
+            response.headers["Allow"] = allow
     except TimeoutError:
         response = problem(503, f"the database did not answer within {API_TIMEOUT:g}s")
     except (TransientStoreError, DatabaseUnavailable) as exc:
@@ -151,11 +157,15 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
     except Exception as exc:
         log.exception("request_failed", method=request.method, path=request.path)
         response = problem(500, f"internal error ({type(exc).__name__}); see the log")
-    if request.path.startswith("/api/"):
-        log.info("api_request", method=request.method, path=request.path,
-                 status=response.status,
-                 ms=round((asyncio.get_running_loop().time() - started) * 1000, 2))
+    _log_api(request, response.status, started)
     return response
+
+
+def _log_api(request: web.Request, status: int, started: float) -> None:
+    if request.path.startswith("/api/"):
+        path = request.path if len(request.path) <= 200 else request.path[:200] + "…"
+        log.info("api_request", method=request.method, path=path, status=status,
+                 ms=round((asyncio.get_running_loop().time() - started) * 1000, 2))
 
 
 @web.middleware

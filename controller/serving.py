@@ -44,6 +44,11 @@ async def _serve(settings: Settings, *, secrets: SecretSource | None, banner: bo
                  unix: str | None) -> int:
     host, port = settings.server.host, settings.server.port
     where = unix or f"{host}:{port}"
+    folder = settings.manifests.directory
+    if folder is not None and not folder.is_dir():  # a typo would serve a Stalled source
+        print(f"cannot start: the manifests folder {folder} is not a directory "
+              "(--manifests or P38_MANIFESTS_DIR)", file=sys.stderr)
+        return EXIT_CANNOT_START
     if not unix and (problem := _port_taken(host, port)):
         print(problem, file=sys.stderr)  # before anything starts
         return EXIT_CANNOT_START

@@ -143,13 +143,15 @@ def json_body(headers: Mapping[str, str], body: bytes) -> tuple[dict[str, Any], 
     if kind == "application/json":
         raw = body
     elif kind == "application/x-www-form-urlencoded":
-        try:
-            form = parse_qs(body.decode("utf-8"), strict_parsing=False)
+        try:  # the form's escapes (%FF) too: never replaced by U+FFFD
+            form = parse_qs(body.decode("utf-8"), strict_parsing=False, errors="strict")
         except UnicodeDecodeError:
             raise Rejection(400, "form body is not UTF-8") from None
         values = form.get("payload")
         if not values:
             raise Rejection(400, "form-encoded body has no 'payload' field")
+        if len(values) > 1:
+            raise Rejection(400, "form-encoded body has 'payload' more than once")
         raw = values[0].encode("utf-8")
     elif not kind:
         raise Rejection(415, "Content-Type is missing; send application/json")
@@ -166,6 +168,9 @@ def check_token(headers: Mapping[str, str], query: Mapping[str, str], secret: st
     auth = header(headers, "Authorization")
     if auth and auth[:7].lower() == "bearer ":
         offered.append(auth[7:].strip())
+    getall = getattr(query, "getall", None)
+    if getall is not None and len(getall("token", [])) > 1:
+        raise Rejection(400, "?token= is given more than once; give it once")
     for candidate in (header(headers, "X-P38-Token"), query.get("token")):
         if candidate:
             offered.append(candidate)

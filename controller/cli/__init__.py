@@ -44,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--workers", type=_ranged(0, 64),
                        help="reconcile workers (default P38_WORKERS); 0: this process only "
                             "ingests")
-        p.add_argument("--unix", metavar="PATH", help="listen on a Unix socket instead of TCP")
+        p.add_argument("--unix", metavar="PATH", type=_path,
+                       help="listen on a Unix socket instead of TCP")
         p.add_argument("--manifests", metavar="DIR",
                        help="reconcile this folder as the source `local`, re-read when its "
                             "files change (default P38_MANIFESTS_DIR; `up`: ./manifests)")
@@ -113,6 +114,13 @@ def _text(value: str) -> str:
         raise argparse.ArgumentTypeError("not valid UTF-8") from None
     if len(value) > 1000:
         raise argparse.ArgumentTypeError("longer than 1000 characters")
+    return value
+
+
+def _path(value: str) -> str:
+    """An argparse type: a path that is not empty (an empty one would silently mean "none")."""
+    if not value:
+        raise argparse.ArgumentTypeError("an empty path")
     return value
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -67,3 +68,16 @@ async def with_store(settings: Settings, body: Callable[[Store], Awaitable[int]]
         return await body(store)
     finally:
         await store.close()
+
+
+# Characters a terminal acts on rather than shows: C0 and C1 controls (escape sequences can
+# retitle the window or clear the screen; a newline would forge a line of its own) and the
+# bidirectional overrides that reorder text.
+_UNSHOWN = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def shown(value: object) -> str:
+    """Text from the database (a repository name, a provider's message) made safe to print
+    on a terminal: what a terminal would act on is printed as an escape."""
+    return _UNSHOWN.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"),
+                        str(value))

@@ -8,7 +8,7 @@ import sys
 
 from pydantic import ValidationError
 
-from controller.cli.common import settings_from, with_store
+from controller.cli.common import settings_from, shown, with_store
 from controller.config import RetentionSettings
 from controller.engine import retention
 from controller.engine.queue import WorkQueue
@@ -52,8 +52,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             queue[state] = queue.get(state, 0) + row["n"]
         print("queue:", ", ".join(f"{k} {v}" for k, v in sorted(queue.items())) or "empty")
         for row in await store.fetch("queue_list", "dead", None, 20):
-            print(f"  dead {row['key']}: {row['last_error']}")
-        held = [f"{r['source']} (Policy/{r['name']})"
+            print(f"  dead {shown(row['key'])}: {shown(row['last_error'])}")
+        held = [shown(f"{r['source']} (Policy/{r['name']})")
                 for r in await store.fetch("applied_policies")
                 if (r["document"] or {}).get("spec", {}).get("killswitch") is True]
         if settings.policy.killswitch:
@@ -64,7 +64,8 @@ def cmd_status(args: argparse.Namespace) -> int:
               or "none")
         for status in STATUSES[1:]:  # everything that is not Ready, worst last
             for row in await store.fetch("statuses_list", None, status, None, 20, None):
-                print(f"  {status} {row['key']}: {row['reason']}: {row['message']}")
+                print(f"  {status} {shown(row['key'])}: {shown(row['reason'])}: "
+                      f"{shown(row['message'])}")
         return 0
 
     return asyncio.run(with_store(settings, body, need_schema=False))
@@ -83,10 +84,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
             return 1
         keys = await store.fetchval("delivery_reopen", row["id"])
         if not keys:
-            print(f"delivery {row['id']} ({row['event']}) produced no keys: nothing to replay")
+            print(f"delivery {row['id']} ({shown(row['event'])}) produced no keys: nothing to "
+                  "replay")
             return 0
         await WorkQueue(store, settings.queue).enqueue_now(keys)
-        print(f"delivery {row['id']} ({row['event']}) re-enqueued: {', '.join(keys)}")
+        print(f"delivery {row['id']} ({shown(row['event'])}) re-enqueued: "
+              f"{shown(', '.join(keys))}")
         return 0
 
     return asyncio.run(with_store(settings, body))
@@ -104,7 +107,8 @@ def cmd_approve(args: argparse.Namespace) -> int:
         await store.execute("approval_grant", args.idempotency_key, args.by)
         if row["key"]:
             await WorkQueue(store, settings.queue).enqueue_now([row["key"]])
-        print(f"approved {args.idempotency_key} (by {args.by}); {row['key']} is reconciled "
+        print(f"approved {shown(args.idempotency_key)} (by {shown(args.by)}); "
+              f"{shown(row['key'])} is reconciled "
               "now, and the action runs unless the killswitch is on")
         return 0
 

@@ -81,7 +81,7 @@ async def receive(request: web.Request) -> web.Response:
     elapsed = time.perf_counter() - started
     if source in SOURCES:  # no label values from unknown paths or unverified headers
         metrics.count_delivery(source, event or "", outcome, elapsed)
-    log.info("delivery", source=source, webhook_event=event, status=response.status,
+    log.info("delivery", source=_short(source), webhook_event=event, status=response.status,
              outcome=outcome, guid=_short(request.headers.get("X-GitHub-Delivery")),
              reason=None if response.status < 300 else _reason(response),
              ms=round(elapsed * 1000, 2))
@@ -92,7 +92,7 @@ async def _receive(request: web.Request,
                    source: str) -> tuple[web.Response, str | None, str]:
     """(response, verified event name or None, outcome label)."""
     if source not in SOURCES:
-        return problem(404, f"unknown webhook source {source!r}; "
+        return problem(404, f"unknown webhook source {_short(source, 40)!r}; "
                             f"expected one of {sorted(SOURCES)}"), None, "unknown_source"
     env_name, parse, precheck = SOURCES[source]
     settings = request.app[SETTINGS]

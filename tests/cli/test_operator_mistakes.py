@@ -232,3 +232,24 @@ def test_odd_arguments_get_a_reason_not_a_traceback(dsn: str) -> None:
         result = p38(*args, env=env)
         assert (result.returncode, "Traceback" in result.stderr) == (code, False), result.stderr
         assert message in result.stderr, (args, result.stderr)
+
+
+def test_a_missing_manifests_folder_or_an_empty_socket_path_is_refused(tmp_path: Path) -> None:
+    """A typo in --manifests would serve a source that can only be Stalled; an empty --unix
+    would silently serve TCP: both refused before anything starts."""
+    env = {**os.environ, "DATABASE_URL": NOWHERE}
+    missing = p38("serve", "--manifests", str(tmp_path / "typo"), env=env)
+    assert (missing.returncode, missing.stderr.strip()) == (
+        2, f"cannot start: the manifests folder {tmp_path / 'typo'} is not a directory "
+           "(--manifests or P38_MANIFESTS_DIR)")
+    empty = p38("serve", "--unix", "", env=env)
+    assert empty.returncode == 2 and "argument --unix: an empty path" in empty.stderr
+
+
+def test_what_a_terminal_would_act_on_is_printed_as_an_escape() -> None:
+    """`p38 status` prints repository names and providers' messages through `shown`: an
+    escape sequence (retitle, clear screen) or a bidi override is printed, not obeyed."""
+    from controller.cli.common import shown
+
+    assert shown("octo/\x1b]0;pwned\x07r\u202eepo é 😀\n") == \
+        "octo/\\x1b]0;pwned\\x07r\\u202eepo é 😀\\n"

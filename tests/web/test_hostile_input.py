@@ -233,6 +233,31 @@ async def test_n8n_alerts_have_their_label_and_other_expectations_a_json_417(
     writer.close()
 
 
+async def test_ambiguous_forms_and_odd_routes_are_answered_plainly(
+        aiohttp_client, store: Store, dsn: str) -> None:  # type: ignore[no-untyped-def]
+    """A token or a form's payload given twice, a payload with undecodable escapes: 400; a
+    wrong method: 405 with Allow; an unknown path: 404 without echoing all of it; an API 400
+    has its log line."""
+    client = await aiohttp_client(create_app(make_settings(dsn)))
+    twice = await client.post(f"/webhooks/railway?token={RAILWAY_SECRET}&token=x", json={})
+    assert (twice.status, (await twice.json())["reason"]) == (
+        400, "?token= is given more than once; give it once")
+    form = {"Content-Type": "application/x-www-form-urlencoded", "X-GitHub-Event": "ping"}
+    for body, reason in ((b"payload=%7B%7D&payload=%7B%7D", "'payload' more than once"),
+                         (b"payload=%7B%22a%22%3A%22%FF%22%7D", "form body is not UTF-8")):
+        headers = {**form, "X-GitHub-Delivery": str(uuid.uuid4()),
+                   "X-Hub-Signature-256": sign(body)}
+        answer = await client.post("/webhooks/github", data=body, headers=headers)
+        assert answer.status == 400 and reason in (await answer.json())["reason"]
+    wrong = await client.delete("/api/deliveries")
+    assert wrong.status == 405 and "GET" in wrong.headers["Allow"]
+    missing = await client.get("/nowhere/" + "x" * 5000)
+    assert missing.status == 404 and len((await missing.json())["reason"]) < 200
+    with capture_logs() as logs:
+        assert (await client.get("/api/deliveries?limit=0")).status == 400
+    assert [(line["event"], line["status"]) for line in logs] == [("api_request", 400)]
+
+
 async def test_a_token_is_checked_before_the_body_is_read(aiohttp_client, store: Store,
                                                          dsn: str) -> None:  # type: ignore[no-untyped-def]
     """A Railway request announcing 20 MiB without a token is refused at once: the server
