@@ -12,7 +12,7 @@ from pathlib import Path
 
 from controller.config import Settings
 from controller.store import DatabaseUnavailable, Store
-from controller.store.embedded import resolve_dsn
+from controller.store.embedded import embedded_state, resolve_dsn
 from controller.store.migrations import latest_version
 
 EXIT_CANNOT_RUN = 3  # no database to work with (a usage error is 2, a failure 1)
@@ -43,15 +43,19 @@ def settings_from(args: argparse.Namespace) -> Settings:
 async def with_store(settings: Settings, body: Callable[[Store], Awaitable[int]], *,
                       need_schema: bool = True, create: bool = False,
                       absent: Callable[[], int] | None = None) -> int:
-    """Run `body` on the database. With DATABASE_URL unset, the embedded server is started
-    if it exists; it is created only by a command that means to (`create`: migrate), never
-    as a side effect of a look (status, plan): `absent` answers instead, or exit 3."""
+    """Run `body` on the database. With DATABASE_URL unset, the embedded server is used when
+    it runs; it is created or started only by a command that means to (`create`: migrate),
+    never as a side effect of a look (status, plan): `absent` answers when there is none
+    yet, else exit 3."""
     pgdata = settings.store.home / "pgdata"
-    if not settings.store.database_url and not create and not (pgdata / "PG_VERSION").exists():
-        if absent is not None:
-            return absent()
-        print(f"cannot run: no database: DATABASE_URL is unset and there is no embedded "
-              f"database in {pgdata} yet (`p38 up` or `p38 migrate` creates it)",
+    state = "given" if settings.store.database_url or create else \
+        embedded_state(settings.store.home)
+    if state == "absent" and absent is not None:
+        return absent()
+    if state in ("absent", "stopped"):
+        print(f"cannot run: no database: DATABASE_URL is unset and the embedded database in "
+              f"{pgdata} " + ("does not exist yet (`p38 up` or `p38 migrate` creates it)"
+                              if state == "absent" else "is stopped (`p38 up` starts it)"),
               file=sys.stderr)
         return EXIT_CANNOT_RUN
     dsn = await asyncio.to_thread(resolve_dsn, settings.store.database_url, settings.store.home)

@@ -32,6 +32,19 @@ def resolve_dsn(database_url: str | None, home: Path) -> str:
     return database_url if database_url else start_embedded(home)
 
 
+def embedded_state(home: Path) -> str:
+    """`absent` (never created), `stopped` or `running`: the embedded server in `home`."""
+    pgdata = home / "pgdata"
+    if not (pgdata / "PG_VERSION").exists():
+        return "absent"
+    try:
+        pid = int((pgdata / "postmaster.pid").read_text().splitlines()[0])
+        os.kill(pid, 0)
+    except (OSError, ValueError, IndexError):
+        return "stopped"
+    return "running"
+
+
 def stop_embedded(home: Path, *, timeout: float = 30.0) -> bool:
     """Fast-shutdown the embedded server in `home` if it runs; True when one was stopped."""
     pid_file = home / "pgdata" / "postmaster.pid"

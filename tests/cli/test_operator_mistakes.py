@@ -202,16 +202,24 @@ def test_another_unreadable_folder_is_another_revision(tmp_path: Path) -> None:
 
 def test_a_look_never_creates_the_embedded_database(tmp_path: Path) -> None:
     """With DATABASE_URL unset and no embedded database yet, `p38 status` says so (exit 3) and
-    `p38 plan` compares with nothing applied; neither runs initdb nor leaves a server."""
+    `p38 plan` compares with nothing applied; neither runs initdb nor starts a server."""
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env["P38_HOME"] = str(tmp_path / "home")
     status = p38("status", env=env)
     assert status.returncode == 3
-    assert "no embedded database in" in status.stderr and "p38 up" in status.stderr
+    assert "does not exist yet (`p38 up` or `p38 migrate` creates it)" in status.stderr
     plan = p38("plan", str(ROOT / "manifests"), env=env)
     assert plan.returncode == 2, plan.stderr
     assert "Plan (local): 6 to create, 0 to update, 0 to delete." in plan.stdout
     assert not (tmp_path / "home").exists()
+    # A stopped embedded server (its data folder, no postmaster.pid: what `p38 db-stop` leaves)
+    # is not started by a look either; plan cannot know what it applied.
+    (tmp_path / "home" / "pgdata").mkdir(parents=True)
+    (tmp_path / "home" / "pgdata" / "PG_VERSION").write_text("16\n")
+    for args in (("status",), ("plan", str(ROOT / "manifests"))):
+        stopped = p38(*args, env=env)
+        assert stopped.returncode == 3 and "is stopped (`p38 up` starts it)" in stopped.stderr
+    assert not (tmp_path / "home" / "pgdata" / "postmaster.pid").exists()
 
 
 def test_odd_arguments_get_a_reason_not_a_traceback(dsn: str) -> None:
