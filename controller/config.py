@@ -13,13 +13,35 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-_ENV = SettingsConfigDict(extra="ignore", env_ignore_empty=True)
+_ENV = SettingsConfigDict(extra="ignore", env_ignore_empty=True, allow_inf_nan=False)
+LONGEST_SECONDS = 7 * 24 * 3600  # no duration setting means more than a week
 
 
-class ServerSettings(BaseSettings):
+class _Group(BaseSettings):
+    """A group of settings. Durations are finite and at most a week: `inf` or 1e300 would
+    turn a deadline off, or overflow PostgreSQL's interval (every claim then fails)."""
+
+    @field_validator("*")
+    @classmethod
+    def _a_week_at_most(cls, value: object, info: ValidationInfo) -> object:
+        if info.field_name and info.field_name.endswith("_seconds") \
+                and isinstance(value, float) and value > LONGEST_SECONDS:
+            raise ValueError(f"at most {LONGEST_SECONDS} seconds (a week)")
+        return value
+
+
+class ServerSettings(_Group):
     """Where the HTTP server listens and what it accepts."""
 
     model_config = _ENV
@@ -64,7 +86,7 @@ class ServerSettings(BaseSettings):
         description="Seconds a reconcile may finish after SIGTERM before its lease is released.")
 
 
-class QueueSettings(BaseSettings):
+class QueueSettings(_Group):
     """The work queue and the workers that drain it."""
 
     model_config = _ENV
@@ -111,7 +133,7 @@ class QueueSettings(BaseSettings):
                     "killswitch); `p38 approve` and a Policy change end the wait at once.")
 
 
-class IngestSettings(BaseSettings):
+class IngestSettings(_Group):
     """Group commit of webhook deliveries."""
 
     model_config = _ENV
@@ -126,7 +148,7 @@ class IngestSettings(BaseSettings):
                            description="Deliveries per transaction at most.")
 
 
-class SecretsSettings(BaseSettings):
+class SecretsSettings(_Group):
     """Inbound webhook secrets; a route whose secret is missing answers 503."""
 
     model_config = _ENV
@@ -139,7 +161,7 @@ class SecretsSettings(BaseSettings):
 PROVIDERS = ("github", "railway", "anthropic")
 
 
-class ProviderSettings(BaseSettings):
+class ProviderSettings(_Group):
     """Outbound credentials and endpoints."""
 
     model_config = _ENV
@@ -171,7 +193,7 @@ class ProviderSettings(BaseSettings):
         return bool(self.configured())
 
 
-class ManifestSettings(BaseSettings):
+class ManifestSettings(_Group):
     """Where desired state comes from, and how often it is re-read."""
 
     model_config = _ENV
@@ -204,7 +226,7 @@ class ManifestSettings(BaseSettings):
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
-class LogSettings(BaseSettings):
+class LogSettings(_Group):
     """structlog output."""
 
     model_config = _ENV
@@ -223,7 +245,7 @@ class LogSettings(BaseSettings):
         return level
 
 
-class StoreSettings(BaseSettings):
+class StoreSettings(_Group):
     """Where the state lives."""
 
     model_config = _ENV
@@ -251,7 +273,7 @@ class StoreSettings(BaseSettings):
         return dsn
 
 
-class RetentionSettings(BaseSettings):
+class RetentionSettings(_Group):
     """How long settled deliveries and audit rows are kept."""
 
     model_config = _ENV
@@ -272,7 +294,7 @@ class RetentionSettings(BaseSettings):
         return value
 
 
-class PolicySettings(BaseSettings):
+class PolicySettings(_Group):
     """Global switches of the policy gate."""
 
     model_config = _ENV

@@ -26,7 +26,9 @@ NOWHERE = "postgresql://postgres@127.0.0.1:1/nothing"  # nothing listens on port
      ("P38_LEASE_SECONDS", "0", "greater than 0"),
      ("P38_POLL_SECONDS", "-1", "greater than 0"),
      ("P38_INGEST_MAX_BATCH", "0", "greater than or equal to 1"),
-     ("P38_RESYNC_SECONDS", "0", "greater than 0")],
+     ("P38_RESYNC_SECONDS", "0", "greater than 0"),
+     ("P38_LEASE_SECONDS", "inf", "a finite number"),  # every claim would fail
+     ("P38_HEADER_TIMEOUT_SECONDS", "1e300", "at most 604800 seconds (a week)")],
 )
 def test_a_setting_out_of_range_is_named_with_its_rule(variable: str, value: str,
                                                        rule: str) -> None:
