@@ -78,7 +78,9 @@ def create_app(settings: Settings, *, registry: Mapping[str, Reconciler] | None 
     pass ones opened on fakes). `secrets`: Secret Manager values, refreshed every
     P38_SECRETS_TTL_SECONDS while the app runs."""
     app = web.Application(client_max_size=settings.server.max_body_bytes,
-                          middlewares=[_in_flight, _json_errors, _api_auth])
+                          middlewares=[_in_flight, _json_errors, _api_auth],
+                          # bodies are read as sent: a compressed one is refused, never decoded
+                          handler_args={"auto_decompress": False})
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app[REGISTRY] = registry if registry is not None else default_registry(

@@ -109,8 +109,8 @@ async def _receive(request: web.Request,
             precheck(request.headers, request.query, secret)
     except Rejection as rejection:
         return problem(rejection.status, rejection.reason), None, f"rejected_{rejection.status}"
-    if request.headers.get("Content-Encoding", "identity").strip().lower() not in ("identity",
-                                                                                 ""):
+    if any(value.strip().lower() not in ("identity", "")  # every one: the parser reads the last
+           for value in request.headers.getall("Content-Encoding", [])):
         # GitHub, Railway and n8n send bodies as they are; a compressed one would cost the
         # budget its decoded size for a few bytes sent (and a bomb is a few bytes).
         return (problem(415, "a Content-Encoding is not accepted: send the body uncompressed"),

@@ -5,6 +5,7 @@ memory for bodies nobody has authenticated, and a log line for every request."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import uuid
 from typing import Any
@@ -492,3 +493,9 @@ async def test_a_compressed_body_is_refused_before_decoding(aiohttp_client, stor
     assert (status, body["reason"]) == (415, "a Content-Encoding is not accepted: send the body "
                                              "uncompressed")
     assert client.app[BODIES].used == 0
+    # Twice, "identity" first: the parser would decode by the last one; refused all the same.
+    headers, plain = github_request("ping", "app-hook")
+    twice = signed_request({**headers, "Content-Encoding": "identity"}, gzip.compress(plain),
+                           odd=b"Content-Encoding: gzip")
+    status, body = await raw(client, twice)
+    assert status == 415, body
