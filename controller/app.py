@@ -38,7 +38,7 @@ from controller.store import DatabaseUnavailable, Store, TransientStoreError
 from controller.store.embedded import resolve_dsn
 from controller.web import api, health, objects, webhooks
 from controller.web.budget import BodyBudget
-from controller.web.inflight import InFlight
+from controller.web.inflight import InFlight, Shutdown
 from controller.web.json import problem
 from controller.web.keys import (
     BODIES,
@@ -54,6 +54,7 @@ from controller.web.keys import (
     REGISTRY,
     ROUTER,
     SETTINGS,
+    SHUTDOWN,
     STORE,
     WAKE,
     WORKERS,
@@ -90,6 +91,7 @@ def create_app(settings: Settings, *, registry: Mapping[str, Reconciler] | None 
     app[WAKE] = asyncio.Event()
     app[BODIES] = BodyBudget(settings.server.reading_bodies_bytes)
     app[IN_FLIGHT] = InFlight()
+    app[SHUTDOWN] = Shutdown()
     app.router.add_post("/webhooks/{source}", webhooks.receive, expect_handler=webhooks.expect)
     health.add_routes(app)
     api.add_routes(app)
@@ -124,9 +126,13 @@ API_TIMEOUT = 10.0  # seconds an API answer may take (a hung database must not h
 
 @web.middleware
 async def _in_flight(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Counted while handled, so a shutdown waits for it (`controller.web.inflight`)."""
+    """Counted while handled, so a shutdown waits for it (`controller.web.inflight`); once the
+    stop began, each answer closes its connection (a keep-alive client goes elsewhere)."""
     with request.app[IN_FLIGHT].request():
-        return await handler(request)
+        response = await handler(request)
+    if request.app[SHUTDOWN].requested.is_set():
+        response.force_close()
+    return response
 
 
 @web.middleware
@@ -253,7 +259,8 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
         for n in range(settings.queue.workers)
     ]
     app[WORKERS] = workers
-    stopping = asyncio.Event()
+    shutdown = app[SHUTDOWN]
+    stopping = shutdown.requested  # set by a signal (serving), or below when the app ends
     async with contextlib.AsyncExitStack() as stack:
         if workers:
             await stack.enter_async_context(store.listening(WAKE_CHANNEL, wake.set))
@@ -262,7 +269,7 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
         stopping.set()
         if tasks:
             _, still_running = await asyncio.wait(
-                tasks, timeout=settings.server.shutdown_grace_seconds)
+                tasks, timeout=shutdown.remaining(settings.server.shutdown_grace_seconds))
             for task in still_running:  # their leases are released as they cancel
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

@@ -28,6 +28,18 @@ _ENV = SettingsConfigDict(extra="ignore", env_ignore_empty=True, allow_inf_nan=F
 LONGEST_SECONDS = 7 * 24 * 3600  # no duration setting means more than a week
 
 
+SHORTEST_SECRET = 16
+
+
+def _strong(secret: SecretStr | None) -> SecretStr | None:
+    """A shared secret long enough not to be guessed (a short one is also too short for the
+    log redactor to find safely). The message never quotes it."""
+    if secret is not None and 0 < len(secret.get_secret_value()) < SHORTEST_SECRET:
+        raise ValueError(f"must be at least {SHORTEST_SECRET} characters (generate one with "
+                         "`openssl rand -hex 32`)")
+    return secret
+
+
 class _Group(BaseSettings):
     """A group of settings. Durations are finite and at most a week: `inf` or 1e300 would
     turn a deadline off, or overflow PostgreSQL's interval (every claim then fails)."""
@@ -59,6 +71,11 @@ class ServerSettings(_Group):
     api_token: SecretStr | None = Field(
         None, validation_alias="P38_API_TOKEN",
         description="When set, /api/* (but /api/health) requires Authorization: Bearer <token>.")
+    @field_validator("api_token")
+    @classmethod
+    def _long_enough(cls, token: SecretStr | None) -> SecretStr | None:
+        return _strong(token)
+
     @model_validator(mode="after")
     def _one_body_fits(self) -> ServerSettings:
         if self.reading_bodies_bytes < self.max_body_bytes:
@@ -156,6 +173,11 @@ class SecretsSettings(_Group):
     railway_webhook_secret: SecretStr | None = Field(None,
                                                      validation_alias="RAILWAY_WEBHOOK_SECRET")
     n8n_webhook_secret: SecretStr | None = Field(None, validation_alias="N8N_WEBHOOK_SECRET")
+
+    @field_validator("github_webhook_secret", "railway_webhook_secret", "n8n_webhook_secret")
+    @classmethod
+    def _long_enough(cls, secret: SecretStr | None) -> SecretStr | None:
+        return _strong(secret)
 
 
 PROVIDERS = ("github", "railway", "anthropic")

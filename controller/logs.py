@@ -122,6 +122,7 @@ def configure_logging(*, fmt: str = "auto", level: str = "info",
     handler = _StderrHandler()
     handler.setFormatter(formatter)
     handler.addFilter(ClientFaults())
+    handler.addFilter(AcceptErrors())
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(logging.getLevelNamesMapping().get(level.upper(), logging.INFO))
@@ -144,6 +145,28 @@ class ClientFaults(logging.Filter):
             record.msg = f"a client's request did not complete: {type(exc).__name__}"
             record.args = ()
             record.exc_info = record.exc_text = None
+        return True
+
+
+class AcceptErrors(logging.Filter):
+    """asyncio logs every failed accept() (out of file descriptors) with a traceback, hundreds a
+    second under a flood: one warning line every `every` seconds says how many instead."""
+
+    def __init__(self, every: float = 10.0) -> None:
+        super().__init__()
+        self.every, self.count, self.logged_at = every, 0, float("-inf")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name != "asyncio" or "socket.accept() out of system resource" \
+                not in str(record.msg):
+            return True
+        self.count += 1
+        if record.created - self.logged_at < self.every:
+            return False
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        record.msg = f"accept() failed {self.count} time(s): out of file descriptors"
+        record.args, record.exc_info, record.exc_text = (), None, None
+        self.count, self.logged_at = 0, record.created
         return True
 
 

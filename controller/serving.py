@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import os
 import resource
 import signal
 import socket
+import stat
 import sys
 from typing import Any
 
@@ -27,11 +29,12 @@ from controller.config import Settings
 from controller.store import DatabaseUnavailable
 from controller.web.connections import GuardedRunner
 from controller.web.health import describe
-from controller.web.keys import IN_FLIGHT
+from controller.web.keys import IN_FLIGHT, SHUTDOWN
 
 log = structlog.get_logger("p38.serve")
 
 EXIT_OK, EXIT_CANNOT_START = 0, 2
+AFTER_DRAIN_SECONDS = 0.5  # what aiohttp gives connections once the requests were waited for
 
 
 def serve(settings: Settings, *, secrets: SecretSource | None, banner: bool,
@@ -43,11 +46,14 @@ def serve(settings: Settings, *, secrets: SecretSource | None, banner: bool,
 async def _serve(settings: Settings, *, secrets: SecretSource | None, banner: bool,
                  unix: str | None) -> int:
     host, port = settings.server.host, settings.server.port
-    where = unix or f"{host}:{port}"
+    where = f"unix:{unix}" if unix else f"{host}:{port}"
     folder = settings.manifests.directory
     if folder is not None and not folder.is_dir():  # a typo would serve a Stalled source
         print(f"cannot start: the manifests folder {folder} is not a directory "
               "(--manifests or P38_MANIFESTS_DIR)", file=sys.stderr)
+        return EXIT_CANNOT_START
+    if unix and (problem := _unix_path_taken(unix)):
+        print(problem, file=sys.stderr)
         return EXIT_CANNOT_START
     if not unix and (problem := _port_taken(host, port)):
         print(problem, file=sys.stderr)  # before anything starts
@@ -55,9 +61,10 @@ async def _serve(settings: Settings, *, secrets: SecretSource | None, banner: bo
     app = create_app(settings, secrets=secrets)
     grace = settings.server.shutdown_grace_seconds
     server = settings.server
-    runner = GuardedRunner(app, access_log=None, handle_signals=False, shutdown_timeout=grace,
+    runner = GuardedRunner(app, access_log=None, handle_signals=False,
+                           shutdown_timeout=AFTER_DRAIN_SECONDS,
                            max_connections=_connection_cap(server.max_connections),
-                           first_request_seconds=server.header_timeout_seconds,
+                           head_seconds=server.header_timeout_seconds,
                            keepalive_seconds=server.keepalive_seconds)
     try:
         await runner.setup()
@@ -91,13 +98,14 @@ async def _serve(settings: Settings, *, secrets: SecretSource | None, banner: bo
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)
     await stopping.wait()
+    app[SHUTDOWN].begin(grace)  # the workers claim nothing more
     for running in runner.sites:
         await running.stop()  # no new connections; those open go on being read
     log.info("shutting_down", signal=received[0] if received else None, grace_seconds=grace,
              requests_in_flight=app[IN_FLIGHT].count,
-             meaning="no new connections; requests and reconciles in flight get the grace "
-                     "period, then their leases are released")
-    if not await app[IN_FLIGHT].drained(grace):
+             meaning="no new connections; requests and reconciles in flight share the grace "
+                     "period, then unfinished leases are released")
+    if not await app[IN_FLIGHT].drained(app[SHUTDOWN].remaining(grace)):
         log.warning("requests_cut_off", count=app[IN_FLIGHT].count, grace_seconds=grace)
     await runner.cleanup()
     log.info("stopped")
@@ -116,7 +124,8 @@ def _connection_cap(configured: int) -> int:
     return allowed
 
 
-FD_RESERVE = 128  # descriptors kept for everything but client connections
+FD_RESERVE = 384  # for the database pool, files, and a batch of accepts (asyncio takes up to
+# 128 at once, and a connection closed at the cap frees its descriptor only a moment later)
 
 
 def _port_taken(host: str, port: int) -> str | None:
@@ -135,7 +144,26 @@ def _port_taken(host: str, port: int) -> str | None:
     return None
 
 
+def _unix_path_taken(path: str) -> str | None:
+    """Why a Unix socket cannot be made at `path`, or None. A socket nobody listens on is
+    what a process killed earlier left behind: removed."""
+    if not os.path.lexists(path):
+        return None
+    if not stat.S_ISSOCK(os.lstat(path).st_mode):
+        return f"cannot start: {path} already exists and is not a socket; choose another path"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(path)
+        except OSError:
+            os.unlink(path)
+            return None
+    return f"cannot start: {path} is in use (another p38?); choose another path with --unix"
+
+
 def _listen_problem(where: str, exc: OSError) -> str:
+    if exc.errno == errno.EADDRINUSE and where.startswith("unix:"):
+        return (f"cannot start: {where.removeprefix('unix:')} already exists; remove it or "
+                "choose another path with --unix")
     if exc.errno == errno.EADDRINUSE:
         return (f"cannot start: {where} is already in use (another p38?); choose another "
                 "port with --port or P38_PORT")

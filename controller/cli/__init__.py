@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.set_defaults(func=cmd_replay)
     approve = sub.add_parser("approve", help="approve a held action by its idempotency key")
     approve.add_argument("idempotency_key", type=_text)
-    approve.add_argument("--by", type=_text, required=True, help="who approves (recorded)")
+    approve.add_argument("--by", type=_name, required=True, help="who approves (recorded)")
     approve.set_defaults(func=cmd_approve)
     prune = sub.add_parser("prune", help="delete settled deliveries, audit rows and idle "
                                          "statuses older than "
@@ -115,6 +115,13 @@ def _text(value: str) -> str:
     if len(value) > 1000:
         raise argparse.ArgumentTypeError("longer than 1000 characters")
     return value
+
+
+def _name(value: str) -> str:
+    """An argparse type: a name that is recorded, so not blank."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("an empty name")
+    return _text(value)
 
 
 def _path(value: str) -> str:

@@ -1,12 +1,14 @@
 """The server's connections, guarded: what aiohttp's defaults leave to a hostile client.
 
-- A new connection must send a complete request head within `first_request_seconds`; after an
-  answer, an idle keep-alive connection is closed after `keepalive_seconds` (aiohttp's default
-  is an hour, so connections that send nothing would pile up until the process runs out of
-  file descriptors and cannot accept a real delivery).
-- At most `max_connections` are open at once; beyond, a new one is closed as soon as it is
-  accepted (a rate-limited warning says how many), so the descriptors a delivery needs are
-  never all taken.
+- A request head must be complete within `head_seconds` of the connection opening, or of its
+  first byte on a keep-alive connection; an idle keep-alive connection is closed after
+  `keepalive_seconds` (aiohttp's default is an hour, so connections that send nothing would
+  pile up until the process runs out of file descriptors and cannot accept a real delivery).
+- At most `max_connections` are open at once. Beyond, the oldest connection that is not in
+  the middle of a request (idle, or still sending its head) is closed to make room; only when
+  every one is handling a request is the new one closed. So holding the slots takes requests
+  that are really being handled (bounded by the body timeout), not idle sockets. A
+  rate-limited warning says how many were closed.
 - What the HTTP parser refuses (a line too long, conflicting lengths) is answered as JSON with
   a reason and one info line, never quoting the request (it may carry a token).
 
@@ -37,7 +39,7 @@ _PARSER_REASONS = {
     "TransferEncodingError": "the Transfer-Encoding is malformed",
     "ContentLengthError": "the body does not match its Content-Length",
 }
-REFUSED_LOG_EVERY = 10.0  # seconds between two warnings about connections refused
+CLOSED_LOG_EVERY = 10.0  # seconds between two warnings about connections closed at the cap
 
 
 class GuardedHandler(web_protocol.RequestHandler):
@@ -45,24 +47,55 @@ class GuardedHandler(web_protocol.RequestHandler):
     connections, and parser refusals answered as JSON."""
 
     def __init__(self, manager: GuardedServer, *, loop: asyncio.AbstractEventLoop,
-                 first_request_seconds: float, **kwargs: Any) -> None:
+                 head_seconds: float, **kwargs: Any) -> None:
         super().__init__(manager, loop=loop, **kwargs)
-        self._first_request_seconds = first_request_seconds
+        self._head_seconds = head_seconds
         self._guard = manager
+
+    @property
+    def busy(self) -> bool:
+        """Handling a request (not idle, not still receiving a head)."""
+        return bool(self._request_in_progress)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        if not self._guard.admit():
+        if not self._guard.admit(self):
             self.force_close()
             return
-        # aiohttp arms its keep-alive timer for the connection's start too; make it the
-        # (shorter) deadline of the first request's head. Its callback closes the connection
-        # only while it still waits for a request, and re-arms itself when one was answered.
-        deadline = self._loop.time() + self._first_request_seconds
+        self._head_deadline()
+
+    def data_received(self, data: bytes) -> None:
+        waiting = not self._request_in_progress  # idle: these bytes start a new head
+        parsed = self._request_count
+        super().data_received(data)
+        if waiting and self._waiter is not None and not self._waiter.done():
+            self._head_deadline()  # the head is not complete yet
+        elif self._request_count > parsed and self._current_request is not None \
+                and self._messages and isinstance(self._messages[-1][0], web_protocol._ErrInfo):
+            # The parser refused what followed: a body that broke off (a bad chunk). aiohttp
+            # would queue the refusal and leave the request waiting for the rest until its
+            # body timeout; fail its body now, so it is answered 400 at once.
+            self._current_request._cancel(web.RequestPayloadError("the request body is malformed"))
+
+    def _head_deadline(self) -> None:
+        """aiohttp's keep-alive timer closes a connection still waiting for a request when it
+        fires (and re-arms itself after each answer): bring it forward to the head's deadline,
+        never later than it already is."""
+        deadline = self._loop.time() + self._head_seconds
+        if self._keepalive_handle is not None and self._next_keepalive_close_time <= deadline:
+            return
         self._next_keepalive_close_time = deadline
         if self._keepalive_handle is not None:
             self._keepalive_handle.cancel()
         self._keepalive_handle = self._loop.call_at(deadline, self._process_keepalive)
+
+    async def finish_response(self, request: BaseRequest, resp: web.StreamResponse,
+                              start_time: float | None) -> tuple[web.StreamResponse, bool]:
+        # aiohttp answers an Expect it does not know on a path or method no route takes
+        # (routes have their own handler) with text quoting the header: JSON instead.
+        if resp.status == 417 and resp.content_type != "application/json":
+            resp = problem(417, "the only expectation understood is Expect: 100-continue")
+        return await super().finish_response(request, resp, start_time)
 
     def handle_error(self, request: BaseRequest, status: int = 500,
                      exc: BaseException | None = None,
@@ -91,43 +124,53 @@ class GuardedServer(web_server.Server):
     """aiohttp's server whose connections are `GuardedHandler`s, at most `max_connections`."""
 
     max_connections: int
-    first_request_seconds: float
-    _refused: int
-    _refused_logged_at: float
+    head_seconds: float
+    _closed: int
+    _closed_logged_at: float
 
     def __call__(self) -> web_protocol.RequestHandler:
-        return GuardedHandler(self, loop=self._loop,
-                              first_request_seconds=self.first_request_seconds, **self._kwargs)
+        return GuardedHandler(self, loop=self._loop, head_seconds=self.head_seconds,
+                              **self._kwargs)
 
-    def admit(self) -> bool:
-        """Whether the connection just registered may stay open."""
-        if len(self._connections) <= self.max_connections:
+    def admit(self, newcomer: GuardedHandler) -> bool:
+        """Whether the connection just registered may stay open, once the oldest that is not
+        handling a request was closed to make room if needed. Connections already closed but
+        still lingering in aiohttp's list (reading an unread body) do not count."""
+        open_now = [c for c in self._connections if c.transport is not None and c is not newcomer]
+        if len(open_now) < self.max_connections:
             return True
-        self._refused += 1
+        evicted = next((c for c in open_now if isinstance(c, GuardedHandler) and not c.busy),
+                       None)  # the list is in order of arrival: the oldest first
+        if evicted is not None:
+            evicted.force_close()
+        self._count_closed()
+        return evicted is not None
+
+    def _count_closed(self) -> None:
+        self._closed += 1
         now = time.monotonic()
-        if now - self._refused_logged_at >= REFUSED_LOG_EVERY:
-            log.warning("connections_refused", count=self._refused,
+        if now - self._closed_logged_at >= CLOSED_LOG_EVERY:
+            log.warning("connections_closed_at_cap", count=self._closed,
                         max_connections=self.max_connections,
-                        meaning="connections beyond P38_MAX_CONNECTIONS are closed at once")
-            self._refused, self._refused_logged_at = 0, now
-        return False
+                        meaning="P38_MAX_CONNECTIONS were open: idle ones were closed to make "
+                                "room, or new ones when every one was handling a request")
+            self._closed, self._closed_logged_at = 0, now
 
 
 class GuardedRunner(web.AppRunner):
     """An AppRunner whose server is a `GuardedServer`."""
 
-    def __init__(self, app: web.Application, *, max_connections: int,
-                 first_request_seconds: float, keepalive_seconds: float,
-                 **kwargs: Any) -> None:
+    def __init__(self, app: web.Application, *, max_connections: int, head_seconds: float,
+                 keepalive_seconds: float, **kwargs: Any) -> None:
         super().__init__(app, keepalive_timeout=keepalive_seconds, **kwargs)
         self._max_connections = max_connections
-        self._first_request_seconds = first_request_seconds
+        self._head_seconds = head_seconds
 
     async def _make_server(self) -> web_server.Server:
         server = await super()._make_server()
         server.__class__ = GuardedServer
         assert isinstance(server, GuardedServer)
         server.max_connections = self._max_connections
-        server.first_request_seconds = self._first_request_seconds
-        server._refused, server._refused_logged_at = 0, float("-inf")
+        server.head_seconds = self._head_seconds
+        server._closed, server._closed_logged_at = 0, float("-inf")
         return server

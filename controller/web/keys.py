@@ -20,7 +20,7 @@ from controller.reconcile.policy import Policy
 from controller.reconcile.reconciler import Reconciler, Router
 from controller.store import Store
 from controller.web.budget import BodyBudget
-from controller.web.inflight import InFlight
+from controller.web.inflight import InFlight, Shutdown
 
 SETTINGS = web.AppKey("settings", Settings)
 POLICY = web.AppKey("policy", Policy)  # the environment's part; see POLICIES
@@ -38,3 +38,4 @@ WAKE = web.AppKey("wake", asyncio.Event)
 CONTEXT = web.AppKey("context", StoreContext)
 BODIES = web.AppKey("bodies", BodyBudget)
 IN_FLIGHT = web.AppKey("in_flight", InFlight)
+SHUTDOWN = web.AppKey("shutdown", Shutdown)

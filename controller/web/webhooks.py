@@ -131,7 +131,9 @@ async def _receive(request: web.Request,
         return (problem(408, f"the body did not arrive within "
                              f"{settings.server.body_timeout_seconds:g}s"), None, "slow_body")
     except web.RequestPayloadError:  # a broken chunked encoding
-        return problem(400, "the body could not be read (a broken chunk)"), None, "rejected_400"
+        response = problem(400, "the body could not be read (a broken chunk)")
+        response.force_close()  # what follows on this connection cannot be framed
+        return response, None, "rejected_400"
     except ConnectionError:  # the sender went away mid-body: nobody reads the answer
         return problem(400, "the connection closed before the body ended"), None, "client_gone"
     finally:

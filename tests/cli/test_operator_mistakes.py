@@ -28,7 +28,11 @@ NOWHERE = "postgresql://postgres@127.0.0.1:1/nothing"  # nothing listens on port
      ("P38_INGEST_MAX_BATCH", "0", "greater than or equal to 1"),
      ("P38_RESYNC_SECONDS", "0", "greater than 0"),
      ("P38_LEASE_SECONDS", "inf", "a finite number"),  # every claim would fail
-     ("P38_HEADER_TIMEOUT_SECONDS", "1e300", "at most 604800 seconds (a week)")],
+     ("P38_HEADER_TIMEOUT_SECONDS", "1e300", "at most 604800 seconds (a week)"),
+     ("GITHUB_WEBHOOK_SECRET", "s3cret-gh", "must be at least 16 characters (generate one "
+                                            "with `openssl rand -hex 32`)"),
+     ("P38_API_TOKEN", "letmein", "must be at least 16 characters (generate one with "
+                                  "`openssl rand -hex 32`)")],
 )
 def test_a_setting_out_of_range_is_named_with_its_rule(variable: str, value: str,
                                                        rule: str) -> None:

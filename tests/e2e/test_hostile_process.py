@@ -123,10 +123,21 @@ def test_a_body_still_arriving_at_sigterm_is_answered(dsn: str, tmp_path: Path) 
     assert code == 0
 
 
+def _busy(port: int) -> socket.socket:
+    """A connection whose request is being handled: a GitHub delivery's head, and the server
+    has said it reads the body (100 Continue)."""
+    conn = socket.create_connection(("127.0.0.1", port), timeout=30)
+    conn.sendall(b"POST /webhooks/github HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: 2\r\nExpect: 100-continue\r\n\r\n")
+    assert conn.recv(100).startswith(b"HTTP/1.1 100")
+    return conn
+
+
 def test_connections_that_send_nothing_are_closed_and_capped(dsn: str, tmp_path: Path) -> None:
-    """A connection that sends nothing, or trickles its head, is closed after
-    P38_HEADER_TIMEOUT_SECONDS; beyond P38_MAX_CONNECTIONS a new one is closed at once (with a
-    warning), and a real delivery is answered again as soon as there is room."""
+    """A request head must arrive within P38_HEADER_TIMEOUT_SECONDS: a connection that sends
+    nothing, trickles its head, or trickles the next head on a keep-alive connection is closed.
+    At P38_MAX_CONNECTIONS, the oldest idle connection makes room for a new one; only when
+    every one is handling a request is the new one closed."""
     env = {**env_for(dsn), "GITHUB_WEBHOOK_SECRET": GITHUB_SECRET, "P38_HOME": str(tmp_path),
            "P38_HEADER_TIMEOUT_SECONDS": "0.5", "P38_MAX_CONNECTIONS": "3"}
     with p38_running("serve", "--port", "0", env=env, cwd=tmp_path) as process:
@@ -134,22 +145,49 @@ def test_connections_that_send_nothing_are_closed_and_capped(dsn: str, tmp_path:
         silent = socket.create_connection(("127.0.0.1", port), timeout=30)
         trickle = socket.create_connection(("127.0.0.1", port), timeout=30)
         trickle.sendall(b"POST /webhooks/github HTTP/1.1\r\nHost: x\r\n")  # never ends
-        assert silent.recv(100) == b"" and trickle.recv(100) == b""  # closed by the server
-        silent.close()
-        trickle.close()
-        held = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(3)]
-        for conn in held:  # each answered once, then kept alive (not a first-request wait)
-            conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-            assert conn.recv(1000).startswith(b"HTTP/1.1 200")
+        again = socket.create_connection(("127.0.0.1", port), timeout=30)
+        again.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert again.recv(1000).startswith(b"HTTP/1.1 200")
+        again.sendall(b"GET /healthz HTTP/1.1\r\n")  # the next head, never finished
+        for conn in (silent, trickle, again):
+            assert conn.recv(100) == b""  # closed by the server, not after the keep-alive time
+            conn.close()
+        busy = [_busy(port) for _ in range(3)]
         with socket.create_connection(("127.0.0.1", port), timeout=30) as extra:
-            assert extra.recv(100) == b""  # a fourth is closed at once
+            assert extra.recv(100) == b""  # all three handle a request: the new one is closed
+        busy[0].sendall(b"{}")  # unsigned: 401, then the connection is idle (kept alive)
+        assert busy[0].recv(1000).startswith(b"HTTP/1.1 401")
         headers, body = github_request("ping", "app-hook")
         head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-        held[1].sendall(f"POST /webhooks/github HTTP/1.1\r\nHost: x\r\n{head}Content-Length: "
-                        f"{len(body)}\r\n\r\n".encode() + body)
-        assert held[1].recv(100).startswith(b"HTTP/1.1 200")  # the admitted ones still serve
-        for conn in held:
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as newcomer:
+            newcomer.sendall(f"POST /webhooks/github HTTP/1.1\r\nHost: x\r\n{head}"
+                             f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+            assert newcomer.recv(100).startswith(b"HTTP/1.1 200")  # room was made for it
+        assert busy[0].recv(100) == b""  # the idle one was closed to make it
+        for conn in busy:
             conn.close()
         code, rest = terminate(process)
     assert code == 0
-    assert '"connections_refused"' in line + rest
+    assert '"connections_closed_at_cap"' in line + rest
+
+
+def test_a_body_that_breaks_off_and_odd_expectations(dsn: str, tmp_path: Path) -> None:
+    """A chunked body that breaks after its first chunk is a 400 at once (not a 408 after the
+    body timeout); an Expect on a path no route takes is a JSON 417 that does not quote it."""
+    env = {**env_for(dsn), **SECRETS, "P38_HOME": str(tmp_path)}
+    with p38_running("serve", "--port", "0", env=env, cwd=tmp_path) as process:
+        _line, port = serving_port(process)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+            conn.sendall(b"POST /webhooks/github HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                         b"application/json\r\nTransfer-Encoding: chunked\r\nExpect: "
+                         b"100-continue\r\n\r\n")
+            assert conn.recv(100).startswith(b"HTTP/1.1 100")
+            conn.sendall(b"10\r\n0123456789abcdef\r\n")
+            conn.sendall(b"zz\r\nbroken\r\n")
+            answer = conn.recv(1000)  # within the socket timeout, far under the body timeout
+        assert answer.startswith(b"HTTP/1.1 400") and b"a broken chunk" in answer
+        status, body = exchange(port, b"GET /nowhere HTTP/1.1\r\nHost: x\r\nExpect: "
+                                      b"rw-secret-123456 <b>\r\n\r\n")
+        assert status == 417 and "rw-secret" not in json.dumps(body)
+        code, _rest = terminate(process)
+    assert code == 0
