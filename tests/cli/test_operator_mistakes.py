@@ -258,6 +258,14 @@ def test_a_missing_manifests_folder_or_an_empty_socket_path_is_refused(tmp_path:
            "(--manifests or P38_MANIFESTS_DIR)")
     empty = p38("serve", "--unix", "", env=env)
     assert empty.returncode == 2 and "argument --unix: an empty path" in empty.stderr
+    (tmp_path / "notes.txt").write_text("keep me")
+    taken = p38("serve", "--unix", str(tmp_path / "notes.txt"), env=env)
+    assert (taken.returncode, taken.stderr.strip()) == (
+        2, f"cannot start: {tmp_path / 'notes.txt'} already exists and is not a socket; "
+           "choose another path")
+    assert (tmp_path / "notes.txt").read_text() == "keep me"
+    nobody = p38("approve", "some-key", "--by", " ", env=env)
+    assert nobody.returncode == 2 and "argument --by: an empty name" in nobody.stderr
 
 
 def test_what_a_terminal_would_act_on_is_printed_as_an_escape() -> None:

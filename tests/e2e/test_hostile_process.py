@@ -119,6 +119,7 @@ def test_a_body_still_arriving_at_sigterm_is_answered(dsn: str, tmp_path: Path) 
             answer = conn.recv(65536)
         assert answer.startswith(b"HTTP/1.1 200"), answer
         assert b'"status":"pong"' in answer.replace(b" ", b"")
+        assert b"connection: close" in answer.lower()  # a keep-alive client goes elsewhere
         code, _rest = terminate(process)
     assert code == 0
 

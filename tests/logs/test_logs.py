@@ -118,3 +118,19 @@ def test_secret_manager_values_join_the_settings_secrets() -> None:
     holder.update({"ANTHROPIC_API_KEY": "sk-ant-secret-2"})  # rotated
     out = redactor(None, "info", {"event": "gh-webhook-secret-1 and sk-ant-secret-2"})
     assert out["event"] == f"{REDACTED} and {REDACTED}"
+
+
+def test_a_flood_of_accept_errors_is_one_warning_per_period(capsys) -> None:  # type: ignore[no-untyped-def]
+    """asyncio logs each failed accept() (no file descriptor left) with a traceback: under a
+    flood, that is hundreds of lines a second. One warning line says how many instead."""
+    import logging
+
+    configure_logging(fmt="json", level="info")
+    for _ in range(500):
+        try:
+            raise OSError(24, "Too many open files")
+        except OSError:
+            logging.getLogger("asyncio").exception("socket.accept() out of system resource")
+    records = [json.loads(line) for line in capsys.readouterr().err.strip().splitlines()]
+    assert [(r["level"], r["event"]) for r in records] == [
+        ("warning", "accept() failed 1 time(s): out of file descriptors")]
