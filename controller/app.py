@@ -24,13 +24,14 @@ from controller.clients.secrets import SecretSource
 from controller.config import Settings
 from controller.engine import background
 from controller.engine.context import StoreContext
+from controller.engine.desk import ActionDesk
 from controller.engine.executor import Executor
 from controller.engine.ingest import IngestWriter
 from controller.engine.metrics import Metrics
 from controller.engine.ooda import Worker
 from controller.engine.policies import PolicySource
-from controller.engine.queue import WAKE_CHANNEL, WorkQueue
-from controller.providers import Bundle, Env, Provider, github, local
+from controller.engine.queue import WAKE_CHANNEL, Kinds, WorkQueue
+from controller.providers import Bundle, Env, Provider, agents, github, local
 from controller.reconcile.plan import ActionRunner
 from controller.reconcile.policy import Policy
 from controller.reconcile.reconciler import Reconciler, Router
@@ -96,7 +97,8 @@ def create_app(settings: Settings, *, registry: Mapping[str, Reconciler] | None 
     health.add_routes(app)
     api.add_routes(app)
     objects.add_routes(app)
-    bundles = [local.bundle, *(default_providers() if providers is None else providers)]
+    bundles = [local.bundle, agents.bundle,
+               *(default_providers() if providers is None else providers)]
 
     async def refresh_secrets(app: web.Application) -> AsyncIterator[None]:
         async with background.refresh_secrets(
@@ -191,7 +193,7 @@ async def _api_auth(request: web.Request, handler: Handler) -> web.StreamRespons
 async def _database(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     dsn = await asyncio.to_thread(resolve_dsn, settings.store.database_url, settings.store.home)
-    pool_size = settings.queue.workers + settings.ingest.writers + 4
+    pool_size = settings.queue.workers + settings.queue.run_workers + settings.ingest.writers + 4
     store = await Store.connect(dsn, min_size=2, max_size=pool_size)
     if settings.store.migrate_on_start:
         applied = await store.migrate()
@@ -209,7 +211,9 @@ async def _providers(app: web.Application, bundles: Sequence[Bundle],
     """Open every provider; the executor gets their runners, the context their reads, the
     gate the names of those that can be used."""
     settings, store = app[SETTINGS], app[STORE]
-    env = Env(settings, store, secrets.secrets if secrets is not None else None)
+    executor = Executor(store)
+    desk = ActionDesk(executor)
+    env = Env(settings, store, secrets.secrets if secrets is not None else None, desk=desk)
     async with contextlib.AsyncExitStack() as stack:
         opened: dict[str, Provider] = {}
         for open_bundle in bundles:
@@ -227,7 +231,9 @@ async def _providers(app: web.Application, bundles: Sequence[Bundle],
         app[PROVIDERS] = opened
         app[POLICY] = Policy.from_settings(settings, providers=usable, unavailable=unavailable)
         app[POLICIES] = PolicySource(store, app[POLICY])
-        app[EXECUTOR] = Executor(store, runners)
+        executor.runners.update(runners)
+        desk.policies = app[POLICIES]
+        app[EXECUTOR] = executor
         app[CONTEXT] = StoreContext(store, opened)
         if settings.policy.dry_run or unavailable:
             log.warning("dry_run", providers=sorted(unavailable) if not settings.policy.dry_run
@@ -252,12 +258,16 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     store, wake = app[STORE], app[WAKE]
     prefix = f"{socket.gethostname()}:{os.getpid()}"
+    runs_here = "run" in app[REGISTRY]
+    pools = [(Kinds(never=("run",)), settings.queue.workers, "")]
+    if runs_here:  # agent runs hold their worker for the run: a pool of their own
+        pools.append((Kinds(only=("run",)), settings.queue.run_workers, "run"))
     workers = [
-        Worker(f"{prefix}:{n}", store=store, queue=app[QUEUE], registry=app[REGISTRY],
+        Worker(f"{prefix}:{label}{n}", store=store, queue=app[QUEUE], registry=app[REGISTRY],
                executor=app[EXECUTOR], policies=app[POLICIES], metrics=app[METRICS],
-               wake=wake, context=app[CONTEXT])
-        for n in range(settings.queue.workers)
-    ]
+               wake=wake, context=app[CONTEXT], kinds=kinds)
+        for kinds, count, label in pools for n in range(count)
+    ] if settings.queue.workers else []
     app[WORKERS] = workers
     shutdown = app[SHUTDOWN]
     stopping = shutdown.requested  # set by a signal (serving), or below when the app ends

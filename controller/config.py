@@ -9,6 +9,7 @@ Nothing here reads the environment after start-up; nothing imports a global sett
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
@@ -111,6 +112,9 @@ class QueueSettings(_Group):
                          description="Concurrent reconciles per process; reconciles wait on I/O. "
                                      "Each may hold a database connection (PostgreSQL allows "
                                      "100 by default): scale out with processes instead.")
+    run_workers: int = Field(4, validation_alias="P38_RUN_WORKERS", ge=1, le=64,
+                             description="Agent runs at once per process; a run holds its "
+                                         "worker (not a reconcile worker) until it ends.")
     lease_seconds: float = Field(30.0, validation_alias="P38_LEASE_SECONDS", gt=0,
                                  description="Seconds a claim is held without a heartbeat; a "
                                              "crashed worker's key is retried after this.")
@@ -358,6 +362,8 @@ class Settings(BaseModel):
                     found.append(value.get_secret_value())
         if password := _dsn_password(self.store.database_url):
             found.append(password)
+        found.extend(value for name, value in os.environ.items()  # notify targets' tokens
+                     if name.startswith("P38_NOTIFY_") and name.endswith("_TOKEN") and value)
         return found
 
 

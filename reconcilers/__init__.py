@@ -8,16 +8,18 @@ keys are listed.
 from __future__ import annotations
 
 from controller.reconcile.reconciler import Reconciler
+from reconcilers.agents import Agents
 from reconcilers.deployments import Deployments
 from reconcilers.installations import Installations
 from reconcilers.issues import Issues
 from reconcilers.manifests import ManifestSources
-from reconcilers.objects import Agents, Schedules, Services
+from reconcilers.objects import Schedules, Services
 from reconcilers.plans import PullRequestPlans
 from reconcilers.policies import PolicyObjects
 from reconcilers.pulls import PullRequests
 from reconcilers.redeliveries import Redeliveries
 from reconcilers.repos import Repositories
+from reconcilers.runs import Runs
 from reconcilers.workflows import Workflows
 
 
@@ -27,5 +29,5 @@ def default_registry(*, manifests_folder: str = "manifests/") -> dict[str, Recon
     reconcilers: list[Reconciler] = [
         Repositories(), PullRequests(), Issues(), Installations(), Deployments(), Workflows(),
         ManifestSources(folder=manifests_folder), PullRequestPlans(),
-        Agents(), Schedules(), Services(), PolicyObjects(), Redeliveries()]
+        Agents(), Runs(), Schedules(), Services(), PolicyObjects(), Redeliveries()]
     return {r.kind: r for r in reconcilers}

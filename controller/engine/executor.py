@@ -37,6 +37,7 @@ class ActionOutcome:
     idempotency_key: str
     status: str  # succeeded | already_succeeded | dry_run | held
     reason: str
+    result: Mapping[str, Any] | None = None  # what the runner returned (this attempt)
 
     def as_audit(self) -> dict[str, Any]:
         return {"id": self.action_id, "kind": self.kind, "key": self.idempotency_key,
@@ -105,5 +106,5 @@ class Executor:
             await self._store.execute("action_finish", action_id, "succeeded",
                                       dict(result or {}), None)
             outcomes.append(ActionOutcome(action_id, action.kind, action.idempotency_key,
-                                          "succeeded", item.reason))
+                                          "succeeded", item.reason, result))
         return outcomes

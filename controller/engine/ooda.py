@@ -25,7 +25,14 @@ from controller.config import QueueSettings
 from controller.engine.executor import ActionFailed, ActionOutcome, Executor
 from controller.engine.metrics import Metrics
 from controller.engine.policies import PolicySource
-from controller.engine.queue import AuditEntry, Lease, StatusEntry, WorkQueue, backoff_delay
+from controller.engine.queue import (
+    AuditEntry,
+    Kinds,
+    Lease,
+    StatusEntry,
+    WorkQueue,
+    backoff_delay,
+)
 from controller.reconcile.context import ObserveContext
 from controller.reconcile.errors import (
     ConcurrentUpdate,
@@ -119,8 +126,9 @@ class Worker:
     def __init__(self, name: str, *, store: Store, queue: WorkQueue,
                  registry: Mapping[str, Reconciler], executor: Executor,
                  policies: PolicySource, metrics: Metrics, wake: asyncio.Event,
-                 context: ObserveContext) -> None:
+                 context: ObserveContext, kinds: Kinds | None = None) -> None:
         self.name = name
+        self.kinds = kinds or Kinds()  # the key kinds this worker claims
         self._store = store
         self._queue = queue
         self._settings = queue.settings
@@ -138,7 +146,7 @@ class Worker:
         while not stopping.is_set():
             self._wake.clear()
             try:
-                lease = await self._queue.claim(self.name)
+                lease = await self._queue.claim(self.name, self.kinds)
             except Exception as exc:  # database away: keep trying, do not die
                 log.warning("claim_failed", worker=self.name, error=str(exc))
                 lease = None
@@ -156,7 +164,7 @@ class Worker:
 
     async def _seconds_until_due(self, poll: float) -> float:
         try:
-            due = await self._queue.seconds_until_due()
+            due = await self._queue.seconds_until_due(self.kinds)
         except Exception:
             return poll
         return poll if due is None else max(0.01, min(poll, due))
@@ -304,11 +312,15 @@ class Worker:
                 status = StatusEntry("Stalled", type(exc).__name__, error)
         plan = plan if label in ("done", "requeue") and carried_out else None
         status = replace(status, source=reconciler.source(lease.key) if reconciler else None)
+        enqueue = plan.enqueue if plan else ()
+        if any(v.verdict is Verdict.DRY_RUN for v in record.verdicts):
+            # A key enqueues itself to look at what its actions did; recorded, they did nothing.
+            enqueue = tuple(k for k in enqueue if k != lease.key)
         try:
             await self._queue.settle(
                 lease, label, delay=delay, error=error,
                 transition=plan.transition if plan else None,
-                enqueue=plan.enqueue if plan else (), status=status, firm=firm,
+                enqueue=enqueue, status=status, firm=firm,
                 audit=self._entry(record))
         except ConcurrentUpdate as exc:
             # The object changed under us; nothing was written. Try again after backoff.
@@ -372,9 +384,9 @@ def _failed(exc: Waiting | TerminalError, record: Record) -> Outcome:
 
 
 def _status_of(plan: Plan, verdicts: list[Gated]) -> StatusEntry:
-    """The status a carried-out plan leaves: the reconciler's own when it is not Ready,
-    else Blocked when actions were held or only recorded, else Ready."""
-    if plan.status != "Ready":
+    """The status a carried-out plan leaves: Blocked when actions were held or only recorded
+    (and the plan said Ready or Reconciling), else the plan's own."""
+    if plan.status not in ("Ready", "Reconciling"):
         return StatusEntry(plan.status, plan.decision, plan.reason, plan.revision,
                            plan.forget)
     for wanted in (Verdict.HELD, Verdict.DRY_RUN):
@@ -383,7 +395,7 @@ def _status_of(plan: Plan, verdicts: list[Gated]) -> StatusEntry:
             return StatusEntry("Blocked", blocked[0].blocked_by or "Held",
                                f"{len(blocked)} action(s) not executed: {blocked[0].reason}; "
                                f"{plan.reason}", plan.revision, plan.forget)
-    return StatusEntry("Ready", plan.decision, plan.reason, plan.revision, plan.forget)
+    return StatusEntry(plan.status, plan.decision, plan.reason, plan.revision, plan.forget)
 
 
 def _cause(exc: BaseException) -> BaseException:

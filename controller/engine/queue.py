@@ -20,13 +20,23 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from controller.config import QueueSettings
 from controller.reconcile.plan import Status, Transition
 from controller.store import Store
 
 WAKE_CHANNEL = "p38_queue"
+
+
+class Kinds(NamedTuple):
+    """Which key kinds a worker claims: only `only` (None: any), never `never`."""
+
+    only: tuple[str, ...] | None = None
+    never: tuple[str, ...] = ()
+
+    def args(self) -> tuple[list[str] | None, list[str]]:
+        return (None if self.only is None else list(self.only)), list(self.never)
 
 
 @dataclass(frozen=True)
@@ -99,10 +109,12 @@ class WorkQueue:
                                           str(uuid.uuid4()))
         return list(keys or [])
 
-    async def claim(self, holder: str) -> Lease | None:
+    async def claim(self, holder: str, kinds: Kinds | None = None) -> Lease | None:
+        """Lease the next due key (of `kinds` when given)."""
         token = uuid.uuid4()
+        only, never = (kinds or Kinds()).args()
         row = await self._store.fetchrow("queue_claim", holder, token,
-                                         self.settings.lease_seconds)
+                                         self.settings.lease_seconds, only, never)
         if row is None:
             return None
         return Lease(key=row["key"], kind=row["kind"], attempt=row["attempts"],
@@ -114,9 +126,10 @@ class WorkQueue:
         return await self._store.fetchrow("queue_renew", lease.key, lease.token,
                                           self.settings.lease_seconds) is not None
 
-    async def seconds_until_due(self) -> float | None:
-        """Seconds until the next key is due (0: now); None when nothing is queued."""
-        value = await self._store.fetchval("queue_next_due")
+    async def seconds_until_due(self, kinds: Kinds | None = None) -> float | None:
+        """Seconds until the next key (of `kinds`) is due (0: now); None when none is queued."""
+        only, never = (kinds or Kinds()).args()
+        value = await self._store.fetchval("queue_next_due", only, never)
         return None if value is None else max(0.0, float(value))
 
     async def release(self, lease: Lease) -> None:

@@ -11,7 +11,15 @@ import zoneinfo
 from typing import Annotated, Any, Literal
 
 from croniter import croniter
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, HttpUrl
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 API_VERSION = "p38/v1"
@@ -92,11 +100,33 @@ class Envelope(Strict):
 
 # --- Agent ---------------------------------------------------------------------------------
 
-Tool = Literal["http", "notify", "github", "railway", "n8n"]
+Tool = Literal["http", "notify", "github", "railway", "n8n", "claude"]
+MAX_RUN_SECONDS = 3600  # an agent run may take an hour at most (a run holds a run worker)
+
+
+def _run_timeout(value: str) -> str:
+    if duration_seconds(value) > MAX_RUN_SECONDS:
+        raise ValueError("must be at most 1h")
+    if duration_seconds(value) < 1:
+        raise ValueError("must be at least 1s")
+    return value
+
+
+def _code_path(value: str) -> str:
+    parts = value.split("/")
+    if value.startswith("/") or "\\" in value or any(p in ("", ".", "..") for p in parts) \
+            or not value.endswith(".py"):
+        raise ValueError("must be a .py file's path from the repository root, like "
+                         "agents/digest.py (no '..', not absolute)")
+    return value
+
+
+CodePath = Annotated[str, AfterValidator(_code_path)]
 
 
 class Limits(Strict):
-    timeout: Duration = Field("300s", description="Longest run; a run past it is stopped.")
+    timeout: Annotated[Duration, AfterValidator(_run_timeout)] = Field(
+        "300s", description="Longest run (1s to 1h); past it the run's processes are killed.")
     memory: Quantity = Field("256Mi", description="Memory of the agent's container.")
     tokens_per_run: int = Field(50_000, ge=1, description="Claude tokens one run may use.")
     usd_per_day: float = Field(5.0, ge=0, description="Spend ceiling per day, in US dollars; "
@@ -105,12 +135,27 @@ class Limits(Strict):
 
 class AgentSpec(Strict):
     description: str = Field(min_length=10, description="What the agent should do, in natural "
-                                                        "language; Claude writes the code.")
+                                                        "language; Claude writes the code "
+                                                        "unless `code` names it.")
+    code: CodePath | None = Field(None, description="Hand-written module (from the repository "
+                                                    "root, e.g. agents/digest.py) defining "
+                                                    "run(task): validated and run as is, "
+                                                    "nothing generated.")
+    test: CodePath | None = Field(None, description="Its test module (test_* functions run in "
+                                                    "the harness before the code may run); "
+                                                    "only with `code`.")
     model: str = Field("claude-sonnet-4-5", description="Anthropic model that writes and runs it.")
     tools: list[Tool] = Field(default_factory=list, description="Capabilities it may use.")
     limits: Limits = Field(default_factory=lambda: Limits())
     notify: list[Name] = Field(default_factory=list,
                                description="Notification targets (names from the Policy).")
+
+
+    @model_validator(mode="after")
+    def _test_with_code(self) -> AgentSpec:
+        if self.test is not None and self.code is None:
+            raise ValueError("test names the test of hand-written code: set code as well")
+        return self
 
 
 class Agent(Envelope):

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from controller.clients.secrets import Secrets
 from controller.config import Settings
+from controller.reconcile.desk import Desk
 from controller.reconcile.plan import ActionRunner
 from controller.store import Store
 
@@ -27,6 +28,7 @@ class Env:
     settings: Settings
     store: Store
     secrets: Secrets | None = None  # Secret Manager values, refreshed while the app runs
+    desk: Desk | None = None  # has actions gated and run on a runner's behalf (tool calls)
 
 
 @dataclass(frozen=True)

@@ -11,15 +11,23 @@ fetched before (content-addressed, cached in `manifest_blobs`). Never writes to 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
+from urllib.parse import quote
 
-from controller.clients.github import GitHubApp
+from controller.clients.github import GitHubApp, GitHubError
 from controller.providers import Bundle, Env, Provider
 from controller.reconcile.errors import TerminalError
 from controller.reconcile.plan import Action, ActionRunner, runner
-from controller.reconcile.reads import ManifestFiles, Where
+from controller.reconcile.reads import (
+    MAX_SOURCE_FILE_BYTES,
+    ManifestFiles,
+    SourceFile,
+    Where,
+    safe_relative,
+)
 from controller.store import Store
 from reconcilers.redeliveries import Redeliver
 from reconcilers.reporting import CheckRun, IssueClose, IssueUpsert
@@ -187,6 +195,33 @@ class GitHubReads:
         files, unreadable, fetched = await self._contents(repo, installation, entries)
         return ManifestFiles(revision=revision, tree=folder_tree, files=files,
                              unreadable=tuple(unreadable), blobs_fetched=fetched)
+
+    async def source_file(self, where: Where, path: str) -> SourceFile:
+        """GET /repos/{owner}/{repo}/contents/{path}?ref=<commit>: a file's text."""
+        repo, installation = where.source, where.installation_id
+        if installation is None:
+            raise TerminalError(f"{repo}: no GitHub App installation is known for this "
+                                "repository (install the App on it)")
+        if not safe_relative(path):
+            return SourceFile(path, None, "the path must stay inside the repository")
+        params = {"ref": where.commit} if where.commit else None
+        try:
+            found = await self._github.call("GET", f"/repos/{repo}/contents/{quote(path)}",
+                                            installation_id=installation, params=params)
+        except GitHubError as exc:
+            if exc.status == 404:
+                return SourceFile(path, None, f"no file {path} in {repo} at "
+                                              f"{(where.commit or 'the default branch')[:12]}")
+            raise
+        if not isinstance(found, dict) or found.get("type") != "file":
+            return SourceFile(path, None, f"{path} in {repo} is not a file")
+        if int(found.get("size") or 0) > MAX_SOURCE_FILE_BYTES:
+            return SourceFile(path, None, f"larger than {MAX_SOURCE_FILE_BYTES} bytes")
+        try:
+            text = base64.b64decode(str(found.get("content") or "")).decode("utf-8")
+        except (ValueError, UnicodeDecodeError) as exc:
+            return SourceFile(path, None, f"cannot read {path}: {exc}")
+        return SourceFile(path, text)
 
     async def _folder_tree(self, repo: str, root: str, installation: int) -> str | None:
         sha = root

@@ -19,7 +19,13 @@ from controller.manifests.loader import manifest_files
 from controller.providers import Env, Provider
 from controller.reconcile.errors import NotConfigured
 from controller.reconcile.plan import Action, ActionRunner, runner
-from controller.reconcile.reads import ManifestFiles, Where
+from controller.reconcile.reads import (
+    MAX_SOURCE_FILE_BYTES,
+    ManifestFiles,
+    SourceFile,
+    Where,
+    safe_relative,
+)
 from controller.store import Store
 from reconcilers.manifest_actions import CreateObject, DeleteObject, RecordRevision, UpdateObject
 
@@ -64,6 +70,28 @@ class LocalReads:
         if where.source != NAME:
             raise NotConfigured(f"{where.source} is not the local folder")
         return await asyncio.to_thread(_read_local, self.folder, known_tree)
+
+    async def source_file(self, where: Where, path: str) -> SourceFile:
+        if where.source != NAME:
+            raise NotConfigured(f"{where.source} is not the local folder")
+        return await asyncio.to_thread(_read_source_file, self.folder.parent, path)
+
+
+def _read_source_file(root: Path, path: str) -> SourceFile:
+    if not safe_relative(path):
+        return SourceFile(path, None, "the path must stay inside the repository")
+    target = root / path
+    try:
+        resolved = target.resolve()
+        if not resolved.is_relative_to(root.resolve()):
+            return SourceFile(path, None, "the path leaves the repository (a link)")
+        if resolved.stat().st_size > MAX_SOURCE_FILE_BYTES:
+            return SourceFile(path, None, f"larger than {MAX_SOURCE_FILE_BYTES} bytes")
+        return SourceFile(path, resolved.read_text("utf-8"))
+    except FileNotFoundError:
+        return SourceFile(path, None, f"no file {path} in {root}")
+    except (OSError, UnicodeDecodeError) as exc:
+        return SourceFile(path, None, f"cannot read {path}: {exc}")
 
 
 def local_signature(folder: Path) -> tuple[tuple[str, int, int], ...]:

@@ -42,9 +42,34 @@ class ManifestFiles:
     blobs_fetched: int = 0
 
 
+MAX_SOURCE_FILE_BYTES = 512 * 1024  # an agent's module larger than this is refused
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """A repository file's text, or why there is none (`missing`: not found, too large, not
+    UTF-8, outside the repository)."""
+
+    path: str
+    text: str | None
+    missing: str | None = None
+
+
+def safe_relative(path: str) -> bool:
+    """A path that stays inside the repository: relative, no `..`, no empty part."""
+    parts = path.split("/")
+    return bool(path) and not path.startswith("/") and "\\" not in path and \
+        all(p not in ("", ".", "..") for p in parts)
+
+
 class ManifestReads(Protocol):
     async def manifest_files(self, where: Where, *, known_tree: str | None) -> ManifestFiles:
         """A source's manifest files (GitHub: only blobs not seen before are downloaded)."""
+        ...
+
+    async def source_file(self, where: Where, path: str) -> SourceFile:
+        """A file of the source's repository at `where` (an agent's `spec.code`), by its path
+        from the repository root (for a local folder: the folder's parent)."""
         ...
 
 

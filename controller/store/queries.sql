@@ -39,7 +39,8 @@ SELECT p38_resync_v1(p_kinds => $1::text[], p_periods => $2::float8[], p_guid =>
 -- Lease the next due key no live worker holds (an expired lease is a crashed worker's, and is
 -- taken over). Returns the pending deliveries of the key this reconcile answers for. The wait
 -- is over; a fresh count (attempts 0: new, revived, or after a success) restarts the failure
--- clock, whoever revived the key.
+-- clock, whoever revived the key. $4: only these kinds (NULL: any); $5: never these kinds
+-- (agent runs have workers of their own, so a long run never holds a reconcile worker).
 WITH claimed AS (
     UPDATE work_queue AS q
     SET lease_holder = $1, lease_token = $2, lease_expires = now() + make_interval(secs => $3),
@@ -50,6 +51,8 @@ WITH claimed AS (
         SELECT key FROM work_queue
         WHERE state = 'queued' AND not_before <= now()
           AND (lease_expires IS NULL OR lease_expires < now())
+          AND ($4::text[] IS NULL OR kind = ANY($4::text[]))
+          AND NOT (kind = ANY($5::text[]))
         ORDER BY not_before
         LIMIT 1
         FOR UPDATE SKIP LOCKED
@@ -67,7 +70,8 @@ FROM claimed c;
 -- empty. (Not GREATEST(0, ...): GREATEST ignores a NULL, which made an empty queue "due now".)
 SELECT EXTRACT(EPOCH FROM min(GREATEST(not_before, coalesce(lease_expires, not_before)))
                           - now())::float8
-FROM work_queue WHERE state = 'queued';
+FROM work_queue WHERE state = 'queued'
+  AND ($1::text[] IS NULL OR kind = ANY($1::text[])) AND NOT (kind = ANY($2::text[]));
 
 -- name: queue_renew
 UPDATE work_queue SET lease_expires = now() + make_interval(secs => $3)
@@ -352,3 +356,142 @@ SELECT count(*)::int AS asked,
              AND d.guid = a.params->>'guid'))::int AS arrived
 FROM actions a
 WHERE a.kind = 'github.redeliver' AND a.status = 'succeeded' AND a.result ? 'requested';
+
+-- name: agent_version_find
+-- The newest version of an agent built from this spec hash (find before create).
+SELECT number, state FROM agent_versions
+WHERE agent = $1 AND spec_hash = $2 ORDER BY number DESC LIMIT 1;
+
+-- name: agent_version_create
+-- A new version, numbered after the agent's last; PENDING until its build starts.
+INSERT INTO agent_versions (agent, number, spec_hash, origin, model, spec)
+SELECT $1, coalesce(max(number), 0) + 1, $2, $3, $4, $5::jsonb
+FROM agent_versions WHERE agent = $1
+RETURNING number;
+
+-- name: agent_version_progress
+-- A step of the build (GENERATING, VALIDATING) with what it has so far.
+UPDATE agent_versions
+SET state = $3, code = coalesce($4, code), test = coalesce($5, test), rounds = $6,
+    input_tokens = $7, output_tokens = $8, cache_read_tokens = $9, cache_write_tokens = $10,
+    usd = $11, report = $12::jsonb
+WHERE agent = $1 AND number = $2;
+
+-- name: agent_version_finish
+-- READY or FAILED: the version's last write (the trigger refuses any later one).
+UPDATE agent_versions
+SET state = $3, code = coalesce($4, code), test = coalesce($5, test), rounds = $6,
+    input_tokens = $7, output_tokens = $8, cache_read_tokens = $9, cache_write_tokens = $10,
+    usd = $11, report = $12::jsonb, error = $13, duration_ms = $14, finished_at = now()
+WHERE agent = $1 AND number = $2;
+
+-- name: agent_versions_of
+-- An agent's versions, newest first, without their code.
+SELECT number, spec_hash, state, origin, model, rounds, input_tokens, output_tokens,
+       cache_read_tokens, cache_write_tokens, usd::float8 AS usd, duration_ms, error,
+       created_at, finished_at
+FROM agent_versions WHERE agent = $1 ORDER BY number DESC LIMIT $2;
+
+-- name: agent_version_get
+SELECT agent, number, spec_hash, state, origin, model, spec, code, test, report, rounds,
+       input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, usd::float8 AS usd,
+       duration_ms, error, created_at, finished_at
+FROM agent_versions WHERE agent = $1 AND number = $2;
+
+-- name: agent_version_current
+-- The version runs use: the newest READY one.
+SELECT number, spec, code, test FROM agent_versions
+WHERE agent = $1 AND state = 'READY' ORDER BY number DESC LIMIT 1;
+
+-- name: agent_run_create
+-- A run, queued, and the hint that makes a run worker pick it up, in one statement.
+WITH run AS (
+    INSERT INTO agent_runs (agent, trigger, requested_by, schedule, input)
+    VALUES ($1, $2, $3, $4, $5::jsonb)
+    RETURNING id
+)
+SELECT id, p38_hint_v1(p_keys => ARRAY['run:' || substring($1 from 7) || '#' || id],
+                       p_guid => 'run:' || id,
+                       p_event => 'run', p_origin => jsonb_build_object('from', $2))
+FROM run;
+
+-- name: agent_run_get
+SELECT id, agent, version, trigger, requested_by, schedule, input, state, outcome, result,
+       error, stderr, tool_calls, tokens, usd::float8 AS usd, isolation, stop_requested,
+       requested_at, started_at, ended_at,
+       EXTRACT(EPOCH FROM coalesce(ended_at, now()) - started_at)::float8 AS seconds
+FROM agent_runs WHERE id = $1;
+
+-- name: agent_run_start
+-- queued -> running; NULL when the run is not queued any more (a second attempt finds it).
+UPDATE agent_runs SET state = 'running', version = $2, started_at = now()
+WHERE id = $1 AND state = 'queued'
+RETURNING id;
+
+-- name: agent_run_finish
+UPDATE agent_runs
+SET state = 'finished', outcome = $2, result = $3::jsonb, error = $4, stderr = $5,
+    tool_calls = $6::jsonb, tokens = $7, usd = $8, isolation = $9::jsonb,
+    version = coalesce(version, $10), ended_at = now(),
+    started_at = coalesce(started_at, now())
+WHERE id = $1 AND state <> 'finished'
+RETURNING id;
+
+-- name: agent_run_stop
+-- Ask a queued or running run to stop (a schedule's `replace`, an operator).
+UPDATE agent_runs SET stop_requested = $2 WHERE id = $1 AND state <> 'finished'
+RETURNING id;
+
+-- name: agent_run_stop_requested
+SELECT stop_requested FROM agent_runs WHERE id = $1;
+
+-- name: agent_runs_of
+SELECT id, agent, version, trigger, requested_by, schedule, state, outcome, error, tokens,
+       usd::float8 AS usd, requested_at, started_at, ended_at,
+       jsonb_array_length(tool_calls) AS tool_calls
+FROM agent_runs
+WHERE ($1::text IS NULL OR agent = $1) AND ($2::bigint IS NULL OR id < $2)
+ORDER BY id DESC LIMIT $3;
+
+-- name: agent_runs_active
+-- The runs of an agent not finished yet, oldest first.
+SELECT id, state, schedule FROM agent_runs
+WHERE agent = $1 AND state <> 'finished' ORDER BY id;
+
+-- name: agent_spend_today
+-- US dollars an agent's runs spent since midnight UTC.
+SELECT coalesce(sum(usd), 0)::float8 FROM agent_runs
+WHERE agent = $1 AND requested_at >= date_trunc('day', now() AT TIME ZONE 'UTC')
+                                      AT TIME ZONE 'UTC';
+
+-- name: agent_state_get
+SELECT state FROM agent_state WHERE agent = $1;
+
+-- name: agent_state_put
+INSERT INTO agent_state (agent, state, run_id) VALUES ($1, $2::jsonb, $3)
+ON CONFLICT (agent) DO UPDATE SET state = EXCLUDED.state, run_id = EXCLUDED.run_id,
+                                  updated_at = now()
+WHERE agent_state.run_id < EXCLUDED.run_id;
+
+-- name: schedule_tick_record
+-- The tick's row: the INSERT that wins fires it (NULL: another process did already).
+INSERT INTO schedule_ticks (schedule, due_at, outcome, reason)
+VALUES ($1, $2, $3, $4)
+ON CONFLICT (schedule, due_at) DO NOTHING
+RETURNING schedule;
+
+-- name: schedule_tick_run
+UPDATE schedule_ticks SET run_id = $3 WHERE schedule = $1 AND due_at = $2;
+
+-- name: schedule_tick_last
+-- The newest tick of a schedule (due time, outcome), NULL when it never ticked.
+SELECT due_at, fired_at, outcome, reason, run_id FROM schedule_ticks
+WHERE schedule = $1 ORDER BY due_at DESC LIMIT 1;
+
+-- name: schedule_ticks_of
+SELECT due_at, fired_at, outcome, reason, run_id FROM schedule_ticks
+WHERE schedule = $1 ORDER BY due_at DESC LIMIT $2;
+
+-- name: clock_now
+-- The database's clock: the one every controller process agrees on (schedules are due by it).
+SELECT now();

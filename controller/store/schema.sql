@@ -22,6 +22,68 @@ ALTER TABLE actions ADD CONSTRAINT actions_idempotency_key_key UNIQUE (idempoten
 ALTER TABLE actions ADD CONSTRAINT actions_pkey PRIMARY KEY (id);
 ALTER TABLE actions ADD CONSTRAINT actions_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'running'::text, 'succeeded'::text, 'failed'::text, 'dry_run'::text, 'held'::text, 'skipped'::text])));
 
+CREATE TABLE agent_runs (
+    id bigint NOT NULL DEFAULT nextval('agent_runs_id_seq'::regclass),
+    agent text NOT NULL,
+    version integer,
+    trigger text NOT NULL,
+    requested_by text,
+    schedule text,
+    input jsonb,
+    state text NOT NULL DEFAULT 'queued'::text,
+    outcome text,
+    result jsonb,
+    error text,
+    stderr text,
+    tool_calls jsonb NOT NULL DEFAULT '[]'::jsonb,
+    tokens bigint NOT NULL DEFAULT 0,
+    usd numeric(12,6) NOT NULL DEFAULT 0,
+    isolation jsonb,
+    stop_requested text,
+    requested_at timestamp with time zone NOT NULL DEFAULT now(),
+    started_at timestamp with time zone,
+    ended_at timestamp with time zone
+);
+ALTER TABLE agent_runs ADD CONSTRAINT agent_runs_outcome_check CHECK ((outcome = ANY (ARRAY['succeeded'::text, 'failed'::text, 'timed_out'::text, 'killed'::text, 'over_budget'::text, 'cancelled'::text])));
+ALTER TABLE agent_runs ADD CONSTRAINT agent_runs_pkey PRIMARY KEY (id);
+ALTER TABLE agent_runs ADD CONSTRAINT agent_runs_state_check CHECK ((state = ANY (ARRAY['queued'::text, 'running'::text, 'finished'::text])));
+ALTER TABLE agent_runs ADD CONSTRAINT agent_runs_trigger_check CHECK ((trigger = ANY (ARRAY['schedule'::text, 'manual'::text, 'n8n'::text])));
+
+CREATE TABLE agent_state (
+    agent text NOT NULL,
+    state jsonb NOT NULL,
+    run_id bigint NOT NULL,
+    updated_at timestamp with time zone NOT NULL DEFAULT now()
+);
+ALTER TABLE agent_state ADD CONSTRAINT agent_state_pkey PRIMARY KEY (agent);
+
+CREATE TABLE agent_versions (
+    agent text NOT NULL,
+    number integer NOT NULL,
+    spec_hash text NOT NULL,
+    state text NOT NULL DEFAULT 'PENDING'::text,
+    origin text NOT NULL,
+    model text,
+    spec jsonb NOT NULL,
+    code text,
+    test text,
+    report jsonb NOT NULL DEFAULT '{}'::jsonb,
+    rounds integer NOT NULL DEFAULT 0,
+    input_tokens bigint NOT NULL DEFAULT 0,
+    output_tokens bigint NOT NULL DEFAULT 0,
+    cache_read_tokens bigint NOT NULL DEFAULT 0,
+    cache_write_tokens bigint NOT NULL DEFAULT 0,
+    usd numeric(12,6) NOT NULL DEFAULT 0,
+    duration_ms double precision,
+    error text,
+    created_at timestamp with time zone NOT NULL DEFAULT now(),
+    finished_at timestamp with time zone
+);
+ALTER TABLE agent_versions ADD CONSTRAINT agent_versions_number_check CHECK ((number > 0));
+ALTER TABLE agent_versions ADD CONSTRAINT agent_versions_origin_check CHECK ((origin = ANY (ARRAY['generated'::text, 'code'::text])));
+ALTER TABLE agent_versions ADD CONSTRAINT agent_versions_pkey PRIMARY KEY (agent, number);
+ALTER TABLE agent_versions ADD CONSTRAINT agent_versions_state_check CHECK ((state = ANY (ARRAY['PENDING'::text, 'GENERATING'::text, 'VALIDATING'::text, 'READY'::text, 'FAILED'::text])));
+
 CREATE TABLE applied_objects (
     source text NOT NULL,
     kind text NOT NULL,
@@ -143,6 +205,17 @@ CREATE TABLE resource_state (
 );
 ALTER TABLE resource_state ADD CONSTRAINT resource_state_pkey PRIMARY KEY (kind, name);
 
+CREATE TABLE schedule_ticks (
+    schedule text NOT NULL,
+    due_at timestamp with time zone NOT NULL,
+    fired_at timestamp with time zone NOT NULL DEFAULT now(),
+    outcome text NOT NULL,
+    reason text,
+    run_id bigint
+);
+ALTER TABLE schedule_ticks ADD CONSTRAINT schedule_ticks_outcome_check CHECK ((outcome = ANY (ARRAY['fired'::text, 'skipped'::text])));
+ALTER TABLE schedule_ticks ADD CONSTRAINT schedule_ticks_pkey PRIMARY KEY (schedule, due_at);
+
 CREATE TABLE schema_migrations (
     version integer NOT NULL,
     name text NOT NULL,
@@ -187,6 +260,13 @@ ALTER TABLE work_queue ADD CONSTRAINT work_queue_wait_kind_check CHECK ((wait_ki
 CREATE UNIQUE INDEX actions_idempotency_key_key ON public.actions USING btree (idempotency_key);
 CREATE INDEX actions_key_idx ON public.actions USING btree (key, id DESC);
 CREATE UNIQUE INDEX actions_pkey ON public.actions USING btree (id);
+CREATE INDEX agent_runs_active ON public.agent_runs USING btree (agent) WHERE (state <> 'finished'::text);
+CREATE INDEX agent_runs_agent ON public.agent_runs USING btree (agent, id DESC);
+CREATE INDEX agent_runs_ended ON public.agent_runs USING btree (ended_at) WHERE (state = 'finished'::text);
+CREATE UNIQUE INDEX agent_runs_pkey ON public.agent_runs USING btree (id);
+CREATE UNIQUE INDEX agent_state_pkey ON public.agent_state USING btree (agent);
+CREATE INDEX agent_versions_hash ON public.agent_versions USING btree (agent, spec_hash, number DESC);
+CREATE UNIQUE INDEX agent_versions_pkey ON public.agent_versions USING btree (agent, number);
 CREATE UNIQUE INDEX applied_objects_pkey ON public.applied_objects USING btree (source, kind, name);
 CREATE UNIQUE INDEX approvals_pkey ON public.approvals USING btree (idempotency_key);
 CREATE INDEX audit_key_idx ON public.audit USING btree (key, id DESC);
@@ -209,11 +289,25 @@ CREATE INDEX object_status_kind_idx ON public.object_status USING btree (kind, r
 CREATE UNIQUE INDEX object_status_pkey ON public.object_status USING btree (key);
 CREATE INDEX object_status_source_idx ON public.object_status USING btree (source, status);
 CREATE UNIQUE INDEX resource_state_pkey ON public.resource_state USING btree (kind, name);
+CREATE INDEX schedule_ticks_fired ON public.schedule_ticks USING btree (fired_at);
+CREATE UNIQUE INDEX schedule_ticks_pkey ON public.schedule_ticks USING btree (schedule, due_at);
 CREATE UNIQUE INDEX schema_migrations_pkey ON public.schema_migrations USING btree (version);
 CREATE INDEX transitions_object_idx ON public.transitions USING btree (kind, name, id DESC);
 CREATE UNIQUE INDEX transitions_pkey ON public.transitions USING btree (id);
 CREATE UNIQUE INDEX work_queue_pkey ON public.work_queue USING btree (key);
 CREATE INDEX work_queue_ready_idx ON public.work_queue USING btree (not_before) WHERE (state = 'queued'::text);
+
+CREATE OR REPLACE FUNCTION public.p38_agent_version_frozen_v1()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+    IF OLD.state IN ('READY', 'FAILED') THEN
+        RAISE EXCEPTION 'agent version %/% is % and cannot change', OLD.agent, OLD.number,
+            OLD.state USING ERRCODE = 'P3803';
+    END IF;
+    RETURN NEW;
+END $function$;
 
 CREATE OR REPLACE FUNCTION public.p38_hint_v1(p_keys text[], p_guid text, p_event text, p_origin jsonb)
  RETURNS integer

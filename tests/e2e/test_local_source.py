@@ -48,9 +48,14 @@ async def test_local_folder_is_applied_and_followed(aiohttp_client, store: Store
                              store=store)
     source = found["manifests:local"]
     assert (source["reason"], source["objects"], source["problems"]) == ("Applied", 6, [])
-    agent = found["agent:local/tesla-watch"]
-    assert (agent["status"], agent["reason"], agent["source"]) == ("Blocked", "NoController",
-                                                                   "local")
+    async def agent_blocked() -> dict[str, Any] | None:
+        agent = (await objects(client)).get("agent:local/tesla-watch") or {}
+        return agent if agent.get("status") == "Blocked" else None
+
+    # No ANTHROPIC_API_KEY: the generation is recorded as dry-run and the agent says why.
+    agent = await wait_until(agent_blocked, what="the agent blocked", store=store)
+    assert (agent["reason"], agent["source"]) == ("NoCredentials", "local")
+    assert "ANTHROPIC_API_KEY" in agent["message"] or "anthropic" in agent["message"]
     assert agent["manifest"]["kind"] == "Agent" and agent["revision"]
     policy = found["policy:local/default"]
     assert (policy["status"], policy["reason"]) == ("Ready", "Active")

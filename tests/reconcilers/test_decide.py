@@ -14,7 +14,7 @@ from controller.reconcile.policy import Policy
 from reconcilers.deployments import Deployments
 from reconcilers.issues import Issues
 from reconcilers.manifests import ManifestSnapshot, ObjectState, decide
-from reconcilers.objects import Agents, ObjectSnapshot, Services
+from reconcilers.objects import ObjectSnapshot, Schedules, Services
 from reconcilers.plans import PullPlanSnapshot, PullRequestPlans
 from reconcilers.policies import PolicyObjects, PolicySnapshot
 from reconcilers.pulls import PullRequests
@@ -97,11 +97,11 @@ def applied(kind: str, name: str, document: dict[str, object] | None = None) -> 
 @pytest.mark.parametrize(
     ("snapshot", "decision", "status", "forget"),
     [
-        (ObjectSnapshot("agent:octo/infra/a", "octo/infra", "a", None, None),
+        (ObjectSnapshot("schedule:octo/infra/a", "octo/infra", "a", None, None),
          "Deleted", "Ready", True),
-        (ObjectSnapshot("agent:octo/infra/a", "octo/infra", "a", None, "h" * 64),
+        (ObjectSnapshot("schedule:octo/infra/a", "octo/infra", "a", None, "h" * 64),
          "NotApplied", "Blocked", False),
-        (ObjectSnapshot("agent:octo/infra/a", "octo/infra", "a", applied("Agent", "a"),
+        (ObjectSnapshot("schedule:octo/infra/a", "octo/infra", "a", applied("Schedule", "a"),
                         "h" * 64), "NoController", "Blocked", False),
     ],
     ids=["gone", "desired-not-applied", "applied"],
@@ -110,10 +110,10 @@ def test_manifest_objects(snapshot: ObjectSnapshot, decision: str, status: str,
                           forget: bool) -> None:
     """A manifest object gone is forgotten, desired but not applied is Blocked, applied says what
     acts on it."""
-    plan = Agents().decide(snapshot, Policy())
+    plan = Schedules().decide(snapshot, Policy())
     assert (plan.decision, plan.status, plan.forget) == (decision, status, forget)
     if decision == "NoController":
-        assert plan.revision == "c0ffee" and "Agent/a is applied from octo/infra" in plan.reason
+        assert plan.revision == "c0ffee" and "Schedule/a is applied from octo/infra" in plan.reason
 
 
 def test_a_service_awaits_its_controller_too() -> None:

@@ -1,0 +1,175 @@
+"""The agent process's main: isolate itself, then run the agent's `run(task)` (or its tests),
+speaking JSON lines with the controller over stdin/stdout.
+
+Copied into the run's fresh working directory and started by `controller/clients/harness.py` as
+`python -I -B bootstrap.py` with a clean environment, in a process group of its own. Before any
+agent code is imported it: reads the start message; moves the protocol off file descriptor 1
+(the agent's prints go to stderr); sets the memory, file-size and core limits; asks to be
+killed if the controller dies; leaves the network (a new user and network namespace, where the
+kernel allows it); and installs an audit hook that refuses sockets, subprocesses, loading
+native code, and opening files outside the working directory and Python's own library.
+The kernel enforces the limits and the namespace; the hook is a second line behind the static
+check of the code (docs/agents.md says what is enforced where). Standard library only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import traceback
+from typing import Any
+
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWNET = 0x40000000
+PR_SET_PDEATHSIG = 1
+FILE_LIMIT = 64 * 1024 * 1024  # the largest file an agent may write in its directory
+TRACE_CHARS = 4000
+
+_BLOCKED_EVENTS = {
+    "socket.__new__", "socket.connect", "socket.bind", "socket.getaddrinfo", "socket.sendto",
+    "subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork",
+    "os.forkpty", "os.kill", "os.killpg", "pty.spawn", "ctypes.dlopen", "ctypes.dlsym",
+    "ctypes.cdata", "os.chdir", "os.putenv", "os.unsetenv", "sys._getframe", "os.chroot",
+}
+_BLOCKED_IMPORTS = {"_posixsubprocess", "subprocess", "socket", "_socket", "ctypes", "_ctypes",
+                    "multiprocessing", "_multiprocessing", "pty", "ssl", "_ssl", "mmap"}
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+
+
+class Refused(PermissionError):
+    """What the audit hook raises: the agent tried something agents may not do."""
+
+
+def main() -> int:
+    start = json.loads(sys.stdin.readline())
+    protocol = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)  # print() in agent code goes to stderr, never into the protocol
+
+    def send(message: dict[str, Any]) -> None:
+        protocol.write(json.dumps(message, default=str) + "\n")
+        protocol.flush()
+
+    isolation = _isolate(int(start["memory_bytes"]))
+    send({"isolation": isolation})
+    home = os.path.realpath(os.getcwd())
+    sys.path[:0] = [home]
+    _install_hook(home)
+    try:
+        if start.get("mode") == "test":
+            send({"tests": _run_tests()})
+        else:
+            send({"result": _run(start, send)})
+    except MemoryError:
+        send({"error": {"type": "MemoryError", "message": "the memory limit was reached"}})
+    except BaseException as exc:  # the agent's failure, reported; never a silent exit
+        trace = traceback.format_exc()[-TRACE_CHARS:]
+        send({"error": {"type": type(exc).__name__, "message": str(exc)[:TRACE_CHARS],
+                        "trace": trace}})
+    protocol.close()
+    return 0
+
+
+def _isolate(memory_bytes: int) -> dict[str, str]:
+    """Limits and namespaces, before any agent code runs."""
+    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_LIMIT, FILE_LIMIT))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    found = {"memory": f"RLIMIT_AS {memory_bytes} bytes", "network": "audit hook only"}
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0)  # SIGKILL when the controller dies
+        if libc.unshare(CLONE_NEWUSER | CLONE_NEWNET) == 0:
+            found["network"] = "none (own network namespace)"
+        else:
+            found["network"] = (f"audit hook only (unshare refused: "
+                                f"{os.strerror(ctypes.get_errno())})")
+    except (ImportError, OSError, AttributeError) as exc:
+        found["network"] = f"audit hook only ({exc})"
+    return found
+
+
+def _install_hook(home: str) -> None:
+    readable = tuple({os.path.realpath(p) for p in (
+        home, sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
+        "/usr/share/zoneinfo", "/dev/null", "/dev/urandom")})
+
+    def inside(path: str, roots: tuple[str, ...]) -> bool:
+        real = os.path.realpath(path)
+        return any(real == root or real.startswith(root.rstrip("/") + "/") for root in roots)
+
+    def hook(event: str, args: tuple[Any, ...]) -> None:
+        if event in _BLOCKED_EVENTS:
+            raise Refused(f"agents may not use {event} (tools reach the outside)")
+        if event == "import" and args and args[0] in _BLOCKED_IMPORTS:
+            raise Refused(f"agents may not import {args[0]}")
+        if event == "open" and args and isinstance(args[0], str | bytes):
+            path = os.fsdecode(args[0])
+            mode, flags = args[1], args[2] if len(args) > 2 else 0
+            writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or \
+                bool(isinstance(flags, int) and flags & _WRITE_FLAGS)
+            if writing and not inside(path, (home,)):
+                raise Refused(f"agents may write only in their working directory, not {path}")
+            if not writing and not inside(path, readable):
+                raise Refused(f"agents may not read {path}")
+        if event in ("os.remove", "os.rename", "os.mkdir", "os.rmdir", "os.chmod",
+                     "os.symlink", "os.link", "os.truncate", "shutil.rmtree"):
+            for path in args:
+                if isinstance(path, str | bytes) and not inside(os.fsdecode(path), (home,)):
+                    raise Refused(f"agents may change files only in their working "
+                                  f"directory, not {os.fsdecode(path)}")
+
+    sys.addaudithook(hook)
+
+
+def _run(start: dict[str, Any], send: Any) -> dict[str, Any]:
+    import p38_agent  # type: ignore[import-not-found]
+
+    next_id = 0
+
+    def call(tool: str, method: str, kwargs: dict[str, Any]) -> Any:
+        nonlocal next_id
+        next_id += 1
+        send({"call": {"id": next_id, "tool": tool, "method": method, "args": kwargs}})
+        line = sys.stdin.readline()
+        if not line:
+            raise p38_agent.ToolError("the controller closed the connection")
+        answer = json.loads(line)
+        if not answer.get("ok"):
+            raise p38_agent.ToolError(answer.get("error") or "the tool call failed")
+        return answer.get("value")
+
+    import agent  # type: ignore[import-not-found]
+
+    state = start.get("state")
+    task = p38_agent.Task(input=start.get("input"),
+                          state=dict(state) if isinstance(state, dict) else {},
+                          tools=p38_agent.Tools(list(start.get("tools") or []), call))
+    output = agent.run(task)
+    return {"output": output, "state": task.state}
+
+
+def _run_tests() -> dict[str, Any]:
+    import test_agent  # type: ignore[import-not-found]
+
+    passed, failed = [], []
+    names = sorted(n for n in vars(test_agent) if n.startswith("test_")
+                   and callable(getattr(test_agent, n)))
+    for name in names:
+        try:
+            getattr(test_agent, name)()
+        except MemoryError:
+            raise
+        except BaseException as exc:
+            failed.append({"name": name, "error": f"{type(exc).__name__}: {exc}"[:1000],
+                           "trace": traceback.format_exc()[-TRACE_CHARS:]})
+        else:
+            passed.append(name)
+    return {"passed": passed, "failed": failed}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""The outbound side of an agent's `http` and `notify` tools: their action parameters and the
+httpx client that performs them.
+
+`http` reaches public http(s) URLs only: a URL naming a loopback, private, link-local or
+otherwise reserved address (the controller's own API, a cloud metadata service, the database)
+is refused, as are `localhost` names; answers are capped. `notify` posts JSON to a target of
+the Policy's `notifications`, with `Authorization: Bearer $P38_NOTIFY_<TARGET>_TOKEN` when that
+variable is set, retried a few times on 5xx and connection errors. Decides nothing about grants
+or budgets (the caller did).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import os
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+import httpx
+
+from controller.reconcile.plan import Params
+
+TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+MAX_ANSWER_BYTES = 256 * 1024
+NOTIFY_ATTEMPTS = 3
+
+
+class HttpCall(Params):
+    action_kind: ClassVar[str] = "tool.http"
+    needs: ClassVar[str | None] = "agents"
+    method: str
+    url: str
+    headers: dict[str, str] = {}
+    params: dict[str, str] = {}
+    body: Any = None  # sent as JSON
+
+
+class Notify(Params):
+    action_kind: ClassVar[str] = "tool.notify"
+    needs: ClassVar[str | None] = "agents"
+    target: str
+    url: str
+    agent: str
+    run_id: int
+    text: str
+    data: Any = None
+
+
+class ToolRefusedUrl(ValueError):
+    """The URL is not one an agent may reach."""
+
+
+def public_url(url: str) -> str:
+    """`url` when it is http(s) to a public host, else `ToolRefusedUrl` with the reason."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ToolRefusedUrl(f"{url[:200]!r} is not an http(s) URL")
+    host = parts.hostname.rstrip(".").lower()
+    if host == "localhost" or host.endswith((".localhost", ".internal", ".local")):
+        raise ToolRefusedUrl(f"{host} is not a public host")
+    with contextlib.suppress(ValueError):
+        address = ipaddress.ip_address(host)
+        if not address.is_global:
+            raise ToolRefusedUrl(f"{host} is not a public address")
+    return url
+
+
+class ToolClient:
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self._client = client
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(cls, *, transport: httpx.AsyncBaseTransport | None = None
+                   ) -> AsyncIterator[ToolClient]:
+        async with httpx.AsyncClient(timeout=TIMEOUT, transport=transport,
+                                     follow_redirects=False) as client:
+            yield cls(client)
+
+    async def http(self, p: HttpCall) -> Mapping[str, Any]:
+        request = self._client.build_request(
+            p.method, public_url(p.url), headers=p.headers, params=p.params or None,
+            json=p.body if p.method not in ("GET", "HEAD") else None)
+        response = await self._client.send(request, stream=True)
+        try:
+            body = b""
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > MAX_ANSWER_BYTES:
+                    body = body[:MAX_ANSWER_BYTES]
+                    break
+        finally:
+            await response.aclose()
+        text = body.decode(response.encoding or "utf-8", "replace")
+        answer: dict[str, Any] = {"status": response.status_code, "text": text,
+                                  "content_type": response.headers.get("content-type", "")}
+        if "json" in answer["content_type"]:
+            with contextlib.suppress(ValueError):
+                answer["json"] = response.json() if len(body) < MAX_ANSWER_BYTES else None
+        return answer
+
+    async def notify(self, p: Notify) -> Mapping[str, Any]:
+        headers = {}
+        token = os.environ.get(f"P38_NOTIFY_{p.target.upper().replace('-', '_')}_TOKEN")
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        body = {"agent": p.agent, "run": p.run_id, "target": p.target, "text": p.text,
+                "data": p.data}
+        status = 0
+        for attempt in range(NOTIFY_ATTEMPTS):
+            try:
+                response = await self._client.post(public_url(p.url), json=body,
+                                                   headers=headers)
+            except httpx.TransportError as exc:
+                error = f"{type(exc).__name__}: {exc}"
+            else:
+                status = response.status_code
+                if status < 500:
+                    response.raise_for_status()
+                    return {"status": status, "target": p.target}
+                error = f"{status} from {p.target}"
+            if attempt + 1 < NOTIFY_ATTEMPTS:
+                await asyncio.sleep(0.5 * 2 ** attempt)
+        raise RuntimeError(f"notify {p.target} failed after {NOTIFY_ATTEMPTS} attempts: "
+                           f"{error}")

@@ -1,0 +1,285 @@
+"""The agents provider: the runners of the agent actions (build a version, run one, end a run,
+fire a schedule's tick), the tools an agent's run may call, and the reads the agent, run and
+schedule reconcilers use. Needs no credentials: always available.
+
+Runners find before they create: a build resumes the unfinished version of its spec hash; a
+run starts only from `queued` (a run found `running` was cut off by a dead worker and is ended
+as failed, never run twice); a tick is one row per schedule and due time. Tool calls are
+actions too (`tool.http`, `tool.notify`), gated and recorded through the desk, answered to the
+agent. Generation by Claude (`agent.generate`) belongs to the Anthropic provider.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Mapping
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from controller.clients.agent_validation import validate
+from controller.clients.harness import Limits, ToolRefused, run_agent
+from controller.clients.tools import HttpCall, Notify, ToolClient
+from controller.providers import Env, Provider
+from controller.reconcile.desk import Desk
+from controller.reconcile.plan import Action, ActionRunner, runner
+from controller.store import Store
+from reconcilers.agent_actions import (
+    BuildVersion,
+    FinishRun,
+    RunAgent,
+    RunInfo,
+    Tick,
+    TickInfo,
+    VersionInfo,
+)
+
+NAME = "agents"
+MAX_STATE_BYTES = 64 * 1024  # task.state handed to the next run
+MAX_RESULT_BYTES = 256 * 1024
+MAX_RECORDED_CALLS = 200
+STOP_POLL_SECONDS = 1.0
+
+
+@contextlib.asynccontextmanager
+async def bundle(env: Env) -> AsyncIterator[Provider]:
+    async with ToolClient.open() as tools:
+        yield Provider(NAME, runners=runners(env.store, env.desk, tools),
+                       reads=AgentStoreReads(env.store))
+
+
+def runners(store: Store, desk: Desk | None, tools: ToolClient) -> dict[str, ActionRunner]:
+    async def build(p: BuildVersion, _action: Action) -> Mapping[str, Any]:
+        return await build_version(store, p)
+
+    async def run(p: RunAgent, _action: Action) -> Mapping[str, Any]:
+        return await run_version(store, desk, p)
+
+    async def finish(p: FinishRun, _action: Action) -> Mapping[str, Any]:
+        await store.execute("agent_run_finish", p.run_id, p.outcome, None, p.error, None, [],
+                            0, 0, None, None)
+        return {"run": p.run_id, "outcome": p.outcome}
+
+    async def tick(p: Tick, _action: Action) -> Mapping[str, Any]:
+        return await fire_tick(store, p)
+
+    async def http(p: HttpCall, _action: Action) -> Mapping[str, Any]:
+        return await tools.http(p)
+
+    async def notify(p: Notify, _action: Action) -> Mapping[str, Any]:
+        return await tools.notify(p)
+
+    return {**runner(BuildVersion, build), **runner(RunAgent, run),
+            **runner(FinishRun, finish), **runner(Tick, tick), **runner(HttpCall, http),
+            **runner(Notify, notify)}
+
+
+async def build_version(store: Store, p: BuildVersion) -> Mapping[str, Any]:
+    """Validate hand-written code and record the version READY or FAILED."""
+    found = await store.fetchrow("agent_version_find", p.agent, p.spec_hash)
+    if found is not None and found["state"] in ("READY", "FAILED"):
+        return {"version": found["number"], "state": found["state"], "found": True}
+    number = found["number"] if found is not None else await store.fetchval(
+        "agent_version_create", p.agent, p.spec_hash, "code", None, p.spec)
+    started = time.perf_counter()
+    await store.execute("agent_version_progress", p.agent, number, "VALIDATING", p.code,
+                        p.test, 0, 0, 0, 0, 0, 0, {})
+    report = await validate(p.code or "", p.test)
+    state = "READY" if report.ok else "FAILED"
+    error = None if report.ok else "; ".join(report.problems)[:4000]
+    await store.execute("agent_version_finish", p.agent, number, state, p.code, p.test, 0, 0,
+                        0, 0, 0, 0, report.as_json(), error,
+                        (time.perf_counter() - started) * 1000)
+    return {"version": number, "state": state}
+
+
+async def run_version(store: Store, desk: Desk | None, p: RunAgent) -> Mapping[str, Any]:
+    """Carry out one run in the harness and record how it ended."""
+    if await store.fetchval("agent_run_start", p.run_id, p.version) is None:
+        row = await store.fetchrow("agent_run_get", p.run_id)
+        if row is None or row["state"] == "finished":
+            return {"run": p.run_id, "found": row["outcome"] if row else "gone"}
+        await store.execute(  # `running`: a worker died during it; never run twice
+            "agent_run_finish", p.run_id, "failed", None, "interrupted: the controller "
+            "stopped during the run; it is not run again", None, [], 0, 0, None, p.version)
+        return {"run": p.run_id, "outcome": "failed", "interrupted": True}
+    version = await store.fetchrow("agent_version_get", p.agent, p.version)
+    run = await store.fetchrow("agent_run_get", p.run_id)
+    assert version is not None and run is not None
+    state = await store.fetchval("agent_state_get", p.agent)
+    calls: list[dict[str, Any]] = []
+    serve = ToolServer(desk, p, calls)
+    limits = Limits(timeout=p.timeout_seconds, memory_bytes=p.memory_bytes)
+    harness = asyncio.ensure_future(run_agent(
+        code=version["code"] or "", input=run["input"], state=state or {}, tools=p.tools,
+        limits=limits, serve=serve))
+    stopped = await _until_done_or_stopped(store, p.run_id, harness)
+    outcome: str
+    error: str | None
+    result: dict[str, Any] | None
+    if stopped is not None:
+        outcome, result, error, finished = "cancelled", None, f"stopped: {stopped}", None
+    else:
+        finished = harness.result()
+        outcome, error = finished.outcome, finished.error
+        result = {"output": finished.output}
+        if len(orjson.dumps(result, default=str)) > MAX_RESULT_BYTES:
+            result, error = None, f"the result is larger than {MAX_RESULT_BYTES} bytes"
+            outcome = "failed"
+    if finished is not None and outcome == "succeeded":
+        handed = finished.state or {}
+        if len(orjson.dumps(handed, default=str)) > MAX_STATE_BYTES:
+            outcome, error = "failed", (f"task.state is larger than {MAX_STATE_BYTES} bytes; "
+                                        "the previous state is kept")
+        else:
+            await store.execute("agent_state_put", p.agent, handed, p.run_id)
+    await store.execute(
+        "agent_run_finish", p.run_id, outcome, result, error,
+        (finished.stderr if finished else None), calls[:MAX_RECORDED_CALLS],
+        serve.tokens, serve.usd, (finished.isolation if finished else None), p.version)
+    return {"run": p.run_id, "outcome": outcome, "tool_calls": len(calls)}
+
+
+async def _until_done_or_stopped(store: Store, run_id: int,
+                                 harness: asyncio.Future[Any]) -> str | None:
+    """Wait for the harness; a stop asked for meanwhile cancels it (its group is killed)."""
+    while True:
+        done, _ = await asyncio.wait({harness}, timeout=STOP_POLL_SECONDS)
+        if done:
+            return None
+        stop = await store.fetchval("agent_run_stop_requested", run_id)
+        if stop is not None:
+            harness.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await harness
+            return str(stop)
+
+
+class ToolServer:
+    """Answers one run's tool calls: the grant is checked here, the call is an action gated
+    and recorded through the desk."""
+
+    def __init__(self, desk: Desk | None, run: RunAgent, calls: list[dict[str, Any]]) -> None:
+        self._desk = desk
+        self._run = run
+        self._calls = calls
+        self.tokens = 0
+        self.usd = 0.0
+
+    async def __call__(self, tool: str, method: str, args: Mapping[str, Any]) -> Any:
+        started = time.perf_counter()
+        record: dict[str, Any] = {"tool": tool, "method": method}
+        self._calls.append(record)
+        try:
+            value = await self._perform(tool, method, args)
+        except ToolRefused as exc:
+            record.update(status="refused", error=str(exc))
+            raise
+        finally:
+            record["ms"] = round((time.perf_counter() - started) * 1000, 1)
+        record.setdefault("status", "succeeded")
+        return value
+
+    async def _perform(self, tool: str, method: str, args: Mapping[str, Any]) -> Any:
+        run = self._run
+        if tool not in run.tools:
+            raise ToolRefused(f"tool {tool!r} is not granted to this agent (granted: "
+                              f"{', '.join(run.tools) or 'none'})")
+        params = _tool_params(run, tool, method, args)
+        if self._desk is None:
+            raise ToolRefused("tools are not available in this controller")
+        n = len(self._calls)
+        action = params.action(f"run:{run.run_id}:call:{n}",
+                               description=f"{tool}.{method} for run {run.run_id}")
+        done = await self._desk.perform(action, key=f"run:{run.run_id}", source=run.source)
+        self._calls[-1]["status"] = done.status
+        if done.status in ("succeeded", "already_succeeded"):
+            return dict(done.result or {})
+        if done.status == "dry_run":
+            return {"dry_run": True, "reason": done.reason}
+        raise ToolRefused(f"{tool}.{method} was not performed: {done.reason}")
+
+
+def _tool_params(run: RunAgent, tool: str, method: str,
+                 args: Mapping[str, Any]) -> HttpCall | Notify:
+    try:
+        if tool == "http":
+            if method.upper() not in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"):
+                raise ToolRefused(f"http has no method {method!r}: get, post, put, patch, "
+                                  "delete, head")
+            fields = dict(args)
+            if "json" in fields:
+                fields["body"] = fields.pop("json")
+            return HttpCall(method=method.upper(), **fields)
+        if tool == "notify":
+            if method != "send":
+                raise ToolRefused("notify has one method: send(text, target=None, data=None)")
+            target = args.get("target") or (run.notify[0] if run.notify else None)
+            if target not in run.notify:
+                raise ToolRefused(f"notify target {target!r} is not one of this agent's "
+                                  f"(spec.notify: {', '.join(run.notify) or 'none'})")
+            url = run.notify_urls.get(str(target))
+            if url is None:
+                raise ToolRefused(f"the Policy has no notification target {target!r}")
+            return Notify(target=str(target), url=url, agent=run.agent, run_id=run.run_id,
+                          text=str(args.get("text") or ""), data=args.get("data"))
+    except (TypeError, ValueError) as exc:
+        raise ToolRefused(f"{tool}.{method}: {exc}") from None
+    raise ToolRefused(f"the {tool} tool is not available in this release")
+
+
+async def fire_tick(store: Store, p: Tick) -> Mapping[str, Any]:
+    """One row per schedule and due time: the process whose INSERT wins queues the run."""
+    for run_id in p.replace:
+        await store.execute("agent_run_stop", run_id, f"replaced by the tick of {p.due_at}")
+    async with store.transaction() as tx:
+        won = await tx.fetchval("schedule_tick_record", p.schedule, p.due_at, p.outcome,
+                                p.reason)
+        if won is None:
+            return {"tick": p.due_at.isoformat(), "fired_elsewhere": True}
+        if p.outcome != "fired":
+            return {"tick": p.due_at.isoformat(), "skipped": p.reason}
+        row = await tx.fetchrow("agent_run_create", p.agent, "schedule", None, p.schedule,
+                                {"due_at": p.due_at.isoformat()})
+        assert row is not None
+        await tx.execute("schedule_tick_run", p.schedule, p.due_at, row["id"])
+    return {"tick": p.due_at.isoformat(), "run": row["id"]}
+
+
+class AgentStoreReads:
+    """`reconcilers.agent_actions.AgentReads` over the store."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def versions(self, agent: str) -> list[VersionInfo]:
+        rows = await self._store.fetch("agent_versions_of", agent, 100)
+        return [VersionInfo(r["number"], r["spec_hash"], r["state"], r["origin"], r["error"],
+                            r["usd"], r["rounds"]) for r in rows]
+
+    async def run(self, run_id: int) -> RunInfo | None:
+        row = await self._store.fetchrow("agent_run_get", run_id)
+        return None if row is None else _run_info(row)
+
+    async def active_runs(self, agent: str) -> list[RunInfo]:
+        rows = await self._store.fetch("agent_runs_active", agent)
+        return [RunInfo(r["id"], agent, r["state"], "schedule" if r["schedule"] else "manual",
+                        r["schedule"]) for r in rows]
+
+    async def spent_today(self, agent: str) -> float:
+        return float(await self._store.fetchval("agent_spend_today", agent) or 0.0)
+
+    async def last_tick(self, schedule: str) -> TickInfo | None:
+        row = await self._store.fetchrow("schedule_tick_last", schedule)
+        return None if row is None else TickInfo(row["due_at"], row["outcome"])
+
+    async def now(self) -> datetime:
+        return await self._store.fetchval("clock_now")  # type: ignore[no-any-return]
+
+
+def _run_info(row: Mapping[str, Any]) -> RunInfo:
+    return RunInfo(row["id"], row["agent"], row["state"], row["trigger"], row["schedule"],
+                   row["stop_requested"])

@@ -1,0 +1,169 @@
+"""Agents (`agent:owner/repo/name`, `agent:local/name`): one version per change of what the code
+is made from, built once, and the status of the one runs use.
+
+What the code is made from is the spec's description, model and tools, and for a hand-written
+agent (`spec.code`) the text of its module and test read from the source's repository; their
+hash names the version. A hash with no version gets a build action (`agent.build` for
+hand-written code, `agent.generate` for Claude's), and the key is enqueued again so the next
+look reports the result: Ready when the newest version of the hash is READY, Stalled when it
+FAILED (runs go on with the last READY version). On a GitHub source a FAILED version opens or
+updates one issue (found by a hidden marker) and a later READY version closes it. Limits and
+notification targets are read at run time, so changing them builds nothing. No I/O of its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, ClassVar
+
+import orjson
+from pydantic import ValidationError
+
+from controller.manifests.models import AgentSpec
+from controller.reconcile.context import AppliedObject, ObserveContext
+from controller.reconcile.plan import Action, Plan
+from controller.reconcile.reads import GITHUB, LOCAL, SourceFile, Where
+from reconcilers import reporting
+from reconcilers.agent_actions import AGENTS, BuildVersion, GenerateVersion, VersionInfo
+from reconcilers.objects import ManifestObject, ObjectSnapshot
+
+if TYPE_CHECKING:
+    from controller.reconcile.policy import Policy
+
+ISSUE_MARKER = "<!-- p38:agent-failed:{name} -->"
+
+
+@dataclass(frozen=True)
+class AgentSnapshot(ObjectSnapshot):
+    spec: AgentSpec | None = None
+    unreadable: str | None = None  # why the applied document does not validate
+    code: SourceFile | None = None
+    test: SourceFile | None = None
+    versions: tuple[VersionInfo, ...] = ()
+    installation_id: int | None = None  # a GitHub source's App installation
+
+
+def spec_hash(spec: AgentSpec, code: SourceFile | None, test: SourceFile | None) -> str:
+    """What the code is made from: description, model, tools, and the hand-written files."""
+    made_of = {"description": spec.description, "model": spec.model,
+               "tools": sorted(spec.tools), "code": spec.code, "test": spec.test,
+               "code_text": code.text if code else None, "test_text": test.text if test else None}
+    return hashlib.sha256(orjson.dumps(made_of, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+class Agents(ManifestObject):
+    kind: ClassVar[str] = "agent"
+    manifest_kind: ClassVar[str] = "Agent"
+    owns: ClassVar[frozenset[str]] = frozenset({"agent"})
+    deadline: ClassVar[float | None] = 900.0  # a generation with its fix rounds
+    resync: ClassVar[bool] = True  # a hand-written module can change without its manifest
+
+    async def observe(self, ctx: ObserveContext, key: str) -> AgentSnapshot:
+        base = await super().observe(ctx, key)
+        snapshot = AgentSnapshot(base.key, base.source, base.name, base.applied, base.desired)
+        if base.applied is None:
+            return snapshot
+        try:
+            spec = AgentSpec.model_validate(base.applied.document.get("spec") or {})
+        except ValidationError as exc:
+            return replace(snapshot, unreadable=str(exc).splitlines()[0])
+        state = await ctx.resource("manifests", base.source)
+        installation = (state.data.get("installation_id") if state else None)
+        installation = installation if isinstance(installation, int) else None
+        code = test = None
+        if spec.code is not None:
+            where = Where(base.source, installation_id=installation,
+                          commit=base.applied.revision if base.source != "local" else None)
+            reads = ctx.reads(LOCAL) if base.source == "local" else ctx.reads(GITHUB)
+            code = await reads.source_file(where, spec.code)
+            if spec.test is not None:
+                test = await reads.source_file(where, spec.test)
+        versions = await ctx.reads(AGENTS).versions(key)
+        return replace(snapshot, spec=spec, code=code, test=test, versions=tuple(versions),
+                       installation_id=installation)
+
+    def decide_applied(self, snapshot: ObjectSnapshot, applied: AppliedObject,
+                       policy: Policy) -> Plan:
+        assert isinstance(snapshot, AgentSnapshot)
+        return decide_agent(snapshot, applied)
+
+
+def decide_agent(snapshot: AgentSnapshot, applied: AppliedObject) -> Plan:
+    """The plan for one applied agent (pure)."""
+    revision = snapshot.revision
+    if snapshot.spec is None:
+        return Plan("Unreadable", f"the applied document does not validate: "
+                                  f"{snapshot.unreadable}", status="Stalled", revision=revision)
+    spec = snapshot.spec
+    for wanted, found in ((spec.code, snapshot.code), (spec.test, snapshot.test)):
+        if wanted is not None and (found is None or found.text is None):
+            why = found.missing if found is not None else "not read"
+            return Plan("CodeNotFound", f"{wanted}: {why}", status="Stalled", revision=revision)
+    digest = spec_hash(spec, snapshot.code, snapshot.test)
+    ours = [v for v in snapshot.versions if v.spec_hash == digest]
+    ready = [v for v in snapshot.versions if v.state == "READY"]
+    running = f"; runs use v{ready[0].number}" if ready else "; no version can run yet"
+    if not ours or ours[0].state not in ("READY", "FAILED"):
+        return _build(snapshot, spec, digest, revision, running)
+    version = ours[0]
+    if version.state == "READY":
+        actions = _close_issue(snapshot, version)
+        return Plan("VersionReady", f"v{version.number} is READY ({version.origin}; "
+                                    f"{version.rounds} fix round(s), ${version.usd:.4f})",
+                    actions=actions, revision=revision)
+    return Plan("VersionFailed", f"v{version.number} FAILED: {version.error}{running}",
+                actions=_open_issue(snapshot, version), status="Stalled", revision=revision)
+
+
+def _build(snapshot: AgentSnapshot, spec: AgentSpec, digest: str, revision: str | None,
+           running: str) -> Plan:
+    params = (BuildVersion if spec.code is not None else GenerateVersion)(
+        agent=snapshot.key, spec_hash=digest, model=spec.model,
+        spec=spec.model_dump(mode="json", by_alias=True), code_path=spec.code,
+        code=snapshot.code.text if snapshot.code else None,
+        test=snapshot.test.text if snapshot.test else None)
+    what = (f"validate {spec.code}" if spec.code is not None
+            else f"have {spec.model} write the code for: {spec.description[:200]}")
+    action = params.action(f"agent-build:{snapshot.key}:{digest[:16]}",
+                           description=f"new version of {snapshot.name}: {what}")
+    return Plan("Building", f"building a new version{running}", actions=(action,),
+                enqueue=(snapshot.key,), status="Reconciling", revision=revision)
+
+
+def _issue_target(snapshot: AgentSnapshot) -> tuple[str, int] | None:
+    if snapshot.source == "local" or snapshot.installation_id is None:
+        return None
+    return snapshot.source, snapshot.installation_id
+
+
+def _open_issue(snapshot: AgentSnapshot, version: VersionInfo) -> tuple[Action, ...]:
+    target = _issue_target(snapshot)
+    if target is None:
+        return ()
+    repo, installation = target
+    body = (f"{ISSUE_MARKER.format(name=snapshot.name)}\n"
+            f"Version {version.number} of agent `{snapshot.name}` failed and cannot run.\n\n"
+            f"**Why:** {version.error}\n\n"
+            f"Its report: `GET /api/agents/{snapshot.name}/versions/{version.number}`. "
+            "This issue is closed when a later version is READY.")
+    params = reporting.IssueUpsert(repo=repo, installation_id=installation,
+                                   marker=ISSUE_MARKER.format(name=snapshot.name),
+                                   title=f"p38: agent {snapshot.name} failed to build",
+                                   body=body, labels=[reporting.ISSUE_LABEL])
+    return (params.action(f"agent-issue:{snapshot.key}:v{version.number}",
+                          description=f"report that v{version.number} of {snapshot.name} "
+                                      "failed"),)
+
+
+def _close_issue(snapshot: AgentSnapshot, version: VersionInfo) -> tuple[Action, ...]:
+    target = _issue_target(snapshot)
+    if target is None or not any(v.state == "FAILED" and v.number < version.number
+                                 for v in snapshot.versions):
+        return ()
+    repo, installation = target
+    params = reporting.IssueClose(repo=repo, installation_id=installation,
+                                  marker=ISSUE_MARKER.format(name=snapshot.name),
+                                  comment=f"Version {version.number} is READY.")
+    return (params.action(f"agent-issue-close:{snapshot.key}:v{version.number}",
+                          description=f"close the failure issue of {snapshot.name}"),)

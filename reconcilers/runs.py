@@ -1,0 +1,145 @@
+"""Agent runs (`run:<source>/<agent>#<id>`): a queued run is carried out once, by a run worker.
+
+A run is queued by a schedule's tick, `p38 run`, `POST /api/agents/{name}/runs` or n8n, with
+the hint that brings it here. `decide` starts it (`agent.run`: the harness, for the agent's
+newest READY version, under the manifest's limits as they are now) unless it cannot run: the
+agent is gone, has no READY version, spent its `usdPerDay`, or the run was asked to stop.
+A run found `running` (its worker died mid-run) is ended by the runner as failed, never run
+twice. Runs have no status of their own (they are records: /api/runs); the key is forgotten
+once the run has ended. No I/O of its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+from pydantic import ValidationError
+
+from controller.manifests.models import AgentSpec, duration_seconds
+from controller.reconcile.context import AppliedObject, ObserveContext
+from controller.reconcile.ids import key_name
+from controller.reconcile.plan import Plan
+from controller.reconcile.reconciler import Reconciler, object_key
+from reconcilers.agent_actions import AGENTS, FinishRun, RunAgent, RunInfo, VersionInfo
+
+if TYPE_CHECKING:
+    from controller.reconcile.policy import Policy
+
+QUANTITY_BYTES = {"Ki": 1024, "Mi": 1024 ** 2, "Gi": 1024 ** 3}
+
+
+def run_key(agent_key: str, run_id: int) -> str:
+    """`run:local/digest#17` for run 17 of `agent:local/digest`."""
+    return f"run:{key_name(agent_key)}#{run_id}"
+
+
+def run_ref(key: str) -> tuple[str, int] | None:
+    """(agent key, run id) of a run key; None when the key is not one."""
+    name, _, number = key_name(key).rpartition("#")
+    source, slash, agent = name.rpartition("/")
+    if not slash or not source or not agent or not number.isdigit():
+        return None
+    return f"agent:{name}", int(number)
+
+
+def memory_bytes(quantity: str) -> int:
+    return int(quantity[:-2]) * QUANTITY_BYTES[quantity[-2:]]
+
+
+@dataclass(frozen=True)
+class RunSnapshot:
+    key: str
+    agent: str
+    source: str
+    name: str
+    run: RunInfo | None
+    applied: AppliedObject | None = None
+    versions: tuple[VersionInfo, ...] = ()
+    spent_today: float = 0.0
+    installation_id: int | None = None
+
+
+class Runs(Reconciler):
+    kind: ClassVar[str] = "run"
+    deadline: ClassVar[float | None] = 3600.0 + 120.0  # the longest run, and its records
+
+    def source(self, key: str) -> str | None:
+        ref = run_ref(key)
+        return key_name(ref[0]).rpartition("/")[0] if ref else None
+
+    async def observe(self, ctx: ObserveContext, key: str) -> RunSnapshot:
+        ref = run_ref(key)
+        if ref is None:
+            return RunSnapshot(key, "", "", "", None)
+        agent, run_id = ref
+        source, _, name = key_name(agent).rpartition("/")
+        reads = ctx.reads(AGENTS)
+        run = await reads.run(run_id)
+        snapshot = RunSnapshot(key, agent, source, name, run)
+        if run is None or run.state == "finished":
+            return snapshot
+        state = await ctx.resource("manifests", source)
+        installation = state.data.get("installation_id") if state else None
+        return RunSnapshot(
+            key, agent, source, name, run,
+            applied=await ctx.applied_object(source, "Agent", name),
+            versions=tuple(await reads.versions(agent)),
+            spent_today=await reads.spent_today(agent),
+            installation_id=installation if isinstance(installation, int) else None)
+
+    def decide(self, snapshot: RunSnapshot, policy: Policy) -> Plan:
+        return decide_run(snapshot, policy)
+
+
+def decide_run(snapshot: RunSnapshot, policy: Policy) -> Plan:
+    """What to do with one run (pure)."""
+    run = snapshot.run
+    if run is None:
+        return Plan("Gone", f"{snapshot.key}: no such run", forget=True)
+    if run.state == "finished":
+        return Plan("Finished", f"run {run.id} has ended", forget=True)
+
+    def finish(outcome: str, decision: str, error: str) -> Plan:
+        params = FinishRun(run_id=run.id, outcome=outcome, error=error)
+        return Plan(decision, error, actions=(params.action(
+            f"run-finish:{run.id}", description=f"end run {run.id}: {error}"),), forget=True)
+
+    if run.stop_requested is not None and run.state == "queued":
+        return finish("cancelled", "Cancelled", f"stopped before it started: "
+                                                f"{run.stop_requested}")
+    spec = _spec(snapshot.applied)
+    if spec is None:
+        ident = object_key("Agent", snapshot.source, snapshot.name)
+        return finish("failed", "AgentGone", f"{ident} is not applied (any more)")
+    ready = [v for v in snapshot.versions if v.state == "READY"]
+    if not ready:
+        return finish("failed", "NoReadyVersion", f"agent {snapshot.name} has no READY "
+                                                  "version to run")
+    limit = spec.limits.usd_per_day
+    if snapshot.spent_today >= limit > 0 or limit == 0:
+        return finish("over_budget", "OverBudget",
+                      f"agent {snapshot.name} spent ${snapshot.spent_today:.4f} today; its "
+                      f"limit is ${limit:.2f} a day (limits.usdPerDay)")
+    version = ready[0]
+    params = RunAgent(run_id=run.id, agent=snapshot.agent, source=snapshot.source,
+                      version=version.number, tools=list(spec.tools),
+                      timeout_seconds=duration_seconds(spec.limits.timeout),
+                      memory_bytes=memory_bytes(spec.limits.memory),
+                      tokens_per_run=spec.limits.tokens_per_run, notify=list(spec.notify),
+                      notify_urls={n: str(t.url) for n, t in
+                                   policy.spec.notifications.items() if n in spec.notify},
+                      installation_id=snapshot.installation_id)
+    return Plan("Run", f"run {run.id} of {snapshot.name} v{version.number} ({run.trigger})",
+                actions=(params.action(f"run:{run.id}", description=(
+                    f"run {snapshot.name} v{version.number} ({run.trigger}, timeout "
+                    f"{spec.limits.timeout}, memory {spec.limits.memory})")),), forget=True)
+
+
+def _spec(applied: AppliedObject | None) -> AgentSpec | None:
+    if applied is None:
+        return None
+    try:
+        return AgentSpec.model_validate(applied.document.get("spec") or {})
+    except ValidationError:
+        return None
