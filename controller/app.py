@@ -37,6 +37,7 @@ from controller.reconcile.policy import Policy
 from controller.reconcile.reconciler import Reconciler, Router
 from controller.store import DatabaseUnavailable, Store, TransientStoreError
 from controller.store.embedded import resolve_dsn
+from controller.web import agents as agent_routes
 from controller.web import api, health, objects, webhooks
 from controller.web.budget import BodyBudget
 from controller.web.inflight import InFlight, Shutdown
@@ -97,6 +98,7 @@ def create_app(settings: Settings, *, registry: Mapping[str, Reconciler] | None 
     health.add_routes(app)
     api.add_routes(app)
     objects.add_routes(app)
+    agent_routes.add_routes(app)
     bundles = [local.bundle, agents.bundle,
                *(default_providers() if providers is None else providers)]
 

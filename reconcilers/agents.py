@@ -4,8 +4,8 @@ is made from, built once, and the status of the one runs use.
 What the code is made from is the spec's description, model and tools, and for a hand-written
 agent (`spec.code`) the text of its module and test read from the source's repository; their
 hash names the version. A hash with no version gets a build action (`agent.build` for
-hand-written code, `agent.generate` for Claude's), and the key is enqueued again so the next
-look reports the result: Ready when the newest version of the hash is READY, Stalled when it
+hand-written code, `agent.generate` for Claude's), and the key is looked at again at once to
+report the result: Ready when the newest version of the hash is READY, Stalled when it
 FAILED (runs go on with the last READY version). On a GitHub source a FAILED version opens or
 updates one issue (found by a hidden marker) and a later READY version closes it. Limits and
 notification targets are read at run time, so changing them builds nothing. No I/O of its own.
@@ -55,7 +55,6 @@ def spec_hash(spec: AgentSpec, code: SourceFile | None, test: SourceFile | None)
 class Agents(ManifestObject):
     kind: ClassVar[str] = "agent"
     manifest_kind: ClassVar[str] = "Agent"
-    owns: ClassVar[frozenset[str]] = frozenset({"agent"})
     deadline: ClassVar[float | None] = 900.0  # a generation with its fix rounds
     resync: ClassVar[bool] = True  # a hand-written module can change without its manifest
 
@@ -128,7 +127,7 @@ def _build(snapshot: AgentSnapshot, spec: AgentSpec, digest: str, revision: str 
     action = params.action(f"agent-build:{snapshot.key}:{digest[:16]}",
                            description=f"new version of {snapshot.name}: {what}")
     return Plan("Building", f"building a new version{running}", actions=(action,),
-                enqueue=(snapshot.key,), status="Reconciling", revision=revision)
+                requeue_after=0.0, status="Reconciling", revision=revision)
 
 
 def _issue_target(snapshot: AgentSnapshot) -> tuple[str, int] | None:

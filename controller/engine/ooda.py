@@ -267,7 +267,10 @@ class Worker:
             # an approval, the recheck) decides it again and emits the held actions again.
             return Requeue(self._settings.held_recheck_seconds, "actions held", plan,
                            carried_out=False)
-        if plan.requeue_after is not None:
+        dry_run = any(v.verdict is Verdict.DRY_RUN for v in record.verdicts)
+        if plan.requeue_after is not None and not (dry_run and plan.requeue_after < 1):
+            # (A plan looks again at once to see what its actions did; recorded as dry-run,
+            # they did nothing, and looking again would only record them again.)
             return Requeue(plan.requeue_after, plan.reason, plan)
         return Done(plan)
 
@@ -313,9 +316,6 @@ class Worker:
         plan = plan if label in ("done", "requeue") and carried_out else None
         status = replace(status, source=reconciler.source(lease.key) if reconciler else None)
         enqueue = plan.enqueue if plan else ()
-        if any(v.verdict is Verdict.DRY_RUN for v in record.verdicts):
-            # A key enqueues itself to look at what its actions did; recorded, they did nothing.
-            enqueue = tuple(k for k in enqueue if k != lease.key)
         try:
             await self._queue.settle(
                 lease, label, delay=delay, error=error,

@@ -88,7 +88,7 @@ def test_validate_schema_and_plan_exit_codes(fresh_database, tmp_path) -> None: 
     env = env_for(fresh_database("plan"))
     assert p38("migrate", env=env).returncode == 0
     ok = p38("validate", str(root / "manifests"), env=env)
-    assert ok.returncode == 0 and ok.stdout.startswith("ok: 6 object(s) in 4 file(s)")
+    assert ok.returncode == 0 and ok.stdout.startswith("ok: 8 object(s) in 5 file(s)")
     cut = subprocess.run(f"{sys.executable} -m controller.cli schema | head -2", shell=True,
                          env=env, capture_output=True, text=True, timeout=60, check=False)
     assert cut.stdout.count("\n") == 2 and cut.stderr == ""  # a closed pipe ends quietly
@@ -108,7 +108,7 @@ def test_validate_schema_and_plan_exit_codes(fresh_database, tmp_path) -> None: 
     plan = p38("plan", str(root / "manifests"), env=env)
     assert plan.returncode == 2, plan.stderr
     assert "+ Agent/tesla-watch" in plan.stdout
-    assert "Plan (local): 6 to create, 0 to update, 0 to delete." in plan.stdout
+    assert "Plan (local): 8 to create, 0 to update, 0 to delete." in plan.stdout
     empty = tmp_path / "empty"
     empty.mkdir()
     assert p38("plan", str(empty), env=env).returncode == 1  # nothing to plan is a problem

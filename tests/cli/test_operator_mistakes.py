@@ -150,7 +150,7 @@ def test_plan_on_a_fresh_database_and_on_nothing(fresh_database, tmp_path: Path)
     env = env_for(fresh_database("plan_fresh"))
     result = p38("plan", str(ROOT / "manifests"), env=env)
     assert result.returncode == 2, result.stderr
-    assert "Plan (local): 6 to create, 0 to update, 0 to delete." in result.stdout
+    assert "Plan (local): 8 to create, 0 to update, 0 to delete." in result.stdout
     assert "migrations pending" in p38("status", env=env).stdout  # plan migrated nothing
     empty = p38("plan", str(tmp_path), env=env)
     assert empty.returncode == 1
@@ -216,7 +216,7 @@ def test_a_look_never_creates_the_embedded_database(tmp_path: Path) -> None:
     assert "does not exist yet (`p38 up` or `p38 migrate` creates it)" in status.stderr
     plan = p38("plan", str(ROOT / "manifests"), env=env)
     assert plan.returncode == 2, plan.stderr
-    assert "Plan (local): 6 to create, 0 to update, 0 to delete." in plan.stdout
+    assert "Plan (local): 8 to create, 0 to update, 0 to delete." in plan.stdout
     assert not (tmp_path / "home").exists()
     # A stopped embedded server (its data folder, no postmaster.pid: what `p38 db-stop` leaves)
     # is not started by a look either; plan cannot know what it applied.

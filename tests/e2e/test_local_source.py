@@ -16,9 +16,11 @@ from controller.web.keys import QUEUE
 from tests.helpers import make_settings, wait_until
 
 OWN = Path(__file__).parents[2] / "manifests"
+OWN_AGENTS = OWN.parent / "agents"
 OBJECT_KEYS = {"agent:local/pr-digest", "agent:local/tesla-watch", "policy:local/default",
                "schedule:local/pr-digest-weekdays", "schedule:local/tesla-watch-market-hours",
-               "service:local/controller"}
+               "service:local/controller", "agent:local/heartbeat",
+               "schedule:local/heartbeat-every-minute"}
 
 
 async def objects(client: Any, **query: str) -> dict[str, dict[str, Any]]:
@@ -33,6 +35,7 @@ async def test_local_folder_is_applied_and_followed(aiohttp_client, store: Store
     broken one reported."""
     folder = tmp_path / "manifests"
     shutil.copytree(OWN, folder)
+    shutil.copytree(OWN_AGENTS, tmp_path / "agents")
     settings = make_settings(dsn, workers=1).model_copy(update={"manifests": ManifestSettings(
         P38_MANIFESTS_DIR=folder, P38_MANIFESTS_POLL_SECONDS=0.05)})
     client = await aiohttp_client(create_app(settings))
@@ -47,7 +50,7 @@ async def test_local_folder_is_applied_and_followed(aiohttp_client, store: Store
     found = await wait_until(lambda: applied(OBJECT_KEYS), what="six objects applied",
                              store=store)
     source = found["manifests:local"]
-    assert (source["reason"], source["objects"], source["problems"]) == ("Applied", 6, [])
+    assert (source["reason"], source["objects"], source["problems"]) == ("Applied", 8, [])
     async def agent_blocked() -> dict[str, Any] | None:
         agent = (await objects(client)).get("agent:local/tesla-watch") or {}
         return agent if agent.get("status") == "Blocked" else None
@@ -56,12 +59,21 @@ async def test_local_folder_is_applied_and_followed(aiohttp_client, store: Store
     agent = await wait_until(agent_blocked, what="the agent blocked", store=store)
     assert (agent["reason"], agent["source"]) == ("NoCredentials", "local")
     assert "ANTHROPIC_API_KEY" in agent["message"] or "anthropic" in agent["message"]
+
+    async def heartbeat_ready() -> dict[str, Any] | None:
+        agent = (await objects(client)).get("agent:local/heartbeat") or {}
+        return agent if agent.get("status") == "Ready" else None
+
+    # The hand-written agent needs no credentials: validated (its test run in the harness).
+    heartbeat = await wait_until(heartbeat_ready, what="the heartbeat agent ready", store=store)
+    assert heartbeat["reason"] == "VersionReady" and "v1 is READY (code" in heartbeat["message"]
     assert agent["manifest"]["kind"] == "Agent" and agent["revision"]
     policy = found["policy:local/default"]
     assert (policy["status"], policy["reason"]) == ("Ready", "Active")
     assert "approval required for railway.rollback" in policy["message"]
     blocked = await objects(client, status="Blocked")
-    assert set(blocked) == OBJECT_KEYS - {"policy:local/default"} | {"webhooks:github"}
+    assert set(blocked) == OBJECT_KEYS - {"policy:local/default", "agent:local/heartbeat"} | {
+        "webhooks:github"}
     assert blocked["webhooks:github"]["message"].startswith("no GitHub App credentials")
     assert "deliveries GitHub could not hand over are not recovered" in \
         blocked["webhooks:github"]["message"]
@@ -92,7 +104,7 @@ async def test_local_folder_is_applied_and_followed(aiohttp_client, store: Store
     assert any("tesla-watch.yaml" in p and "spec.crontab: unknown field" in p
                for p in source["problems"])
     assert await applied(OBJECT_KEYS - {"service:local/controller"}) is None  # still Stalled
-    assert len(await store.fetch("applied_objects_of", "local")) == 5
+    assert len(await store.fetch("applied_objects_of", "local")) == 7
 
 
 async def test_dry_run_records_what_would_be_applied(aiohttp_client, store: Store, dsn: str,  # type: ignore[no-untyped-def]

@@ -1,0 +1,164 @@
+"""The agents API: `GET /api/agents`, `/api/agents/{name}` (status, versions with tokens, USD and
+rounds, recent runs), `/api/agents/{name}/versions/{n}` (code, test and validation report),
+`POST /api/agents/{name}/runs` (a manual run), `GET /api/runs` and `/api/runs/{id}`.
+
+An agent is named by its manifest name; when two sources define the same name, `?source=`
+says which. Behind P38_API_TOKEN like the rest of /api. Starting a run queues it and hints its
+key in one statement; a run worker carries it out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from controller.reconcile.reconciler import object_key
+from controller.web.json import (
+    BadQuery,
+    Int,
+    Text,
+    answer,
+    expect_continue,
+    path_text,
+    problem,
+    query,
+)
+from controller.web.keys import STORE
+
+MAX_INPUT_BYTES = 64 * 1024
+
+
+async def list_agents(request: web.Request) -> web.Response:
+    store = request.app[STORE]
+    q = query(request, {"source": Text()})
+    applied = [r for r in await store.fetch("applied_of_kind", "Agent")
+               if q["source"] in (None, r["source"])]
+    keys = [object_key("Agent", r["source"], r["name"]) for r in applied]
+    statuses = {r["key"]: r for r in await store.fetch("statuses_of", keys)}
+    items = []
+    for row, key in zip(applied, keys, strict=True):
+        versions = await store.fetch("agent_versions_of", key, 1)
+        current = await store.fetchrow("agent_version_current", key)
+        items.append({**_summary(row, key, statuses.get(key)),
+                      "latest_version": _version(versions[0]) if versions else None,
+                      "running_version": current["number"] if current else None})
+    return answer({"items": items})
+
+
+async def show_agent(request: web.Request) -> web.Response:
+    store = request.app[STORE]
+    row, key = await _agent(request)
+    status = await store.fetchrow("statuses_of", [key])
+    versions = await store.fetch("agent_versions_of", key, 20)
+    current = await store.fetchrow("agent_version_current", key)
+    runs = await store.fetch("agent_runs_of", key, None, 20)
+    state = await store.fetchval("agent_state_get", key)
+    return answer({**_summary(row, key, status), "spec": (row["document"] or {}).get("spec"),
+                   "running_version": current["number"] if current else None,
+                   "versions": [_version(v) for v in versions],
+                   "runs": [dict(r) for r in runs], "handed_state": state,
+                   "spent_today_usd": await store.fetchval("agent_spend_today", key)})
+
+
+async def show_version(request: web.Request) -> web.Response:
+    _, key = await _agent(request)
+    raw = request.match_info["number"]
+    if not (raw.isascii() and raw.isdigit() and 0 < len(raw) < 10):
+        raise BadQuery(f"version number must be a positive integer, not {raw[:20]!r}")
+    row = await request.app[STORE].fetchrow("agent_version_get", key, int(raw))
+    if row is None:
+        return problem(404, f"{key} has no version {int(raw)}")
+    return answer(dict(row))
+
+
+async def start_run(request: web.Request) -> web.Response:
+    _, key = await _agent(request)
+    body = await request.read()
+    if len(body) > MAX_INPUT_BYTES:
+        return problem(413, f"a run's input is at most {MAX_INPUT_BYTES} bytes")
+    try:
+        given = orjson.loads(body) if body.strip() else {}
+    except orjson.JSONDecodeError as exc:
+        return problem(400, f"the body is not JSON: {exc}")
+    if not isinstance(given, dict) or set(given) - {"input"}:
+        return problem(400, 'the body is {"input": <any JSON>} (or empty)')
+    row = await request.app[STORE].fetchrow("agent_run_create", key, "manual", "api", None,
+                                            given.get("input"))
+    assert row is not None
+    return answer({"run": row["id"], "agent": key, "state": "queued",
+                   "url": f"/api/runs/{row['id']}"}, status=202)
+
+
+async def list_runs(request: web.Request) -> web.Response:
+    q = query(request, {"agent": Text(), "before": Int(), "limit": Int(hi=500, default=50)})
+    agent = q["agent"]
+    if agent is not None and not agent.startswith("agent:"):
+        agent = await _key_of(request, agent, None)
+    rows = await request.app[STORE].fetch("agent_runs_of", agent, q["before"], q["limit"])
+    items = [dict(r) for r in rows]
+    return answer({"items": items,
+                   "next": items[-1]["id"] if len(items) == q["limit"] else None})
+
+
+async def show_run(request: web.Request) -> web.Response:
+    raw = request.match_info["id"]
+    if not (raw.isascii() and raw.isdigit() and 0 < len(raw) < 19):
+        raise BadQuery(f"a run id is a positive integer, not {raw[:20]!r}")
+    row = await request.app[STORE].fetchrow("agent_run_get", int(raw))
+    if row is None:
+        return problem(404, f"no run {int(raw)}")
+    return answer(dict(row))
+
+
+async def _agent(request: web.Request) -> tuple[Mapping[str, Any], str]:
+    name = path_text(request.match_info["name"], "name")
+    source = query(request, {"source": Text()})["source"]
+    key = await _key_of(request, name, source)
+    rows = [r for r in await request.app[STORE].fetch("applied_of_kind", "Agent")
+            if object_key("Agent", r["source"], r["name"]) == key]
+    return rows[0], key
+
+
+async def _key_of(request: web.Request, name: str, source: str | None) -> str:
+    rows = [r for r in await request.app[STORE].fetch("applied_of_kind", "Agent")
+            if r["name"] == name and source in (None, r["source"])]
+    if not rows:
+        raise web.HTTPNotFound(text=orjson.dumps(
+            {"error": 404, "reason": f"no applied agent named {name!r}"
+             + (f" in {source}" if source else "")}).decode(),
+            content_type="application/json")
+    if len(rows) > 1:
+        raise BadQuery(f"agent {name!r} is defined by {', '.join(r['source'] for r in rows)}: "
+                       "say which with ?source=")
+    return object_key("Agent", rows[0]["source"], rows[0]["name"])
+
+
+def _summary(row: Mapping[str, Any], key: str,
+             status: Mapping[str, Any] | None) -> dict[str, Any]:
+    spec = (row["document"] or {}).get("spec") or {}
+    return {"key": key, "name": row["name"], "source": row["source"],
+            "origin": "code" if spec.get("code") else "generated",
+            "description": spec.get("description"),
+            "status": status["status"] if status else None,
+            "reason": status["reason"] if status else None,
+            "message": status["message"] if status else None}
+
+
+def _version(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: row[k] for k in ("number", "state", "origin", "model", "rounds",
+                                "input_tokens", "output_tokens", "cache_read_tokens",
+                                "cache_write_tokens", "usd", "duration_ms", "error",
+                                "created_at", "finished_at")}
+
+
+def add_routes(app: web.Application) -> None:
+    get, post = app.router.add_get, app.router.add_post
+    get("/api/agents", list_agents, expect_handler=expect_continue)
+    get("/api/agents/{name}", show_agent, expect_handler=expect_continue)
+    get("/api/agents/{name}/versions/{number}", show_version, expect_handler=expect_continue)
+    post("/api/agents/{name}/runs", start_run, expect_handler=expect_continue)
+    get("/api/runs", list_runs, expect_handler=expect_continue)
+    get("/api/runs/{id}", show_run, expect_handler=expect_continue)
