@@ -134,7 +134,8 @@ async def test_push_applies_and_reports_then_delete_prunes(gitops: GitOps) -> No
     applied = await gitops.applied()
     assert set(applied) == {"Agent/pr-digest", "Agent/tesla-watch", "Policy/default",
                             "Schedule/pr-digest-weekdays", "Schedule/tesla-watch-market-hours",
-                            "Service/controller"}
+                            "Service/controller", "Agent/heartbeat",
+                            "Schedule/heartbeat-every-minute"}
     assert set(applied.values()) == {head}
     [run] = gitops.runs("p38/reconcile", head)
     assert (run["status"], run["conclusion"]) == ("completed", "success")
@@ -143,21 +144,21 @@ async def test_push_applies_and_reports_then_delete_prunes(gitops: GitOps) -> No
               if q.method == "POST" and q.url.path.endswith("/check-runs")]
     assert posted[0]["status"] == "in_progress"  # in progress first, then completed (PATCH)
     assert gitops.calls("PATCH", f"/check-runs/{run['id']}") == 1
-    assert gitops.calls("GET", "/git/blobs/") == 4  # four manifest files, README never read
+    assert gitops.calls("GET", "/git/blobs/") == 5  # five manifest files, README never read
 
     objects = await (await gitops.client.get("/api/objects", params={"source": REPO})).json()
     found = {o["key"]: o for o in objects["items"]}
     manifest = [o for o in found.values() if "manifest" in o]
     assert {o["manifest"]["applied"] for o in manifest} == {"Applied"}
     assert {o["manifest"]["applied_revision"] for o in manifest} == {head}
-    assert len(manifest) == 6 and f"agent:{REPO}/tesla-watch" in found
+    assert len(manifest) == 8 and f"agent:{REPO}/tesla-watch" in found
     source = found[f"manifests:{REPO}"]
     assert (source["status"], source["reason"], source["revision"]) == ("Ready", "Applied",
                                                                           head)
     [revision] = (await (await gitops.client.get(f"/api/revisions?source={REPO}")).json()
                   )["items"]
     assert (revision["revision"], revision["status"], revision["objects"]) == (
-        head, "applied", 6)
+        head, "applied", 8)
     assert "+ Agent/tesla-watch" in revision["changes"]
 
     # Delete the Service: pruned; no blob is fetched (the others are known by SHA).
@@ -167,7 +168,7 @@ async def test_push_applies_and_reports_then_delete_prunes(gitops: GitOps) -> No
     [run] = gitops.runs("p38/reconcile", second)
     assert "- Service/controller" in run["output"]["summary"]
     assert run["conclusion"] == "success"
-    assert gitops.calls("GET", "/git/blobs/") == 4
+    assert gitops.calls("GET", "/git/blobs/") == 5
     # One installation token served every call.
     assert gitops.fake.token_requests == [INSTALLATION]
 
@@ -448,7 +449,7 @@ async def test_a_delivery_that_failed_while_down_arrives_after_the_restart(
     async def applied() -> bool:
         row = await store.fetchrow("delivery_by_guid", "lost-while-down")
         return row is not None and row["status"] == "processed" \
-            and len(await store.fetch("applied_objects_of", REPO)) == 6
+            and len(await store.fetch("applied_objects_of", REPO)) == 8
 
     await wait_until(applied, what="the lost push redelivered and applied", store=store)
     assert fake.redelivered == ["lost-while-down"]

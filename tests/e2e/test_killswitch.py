@@ -61,7 +61,7 @@ async def test_the_policy_manifests_killswitch_holds_then_releases(
     await wait_until(lambda: status("policy:local/default", "KillswitchOn"),
                      what="the policy applied with its killswitch on", store=store)
     # Applying went on under the killswitch: the controller's own records are not held.
-    assert len(await store.fetch("applied_objects_of", "local")) == 6
+    assert len(await store.fetch("applied_objects_of", "local")) == 8
 
     await client.app[QUEUE].hint(["probe:local/x"], event="test")
     held = await wait_until(lambda: status("probe:local/x", "Killswitch"),
