@@ -15,15 +15,23 @@ import contextlib
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 
-from controller.config import QueueSettings
-from controller.engine.executor import ActionFailed, ActionOutcome, Executor
+from controller.engine.executor import ActionFailed, Executor
 from controller.engine.metrics import Metrics
+from controller.engine.outcomes import (
+    Done,
+    EffectiveRetry,
+    Outcome,
+    Record,
+    Requeue,
+    Retry,
+    Stalled,
+)
 from controller.engine.policies import PolicySource
 from controller.engine.queue import (
     AuditEntry,
@@ -47,79 +55,10 @@ from controller.reconcile.errors import (
 from controller.reconcile.ids import key_kind
 from controller.reconcile.plan import Plan
 from controller.reconcile.policy import Gated, Verdict, gate
-from controller.reconcile.reconciler import Reconciler, RetryPolicy
+from controller.reconcile.reconciler import Reconciler
 from controller.store import Store
 
 log = structlog.get_logger("p38.ooda")
-
-
-@dataclass(frozen=True)
-class Done:
-    plan: Plan
-
-
-@dataclass(frozen=True)
-class Requeue:
-    """Look again after `after` seconds. `carried_out`: the plan's transition and follow-ups
-    are written (False when its actions were held: the next look decides them again). `firm`:
-    hints do not end the wait."""
-
-    after: float
-    reason: str
-    plan: Plan | None = None
-    carried_out: bool = True
-    firm: bool = False
-
-
-@dataclass(frozen=True)
-class Retry:
-    error: BaseException
-
-
-@dataclass(frozen=True)
-class Stalled:
-    error: BaseException
-
-
-Outcome = Done | Requeue | Retry | Stalled
-
-
-@dataclass
-class Record:
-    """What the audit row says about one reconcile."""
-
-    reconcile_id: str
-    started: datetime
-    t0: float
-    phases: dict[str, Any] = field(default_factory=dict)
-    phase: str = "observe"  # the phase running now (named when a deadline cancels it)
-    plan: Plan | None = None
-    verdicts: list[Gated] = field(default_factory=list)
-    actions: list[ActionOutcome] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class EffectiveRetry:
-    """A reconciler's retry policy with the settings' defaults filled in."""
-
-    backoff_base: float
-    backoff_cap: float
-    give_up_after: float
-    max_attempts: int
-
-    @classmethod
-    def of(cls, declared: RetryPolicy | None, settings: QueueSettings) -> EffectiveRetry:
-        d = declared or RetryPolicy()
-        return cls(
-            backoff_base=settings.backoff_base_seconds if d.backoff_base is None
-            else d.backoff_base,
-            backoff_cap=settings.backoff_cap_seconds if d.backoff_cap is None else d.backoff_cap,
-            give_up_after=settings.give_up_seconds if d.give_up_after is None
-            else d.give_up_after,
-            max_attempts=settings.max_attempts if d.max_attempts is None else d.max_attempts)
-
-    def gave_up(self, attempt: int, failing_for: float) -> bool:
-        return (0 < self.give_up_after <= failing_for) or (0 < self.max_attempts <= attempt)
 
 
 class Worker:

@@ -16,6 +16,7 @@ import orjson
 from aiohttp import web
 
 from controller.reconcile.reconciler import object_key
+from controller.store import RejectedValue
 from controller.web.json import (
     BadQuery,
     Int,
@@ -66,7 +67,7 @@ async def show_agent(request: web.Request) -> web.Response:
 async def show_version(request: web.Request) -> web.Response:
     _, key = await _agent(request)
     raw = request.match_info["number"]
-    if not (raw.isascii() and raw.isdigit() and 0 < len(raw) < 10):
+    if not (raw.isascii() and raw.isdigit() and 0 < len(raw) < 10 and int(raw) > 0):
         raise BadQuery(f"version number must be a positive integer, not {raw[:20]!r}")
     row = await request.app[STORE].fetchrow("agent_version_get", key, int(raw))
     if row is None:
@@ -85,8 +86,11 @@ async def start_run(request: web.Request) -> web.Response:
         return problem(400, f"the body is not JSON: {exc}")
     if not isinstance(given, dict) or set(given) - {"input"}:
         return problem(400, 'the body is {"input": <any JSON>} (or empty)')
-    row = await request.app[STORE].fetchrow("agent_run_create", key, "manual", "api", None,
-                                            given.get("input"))
+    try:
+        row = await request.app[STORE].fetchrow("agent_run_create", key, "manual", "api",
+                                                None, given.get("input"))
+    except RejectedValue as exc:  # a NUL (\u0000) in a string: PostgreSQL's JSON refuses it
+        return problem(400, f"the input cannot be stored: {exc}")
     assert row is not None
     return answer({"run": row["id"], "agent": key, "state": "queued",
                    "url": f"/api/runs/{row['id']}"}, status=202)
@@ -105,7 +109,7 @@ async def list_runs(request: web.Request) -> web.Response:
 
 async def show_run(request: web.Request) -> web.Response:
     raw = request.match_info["id"]
-    if not (raw.isascii() and raw.isdigit() and 0 < len(raw) < 19):
+    if not (raw.isascii() and raw.isdigit() and 0 < len(raw) < 19 and int(raw) > 0):
         raise BadQuery(f"a run id is a positive integer, not {raw[:20]!r}")
     row = await request.app[STORE].fetchrow("agent_run_get", int(raw))
     if row is None:

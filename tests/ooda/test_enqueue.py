@@ -13,7 +13,7 @@ from structlog.testing import capture_logs
 
 from controller.config import QueueSettings
 from controller.engine.ingest import IngestWriter
-from controller.engine.ooda import Done, Stalled
+from controller.engine.outcomes import Done, Stalled
 from controller.engine.queue import WorkQueue
 from controller.reconcile.errors import UndeclaredEnqueue
 from controller.store import Store

@@ -12,7 +12,8 @@ from typing import Any
 
 from controller.app import create_app
 from controller.config import ManifestSettings
-from controller.engine.ooda import Retry, Worker
+from controller.engine.ooda import Worker
+from controller.engine.outcomes import Retry
 from controller.providers import Env, Provider
 from controller.reconcile.errors import DeadlineExceeded
 from controller.reconcile.plan import Action
