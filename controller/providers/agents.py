@@ -36,6 +36,7 @@ from reconcilers.agent_actions import (
     TickInfo,
     VersionInfo,
 )
+from reconcilers.runs import run_key
 
 NAME = "agents"
 MAX_STATE_BYTES = 64 * 1024  # task.state handed to the next run
@@ -194,7 +195,8 @@ class ToolServer:
         n = len(self._calls)
         action = params.action(f"run:{run.run_id}:call:{n}",
                                description=f"{tool}.{method} for run {run.run_id}")
-        done = await self._desk.perform(action, key=f"run:{run.run_id}", source=run.source)
+        done = await self._desk.perform(action, key=run_key(run.agent, run.run_id),
+                                        source=run.source)
         self._calls[-1]["status"] = done.status
         if done.status in ("succeeded", "already_succeeded"):
             return dict(done.result or {})
