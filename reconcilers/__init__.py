@@ -13,13 +13,14 @@ from reconcilers.deployments import Deployments
 from reconcilers.installations import Installations
 from reconcilers.issues import Issues
 from reconcilers.manifests import ManifestSources
-from reconcilers.objects import Schedules, Services
+from reconcilers.objects import Services
 from reconcilers.plans import PullRequestPlans
 from reconcilers.policies import PolicyObjects
 from reconcilers.pulls import PullRequests
 from reconcilers.redeliveries import Redeliveries
 from reconcilers.repos import Repositories
 from reconcilers.runs import Runs
+from reconcilers.schedules import Schedules
 from reconcilers.workflows import Workflows
 
 

@@ -5,9 +5,9 @@ An object's key is enqueued by its source's reconcile whenever the object is app
 or pruned. `observe` reads the object as applied from its source and whether the source still
 desires it. Desired but not applied (dry-run, held, failing): Blocked, NotApplied. Neither:
 forgotten (its status dropped, no more resync). Subclasses decide what an applied object means
-(`decide_applied`). `Schedule` and `Service` objects are recorded as desired
-state and shown Blocked with the reason NoController until their reconcilers are built; each
-will then replace its class here with a module of its own. No I/O of its own.
+(`decide_applied`). `Service` objects are recorded as desired state and shown Blocked with
+the reason NoController until their reconciler is built, which will replace its class here
+with a module of its own. No I/O of its own.
 """
 
 from __future__ import annotations
@@ -82,11 +82,6 @@ class AwaitingController(ManifestObject):
                     f"as desired state; nothing in this release acts on "
                     f"{self.manifest_kind} objects yet", status="Blocked",
                     revision=snapshot.revision)
-
-
-class Schedules(AwaitingController):
-    kind: ClassVar[str] = "schedule"
-    manifest_kind: ClassVar[str] = "Schedule"
 
 
 class Services(AwaitingController):

@@ -81,7 +81,8 @@ class StoreContext:
 def _applied(row: Record, source: str) -> AppliedObject:
     document: Any = row["document"]
     return AppliedObject(row["kind"], row["name"], row["content_hash"], document,
-                         revision=row["revision"], source=source)
+                         revision=row["revision"], source=source,
+                         applied_at=row.get("applied_at"))
 
 
 def _status(row: Record) -> ObjectStatus:

@@ -49,6 +49,7 @@ class AppliedObject:
     document: Mapping[str, Any]
     revision: str | None = None
     source: str = ""
+    applied_at: datetime | None = None  # when this content was applied
 
 
 @dataclass(frozen=True)

@@ -325,7 +325,7 @@ SELECT kind, name, content_hash, document, revision, applied_at
 FROM applied_objects WHERE source = $1 AND kind = $2 AND name = $3;
 
 -- name: applied_of_kind
-SELECT source, kind, name, content_hash, document, revision
+SELECT source, kind, name, content_hash, document, revision, applied_at
 FROM applied_objects WHERE kind = $1 ORDER BY source, name;
 
 -- name: action_by_key

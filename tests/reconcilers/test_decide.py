@@ -14,7 +14,7 @@ from controller.reconcile.policy import Policy
 from reconcilers.deployments import Deployments
 from reconcilers.issues import Issues
 from reconcilers.manifests import ManifestSnapshot, ObjectState, decide
-from reconcilers.objects import ObjectSnapshot, Schedules, Services
+from reconcilers.objects import ObjectSnapshot, Services
 from reconcilers.plans import PullPlanSnapshot, PullRequestPlans
 from reconcilers.policies import PolicyObjects, PolicySnapshot
 from reconcilers.pulls import PullRequests
@@ -97,11 +97,11 @@ def applied(kind: str, name: str, document: dict[str, object] | None = None) -> 
 @pytest.mark.parametrize(
     ("snapshot", "decision", "status", "forget"),
     [
-        (ObjectSnapshot("schedule:octo/infra/a", "octo/infra", "a", None, None),
+        (ObjectSnapshot("service:octo/infra/a", "octo/infra", "a", None, None),
          "Deleted", "Ready", True),
-        (ObjectSnapshot("schedule:octo/infra/a", "octo/infra", "a", None, "h" * 64),
+        (ObjectSnapshot("service:octo/infra/a", "octo/infra", "a", None, "h" * 64),
          "NotApplied", "Blocked", False),
-        (ObjectSnapshot("schedule:octo/infra/a", "octo/infra", "a", applied("Schedule", "a"),
+        (ObjectSnapshot("service:octo/infra/a", "octo/infra", "a", applied("Service", "a"),
                         "h" * 64), "NoController", "Blocked", False),
     ],
     ids=["gone", "desired-not-applied", "applied"],
@@ -110,16 +110,10 @@ def test_manifest_objects(snapshot: ObjectSnapshot, decision: str, status: str,
                           forget: bool) -> None:
     """A manifest object gone is forgotten, desired but not applied is Blocked, applied says what
     acts on it."""
-    plan = Schedules().decide(snapshot, Policy())
+    plan = Services().decide(snapshot, Policy())
     assert (plan.decision, plan.status, plan.forget) == (decision, status, forget)
     if decision == "NoController":
-        assert plan.revision == "c0ffee" and "Schedule/a is applied from octo/infra" in plan.reason
-
-
-def test_a_service_awaits_its_controller_too() -> None:
-    """An applied Service is recorded as desired state with nothing acting on it yet."""
-    snapshot = ObjectSnapshot("service:local/api", "local", "api", applied("Service", "api"))
-    assert Services().decide(snapshot, Policy()).decision == "NoController"
+        assert plan.revision == "c0ffee" and "Service/a is applied from octo/infra" in plan.reason
 
 
 HELD = (ObjectStatus("probe:local/a", "Blocked", "Killswitch", "", None, "local", NOW),

@@ -1,0 +1,214 @@
+"""Schedules (`schedule:owner/repo/name`, `schedule:local/name`): each due instant of the cron,
+in the schedule's time zone, ticks once across every controller process.
+
+`observe` reads the applied schedule, the database's clock, the schedule's newest tick, its
+agent (applied? a READY version?) and the runs this schedule started that have not ended.
+`decide` lists the instants due since the newest tick (or since the schedule was applied) and
+plans one `schedule.tick` for the oldest one to act on; the tick's row in PostgreSQL (unique
+by schedule and instant) makes it fire once however many processes plan it. The key is
+requeued for the next instant (at once when more are pending).
+
+- An instant is on time until `GRACE` after it; older ones, and any but the newest, were
+  missed (the controller was down or behind). `catchUp`: none fires only an on-time instant,
+  latest fires the newest one even late, all fires each missed one (the newest
+  `CATCH_UP_MAX`). What is not fired is recorded as one skipped tick saying what was missed.
+- A tick is skipped, with its reason, when the schedule is suspended, the agent is not
+  applied or has no READY version, or (concurrency forbid) a run it started is still going;
+  replace stops those runs and fires; allow fires.
+- A change to the schedule's manifest starts it afresh: what was due before is not caught up.
+No I/O of its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, ClassVar
+
+from pydantic import ValidationError
+
+from controller.manifests.models import ScheduleSpec
+from controller.reconcile.context import AppliedObject, ObserveContext
+from controller.reconcile.plan import Action, Plan
+from reconcilers.agent_actions import AGENTS, RunInfo, TickInfo, Tick, VersionInfo
+from reconcilers.cron import CronZone
+from reconcilers.objects import ManifestObject, ObjectSnapshot
+
+if TYPE_CHECKING:
+    from controller.reconcile.policy import Policy
+
+GRACE = timedelta(minutes=5)
+CATCH_UP_MAX = 100
+
+
+@dataclass(frozen=True)
+class ScheduleSnapshot(ObjectSnapshot):
+    spec: ScheduleSpec | None = None
+    unreadable: str | None = None
+    now: datetime | None = None
+    last_tick: TickInfo | None = None
+    agent_applied: bool = False
+    versions: tuple[VersionInfo, ...] = ()
+    active: tuple[RunInfo, ...] = ()  # runs this schedule started that have not ended
+
+
+class Schedules(ManifestObject):
+    kind: ClassVar[str] = "schedule"
+    manifest_kind: ClassVar[str] = "Schedule"
+    resync: ClassVar[bool] = True  # a requeue lost to a dry run comes back at the resync
+
+    async def observe(self, ctx: ObserveContext, key: str) -> ScheduleSnapshot:
+        base = await super().observe(ctx, key)
+        snapshot = ScheduleSnapshot(base.key, base.source, base.name, base.applied,
+                                    base.desired)
+        if base.applied is None:
+            return snapshot
+        try:
+            spec = ScheduleSpec.model_validate(base.applied.document.get("spec") or {})
+        except ValidationError as exc:
+            return replace(snapshot, unreadable=str(exc).splitlines()[0])
+        reads = ctx.reads(AGENTS)
+        agent = agent_key(base.source, spec.agent)
+        applied_agent = await ctx.applied_object(base.source, "Agent", spec.agent)
+        active = [r for r in await reads.active_runs(agent) if r.schedule == key]
+        return replace(snapshot, spec=spec, now=await reads.now(),
+                       last_tick=await reads.last_tick(key),
+                       agent_applied=applied_agent is not None,
+                       versions=tuple(await reads.versions(agent)), active=tuple(active))
+
+    def decide_applied(self, snapshot: ObjectSnapshot, applied: AppliedObject,
+                       policy: Policy) -> Plan:
+        assert isinstance(snapshot, ScheduleSnapshot)
+        return decide_schedule(snapshot, applied)
+
+
+def agent_key(source: str, name: str) -> str:
+    return f"agent:{source}/{name}"
+
+
+def decide_schedule(snapshot: ScheduleSnapshot, applied: AppliedObject) -> Plan:
+    """The plan for one applied schedule at `snapshot.now` (pure)."""
+    revision = snapshot.revision
+    spec, now = snapshot.spec, snapshot.now
+    if spec is None or now is None:
+        return Plan("Unreadable", f"the applied document does not validate: "
+                                  f"{snapshot.unreadable}", status="Stalled", revision=revision)
+    cron = CronZone(spec.cron, spec.timezone)
+    cursors = [t for t in (snapshot.last_tick.due_at if snapshot.last_tick else None,
+                           applied.applied_at) if t is not None]
+    cursor = max(cursors) if cursors else now
+    pending = cron.pending(cursor, now, CATCH_UP_MAX)
+    upcoming = cron.next_after(now)
+    wait = max(0.0, (upcoming - now).total_seconds())
+    following = f"next tick {upcoming.isoformat()} ({spec.cron} in {spec.timezone})"
+    if not pending.instants:
+        return _idle(snapshot, spec, following, wait, revision)
+
+    instants = pending.instants
+    newest = instants[-1]
+    if spec.suspended:
+        tick = _tick(snapshot, spec, newest, "skipped",
+                     f"suspended{_and_earlier(len(instants) - 1, pending.dropped_before)}")
+        return Plan("Suspended", f"suspended: fires nothing; {following}", actions=(tick,),
+                    requeue_after=wait, revision=revision)
+
+    on_time = now - newest <= GRACE
+    if spec.catch_up == "all":
+        fire = list(instants)
+    elif spec.catch_up == "latest" or on_time:
+        fire = [newest]
+    else:
+        fire = []
+    missed = [i for i in instants if i not in fire]
+    actions: list[Action] = []
+    last_missed = max(missed) if missed else pending.dropped_before
+    if last_missed is not None and (not fire or last_missed < fire[0]):
+        actions.append(_tick(snapshot, spec, last_missed, "skipped",
+                             _missed_reason(spec.catch_up, missed, pending.dropped_before)))
+    if not fire:
+        return Plan("Missed", f"missed {len(missed)} tick(s) while not running "
+                              f"(catchUp: none); {following}", actions=tuple(actions),
+                    requeue_after=wait, revision=revision)
+
+    due = fire[0]
+    more = len(fire) > 1
+    late = "" if now - due <= GRACE else f" (late by {_seconds(now - due)}, catchUp: " \
+                                         f"{spec.catch_up})"
+    blocked = _blocked(snapshot, spec)
+    after = "; more missed ticks to go" if more else f"; {following}"
+    if blocked is not None:
+        reason, decision = blocked
+        actions.append(_tick(snapshot, spec, due, "skipped", reason))
+        status = "Ready" if decision == "Overlap" else "Blocked"
+        return Plan(decision, f"skipped the tick of {due.isoformat()}: {reason}{after}",
+                    actions=tuple(actions), requeue_after=0.0 if more else wait,
+                    status=status, revision=revision)
+    stop = [r.id for r in snapshot.active] if spec.concurrency == "replace" else []
+    replaced = f"; stopping run(s) {', '.join(map(str, stop))}" if stop else ""
+    actions.append(_tick(snapshot, spec, due, "fired", f"due{late}{replaced}", stop))
+    return Plan("Fired", f"fired the tick of {due.isoformat()}{late}{replaced}{after}",
+                actions=tuple(actions), requeue_after=0.0 if more else wait, revision=revision)
+
+
+def _idle(snapshot: ScheduleSnapshot, spec: ScheduleSpec, following: str, wait: float,
+          revision: str | None) -> Plan:
+    blocked = _blocked(snapshot, spec) if not spec.suspended else None
+    if spec.suspended:
+        return Plan("Suspended", f"suspended: fires nothing; {following}",
+                    requeue_after=wait, revision=revision)
+    if blocked is not None and blocked[1] != "Overlap":
+        reason, decision = blocked
+        return Plan(decision, f"{reason}; ticks will be skipped until it is; {following}",
+                    requeue_after=wait, status="Blocked", revision=revision)
+    return Plan("Scheduled", following, requeue_after=wait, revision=revision)
+
+
+def _blocked(snapshot: ScheduleSnapshot, spec: ScheduleSpec) -> tuple[str, str] | None:
+    """Why a due tick cannot fire (reason, decision), None when it can."""
+    if not snapshot.agent_applied:
+        return (f"agent {spec.agent} is not applied from {snapshot.source}",
+                "AgentNotApplied")
+    if not any(v.state == "READY" for v in snapshot.versions):
+        newest = snapshot.versions[0] if snapshot.versions else None
+        why = (f"newest is v{newest.number}, {newest.state}"
+               + (f": {newest.error}" if newest.error else "")) if newest else "none built yet"
+        return f"agent {spec.agent} has no READY version ({why})", "AgentNotReady"
+    if spec.concurrency == "forbid" and snapshot.active:
+        runs = ", ".join(f"{r.id} ({r.state})" for r in snapshot.active)
+        return (f"run {runs} of this schedule has not ended (concurrency: forbid)", "Overlap")
+    return None
+
+
+def _tick(snapshot: ScheduleSnapshot, spec: ScheduleSpec, due: datetime, outcome: str,
+          reason: str, replace_runs: list[int] | None = None) -> Action:
+    params = Tick(schedule=snapshot.key, due_at=due, outcome=outcome, reason=reason,
+                  agent=agent_key(snapshot.source, spec.agent), replace=replace_runs or [])
+    what = (f"start a run of {spec.agent}" if outcome == "fired"
+            else f"record a skipped tick: {reason}")
+    return params.action(f"tick:{snapshot.key}:{due.isoformat()}",
+                         description=f"{snapshot.name} due {due.isoformat()}: {what}")
+
+
+def _missed_reason(catch_up: str, missed: list[datetime],
+                   dropped_before: datetime | None) -> str:
+    what = []
+    if dropped_before is not None:
+        what.append(f"every tick due up to {dropped_before.isoformat()}")
+    if missed:
+        what.append(f"{len(missed)} tick(s) due from {missed[0].isoformat()} to "
+                    f"{missed[-1].isoformat()}")
+    rule = {"none": f"none fires only a tick less than {_seconds(GRACE)} late",
+            "latest": "latest fires only the newest",
+            "all": f"all fires the newest {CATCH_UP_MAX}"}[catch_up]
+    return (f"missed while the controller was down or behind: {' and '.join(what)} "
+            f"(catchUp: {rule})")
+
+
+def _and_earlier(count: int, dropped_before: datetime | None) -> str:
+    if count == 0 and dropped_before is None:
+        return ""
+    return f" (and {count}{'+' if dropped_before else ''} earlier tick(s))"
+
+
+def _seconds(delta: timedelta) -> str:
+    return f"{delta.total_seconds():.0f}s"
