@@ -25,7 +25,14 @@ from controller.reconcile.context import AppliedObject, ObserveContext
 from controller.reconcile.plan import Action, Plan
 from controller.reconcile.reads import GITHUB, LOCAL, SourceFile, Where
 from reconcilers import reporting
-from reconcilers.agent_actions import AGENTS, BuildVersion, GenerateVersion, VersionInfo
+from controller.reconcile.reconciler import object_key
+from reconcilers.agent_actions import (
+    AGENTS,
+    BuildVersion,
+    GenerateVersion,
+    VersionInfo,
+    as_mapping,
+)
 from reconcilers.objects import ManifestObject, ObjectSnapshot
 
 if TYPE_CHECKING:
@@ -42,6 +49,8 @@ class AgentSnapshot(ObjectSnapshot):
     test: SourceFile | None = None
     versions: tuple[VersionInfo, ...] = ()
     installation_id: int | None = None  # a GitHub source's App installation
+    schedules: tuple[str, ...] = ()  # keys of the source's schedules that start this agent
+    shown: str | None = None  # the status reason people see now
 
 
 def spec_hash(spec: AgentSpec, code: SourceFile | None, test: SourceFile | None) -> str:
@@ -56,6 +65,7 @@ class Agents(ManifestObject):
     kind: ClassVar[str] = "agent"
     manifest_kind: ClassVar[str] = "Agent"
     deadline: ClassVar[float | None] = 900.0  # a generation with its fix rounds
+    owns: ClassVar[frozenset[str]] = frozenset({"schedule"})
     resync: ClassVar[bool] = True  # a hand-written module can change without its manifest
 
     async def observe(self, ctx: ObserveContext, key: str) -> AgentSnapshot:
@@ -79,8 +89,14 @@ class Agents(ManifestObject):
             if spec.test is not None:
                 test = await reads.source_file(where, spec.test)
         versions = await ctx.reads(AGENTS).versions(key)
+        schedules = tuple(object_key("Schedule", base.source, o.name)
+                          for o in await ctx.applied_objects(base.source)
+                          if o.kind == "Schedule"
+                          and as_mapping(o.document.get("spec")).get("agent") == base.name)
+        shown = [s.reason for s in await ctx.statuses([key])]
         return replace(snapshot, spec=spec, code=code, test=test, versions=tuple(versions),
-                       installation_id=installation)
+                       installation_id=installation, schedules=schedules,
+                       shown=shown[0] if shown else None)
 
     def decide_applied(self, snapshot: ObjectSnapshot, applied: AppliedObject,
                        policy: Policy) -> Plan:
@@ -110,9 +126,16 @@ def decide_agent(snapshot: AgentSnapshot, applied: AppliedObject) -> Plan:
         actions = _close_issue(snapshot, version)
         return Plan("VersionReady", f"v{version.number} is READY ({version.origin}; "
                                     f"{version.rounds} fix round(s), ${version.usd:.4f})",
-                    actions=actions, revision=revision)
+                    actions=actions, revision=revision, enqueue=_wake(snapshot, "VersionReady"))
     return Plan("VersionFailed", f"v{version.number} FAILED: {version.error}{running}",
-                actions=_open_issue(snapshot, version), status="Stalled", revision=revision)
+                actions=_open_issue(snapshot, version), status="Stalled", revision=revision,
+                enqueue=_wake(snapshot, "VersionFailed"))
+
+
+def _wake(snapshot: AgentSnapshot, decision: str) -> tuple[str, ...]:
+    """The schedules to look again when what they see of the agent changes (they say whether
+    their ticks can fire)."""
+    return snapshot.schedules if snapshot.shown != decision else ()
 
 
 def _build(snapshot: AgentSnapshot, spec: AgentSpec, digest: str, revision: str | None,

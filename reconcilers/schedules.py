@@ -110,7 +110,7 @@ def decide_schedule(snapshot: ScheduleSnapshot, applied: AppliedObject) -> Plan:
         tick = _tick(snapshot, spec, newest, "skipped",
                      f"suspended{_and_earlier(len(instants) - 1, pending.dropped_before)}")
         return Plan("Suspended", f"suspended: fires nothing; {following}", actions=(tick,),
-                    requeue_after=wait, revision=revision)
+                    requeue_after=wait, revision=revision, periodic=True)
 
     on_time = now - newest <= GRACE
     if spec.catch_up == "all":
@@ -128,7 +128,7 @@ def decide_schedule(snapshot: ScheduleSnapshot, applied: AppliedObject) -> Plan:
     if not fire:
         return Plan("Missed", f"missed {len(missed)} tick(s) while not running "
                               f"(catchUp: none); {following}", actions=tuple(actions),
-                    requeue_after=wait, revision=revision)
+                    requeue_after=wait, revision=revision, periodic=True)
 
     due = fire[0]
     more = len(fire) > 1
@@ -142,12 +142,13 @@ def decide_schedule(snapshot: ScheduleSnapshot, applied: AppliedObject) -> Plan:
         status = "Ready" if decision == "Overlap" else "Blocked"
         return Plan(decision, f"skipped the tick of {due.isoformat()}: {reason}{after}",
                     actions=tuple(actions), requeue_after=0.0 if more else wait,
-                    status=status, revision=revision)
+                    status=status, revision=revision, periodic=True)
     stop = [r.id for r in snapshot.active] if spec.concurrency == "replace" else []
     replaced = f"; stopping run(s) {', '.join(map(str, stop))}" if stop else ""
     actions.append(_tick(snapshot, spec, due, "fired", f"due{late}{replaced}", stop))
     return Plan("Fired", f"fired the tick of {due.isoformat()}{late}{replaced}{after}",
-                actions=tuple(actions), requeue_after=0.0 if more else wait, revision=revision)
+                actions=tuple(actions), requeue_after=0.0 if more else wait, revision=revision,
+                periodic=True)
 
 
 def _idle(snapshot: ScheduleSnapshot, spec: ScheduleSpec, following: str, wait: float,
@@ -155,12 +156,12 @@ def _idle(snapshot: ScheduleSnapshot, spec: ScheduleSpec, following: str, wait: 
     blocked = _blocked(snapshot, spec) if not spec.suspended else None
     if spec.suspended:
         return Plan("Suspended", f"suspended: fires nothing; {following}",
-                    requeue_after=wait, revision=revision)
+                    requeue_after=wait, revision=revision, periodic=True)
     if blocked is not None and blocked[1] != "Overlap":
         reason, decision = blocked
         return Plan(decision, f"{reason}; ticks will be skipped until it is; {following}",
-                    requeue_after=wait, status="Blocked", revision=revision)
-    return Plan("Scheduled", following, requeue_after=wait, revision=revision)
+                    requeue_after=wait, status="Blocked", revision=revision, periodic=True)
+    return Plan("Scheduled", following, requeue_after=wait, revision=revision, periodic=True)
 
 
 def _blocked(snapshot: ScheduleSnapshot, spec: ScheduleSpec) -> tuple[str, str] | None:

@@ -235,7 +235,7 @@ class Worker:
                 label, delay = "requeue", after
                 status = _status_of(plan, record.verdicts) if plan else \
                     StatusEntry("Waiting", "Waiting", reason)
-                if status.status == "Ready":
+                if status.status == "Ready" and not (plan and plan.periodic):
                     status = StatusEntry("Waiting", status.reason, reason, status.revision)
             case Retry(error=exc) if retries.gave_up(lease.attempt, failing_for):
                 label = "dead"

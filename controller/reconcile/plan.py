@@ -97,6 +97,8 @@ class Plan:
     carried out (the engine says Blocked when actions are held or dry-run, Waiting when
     `requeue_after` is set). `revision`: what was observed (a commit, a content hash).
     `forget`: the object is gone; its status is dropped and it is not resynced any more.
+    `periodic`: `requeue_after` is the object's own rhythm (a schedule's next instant), not a
+    wait on something: a Ready plan stays Ready instead of showing Waiting.
     """
 
     decision: str
@@ -108,3 +110,4 @@ class Plan:
     status: Status = "Ready"
     revision: str | None = None
     forget: bool = False
+    periodic: bool = False

@@ -1,5 +1,6 @@
 """The agents API: `GET /api/agents`, `/api/agents/{name}` (status, versions with tokens, USD and
-rounds, recent runs), `/api/agents/{name}/versions/{n}` (code, test and validation report),
+rounds, recent runs, the schedules that start it and their ticks),
+`/api/agents/{name}/versions/{n}` (code, test and validation report),
 `POST /api/agents/{name}/runs` (a manual run), `GET /api/runs` and `/api/runs/{id}`.
 
 An agent is named by its manifest name; when two sources define the same name, `?source=`
@@ -61,7 +62,28 @@ async def show_agent(request: web.Request) -> web.Response:
                    "running_version": current["number"] if current else None,
                    "versions": [_version(v) for v in versions],
                    "runs": [dict(r) for r in runs], "handed_state": state,
-                   "spent_today_usd": await store.fetchval("agent_spend_today", key)})
+                   "spent_today_usd": await store.fetchval("agent_spend_today", key),
+                   "schedules": await _schedules_of(request, row)})
+
+
+async def _schedules_of(request: web.Request, agent: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The schedules of the agent's source that start it: status and their newest ticks."""
+    store = request.app[STORE]
+    found = []
+    for row in await store.fetch("applied_objects_of", agent["source"]):
+        spec = (row["document"] or {}).get("spec") or {}
+        if row["kind"] != "Schedule" or spec.get("agent") != agent["name"]:
+            continue
+        key = object_key("Schedule", agent["source"], row["name"])
+        status = await store.fetchrow("statuses_of", [key])
+        ticks = await store.fetch("schedule_ticks_of", key, 10)
+        found.append({"key": key, "name": row["name"], "cron": spec.get("cron"),
+                      "timezone": spec.get("timezone", "UTC"),
+                      "status": status["status"] if status else None,
+                      "reason": status["reason"] if status else None,
+                      "message": status["message"] if status else None,
+                      "ticks": [dict(t) for t in ticks]})
+    return found
 
 
 async def show_version(request: web.Request) -> web.Response:

@@ -67,13 +67,24 @@ async def test_local_folder_is_applied_and_followed(aiohttp_client, store: Store
     # The hand-written agent needs no credentials: validated (its test run in the harness).
     heartbeat = await wait_until(heartbeat_ready, what="the heartbeat agent ready", store=store)
     assert heartbeat["reason"] == "VersionReady" and "v1 is READY (code" in heartbeat["message"]
+
+    async def schedule_ready() -> dict[str, Any] | None:
+        schedule = (await objects(client)).get("schedule:local/heartbeat-every-minute") or {}
+        return schedule if schedule.get("status") == "Ready" else None
+
+    # Its schedule is told at once that the agent can run now.
+    schedule = await wait_until(schedule_ready, what="the heartbeat schedule", store=store)
+    assert schedule["reason"] in ("Scheduled", "Fired")
+    assert "next tick" in schedule["message"] and "(* * * * * in UTC)" in schedule["message"]
     assert agent["manifest"]["kind"] == "Agent" and agent["revision"]
     policy = found["policy:local/default"]
     assert (policy["status"], policy["reason"]) == ("Ready", "Active")
     assert "approval required for railway.rollback" in policy["message"]
     blocked = await objects(client, status="Blocked")
-    assert set(blocked) == OBJECT_KEYS - {"policy:local/default", "agent:local/heartbeat"} | {
+    assert set(blocked) == OBJECT_KEYS - {"policy:local/default", "agent:local/heartbeat",
+                                          "schedule:local/heartbeat-every-minute"} | {
         "webhooks:github"}
+    assert blocked["schedule:local/tesla-watch-market-hours"]["reason"] == "AgentNotReady"
     assert blocked["webhooks:github"]["message"].startswith("no GitHub App credentials")
     assert "deliveries GitHub could not hand over are not recovered" in \
         blocked["webhooks:github"]["message"]
