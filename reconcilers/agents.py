@@ -24,8 +24,8 @@ from controller.manifests.models import AgentSpec
 from controller.reconcile.context import AppliedObject, ObserveContext
 from controller.reconcile.plan import Action, Plan
 from controller.reconcile.reads import GITHUB, LOCAL, SourceFile, Where
-from reconcilers import reporting
 from controller.reconcile.reconciler import object_key
+from reconcilers import reporting
 from reconcilers.agent_actions import (
     AGENTS,
     BuildVersion,

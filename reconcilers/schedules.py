@@ -29,8 +29,8 @@ from pydantic import ValidationError
 
 from controller.manifests.models import ScheduleSpec
 from controller.reconcile.context import AppliedObject, ObserveContext
-from controller.reconcile.plan import Action, Plan
-from reconcilers.agent_actions import AGENTS, RunInfo, TickInfo, Tick, VersionInfo
+from controller.reconcile.plan import Action, Plan, Status
+from reconcilers.agent_actions import AGENTS, RunInfo, Tick, TickInfo, VersionInfo
 from reconcilers.cron import CronZone
 from reconcilers.objects import ManifestObject, ObjectSnapshot
 
@@ -139,7 +139,7 @@ def decide_schedule(snapshot: ScheduleSnapshot, applied: AppliedObject) -> Plan:
     if blocked is not None:
         reason, decision = blocked
         actions.append(_tick(snapshot, spec, due, "skipped", reason))
-        status = "Ready" if decision == "Overlap" else "Blocked"
+        status: Status = "Ready" if decision == "Overlap" else "Blocked"
         return Plan(decision, f"skipped the tick of {due.isoformat()}: {reason}{after}",
                     actions=tuple(actions), requeue_after=0.0 if more else wait,
                     status=status, revision=revision, periodic=True)
