@@ -34,7 +34,7 @@ metadata:
   labels: {{team: ops, tier: "{tier}"}}
 spec:
   description: Watch signal {n} and notify the ops channel when it moves more than 5% a day.
-  model: claude-sonnet-4-5
+  model: claude-sonnet-5-5
   tools: [http, notify]
   limits: {{timeout: 300s, memory: 256Mi, tokensPerRun: 20000}}
   notify: [ops]

@@ -31,7 +31,7 @@ from controller.engine.metrics import Metrics
 from controller.engine.ooda import Worker
 from controller.engine.policies import PolicySource
 from controller.engine.queue import WAKE_CHANNEL, Kinds, WorkQueue
-from controller.providers import Bundle, Env, Provider, agents, github, local
+from controller.providers import Bundle, Env, Provider, agents, anthropic, github, local
 from controller.reconcile.plan import ActionRunner
 from controller.reconcile.policy import Policy
 from controller.reconcile.reconciler import Reconciler, Router
@@ -71,7 +71,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def default_providers() -> list[Bundle]:
     """The external providers, each configured from the environment (or unavailable)."""
-    return [github.bundle()]
+    return [github.bundle(), anthropic.bundle()]
 
 
 def create_app(settings: Settings, *, registry: Mapping[str, Reconciler] | None = None,

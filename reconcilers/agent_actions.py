@@ -40,6 +40,8 @@ class GenerateVersion(BuildVersion):
 
     action_kind: ClassVar[str] = "agent.generate"
     needs: ClassVar[str | None] = "anthropic"
+    fix_rounds: int = 3  # the Policy's agents.fixRounds
+    usd_ceiling: float = 3.0  # the Policy's agents.generationUsd
 
 
 class RunAgent(Params):
@@ -57,6 +59,7 @@ class RunAgent(Params):
     tokens_per_run: int
     notify: list[str]
     notify_urls: dict[str, str] = {}  # the Policy's URL of each of `notify`
+    model: str = ""  # what the claude tool asks
     installation_id: int | None = None
 
 

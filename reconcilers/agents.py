@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, ClassVar
 import orjson
 from pydantic import ValidationError
 
-from controller.manifests.models import AgentSpec
+from controller.manifests.models import AgentSpec, AgentsPolicy
 from controller.reconcile.context import AppliedObject, ObserveContext
 from controller.reconcile.plan import Action, Plan
 from controller.reconcile.reads import GITHUB, LOCAL, SourceFile, Where
@@ -101,10 +101,11 @@ class Agents(ManifestObject):
     def decide_applied(self, snapshot: ObjectSnapshot, applied: AppliedObject,
                        policy: Policy) -> Plan:
         assert isinstance(snapshot, AgentSnapshot)
-        return decide_agent(snapshot, applied)
+        return decide_agent(snapshot, applied, policy)
 
 
-def decide_agent(snapshot: AgentSnapshot, applied: AppliedObject) -> Plan:
+def decide_agent(snapshot: AgentSnapshot, applied: AppliedObject,
+                 policy: Policy | None = None) -> Plan:
     """The plan for one applied agent (pure)."""
     revision = snapshot.revision
     if snapshot.spec is None:
@@ -120,7 +121,7 @@ def decide_agent(snapshot: AgentSnapshot, applied: AppliedObject) -> Plan:
     ready = [v for v in snapshot.versions if v.state == "READY"]
     running = f"; runs use v{ready[0].number}" if ready else "; no version can run yet"
     if not ours or ours[0].state not in ("READY", "FAILED"):
-        return _build(snapshot, spec, digest, revision, running)
+        return _build(snapshot, spec, digest, revision, running, policy)
     version = ours[0]
     if version.state == "READY":
         actions = _close_issue(snapshot, version)
@@ -139,12 +140,18 @@ def _wake(snapshot: AgentSnapshot, decision: str) -> tuple[str, ...]:
 
 
 def _build(snapshot: AgentSnapshot, spec: AgentSpec, digest: str, revision: str | None,
-           running: str) -> Plan:
-    params = (BuildVersion if spec.code is not None else GenerateVersion)(
-        agent=snapshot.key, spec_hash=digest, model=spec.model,
-        spec=spec.model_dump(mode="json", by_alias=True), code_path=spec.code,
-        code=snapshot.code.text if snapshot.code else None,
-        test=snapshot.test.text if snapshot.test else None)
+           running: str, policy: Policy | None) -> Plan:
+    common = {"agent": snapshot.key, "spec_hash": digest, "model": spec.model,
+              "spec": spec.model_dump(mode="json", by_alias=True), "code_path": spec.code,
+              "code": snapshot.code.text if snapshot.code else None,
+              "test": snapshot.test.text if snapshot.test else None}
+    params: BuildVersion
+    if spec.code is not None:
+        params = BuildVersion(**common)
+    else:
+        rules = (policy.spec.agents if policy is not None else AgentsPolicy())
+        params = GenerateVersion(**common, fix_rounds=rules.fix_rounds,
+                                 usd_ceiling=rules.generation_usd)
     what = (f"validate {spec.code}" if spec.code is not None
             else f"have {spec.model} write the code for: {spec.description[:200]}")
     action = params.action(f"agent-build:{snapshot.key}:{digest[:16]}",

@@ -127,6 +127,7 @@ def decide_run(snapshot: RunSnapshot, policy: Policy) -> Plan:
                       timeout_seconds=duration_seconds(spec.limits.timeout),
                       memory_bytes=memory_bytes(spec.limits.memory),
                       tokens_per_run=spec.limits.tokens_per_run, notify=list(spec.notify),
+                      model=spec.model,
                       notify_urls={n: str(t.url) for n, t in
                                    policy.spec.notifications.items() if n in spec.notify},
                       installation_id=snapshot.installation_id)

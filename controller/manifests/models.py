@@ -144,7 +144,7 @@ class AgentSpec(Strict):
     test: CodePath | None = Field(None, description="Its test module (test_* functions run in "
                                                     "the harness before the code may run); "
                                                     "only with `code`.")
-    model: str = Field("claude-sonnet-4-5", description="Anthropic model that writes and runs it.")
+    model: str = Field("claude-sonnet-5-5", description="Anthropic model that writes and runs it.")
     tools: list[Tool] = Field(default_factory=list, description="Capabilities it may use.")
     limits: Limits = Field(default_factory=lambda: Limits())
     notify: list[Name] = Field(default_factory=list,
@@ -243,6 +243,15 @@ class NotificationTarget(Strict):
     url: HttpUrl = Field(description="n8n webhook URL that receives notifications.")
 
 
+class AgentsPolicy(Strict):
+    fix_rounds: int = Field(3, ge=0, le=10, description="Rounds in which validation's "
+                                                        "messages go back to Claude before a "
+                                                        "generated version is FAILED.")
+    generation_usd: float = Field(3.0, gt=0, le=100, description="Most one generation of one "
+                                                                 "agent may spend, in US "
+                                                                 "dollars (all its rounds).")
+
+
 class PolicySpec(Strict):
     killswitch: bool = Field(False, description="While true, every action of this source's "
                                                  "objects that touches the world is held "
@@ -257,6 +266,8 @@ class PolicySpec(Strict):
                                    description="Path globs agents' changes may touch.")
     notifications: dict[Name, NotificationTarget] = Field(
         default_factory=dict, description="Notification targets by name.")
+    agents: AgentsPolicy = Field(default_factory=lambda: AgentsPolicy(),
+                                 description="How agents are generated.")
 
 
 class Policy(Envelope):

@@ -24,6 +24,7 @@ from controller.clients.agent_validation import validate
 from controller.clients.harness import Limits, ToolRefused, run_agent
 from controller.clients.tools import HttpCall, Notify, ToolClient
 from controller.providers import Env, Provider
+from controller.providers.anthropic import AskClaude
 from controller.reconcile.desk import Desk
 from controller.reconcile.plan import Action, ActionRunner, runner
 from controller.store import Store
@@ -117,11 +118,13 @@ async def run_version(store: Store, desk: Desk | None, p: RunAgent) -> Mapping[s
     harness = asyncio.ensure_future(run_agent(
         code=version["code"] or "", input=run["input"], state=state or {}, tools=p.tools,
         limits=limits, serve=serve))
-    stopped = await _until_done_or_stopped(store, p.run_id, harness)
+    stopped = await _until_done_or_stopped(store, p.run_id, harness, serve)
     outcome: str
     error: str | None
     result: dict[str, Any] | None
-    if stopped is not None:
+    if serve.over_budget is not None:
+        outcome, result, error, finished = "over_budget", None, serve.over_budget, None
+    elif stopped is not None:
         outcome, result, error, finished = "cancelled", None, f"stopped: {stopped}", None
     else:
         finished = harness.result()
@@ -144,14 +147,16 @@ async def run_version(store: Store, desk: Desk | None, p: RunAgent) -> Mapping[s
     return {"run": p.run_id, "outcome": outcome, "tool_calls": len(calls)}
 
 
-async def _until_done_or_stopped(store: Store, run_id: int,
-                                 harness: asyncio.Future[Any]) -> str | None:
-    """Wait for the harness; a stop asked for meanwhile cancels it (its group is killed)."""
+async def _until_done_or_stopped(store: Store, run_id: int, harness: asyncio.Future[Any],
+                                 serve: ToolServer) -> str | None:
+    """Wait for the harness; a stop asked for meanwhile, or the run's token budget spent,
+    cancels it (its group is killed)."""
     while True:
-        done, _ = await asyncio.wait({harness}, timeout=STOP_POLL_SECONDS)
-        if done:
+        done, _ = await asyncio.wait({harness, serve.spent}, timeout=STOP_POLL_SECONDS,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        if harness in done:
             return None
-        stop = await store.fetchval("agent_run_stop_requested", run_id)
+        stop = serve.over_budget or await store.fetchval("agent_run_stop_requested", run_id)
         if stop is not None:
             harness.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -169,6 +174,8 @@ class ToolServer:
         self._calls = calls
         self.tokens = 0
         self.usd = 0.0
+        self.over_budget: str | None = None  # why the run is ended: its tokensPerRun spent
+        self.spent: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     async def __call__(self, tool: str, method: str, args: Mapping[str, Any]) -> Any:
         started = time.perf_counter()
@@ -189,7 +196,7 @@ class ToolServer:
         if tool not in run.tools:
             raise ToolRefused(f"tool {tool!r} is not granted to this agent (granted: "
                               f"{', '.join(run.tools) or 'none'})")
-        params = _tool_params(run, tool, method, args)
+        params = _tool_params(run, tool, method, args, self.remaining())
         if self._desk is None:
             raise ToolRefused("tools are not available in this controller")
         n = len(self._calls)
@@ -199,15 +206,41 @@ class ToolServer:
                                         source=run.source)
         self._calls[-1]["status"] = done.status
         if done.status in ("succeeded", "already_succeeded"):
-            return dict(done.result or {})
+            answer = dict(done.result or {})
+            if tool == "claude":
+                self._spend(int(answer.get("tokens") or 0), float(answer.get("usd") or 0.0))
+            return answer
         if done.status == "dry_run":
             return {"dry_run": True, "reason": done.reason}
         raise ToolRefused(f"{tool}.{method} was not performed: {done.reason}")
 
 
-def _tool_params(run: RunAgent, tool: str, method: str,
-                 args: Mapping[str, Any]) -> HttpCall | Notify:
+    def _spend(self, tokens: int, usd: float) -> None:
+        self.tokens += tokens
+        self.usd += usd
+        self._calls[-1].update(tokens=tokens, usd=round(usd, 6))
+        if self.tokens >= self._run.tokens_per_run and self.over_budget is None:
+            self.over_budget = (f"the run used {self.tokens} Claude tokens; its limit is "
+                                f"{self._run.tokens_per_run} (limits.tokensPerRun)")
+            self.spent.set_result(None)
+
+    def remaining(self) -> int:
+        return self._run.tokens_per_run - self.tokens
+
+
+def _tool_params(run: RunAgent, tool: str, method: str, args: Mapping[str, Any],
+                 remaining: int) -> HttpCall | Notify | AskClaude:
     try:
+        if tool == "claude":
+            if method != "ask":
+                raise ToolRefused("claude has one method: ask(prompt, system=None, "
+                                  "max_tokens=1024)")
+            if remaining <= 0:
+                raise ToolRefused("this run's Claude tokens are spent (limits.tokensPerRun)")
+            wanted = int(args.get("max_tokens") or 1024)
+            return AskClaude(model=run.model, prompt=str(args.get("prompt") or ""),
+                             system=args.get("system"), run_id=run.run_id,
+                             max_tokens=max(1, min(wanted, remaining, 8192)))
         if tool == "http":
             if method.upper() not in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"):
                 raise ToolRefused(f"http has no method {method!r}: get, post, put, patch, "

@@ -359,8 +359,9 @@ WHERE a.kind = 'github.redeliver' AND a.status = 'succeeded' AND a.result ? 'req
 
 -- name: agent_version_find
 -- The newest version of an agent built from this spec hash (find before create).
-SELECT number, state FROM agent_versions
-WHERE agent = $1 AND spec_hash = $2 ORDER BY number DESC LIMIT 1;
+SELECT number, state, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
+       usd::float8 AS usd
+FROM agent_versions WHERE agent = $1 AND spec_hash = $2 ORDER BY number DESC LIMIT 1;
 
 -- name: agent_version_create
 -- A new version, numbered after the agent's last; PENDING until its build starts.

@@ -187,8 +187,8 @@ async def test_invalid_pushes_fail_the_check_and_keep_one_issue(gitops: GitOps) 
     before = await gitops.applied()
     broken = dict(gitops.files)
     broken["manifests/agents/tesla-watch.yaml"] = broken[
-        "manifests/agents/tesla-watch.yaml"].replace("model: claude-sonnet-4-5",
-                                                     "model: claude-sonnet-4-5\n  colour: red")
+        "manifests/agents/tesla-watch.yaml"].replace("model: claude-sonnet-5-5",
+                                                     "model: claude-sonnet-5-5\n  colour: red")
     bad = await gitops.push(broken)
     [run] = gitops.runs("p38/reconcile", bad)
     assert run["conclusion"] == "failure"

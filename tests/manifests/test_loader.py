@@ -39,7 +39,7 @@ def test_defaults_are_filled_and_durations_normalised() -> None:
     doc = agent.document()
     assert doc["spec"]["limits"] == {"timeout": "90s", "memory": "256Mi",
                                      "tokensPerRun": 50000, "usdPerDay": 5.0}
-    assert doc["spec"]["model"] == "claude-sonnet-4-5"
+    assert doc["spec"]["model"] == "claude-sonnet-5-5"
     assert agent.line == 1 and agent.position("spec", "limits", "timeout") == (6, 21)
 
 
@@ -105,6 +105,6 @@ def test_content_hash_ignores_formatting_but_not_meaning() -> None:
     """Reformatting a manifest (flow vs block, defaults spelled out) keeps its hash."""
     [a], _ = parse_text(AGENT, "a.yaml")
     [b], _ = parse_text(AGENT.replace("tools: [http]", "tools:\n    - http\n  model: "
-                                      "claude-sonnet-4-5"), "b.yaml")
+                                      "claude-sonnet-5-5"), "b.yaml")
     [c], _ = parse_text(AGENT.replace("[http]", "[http, notify]"), "c.yaml")
     assert a.content_hash == b.content_hash != c.content_hash
