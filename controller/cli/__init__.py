@@ -1,4 +1,5 @@
-"""`p38`: up, serve, migrate, status, replay, approve, prune, db-stop, validate, schema, plan.
+"""`p38`: up, serve, migrate, status, replay, approve, run, prune, db-stop, validate, schema,
+plan.
 
 Parses arguments, builds Settings from the environment (every setting checked, one line per
 problem) and hands over to the command's module: `server` (up, serve), `database` (the
@@ -17,6 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from controller.cli.agents import cmd_run
 from controller.cli.database import (
     cmd_approve,
     cmd_db_stop,
@@ -68,6 +70,16 @@ def build_parser() -> argparse.ArgumentParser:
     approve.add_argument("idempotency_key", type=_text)
     approve.add_argument("--by", type=_name, required=True, help="who approves (recorded)")
     approve.set_defaults(func=cmd_approve)
+    run = sub.add_parser("run", help="queue a manual run of an agent (a running controller "
+                                     "carries it out)")
+    run.add_argument("agent", type=_name)
+    run.add_argument("--input", type=_text, help="the run's input, as JSON")
+    run.add_argument("--source", type=_text, help="the agent's source, when two define it")
+    run.add_argument("--wait", action="store_true", help="follow the run to its end; exit 0 "
+                                                        "only when it succeeded")
+    run.add_argument("--timeout", type=float, default=3700.0,
+                     help="seconds --wait waits (default 3700)")
+    run.set_defaults(func=cmd_run)
     prune = sub.add_parser("prune", help="delete settled deliveries, audit rows and idle "
                                          "statuses older than "
                                          "P38_RETENTION_DAYS now (the server does it hourly)")

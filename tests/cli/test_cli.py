@@ -134,3 +134,32 @@ def test_a_bad_environment_variable_is_named_not_a_traceback() -> None:
     port = p38("status", env={**os.environ, "P38_PORT": "eighty"})
     assert port.returncode == 2 and "configuration error: P38_PORT: " in port.stderr
     assert "eighty" not in port.stderr  # values are never echoed: they may be secrets
+
+
+async def test_run_queues_a_manual_run_and_waits_for_its_end(
+        aiohttp_client, store: Store, dsn: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`p38 run AGENT --input JSON --wait` queues the run, the controller carries it out, the
+    command prints the outcome and result and exits 0; an unknown agent or bad JSON is refused."""
+    import asyncio
+
+    from tests.agents.test_agents_e2e import COUNTER, app_on, write_agent
+
+    write_agent(tmp_path, "counter", COUNTER)
+    await app_on(aiohttp_client, dsn, tmp_path)
+
+    async def ready() -> bool:
+        return await store.fetchrow("agent_version_current", "agent:local/counter") is not None
+
+    await wait_until(ready, what="counter READY", store=store)
+    env = env_for(dsn)
+    done = await asyncio.to_thread(p38, "run", "counter", "--input", '{"n": 7}', "--wait",
+                                   env=env)
+    assert done.returncode == 0, done.stderr
+    assert "queued" in done.stdout and "succeeded" in done.stdout
+    assert '"input": {\n      "n": 7\n    }' in done.stdout
+    [run] = await store.fetch("agent_runs_of", "agent:local/counter", None, 5)
+    assert (run["trigger"], run["outcome"]) == ("manual", "succeeded")
+    unknown = p38("run", "nobody", env=env)
+    assert unknown.returncode == 1 and "no applied agent named nobody" in unknown.stderr
+    bad = p38("run", "counter", "--input", "{nope", env=env)
+    assert bad.returncode == 2 and "--input is not JSON" in bad.stderr

@@ -1,0 +1,101 @@
+"""Description-only agents end to end: a push to a repository (the stateful fake GitHub) applies
+them, Claude (the fake Messages API over HTTP, reached by the SDK through ANTHROPIC_BASE_URL)
+writes them, validation decides; READY runs, FAILED opens one issue on the repository."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from controller.app import create_app
+from controller.config import ManifestSettings, ProviderSettings
+from controller.providers import anthropic, github
+from controller.store import Store
+from tests.e2e.test_gitops import INSTALLATION, PRIVATE, PUBLIC, REPO, GitOps, Sleeps
+from tests.fakes.anthropic import FakeAnthropic
+from tests.fakes.github import FakeGitHub
+from tests.helpers import make_settings, wait_until
+
+AGENTS = """apiVersion: p38/v1
+kind: Agent
+metadata: {name: digest}
+spec:
+  description: Summarise what the input says.
+---
+apiVersion: p38/v1
+kind: Agent
+metadata: {name: flaky}
+spec:
+  description: Count things. [fake:broken]
+"""
+
+
+@pytest.fixture
+async def both(aiohttp_client: Any, aiohttp_server: Any, store: Store, dsn: str,
+               monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[GitOps, FakeAnthropic]]:
+    claude = FakeAnthropic()
+    server = await aiohttp_server(claude.app())
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", str(server.make_url("")).rstrip("/"))
+    fake = FakeGitHub(public_key=PUBLIC)
+    fake.install(INSTALLATION, REPO)
+    fake.commit(REPO, {"README.md": "infra\n"})
+    settings = make_settings(dsn, workers=2).model_copy(update={
+        "providers": ProviderSettings(GITHUB_APP_ID=fake.app_id, GITHUB_APP_PRIVATE_KEY=PRIVATE,
+                                      ANTHROPIC_API_KEY=claude.api_key),
+        "manifests": ManifestSettings(P38_RESYNC_SECONDS=3600)})
+    sleeps = Sleeps()
+    app = create_app(settings, providers=[
+        github.bundle(transport=fake.transport(), sleep=sleeps), anthropic.bundle()])
+    client = await aiohttp_client(app)
+    yield GitOps(client, fake, store, sleeps, {"README.md": "infra\n"}), claude
+
+
+async def test_a_description_becomes_a_ready_version_or_a_failed_one_with_an_issue(
+        both: tuple[GitOps, FakeAnthropic]) -> None:
+    gitops, claude = both
+    await gitops.push({"README.md": "infra\n", "manifests/agents.yaml": AGENTS})
+    client = gitops.client
+
+    async def agent(name: str, status: str) -> dict[str, Any] | None:
+        body = await (await client.get(f"/api/agents/{name}")).json()
+        return body if body.get("status") == status else None
+
+    digest = await wait_until(lambda: agent("digest", "Ready"), what="digest READY",
+                              store=gitops.store)
+    [version] = digest["versions"]
+    assert (version["state"], version["origin"], version["rounds"]) == ("READY", "generated", 0)
+    assert version["model"] == "claude-sonnet-5-5" and version["usd"] > 0
+    assert version["cache_write_tokens"] > 0 or version["cache_read_tokens"] > 0
+    code = (await (await client.get("/api/agents/digest/versions/1")).json())["code"]
+    assert 'JOB = "Summarise what the input says."' in code
+
+    flaky = await wait_until(lambda: agent("flaky", "Stalled"), what="flaky FAILED",
+                             store=gitops.store)
+    assert flaky["reason"] == "VersionFailed"
+    assert "still refused after 3 fix round(s)" in flaky["versions"][0]["error"]
+    assert flaky["versions"][0]["rounds"] == 3
+
+    async def issue() -> dict[str, Any] | None:
+        found = [i for i in gitops.fake.issues.get(REPO, [])
+                 if "<!-- p38:agent-failed:flaky -->" in i["body"]]
+        return found[0] if found else None
+
+    opened = await wait_until(issue, what="the failure issue", store=gitops.store)
+    assert opened["title"] == "p38: agent flaky failed to build"
+    assert len(gitops.fake.issues[REPO]) == 1
+
+    started = await client.post("/api/agents/digest/runs", json={"input": {"x": 1}})
+    url = (await started.json())["url"]
+
+    async def finished() -> dict[str, Any] | None:
+        run = await (await client.get(url)).json()
+        return run if run["state"] == "finished" else None
+
+    run = await wait_until(finished, what="the run", store=gitops.store)
+    assert run["outcome"] == "succeeded", run
+    assert run["result"]["output"]["input"] == {"x": 1}
+    # 1 call for digest, 4 for flaky (the first and its 3 fix rounds); the system prompt was
+    # written to the cache once and read after.
+    assert len(claude.requests) == 5
