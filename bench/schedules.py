@@ -39,7 +39,7 @@ CODE = "def run(task):\n    return {'ok': True}\n"
 DOCS = """apiVersion: p38/v1
 kind: Agent
 metadata: {{name: a{n}}}
-spec: {{description: tick {n}, code: agents/noop.py, limits: {{timeout: 30s, memory: 128Mi}}}}
+spec: {{description: "benchmark tick {n}", code: agents/noop.py, limits: {{timeout: 30s, memory: 128Mi}}}}
 ---
 apiVersion: p38/v1
 kind: Schedule
@@ -57,13 +57,13 @@ def free_port() -> int:
 async def seed(dsn: str, agents: int) -> None:
     import asyncpg
 
-    spec = AgentSpec.model_validate({"description": "x", "code": "agents/noop.py",
+    spec = AgentSpec.model_validate({"description": "benchmark tick 0", "code": "agents/noop.py",
                                      "limits": {"timeout": "30s", "memory": "128Mi"}})
     conn = await asyncpg.connect(dsn)
     try:
         rows = []
         for n in range(agents):
-            s = spec.model_copy(update={"description": f"tick {n}"})
+            s = spec.model_copy(update={"description": f"benchmark tick {n}"})
             digest = spec_hash(s, SourceFile("agents/noop.py", CODE), None)
             rows.append((f"agent:local/a{n}", digest))
         await conn.executemany(
