@@ -39,7 +39,10 @@ CODE = "def run(task):\n    return {'ok': True}\n"
 DOCS = """apiVersion: p38/v1
 kind: Agent
 metadata: {{name: a{n}}}
-spec: {{description: "benchmark tick {n}", code: agents/noop.py, limits: {{timeout: 30s, memory: 128Mi}}}}
+spec:
+  description: "benchmark tick {n}"
+  code: agents/noop.py
+  limits: {{timeout: 30s, memory: 128Mi}}
 ---
 apiVersion: p38/v1
 kind: Schedule

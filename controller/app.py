@@ -288,8 +288,11 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _at_start(app: web.Application) -> AsyncIterator[None]:
-    """Hint the keys reconcilers ask for at start (objects no webhook names)."""
+    """Hint the keys reconcilers ask for at start (objects no webhook names), and those whose
+    actions were only recorded for lack of credentials or under dry-run: this process may
+    have what they lacked (an ANTHROPIC_API_KEY set before a restart acts at once)."""
     keys = [key for r in app[REGISTRY].values() for key in r.at_start]
+    keys += [r["key"] for r in await app[STORE].fetch("statuses_recorded_only")]
     if keys and app[SETTINGS].queue.workers:
         await app[QUEUE].hint(keys, event="start")
     yield

@@ -306,6 +306,12 @@ ORDER BY s.key LIMIT $4;
 SELECT key, kind, status, reason, message, revision, source, since, reconciled_at
 FROM object_status WHERE key = ANY($1::text[]);
 
+-- name: statuses_recorded_only
+-- Objects whose actions were only recorded (dry-run, no credentials): a process that starts
+-- may have the credentials or settings they lacked.
+SELECT key FROM object_status
+WHERE status = 'Blocked' AND reason IN ('NoCredentials', 'DryRun') ORDER BY key LIMIT 10000;
+
 -- name: statuses_held
 -- Objects of a source whose actions are held (the killswitch, an approval).
 SELECT key, kind, status, reason, message, revision, source, since, reconciled_at

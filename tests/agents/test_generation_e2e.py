@@ -99,3 +99,33 @@ async def test_a_description_becomes_a_ready_version_or_a_failed_one_with_an_iss
     # 1 call for digest, 4 for flaky (the first and its 3 fix rounds); the system prompt was
     # written to the cache once and read after.
     assert len(claude.requests) == 5
+
+
+async def test_a_key_set_before_a_restart_acts_at_once(
+        aiohttp_client: Any, aiohttp_server: Any, store: Store, dsn: str, tmp_path: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without ANTHROPIC_API_KEY the generation is recorded as dry-run (Blocked,
+    NoCredentials); restarted with the key, the agent is built at start, not at the next
+    resync."""
+    from tests.agents.test_agents_e2e import app_on
+
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    (tmp_path / "manifests").mkdir()
+    (tmp_path / "manifests" / "agents.yaml").write_text(AGENTS.split("---")[0])
+    first = await app_on(aiohttp_client, dsn, tmp_path)
+
+    async def status(client: Any, wanted: str) -> dict[str, Any] | None:
+        body = await (await client.get("/api/agents/digest")).json()
+        return body if body.get("status") == wanted else None
+
+    blocked = await wait_until(lambda: status(first, "Blocked"), what="dry-run", store=store)
+    assert blocked["reason"] == "NoCredentials"
+    await first.close()
+    claude = FakeAnthropic()
+    server = await aiohttp_server(claude.app())
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", str(server.make_url("")).rstrip("/"))
+    monkeypatch.setenv("ANTHROPIC_API_KEY", claude.api_key)
+    second = await app_on(aiohttp_client, dsn, tmp_path)
+    ready = await wait_until(lambda: status(second, "Ready"), what="built at start",
+                             store=store)
+    assert ready["versions"][0]["origin"] == "generated" and len(claude.requests) == 1
