@@ -112,9 +112,10 @@ async def prune(store: Store, settings: RetentionSettings) -> AsyncIterator[None
 
     async def step() -> None:
         pruned = await retention.prune(store, days=settings.days)
-        if pruned.deliveries or pruned.audit or pruned.statuses:
+        if pruned:
             log.info("pruned", days=settings.days, deliveries=pruned.deliveries,
-                     audit=pruned.audit, statuses=pruned.statuses)
+                     audit=pruned.audit, statuses=pruned.statuses, runs=pruned.runs,
+                     ticks=pruned.ticks)
 
     async with running(every(settings.every_seconds, step, "prune_failed"), "prune"):
         yield

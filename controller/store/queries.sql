@@ -282,6 +282,32 @@ WITH doomed AS (
 )
 SELECT count(*) FROM gone;
 
+-- name: prune_runs
+-- Delete up to $2 agent runs that ended more than $1 days ago (never a queued or running
+-- one); the state an agent hands over is kept apart (agent_state) and stays.
+WITH doomed AS (
+    SELECT id FROM agent_runs
+    WHERE state = 'finished' AND ended_at < now() - make_interval(days => $1)
+    LIMIT $2 FOR UPDATE SKIP LOCKED
+), gone AS (
+    DELETE FROM agent_runs r USING doomed WHERE r.id = doomed.id RETURNING 1
+)
+SELECT count(*) FROM gone;
+
+-- name: prune_ticks
+-- Delete up to $2 schedule ticks due more than $1 days ago, never a schedule's newest: it is
+-- where the schedule counts the next instants from.
+WITH doomed AS (
+    SELECT t.schedule, t.due_at FROM schedule_ticks t
+    WHERE t.due_at < now() - make_interval(days => $1)
+      AND t.due_at < (SELECT max(n.due_at) FROM schedule_ticks n WHERE n.schedule = t.schedule)
+    LIMIT $2 FOR UPDATE SKIP LOCKED
+), gone AS (
+    DELETE FROM schedule_ticks t USING doomed
+    WHERE t.schedule = doomed.schedule AND t.due_at = doomed.due_at RETURNING 1
+)
+SELECT count(*) FROM gone;
+
 -- name: prune_audit
 -- Delete up to $2 audit rows of reconciles that started more than $1 days ago.
 WITH doomed AS (

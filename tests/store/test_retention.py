@@ -120,6 +120,30 @@ async def test_p38_prune_command(store: Store, dsn: str) -> None:
     assert await _ids(store) == {old, recent}
     done = p38("prune", "--days", "30", env=env_for(dsn))
     assert done.returncode == 0, done.stderr
-    assert "deleted 1 settled deliveries, 0 audit rows and 0 statuses of objects older than " \
-        "30 days" in done.stdout
+    assert "deleted 1 settled deliveries, 0 audit rows, 0 statuses of objects, 0 agent runs " \
+        "and 0 schedule ticks older than 30 days" in done.stdout
     assert await _ids(store) == {recent}
+
+
+async def test_ended_runs_and_old_ticks_go_but_a_schedules_newest_tick_stays(
+        store: Store) -> None:
+    """Runs that ended long ago go, a queued one stays however old; old ticks go except each
+    schedule's newest, which is where it counts the next instants from."""
+    for state, days in (("finished", 100), ("finished", 2), ("queued", 100)):
+        await store.pool.execute(
+            "INSERT INTO agent_runs (agent, trigger, state, requested_at, ended_at)"
+            " VALUES ('agent:local/a', 'manual', $1, now() - make_interval(days => $2),"
+            "         CASE WHEN $1 = 'finished' THEN now() - make_interval(days => $2) END)",
+            state, days)
+    for schedule, days in (("s1", 300), ("s1", 200), ("s1", 1), ("s2", 300), ("s2", 200)):
+        await store.pool.execute(
+            "INSERT INTO schedule_ticks (schedule, due_at, outcome)"
+            " VALUES ($1, now() - make_interval(days => $2), 'fired')", schedule, days)
+    pruned = await retention.prune(store, days=90)
+    assert (pruned.runs, pruned.ticks) == (1, 3)
+    left = await store.pool.fetch("SELECT state FROM agent_runs ORDER BY id")
+    assert [r["state"] for r in left] == ["finished", "queued"]
+    ticks = await store.pool.fetch(
+        "SELECT schedule, (now() - due_at) < interval '250 days' AS young FROM schedule_ticks "
+        "ORDER BY schedule, due_at")
+    assert [(r["schedule"], r["young"]) for r in ticks] == [("s1", True), ("s2", True)]
