@@ -37,6 +37,7 @@ from controller.reconcile.policy import Policy
 from controller.reconcile.reconciler import Reconciler, Router
 from controller.store import DatabaseUnavailable, Store, TransientStoreError
 from controller.store.embedded import resolve_dsn
+from controller.store.migrations import latest_version
 from controller.web import agents as agent_routes
 from controller.web import api, health, objects, webhooks
 from controller.web.budget import BodyBudget
@@ -291,10 +292,12 @@ async def _at_start(app: web.Application) -> AsyncIterator[None]:
     """Hint the keys reconcilers ask for at start (objects no webhook names), and those whose
     actions were only recorded for lack of credentials or under dry-run: this process may
     have what they lacked (an ANTHROPIC_API_KEY set before a restart acts at once)."""
-    keys = [key for r in app[REGISTRY].values() for key in r.at_start]
-    keys += [r["key"] for r in await app[STORE].fetch("statuses_recorded_only")]
-    if keys and app[SETTINGS].queue.workers:
-        await app[QUEUE].hint(keys, event="start")
+    if app[SETTINGS].queue.workers:
+        keys = [key for r in app[REGISTRY].values() for key in r.at_start]
+        if await app[STORE].schema_version() >= latest_version():  # (else /readyz says so)
+            keys += [r["key"] for r in await app[STORE].fetch("statuses_recorded_only")]
+        if keys:
+            await app[QUEUE].hint(keys, event="start")
     yield
 
 

@@ -1,8 +1,10 @@
 """n8n callbacks: shared-secret check, parse; keys from the caller's `route`.
 
-n8n posts whatever its HTTP Request node is given; project38 documents the shape it expects
-(docs/n8n.md): `{"event": "execution.finished", "workflow": "name", "execution": "id",
-"status": "success"}`. Extra fields are kept; `X-P38-Delivery` (or `execution`) names the
+n8n posts whatever its HTTP Request node is given; project38 documents the shapes it expects
+(docs/agents.md, docs/webhooks.md): `{"event": "execution.finished", "workflow": "name",
+"execution": "id", "status": "success"}`, and `{"event": "agent.run", "agent":
+"<source>/<name>", "input": ...}`, which starts a run of an agent (its name and the body's size
+are checked here). Extra fields are kept; `X-P38-Delivery` (or `execution`) names the
 delivery, else the body's SHA-256 does.
 """
 
@@ -22,6 +24,8 @@ from handlers.base import (
 )
 
 SOURCE = "n8n"
+AGENT_RUN = "agent.run"  # {"event": "agent.run", "agent": "<source>/<name>", "input": ...}
+MAX_AGENT_RUN_BYTES = 68 * 1024  # a run's input is at most 64 KiB
 KEPT_HEADERS = ("User-Agent", "Content-Type", "X-P38-Delivery")
 
 
@@ -31,6 +35,8 @@ def from_http(headers: Mapping[str, str], body: bytes, *, secret: str,
     event = payload.get("event", "callback")
     if not isinstance(event, str) or not event:
         raise Rejection(400, "'event' must be a non-empty string")
+    if event == AGENT_RUN:
+        _check_agent_run(payload, body)
     workflow = payload.get("workflow")
     execution = payload.get("execution")
     status = payload.get("status")
@@ -48,3 +54,15 @@ def from_http(headers: Mapping[str, str], body: bytes, *, secret: str,
         payload_json=body.decode("utf-8"),
         keys=route(SOURCE, event, action, payload),
     ))
+
+
+def _check_agent_run(payload: Mapping[str, object], body: bytes) -> None:
+    agent = payload.get("agent")
+    name = agent.removeprefix("agent:") if isinstance(agent, str) else ""
+    source, _, short = name.rpartition("/")
+    if not source or not short:
+        raise Rejection(400, "agent.run needs 'agent': '<source>/<name>', e.g. 'local/digest' "
+                             "or 'octo-org/infra/digest'")
+    if len(body) > MAX_AGENT_RUN_BYTES:
+        raise Rejection(413, f"an agent.run body is at most {MAX_AGENT_RUN_BYTES} bytes (its "
+                             "input at most 64 KiB)")

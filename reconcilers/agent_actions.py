@@ -63,6 +63,16 @@ class RunAgent(Params):
     installation_id: int | None = None
 
 
+class QueueRun(Params):
+    """Queue a run of `agent` asked for by a delivery (n8n's `agent.run`), once per delivery."""
+
+    action_kind: ClassVar[str] = "agent.queue_run"
+    agent: str
+    trigger: Literal["n8n"] = "n8n"
+    requested_by: str
+    input: Any = None
+
+
 class FinishRun(Params):
     """End run `run_id` without running it (no READY version, over budget, agent gone)."""
 

@@ -14,6 +14,7 @@ notification targets are read at run time, so changing them builds nothing. No I
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, ClassVar
 
@@ -21,15 +22,16 @@ import orjson
 from pydantic import ValidationError
 
 from controller.manifests.models import AgentSpec, AgentsPolicy
-from controller.reconcile.context import AppliedObject, ObserveContext
+from controller.reconcile.context import AppliedObject, ObserveContext, StoredPayload
 from controller.reconcile.plan import Action, Plan
 from controller.reconcile.reads import GITHUB, LOCAL, SourceFile, Where
-from controller.reconcile.reconciler import object_key
+from controller.reconcile.reconciler import Event, Watch, object_key
 from reconcilers import reporting
 from reconcilers.agent_actions import (
     AGENTS,
     BuildVersion,
     GenerateVersion,
+    QueueRun,
     VersionInfo,
     as_mapping,
 )
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
     from controller.reconcile.policy import Policy
 
 ISSUE_MARKER = "<!-- p38:agent-failed:{name} -->"
+MAX_TRIGGERS = 200  # n8n's `agent.run` deliveries turned into runs per reconcile
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,7 @@ class AgentSnapshot(ObjectSnapshot):
     installation_id: int | None = None  # a GitHub source's App installation
     schedules: tuple[str, ...] = ()  # keys of the source's schedules that start this agent
     shown: str | None = None  # the status reason people see now
+    triggers: tuple[StoredPayload, ...] = ()  # n8n's `agent.run` deliveries not settled yet
 
 
 def spec_hash(spec: AgentSpec, code: SourceFile | None, test: SourceFile | None) -> str:
@@ -66,6 +70,9 @@ class Agents(ManifestObject):
     manifest_kind: ClassVar[str] = "Agent"
     deadline: ClassVar[float | None] = 900.0  # a generation with its fix rounds
     owns: ClassVar[frozenset[str]] = frozenset({"schedule"})
+
+    def watches(self) -> Sequence[Watch]:
+        return (Watch("n8n", frozenset({"agent.run"}), _triggered),)
     resync: ClassVar[bool] = True  # a hand-written module can change without its manifest
 
     async def observe(self, ctx: ObserveContext, key: str) -> AgentSnapshot:
@@ -94,14 +101,41 @@ class Agents(ManifestObject):
                           if o.kind == "Schedule"
                           and as_mapping(o.document.get("spec")).get("agent") == base.name)
         shown = [s.reason for s in await ctx.statuses([key])]
+        triggers = await ctx.recent_payloads(key, MAX_TRIGGERS, events=("agent.run",),
+                                             pending=True)
         return replace(snapshot, spec=spec, code=code, test=test, versions=tuple(versions),
                        installation_id=installation, schedules=schedules,
-                       shown=shown[0] if shown else None)
+                       shown=shown[0] if shown else None, triggers=tuple(triggers))
 
     def decide_applied(self, snapshot: ObjectSnapshot, applied: AppliedObject,
                        policy: Policy) -> Plan:
         assert isinstance(snapshot, AgentSnapshot)
-        return decide_agent(snapshot, applied, policy)
+        plan = decide_agent(snapshot, applied, policy)
+        if not snapshot.triggers:
+            return plan
+        return replace(plan, actions=(*plan.actions, *_queue_runs(snapshot)),
+                       reason=f"{plan.reason}; queued {len(snapshot.triggers)} run(s) asked "
+                              "for by n8n")
+
+
+def _triggered(event: Event) -> tuple[str, ...]:
+    """The agent an n8n `agent.run` names (`<source>/<name>`, checked by the handler)."""
+    agent = event.payload.get("agent")
+    name = agent.removeprefix("agent:") if isinstance(agent, str) else ""
+    return (f"agent:{name}",) if "/" in name else ()
+
+
+def _queue_runs(snapshot: AgentSnapshot) -> tuple[Action, ...]:
+    actions = []
+    for trigger in reversed(snapshot.triggers):  # oldest first
+        payload = trigger.payload
+        who = "/".join(str(payload[k]) for k in ("workflow", "execution") if payload.get(k))
+        params = QueueRun(agent=snapshot.key, requested_by=f"n8n:{who or trigger.delivery_id}",
+                          input=payload.get("input"))
+        actions.append(params.action(f"n8n-run:{trigger.delivery_id}",
+                                     description=f"queue a run of {snapshot.name} asked for "
+                                                 f"by n8n delivery {trigger.delivery_id}"))
+    return tuple(actions)
 
 
 def decide_agent(snapshot: AgentSnapshot, applied: AppliedObject,

@@ -40,9 +40,11 @@ class StoreContext:
 
     async def recent_payloads(self, key: str, limit: int, *,
                               events: Collection[str] | None = None,
-                              before: int | None = None) -> list[StoredPayload]:
+                              before: int | None = None,
+                              pending: bool = False) -> list[StoredPayload]:
         rows = await self._store.fetch("recent_payloads_for_key", key, limit,
-                                       sorted(events) if events is not None else None, before)
+                                       sorted(events) if events is not None else None, before,
+                                       pending)
         return [StoredPayload(delivery_id=r["id"], source=r["source"], event=r["event"],
                               action=r["action"], payload=orjson.loads(r["payload"]))
                 for r in rows]

@@ -31,6 +31,7 @@ from controller.store import Store
 from reconcilers.agent_actions import (
     BuildVersion,
     FinishRun,
+    QueueRun,
     RunAgent,
     RunInfo,
     Tick,
@@ -68,6 +69,12 @@ def runners(store: Store, desk: Desk | None, tools: ToolClient) -> dict[str, Act
     async def tick(p: Tick, _action: Action) -> Mapping[str, Any]:
         return await fire_tick(store, p)
 
+    async def queue(p: QueueRun, _action: Action) -> Mapping[str, Any]:
+        row = await store.fetchrow("agent_run_create", p.agent, p.trigger, p.requested_by,
+                                   None, p.input)
+        assert row is not None
+        return {"run": row["id"]}
+
     async def http(p: HttpCall, _action: Action) -> Mapping[str, Any]:
         return await tools.http(p)
 
@@ -75,8 +82,8 @@ def runners(store: Store, desk: Desk | None, tools: ToolClient) -> dict[str, Act
         return await tools.notify(p)
 
     return {**runner(BuildVersion, build), **runner(RunAgent, run),
-            **runner(FinishRun, finish), **runner(Tick, tick), **runner(HttpCall, http),
-            **runner(Notify, notify)}
+            **runner(FinishRun, finish), **runner(Tick, tick), **runner(QueueRun, queue),
+            **runner(HttpCall, http), **runner(Notify, notify)}
 
 
 async def build_version(store: Store, p: BuildVersion) -> Mapping[str, Any]:

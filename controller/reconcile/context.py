@@ -72,9 +72,11 @@ class ObserveContext(Protocol):
 
     async def recent_payloads(self, key: str, limit: int, *,
                               events: Collection[str] | None = None,
-                              before: int | None = None) -> list[StoredPayload]:
+                              before: int | None = None,
+                              pending: bool = False) -> list[StoredPayload]:
         """The newest deliveries that produced `key`, newest first (only `events` if given,
-        only ids below `before` if given)."""
+        only ids below `before` if given, only those `key` has not settled yet if
+        `pending`)."""
         ...
 
     async def applied_objects(self, source: str) -> list[AppliedObject]:

@@ -147,14 +147,16 @@ ORDER BY id DESC LIMIT $5;
 SELECT source = 'p38' AS own, status, count(*)::int AS n FROM deliveries GROUP BY 1, 2;
 
 -- name: recent_payloads_for_key
--- The newest deliveries that produced a key (optionally only some events, older than $4);
--- the controller's own hints (source p38) say nothing about the object and are left out.
+-- The newest deliveries that produced a key (optionally only some events, older than $4, only
+-- those the key has not settled yet when $5); the controller's own hints (source p38) say
+-- nothing about the object and are left out.
 SELECT d.id, d.source, d.event, d.action, p.payload
 FROM delivery_keys k
 JOIN deliveries d ON d.id = k.delivery_id
 JOIN delivery_payloads p ON p.delivery_id = k.delivery_id
 WHERE k.key = $1 AND ($3::text[] IS NULL OR d.event = ANY($3::text[])) AND d.source <> 'p38'
   AND k.delivery_id < coalesce($4::bigint, 9223372036854775807)
+  AND ($5::bool IS NOT TRUE OR k.status = 'pending')
 ORDER BY k.delivery_id DESC LIMIT $2;
 
 -- name: action_record
