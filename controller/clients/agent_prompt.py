@@ -24,6 +24,9 @@ TOOLS = """\
   json=None) -> {"status", "content_type", "text", "json"}; public http(s) hosts only.
 - notify: task.tools.notify.send(text=, target=None, data=None) -> {"status"}; posts to a
   notification target of the team's policy.
+- github: task.tools.github.get(path=, params=None) -> {"json": ...}; read-only REST GET on
+  the agent's own repository, path below /repos/{owner}/{repo} (e.g. "/pulls", params
+  {"state": "open"}).
 - claude: task.tools.claude.ask(prompt=, system=None, max_tokens=1024) -> {"text", "tokens"};
   counts against the agent's tokens per run.
 A failed call raises p38_agent.ToolError; a tool not granted raises ToolNotGranted."""

@@ -1,5 +1,6 @@
 """The outbound side of an agent's `http` and `notify` tools: their action parameters and the
-httpx client that performs them.
+httpx client that performs them (and the `github` tool's parameters, which the GitHub provider
+performs with the App's client).
 
 `http` reaches public http(s) URLs only: a URL naming a loopback, private, link-local or
 otherwise reserved address (the controller's own API, a cloud metadata service, the database)
@@ -47,6 +48,28 @@ class Notify(Params):
     run_id: int
     text: str
     data: Any = None
+
+
+class GitHubGet(Params):
+    """The `github` tool: one read-only REST GET under the agent's own repository."""
+
+    action_kind: ClassVar[str] = "tool.github"
+    needs: ClassVar[str | None] = "github"
+    repo: str
+    installation_id: int
+    path: str  # below /repos/{owner}/{repo}, checked by `repo_path`
+    params: dict[str, str] = {}
+
+
+def repo_path(path: str) -> str:
+    """`path` when it names something below a repository (`/pulls`, `/issues/3/comments`,
+    `""` for the repository itself), else ValueError with the reason."""
+    if path and (not path.startswith("/") or any(
+            part in ("", ".", "..") for part in path[1:].split("/"))
+            or any(c in path for c in "?#%\\") or not path.isascii()):
+        raise ValueError(f"{path[:100]!r} is not a path below the repository (like "
+                         "'/pulls' or '/issues/3/comments', no query: pass params)")
+    return path
 
 
 class ToolRefusedUrl(ValueError):

@@ -22,7 +22,7 @@ import orjson
 
 from controller.clients.agent_validation import validate
 from controller.clients.harness import Limits, ToolRefused, run_agent
-from controller.clients.tools import HttpCall, Notify, ToolClient
+from controller.clients.tools import GitHubGet, HttpCall, Notify, ToolClient, repo_path
 from controller.providers import Env, Provider
 from controller.providers.anthropic import AskClaude
 from controller.reconcile.desk import Desk
@@ -236,8 +236,20 @@ class ToolServer:
 
 
 def _tool_params(run: RunAgent, tool: str, method: str, args: Mapping[str, Any],
-                 remaining: int) -> HttpCall | Notify | AskClaude:
+                 remaining: int) -> HttpCall | Notify | AskClaude | GitHubGet:
     try:
+        if tool == "github":
+            if method != "get":
+                raise ToolRefused("github has one method: get(path, params=None) (read-only)")
+            if run.source == "local" or run.installation_id is None:
+                raise ToolRefused("the github tool reads the agent's own repository: this "
+                                  "agent comes from the local folder, which has none")
+            given = args.get("params") or {}
+            if not isinstance(given, dict):
+                raise ToolRefused("github.get: params is a dict of query parameters")
+            params = {str(k): str(v) for k, v in given.items()}
+            return GitHubGet(repo=run.source, installation_id=run.installation_id,
+                             path=repo_path(str(args.get("path") or "")), params=params)
         if tool == "claude":
             if method != "ask":
                 raise ToolRefused("claude has one method: ask(prompt, system=None, "

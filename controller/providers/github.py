@@ -17,7 +17,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
+import orjson
+
 from controller.clients.github import GitHubApp, GitHubError
+from controller.clients.tools import MAX_ANSWER_BYTES as MAX_TOOL_ANSWER_BYTES
+from controller.clients.tools import GitHubGet, repo_path
 from controller.providers import Bundle, Env, Provider
 from controller.reconcile.errors import TerminalError
 from controller.reconcile.plan import Action, ActionRunner, runner
@@ -133,7 +137,16 @@ def runners(github: GitHubApp, store: Store) -> dict[str, ActionRunner]:
         await github.redeliver(p.delivery_id)
         return {"guid": p.guid, "requested": p.delivery_id}
 
+    async def github_get(p: GitHubGet, _action: Action) -> Mapping[str, Any]:
+        found = await github.call("GET", f"/repos/{p.repo}{repo_path(p.path)}",
+                                  installation_id=p.installation_id, params=p.params or None)
+        if len(orjson.dumps(found)) > MAX_TOOL_ANSWER_BYTES:
+            raise ValueError(f"GET {p.path} answered more than {MAX_TOOL_ANSWER_BYTES} bytes: "
+                             "ask for less (per_page, a narrower path)")
+        return {"json": found}
+
     return {**runner(CheckRun, check_run), **runner(IssueUpsert, issue_upsert),
+            **runner(GitHubGet, github_get),
             **runner(IssueClose, issue_close), **runner(Redeliver, redeliver)}
 
 

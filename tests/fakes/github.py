@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 import jwt
@@ -321,6 +322,20 @@ class FakeGitHub:
             entries = self._flatten(repo, tree_sha) if recursive else repo.trees[tree_sha]
             return httpx.Response(200, json={"sha": tree_sha, "truncated": False,
                                              "tree": entries})
+        if method == "GET" and (m := re.fullmatch(r"/contents/(.+)", rest)):
+            # A file's content (a folder's listing is not modelled): at `ref` (a commit SHA
+            # or a branch), else the default branch; base64 with line breaks, as GitHub sends it.
+            ref = request.url.params.get("ref") or repo.default_branch
+            commit = repo.branches.get(ref, ref)
+            wanted = unquote(m[1])
+            sha = repo.files.get(commit, {}).get(wanted)
+            if sha is None:
+                return _error(404, "Not Found")
+            data = repo.blobs[sha]
+            return httpx.Response(200, json={
+                "type": "file", "encoding": "base64", "size": len(data),
+                "name": wanted.rpartition("/")[2], "path": wanted, "sha": sha,
+                "content": base64.encodebytes(data).decode()})
         if method == "GET" and (m := re.fullmatch(r"/pulls/(\d+)/files", rest)):
             if int(m[1]) not in repo.pulls:
                 return _error(404, "Not Found")
