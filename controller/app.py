@@ -302,7 +302,7 @@ async def _at_start(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _local_manifests(app: web.Application) -> AsyncIterator[None]:
-    async with background.local_manifests(app[SETTINGS].manifests, app[QUEUE]):
+    async with background.local_manifests(app[SETTINGS].manifests, app[QUEUE], app[STORE]):
         yield
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -20,7 +21,8 @@ from controller.clients.secrets import SecretSource, refresh_forever
 from controller.config import ManifestSettings, RetentionSettings
 from controller.engine import retention
 from controller.engine.queue import WorkQueue
-from controller.providers.local import local_signature
+from controller.providers.local import code_signature, local_signature
+from controller.reconcile.reconciler import object_key
 from controller.store import Store
 from controller.tasks import running
 
@@ -41,13 +43,16 @@ async def refresh_secrets(source: SecretSource | None, *, ttl: float) -> AsyncIt
 
 
 @contextlib.asynccontextmanager
-async def local_manifests(settings: ManifestSettings, queue: WorkQueue) -> AsyncIterator[None]:
-    """With a local manifests folder: reconcile it now and whenever its files change."""
+async def local_manifests(settings: ManifestSettings, queue: WorkQueue,
+                          store: Store | None = None) -> AsyncIterator[None]:
+    """With a local manifests folder: reconcile it now and whenever its files change; with
+    `store`, also each local agent whose hand-written module or test changes."""
     folder = settings.directory
     if folder is None:
         yield
         return
     log.info("local_manifests", folder=str(folder.resolve()))
+    code = AgentFiles(folder.parent, store)
 
     async def watch() -> None:
         seen = await asyncio.to_thread(local_signature, folder)
@@ -60,11 +65,50 @@ async def local_manifests(settings: ManifestSettings, queue: WorkQueue) -> Async
                     await queue.hint([LOCAL_KEY])
                     seen = now
                     log.info("local_manifests_changed", folder=str(folder))
+                changed = await code.changed()
+                if changed:
+                    await queue.hint(changed)
+                    log.info("agent_code_changed", agents=changed)
             except Exception as exc:  # the database away for a moment: try at the next tick
                 log.warning("local_manifests_watch_failed", error=str(exc))
 
     async with running(watch, "local-manifests"):
         yield
+
+
+class AgentFiles:
+    """The files local agents are made of, and which agents' files changed since the last
+    look. Which files those are is re-read from the applied agents every `REFRESH` looks."""
+
+    REFRESH = 10
+
+    def __init__(self, root: Path, store: Store | None) -> None:
+        self._root, self._store = root, store
+        self._paths: dict[str, list[str]] = {}
+        self._seen: dict[str, tuple[tuple[str, int, int], ...]] = {}
+        self._looks = 0
+
+    async def changed(self) -> list[str]:
+        if self._store is None:
+            return []
+        if self._looks % self.REFRESH == 0:
+            self._paths = {
+                object_key("Agent", "local", r["name"]): [
+                    p for p in (spec.get("code"), spec.get("test")) if isinstance(p, str)]
+                for r in await self._store.fetch("applied_of_kind", "Agent")
+                if r["source"] == "local"
+                and isinstance(spec := (r["document"] or {}).get("spec") or {}, dict)}
+        self._looks += 1
+        changed = []
+        for key, paths in self._paths.items():
+            if not paths:
+                continue
+            now = await asyncio.to_thread(code_signature, self._root, paths)
+            before = self._seen.get(key)
+            self._seen[key] = now
+            if before is not None and before != now:
+                changed.append(key)
+        return changed
 
 
 def every(seconds: float, step: Callable[[], Awaitable[None]],

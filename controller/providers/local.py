@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +105,19 @@ def local_signature(folder: Path) -> tuple[tuple[str, int, int], ...]:
             continue
         found.append((str(path), stat.st_mtime_ns, stat.st_size))
     found.extend((str(problem), 0, 0) for problem in problems)
+    return tuple(found)
+
+
+def code_signature(root: Path, paths: Sequence[str]) -> tuple[tuple[str, int, int], ...]:
+    """(path, mtime, size) of files a local agent is made of (`spec.code`, `spec.test`, paths
+    from the folder's parent); a file that is missing counts as (path, 0, -1)."""
+    found = []
+    for path in paths:
+        try:
+            stat = (root / path).stat() if safe_relative(path) else None
+        except OSError:
+            stat = None
+        found.append((path, stat.st_mtime_ns, stat.st_size) if stat else (path, 0, -1))
     return tuple(found)
 
 

@@ -120,3 +120,22 @@ async def test_code_that_fails_its_test_or_the_check_is_a_failed_version(
     run = await wait_until(finished, what="the run ended", store=store)
     assert (run["outcome"], run["started_at"] is not None) == ("failed", True)
     assert "no READY version" in run["error"]
+
+
+async def test_a_changed_module_builds_a_new_version_without_a_manifest_change(
+        aiohttp_client: Any, store: Store, dsn: str, tmp_path: Path) -> None:
+    """The local watcher follows the files agents are made of, not only the manifests: an
+    edited module is a new version within moments, not at the next resync."""
+    write_agent(tmp_path, "counter", COUNTER)
+    client = await app_on(aiohttp_client, dsn, tmp_path)
+
+    async def version(number: int) -> dict[str, Any] | None:
+        body = await (await client.get("/api/agents/counter")).json()
+        return body if body.get("running_version") == number else None
+
+    await wait_until(lambda: version(1), what="v1 READY", store=store)
+    (tmp_path / "agents" / "counter.py").write_text(COUNTER.replace("+ 1", "+ 10"))
+    agent = await wait_until(lambda: version(2), what="v2 READY", store=store)
+    assert [v["state"] for v in agent["versions"]] == ["READY", "READY"]
+    code = (await (await client.get("/api/agents/counter/versions/2")).json())["code"]
+    assert "+ 10" in code
