@@ -3,12 +3,16 @@ is made from, built once, and the status of the one runs use.
 
 What the code is made from is the spec's description, model and tools, and for a hand-written
 agent (`spec.code`) the text of its module and test read from the source's repository; their
-hash names the version. A hash with no version gets a build action (`agent.build` for
-hand-written code, `agent.generate` for Claude's), and the key is looked at again at once to
-report the result: Ready when the newest version of the hash is READY, Stalled when it
-FAILED (runs go on with the last READY version). On a GitHub source a FAILED version opens or
-updates one issue (found by a hidden marker) and a later READY version closes it. Limits and
-notification targets are read at run time, so changing them builds nothing. No I/O of its own.
+hash names the version. Hand-written files are read at the default branch head (GitHub) or
+from the folder's parent (local), so a change to them alone is seen at the next look (at once
+for the local folder, whose watcher follows them; at the resync for GitHub). A hash with no
+version gets a build action (`agent.build` for hand-written code, `agent.generate` for
+Claude's), and the key is looked at again at once to report the result: Ready when the newest
+version of the hash is READY, Stalled when it FAILED (runs go on with the last READY version).
+On a GitHub source a FAILED version opens or updates one issue (found by a hidden marker) and
+a later READY version closes it. Limits and notification targets are read at run time, so
+changing them builds nothing. n8n's `agent.run` deliveries name the agent's key; each becomes
+one queued run. No I/O of its own.
 """
 
 from __future__ import annotations
@@ -89,8 +93,9 @@ class Agents(ManifestObject):
         installation = installation if isinstance(installation, int) else None
         code = test = None
         if spec.code is not None:
-            where = Where(base.source, installation_id=installation,
-                          commit=base.applied.revision if base.source != "local" else None)
+            # The module as on the default branch now, not at the commit the manifest was
+            # applied from: a push that changes only the module leaves that commit behind.
+            where = Where(base.source, installation_id=installation)
             reads = ctx.reads(LOCAL) if base.source == "local" else ctx.reads(GITHUB)
             code = await reads.source_file(where, spec.code)
             if spec.test is not None:
