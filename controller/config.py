@@ -362,8 +362,9 @@ class Settings(BaseModel):
                     found.append(value.get_secret_value())
         if password := _dsn_password(self.store.database_url):
             found.append(password)
-        found.extend(value for name, value in os.environ.items()  # notify targets' tokens
-                     if name.startswith("P38_NOTIFY_") and name.endswith("_TOKEN") and value)
+        found.extend(value for name, value in os.environ.items()  # tools' targets' tokens
+                     if name.startswith(("P38_NOTIFY_", "P38_N8N_")) and name.endswith("_TOKEN")
+                     and value)
         return found
 
 

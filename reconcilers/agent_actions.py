@@ -60,6 +60,8 @@ class RunAgent(Params):
     notify: list[str]
     notify_urls: dict[str, str] = {}  # the Policy's URL of each of `notify`
     model: str = ""  # what the claude tool asks
+    workflows: list[str] = []  # n8n workflows the n8n tool may start
+    workflow_urls: dict[str, str] = {}  # the Policy's URL of each of `workflows`
     installation_id: int | None = None
 
 

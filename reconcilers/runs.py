@@ -127,7 +127,9 @@ def decide_run(snapshot: RunSnapshot, policy: Policy) -> Plan:
                       timeout_seconds=duration_seconds(spec.limits.timeout),
                       memory_bytes=memory_bytes(spec.limits.memory),
                       tokens_per_run=spec.limits.tokens_per_run, notify=list(spec.notify),
-                      model=spec.model,
+                      model=spec.model, workflows=list(spec.workflows),
+                      workflow_urls={n: str(t.url) for n, t in
+                                     policy.spec.workflows.items() if n in spec.workflows},
                       notify_urls={n: str(t.url) for n, t in
                                    policy.spec.notifications.items() if n in spec.notify},
                       installation_id=snapshot.installation_id)

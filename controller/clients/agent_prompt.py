@@ -27,6 +27,8 @@ TOOLS = """\
 - github: task.tools.github.get(path=, params=None) -> {"json": ...}; read-only REST GET on
   the agent's own repository, path below /repos/{owner}/{repo} (e.g. "/pulls", params
   {"state": "open"}).
+- n8n: task.tools.n8n.start(workflow=, data=None) -> {"status", "text", "json"}; starts
+  one of the team's n8n workflows by name (once per call: not retried).
 - claude: task.tools.claude.ask(prompt=, system=None, max_tokens=1024) -> {"text", "tokens"};
   counts against the agent's tokens per run.
 A failed call raises p38_agent.ToolError; a tool not granted raises ToolNotGranted."""

@@ -1,13 +1,14 @@
-"""The outbound side of an agent's `http` and `notify` tools: their action parameters and the
-httpx client that performs them (and the `github` tool's parameters, which the GitHub provider
-performs with the App's client).
+"""The outbound side of an agent's `http`, `notify` and `n8n` tools: their action parameters and
+the httpx client that performs them; also the `github` tool's parameters (the GitHub provider
+performs those with the App's client).
 
 `http` reaches public http(s) URLs only: a URL naming a loopback, private, link-local or
 otherwise reserved address (the controller's own API, a cloud metadata service, the database)
 is refused, as are `localhost` names; answers are capped. `notify` posts JSON to a target of
 the Policy's `notifications`, with `Authorization: Bearer $P38_NOTIFY_<TARGET>_TOKEN` when that
-variable is set, retried a few times on 5xx and connection errors. Decides nothing about grants
-or budgets (the caller did).
+variable is set, retried a few times on 5xx and connection errors. `n8n` posts once to a
+workflow of the Policy's `workflows` (Bearer `$P38_N8N_<WORKFLOW>_TOKEN` when set). Those URLs
+must be public too. Decides nothing about grants or budgets (the caller did).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import json
 import os
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, ClassVar
@@ -47,6 +49,18 @@ class Notify(Params):
     agent: str
     run_id: int
     text: str
+    data: Any = None
+
+
+class StartWorkflow(Params):
+    """The `n8n` tool: start a workflow of the Policy's `workflows` (its Webhook node)."""
+
+    action_kind: ClassVar[str] = "tool.n8n"
+    needs: ClassVar[str | None] = "agents"
+    workflow: str
+    url: str
+    agent: str
+    run_id: int
     data: Any = None
 
 
@@ -120,9 +134,27 @@ class ToolClient:
         text = body.decode(response.encoding or "utf-8", "replace")
         answer: dict[str, Any] = {"status": response.status_code, "text": text,
                                   "content_type": response.headers.get("content-type", "")}
-        if "json" in answer["content_type"]:
+        if "json" in answer["content_type"]:  # (read from `body`: the stream is closed)
             with contextlib.suppress(ValueError):
-                answer["json"] = response.json() if len(body) < MAX_ANSWER_BYTES else None
+                answer["json"] = json.loads(body) if len(body) < MAX_ANSWER_BYTES else None
+        return answer
+
+    async def start_workflow(self, p: StartWorkflow) -> Mapping[str, Any]:
+        """One POST (starting a workflow twice is not harmless, so no retry); the answer is
+        what the workflow's Webhook node responds, capped."""
+        token = os.environ.get(f"P38_N8N_{p.workflow.upper().replace('-', '_')}_TOKEN")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        body = {"agent": p.agent, "run": p.run_id, "workflow": p.workflow, "data": p.data}
+        response = await self._client.post(public_url(p.url), json=body, headers=headers)
+        if response.status_code >= 400:
+            raise RuntimeError(f"n8n workflow {p.workflow} answered {response.status_code}")
+        text = response.content[:MAX_ANSWER_BYTES].decode(response.encoding or "utf-8",
+                                                           "replace")
+        answer: dict[str, Any] = {"status": response.status_code, "text": text}
+        if "json" in response.headers.get("content-type", "") and \
+                len(response.content) < MAX_ANSWER_BYTES:
+            with contextlib.suppress(ValueError):
+                answer["json"] = response.json()
         return answer
 
     async def notify(self, p: Notify) -> Mapping[str, Any]:

@@ -149,6 +149,9 @@ class AgentSpec(Strict):
     limits: Limits = Field(default_factory=lambda: Limits())
     notify: list[Name] = Field(default_factory=list,
                                description="Notification targets (names from the Policy).")
+    workflows: list[Name] = Field(default_factory=list,
+                                  description="n8n workflows it may start with the `n8n` tool "
+                                              "(names from the Policy's `workflows`).")
 
 
     @model_validator(mode="after")
@@ -266,6 +269,9 @@ class PolicySpec(Strict):
                                    description="Path globs agents' changes may touch.")
     notifications: dict[Name, NotificationTarget] = Field(
         default_factory=dict, description="Notification targets by name.")
+    workflows: dict[Name, NotificationTarget] = Field(
+        default_factory=dict, description="n8n workflows agents may start (the `n8n` tool), "
+                                          "by name: each an n8n Webhook node's URL.")
     agents: AgentsPolicy = Field(default_factory=lambda: AgentsPolicy(),
                                  description="How agents are generated.")
 

@@ -22,7 +22,14 @@ import orjson
 
 from controller.clients.agent_validation import validate
 from controller.clients.harness import Limits, ToolRefused, run_agent
-from controller.clients.tools import GitHubGet, HttpCall, Notify, ToolClient, repo_path
+from controller.clients.tools import (
+    GitHubGet,
+    HttpCall,
+    Notify,
+    StartWorkflow,
+    ToolClient,
+    repo_path,
+)
 from controller.providers import Env, Provider
 from controller.providers.anthropic import AskClaude
 from controller.reconcile.desk import Desk
@@ -81,9 +88,13 @@ def runners(store: Store, desk: Desk | None, tools: ToolClient) -> dict[str, Act
     async def notify(p: Notify, _action: Action) -> Mapping[str, Any]:
         return await tools.notify(p)
 
+    async def start_workflow(p: StartWorkflow, _action: Action) -> Mapping[str, Any]:
+        return await tools.start_workflow(p)
+
     return {**runner(BuildVersion, build), **runner(RunAgent, run),
             **runner(FinishRun, finish), **runner(Tick, tick), **runner(QueueRun, queue),
-            **runner(HttpCall, http), **runner(Notify, notify)}
+            **runner(HttpCall, http), **runner(Notify, notify),
+            **runner(StartWorkflow, start_workflow)}
 
 
 async def build_version(store: Store, p: BuildVersion) -> Mapping[str, Any]:
@@ -236,8 +247,20 @@ class ToolServer:
 
 
 def _tool_params(run: RunAgent, tool: str, method: str, args: Mapping[str, Any],
-                 remaining: int) -> HttpCall | Notify | AskClaude | GitHubGet:
+                 remaining: int) -> HttpCall | Notify | AskClaude | GitHubGet | StartWorkflow:
     try:
+        if tool == "n8n":
+            if method != "start":
+                raise ToolRefused("n8n has one method: start(workflow, data=None)")
+            workflow = str(args.get("workflow") or "")
+            if workflow not in run.workflows:
+                raise ToolRefused(f"workflow {workflow!r} is not one this agent may start "
+                                  f"(spec.workflows: {', '.join(run.workflows) or 'none'})")
+            url = run.workflow_urls.get(workflow)
+            if url is None:
+                raise ToolRefused(f"the Policy has no workflow {workflow!r}")
+            return StartWorkflow(workflow=workflow, url=url, agent=run.agent,
+                                 run_id=run.run_id, data=args.get("data"))
         if tool == "github":
             if method != "get":
                 raise ToolRefused("github has one method: get(path, params=None) (read-only)")
