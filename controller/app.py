@@ -31,7 +31,16 @@ from controller.engine.metrics import Metrics
 from controller.engine.ooda import Worker
 from controller.engine.policies import PolicySource
 from controller.engine.queue import WAKE_CHANNEL, Kinds, WorkQueue
-from controller.providers import Bundle, Env, Provider, agents, anthropic, github, local
+from controller.providers import (
+    Bundle,
+    Env,
+    Provider,
+    agents,
+    anthropic,
+    github,
+    local,
+    railway,
+)
 from controller.reconcile.plan import ActionRunner
 from controller.reconcile.policy import Policy
 from controller.reconcile.reconciler import Reconciler, Router
@@ -72,7 +81,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def default_providers() -> list[Bundle]:
     """The external providers, each configured from the environment (or unavailable)."""
-    return [github.bundle(), anthropic.bundle()]
+    return [github.bundle(), anthropic.bundle(), railway.bundle()]
 
 
 def create_app(settings: Settings, *, registry: Mapping[str, Reconciler] | None = None,

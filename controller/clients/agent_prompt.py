@@ -29,6 +29,8 @@ TOOLS = """\
   {"state": "open"}).
 - n8n: task.tools.n8n.start(workflow=, data=None) -> {"status", "text", "json"}; starts
   one of the team's n8n workflows by name (once per call: not retried).
+- railway: task.tools.railway.query(query=, variables=None) -> {"data": ...}; one read-only
+  GraphQL query to Railway's public API (projects, services, deployments); mutations refused.
 - claude: task.tools.claude.ask(prompt=, system=None, max_tokens=1024) -> {"text", "tokens"};
   counts against the agent's tokens per run.
 A failed call raises p38_agent.ToolError; a tool not granted raises ToolNotGranted."""

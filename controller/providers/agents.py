@@ -22,6 +22,7 @@ import orjson
 
 from controller.clients.agent_validation import validate
 from controller.clients.harness import Limits, ToolRefused, run_agent
+from controller.clients.railway import RailwayQuery, read_only
 from controller.clients.tools import (
     GitHubGet,
     HttpCall,
@@ -247,8 +248,18 @@ class ToolServer:
 
 
 def _tool_params(run: RunAgent, tool: str, method: str, args: Mapping[str, Any],
-                 remaining: int) -> HttpCall | Notify | AskClaude | GitHubGet | StartWorkflow:
+                 remaining: int) -> (HttpCall | Notify | AskClaude | GitHubGet | StartWorkflow
+                                     | RailwayQuery):
     try:
+        if tool == "railway":
+            if method != "query":
+                raise ToolRefused("railway has one method: query(query, variables=None) "
+                                  "(read-only)")
+            variables = args.get("variables") or {}
+            if not isinstance(variables, dict):
+                raise ToolRefused("railway.query: variables is a dict")
+            return RailwayQuery(query=read_only(str(args.get("query") or "")),
+                                variables=variables)
         if tool == "n8n":
             if method != "start":
                 raise ToolRefused("n8n has one method: start(workflow, data=None)")

@@ -1,0 +1,99 @@
+"""The Railway client: GraphQL documents to Railway's public API (`RAILWAY_API_URL`, Bearer
+`RAILWAY_TOKEN`) over httpx, and the check that a document only reads.
+
+`read_only(document)` parses it (graphql-core) and accepts exactly one `query` operation:
+mutations and subscriptions are refused, so an agent's `railway` tool can look at projects,
+services and deployments but deploys and rollbacks go through `Service` manifests. A response's
+`errors` become `RailwayError` with Railway's messages; 5xx and dropped connections are
+retried once. Must not decide anything about agents or services.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, ClassVar
+
+import httpx
+from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
+
+from controller.reconcile.plan import Params
+
+MAX_DOCUMENT_BYTES = 16 * 1024
+ATTEMPTS = 2
+
+
+class RailwayQuery(Params):
+    """The `railway` tool: one read-only GraphQL query."""
+
+    action_kind: ClassVar[str] = "tool.railway"
+    needs: ClassVar[str | None] = "railway"
+    query: str
+    variables: dict[str, Any] = {}
+
+
+class RailwayError(RuntimeError):
+    """Railway answered with `errors` (or a 4xx): its messages."""
+
+
+def read_only(document: str) -> str:
+    """`document` when it is one GraphQL query, else ValueError with the reason."""
+    if len(document.encode()) > MAX_DOCUMENT_BYTES:
+        raise ValueError(f"a query is at most {MAX_DOCUMENT_BYTES} bytes")
+    try:
+        parsed = parse(document)
+    except GraphQLError as exc:
+        raise ValueError(f"not a GraphQL document: {exc.message}") from None
+    operations = [d for d in parsed.definitions if isinstance(d, OperationDefinitionNode)]
+    if len(operations) != 1:
+        raise ValueError("send exactly one operation")
+    if operations[0].operation is not OperationType.QUERY:
+        raise ValueError(f"the railway tool only reads: a {operations[0].operation.value} is "
+                         "refused (deploys and rollbacks go through Service manifests)")
+    return document
+
+
+class RailwayClient:
+    def __init__(self, client: httpx.AsyncClient, url: str) -> None:
+        self._client, self._url = client, url
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(cls, *, token: str, url: str,
+                   transport: httpx.AsyncBaseTransport | None = None
+                   ) -> AsyncIterator[RailwayClient]:
+        headers = {"Authorization": f"Bearer {token}", "User-Agent": "project38"}
+        async with httpx.AsyncClient(headers=headers, transport=transport,
+                                     timeout=httpx.Timeout(20.0, connect=5.0)) as client:
+            yield cls(client, url)
+
+    async def execute(self, document: str, variables: Mapping[str, Any] | None = None) -> Any:
+        """The `data` of one document; `RailwayError` with the messages of its `errors`."""
+        body = {"query": document, "variables": dict(variables or {})}
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                response = await self._client.post(self._url, json=body)
+            except httpx.TransportError as exc:
+                if attempt == ATTEMPTS:
+                    raise RailwayError(f"Railway unreachable: {type(exc).__name__}") from exc
+            else:
+                if response.status_code < 500:
+                    return _data(response)
+                if attempt == ATTEMPTS:
+                    raise RailwayError(f"Railway answered {response.status_code}")
+            await asyncio.sleep(0.5)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _data(response: httpx.Response) -> Any:
+    try:
+        answer = response.json()
+    except ValueError:
+        raise RailwayError(f"Railway answered {response.status_code} without JSON") from None
+    errors = answer.get("errors") if isinstance(answer, dict) else None
+    if errors or response.status_code >= 400:
+        messages = "; ".join(str(e.get("message", e)) for e in errors or [] if e) or \
+            f"status {response.status_code}"
+        raise RailwayError(f"Railway: {messages[:1000]}")
+    return answer.get("data")

@@ -1,0 +1,94 @@
+"""The `railway` tool: an agent's read-only GraphQL query goes to Railway (a fake that validates
+every document against Railway's real schema and executes it over its data); mutations and
+documents Railway does not accept are refused with the reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from controller.app import create_app
+from controller.clients.railway import read_only
+from controller.config import ManifestSettings, ProviderSettings
+from controller.providers import railway
+from controller.store import Store
+from tests.fakes.railway import FakeRailway
+from tests.helpers import make_settings, wait_until
+
+AGENT = """apiVersion: p38/v1
+kind: Agent
+metadata: {name: watcher}
+spec:
+  description: Reads the service's newest deployments.
+  code: agents/watcher.py
+  tools: [railway]
+"""
+CODE = '''from p38_agent import ToolError
+
+QUERY = """query Recent($service: String!) {
+  deployments(first: 2, input: {serviceId: $service}) {
+    edges { node { id status } }
+  }
+}"""
+
+
+def run(task):
+    found = task.tools.railway.query(query=QUERY, variables={"service": "svc-1"})
+    refused = []
+    for document in ('mutation { deploymentRollback(id: "d1") }', "query { nothing }"):
+        try:
+            task.tools.railway.query(query=document)
+        except ToolError as exc:
+            refused.append(str(exc))
+    edges = found["data"]["deployments"]["edges"]
+    return {"statuses": [e["node"]["status"] for e in edges], "refused": refused}
+'''
+
+
+def test_only_one_query_is_read_only() -> None:
+    assert read_only("{ me { id } }")
+    for document, why in (("mutation { deploymentRollback(id: \"x\") }", "only reads"),
+                          ("subscription { x }", "only reads"),
+                          ("query a { a } query b { b }", "exactly one operation"),
+                          ("query {", "not a GraphQL document")):
+        with pytest.raises(ValueError, match=why):
+            read_only(document)
+
+
+async def test_an_agent_reads_railway_through_the_tool(aiohttp_client: Any, store: Store,
+                                                       dsn: str, tmp_path: Path) -> None:
+    fake = FakeRailway(deployments=[
+        {"id": "d2", "status": "SUCCESS", "serviceId": "svc-1"},
+        {"id": "d1", "status": "FAILED", "serviceId": "svc-1"},
+        {"id": "d0", "status": "SUCCESS", "serviceId": "svc-2"}])
+    (tmp_path / "manifests").mkdir()
+    (tmp_path / "agents").mkdir()
+    (tmp_path / "manifests" / "watcher.yaml").write_text(AGENT)
+    (tmp_path / "agents" / "watcher.py").write_text(CODE)
+    settings = make_settings(dsn, workers=2).model_copy(update={
+        "providers": ProviderSettings(RAILWAY_TOKEN=fake.token),
+        "manifests": ManifestSettings(P38_MANIFESTS_DIR=tmp_path / "manifests",
+                                      P38_MANIFESTS_POLL_SECONDS=0.05)})
+    client = await aiohttp_client(create_app(settings, providers=[
+        railway.bundle(transport=fake.transport())]))
+
+    async def ready() -> bool:
+        return (await (await client.get("/api/agents/watcher")).json()).get("status") == "Ready"
+
+    await wait_until(ready, what="watcher READY", store=store)
+    url = (await (await client.post("/api/agents/watcher/runs")).json())["url"]
+
+    async def finished() -> dict[str, Any] | None:
+        run = await (await client.get(url)).json()
+        return run if run["state"] == "finished" else None
+
+    run = await wait_until(finished, what="the run", store=store)
+    assert run["outcome"] == "succeeded", run
+    output = run["result"]["output"]
+    assert output["statuses"] == ["SUCCESS", "FAILED"]
+    mutation, unknown = output["refused"]
+    assert "the railway tool only reads: a mutation is refused" in mutation
+    assert "Cannot query field 'nothing' on type 'Query'" in unknown
+    assert len(fake.requests) == 2  # the mutation never left the controller
