@@ -7,7 +7,6 @@ No I/O: parameters, a protocol and small frozen records.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Literal, Protocol
@@ -153,6 +152,3 @@ class AgentReads(Protocol):
 
 AGENTS: ReadsKey[AgentReads] = ReadsKey("agents")
 
-
-def as_mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}

@@ -27,6 +27,7 @@ from pydantic import ValidationError
 
 from controller.manifests.models import AgentSpec, AgentsPolicy
 from controller.reconcile.context import AppliedObject, ObserveContext, StoredPayload
+from controller.reconcile.payloads import as_mapping
 from controller.reconcile.plan import Action, Plan
 from controller.reconcile.reads import GITHUB, LOCAL, SourceFile, Where
 from controller.reconcile.reconciler import Event, Watch, object_key
@@ -37,7 +38,6 @@ from reconcilers.agent_actions import (
     GenerateVersion,
     QueueRun,
     VersionInfo,
-    as_mapping,
 )
 from reconcilers.objects import ManifestObject, ObjectSnapshot
 

@@ -34,3 +34,8 @@ def number(obj: Any) -> int | None:
 def installation_id(payload: Any) -> int | None:
     value = dig(payload, "installation", "id")
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def as_mapping(value: Any) -> Mapping[str, Any]:
+    """`value` when it is a mapping, else an empty one (a field an old delivery lacks)."""
+    return value if isinstance(value, Mapping) else {}

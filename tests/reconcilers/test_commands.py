@@ -1,0 +1,72 @@
+"""`/claude` commands: parsing a comment, and who may give one (pure)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from controller.manifests.models import Commands
+from reconcilers.commands import Command, Verdict, author_of, authorize, parse, screen
+from tests.helpers import SAMPLES
+
+
+@pytest.mark.parametrize(("body", "expected"), [
+    ("/claude add a README section about X", Command("work", "add a README section about X",
+                                                     "/claude add a README section about X")),
+    ("/claude status", Command("status", "", "/claude status")),
+    ("  /claude   STOP  ", Command("stop", "", "/claude   STOP")),
+    ("/claude approve railway.rollback:svc:42",
+     Command("approve", "railway.rollback:svc:42", "/claude approve railway.rollback:svc:42")),
+    ("/claude", Command("help", "", "/claude")),
+    ("/claude stop the flaky test from failing",
+     Command("work", "stop the flaky test from failing",
+             "/claude stop the flaky test from failing")),
+    ("/claude fix it\nThe build breaks on main.\n",
+     Command("work", "fix it\nThe build breaks on main.", "/claude fix it")),
+    ("/claudette do this", None),
+    ("please /claude do this", None),
+    ("", None),
+    (None, None),
+], ids=["work", "status", "spaces-and-case", "approve", "alone", "verb-with-words",
+        "more-lines", "other-word", "not-first", "empty", "no-body"])
+def test_parse(body: object, expected: Command | None) -> None:
+    assert parse(body) == expected
+
+
+RULES = Commands()  # OWNER and MEMBER by default
+
+
+@pytest.mark.parametrize(("login", "association", "permission", "outcome", "why"), [
+    ("dana", "MEMBER", "write", "allowed", "@dana is MEMBER with write permission"),
+    ("dana", "OWNER", "admin", "allowed", "with admin permission"),
+    ("eve", "NONE", "read", "refused", "@eve is NONE here; the Policy lets OWNER, MEMBER"),
+    ("eve", "CONTRIBUTOR", "write", "refused", "@eve is CONTRIBUTOR here"),
+    ("mo", "MEMBER", "read", "refused", "@mo has read permission on this repository; "
+                                        "/claude needs write"),
+    ("mo", "MEMBER", None, "refused", "@mo has no permission"),
+])
+def test_authorize(login: str, association: str, permission: str | None, outcome: str,
+                   why: str) -> None:
+    verdict = authorize(login, association, permission, RULES)
+    assert verdict.outcome == outcome and why in verdict.why
+
+
+def test_a_listed_user_still_needs_write() -> None:
+    rules = Commands(users=["outside-sre"])
+    assert authorize("outside-sre", "NONE", "write", rules).outcome == "allowed"
+    assert authorize("outside-sre", "NONE", "triage", rules).outcome == "refused"
+
+
+def test_screen_ignores_edits_and_bots_on_the_real_sample() -> None:
+    payload = json.loads((SAMPLES / "issue_comment" / "claude-command" / "payload.json")
+                         .read_text())
+    assert author_of(payload) == ("dana-ops", "MEMBER", False)
+    assert screen(payload) is None
+    assert screen({**payload, "action": "edited"}) == \
+        Verdict("ignored", "a comment edited, not created")
+    bot = {**payload, "comment": {**payload["comment"], "user": {
+        "login": "project38[bot]", "type": "Bot"}}}
+    assert screen(bot) == Verdict("ignored", "project38[bot] is a bot")
+    assert screen({"action": "created"}) is None  # an old delivery without the fields
+    assert author_of({"action": "created"}) == ("", "NONE", False)
