@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, ClassVar
 
+from croniter import CroniterBadCronError, CroniterBadDateError
 from pydantic import ValidationError
 
 from controller.manifests.models import ScheduleSpec
@@ -93,12 +94,16 @@ def decide_schedule(snapshot: ScheduleSnapshot, applied: AppliedObject) -> Plan:
     if spec is None or now is None:
         return Plan("Unreadable", f"the applied document does not validate: "
                                   f"{snapshot.unreadable}", status="Stalled", revision=revision)
-    cron = CronZone(spec.cron, spec.timezone)
     cursors = [t for t in (snapshot.last_tick.due_at if snapshot.last_tick else None,
                            applied.applied_at) if t is not None]
     cursor = max(cursors) if cursors else now
-    pending = cron.pending(cursor, now, CATCH_UP_MAX)
-    upcoming = cron.next_after(now)
+    try:  # (validation refuses what cannot fire; this is for what slipped past an older one)
+        cron = CronZone(spec.cron, spec.timezone)
+        pending = cron.pending(cursor, now, CATCH_UP_MAX)
+        upcoming = cron.next_after(now)
+    except (CroniterBadCronError, CroniterBadDateError) as exc:
+        return Plan("NeverFires", f"{spec.cron} in {spec.timezone} cannot fire: {exc}",
+                    status="Stalled", revision=revision)
     wait = max(0.0, (upcoming - now).total_seconds())
     following = f"next tick {upcoming.isoformat()} ({spec.cron} in {spec.timezone})"
     if not pending.instants:

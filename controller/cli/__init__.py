@@ -28,9 +28,20 @@ from controller.cli.database import (
     cmd_status,
 )
 from controller.cli.manifests import cmd_plan, cmd_schema, cmd_validate
-from controller.cli.server import cmd_serve, cmd_up
 from controller.config import Settings
 from controller.logs import configure_logging
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from controller.cli.server import cmd_up as up  # the server's imports only when serving
+
+    return up(args)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from controller.cli.server import cmd_serve as serve
+
+    return serve(args)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import re
 import zoneinfo
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -55,10 +56,25 @@ def _quantity(value: str) -> str:
     return value
 
 
+CRON_FIELDS = ("minute (0-59)", "hour (0-23)", "day of month (1-31)", "month (1-12)",
+               "weekday (0-6, or SUN-SAT)")
+
+
 def _cron(value: str) -> str:
-    if len(value.split()) != 5 or not croniter.is_valid(value):
+    fields = value.split()
+    if len(fields) != 5:
         raise ValueError("must be a 5-field cron expression (minute hour day month weekday), "
-                         "e.g. '30 9 * * 1-5'")
+                         f"e.g. '30 9 * * 1-5'; this one has {len(fields)} field(s)")
+    for n, field in enumerate(fields):
+        alone = " ".join(field if i == n else "*" for i in range(5))
+        if not croniter.is_valid(alone):
+            raise ValueError(f"field {n + 1}, {field!r}, is not a valid {CRON_FIELDS[n]}")
+    if not croniter.is_valid(value):
+        raise ValueError("is not a valid cron expression")
+    try:
+        croniter(value, datetime(2026, 1, 1)).get_next(datetime)
+    except CroniterBadDateError:
+        raise ValueError(f"{value!r} never fires (no such date)") from None
     return value
 
 

@@ -3,6 +3,7 @@ and why (pure: no database, no clock)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -173,3 +174,23 @@ def test_the_slow_walk_agrees_with_the_fast_path() -> None:
     assert set(before) | set(after) <= set(across)
     assert len(across) == 4 * 8  # 8 a day, the day clocks go back included
     assert len(set(across)) == len(across)
+
+
+def test_a_cron_that_slipped_past_validation_stalls_with_the_reason() -> None:
+    s = snapshot("2026-11-22T10:00:02", last="2026-11-22T09:00")
+    assert s.applied is not None and s.spec is not None
+    never = replace(s, spec=s.spec.model_construct(**{**dict(s.spec), "cron": "0 0 31 2 *"}))
+    plan = decide_schedule(never, s.applied)
+    assert (plan.decision, plan.status) == ("NeverFires", "Stalled")
+    assert "0 0 31 2 * in UTC cannot fire" in plan.reason
+
+
+@pytest.mark.parametrize(("cron", "why"), [
+    ("61 * * * *", "field 1, '61', is not a valid minute (0-59)"),
+    ("0 0 * * 8", "field 5, '8', is not a valid weekday"),
+    ("0 0 31 2 *", "never fires (no such date)"),
+    ("@hourly", "this one has 1 field(s)"),
+])
+def test_validation_names_what_is_wrong_with_a_cron(cron: str, why: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(why)):
+        ScheduleSpec.model_validate({"cron": cron, "agent": "a"})
