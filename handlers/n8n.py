@@ -10,9 +10,12 @@ delivery, else the body's SHA-256 does.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 
+from controller.reconcile.payloads import json_problem
 from handlers.base import (
+    IDENTITY_BYTES,
     Delivery,
     Rejection,
     Route,
@@ -21,11 +24,13 @@ from handlers.base import (
     header,
     selected_headers,
     shared_secret_json,
+    storable,
 )
 
 SOURCE = "n8n"
 AGENT_RUN = "agent.run"  # {"event": "agent.run", "agent": "<source>/<name>", "input": ...}
-MAX_AGENT_RUN_BYTES = 68 * 1024  # a run's input is at most 64 KiB
+MAX_INPUT_BYTES = 64 * 1024  # a run's input, as the API and `p38 run` allow
+MAX_AGENT_RUN_BYTES = MAX_INPUT_BYTES + 4 * 1024
 KEPT_HEADERS = ("User-Agent", "Content-Type", "X-P38-Delivery")
 
 
@@ -42,8 +47,11 @@ def from_http(headers: Mapping[str, str], body: bytes, *, secret: str,
     status = payload.get("status")
     action = status if isinstance(status, str) else None
     guid = header(headers, "X-P38-Delivery")
-    if not guid and isinstance(execution, str | int) and workflow:
+    if not guid and isinstance(execution, str | int) and isinstance(workflow, str | int) \
+            and workflow:
         guid = f"{workflow}/{execution}/{event}"
+        if event == AGENT_RUN:  # one execution may start several agents
+            guid += f"/{str(payload.get('agent')).removeprefix('agent:')}"
     return checked(Delivery(
         source=SOURCE,
         hook="",
@@ -64,5 +72,16 @@ def _check_agent_run(payload: Mapping[str, object], body: bytes) -> None:
         raise Rejection(400, "agent.run needs 'agent': '<source>/<name>', e.g. 'local/digest' "
                              "or 'octo-org/infra/digest'")
     if len(body) > MAX_AGENT_RUN_BYTES:
-        raise Rejection(413, f"an agent.run body is at most {MAX_AGENT_RUN_BYTES} bytes (its "
-                             "input at most 64 KiB)")
+        raise Rejection(413, f"an agent.run's body is at most {MAX_AGENT_RUN_BYTES} bytes")
+    problem = json_problem(payload.get("input"))  # (before dumping it: no deep recursion)
+    if problem is not None:
+        raise Rejection(400, f"the agent.run's input cannot be stored: {problem}")
+    if len(json.dumps(payload.get("input"), ensure_ascii=False).encode()) > MAX_INPUT_BYTES:
+        raise Rejection(413, f"an agent.run's input is at most {MAX_INPUT_BYTES} bytes")
+    storable("the agent", name, limit=IDENTITY_BYTES)
+    for field in ("workflow", "execution"):
+        value = payload.get(field)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, str | int)):
+            raise Rejection(400, f"an agent.run's {field!r} is a string or a number")
+        if isinstance(value, str):
+            storable(f"the agent.run's {field!r}", value, limit=IDENTITY_BYTES)

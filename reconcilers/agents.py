@@ -81,7 +81,10 @@ class Agents(ManifestObject):
 
     async def observe(self, ctx: ObserveContext, key: str) -> AgentSnapshot:
         base = await super().observe(ctx, key)
-        snapshot = AgentSnapshot(base.key, base.source, base.name, base.applied, base.desired)
+        triggers = await ctx.recent_payloads(key, MAX_TRIGGERS, events=("agent.run",),
+                                             pending=True)
+        snapshot = AgentSnapshot(base.key, base.source, base.name, base.applied, base.desired,
+                                 triggers=tuple(triggers))
         if base.applied is None:
             return snapshot
         try:
@@ -106,21 +109,25 @@ class Agents(ManifestObject):
                           if o.kind == "Schedule"
                           and as_mapping(o.document.get("spec")).get("agent") == base.name)
         shown = [s.reason for s in await ctx.statuses([key])]
-        triggers = await ctx.recent_payloads(key, MAX_TRIGGERS, events=("agent.run",),
-                                             pending=True)
         return replace(snapshot, spec=spec, code=code, test=test, versions=tuple(versions),
                        installation_id=installation, schedules=schedules,
-                       shown=shown[0] if shown else None, triggers=tuple(triggers))
+                       shown=shown[0] if shown else None)
 
-    def decide_applied(self, snapshot: ObjectSnapshot, applied: AppliedObject,
-                       policy: Policy) -> Plan:
+    def decide(self, snapshot: ObjectSnapshot, policy: Policy) -> Plan:
+        """Every `agent.run` delivery becomes a run, even for an agent that is not applied:
+        that run ends failed saying so, so whoever asked can see why nothing ran."""
         assert isinstance(snapshot, AgentSnapshot)
-        plan = decide_agent(snapshot, applied, policy)
+        plan = super().decide(snapshot, policy)
         if not snapshot.triggers:
             return plan
         return replace(plan, actions=(*plan.actions, *_queue_runs(snapshot)),
                        reason=f"{plan.reason}; queued {len(snapshot.triggers)} run(s) asked "
                               "for by n8n")
+
+    def decide_applied(self, snapshot: ObjectSnapshot, applied: AppliedObject,
+                       policy: Policy) -> Plan:
+        assert isinstance(snapshot, AgentSnapshot)
+        return decide_agent(snapshot, applied, policy)
 
 
 def _triggered(event: Event) -> tuple[str, ...]:

@@ -84,11 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="queue a manual run of an agent (a running controller "
                                      "carries it out)")
     run.add_argument("agent", type=_name)
-    run.add_argument("--input", type=_text, help="the run's input, as JSON")
+    run.add_argument("--input", type=_utf8, help="the run's input, as JSON (at most 64 KiB)")
     run.add_argument("--source", type=_text, help="the agent's source, when two define it")
     run.add_argument("--wait", action="store_true", help="follow the run to its end; exit 0 "
                                                         "only when it succeeded")
-    run.add_argument("--timeout", type=float, default=3700.0,
+    run.add_argument("--timeout", type=_seconds, default=3700.0,
                      help="seconds --wait waits (default 3700)")
     run.set_defaults(func=cmd_run)
     prune = sub.add_parser("prune", help="delete settled deliveries, audit rows and idle "
@@ -127,6 +127,26 @@ def _ranged(low: int, high: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"{value} is not between {low} and {high}")
         return value
     return parse
+
+
+def _utf8(value: str) -> str:
+    """An argparse type: valid UTF-8, of any length (the command checks its own limit)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise argparse.ArgumentTypeError("not valid UTF-8") from None
+    return value
+
+
+def _seconds(value: str) -> float:
+    """An argparse type: a positive, finite number of seconds."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds") from None
+    if not 0 < seconds < float("inf"):
+        raise argparse.ArgumentTypeError("must be more than 0 seconds")
+    return seconds
 
 
 def _text(value: str) -> str:

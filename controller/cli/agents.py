@@ -12,6 +12,7 @@ import time
 import orjson
 
 from controller.cli.common import settings_from, shown, with_store
+from controller.reconcile.payloads import json_problem
 from controller.reconcile.reconciler import object_key
 from controller.store import RejectedValue, Store
 
@@ -27,6 +28,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     if args.input is not None and len(args.input.encode()) > MAX_INPUT_BYTES:
         print(f"--input is at most {MAX_INPUT_BYTES} bytes", file=sys.stderr)
+        return 2
+    why = json_problem(given)
+    if why is not None:
+        print(f"--input cannot be stored: {why}", file=sys.stderr)
         return 2
 
     async def body(store: Store) -> int:

@@ -77,8 +77,9 @@ async def local_manifests(settings: ManifestSettings, queue: WorkQueue,
 
 
 class AgentFiles:
-    """The files local agents are made of, and which agents' files changed since the last
-    look. Which files those are is re-read from the applied agents every `REFRESH` looks."""
+    """The files local agents are made of, and which agents' files changed. A change counts
+    once it has held for two looks (an editor's save can pass through a truncated file).
+    Which files those are is re-read from the applied agents every `REFRESH` looks."""
 
     REFRESH = 10
 
@@ -86,6 +87,7 @@ class AgentFiles:
         self._root, self._store = root, store
         self._paths: dict[str, list[str]] = {}
         self._seen: dict[str, tuple[tuple[str, int, int], ...]] = {}
+        self._told: dict[str, tuple[tuple[str, int, int], ...]] = {}
         self._looks = 0
 
     async def changed(self) -> list[str]:
@@ -106,7 +108,10 @@ class AgentFiles:
             now = await asyncio.to_thread(code_signature, self._root, paths)
             before = self._seen.get(key)
             self._seen[key] = now
-            if before is not None and before != now:
+            if before is None:
+                self._told[key] = now
+            elif before == now and self._told.get(key) != now:
+                self._told[key] = now
                 changed.append(key)
         return changed
 

@@ -35,7 +35,7 @@ from controller.providers import Env, Provider
 from controller.providers.anthropic import AskClaude
 from controller.reconcile.desk import Desk
 from controller.reconcile.plan import Action, ActionRunner, runner
-from controller.store import Store
+from controller.store import RejectedValue, Store
 from reconcilers.agent_actions import (
     BuildVersion,
     FinishRun,
@@ -78,8 +78,17 @@ def runners(store: Store, desk: Desk | None, tools: ToolClient) -> dict[str, Act
         return await fire_tick(store, p)
 
     async def queue(p: QueueRun, _action: Action) -> Mapping[str, Any]:
-        row = await store.fetchrow("agent_run_create", p.agent, p.trigger, p.requested_by,
-                                   None, p.input)
+        try:
+            row = await store.fetchrow("agent_run_create", p.agent, p.trigger, p.requested_by,
+                                       None, p.input)
+        except (RejectedValue, ValueError) as exc:  # never a key jammed by one bad request
+            row = await store.fetchrow("agent_run_create", p.agent, p.trigger, p.requested_by,
+                                       None, None)
+            assert row is not None
+            await store.execute("agent_run_finish", row["id"], "failed", None,
+                                f"the input cannot be stored: {exc}"[:1000], None, [], 0, 0,
+                                None, None)
+            return {"run": row["id"], "refused_input": True}
         assert row is not None
         return {"run": row["id"]}
 

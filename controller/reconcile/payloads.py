@@ -39,3 +39,30 @@ def installation_id(payload: Any) -> int | None:
 def as_mapping(value: Any) -> Mapping[str, Any]:
     """`value` when it is a mapping, else an empty one (a field an old delivery lacks)."""
     return value if isinstance(value, Mapping) else {}
+
+
+MAX_JSON_DEPTH = 32  # PostgreSQL's and the encoders' limits are far beyond any real input
+
+
+def json_problem(value: Any, *, max_depth: int = MAX_JSON_DEPTH) -> str | None:
+    """Why `value` (parsed JSON) cannot be stored as a run's input, None when it can: a NUL
+    in a string or a key (PostgreSQL's jsonb refuses it), nesting deeper than `max_depth`,
+    an integer beyond 64 bits (it would come back rounded)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list) and depth > max_depth:
+            return f"nested deeper than {max_depth} levels"
+        if isinstance(item, dict):
+            for key, inner in item.items():
+                if "\x00" in str(key):
+                    return "a key holds a NUL character"
+                stack.append((inner, depth + 1))
+        elif isinstance(item, list):
+            stack.extend((inner, depth + 1) for inner in item)
+        elif isinstance(item, str) and "\x00" in item:
+            return "a string holds a NUL character"
+        elif isinstance(item, int) and not isinstance(item, bool) and \
+                not -2 ** 63 <= item < 2 ** 64:
+            return "an integer beyond 64 bits"
+    return None

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from controller.reconcile.payloads import json_problem
 from controller.reconcile.reconciler import object_key
 from controller.store import RejectedValue
 from controller.web.json import (
@@ -99,8 +100,11 @@ async def show_version(request: web.Request) -> web.Response:
 
 async def start_run(request: web.Request) -> web.Response:
     _, key = await _agent(request)
-    body = await request.read()
-    if len(body) > MAX_INPUT_BYTES:
+    if request.content_type != "application/json":  # (a web page cannot send it unasked)
+        return problem(415, 'send Content-Type: application/json, with {"input": <any JSON>} '
+                            "or an empty body")
+    body = await _read_at_most(request, MAX_INPUT_BYTES)
+    if body is None:
         return problem(413, f"a run's input is at most {MAX_INPUT_BYTES} bytes")
     try:
         given = orjson.loads(body) if body.strip() else {}
@@ -108,6 +112,9 @@ async def start_run(request: web.Request) -> web.Response:
         return problem(400, f"the body is not JSON: {exc}")
     if not isinstance(given, dict) or set(given) - {"input"}:
         return problem(400, 'the body is {"input": <any JSON>} (or empty)')
+    why = json_problem(given.get("input"))
+    if why is not None:
+        return problem(400, f"the input cannot be stored: {why}")
     try:
         row = await request.app[STORE].fetchrow("agent_run_create", key, "manual", "api",
                                                 None, given.get("input"))
@@ -116,6 +123,18 @@ async def start_run(request: web.Request) -> web.Response:
     assert row is not None
     return answer({"run": row["id"], "agent": key, "state": "queued",
                    "url": f"/api/runs/{row['id']}"}, status=202)
+
+
+async def _read_at_most(request: web.Request, limit: int) -> bytes | None:
+    """The body, or None as soon as it is longer than `limit` (never read whole)."""
+    if request.content_length is not None and request.content_length > limit:
+        return None
+    body = bytearray()
+    while chunk := await request.content.read(limit + 1 - len(body)):
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
 
 
 async def list_runs(request: web.Request) -> web.Response:

@@ -37,11 +37,19 @@ async def test_odd_requests_get_a_reason(aiohttp_client: Any, store: Store, dsn:
             (b'{"input": 1, "extra": 2}', 400, 'the body is {"input"'),
             (b"[1]", 400, 'the body is {"input"'),
             (b'{"input": "' + b"x" * 70_000 + b'"}', 413, "a run's input is at most"),
-            (b'{"input": "\\u0000"}', 400, None)]:
-        response = await client.post("/api/agents/counter/runs", data=body)
+            (b'{"input": "\\u0000"}', 400, None),
+            (b'{"input": ' + b"[" * 40 + b"]" * 40 + b"}", 400,
+             "the input cannot be stored: nested deeper than 32 levels"),
+            (b'{"input": ' + b"[" * 1000 + b"]" * 1000 + b"}", 400, None),
+            (b'{"input": "' + b"x" * 30_000_000 + b'"}', 413, "a run's input is at most")]:
+        response = await client.post("/api/agents/counter/runs", data=body,
+                                     headers={"Content-Type": "application/json"})
         answer = await response.json()
         assert response.status == status, (body[:40], answer)
         assert reason is None or answer["reason"].startswith(reason), answer
+    text = await client.post("/api/agents/counter/runs", data=b'{"input": 1}',
+                             headers={"Content-Type": "text/plain"})
+    assert text.status == 415 and "application/json" in (await text.json())["reason"]
     assert (await (await client.get("/api/runs")).json())["items"] == []
     response = await client.get("/api/agents/counter/versions/0")
     assert response.status == 400

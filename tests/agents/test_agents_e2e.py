@@ -110,7 +110,7 @@ async def test_code_that_fails_its_test_or_the_check_is_a_failed_version(
     assert "test_counts" in wrong["versions"][0]["error"]
     sneaky = await wait_until(lambda: stalled("sneaky"), what="sneaky FAILED", store=store)
     assert "agent.py:1: import os is not allowed" in sneaky["versions"][0]["error"]
-    started = await client.post("/api/agents/sneaky/runs")
+    started = await client.post("/api/agents/sneaky/runs", json={})
     url = (await started.json())["url"]
 
     async def finished() -> dict[str, Any] | None:

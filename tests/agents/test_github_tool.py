@@ -42,7 +42,7 @@ async def test_an_agent_reads_its_own_repository(gitops: GitOps) -> None:  # noq
         return body.get("status") == "Ready"
 
     await wait_until(ready, what="the agent READY", store=gitops.store)
-    url = (await (await client.post("/api/agents/issues-count/runs")).json())["url"]
+    url = (await (await client.post("/api/agents/issues-count/runs", json={})).json())["url"]
 
     async def finished() -> dict[str, Any] | None:
         run = await (await client.get(url)).json()

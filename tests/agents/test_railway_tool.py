@@ -78,7 +78,7 @@ async def test_an_agent_reads_railway_through_the_tool(aiohttp_client: Any, stor
         return (await (await client.get("/api/agents/watcher")).json()).get("status") == "Ready"
 
     await wait_until(ready, what="watcher READY", store=store)
-    url = (await (await client.post("/api/agents/watcher/runs")).json())["url"]
+    url = (await (await client.post("/api/agents/watcher/runs", json={})).json())["url"]
 
     async def finished() -> dict[str, Any] | None:
         run = await (await client.get(url)).json()

@@ -74,7 +74,7 @@ async def test_http_notify_and_n8n_reach_the_outside_as_the_policy_says(
             return body.get("status") == "Ready"
 
         await wait_until(ready, what="caller READY", store=store)
-        url = (await (await client.post("/api/agents/caller/runs")).json())["url"]
+        url = (await (await client.post("/api/agents/caller/runs", json={})).json())["url"]
 
         async def finished() -> dict[str, Any] | None:
             run = await (await client.get(url)).json()
