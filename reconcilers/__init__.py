@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from controller.reconcile.reconciler import Reconciler
 from reconcilers.agents import Agents
+from reconcilers.command_intake import CommandIntake
 from reconcilers.deployments import Deployments
 from reconcilers.installations import Installations
 from reconcilers.issues import Issues
@@ -30,5 +31,6 @@ def default_registry(*, manifests_folder: str = "manifests/") -> dict[str, Recon
     reconcilers: list[Reconciler] = [
         Repositories(), PullRequests(), Issues(), Installations(), Deployments(), Workflows(),
         ManifestSources(folder=manifests_folder), PullRequestPlans(),
-        Agents(), Runs(), Schedules(), Services(), PolicyObjects(), Redeliveries()]
+        Agents(), Runs(), Schedules(), Services(), PolicyObjects(), Redeliveries(),
+        CommandIntake()]
     return {r.kind: r for r in reconcilers}

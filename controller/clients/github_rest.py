@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 
 class RepositoryOperations:
@@ -153,3 +154,35 @@ class RepositoryOperations:
             "POST", f"/repos/{repo}/issues/{issue_number}/comments",
             installation_id=installation_id, json={"body": body})
         return result
+
+    async def issue_comments(self, repo: str, issue_number: int, *, installation_id: int,
+                             max_pages: int = 10) -> list[dict[str, Any]]:
+        """GET /repos/{owner}/{repo}/issues/{issue_number}/comments, oldest first."""
+        found: list[dict[str, Any]] = []
+        for page in range(1, max_pages + 1):
+            batch = await self.call("GET", f"/repos/{repo}/issues/{issue_number}/comments",
+                                    installation_id=installation_id,
+                                    params={"per_page": "100", "page": str(page)})
+            found.extend(batch)
+            if len(batch) < 100:
+                break
+        return found
+
+    async def react_to_comment(self, repo: str, comment_id: int, *, installation_id: int,
+                               content: str) -> dict[str, Any]:
+        """POST /repos/{owner}/{repo}/issues/comments/{comment_id}/reactions (required:
+        content); 200 when the reaction was there already, 201 when made."""
+        result: dict[str, Any] = await self.call(
+            "POST", f"/repos/{repo}/issues/comments/{comment_id}/reactions",
+            installation_id=installation_id, json={"content": content})
+        return result
+
+    async def collaborator_permission(self, repo: str, username: str, *,
+                                      installation_id: int) -> str:
+        """GET /repos/{owner}/{repo}/collaborators/{username}/permission: `admin`, `write`,
+        `read` or `none` (`maintain` reads as write, `triage` as read; `role_name` is finer)."""
+        found = await self.call("GET", f"/repos/{repo}/collaborators/{quote(username)}"
+                                       "/permission", installation_id=installation_id)
+        role = str(found.get("role_name") or "")
+        return role if role in ("admin", "maintain", "write", "triage", "read") else \
+            str(found.get("permission") or "none")

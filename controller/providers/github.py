@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import quote
@@ -33,6 +34,7 @@ from controller.reconcile.reads import (
     safe_relative,
 )
 from controller.store import Store
+from reconcilers.command_intake import CommentReaction, CommentReply
 from reconcilers.redeliveries import Redeliver
 from reconcilers.reporting import CheckRun, IssueClose, IssueUpsert
 
@@ -137,6 +139,21 @@ def runners(github: GitHubApp, store: Store) -> dict[str, ActionRunner]:
         await github.redeliver(p.delivery_id)
         return {"guid": p.guid, "requested": p.delivery_id}
 
+    async def comment(p: CommentReply, _action: Action) -> Mapping[str, Any]:
+        for found in await github.issue_comments(p.repo, p.issue,
+                                                 installation_id=p.installation_id):
+            if p.marker in str(found.get("body") or ""):  # a crash after the call: find it
+                return {"comment": found.get("id"), "found": True}
+        made = await github.create_issue_comment(p.repo, p.issue,
+                                                 installation_id=p.installation_id, body=p.body)
+        return {"comment": made.get("id")}
+
+    async def react(p: CommentReaction, _action: Action) -> Mapping[str, Any]:
+        made = await github.react_to_comment(p.repo, p.comment_id,
+                                             installation_id=p.installation_id,
+                                             content=p.content)
+        return {"reaction": made.get("id"), "content": p.content}
+
     async def github_get(p: GitHubGet, _action: Action) -> Mapping[str, Any]:
         found = await github.call("GET", f"/repos/{p.repo}{repo_path(p.path)}",
                                   installation_id=p.installation_id, params=p.params or None)
@@ -146,7 +163,8 @@ def runners(github: GitHubApp, store: Store) -> dict[str, ActionRunner]:
         return {"json": found}
 
     return {**runner(CheckRun, check_run), **runner(IssueUpsert, issue_upsert),
-            **runner(GitHubGet, github_get),
+            **runner(GitHubGet, github_get), **runner(CommentReply, comment),
+            **runner(CommentReaction, react),
             **runner(IssueClose, issue_close), **runner(Redeliver, redeliver)}
 
 
@@ -159,10 +177,13 @@ def is_manifest(path: str, folder: str) -> bool:
 class GitHubReads:
     """What `observe` may read from GitHub (`controller.reconcile.reads.GitHubReads`)."""
 
+    PERMISSION_TTL = 60.0  # seconds a collaborator's permission is remembered
+
     def __init__(self, github: GitHubApp, store: Store, *, folder: str) -> None:
         self._github = github
         self._store = store
         self.folder = folder  # "manifests/" (always ends with a slash)
+        self._permissions: dict[tuple[str, str], tuple[float, str]] = {}
 
     @property
     def client(self) -> GitHubApp:
@@ -174,6 +195,18 @@ class GitHubReads:
 
     async def app_deliveries(self) -> list[Mapping[str, Any]]:
         return list(await self._github.app_hook_deliveries())
+
+    async def permission(self, repo: str, login: str, *, installation_id: int) -> str:
+        now = time.monotonic()
+        known = self._permissions.get((repo, login))
+        if known is not None and now - known[0] < self.PERMISSION_TTL:
+            return known[1]
+        found = await self._github.collaborator_permission(repo, login,
+                                                           installation_id=installation_id)
+        if len(self._permissions) > 10_000:
+            self._permissions.clear()
+        self._permissions[(repo, login)] = (now, found)
+        return found
 
     async def pull_touches(self, repo: str, number: int, *, installation_id: int) -> bool:
         files = await self._github.pull_files(repo, number, installation_id=installation_id)

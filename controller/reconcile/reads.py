@@ -87,6 +87,11 @@ class GitHubReads(ManifestReads, Protocol):
         """The App webhook's recent deliveries, newest first (GET /app/hook/deliveries)."""
         ...
 
+    async def permission(self, repo: str, login: str, *, installation_id: int) -> str:
+        """`login`'s role on the repository (admin, maintain, write, triage, read, none),
+        remembered for a minute."""
+        ...
+
 
 GITHUB: ReadsKey[GitHubReads] = ReadsKey("github")
 LOCAL: ReadsKey[ManifestReads] = ReadsKey("local")

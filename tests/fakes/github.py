@@ -68,8 +68,10 @@ class Scripted:
 
 class FakeGitHub:
     def __init__(self, *, app_id: str = "1034567", public_key: str,
-                 clock: Callable[[], float] = time.time, host: str = "https://api.github.com"):
+                 clock: Callable[[], float] = time.time, host: str = "https://api.github.com",
+                 app_slug: str = "project38"):
         self.app_id = app_id
+        self.app_slug = app_slug
         self.public_key = public_key
         self.clock = clock
         self.host = host.rstrip("/")
@@ -79,6 +81,11 @@ class FakeGitHub:
         self.token_requests: list[int] = []
         self.check_runs: list[dict[str, Any]] = []
         self.issues: dict[str, list[dict[str, Any]]] = {}
+        # Comments by (repo, issue or pull number), reactions by (repo, comment id), and each
+        # login's permission by (repo, login) (`none` when unset, as GitHub answers).
+        self.comments: dict[tuple[str, int], list[dict[str, Any]]] = {}
+        self.reactions: dict[tuple[str, int], list[str]] = {}
+        self.permissions: dict[tuple[str, str], str] = {}
         self.requests: list[httpx.Request] = []
         self.scripted: list[Scripted] = []
         self._ids = itertools.count(1)
@@ -405,12 +412,33 @@ class FakeGitHub:
         if method == "POST" and (m := re.fullmatch(r"/issues/(\d+)/comments", rest)):
             if "body" not in body:
                 return _error(422, "Invalid request: missing body")
-            for issue in issues:
-                if issue["number"] == int(m[1]):
-                    issue.setdefault("comments_list", []).append(body["body"])
-                    return httpx.Response(201, json={"id": next(self._ids),
-                                                     "body": body["body"]})
-            return _error(404, "Not Found")
+            number = int(m[1])
+            found = [i for i in issues if i["number"] == number]
+            if not found and number not in repo.pulls:
+                return _error(404, "Not Found")
+            for issue in found:
+                issue.setdefault("comments_list", []).append(body["body"])
+            comment = {"id": next(self._ids), "body": body["body"],
+                       "user": {"login": f"{self.app_slug}[bot]", "type": "Bot"}}
+            self.comments.setdefault((repo.full_name, number), []).append(comment)
+            return httpx.Response(201, json=comment)
+        if method == "GET" and (m := re.fullmatch(r"/issues/(\d+)/comments", rest)):
+            listed = self.comments.get((repo.full_name, int(m[1])), [])
+            return httpx.Response(200, json=_page(request, listed))
+        if method == "POST" and (m := re.fullmatch(r"/issues/comments/(\d+)/reactions", rest)):
+            content = body.get("content")
+            if content not in ("+1", "-1", "laugh", "confused", "heart", "hooray", "rocket",
+                               "eyes"):
+                return _error(422, "Invalid request: content")
+            given = self.reactions.setdefault((repo.full_name, int(m[1])), [])
+            status = 200 if content in given else 201  # an existing reaction: 200
+            if content not in given:
+                given.append(content)
+            return httpx.Response(status, json={"id": next(self._ids), "content": content})
+        if method == "GET" and (m := re.fullmatch(r"/collaborators/([^/]+)/permission", rest)):
+            permission = self.permissions.get((repo.full_name, m[1]), "none")
+            return httpx.Response(200, json={
+                "permission": permission, "role_name": permission, "user": {"login": m[1]}})
         if method == "PATCH" and (m := re.fullmatch(r"/issues/(\d+)", rest)):
             for issue in issues:
                 if issue["number"] == int(m[1]):

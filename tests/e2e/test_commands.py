@@ -1,0 +1,81 @@
+"""`/claude` command intake through the real app and the stateful fake GitHub: who may give a
+command is decided before anything else; an allowed one gets 👀 and one answer quoting it, a
+refused one a single reply saying why; bots and edits are ignored; a delivery twice, or
+redelivered, answers once."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+from tests.e2e.test_gitops import REPO, GitOps, gitops  # noqa: F401 (the fixture)
+from tests.helpers import SAMPLES, github_payload, wait_until
+
+SAMPLE = json.loads((SAMPLES / "issue_comment" / "claude-command" / "payload.json").read_text())
+ISSUE = SAMPLE["issue"]["number"]
+
+
+def comment(body: str, *, comment_id: int, login: str = "dana-ops",
+            association: str = "MEMBER", action: str = "created",
+            kind: str = "User") -> dict[str, Any]:
+    payload = copy.deepcopy(SAMPLE)
+    payload["action"] = action
+    payload["comment"].update(id=comment_id, body=body, author_association=association)
+    payload["comment"]["user"].update(login=login, type=kind)
+    return payload
+
+
+async def send(to: GitOps, payload: dict[str, Any], guid: str | None = None) -> None:
+    headers, body = github_payload("issue_comment", payload, guid=guid)
+    response = await to.client.post("/webhooks/github", data=body, headers=headers)
+    assert response.status in (200, 202), await response.text()
+
+
+def replies(of: GitOps) -> list[str]:
+    return [c["body"] for c in of.fake.comments.get((REPO, ISSUE), [])]
+
+
+async def test_commands_are_authorised_acknowledged_and_answered_once(
+        gitops: GitOps) -> None:  # noqa: F811
+    fake = gitops.fake
+    fake.issues[REPO] = [{"number": ISSUE, "state": "open", "title": "t", "body": "",
+                          "labels": []}]
+    fake.permissions[(REPO, "dana-ops")] = "write"
+    fake.permissions[(REPO, "reader")] = "read"
+
+    status = comment("/claude status", comment_id=101)
+    await send(gitops, status, guid="command-guid-1")
+    await send(gitops, status, guid="command-guid-1")  # the same delivery twice
+    await send(gitops, status, guid="command-guid-2")  # GitHub's redelivery: a new GUID
+    await send(gitops, comment("/claude status", comment_id=102, login="eve",
+                               association="NONE"))
+    await send(gitops, comment("/claude help", comment_id=103, login="reader"))
+    await send(gitops, comment("/claude status", comment_id=104, login="project38[bot]",
+                               kind="Bot"))
+    await send(gitops, comment("/claude help", comment_id=105, action="edited"))
+    await send(gitops, comment("/claude add a README section about X", comment_id=106))
+
+    async def answered() -> list[str] | None:
+        found = replies(gitops)
+        return found if len(found) == 4 else None
+
+    found = await wait_until(answered, what="four replies", store=gitops.store)
+    await gitops.settled()
+    assert len(replies(gitops)) == 4  # nothing more came
+    by_comment = {c: next(b for b in found if f"p38:command:{c} " in b) for c in
+                  (101, 102, 103, 106)}
+    assert by_comment[101].startswith("> /claude status\n\n@dana-ops no /claude task")
+    assert "the killswitch is off" in by_comment[101]
+    assert "@eve not accepted: @eve is NONE here; the Policy lets OWNER, MEMBER" in \
+        by_comment[102]
+    assert "@reader not accepted: @reader has read permission on this repository; " \
+        "/claude needs write" in by_comment[103]
+    assert "`work` is understood, but carrying it out is not part of this release" in \
+        by_comment[106]
+    # 👀 on the allowed commands only; nothing for the bot, the edit or the refused.
+    assert fake.reactions == {(REPO, 101): ["eyes"], (REPO, 106): ["eyes"]}
+    # Each commenter's permission was read once at most (cached), the bot's never.
+    asked = [q.url.path for q in fake.requests if q.url.path.endswith("/permission")]
+    assert sorted(set(asked)) == sorted(asked)
+    assert not any("project38" in p for p in asked)
