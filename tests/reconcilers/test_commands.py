@@ -70,3 +70,21 @@ def test_screen_ignores_edits_and_bots_on_the_real_sample() -> None:
     assert screen(bot) == Verdict("ignored", "project38[bot] is a bot")
     assert screen({"action": "created"}) is None  # an old delivery without the fields
     assert author_of({"action": "created"}) == ("", "NONE", False)
+
+
+def test_a_command_whose_author_cannot_be_checked_does_nothing() -> None:
+    """Without App credentials the permission cannot be read: Blocked, no action at all."""
+    from controller.reconcile.policy import Policy
+    from reconcilers.command_intake import CommandSnapshot, decide_command
+
+    snapshot = CommandSnapshot("command:o/r#1@5", "o/r", issue=1, comment_id=5,
+                               installation=7, command=parse("/claude status"),
+                               login="dana", association="MEMBER",
+                               unverifiable="no GitHub App credentials")
+    plan = decide_command(snapshot, Policy())
+    assert (plan.decision, plan.status, plan.actions) == ("CannotVerify", "Blocked", ())
+    allowed = decide_command(
+        CommandSnapshot("command:o/r#1@5", "o/r", issue=1, comment_id=5, installation=7,
+                        command=parse("/claude status"), login="dana", association="MEMBER",
+                        permission="maintain"), Policy())
+    assert [a.kind for a in allowed.actions] == ["github.reaction", "github.comment"]
