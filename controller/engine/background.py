@@ -78,7 +78,9 @@ async def local_manifests(settings: ManifestSettings, queue: WorkQueue,
 
 class AgentFiles:
     """The files local agents are made of, and which agents' files changed. A change counts
-    once it has held for two looks (an editor's save can pass through a truncated file).
+    once it has held for two looks (an editor's save can pass through a truncated file); an
+    agent whose files are seen for the first time is looked at once (its files may have
+    changed between its apply and this first look).
     Which files those are is re-read from the applied agents every `REFRESH` looks."""
 
     REFRESH = 10
@@ -108,8 +110,9 @@ class AgentFiles:
             now = await asyncio.to_thread(code_signature, self._root, paths)
             before = self._seen.get(key)
             self._seen[key] = now
-            if before is None:
+            if before is None:  # first seen: look once, a change may have come before
                 self._told[key] = now
+                changed.append(key)
             elif before == now and self._told.get(key) != now:
                 self._told[key] = now
                 changed.append(key)

@@ -131,7 +131,9 @@ async def test_a_changed_module_builds_a_new_version_without_a_manifest_change(
 
     async def version(number: int) -> dict[str, Any] | None:
         body = await (await client.get("/api/agents/counter")).json()
-        return body if body.get("running_version") == number else None
+        versions = body.get("versions") or []
+        return body if body.get("running_version") == number and versions and \
+            versions[0]["state"] == "READY" else None
 
     await wait_until(lambda: version(1), what="v1 READY", store=store)
     (tmp_path / "agents" / "counter.py").write_text(COUNTER.replace("+ 1", "+ 10"))
