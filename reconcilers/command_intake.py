@@ -5,8 +5,9 @@ the same delivery twice, a redelivery or two replicas give one answer.
 bot), the author's permission on the repository (the collaborator permission API, remembered
 for a minute). `decide` authorises before anything else (`reconcilers.commands`): a refusal is
 one reply saying why, and nothing else; an allowed command is acknowledged with a 👀 reaction
-and answered in the thread, quoting it (help, status). Carrying out work, retry, cancel, stop,
-resume and approve is the next step of issue 10: until then the reply says it is not done by
+and answered in the thread, quoting it (help, status); `stop` and `resume` turn the
+source's killswitch on and off. Carrying out work, retry, cancel and approve is the next
+step of issue 10: until then the reply says it is not done by
 this release. Replies are found before they are made (a hidden marker per comment). No I/O
 of its own.
 """
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from controller.reconcile.policy import Policy
 
 MARKER = "<!-- p38:command:{comment} -->"
+STOPPED_BY = "/claude stop by "  # how a killswitch turned on by a comment is named
 HELP = ("`/claude <task in words>` — do the work; `/claude status` — what is being done here; "
         "`/claude retry`, `/claude cancel` — this thread's task; `/claude stop` / "
         "`/claude resume` — the killswitch; `/claude approve <action>` — release a held "
@@ -45,6 +47,17 @@ class CommentReply(Params):
     issue: int
     marker: str
     body: str
+
+
+class SetKillswitch(Params):
+    """Turn the killswitch of `source` on or off (`/claude stop`, `/claude resume`); when off,
+    the keys it held are looked at again at once. Internal: a held switch could never be
+    released."""
+
+    action_kind: ClassVar[str] = "killswitch.set"
+    source: str
+    on: bool
+    by: str
 
 
 class CommentReaction(Params):
@@ -134,6 +147,22 @@ def decide_command(s: CommandSnapshot, policy: Policy) -> Plan:
     verdict = authorize(s.login, s.association, s.permission, policy.spec.commands)
     if verdict.outcome != "allowed":
         return Plan("Refused", verdict.why, actions=(_reply(s, f"not accepted: {verdict.why}"),))
+    why = f"{s.command.verb} from @{s.login}: {verdict.why}"
+    if s.command.verb == "stop":
+        text = (f"the killswitch is on for {s.repo}: every action is held (and audited) while "
+                "observing goes on; `/claude resume` releases it.")
+        return Plan("Answered", why, actions=(_switch(s, on=True), _react(s), _reply(s, text)))
+    if s.command.verb == "resume":
+        if policy.killswitch and policy.killswitch_by.startswith(STOPPED_BY):
+            # One step per reconcile: the switch first; the answer, no longer held, next.
+            return Plan("Resuming", why, actions=(_switch(s, on=False),), requeue_after=0.0,
+                        status="Reconciling")
+        text = (f"the killswitch of {s.repo} is off: held actions go ahead."
+                if not policy.killswitch else
+                f"the killswitch stays on: it is held by {policy.killswitch_by}, which "
+                "`/claude resume` does not release (commit the Policy's killswitch off, or "
+                "unset P38_KILLSWITCH).")
+        return Plan("Answered", why, actions=(_react(s), _reply(s, text)))
     answer = _answer(s.command, policy)
     return Plan("Answered", f"{s.command.verb} from @{s.login}: {verdict.why}",
                 actions=(_react(s), _reply(s, answer)))
@@ -143,7 +172,8 @@ def _answer(command: Command, policy: Policy) -> str:
     if command.verb == "help":
         return HELP
     if command.verb == "status":
-        state = "on: every action is held" if policy.killswitch else "off"
+        state = (f"on ({policy.killswitch_by}): every action is held" if policy.killswitch
+                 else "off")
         return f"no /claude task for this thread yet; the killswitch is {state}."
     return (f"`{command.verb}` is understood, but carrying it out is not part of this "
             "release of project38 yet (it is being built); nothing was done.")
@@ -157,6 +187,13 @@ def _reply(s: CommandSnapshot, text: str) -> Action:
                           marker=marker, body=body)
     return params.action(f"command-reply:{s.repo}@{s.comment_id}",
                          description=f"reply to {s.command.line!r} in {s.repo}#{s.issue}")
+
+
+def _switch(s: CommandSnapshot, *, on: bool) -> Action:
+    params = SetKillswitch(source=s.repo, on=on, by=f"@{s.login}")
+    return params.action(f"command-killswitch:{s.repo}@{s.comment_id}",
+                         description=f"killswitch {'on' if on else 'off'} for {s.repo} "
+                                     f"(@{s.login})")
 
 
 def _react(s: CommandSnapshot) -> Action:

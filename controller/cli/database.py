@@ -56,6 +56,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         held = [shown(f"{r['source']} (Policy/{r['name']})")
                 for r in await store.fetch("applied_policies")
                 if (r["document"] or {}).get("spec", {}).get("killswitch") is True]
+        held += [shown(f"{r['source']} (/claude stop by {r['by_whom']})")
+                 for r in await store.fetch("killswitches_all")]
         if settings.policy.killswitch:
             held.insert(0, "everywhere (P38_KILLSWITCH)")
         print("killswitch:", "on in " + ", ".join(held) if held else "off")

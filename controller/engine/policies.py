@@ -1,6 +1,6 @@
 """Where the gate's policy comes from: the environment's switches and the Policy manifest
-applied from each source, read from the store at every reconcile (one small query), so an
-applied killswitch holds the very next action.
+applied from each source and the killswitches `/claude stop` turned on, read from the store at
+every reconcile (two small queries), so a killswitch holds the very next action.
 
 A stored Policy document that no longer validates (written by a newer release, say) is left
 out with a warning rather than stopping every reconcile. Reads only.
@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from controller.manifests.models import PolicySpec
 from controller.reconcile.policy import Policies, Policy
 from controller.store import Store
+from reconcilers.command_intake import STOPPED_BY
 
 log = structlog.get_logger("p38.policies")
 
@@ -36,4 +37,6 @@ class PolicySource:
                             error=str(exc).splitlines()[0])
                 continue
             manifests[row["source"]] = (row["name"], spec)
-        return Policies(self.base, manifests)
+        switched = {row["source"]: f"{STOPPED_BY}{row['by_whom']} in {row['source']}"
+                    for row in await self._store.fetch("killswitches_all")}
+        return Policies(self.base, manifests, switched)

@@ -27,6 +27,7 @@ from controller.reconcile.reads import (
     safe_relative,
 )
 from controller.store import Store
+from reconcilers.command_intake import SetKillswitch
 from reconcilers.manifest_actions import CreateObject, DeleteObject, RecordRevision, UpdateObject
 
 NAME = "local"
@@ -56,8 +57,19 @@ def runners(store: Store) -> dict[str, ActionRunner]:
                             p.status, p.objects, list(p.changes), list(p.problems))
         return {"recorded": p.revision}
 
+    async def killswitch(p: SetKillswitch, _action: Action) -> Mapping[str, Any]:
+        if p.on:
+            await store.execute("killswitch_on", p.source, p.by)
+            return {"killswitch": "on", "source": p.source}
+        await store.execute("killswitch_off", p.source)
+        held = [s["key"] for s in await store.fetch("statuses_held", p.source)]
+        if held:  # look again now, not at the held recheck
+            await store.execute("queue_enqueue", held)
+        return {"killswitch": "off", "source": p.source, "released": len(held)}
+
     return {**runner(CreateObject, apply), **runner(UpdateObject, apply),
-            **runner(DeleteObject, delete), **runner(RecordRevision, revision)}
+            **runner(DeleteObject, delete), **runner(RecordRevision, revision),
+            **runner(SetKillswitch, killswitch)}
 
 
 class LocalReads:

@@ -68,12 +68,21 @@ class Policy:
 
 @dataclass(frozen=True)
 class Policies:
-    """The environment's policy and each source's applied Policy manifest (name, spec)."""
+    """The environment's policy, each source's applied Policy manifest (name, spec), and the
+    sources a `/claude stop` holds (`switched`)."""
 
     base: Policy
     manifests: Mapping[str, tuple[str, PolicySpec]] = field(default_factory=dict)
+    switched: Mapping[str, str] = field(default_factory=dict)  # source -> who stopped it
 
     def for_source(self, source: str | None) -> Policy:
+        policy = self._governing(source)
+        stopped = [by for s, by in sorted(self.switched.items()) if source in (None, s)]
+        if stopped and not policy.killswitch:
+            policy = replace(policy, killswitch=True, killswitch_by=stopped[0])
+        return policy
+
+    def _governing(self, source: str | None) -> Policy:
         if source is not None:
             found = self.manifests.get(source)
             return self.base if found is None else self.base.with_manifest(source, *found)

@@ -350,6 +350,16 @@ ORDER BY key;
 -- name: statuses_counts
 SELECT status, count(*)::int AS n FROM object_status GROUP BY status;
 
+-- name: killswitch_on
+INSERT INTO killswitches (source, by_whom) VALUES ($1, $2)
+ON CONFLICT (source) DO NOTHING;
+
+-- name: killswitch_off
+DELETE FROM killswitches WHERE source = $1 RETURNING by_whom;
+
+-- name: killswitches_all
+SELECT source, by_whom, since FROM killswitches ORDER BY source;
+
 -- name: applied_policies
 -- The Policy object applied from each source (at most one per source).
 SELECT source, name, document FROM applied_objects WHERE kind = 'Policy' ORDER BY source, name;

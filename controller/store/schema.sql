@@ -158,6 +158,13 @@ ALTER TABLE delivery_payloads ADD CONSTRAINT delivery_payloads_delivery_id_fkey 
 ALTER TABLE delivery_payloads ADD CONSTRAINT delivery_payloads_pkey PRIMARY KEY (delivery_id);
 ALTER TABLE delivery_payloads SET (toast_tuple_target=8160);
 
+CREATE TABLE killswitches (
+    source text NOT NULL,
+    by_whom text NOT NULL,
+    since timestamp with time zone NOT NULL DEFAULT now()
+);
+ALTER TABLE killswitches ADD CONSTRAINT killswitches_pkey PRIMARY KEY (source);
+
 CREATE TABLE manifest_blobs (
     sha text NOT NULL,
     content text NOT NULL,
@@ -281,6 +288,7 @@ CREATE INDEX delivery_keys_key_idx ON public.delivery_keys USING btree (key, del
 CREATE INDEX delivery_keys_pending_idx ON public.delivery_keys USING btree (key, delivery_id) WHERE (status = 'pending'::text);
 CREATE UNIQUE INDEX delivery_keys_pkey ON public.delivery_keys USING btree (delivery_id, key);
 CREATE UNIQUE INDEX delivery_payloads_pkey ON public.delivery_payloads USING btree (delivery_id);
+CREATE UNIQUE INDEX killswitches_pkey ON public.killswitches USING btree (source);
 CREATE UNIQUE INDEX manifest_blobs_pkey ON public.manifest_blobs USING btree (sha);
 CREATE UNIQUE INDEX manifest_revisions_pkey ON public.manifest_revisions USING btree (id);
 CREATE INDEX manifest_revisions_source_idx ON public.manifest_revisions USING btree (source, id DESC);

@@ -79,3 +79,42 @@ async def test_commands_are_authorised_acknowledged_and_answered_once(
     asked = [q.url.path for q in fake.requests if q.url.path.endswith("/permission")]
     assert sorted(set(asked)) == sorted(asked)
     assert not any("project38" in p for p in asked)
+
+
+async def test_stop_holds_every_action_and_resume_releases_them(
+        gitops: GitOps) -> None:  # noqa: F811
+    """`/claude stop` turns the repository's killswitch on: the next command's 👀 and reply
+    are held (and audited), not sent; `/claude resume` turns it off and they go out at once."""
+    fake = gitops.fake
+    fake.issues[REPO] = [{"number": ISSUE, "state": "open", "title": "t", "body": "",
+                          "labels": []}]
+    fake.permissions[(REPO, "dana-ops")] = "admin"
+    await send(gitops, comment("/claude stop", comment_id=201))
+
+    async def replied(n: int) -> list[str] | None:
+        found = replies(gitops)
+        return found if len(found) >= n else None
+
+    [stopped] = await wait_until(lambda: replied(1), what="the stop answered",
+                                 store=gitops.store)
+    assert "the killswitch is on for octo-org/infra" in stopped
+    assert await gitops.store.pool.fetchval("SELECT by_whom FROM killswitches") == "@dana-ops"
+
+    await send(gitops, comment("/claude help", comment_id=202))
+
+    async def held() -> bool:
+        row = await gitops.store.fetchrow("statuses_of", [f"command:{REPO}#{ISSUE}@202"])
+        return row is not None and row["reason"] == "Killswitch"
+
+    await wait_until(held, what="the help held", store=gitops.store)
+    assert len(replies(gitops)) == 1 and (REPO, 202) not in fake.reactions
+    status = await gitops.store.fetchrow("statuses_of", [f"command:{REPO}#{ISSUE}@202"])
+    assert "/claude stop by @dana-ops in octo-org/infra" in status["message"]
+
+    await send(gitops, comment("/claude resume", comment_id=203))
+    found = await wait_until(lambda: replied(3), what="resume and the held help answered",
+                             store=gitops.store)
+    assert any("p38:command:202 " in b and "`/claude retry`" in b for b in found)
+    assert any("the killswitch of octo-org/infra is off" in b for b in found)
+    assert fake.reactions[(REPO, 202)] == ["eyes"] and fake.reactions[(REPO, 203)] == ["eyes"]
+    assert await gitops.store.pool.fetchval("SELECT count(*) FROM killswitches") == 0
