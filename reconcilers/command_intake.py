@@ -6,10 +6,10 @@ bot), the author's permission on the repository (the collaborator permission API
 for a minute). `decide` authorises before anything else (`reconcilers.commands`): a refusal is
 one reply saying why, and nothing else; an allowed command is acknowledged with a 👀 reaction
 and answered in the thread, quoting it (help, status); `stop` and `resume` turn the
-source's killswitch on and off. Carrying out work, retry, cancel and approve is the next
-step of issue 10: until then the reply says it is not done by
-this release. Replies are found before they are made (a hidden marker per comment). No I/O
-of its own.
+source's killswitch on and off; `approve <key>` releases a held action (as `p38 approve`).
+Carrying out work, retry and cancel is the next step of issue 10: until then the reply says
+it is not done by this release. Replies are found before they are made (a hidden marker per
+comment). No I/O of its own.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, ClassVar
 
-from controller.reconcile.context import ObserveContext
+from controller.reconcile.context import ActionRecord, ObserveContext
 from controller.reconcile.errors import NotConfigured
 from controller.reconcile.payloads import as_mapping, installation_id, number, repo_full_name
 from controller.reconcile.plan import Action, Params, Plan
@@ -60,6 +60,16 @@ class SetKillswitch(Params):
     by: str
 
 
+class GrantApproval(Params):
+    """Approve a held action (as `p38 approve`): recorded with who, and the key that planned it
+    looked at again at once. Internal: it must not wait for itself."""
+
+    action_kind: ClassVar[str] = "approval.grant"
+    idempotency_key: str
+    by: str
+    key: str | None = None
+
+
 class CommentReaction(Params):
     """A reaction to a comment (GitHub keeps one of each kind per author: idempotent)."""
 
@@ -96,6 +106,7 @@ class CommandSnapshot:
     screened: Verdict | None = None
     permission: str | None = None
     unverifiable: str | None = None  # why the permission could not be read
+    target: ActionRecord | None = None  # what `/claude approve <key>` names, when it exists
 
 
 class CommandIntake(Reconciler):
@@ -129,7 +140,10 @@ class CommandIntake(Reconciler):
                 repo, login, installation_id=snapshot.installation)
         except NotConfigured as exc:
             return replace(snapshot, unverifiable=str(exc))
-        return replace(snapshot, permission=permission)
+        target = None
+        if snapshot.command.verb == "approve":
+            target = await ctx.action(snapshot.command.text)
+        return replace(snapshot, permission=permission, target=target)
 
     def decide(self, snapshot: CommandSnapshot, policy: Policy) -> Plan:
         return decide_command(snapshot, policy)
@@ -163,9 +177,28 @@ def decide_command(s: CommandSnapshot, policy: Policy) -> Plan:
                 "`/claude resume` does not release (commit the Policy's killswitch off, or "
                 "unset P38_KILLSWITCH).")
         return Plan("Answered", why, actions=(_react(s), _reply(s, text)))
+    if s.command.verb == "approve":
+        return _approve(s, why)
     answer = _answer(s.command, policy)
-    return Plan("Answered", f"{s.command.verb} from @{s.login}: {verdict.why}",
-                actions=(_react(s), _reply(s, answer)))
+    return Plan("Answered", why, actions=(_react(s), _reply(s, answer)))
+
+
+def _approve(s: CommandSnapshot, why: str) -> Plan:
+    assert s.command is not None
+    wanted, target = s.command.text, s.target
+    if target is None:
+        return Plan("Answered", why, actions=(_react(s), _reply(
+            s, f"no action has the key `{wanted}` (see `GET /api/actions?status=held`); "
+               "nothing was approved.")))
+    if target.status != "held":
+        return Plan("Answered", why, actions=(_react(s), _reply(
+            s, f"`{wanted}` is not waiting for approval (it is {target.status}); nothing "
+               "was approved.")))
+    grant = GrantApproval(idempotency_key=wanted, by=f"@{s.login}", key=target.key).action(
+        f"command-approve:{s.repo}@{s.comment_id}",
+        description=f"approve {wanted} (@{s.login})")
+    return Plan("Answered", why, actions=(grant, _react(s), _reply(
+        s, f"approved `{wanted}` ({target.kind}); it runs unless the killswitch is on.")))
 
 
 def _answer(command: Command, policy: Policy) -> str:

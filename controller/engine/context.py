@@ -15,6 +15,7 @@ import orjson
 
 from controller.providers import Provider
 from controller.reconcile.context import (
+    ActionRecord,
     AppliedObject,
     ObjectStatus,
     ReadsKey,
@@ -67,6 +68,11 @@ class StoreContext:
 
     async def statuses(self, keys: Sequence[str]) -> list[ObjectStatus]:
         return [_status(r) for r in await self._store.fetch("statuses_of", list(keys))]
+
+    async def action(self, idempotency_key: str) -> ActionRecord | None:
+        row = await self._store.fetchrow("action_by_key", idempotency_key)
+        return None if row is None else ActionRecord(idempotency_key, row["kind"],
+                                                     row["status"], row["key"])
 
     async def held(self, source: str) -> list[ObjectStatus]:
         return [_status(r) for r in await self._store.fetch("statuses_held", source)]

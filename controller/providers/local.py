@@ -27,7 +27,7 @@ from controller.reconcile.reads import (
     safe_relative,
 )
 from controller.store import Store
-from reconcilers.command_intake import SetKillswitch
+from reconcilers.command_intake import GrantApproval, SetKillswitch
 from reconcilers.manifest_actions import CreateObject, DeleteObject, RecordRevision, UpdateObject
 
 NAME = "local"
@@ -67,9 +67,15 @@ def runners(store: Store) -> dict[str, ActionRunner]:
             await store.execute("queue_enqueue", held)
         return {"killswitch": "off", "source": p.source, "released": len(held)}
 
+    async def approve(p: GrantApproval, _action: Action) -> Mapping[str, Any]:
+        await store.execute("approval_grant", p.idempotency_key, p.by)
+        if p.key:
+            await store.execute("queue_enqueue", [p.key])
+        return {"approved": p.idempotency_key, "by": p.by}
+
     return {**runner(CreateObject, apply), **runner(UpdateObject, apply),
             **runner(DeleteObject, delete), **runner(RecordRevision, revision),
-            **runner(SetKillswitch, killswitch)}
+            **runner(SetKillswitch, killswitch), **runner(GrantApproval, approve)}
 
 
 class LocalReads:

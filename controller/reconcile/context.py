@@ -53,6 +53,14 @@ class AppliedObject:
 
 
 @dataclass(frozen=True)
+class ActionRecord:
+    idempotency_key: str
+    kind: str
+    status: str  # held, succeeded, failed, dry_run, ...
+    key: str | None  # the object whose reconcile planned it
+
+
+@dataclass(frozen=True)
 class ObjectStatus:
     key: str
     status: Status
@@ -97,6 +105,10 @@ class ObserveContext(Protocol):
 
     async def statuses(self, keys: Sequence[str]) -> list[ObjectStatus]:
         """The recorded status of these objects (those that have one)."""
+        ...
+
+    async def action(self, idempotency_key: str) -> ActionRecord | None:
+        """The outbox's record of an action (what `/claude approve` releases)."""
         ...
 
     async def held(self, source: str) -> list[ObjectStatus]:

@@ -118,3 +118,32 @@ async def test_stop_holds_every_action_and_resume_releases_them(
     assert any("the killswitch of octo-org/infra is off" in b for b in found)
     assert fake.reactions[(REPO, 202)] == ["eyes"] and fake.reactions[(REPO, 203)] == ["eyes"]
     assert await gitops.store.pool.fetchval("SELECT count(*) FROM killswitches") == 0
+
+
+async def test_approve_releases_a_held_action(gitops: GitOps) -> None:  # noqa: F811
+    """`/claude approve KEY` does what `p38 approve` does, recorded with who; a key no action
+    has, or one not waiting, is answered with why and approves nothing."""
+    fake, store = gitops.fake, gitops.store
+    fake.issues[REPO] = [{"number": ISSUE, "state": "open", "title": "t", "body": "",
+                          "labels": []}]
+    fake.permissions[(REPO, "dana-ops")] = "write"
+    await store.fetchrow("action_record", "rollback:svc:42", "railway.rollback", {}, "held",
+                         "held: waiting for approval", "service:o/r/api", None, "roll back")
+    await store.pool.execute(
+        "INSERT INTO work_queue (key, kind, not_before, wait_kind)"
+        " VALUES ('service:o/r/api', 'service', now() + interval '60 seconds', 'requeue')")
+    await send(gitops, comment("/claude approve rollback:svc:42", comment_id=301))
+    await send(gitops, comment("/claude approve nothing:here", comment_id=302))
+
+    async def answered() -> list[str] | None:
+        found = replies(gitops)
+        return found if len(found) == 2 else None
+
+    found = await wait_until(answered, what="two answers", store=store)
+    assert any("approved `rollback:svc:42` (railway.rollback)" in b for b in found)
+    assert any("no action has the key `nothing:here`" in b for b in found)
+    approvals = await store.pool.fetch("SELECT idempotency_key, approved_by FROM approvals")
+    assert [(r["idempotency_key"], r["approved_by"]) for r in approvals] == \
+        [("rollback:svc:42", "@dana-ops")]
+    assert await store.pool.fetchval(
+        "SELECT not_before <= now() FROM work_queue WHERE key = 'service:o/r/api'")
