@@ -50,15 +50,21 @@ class RepositoryOperations:
                          installation_id: int) -> list[dict[str, Any]]:
         """GET /repos/{owner}/{repo}/pulls/{pull_number}/files, every page (GitHub lists at
         most 3,000 files)."""
-        files: list[dict[str, Any]] = []
-        for page in range(1, 31):
-            batch = await self.call("GET", f"/repos/{repo}/pulls/{pull_number}/files",
-                                    installation_id=installation_id,
-                                    params={"per_page": "100", "page": str(page)})
-            files.extend(batch)
+        return await self._pages(f"/repos/{repo}/pulls/{pull_number}/files",
+                                 installation_id=installation_id, max_pages=30)
+
+    async def _pages(self, path: str, *, installation_id: int, max_pages: int,
+                     params: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+        """Every item of a list endpoint, 100 a page, up to `max_pages` pages."""
+        found: list[dict[str, Any]] = []
+        for page in range(1, max_pages + 1):
+            batch = await self.call("GET", path, installation_id=installation_id,
+                                    params={**(params or {}), "per_page": "100",
+                                            "page": str(page)})
+            found.extend(batch)
             if len(batch) < 100:
                 break
-        return files
+        return found
 
     async def tree(self, repo: str, tree_sha: str, *, installation_id: int,
                    recursive: bool = True) -> dict[str, Any]:
@@ -120,16 +126,10 @@ class RepositoryOperations:
                           max_pages: int = 10) -> list[dict[str, Any]]:
         """GET /repos/{owner}/{repo}/issues?state=open[&labels=...], up to `max_pages` pages
         of 100 (pull requests are listed too, as GitHub does)."""
-        found: list[dict[str, Any]] = []
-        for page in range(1, max_pages + 1):
-            params = {"state": "open", "per_page": "100", "page": str(page),
-                      **({"labels": labels} if labels else {})}
-            batch = await self.call("GET", f"/repos/{repo}/issues",
-                                    installation_id=installation_id, params=params)
-            found.extend(batch)
-            if len(batch) < 100:
-                break
-        return found
+        return await self._pages(f"/repos/{repo}/issues", installation_id=installation_id,
+                                 max_pages=max_pages,
+                                 params={"state": "open", **({"labels": labels} if labels
+                                                             else {})})
 
     async def create_issue(self, repo: str, *, installation_id: int, title: str,
                            **fields: Any) -> dict[str, Any]:
@@ -158,15 +158,8 @@ class RepositoryOperations:
     async def issue_comments(self, repo: str, issue_number: int, *, installation_id: int,
                              max_pages: int = 10) -> list[dict[str, Any]]:
         """GET /repos/{owner}/{repo}/issues/{issue_number}/comments, oldest first."""
-        found: list[dict[str, Any]] = []
-        for page in range(1, max_pages + 1):
-            batch = await self.call("GET", f"/repos/{repo}/issues/{issue_number}/comments",
-                                    installation_id=installation_id,
-                                    params={"per_page": "100", "page": str(page)})
-            found.extend(batch)
-            if len(batch) < 100:
-                break
-        return found
+        return await self._pages(f"/repos/{repo}/issues/{issue_number}/comments",
+                                 installation_id=installation_id, max_pages=max_pages)
 
     async def react_to_comment(self, repo: str, comment_id: int, *, installation_id: int,
                                content: str) -> dict[str, Any]:
