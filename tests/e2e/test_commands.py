@@ -145,5 +145,9 @@ async def test_approve_releases_a_held_action(gitops: GitOps) -> None:  # noqa: 
     approvals = await store.pool.fetch("SELECT idempotency_key, approved_by FROM approvals")
     assert [(r["idempotency_key"], r["approved_by"]) for r in approvals] == \
         [("rollback:svc:42", "@dana-ops")]
-    assert await store.pool.fetchval(
-        "SELECT not_before <= now() FROM work_queue WHERE key = 'service:o/r/api'")
+
+    async def looked_again() -> bool:  # at once, not at its requeue a minute later
+        return bool(await store.fetch("audit_list", "service:o/r/api", None, None, 5))
+
+    await wait_until(looked_again, what="the held key looked at again", timeout=20,
+                     store=store)
