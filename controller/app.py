@@ -40,6 +40,7 @@ from controller.providers import (
     github,
     local,
     railway,
+    tasks,
 )
 from controller.reconcile.plan import ActionRunner
 from controller.reconcile.policy import Policy
@@ -49,6 +50,7 @@ from controller.store.embedded import resolve_dsn
 from controller.store.migrations import latest_version
 from controller.web import agents as agent_routes
 from controller.web import api, health, objects, webhooks
+from controller.web import tasks as task_routes
 from controller.web.budget import BodyBudget
 from controller.web.inflight import InFlight, Shutdown
 from controller.web.json import problem
@@ -109,7 +111,8 @@ def create_app(settings: Settings, *, registry: Mapping[str, Reconciler] | None 
     api.add_routes(app)
     objects.add_routes(app)
     agent_routes.add_routes(app)
-    bundles = [local.bundle, agents.bundle,
+    task_routes.add_routes(app)
+    bundles = [local.bundle, agents.bundle, tasks.bundle,
                *(default_providers() if providers is None else providers)]
 
     async def refresh_secrets(app: web.Application) -> AsyncIterator[None]:

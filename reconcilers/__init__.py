@@ -22,6 +22,7 @@ from reconcilers.redeliveries import Redeliveries
 from reconcilers.repos import Repositories
 from reconcilers.runs import Runs
 from reconcilers.schedules import Schedules
+from reconcilers.tasks import Tasks
 from reconcilers.workflows import Workflows
 
 
@@ -32,5 +33,5 @@ def default_registry(*, manifests_folder: str = "manifests/") -> dict[str, Recon
         Repositories(), PullRequests(), Issues(), Installations(), Deployments(), Workflows(),
         ManifestSources(folder=manifests_folder), PullRequestPlans(),
         Agents(), Runs(), Schedules(), Services(), PolicyObjects(), Redeliveries(),
-        CommandIntake()]
+        CommandIntake(), Tasks()]
     return {r.kind: r for r in reconcilers}

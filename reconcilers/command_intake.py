@@ -3,13 +3,14 @@ the same delivery twice, a redelivery or two replicas give one answer.
 
 `observe` reads the comment's delivery and, unless the delivery alone settles it (an edit, a
 bot), the author's permission on the repository (the collaborator permission API, remembered
-for a minute). `decide` authorises before anything else (`reconcilers.commands`): a refusal is
-one reply saying why, and nothing else; an allowed command is acknowledged with a 👀 reaction
-and answered in the thread, quoting it (help, status); `stop` and `resume` turn the
-source's killswitch on and off; `approve <key>` releases a held action (as `p38 approve`).
-Carrying out work, retry and cancel is the next step of issue 10: until then the reply says
-it is not done by this release. Replies are found before they are made (a hidden marker per
-comment). No I/O of its own.
+for a minute) and the thread's tasks. `decide` authorises before anything else
+(`reconcilers.commands`): a refusal is one reply saying why, and nothing else; an allowed
+command is acknowledged with a 👀 reaction. Work becomes a task (`reconcilers/tasks.py`, which
+answers it); `retry` starts the thread's last ended task again, `cancel` ends its running
+one; `status`, `help` are answered in the thread, quoting the command; `stop` and `resume`
+turn the source's killswitch on and off; `approve <key>` releases a held action (as `p38
+approve`). Replies are found before they are made (a hidden marker per comment). No I/O of
+its own.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from controller.reconcile.plan import Action, Params, Plan
 from controller.reconcile.reads import GITHUB
 from controller.reconcile.reconciler import Event, Reconciler, Watch
 from reconcilers.commands import Command, Verdict, author_of, authorize, parse, screen
+from reconcilers.task_actions import ACTIVE, TASKS, OpenTask, StepTask, TaskInfo, task_key
 
 if TYPE_CHECKING:
     from controller.reconcile.policy import Policy
@@ -106,11 +108,15 @@ class CommandSnapshot:
     screened: Verdict | None = None
     permission: str | None = None
     unverifiable: str | None = None  # why the permission could not be read
+    unconfigured: bool = False  # ... because the App has no credentials here
     target: ActionRecord | None = None  # what `/claude approve <key>` names, when it exists
+    on_pull: bool = False  # the thread is a pull request
+    tasks: tuple[TaskInfo, ...] = ()  # the thread's tasks, newest first
 
 
 class CommandIntake(Reconciler):
     kind: ClassVar[str] = "command"
+    owns: ClassVar[frozenset[str]] = frozenset({"task"})
 
     def watches(self) -> Sequence[Watch]:
         return (Watch("github", frozenset({"issue_comment"}), command_key),)
@@ -130,7 +136,8 @@ class CommandIntake(Reconciler):
             key, repo, issue=number(payload.get("issue")) or 0,
             comment_id=int(comment.get("id") or 0), installation=installation_id(payload),
             command=parse(comment.get("body")), login=login, association=association,
-            screened=screen(payload))
+            screened=screen(payload),
+            on_pull="pull_request" in as_mapping(payload.get("issue")))
         if snapshot.screened is not None or snapshot.command is None:
             return snapshot
         if snapshot.installation is None:
@@ -139,11 +146,14 @@ class CommandIntake(Reconciler):
             permission = await ctx.reads(GITHUB).permission(
                 repo, login, installation_id=snapshot.installation)
         except NotConfigured as exc:
-            return replace(snapshot, unverifiable=str(exc))
-        target = None
+            return replace(snapshot, unverifiable=str(exc), unconfigured=True)
+        target: ActionRecord | None = None
+        tasks: tuple[TaskInfo, ...] = ()
         if snapshot.command.verb == "approve":
             target = await ctx.action(snapshot.command.text)
-        return replace(snapshot, permission=permission, target=target)
+        if snapshot.command.verb in ("status", "retry", "cancel"):
+            tasks = tuple(await ctx.reads(TASKS).thread(repo, snapshot.issue))
+        return replace(snapshot, permission=permission, target=target, tasks=tasks)
 
     def decide(self, snapshot: CommandSnapshot, policy: Policy) -> Plan:
         return decide_command(snapshot, policy)
@@ -155,13 +165,24 @@ def decide_command(s: CommandSnapshot, policy: Policy) -> Plan:
         return Plan("Gone", f"{s.key}: no /claude comment stored for it", forget=True)
     if s.screened is not None:
         return Plan("Ignored", s.screened.why, forget=True)
+    if s.unconfigured and s.command.verb == "work":
+        would = (f"{s.unverifiable}: would have checked @{s.login}'s permission on {s.repo} "
+                 f"and, if at least write, asked Claude to {s.command.text!r}")
+        return Plan("DryRun", would, actions=(_open(s, "DRY_RUN", would),), status="Blocked")
     if s.unverifiable is not None or s.installation is None:
         return Plan("CannotVerify", f"the author's permission cannot be read: "
                                     f"{s.unverifiable}", status="Blocked")
     verdict = authorize(s.login, s.association, s.permission, policy.spec.commands)
     if verdict.outcome != "allowed":
-        return Plan("Refused", verdict.why, actions=(_reply(s, f"not accepted: {verdict.why}"),))
+        refused = (_open(s, "REFUSED", verdict.why),) if s.command.verb == "work" else ()
+        return Plan("Refused", verdict.why,
+                    actions=(*refused, _reply(s, f"not accepted: {verdict.why}")))
     why = f"{s.command.verb} from @{s.login}: {verdict.why}"
+    if s.command.verb == "work":
+        return Plan("TaskOpened", why, actions=(_open(s, "AUTHORIZED", verdict.why), _react(s)),
+                    enqueue=(task_key(s.repo, s.issue, s.comment_id),))
+    if s.command.verb in ("retry", "cancel"):
+        return _retry_or_cancel(s, why)
     if s.command.verb == "stop":
         text = (f"the killswitch is on for {s.repo}: every action is held (and audited) while "
                 "observing goes on; `/claude resume` releases it.")
@@ -179,8 +200,48 @@ def decide_command(s: CommandSnapshot, policy: Policy) -> Plan:
         return Plan("Answered", why, actions=(_react(s), _reply(s, text)))
     if s.command.verb == "approve":
         return _approve(s, why)
-    answer = _answer(s.command, policy)
+    answer = _answer(s, policy)
     return Plan("Answered", why, actions=(_react(s), _reply(s, answer)))
+
+
+def _retry_or_cancel(s: CommandSnapshot, why: str) -> Plan:
+    assert s.command is not None
+    last = s.tasks[0] if s.tasks else None
+    if last is None:
+        return Plan("Answered", why, actions=(_react(s), _reply(
+            s, f"this thread has no /claude task to {s.command.verb}.")))
+    if s.command.verb == "cancel":
+        if last.state not in ACTIVE:
+            return Plan("Answered", why, actions=(_react(s), _reply(
+                s, f"task {last.id} is {last.state} already; nothing to cancel.")))
+        step = StepTask(task_id=last.id, state="CANCELLED", reason=f"cancelled by @{s.login}")
+        return Plan("Answered", why, actions=(
+            step.action(f"command-cancel:{s.repo}@{s.comment_id}",
+                        description=f"cancel task {last.id} (@{s.login})"),
+            _react(s), _reply(s, f"task {last.id} is cancelled; nothing it had not written yet "
+                                 "will be.")), enqueue=(last.key,))
+    if last.state in ACTIVE:
+        return Plan("Answered", why, actions=(_react(s), _reply(
+            s, f"task {last.id} is still {last.state}; `/claude cancel` it first.")))
+    if last.state == "PR_OPENED":
+        return Plan("Answered", why, actions=(_react(s), _reply(
+            s, f"task {last.id} opened {last.pull_url or f'#{last.pull_number}'}; to change it, "
+               "ask with `/claude <what to change>` on that pull request.")))
+    retried = replace(s, command=replace(s.command, text=last.command))
+    return Plan("TaskOpened", f"{why}; retries task {last.id}",
+                actions=(_open(retried, "AUTHORIZED", f"retry of task {last.id} by @{s.login}",
+                               retry_of=last.id), _react(s)),
+                enqueue=(task_key(s.repo, s.issue, s.comment_id),))
+
+
+def _open(s: CommandSnapshot, state: str, reason: str, retry_of: int | None = None) -> Action:
+    assert s.command is not None
+    params = OpenTask(repo=s.repo, issue=s.issue, comment_id=s.comment_id,
+                      installation_id=s.installation, on_pull=s.on_pull,
+                      requested_by=s.login, command=s.command.text, state=state,
+                      reason=reason[:2000], retry_of=retry_of)
+    return params.action(f"command-task:{s.repo}@{s.comment_id}",
+                         description=f"task for {s.command.line[:80]!r} ({state})")
 
 
 def _approve(s: CommandSnapshot, why: str) -> Plan:
@@ -201,25 +262,39 @@ def _approve(s: CommandSnapshot, why: str) -> Plan:
         s, f"approved `{wanted}` ({target.kind}); it runs unless the killswitch is on.")))
 
 
-def _answer(command: Command, policy: Policy) -> str:
-    if command.verb == "help":
+def _answer(s: CommandSnapshot, policy: Policy) -> str:
+    assert s.command is not None
+    if s.command.verb != "status":
         return HELP
-    if command.verb == "status":
-        state = (f"on ({policy.killswitch_by}): every action is held" if policy.killswitch
-                 else "off")
-        return f"no /claude task for this thread yet; the killswitch is {state}."
-    return (f"`{command.verb}` is understood, but carrying it out is not part of this "
-            "release of project38 yet (it is being built); nothing was done.")
+    switch = (f"on ({policy.killswitch_by}): every action is held" if policy.killswitch
+              else "off")
+    if not s.tasks:
+        return f"no /claude task in this thread yet; the killswitch is {switch}."
+    lines = [f"the killswitch is {switch}.", "", "| task | asked | state | pull request | "
+             "tokens | cost | tool calls |", "|---|---|---|---|---|---|---|"]
+    for t in s.tasks[:10]:
+        pull = t.pull_url or (f"#{t.pull_number}" if t.pull_number else "—")
+        lines.append(f"| {t.id} | {t.command[:60].replace('|', '/')} by @{t.requested_by} | "
+                     f"{t.state}: {t.reason[:120].replace('|', '/')} | {pull} | {t.tokens:,} | "
+                     f"${t.usd:.4f} | {t.tool_calls} |")
+    return "\n".join(lines)
 
 
 def _reply(s: CommandSnapshot, text: str) -> Action:
     assert s.installation is not None and s.command is not None
-    marker = MARKER.format(comment=s.comment_id)
-    body = f"> {s.command.line}\n\n@{s.login} {text}\n\n{marker}"
-    params = CommentReply(repo=s.repo, installation_id=s.installation, issue=s.issue,
+    return reply_action(s.repo, s.installation, s.issue, s.comment_id, s.command.line,
+                        s.login, text)
+
+
+def reply_action(repo: str, installation: int, issue: int, comment_id: int, line: str,
+                 login: str, text: str) -> Action:
+    """The one answer to comment `comment_id`, quoting its command (`line`)."""
+    marker = MARKER.format(comment=comment_id)
+    body = f"> {line}\n\n@{login} {text}\n\n{marker}"
+    params = CommentReply(repo=repo, installation_id=installation, issue=issue,
                           marker=marker, body=body)
-    return params.action(f"command-reply:{s.repo}@{s.comment_id}",
-                         description=f"reply to {s.command.line!r} in {s.repo}#{s.issue}")
+    return params.action(f"command-reply:{repo}@{comment_id}",
+                         description=f"reply to {line[:80]!r} in {repo}#{issue}")
 
 
 def _switch(s: CommandSnapshot, *, on: bool) -> Action:

@@ -19,7 +19,7 @@ from controller.store.migrations import migrate
 TABLES = ("deliveries", "delivery_payloads", "delivery_keys", "work_queue", "actions",
           "approvals", "resource_state", "transitions", "audit", "applied_objects",
           "manifest_blobs", "manifest_revisions", "object_status", "agent_versions",
-          "agent_runs", "agent_state", "schedule_ticks", "killswitches")
+          "agent_runs", "agent_state", "schedule_ticks", "killswitches", "claude_tasks")
 
 
 def with_database(dsn: str, name: str) -> str:

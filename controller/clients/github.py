@@ -26,7 +26,7 @@ import jwt
 import structlog
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
-from controller.clients.github_rest import RepositoryOperations
+from controller.clients.github_git import GitDataOperations
 from controller.reconcile.errors import ProviderError, ProviderRefused, RateLimited
 
 log = structlog.get_logger("p38.github")
@@ -83,7 +83,7 @@ def _expiry(iso: str) -> float:
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
-class GitHubApp(RepositoryOperations):
+class GitHubApp(GitDataOperations):
     def __init__(self, *, app_id: str, private_key: str | Callable[[], str],
                  http: httpx.AsyncClient,
                  base_url: str = "https://api.github.com",

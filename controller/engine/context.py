@@ -72,7 +72,8 @@ class StoreContext:
     async def action(self, idempotency_key: str) -> ActionRecord | None:
         row = await self._store.fetchrow("action_by_key", idempotency_key)
         return None if row is None else ActionRecord(idempotency_key, row["kind"],
-                                                     row["status"], row["key"])
+                                                     row["status"], row["key"], row["result"],
+                                                     row["error"])
 
     async def held(self, source: str) -> list[ObjectStatus]:
         return [_status(r) for r in await self._store.fetch("statuses_held", source)]

@@ -271,6 +271,32 @@ class AgentsPolicy(Strict):
                                                                  "dollars (all its rounds).")
 
 
+def _denied_by_default() -> list[str]:
+    return [".github/workflows/**"]
+
+
+class ClaudePolicy(Strict):
+    """What a `/claude` task may do: the controller checks every write and every call against
+    it, whatever the model is told."""
+
+    model: str = Field("claude-sonnet-5-5", description="Anthropic model that does the work.")
+    allow: list[str] = Field(default_factory=lambda: ["**"],
+                             description="Path globs a change may touch (`**` any depth, `*` "
+                                         "one name).")
+    deny: list[str] = Field(default_factory=_denied_by_default,
+                            description="Path globs a change may never touch, even if "
+                                        "allowed.")
+    max_files: int = Field(20, ge=1, le=1000, description="Most files one task may change.")
+    max_bytes: int = Field(200_000, ge=1, le=10_000_000,
+                           description="Most bytes one task may write (all files).")
+    max_tokens: int = Field(400_000, ge=1000, description="Most tokens one task may use.")
+    max_usd: float = Field(2.0, gt=0, le=100, description="Most one task may spend, in US "
+                                                          "dollars.")
+    max_tool_calls: int = Field(60, ge=1, le=1000, description="Most tool calls (list, read, "
+                                                               "search, write, delete) per "
+                                                               "task.")
+
+
 class PolicySpec(Strict):
     killswitch: bool = Field(False, description="While true, every action of this source's "
                                                  "objects that touches the world is held "
@@ -290,6 +316,8 @@ class PolicySpec(Strict):
                                           "by name: each an n8n Webhook node's URL.")
     agents: AgentsPolicy = Field(default_factory=lambda: AgentsPolicy(),
                                  description="How agents are generated.")
+    claude: ClaudePolicy = Field(default_factory=lambda: ClaudePolicy(),
+                                 description="The limits of `/claude` tasks.")
 
 
 class Policy(Envelope):

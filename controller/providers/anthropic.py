@@ -1,7 +1,7 @@
-"""The Anthropic provider: Claude writes agents (`agent.generate`) and answers agents that think
-at run time (`tool.claude`). Configured from ANTHROPIC_API_KEY (and the SDK's own
-ANTHROPIC_BASE_URL); without a key it is unavailable and those actions are recorded as
-dry-run with what they would have done.
+"""The Anthropic provider: Claude writes agents (`agent.generate`), answers agents that think at
+run time (`tool.claude`) and works on `/claude` tasks (`claude.task`, `claude_work.py`).
+Configured from ANTHROPIC_API_KEY (and the SDK's own ANTHROPIC_BASE_URL); without a key it is
+unavailable and those actions are recorded as dry-run with what they would have done.
 
 A generation works on one version row, found by its spec hash before one is created (a
 generation cut short resumes on its row, its spend so far counted): GENERATING while Claude
@@ -25,9 +25,12 @@ from controller.clients.agent_prompt import brief, fix, parse_files, system_bloc
 from controller.clients.agent_validation import validate
 from controller.clients.claude import Claude, ClaudeRefused, Usage
 from controller.providers import Env, Provider
+from controller.providers.claude_work import work_task
+from controller.reconcile.desk import Desk
 from controller.reconcile.plan import Action, ActionRunner, Params, runner
 from controller.store import Store
 from reconcilers.agent_actions import GenerateVersion
+from reconcilers.task_actions import WorkTask
 
 NAME = "anthropic"
 UNCONFIGURED = "ANTHROPIC_API_KEY is not set"
@@ -58,14 +61,14 @@ def bundle(*, sleep: Callable[[float], Awaitable[None]] | None = None) -> Callab
             return
         claude = Claude(key.get_secret_value(), sleep=sleep or asyncio.sleep)
         try:
-            yield Provider(NAME, runners=runners(env.store, claude))
+            yield Provider(NAME, runners=runners(env.store, claude, env.desk))
         finally:
             await claude.close()
 
     return open_anthropic
 
 
-def runners(store: Store, claude: Claude) -> dict[str, ActionRunner]:
+def runners(store: Store, claude: Claude, desk: Desk | None = None) -> dict[str, ActionRunner]:
     async def generate(p: GenerateVersion, _action: Action) -> Mapping[str, Any]:
         return await generate_version(store, claude, p)
 
@@ -76,7 +79,11 @@ def runners(store: Store, claude: Claude) -> dict[str, ActionRunner]:
         return {"text": reply.text, "stop_reason": reply.stop_reason,
                 "tokens": reply.usage.tokens, "usd": reply.usd}
 
-    return {**runner(GenerateVersion, generate), **runner(AskClaude, ask)}
+    async def task(p: WorkTask, _action: Action) -> Mapping[str, Any]:
+        return await work_task(store, claude, desk, p)
+
+    return {**runner(GenerateVersion, generate), **runner(AskClaude, ask),
+            **runner(WorkTask, task)}
 
 
 class Generation:

@@ -1,12 +1,14 @@
 """The GitHub provider: the App client, the runners of the `github.*` actions, and the reads
-`observe` uses (manifests at a revision, a pull request's files, a pull request).
+`observe` uses (manifests at a revision, a pull request's files, a pull request); the runners
+of `/claude` tasks are in `github_changes.py`.
 
 Runners find before they create, so a crash between a call and its record never doubles a
 side effect: a check run is created with `external_id` = its action's idempotency key and
 looked up by it first; the invalid-manifests issue is found by its hidden marker. Reads walk
 the tree to the manifests folder (small answers whatever the repository's size), and when the
 folder's tree SHA is not the one the caller knows, list it and download only the blobs never
-fetched before (content-addressed, cached in `manifest_blobs`). Never writes to a branch.
+fetched before (content-addressed, cached in `manifest_blobs`). Writes to no branch but a
+task's `claude/` branch (`github_changes.py`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import orjson
 from controller.clients.github import GitHubApp, GitHubError
 from controller.clients.tools import MAX_ANSWER_BYTES as MAX_TOOL_ANSWER_BYTES
 from controller.clients.tools import GitHubGet, repo_path
-from controller.providers import Bundle, Env, Provider
+from controller.providers import Bundle, Env, Provider, github_changes
 from controller.reconcile.errors import TerminalError
 from controller.reconcile.plan import Action, ActionRunner, runner
 from controller.reconcile.reads import (
@@ -66,7 +68,8 @@ def bundle(*, transport: Any = None,
         async with GitHubApp.open(app_id=providers.github_app_id, private_key=private_key,
                                   base_url=providers.github_api_url, transport=transport,
                                   sleep=sleep) as client:
-            yield Provider(NAME, runners=runners(client, env.store),
+            yield Provider(NAME, runners={**runners(client, env.store),
+                                          **github_changes.runners(client, env.store)},
                            reads=GitHubReads(client, env.store,
                                              folder=env.settings.manifests.repo_path))
 

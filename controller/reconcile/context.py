@@ -58,6 +58,8 @@ class ActionRecord:
     kind: str
     status: str  # held, succeeded, failed, dry_run, ...
     key: str | None  # the object whose reconcile planned it
+    result: Mapping[str, Any] | None = None  # what its runner answered, once it ran
+    error: str | None = None  # why it failed, when it did
 
 
 @dataclass(frozen=True)

@@ -373,7 +373,7 @@ SELECT source, kind, name, content_hash, document, revision, applied_at
 FROM applied_objects WHERE kind = $1 ORDER BY source, name;
 
 -- name: action_by_key
-SELECT id, kind, status, key FROM actions WHERE idempotency_key = $1;
+SELECT id, kind, status, key, result, error FROM actions WHERE idempotency_key = $1;
 
 -- name: prune_statuses
 -- Delete up to $2 statuses of objects not reconciled for $1 days and not queued (a pull
@@ -540,3 +540,80 @@ WHERE schedule = $1 ORDER BY due_at DESC LIMIT $2;
 -- name: clock_now
 -- The database's clock: the one every controller process agrees on (schedules are due by it).
 SELECT now();
+
+-- name: claude_task_open
+-- A `/claude` work command's task, once per comment: RECEIVED, then AUTHORIZED or REFUSED
+-- ($9, with $10 the reason), both steps in its history. Returns the id (an existing task's
+-- when the comment already has one).
+WITH made AS (
+    INSERT INTO claude_tasks (repo, issue, comment_id, installation_id, on_pull, requested_by,
+                              command, retry_of, state, reason, history, finished_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
+            jsonb_build_array(
+                jsonb_build_object('state', 'RECEIVED', 'at', now(),
+                                   'reason', 'comment ' || $3::bigint::text || ' by @' || $6::text),
+                jsonb_build_object('state', $9::text, 'at', now(), 'reason', $10::text)),
+            CASE WHEN $9 = 'REFUSED' THEN now() END)
+    ON CONFLICT (repo, comment_id) DO NOTHING
+    RETURNING id
+)
+SELECT id FROM made
+UNION ALL
+SELECT id FROM claude_tasks WHERE repo = $1 AND comment_id = $3
+LIMIT 1;
+
+-- name: claude_task_get
+SELECT * FROM claude_tasks WHERE id = $1;
+
+-- name: claude_task_by_comment
+SELECT * FROM claude_tasks WHERE repo = $1 AND comment_id = $2;
+
+-- name: claude_tasks_thread
+-- The tasks of one issue or pull request, newest first.
+SELECT * FROM claude_tasks WHERE repo = $1 AND issue = $2 ORDER BY id DESC LIMIT $3;
+
+-- name: claude_tasks_list
+-- Newest first, below id $1 (NULL: from the newest), of state $2 and repository $3 when given.
+SELECT * FROM claude_tasks
+WHERE ($1::bigint IS NULL OR id < $1) AND ($2::text IS NULL OR state = $2)
+  AND ($3::text IS NULL OR repo = $3)
+ORDER BY id DESC LIMIT $4;
+
+-- name: claude_task_step
+-- Move a task to state $2 for reason $3, only from the states $4 (a finished task never
+-- changes): NULL when it was not in one of them.
+UPDATE claude_tasks
+SET state = $2, reason = $3, updated_at = now(),
+    history = history || jsonb_build_array(jsonb_build_object('state', $2::text, 'at', now(),
+                                                              'reason', $3::text)),
+    finished_at = CASE WHEN $2 IN ('PR_OPENED', 'FAILED', 'REFUSED', 'CANCELLED', 'DRY_RUN')
+                       THEN now() END
+WHERE id = $1 AND state = ANY($4::text[])
+RETURNING state;
+
+-- name: claude_task_figures
+-- What the task has spent so far (written after every model call and tool call).
+UPDATE claude_tasks
+SET model = $2, input_tokens = $3, output_tokens = $4, cache_read_tokens = $5,
+    cache_write_tokens = $6, usd = $7, tool_calls = $8, updated_at = now()
+WHERE id = $1;
+
+-- name: claude_task_change
+-- The change Claude finished with, to be pushed (the task stays WORKING until it is).
+UPDATE claude_tasks
+SET base_branch = $2, base_sha = $3, branch = $4, change = $5::jsonb, title = $6,
+    summary = $7, pull_number = $8, updated_at = now()
+WHERE id = $1 AND state = 'WORKING';
+
+-- name: claude_task_opened
+-- The pushed change and its pull request: PR_OPENED.
+UPDATE claude_tasks
+SET state = 'PR_OPENED', reason = $5, pull_number = $2, pull_url = $3, commit_sha = $4,
+    updated_at = now(), finished_at = now(),
+    history = history || jsonb_build_array(jsonb_build_object('state', 'PR_OPENED',
+                                                              'at', now(), 'reason', $5::text))
+WHERE id = $1 AND state = 'WORKING'
+RETURNING state;
+
+-- name: claude_task_state
+SELECT state FROM claude_tasks WHERE id = $1;

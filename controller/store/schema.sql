@@ -122,6 +122,44 @@ CREATE TABLE audit (
 ALTER TABLE audit ADD CONSTRAINT audit_pkey PRIMARY KEY (id);
 ALTER TABLE audit ADD CONSTRAINT audit_reconcile_id_key UNIQUE (reconcile_id);
 
+CREATE TABLE claude_tasks (
+    id bigint NOT NULL DEFAULT nextval('claude_tasks_id_seq'::regclass),
+    repo text NOT NULL,
+    issue integer NOT NULL,
+    comment_id bigint NOT NULL,
+    installation_id bigint,
+    on_pull boolean NOT NULL DEFAULT false,
+    requested_by text NOT NULL,
+    command text NOT NULL,
+    retry_of bigint,
+    state text NOT NULL DEFAULT 'RECEIVED'::text,
+    reason text NOT NULL DEFAULT ''::text,
+    history jsonb NOT NULL DEFAULT '[]'::jsonb,
+    model text,
+    input_tokens bigint NOT NULL DEFAULT 0,
+    output_tokens bigint NOT NULL DEFAULT 0,
+    cache_read_tokens bigint NOT NULL DEFAULT 0,
+    cache_write_tokens bigint NOT NULL DEFAULT 0,
+    usd numeric(12,6) NOT NULL DEFAULT 0,
+    tool_calls integer NOT NULL DEFAULT 0,
+    base_branch text,
+    base_sha text,
+    branch text,
+    change jsonb,
+    title text,
+    summary text,
+    pull_number integer,
+    pull_url text,
+    commit_sha text,
+    created_at timestamp with time zone NOT NULL DEFAULT now(),
+    updated_at timestamp with time zone NOT NULL DEFAULT now(),
+    finished_at timestamp with time zone
+);
+ALTER TABLE claude_tasks ADD CONSTRAINT claude_tasks_pkey PRIMARY KEY (id);
+ALTER TABLE claude_tasks ADD CONSTRAINT claude_tasks_repo_comment_id_key UNIQUE (repo, comment_id);
+ALTER TABLE claude_tasks ADD CONSTRAINT claude_tasks_retry_of_fkey FOREIGN KEY (retry_of) REFERENCES claude_tasks(id);
+ALTER TABLE claude_tasks ADD CONSTRAINT claude_tasks_state_check CHECK ((state = ANY (ARRAY['RECEIVED'::text, 'AUTHORIZED'::text, 'WORKING'::text, 'PR_OPENED'::text, 'FAILED'::text, 'REFUSED'::text, 'CANCELLED'::text, 'DRY_RUN'::text])));
+
 CREATE TABLE deliveries (
     id bigint NOT NULL DEFAULT nextval('deliveries_id_seq'::regclass),
     source text NOT NULL,
@@ -280,6 +318,10 @@ CREATE INDEX audit_key_idx ON public.audit USING btree (key, id DESC);
 CREATE UNIQUE INDEX audit_pkey ON public.audit USING btree (id);
 CREATE UNIQUE INDEX audit_reconcile_id_key ON public.audit USING btree (reconcile_id);
 CREATE INDEX audit_started_brin ON public.audit USING brin (started_at);
+CREATE INDEX claude_tasks_created_brin ON public.claude_tasks USING brin (created_at);
+CREATE UNIQUE INDEX claude_tasks_pkey ON public.claude_tasks USING btree (id);
+CREATE UNIQUE INDEX claude_tasks_repo_comment_id_key ON public.claude_tasks USING btree (repo, comment_id);
+CREATE INDEX claude_tasks_thread_idx ON public.claude_tasks USING btree (repo, issue, id DESC);
 CREATE UNIQUE INDEX deliveries_identity ON public.deliveries USING btree (guid, source, hook);
 CREATE UNIQUE INDEX deliveries_pkey ON public.deliveries USING btree (id);
 CREATE INDEX deliveries_received_brin ON public.deliveries USING brin (received_at);

@@ -71,7 +71,9 @@ async def test_commands_are_authorised_acknowledged_and_answered_once(
         by_comment[102]
     assert "@reader not accepted: @reader has read permission on this repository; " \
         "/claude needs write" in by_comment[103]
-    assert "`work` is understood, but carrying it out is not part of this release" in \
+    # No Anthropic key in this controller: the task is a dry run, and says what it would do.
+    assert "recorded as a dry run, nothing was done: no ANTHROPIC_API_KEY: would have asked " \
+        "claude-sonnet-5-5 to 'add a README section about X' on octo-org/infra" in \
         by_comment[106]
     # 👀 on the allowed commands only; nothing for the bot, the edit or the refused.
     assert fake.reactions == {(REPO, 101): ["eyes"], (REPO, 106): ["eyes"]}

@@ -10,9 +10,14 @@ required (`x-api-key`, or `Authorization: Bearer` as the SDK 2.x sends it; 401
 {"type", "message"}, "request_id"}` with a `request-id` header. System blocks marked
 `cache_control` are written to the prompt cache on first sight and read from it after.
 
-What it answers: the next scripted step (`say`, `fail`), else its `author` — by default one
-that writes a working agent and test for any description, or, when the description contains
-`[fake:broken]`, an agent whose test never passes.
+Tool use as the API does it: `tools` are checked (name, object `input_schema`), a step made
+with `use(...)` answers `tool_use` blocks (`toolu_...` ids, `stop_reason` `tool_use`), and every
+`tool_use` must be answered by `tool_result` blocks first in the next user message (else the
+API's 400). What it answers: the next scripted step (`say`, `use`, `fail`), else its `author`:
+by default, for a request with a `write_file` tool, a `/claude` task that reads README.md,
+appends a section named after the task and finishes; otherwise one that writes a working agent
+and test for any description, or, when the description contains `[fake:broken]`, an agent
+whose test never passes.
 Standalone: `python -m tests.fakes.anthropic --key KEY [--port 0]` prints its base URL.
 """
 
@@ -36,6 +41,11 @@ Step = dict[str, Any]
 
 def say(text: str, stop_reason: str = "end_turn") -> Step:
     return {"text": text, "stop_reason": stop_reason}
+
+
+def use(*calls: tuple[str, dict[str, Any]], text: str = "") -> Step:
+    """A reply that calls tools: (name, input) each, after an optional text."""
+    return {"text": text, "stop_reason": "tool_use", "tools": list(calls)}
 
 
 def fail(status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> Step:
@@ -77,6 +87,48 @@ def default_author(body: dict[str, Any]) -> Step:
     return say(files(GOOD_CODE % job, test))
 
 
+def _task_text(body: dict[str, Any]) -> str:
+    first = body["messages"][0]["content"]
+    text = first if isinstance(first, str) else str(first)
+    match = re.search(r"<task>\n(.*?)\n</task>", text, re.DOTALL)
+    return match.group(1) if match else text[:60]
+
+
+def _last_tool(body: dict[str, Any]) -> tuple[str | None, str]:
+    """The name of the tool the last assistant turn called, and what came back for it."""
+    messages = body["messages"]
+    if len(messages) < 3:
+        return None, ""
+    called = [b for b in messages[-2]["content"] if b.get("type") == "tool_use"]
+    result = [b for b in messages[-1]["content"] if b.get("type") == "tool_result"]
+    answer = result[0]["content"] if result else ""
+    if result and result[0].get("is_error"):
+        answer = ""
+    return (called[0]["name"] if called else None), str(answer)
+
+
+def task_author(body: dict[str, Any]) -> Step:
+    """A `/claude` task: read README.md, append a section about the task, finish."""
+    task = _task_text(body).strip()
+    topic = task.split(" about ", 1)[1] if " about " in task else task
+    topic = topic.splitlines()[0].strip().rstrip(".")[:60] or "it"
+    last, answer = _last_tool(body)
+    if last is None:
+        return use(("read_file", {"path": "README.md"}), text="Let me read the README.")
+    if last == "read_file":
+        readme = re.sub(r"^<untrusted[^>]*>\n|\n</untrusted>$", "", answer)
+        section = f"\n## {topic}\n\nThis section is about {topic}.\n"
+        return use(("write_file", {"path": "README.md",
+                                   "content": readme.rstrip("\n") + "\n" + section}))
+    return use(("finish", {"title": f"Add a README section about {topic}"[:72],
+                           "summary": f"README.md gains a section about {topic}."}))
+
+
+def author_for(body: dict[str, Any]) -> Step:
+    tools = {t.get("name") for t in body.get("tools") or []}
+    return task_author(body) if "write_file" in tools else default_author(body)
+
+
 def tokens(text: str) -> int:
     return max(1, (len(text) + 3) // 4)
 
@@ -84,7 +136,7 @@ def tokens(text: str) -> int:
 @dataclass
 class FakeAnthropic:
     api_key: str = "sk-ant-fake-key-0123456789"
-    author: Callable[[dict[str, Any]], Step] = default_author
+    author: Callable[[dict[str, Any]], Step] = author_for
     script: deque[Step] = field(default_factory=deque)
     requests: list[dict[str, Any]] = field(default_factory=list)
     cache: set[str] = field(default_factory=set)
@@ -139,13 +191,19 @@ class FakeAnthropic:
             uncached += content if isinstance(content, str) else str(content)
         output = step["text"][:body["max_tokens"] * 4]
         stop = step["stop_reason"]
-        if tokens(step["text"]) > body["max_tokens"]:
+        content: list[dict[str, Any]] = [{"type": "text", "text": output}] if output or \
+            not step.get("tools") else []
+        for name, given in step.get("tools") or ():
+            content.append({"type": "tool_use", "id": f"toolu_01{next(self._ids):022d}",
+                            "name": name, "input": given})
+        produced = output + "".join(str(b.get("input", "")) for b in content)
+        if tokens(produced) > body["max_tokens"]:
             stop = "max_tokens"
         return {
             "id": f"msg_01{next(self._ids):022d}", "type": "message", "role": "assistant",
-            "model": body["model"], "content": [{"type": "text", "text": output}],
+            "model": body["model"], "content": content,
             "stop_reason": stop, "stop_sequence": None,
-            "usage": {"input_tokens": tokens(uncached), "output_tokens": tokens(output),
+            "usage": {"input_tokens": tokens(uncached), "output_tokens": tokens(produced),
                       "cache_creation_input_tokens": written, "cache_read_input_tokens": read,
                       "cache_creation": {"ephemeral_5m_input_tokens": written,
                                          "ephemeral_1h_input_tokens": 0},
@@ -168,6 +226,53 @@ def _invalid(body: Any) -> str | None:
             return f"messages.{n}.role: roles must alternate between user and assistant"
         if not message.get("content"):
             return f"messages.{n}: all messages must have non-empty content"
+    return _invalid_tools(body, messages)
+
+
+def _blocks(message: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    content = message.get("content")
+    return [b for b in content if isinstance(b, dict) and b.get("type") == kind] \
+        if isinstance(content, list) else []
+
+
+def _invalid_tools(body: dict[str, Any], messages: list[Any]) -> str | None:
+    """The API's checks of `tools` and of tool_use / tool_result turns."""
+    tools = body.get("tools")
+    for n, tool in enumerate(tools or []):
+        if not isinstance(tool, dict) or not re.fullmatch(r"[a-zA-Z0-9_-]{1,64}",
+                                                           str(tool.get("name"))):
+            return f"tools.{n}.name: String should match pattern '^[a-zA-Z0-9_-]{{1,64}}$'"
+        schema = tool.get("input_schema")
+        if not isinstance(schema, dict) or schema.get("type") != "object":
+            return f"tools.{n}.input_schema.type: Input should be 'object'"
+    used = any(_blocks(m, "tool_use") or _blocks(m, "tool_result") for m in messages)
+    if used and not tools:
+        return ("Requests which include `tool_use` or `tool_result` blocks must define tools.")
+    for n, message in enumerate(messages):
+        asked = [b.get("id") for b in _blocks(message, "tool_use")]
+        if message["role"] == "user":
+            answered = _blocks(message, "tool_result")
+            before = [b.get("id") for b in _blocks(messages[n - 1], "tool_use")] if n else []
+            for block in answered:
+                if block.get("tool_use_id") not in before:
+                    return (f"messages.{n}.content: unexpected `tool_use_id` found in "
+                            f"`tool_result` blocks: {block.get('tool_use_id')}. Each "
+                            "`tool_result` block must have a corresponding `tool_use` block "
+                            "in the previous message.")
+        if not asked:
+            continue
+        following = messages[n + 1] if n + 1 < len(messages) else None
+        content = following.get("content") if following else None
+        leading = []
+        for block in content if isinstance(content, list) else []:
+            if not isinstance(block, dict) or block.get("type") != "tool_result":
+                break
+            leading.append(block.get("tool_use_id"))
+        missing = [i for i in asked if i not in leading]
+        if following is not None and missing:
+            return (f"messages.{n}: `tool_use` ids were found without `tool_result` blocks "
+                    f"immediately after: {', '.join(map(str, missing))}. Each `tool_use` "
+                    "block must have a corresponding `tool_result` block in the next message.")
     return None
 
 

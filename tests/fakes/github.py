@@ -25,6 +25,8 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from tests.fakes.github_git import route_git
+
 API_VERSION = "2022-11-28"
 
 
@@ -52,6 +54,9 @@ class Repo:
     files: dict[str, dict[str, str]] = field(default_factory=dict)  # commit -> path -> blob
     pulls: dict[int, tuple[str, str]] = field(default_factory=dict)  # number -> (head, base)
     pull_states: dict[int, dict[str, Any]] = field(default_factory=dict)  # state, merged
+    pull_info: dict[int, dict[str, Any]] = field(default_factory=dict)  # title, body (POSTed)
+    messages: dict[str, str] = field(default_factory=dict)  # commit sha -> message
+    parents: dict[str, list[str]] = field(default_factory=dict)  # commit sha -> parents
 
 
 @dataclass
@@ -154,6 +159,25 @@ class FakeGitHub:
         self.repos[repo].pulls[number] = (head, base)
         self.repos[repo].pull_states[number] = {"state": "open", "merged": False,
                                                 "merged_at": None}
+
+    def pull_json(self, repo: Repo, number: int) -> dict[str, Any]:
+        head, base = repo.pulls[number]
+        info = repo.pull_info.get(number, {})
+        return {"number": number, "title": info.get("title", f"pull {number}"),
+                "body": info.get("body", ""), "draft": False,
+                "user": {"login": info.get("author", "someone")},
+                "html_url": f"https://github.com/{repo.full_name}/pull/{number}",
+                **repo.pull_states[number],
+                "head": {"ref": head, "sha": repo.branches.get(head),
+                         "repo": {"full_name": repo.full_name}},
+                "base": {"ref": base, "sha": repo.branches.get(base),
+                         "repo": {"full_name": repo.full_name}}}
+
+    def open_issue(self, repo: str, number: int, *, title: str, body: str = "",
+                   author: str = "dana-ops") -> None:
+        self.issues.setdefault(repo, []).append({
+            "number": number, "state": "open", "title": title, "body": body, "labels": [],
+            "user": {"login": author}})
 
     def merge_pull(self, repo: str, number: int) -> None:
         self.repos[repo].pull_states[number] = {"state": "closed", "merged": True,
@@ -320,7 +344,10 @@ class FakeGitHub:
         if method == "GET" and (m := re.fullmatch(r"/git/commits/([0-9a-f]{40})", rest)):
             if m[1] not in repo.commits:
                 return _error(404, "Not Found")
-            return httpx.Response(200, json={"sha": m[1], "tree": {"sha": repo.commits[m[1]]}})
+            return httpx.Response(200, json={
+                "sha": m[1], "tree": {"sha": repo.commits[m[1]]},
+                "message": repo.messages.get(m[1], "a commit"),
+                "parents": [{"sha": p} for p in repo.parents.get(m[1], [])]})
         if method == "GET" and (m := re.fullmatch(r"/git/trees/([0-9a-f]{40}|[^/]+)", rest)):
             tree_sha = repo.commits.get(m[1], m[1])
             if tree_sha not in repo.trees:
@@ -364,12 +391,7 @@ class FakeGitHub:
             number = int(m[1])
             if number not in repo.pulls:
                 return _error(404, "Not Found")
-            head, base = repo.pulls[number]
-            return httpx.Response(200, json={
-                "number": number, "title": f"pull {number}", "draft": False,
-                **repo.pull_states[number],
-                "head": {"ref": head, "sha": repo.branches.get(head)},
-                "base": {"ref": base, "sha": repo.branches.get(base)}})
+            return httpx.Response(200, json=self.pull_json(repo, number))
         if method == "GET" and (m := re.fullmatch(r"/commits/([^/]+)/check-runs", rest)):
             name = request.url.params.get("check_name")
             runs = [r for r in reversed(self.check_runs) if r["repo"] == repo.full_name
@@ -439,6 +461,18 @@ class FakeGitHub:
             permission = self.permissions.get((repo.full_name, m[1]), "none")
             return httpx.Response(200, json={
                 "permission": permission, "role_name": permission, "user": {"login": m[1]}})
+        if method == "GET" and (m := re.fullmatch(r"/issues/(\d+)", rest)):
+            for issue in issues:
+                if issue["number"] == int(m[1]):
+                    return httpx.Response(200, json={"user": {"login": "someone"}, **issue})
+            if int(m[1]) in repo.pulls:
+                pull = self.pull_json(repo, int(m[1]))
+                return httpx.Response(200, json={**pull, "pull_request": {
+                    "url": f"{self.host}/repos/{repo.full_name}/pulls/{m[1]}"}})
+            return _error(404, "Not Found")
+        found_git = route_git(self, repo, request, rest, body)
+        if found_git is not None:
+            return found_git
         if method == "PATCH" and (m := re.fullmatch(r"/issues/(\d+)", rest)):
             for issue in issues:
                 if issue["number"] == int(m[1]):

@@ -1,0 +1,78 @@
+"""The tasks provider: the controller's own records of `/claude` tasks (`claude_tasks`): the
+runners that open a task, move it a step and record its pull request, and the reads the
+command and task reconcilers use. Needs no credentials: always available.
+
+Runners are idempotent by construction: a task is one row per comment (opening it twice
+returns the first), a step only moves a task from the states it names, and a finished task
+never changes. Claude's session (`claude.task`) belongs to the Anthropic provider, the push
+(`github.push_change`) to the GitHub provider.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from controller.providers import Env, Provider
+from controller.reconcile.plan import Action, ActionRunner, runner
+from controller.store import Record, Store
+from reconcilers.task_actions import FinishTask, OpenTask, StepTask, TaskInfo
+
+NAME = "tasks"
+
+
+@contextlib.asynccontextmanager
+async def bundle(env: Env) -> AsyncIterator[Provider]:
+    yield Provider(NAME, runners=runners(env.store), reads=TaskStoreReads(env.store))
+
+
+def runners(store: Store) -> dict[str, ActionRunner]:
+    async def open_task(p: OpenTask, _action: Action) -> Mapping[str, Any]:
+        task_id = await store.fetchval(
+            "claude_task_open", p.repo, p.issue, p.comment_id, p.installation_id, p.on_pull,
+            p.requested_by, p.command, p.retry_of, p.state, p.reason)
+        return {"task": task_id, "state": p.state}
+
+    async def step(p: StepTask, _action: Action) -> Mapping[str, Any]:
+        moved = await store.fetchval("claude_task_step", p.task_id, p.state, p.reason,
+                                     list(p.from_states))
+        return {"task": p.task_id, "state": p.state, "moved": moved is not None}
+
+    async def opened(p: FinishTask, _action: Action) -> Mapping[str, Any]:
+        moved = await store.fetchval("claude_task_opened", p.task_id, p.pull_number,
+                                     p.pull_url, p.commit_sha, p.reason)
+        return {"task": p.task_id, "pull": p.pull_number, "moved": moved is not None}
+
+    return {**runner(OpenTask, open_task), **runner(StepTask, step),
+            **runner(FinishTask, opened)}
+
+
+def task_info(row: Record) -> TaskInfo:
+    tokens = (row["input_tokens"] + row["output_tokens"] + row["cache_read_tokens"]
+              + row["cache_write_tokens"])
+    return TaskInfo(
+        id=row["id"], repo=row["repo"], issue=row["issue"], comment_id=row["comment_id"],
+        installation_id=row["installation_id"], on_pull=row["on_pull"],
+        requested_by=row["requested_by"], command=row["command"], state=row["state"],
+        reason=row["reason"], model=row["model"], tokens=int(tokens), usd=float(row["usd"]),
+        tool_calls=row["tool_calls"], base_branch=row["base_branch"],
+        base_sha=row["base_sha"], branch=row["branch"], change=row["change"],
+        title=row["title"], summary=row["summary"], pull_number=row["pull_number"],
+        pull_url=row["pull_url"], commit_sha=row["commit_sha"], retry_of=row["retry_of"],
+        history=tuple(row["history"] or ()))
+
+
+class TaskStoreReads:
+    """`reconcilers.task_actions.TaskReads` over the store."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def by_comment(self, repo: str, comment_id: int) -> TaskInfo | None:
+        row = await self._store.fetchrow("claude_task_by_comment", repo, comment_id)
+        return None if row is None else task_info(row)
+
+    async def thread(self, repo: str, issue: int) -> list[TaskInfo]:
+        return [task_info(r) for r in await self._store.fetch("claude_tasks_thread", repo,
+                                                              issue, 20)]
