@@ -80,6 +80,11 @@ class LimitReached(Exception):
     """A Policy limit ends the task (its message names the limit)."""
 
 
+class ReadFailed(Exception):
+    """The repository could not be read (GitHub refused, or retries ran out): the task ends
+    FAILED with why, and `/claude retry` starts it again."""
+
+
 class Session:
     """One task's session: its figures (written after every call), the context it started
     from and the change so far."""
@@ -119,8 +124,10 @@ class Session:
         done = await self.desk.perform(action, key=self.p.key, source=row["repo"])
         if done.status in ("succeeded", "already_succeeded") and done.result is not None:
             return done.result
-        raise ProviderError(f"a repository read for task {self.p.task_id} was "
-                            f"{done.status}: {done.reason}")  # the session is tried again
+        if done.status == "held":  # the killswitch came on: the session is tried again
+            raise ProviderError(f"a repository read for task {self.p.task_id} was held: "
+                                f"{done.reason}")
+        raise ReadFailed(f"reading {op} {fields.get('path') or ''} failed: {done.reason}")
 
     # --- tools --------------------------------------------------------------------------
 
@@ -222,6 +229,8 @@ async def work_task(store: Store, claude: Claude, desk: Desk | None,
         return await s.end("FAILED", f"limit reached: {exc}")
     except ClaudeRefused as exc:
         return await s.end("FAILED", f"the Anthropic API refused the request: {exc}")
+    except ReadFailed as exc:
+        return await s.end("FAILED", str(exc))
 
 
 async def _converse(s: Session) -> Mapping[str, Any]:

@@ -62,7 +62,11 @@ async def read_context(github: GitHubApp, p: RepoRead) -> Mapping[str, Any]:
             branch, pull = str(head["ref"]), p.issue
             base_branch = str((pr.get("base") or {}).get("ref") or default)
     if branch is not None:
-        sha = await github.branch_head(p.repo, branch, installation_id=inst)
+        head_sha = await github.branch_ref(p.repo, branch, installation_id=inst)
+        if head_sha is None:
+            raise TerminalError(f"{p.repo}: the branch {branch} of pull request #{p.issue} "
+                                "is gone")
+        sha = head_sha
         tree_sha = await github.commit_tree(p.repo, sha, installation_id=inst)
     else:
         sha, tree_sha = await github.branch_revision(p.repo, base_branch, installation_id=inst)
