@@ -1,0 +1,82 @@
+"""The stateful fake GitHub (`tests/fakes/github.py`) served over real HTTP, for trying the real
+`p38 serve` by hand: point GITHUB_API_URL at it and send signed webhooks with curl.
+
+    python -m tests.fakes.github_server --key-file /tmp/app.pem \\
+        [--repo octo-org/infra] [--installation 51234567] [--writer dana-ops] [--issue 11]
+
+Writes the App's private key (PEM) to --key-file, installs the App on the repository (one
+commit on main: README.md), opens the issue, gives the writer write permission, and prints
+the base URL and the App id. `GET /_fake/state` shows the branches, pull requests, comments
+and reactions as JSON, so a trial can see what the controller did.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiohttp import web
+
+from tests.fakes.github import FakeGitHub, make_key_pair
+
+
+def app_for(fake: FakeGitHub) -> web.Application:
+    async def handle(request: web.Request) -> web.Response:
+        if request.path == "/_fake/state":
+            return web.json_response(state(fake))
+        outgoing = httpx.Request(request.method, str(request.url),
+                                 headers=list(request.headers.items()),
+                                 content=await request.read())
+        answered = fake.handle(outgoing)
+        return web.Response(status=answered.status_code, body=answered.content,
+                            headers={k: v for k, v in answered.headers.items()
+                                     if k.lower() in ("content-type", "link")})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    return app
+
+
+def state(fake: FakeGitHub) -> dict[str, Any]:
+    return {name: {
+        "branches": repo.branches,
+        "pulls": {n: {**fake.pull_json(repo, n)} for n in repo.pulls},
+        "comments": {str(k[1]): v for k, v in fake.comments.items() if k[0] == name},
+        "reactions": {str(k[1]): v for k, v in fake.reactions.items() if k[0] == name},
+        "files": {branch: {p: repo.blobs[s].decode(errors="replace")
+                           for p, s in repo.files.get(sha, {}).items()}
+                  for branch, sha in repo.branches.items()}}
+        for name, repo in fake.repos.items()}
+
+
+async def serve(args: argparse.Namespace) -> None:
+    private, public = make_key_pair()
+    Path(args.key_file).write_text(private)
+    fake = FakeGitHub(public_key=public)
+    runner = web.AppRunner(app_for(fake))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", args.port)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    fake.host = f"http://127.0.0.1:{port}"
+    fake.install(args.installation, args.repo)
+    fake.commit(args.repo, {"README.md": "infra\n"})
+    fake.open_issue(args.repo, args.issue, title="Document X", author=args.writer)
+    fake.permissions[(args.repo, args.writer)] = "write"
+    print(f"GITHUB_API_URL=http://127.0.0.1:{port} GITHUB_APP_ID={fake.app_id} "
+          f"GITHUB_APP_PRIVATE_KEY={args.key_file}", flush=True)
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--key-file", required=True)
+    parser.add_argument("--repo", default="octo-org/infra")
+    parser.add_argument("--installation", type=int, default=51234567)
+    parser.add_argument("--writer", default="dana-ops")
+    parser.add_argument("--issue", type=int, default=11)
+    parser.add_argument("--port", type=int, default=0)
+    asyncio.run(serve(parser.parse_args()))
