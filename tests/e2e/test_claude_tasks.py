@@ -114,7 +114,7 @@ async def test_a_writer_s_comment_becomes_one_pull_request_and_an_outsider_s_a_r
 
 async def test_a_follow_up_on_the_pull_request_adds_a_commit_to_its_branch(
         both: tuple[GitOps, FakeAnthropic]) -> None:  # noqa: F811
-    gitops, claude = both
+    gitops, _ = both
     arrange(gitops)
     await send(gitops, comment("/claude add a README section about X", comment_id=601))
     [first] = await ended(gitops)
@@ -211,6 +211,38 @@ async def test_killswitch_holds_the_task_and_resume_releases_it(
     await send(gitops, comment("/claude resume", comment_id=903))
     [task] = await ended(gitops)
     assert task["state"] == "PR_OPENED" and len(pulls(gitops)) == 1
+
+
+async def test_a_killswitch_turned_on_while_claude_works_holds_the_push(
+        both: tuple[GitOps, FakeAnthropic]) -> None:  # noqa: F811
+    """`/claude stop` lands while Claude is still answering: its change is recorded on the task
+    but not written; `/claude resume` releases the push and the pull request opens."""
+    gitops, claude = both
+    arrange(gitops)
+    gitops.fake.permissions[(REPO, "dana-ops")] = "admin"
+
+    async def stop_before_the_last_answer(index: int) -> None:
+        if index == 2:  # read, write, then this call: `finish`
+            await gitops.store.execute("killswitch_on", REPO, "@dana-ops")
+
+    claude.before = stop_before_the_last_answer
+    await send(gitops, comment("/claude add a README section about X", comment_id=961))
+
+    async def push_held() -> bool:
+        row = await gitops.store.fetchrow("statuses_of", [f"task:{REPO}#{ISSUE}@961"])
+        return row is not None and row["reason"] == "Killswitch"
+
+    await wait_until(push_held, what="the push held", store=gitops.store)
+    [task] = await task_rows(gitops)
+    assert task["state"] == "WORKING" and task["files"] == [{"path": "README.md",
+                                                             "deleted": False}]
+    held = await (await gitops.client.get("/api/actions", params={"status": "held"})).json()
+    assert [a["kind"] for a in held["items"]] == ["github.push_change"]
+    assert set(gitops.fake.repos[REPO].branches) == {"main"} and not pulls(gitops)
+    await send(gitops, comment("/claude resume", comment_id=962))
+    [task] = [t for t in await ended(gitops) if t["comment_id"] == 961]
+    assert task["state"] == "PR_OPENED" and len(pulls(gitops)) == 1
+    assert len(claude.requests) == 3  # the session was not run again
 
 
 async def test_retry_and_cancel(both: tuple[GitOps, FakeAnthropic]) -> None:  # noqa: F811

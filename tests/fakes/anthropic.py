@@ -30,7 +30,7 @@ import itertools
 import re
 import secrets
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -140,6 +140,8 @@ class FakeAnthropic:
     script: deque[Step] = field(default_factory=deque)
     requests: list[dict[str, Any]] = field(default_factory=list)
     cache: set[str] = field(default_factory=set)
+    # Awaited with each request's index before it is answered (a test acting mid-session).
+    before: Callable[[int], Awaitable[None]] | None = None
     _ids: Any = field(default_factory=itertools.count)
 
     def app(self) -> web.Application:
@@ -164,6 +166,8 @@ class FakeAnthropic:
         if problem:
             return _error(400, "invalid_request_error", problem, request_id)
         self.requests.append({"body": body, "headers": dict(request.headers)})
+        if self.before is not None:
+            await self.before(len(self.requests) - 1)
         step = self.script.popleft() if self.script else self.author(body)
         if "status" in step:
             return _error(step["status"], step["kind"], step["message"], request_id,

@@ -52,9 +52,8 @@ def state(fake: FakeGitHub) -> dict[str, Any]:
         for name, repo in fake.repos.items()}
 
 
-async def serve(args: argparse.Namespace) -> None:
-    private, public = make_key_pair()
-    Path(args.key_file).write_text(private)
+async def serve(args: argparse.Namespace, private: str, public: str) -> None:
+    del private  # written to --key-file for the controller
     fake = FakeGitHub(public_key=public)
     runner = web.AppRunner(app_for(fake))
     await runner.setup()
@@ -79,4 +78,7 @@ if __name__ == "__main__":
     parser.add_argument("--writer", default="dana-ops")
     parser.add_argument("--issue", type=int, default=11)
     parser.add_argument("--port", type=int, default=0)
-    asyncio.run(serve(parser.parse_args()))
+    arguments = parser.parse_args()
+    private_key, public_key = make_key_pair()
+    Path(arguments.key_file).write_text(private_key)
+    asyncio.run(serve(arguments, private_key, public_key))
