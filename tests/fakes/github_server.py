@@ -52,8 +52,7 @@ def state(fake: FakeGitHub) -> dict[str, Any]:
         for name, repo in fake.repos.items()}
 
 
-async def serve(args: argparse.Namespace, private: str, public: str) -> None:
-    del private  # written to --key-file for the controller
+async def serve(args: argparse.Namespace, public: str) -> None:
     fake = FakeGitHub(public_key=public)
     runner = web.AppRunner(app_for(fake))
     await runner.setup()
@@ -81,4 +80,4 @@ if __name__ == "__main__":
     arguments = parser.parse_args()
     private_key, public_key = make_key_pair()
     Path(arguments.key_file).write_text(private_key)
-    asyncio.run(serve(arguments, private_key, public_key))
+    asyncio.run(serve(arguments, public_key))
