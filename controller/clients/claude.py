@@ -158,6 +158,21 @@ class Claude:
         raise AssertionError("unreachable")  # pragma: no cover
 
 
+def cached_up_to_here(messages: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`messages` with a prompt-cache breakpoint on the last block of the last one, so a
+    conversation that grows call after call (fix rounds, a tool-use session) reads its earlier
+    turns from the cache (the API caches prefixes from ~1,024 tokens on, and ignores the mark
+    below that). The caller's list is not changed."""
+    if not messages:
+        return []
+    *head, last = messages
+    content = last["content"]
+    blocks: list[dict[str, Any]] = [{"type": "text", "text": content}] \
+        if isinstance(content, str) else [dict(b) for b in content]
+    blocks[-1] = {**blocks[-1], "cache_control": {"type": "ephemeral"}}
+    return [*head, {**last, "content": blocks}]
+
+
 def _reply(response: Any, model: str) -> Reply:
     content = [block.model_dump(mode="json") for block in response.content]
     usage = response.usage

@@ -83,11 +83,11 @@ class GitDataOperations(RepositoryOperations):
 
     async def pulls_from(self, repo: str, branch: str, *,
                          installation_id: int) -> list[dict[str, Any]]:
-        """GET /repos/{owner}/{repo}/pulls?head={owner}:{branch}&state=all"""
+        """GET /repos/{owner}/{repo}/pulls?head={owner}:{branch}&state=open (newest first)"""
         owner = repo.partition("/")[0]
         result: list[dict[str, Any]] = await self.call(
             "GET", f"/repos/{repo}/pulls", installation_id=installation_id,
-            params={"head": f"{owner}:{branch}", "state": "all", "per_page": "10"})
+            params={"head": f"{owner}:{branch}", "state": "open", "per_page": "10"})
         return result
 
     async def create_pull(self, repo: str, *, head: str, base: str, title: str, body: str,

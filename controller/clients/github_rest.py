@@ -172,8 +172,9 @@ class RepositoryOperations:
 
     async def collaborator_permission(self, repo: str, username: str, *,
                                       installation_id: int) -> str:
-        """GET /repos/{owner}/{repo}/collaborators/{username}/permission: `admin`, `write`,
-        `read` or `none` (`maintain` reads as write, `triage` as read; `role_name` is finer)."""
+        """GET /repos/{owner}/{repo}/collaborators/{username}/permission: the `role_name`
+        when it is a built-in role (`admin`, `maintain`, `write`, `triage`, `read`), else
+        `permission` (`admin`, `write`, `read` or `none`: a custom role reads as its base)."""
         found = await self.call("GET", f"/repos/{repo}/collaborators/{quote(username)}"
                                        "/permission", installation_id=installation_id)
         role = str(found.get("role_name") or "")

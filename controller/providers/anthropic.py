@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 from controller.clients.agent_prompt import brief, fix, parse_files, system_blocks
 from controller.clients.agent_validation import validate
-from controller.clients.claude import Claude, ClaudeRefused, Usage
+from controller.clients.claude import Claude, ClaudeRefused, Usage, cached_up_to_here
 from controller.providers import Env, Provider
 from controller.providers.claude_work import work_task
 from controller.reconcile.desk import Desk
@@ -135,7 +135,8 @@ async def generate_version(store: Store, claude: Claude, p: GenerateVersion) -> 
                 f"round(s)"))
         await g.progress("GENERATING")
         try:
-            reply = await claude.message(model=p.model, system=system, messages=messages,
+            reply = await claude.message(model=p.model, system=system,
+                                         messages=cached_up_to_here(messages),
                                          max_tokens=MAX_TOKENS)
         except ClaudeRefused as exc:
             return await g.finish("FAILED", f"the Anthropic API refused the request: {exc}")

@@ -18,7 +18,7 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
-from controller.clients.claude import Claude, ClaudeRefused, Usage
+from controller.clients.claude import Claude, ClaudeRefused, Usage, cached_up_to_here
 from controller.reconcile.desk import Desk
 from controller.reconcile.errors import ProviderError
 from controller.store import Store
@@ -256,13 +256,17 @@ async def _converse(s: Session) -> Mapping[str, Any]:
         if left < MIN_REPLY_TOKENS:
             raise LimitReached(f"budget: {s.usage.tokens} tokens used, Policy "
                                f"claude.maxTokens is {limits.max_tokens}")
-        reply = await s.claude.message(model=limits.model, system=system, messages=messages,
+        reply = await s.claude.message(model=limits.model, system=system,
+                                       messages=cached_up_to_here(messages),
                                        max_tokens=min(MAX_REPLY_TOKENS, left), tools=TOOLS)
         s.usage, s.usd = s.usage + reply.usage, s.usd + reply.usd
         await s.save_figures()
         if reply.stop_reason == "refusal":
             return await s.end("FAILED", "Claude declined the task (stop_reason refusal)")
-        content = [_block(b) for b in reply.content if b.get("type") in ("text", "tool_use")]
+        # Only what a request takes back: an empty text block (the API sends some before a
+        # tool_use) is refused when sent back.
+        content = [_block(b) for b in reply.content if b.get("type") == "tool_use"
+                   or (b.get("type") == "text" and str(b.get("text") or "").strip())]
         uses = [b for b in content if b["type"] == "tool_use"]
         messages.append({"role": "assistant", "content": content or "(nothing)"})
         if not uses:
@@ -276,6 +280,12 @@ async def _converse(s: Session) -> Mapping[str, Any]:
         results = []
         for use in uses:
             given: Mapping[str, Any] = use["input"] if isinstance(use.get("input"), dict) else {}
+            if reply.stop_reason == "max_tokens":  # its input may be cut off: never run it
+                results.append({"type": "tool_result", "tool_use_id": use["id"],
+                                "is_error": True, "content": "your reply was cut off at "
+                                "max_tokens, so this call was not run: make it again with "
+                                "less (a smaller file, fewer calls)"})
+                continue
             if use["name"] == "finish":
                 finished = given
                 answer, error = "finished", False

@@ -91,7 +91,8 @@ async def test_a_writer_s_comment_becomes_one_pull_request_and_an_outsider_s_a_r
     model_calls = len(claude.requests)
     assert model_calls == 3  # read, write, finish
     # Claude's context marks the issue as untrusted and the task as the instruction.
-    first = claude.requests[0]["body"]["messages"][0]["content"]
+    [brief] = claude.requests[0]["body"]["messages"][0]["content"]
+    first = brief["text"]
     assert "<task>\nadd a README section about X\n</task>" in first
     assert '<untrusted source="title and description by @dana-ops">\nDocument X' in first
 
@@ -165,6 +166,20 @@ async def test_limits_end_the_task_with_the_reason_and_nothing_written(
                   or q.url.path.endswith("/pulls")]
     assert git_writes == [] and set(gitops.fake.repos[REPO].branches) == {"main"}
     assert task["tool_calls"] == 2
+
+
+async def test_a_tool_call_cut_off_at_max_tokens_is_not_run(
+        both: tuple[GitOps, FakeAnthropic]) -> None:  # noqa: F811
+    gitops, claude = both
+    arrange(gitops)
+    claude.script.append(use(("write_file", {"path": "README.md", "content": "half"}),
+                             text="x" * 40_000))  # past max_tokens: the input may be cut
+    await send(gitops, comment("/claude add a README section about X", comment_id=751))
+    [task] = await ended(gitops)
+    [answer] = claude.requests[1]["body"]["messages"][-1]["content"]
+    assert answer["is_error"] and "cut off at max_tokens" in answer["content"]
+    assert task["state"] == "FAILED" and "without changing a file" in task["reason"]
+    assert set(gitops.fake.repos[REPO].branches) == {"main"}
 
 
 async def test_budget_and_file_count_limits(both: tuple[GitOps, FakeAnthropic]) -> None:  # noqa: F811

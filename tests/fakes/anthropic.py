@@ -175,28 +175,13 @@ class FakeAnthropic:
         return web.json_response(self._message(body, step), headers={"request-id": request_id})
 
     def _message(self, body: dict[str, Any], step: Step) -> dict[str, Any]:
-        written = read = 0
-        system = body.get("system") or []
-        blocks = [{"type": "text", "text": system}] if isinstance(system, str) else system
-        uncached = ""
-        for block in blocks:
-            text = block.get("text", "")
-            if block.get("cache_control"):
-                digest = hashlib.sha256(text.encode()).hexdigest()
-                if digest in self.cache:
-                    read += tokens(text)
-                else:
-                    self.cache.add(digest)
-                    written += tokens(text)
-            else:
-                uncached += text
-        for message in body["messages"]:
-            content = message["content"]
-            uncached += content if isinstance(content, str) else str(content)
+        total, read, written = self._cache(body)
+        uncached = total - read - written
         output = step["text"][:body["max_tokens"] * 4]
         stop = step["stop_reason"]
+        # An empty text block before tool_use, as the API sometimes sends (and refuses back).
         content: list[dict[str, Any]] = [{"type": "text", "text": output}] if output or \
-            not step.get("tools") else []
+            step.get("tools") else []
         for name, given in step.get("tools") or ():
             content.append({"type": "tool_use", "id": f"toolu_01{next(self._ids):022d}",
                             "name": name, "input": given})
@@ -207,11 +192,49 @@ class FakeAnthropic:
             "id": f"msg_01{next(self._ids):022d}", "type": "message", "role": "assistant",
             "model": body["model"], "content": content,
             "stop_reason": stop, "stop_sequence": None,
-            "usage": {"input_tokens": tokens(uncached), "output_tokens": tokens(produced),
+            "usage": {"input_tokens": uncached, "output_tokens": tokens(produced),
                       "cache_creation_input_tokens": written, "cache_read_input_tokens": read,
                       "cache_creation": {"ephemeral_5m_input_tokens": written,
                                          "ephemeral_1h_input_tokens": 0},
                       "service_tier": "standard"}}
+
+
+    def _cache(self, body: dict[str, Any]) -> tuple[int, int, int]:
+        """(prompt tokens, read from the cache, written to it): the prompt is tools, system,
+        then messages, block by block; each block marked `cache_control` ends a cacheable
+        prefix, cached only from MIN_CACHE_TOKENS on (as the API skips shorter ones). The
+        longest prefix cached before is read; the rest up to the last mark is written."""
+        segments: list[tuple[str, bool]] = [
+            (str({k: v for k, v in t.items() if k != "cache_control"}),
+             bool(t.get("cache_control"))) for t in body.get("tools") or []]
+        system = body.get("system") or []
+        for block in [{"type": "text", "text": system}] if isinstance(system, str) else system:
+            segments.append((str(block.get("text", "")), bool(block.get("cache_control"))))
+        for message in body["messages"]:
+            content = message["content"]
+            for block in [{"type": "text", "text": content}] if isinstance(content, str) \
+                    else content:
+                plain = {k: v for k, v in block.items() if k != "cache_control"}
+                segments.append((str(plain), bool(block.get("cache_control"))))
+        prefix, total, marks, boundaries = hashlib.sha256(), 0, [], []
+        for text, marked in segments:
+            prefix.update(text.encode())
+            total += tokens(text)
+            boundaries.append((prefix.hexdigest(), total))
+            if marked and total >= MIN_CACHE_TOKENS:
+                marks.append((prefix.hexdigest(), total))
+        if not marks:
+            return total, 0, 0
+        # A hit is looked for at every block boundary before the last mark (the API looks
+        # back about 20 blocks), a write made at the marks.
+        last = marks[-1][1]
+        read = max((n for digest, n in boundaries[-40:] if n <= last and digest in self.cache),
+                   default=0)
+        self.cache.update(digest for digest, _ in marks)
+        return total, read, last - read
+
+
+MIN_CACHE_TOKENS = 1024  # the smallest prompt prefix the API caches (Sonnet; more for some)
 
 
 def _invalid(body: Any) -> str | None:
@@ -230,6 +253,9 @@ def _invalid(body: Any) -> str | None:
             return f"messages.{n}.role: roles must alternate between user and assistant"
         if not message.get("content"):
             return f"messages.{n}: all messages must have non-empty content"
+        for block in _blocks(message, "text"):
+            if not str(block.get("text") or "").strip():
+                return f"messages.{n}: text content blocks must contain non-whitespace text"
     return _invalid_tools(body, messages)
 
 

@@ -458,9 +458,11 @@ class FakeGitHub:
                 given.append(content)
             return httpx.Response(status, json={"id": next(self._ids), "content": content})
         if method == "GET" and (m := re.fullmatch(r"/collaborators/([^/]+)/permission", rest)):
-            permission = self.permissions.get((repo.full_name, m[1]), "none")
-            return httpx.Response(200, json={
-                "permission": permission, "role_name": permission, "user": {"login": m[1]}})
+            role = self.permissions.get((repo.full_name, m[1]), "none")
+            base = {"maintain": "write", "triage": "read"}.get(role, role)
+            return httpx.Response(200, json={  # `permission` is the base of `role_name`
+                "permission": base if base in ("admin", "write", "read") else "none",
+                "role_name": role, "user": {"login": m[1]}})
         if method == "GET" and (m := re.fullmatch(r"/issues/(\d+)", rest)):
             for issue in issues:
                 if issue["number"] == int(m[1]):

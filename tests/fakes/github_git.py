@@ -106,7 +106,7 @@ def route_git(fake: FakeGitHub, repo: Repo, request: httpx.Request, rest: str,
     if method == "GET" and rest == "/pulls":
         head = request.url.params.get("head")
         state = request.url.params.get("state", "open")
-        found = [fake.pull_json(repo, n) for n in sorted(repo.pulls)
+        found = [fake.pull_json(repo, n) for n in sorted(repo.pulls, reverse=True)
                  if (head is None or f"{repo.full_name.partition('/')[0]}:"
                      f"{repo.pulls[n][0]}" == head)
                  and state in ("all", repo.pull_states[n]["state"])]
