@@ -15,6 +15,7 @@ name, and nothing is written. A cancelled task stops before its next model call.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -80,6 +81,10 @@ class LimitReached(Exception):
     """A Policy limit ends the task (its message names the limit)."""
 
 
+class ToolError(Exception):
+    """A tool call Claude can recover from: answered as an error, the session goes on."""
+
+
 class ReadFailed(Exception):
     """The repository could not be read (GitHub refused, or retries ran out): the task ends
     FAILED with why, and `/claude retry` starts it again."""
@@ -98,6 +103,7 @@ class Session:
         self.usd = float(row["usd"])
         self.tool_calls = int(row["tool_calls"])
         self.change: dict[str, dict[str, Any]] = {}
+        self.partial: set[str] = set()  # files read only in part: never rewritten whole
         self.context: dict[str, Any] = {}
         self.entries: dict[str, Mapping[str, Any]] = {}
 
@@ -109,6 +115,7 @@ class Session:
 
     async def end(self, state: str, reason: str) -> Mapping[str, Any]:
         await self.save_figures()
+        reason = _printable(reason)
         await self.store.fetchval("claude_task_step", self.p.task_id, state, reason[:2000],
                                   list(ACTIVE))
         return {"task": self.p.task_id, "state": state, "reason": reason[:500]}
@@ -122,8 +129,12 @@ class Session:
                                description=f"task {self.p.task_id}: {op} "
                                            f"{fields.get('path') or fields.get('query') or ''}")
         done = await self.desk.perform(action, key=self.p.key, source=row["repo"])
-        if done.status in ("succeeded", "already_succeeded") and done.result is not None:
+        if done.status == "succeeded" and done.result is not None:
             return done.result
+        if done.status == "already_succeeded":  # read by an earlier try of this session
+            found = await self.store.fetchval("action_result", action.idempotency_key)
+            if found is not None:
+                return dict(found)
         if done.status == "held":  # the killswitch came on: the session is tried again
             raise ProviderError(f"a repository read for task {self.p.task_id} was held: "
                                 f"{done.reason}")
@@ -133,7 +144,14 @@ class Session:
 
     async def tool(self, name: str, given: Mapping[str, Any]) -> tuple[str, bool]:
         """(answer, is_error) for one tool call; raises LimitReached."""
-        path = str(given.get("path") or "").strip()
+        raw = given.get("path", "")
+        if not isinstance(raw, str):
+            return "path must be a string", True
+        path = raw.strip()
+        if name in ("read_file", "search") and path:
+            refused = path_refused(path, ("**",), ())
+            if refused is not None:
+                return refused, True
         if name == "list_files":
             return self.list_files(path.strip("/")), False
         if name == "read_file":
@@ -144,7 +162,11 @@ class Session:
             found = await self.read("read", ref=self.context["base_sha"], path=path)
             if "error" in found:
                 return str(found["error"]), True
-            note = "\n[truncated]" if found.get("truncated") else ""
+            note = ""
+            if found.get("truncated"):
+                self.partial.add(path)
+                note = (f"\n[truncated: the file has {found.get('size')} bytes; it cannot be "
+                        "written whole in this task]")
             return f"<untrusted source=\"{path}\">\n{_escape(found['content'])}{note}\n" \
                    "</untrusted>", False
         if name == "search":
@@ -158,7 +180,10 @@ class Session:
                     if found.get("not_searched") else "")
             return ("\n".join(lines) or "no match") + tail, False
         if name in ("write_file", "delete_file"):
-            return self.record(name, path, given), False
+            try:
+                return self.record(name, path, given), False
+            except ToolError as exc:
+                return str(exc), True
         return f"no tool named {name!r}", True
 
     def list_files(self, folder: str) -> str:
@@ -187,6 +212,12 @@ class Session:
         entry = self.entries.get(path)
         if entry is not None and entry.get("type") == "tree":
             raise LimitReached(f"{name} {path!r}: it is a folder")
+        if entry is not None and entry.get("mode") not in (None, "100644", "100755"):
+            raise LimitReached(f"{name} {path!r}: it is a symbolic link or submodule "
+                               f"(mode {entry.get('mode')})")
+        if name == "write_file" and path in self.partial:
+            raise ToolError(f"{path} was read only in part (it is larger than what one read "
+                            "returns): writing it whole would drop the rest")
         if name == "delete_file":
             if entry is None and path not in self.change:
                 return f"there is no file {path} to delete"
@@ -196,8 +227,8 @@ class Session:
             content = None
         else:
             content = given.get("content")
-            if not isinstance(content, str):
-                raise LimitReached(f"write_file {path!r}: content must be text")
+            if not isinstance(content, str) or "\x00" in content:
+                raise LimitReached(f"write_file {path!r}: content must be text (no NUL)")
         mode = str((entry or {}).get("mode") or "100644")
         self.change[path] = {"content": content, "mode": mode}
         if len(self.change) > limits.max_files:
@@ -286,7 +317,9 @@ async def _converse(s: Session) -> Mapping[str, Any]:
                                 "max_tokens, so this call was not run: make it again with "
                                 "less (a smaller file, fewer calls)"})
                 continue
-            if use["name"] == "finish":
+            if finished is not None:
+                answer, error = "not run: it came after `finish`", True
+            elif use["name"] == "finish":
                 finished = given
                 answer, error = "finished", False
             else:
@@ -300,8 +333,8 @@ async def _converse(s: Session) -> Mapping[str, Any]:
                             **({"is_error": True} if error else {})})
         await s.save_figures()
         messages.append({"role": "user", "content": results})
-    title = str(finished.get("title") or "").strip()[:200] or row["command"][:72]
-    summary = str(finished.get("summary") or "").strip()[:4000]
+    title = _printable(str(finished.get("title") or "")).strip()[:200] or row["command"][:72]
+    summary = _printable(str(finished.get("summary") or "")).strip()[:4000]
     if not s.change:
         return await s.end("FAILED", f"Claude finished without changing a file: "
                                      f"{summary[:300] or title}")
@@ -322,8 +355,16 @@ def _block(block: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _escape(text: str) -> str:
-    """Untrusted text cannot close its own tag."""
-    return text.replace("</untrusted", "<\\/untrusted").replace("<untrusted", "<\\untrusted")
+    """Untrusted text can neither close its own tag nor open a task (in any case)."""
+    return _TAGS.sub("&lt;", text)
+
+
+_TAGS = re.compile(r"<(?=\s*/?\s*(?:untrusted|task)\b)", re.IGNORECASE)
+
+
+def _printable(text: str) -> str:
+    """Text that can be stored (PostgreSQL text holds no NUL) and shown."""
+    return text.replace("\x00", "")
 
 
 def _brief(row: Mapping[str, Any], context: Mapping[str, Any]) -> str:

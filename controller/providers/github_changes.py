@@ -18,13 +18,13 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
-from controller.clients.github import GitHubApp, GitHubError
+from controller.clients.github import GitHubApp, GitHubError, GitHubUnavailable
 from controller.reconcile.errors import TerminalError
 from controller.reconcile.plan import Action, ActionRunner, runner
 from controller.store import Store
 from reconcilers.task_actions import BRANCH_PREFIX, PushChange, RepoRead, marker
 
-MAX_READ_BYTES = 100_000  # a file Claude reads, at most
+MAX_READ_BYTES = 50_000  # a file Claude reads, at most (below the tool answer's cap)
 MAX_TREE_ENTRIES = 5000  # the listing given with the context
 MAX_THREAD_COMMENTS = 20
 MAX_SEARCH_FILES = 200  # files a search reads (text, below MAX_SEARCH_FILE_BYTES)
@@ -43,7 +43,7 @@ def runners(github: GitHubApp, store: Store) -> dict[str, ActionRunner]:
     async def push(p: PushChange, _action: Action) -> Mapping[str, Any]:
         try:
             return await push_change(github, p)
-        except GitHubError as exc:
+        except (GitHubError, GitHubUnavailable) as exc:  # the task ends FAILED, not stranded
             return {"refused": str(exc)[:1000]}
 
     return {**runner(RepoRead, repo_read), **runner(PushChange, push)}
@@ -160,7 +160,7 @@ async def push_change(github: GitHubApp, p: PushChange) -> Mapping[str, Any]:
         if head is None:
             break
         message = str((await github.commit(p.repo, head, installation_id=inst)).get("message"))
-        if mark in message:
+        if message.rstrip().rpartition("\n")[2] == mark:  # its last line, whole
             done = head  # an earlier attempt pushed it
             break
         if p.pull is not None:

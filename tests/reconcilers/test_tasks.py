@@ -42,6 +42,8 @@ ALLOW, DENY = ("**",), (".github/workflows/**",)
     ("a//b", ALLOW, DENY, "not a plain path"),
     (".git/config", ALLOW, DENY, "not a plain path"),
     ("", ALLOW, DENY, "not a plain path"),
+    ("docs/private/a\nb.md", ("docs/*/*",), ("docs/private/**",), "not a plain path"),
+    ("a\x00b.md", ALLOW, DENY, "not a plain path"),
 ])
 def test_path_rules(path: str, allow: tuple[str, ...], deny: tuple[str, ...],
                     refused: str | None) -> None:
