@@ -225,11 +225,11 @@ def matches(path: str, pattern: str) -> bool:
 
 def path_refused(path: str, allow: Sequence[str], deny: Sequence[str]) -> str | None:
     """Why a task may not touch `path` under the Policy's `claude.allow`/`claude.deny`; None
-    when it may. Paths are compared as written (no `..`, no leading slash, no `.git/`, no
-    control characters)."""
+    when it may. Paths are compared as written (no `..`, no leading slash, no `.git` folder,
+    no control characters)."""
     parts = path.split("/")
     if not path or path.startswith("/") or "\\" in path or not path.isprintable() or any(
-            p in ("", ".", "..") for p in parts) or parts[0] == ".git":
+            p in ("", ".", "..", ".git") for p in parts):
         return f"{path!r} is not a plain path inside the repository"
     for pattern in deny:
         if matches(path, pattern):

@@ -41,6 +41,7 @@ ALLOW, DENY = ("**",), (".github/workflows/**",)
     ("/etc/passwd", ALLOW, DENY, "not a plain path"),
     ("a//b", ALLOW, DENY, "not a plain path"),
     (".git/config", ALLOW, DENY, "not a plain path"),
+    ("sub/.git/hooks/pre-commit", ALLOW, DENY, "not a plain path"),
     ("", ALLOW, DENY, "not a plain path"),
     ("docs/private/a\nb.md", ("docs/*/*",), ("docs/private/**",), "not a plain path"),
     ("a\x00b.md", ALLOW, DENY, "not a plain path"),
