@@ -20,6 +20,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 import structlog
 from aiohttp import web
 
+from controller.clients.sandbox import Sandbox, verdict
+from controller.clients.sandbox import probe as probe_sandbox
 from controller.clients.secrets import SecretSource
 from controller.config import Settings
 from controller.engine import background
@@ -67,6 +69,7 @@ from controller.web.keys import (
     QUEUE,
     REGISTRY,
     ROUTER,
+    SANDBOX,
     SETTINGS,
     SHUTDOWN,
     STORE,
@@ -228,7 +231,15 @@ async def _providers(app: web.Application, bundles: Sequence[Bundle],
     settings, store = app[SETTINGS], app[STORE]
     executor = Executor(store)
     desk = ActionDesk(executor)
-    env = Env(settings, store, secrets.secrets if secrets is not None else None, desk=desk)
+    app[SANDBOX] = sandbox = Sandbox(required=not settings.policy.agents_unsandboxed,
+                                     found=await probe_sandbox())
+    if sandbox.found.get("sandbox") == "complete":
+        log.info("agents_sandbox", verdict=verdict(sandbox.found, sandbox))
+    else:
+        log.warning("agents_sandbox", verdict=verdict(sandbox.found, sandbox),
+                    **{k: v for k, v in sandbox.found.items() if k != "sandbox"})
+    env = Env(settings, store, secrets.secrets if secrets is not None else None, desk=desk,
+              sandbox=sandbox)
     async with contextlib.AsyncExitStack() as stack:
         opened: dict[str, Provider] = {}
         for open_bundle in bundles:

@@ -330,6 +330,11 @@ class PolicySettings(_Group):
                     "provider without credentials are recorded as dry-run, the rest run.")
     killswitch: bool = Field(False, validation_alias="P38_KILLSWITCH",
                              description="Skip every action (the big red button).")
+    agents_unsandboxed: bool = Field(
+        False, validation_alias="P38_AGENTS_UNSANDBOXED",
+        description="true: run agents even where the kernel cannot sandbox them (no Landlock, "
+                    "seccomp or user namespaces), with what it gives. Unset: such agents are "
+                    "refused, and the start log and /readyz say why.")
 
 
 class Settings(BaseModel):

@@ -3,11 +3,12 @@
 `check(code, *, test=None)` parses the module (and its test) and returns every problem as
 `file:line: message`. Agents reach the outside through their tools only, so imports come from an
 allow-list of pure standard-library modules (no os, sys, subprocess, socket, HTTP libraries,
-ctypes, importlib, pickle); dynamic code (`eval`, `exec`, `compile`, `__import__`, `globals`,
-dunder attributes such as `__subclasses__`) is refused; `open` of an absolute path or one with
-`..` is refused (the harness also refuses it at run time); string literals that look like
-credentials (GitHub, Anthropic, AWS, Slack tokens, private keys, long values assigned to
-names like `token` or `password`) are refused. The module must define `run(task)`.
+ctypes, importlib, pickle); dynamic code (`eval`, `exec`, `compile`, `__import__`, `globals`)
+is refused, and so is reaching past the names given (private and frame attributes, a module
+through another: `agent_reach`); `open` of an absolute path or one with `..` is refused;
+string literals that look like credentials (GitHub, Anthropic, AWS, Slack tokens, private
+keys, long values assigned to names like `token` or `password`) are refused. The module must
+define `run(task)`. A first, friendly filter: the kernel's sandbox holds when it is passed.
 
 Pure: no I/O. `ruff check` and the test run are the harness's (controller/clients/harness.py).
 """
@@ -17,6 +18,8 @@ from __future__ import annotations
 import ast
 import re
 from dataclasses import dataclass
+
+from controller.clients import agent_reach
 
 ALLOWED_IMPORTS = frozenset({
     "p38_agent", "agent", "json", "re", "math", "cmath", "statistics", "decimal", "fractions",
@@ -37,11 +40,6 @@ WHY_REFUSED = {
     "asyncio": "opens connections and processes"}
 FORBIDDEN_CALLS = {"eval", "exec", "compile", "__import__", "globals", "locals", "vars",
                    "breakpoint", "input"}
-NAMED_ATTRIBUTE_CALLS = {"getattr", "setattr", "delattr", "hasattr"}
-ALLOWED_DUNDERS = {"__init__", "__name__", "__doc__", "__repr__", "__str__", "__eq__",
-                   "__hash__", "__lt__", "__le__", "__gt__", "__ge__", "__len__", "__iter__",
-                   "__contains__", "__post_init__", "__future__", "__all__", "__main__",
-                   "__enter__", "__exit__", "__getitem__", "__bool__"}
 SECRET_PATTERNS = (
     (re.compile(r"gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{40,}"), "a GitHub token"),
     (re.compile(r"sk-ant-[A-Za-z0-9_\-]{20,}"), "an Anthropic API key"),
@@ -79,6 +77,8 @@ def _check_file(name: str, code: str, *, needs_run: bool) -> list[Problem]:
     for node in ast.walk(tree):
         problems.extend(Problem(name, getattr(node, "lineno", 1), message)
                         for message in _node_problems(node))
+    problems.extend(Problem(name, line, message)
+                    for line, message in agent_reach.problems(tree, ALLOWED_IMPORTS))
     if needs_run and not any(isinstance(n, ast.FunctionDef) and n.name == "run"
                              and len(n.args.args) == 1 for n in tree.body):
         problems.append(Problem(name, 1, "must define run(task) at module level, taking one "
@@ -95,10 +95,6 @@ def _node_problems(node: ast.AST) -> list[str]:
         return [m] if (m := _import_problem(node.module or "")) else []
     if isinstance(node, ast.Call):
         return _call_problems(node)
-    if isinstance(node, ast.Attribute) and _dunder(node.attr):
-        return [f"the attribute {node.attr} reaches the interpreter's internals"]
-    if isinstance(node, ast.Name) and (_dunder(node.id) or node.id == "__builtins__"):
-        return [f"the name {node.id} reaches the interpreter's internals"]
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         return [f"hard-coded secret: this looks like {what}; secrets are the controller's "
                 "and reach the outside through tools" for pattern, what in SECRET_PATTERNS
@@ -123,11 +119,6 @@ def _call_problems(node: ast.Call) -> list[str]:
     if name in FORBIDDEN_CALLS:
         return [f"{name}() is not allowed in agents (dynamic code or the interpreter's "
                 "internals)"]
-    if name in NAMED_ATTRIBUTE_CALLS:
-        attribute = node.args[1] if len(node.args) > 1 else None
-        if not (isinstance(attribute, ast.Constant) and isinstance(attribute.value, str)
-                and not _dunder(attribute.value)):
-            return [f"{name}() needs a literal attribute name that is not a dunder"]
     if name == "open" and node.args:
         first = node.args[0]
         if isinstance(first, ast.Constant) and isinstance(first.value, str) and (
@@ -150,7 +141,3 @@ def _secret_assignment(node: ast.Assign | ast.AnnAssign) -> list[str]:
             return [f"hard-coded secret: {name} is assigned a literal; secrets are the "
                     "controller's and reach the outside through tools"]
     return []
-
-
-def _dunder(name: str) -> bool:
-    return name.startswith("__") and name.endswith("__") and name not in ALLOWED_DUNDERS

@@ -3,7 +3,7 @@
 
 `validate(code, test)` returns a `Report` whose `problems` are the exact messages (what a fix
 round sends back to Claude, and what a FAILED version shows). Runs ruff and the harness as
-subprocesses; decides nothing about rounds or versions.
+subprocesses (the test in the sandbox, like a run); decides nothing about rounds or versions.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 
 from controller.clients import agent_code
 from controller.clients.harness import Limits, run_agent
+from controller.clients.sandbox import REQUIRED, Sandbox, SandboxRefused
 
 RUFF_RULES = "E4,E7,E9,F,B"  # syntax, undefined names, unused imports, likely bugs
 RUFF_TIMEOUT = 30.0
@@ -31,8 +32,10 @@ class Report:
         return {"ok": self.ok, "problems": self.problems, "steps": self.steps}
 
 
-async def validate(code: str, test: str | None, *, limits: Limits = TEST_LIMITS) -> Report:
-    """Every step, stopping at the first that fails (a later one would only add noise)."""
+async def validate(code: str, test: str | None, *, limits: Limits = TEST_LIMITS,
+                   sandbox: Sandbox = REQUIRED) -> Report:
+    """Every step, stopping at the first that fails (a later one would only add noise).
+    `SandboxRefused` when the test cannot run here (not the code's fault: no fix round)."""
     report = Report(ok=False)
     static = agent_code.check(code, test=test)
     report.steps["static"] = {"ok": not static, "problems": [str(p) for p in static]}
@@ -48,7 +51,10 @@ async def validate(code: str, test: str | None, *, limits: Limits = TEST_LIMITS)
         report.steps["test"] = {"ok": True, "skipped": "the agent has no test"}
         report.ok = True
         return report
-    finished = await run_agent(code=code, test=test, mode="test", tools=[], limits=limits)
+    finished = await run_agent(code=code, test=test, mode="test", tools=[], limits=limits,
+                               sandbox=sandbox)
+    if finished.outcome == "refused":
+        raise SandboxRefused(finished.error or "the sandbox was refused")
     tests = finished.tests or {}
     report.steps["test"] = {"ok": finished.outcome == "succeeded",
                             "outcome": finished.outcome, "passed": tests.get("passed", []),

@@ -1,13 +1,17 @@
-"""The harness: runs one agent module (or its tests) in a process of its own and serves its tool
-calls, over JSON lines on the process's stdin/stdout.
+"""The harness: runs one agent module (or its tests) in a process of its own, fenced in by the
+kernel, and serves its tool calls over JSON lines on the process's stdin/stdout.
 
 Each run gets a fresh temporary working directory holding the agent's module, its test, and the
 runtime (`agent_runtime/`); a clean environment (no variable of the controller's, so no secret);
-its own process group (`start_new_session`), killed whole past the timeout or when the run ends;
-the memory limit (set by the child before any agent code runs: `agent_runtime/bootstrap.py`);
-lines of at most `max_line` bytes and `max_output` bytes in all on stdout; stderr kept up to
-`max_stderr` bytes. Tool calls are handed to `serve(tool, method, args)`; whatever it raises as
-`ToolRefused` is answered to the agent as an error, anything else ends the run as failed.
+its own process group (`start_new_session`), killed whole past the timeout or when the run ends.
+The process starts as the sandbox launcher (`agent_runtime/launcher.py`: namespaces, Landlock,
+seccomp, limits), which reports what it set up on a descriptor of its own and then execs the
+bootstrap; that report is the run's `isolation`, and when the sandbox is required and the
+kernel cannot give it, the run ends `refused` before any agent code exists. Lines are at most
+`max_line` bytes, `max_output` bytes in all on stdout; stderr is kept up to `max_stderr` bytes.
+Tool calls are handed to `serve(tool, method, args)`; whatever it raises as `ToolRefused` is
+answered to the agent as an error, anything else ends the run as failed. A test run's verdict
+is its process's exit status, not a line the code under test could write.
 Decides nothing about grants, budgets or records: the caller's `serve` does.
 """
 
@@ -29,12 +33,23 @@ from typing import Any, Literal
 
 import orjson
 
+from controller.clients.sandbox import (
+    REQUIRED,
+    UNSANDBOXED_HINT,
+    Sandbox,
+    interpreter,
+    launch_config,
+    launcher_path,
+    read_report,
+)
+
 RUNTIME_FILES = ("bootstrap.py", "p38_agent.py")
 CLEAN_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
              "PYTHONIOENCODING": "utf-8", "PYTHONDONTWRITEBYTECODE": "1", "TZ": "UTC"}
 EXIT_GRACE = 2.0  # seconds a finished agent has to exit before its group is killed
 
-Outcome = Literal["succeeded", "failed", "timed_out", "killed"]
+Outcome = Literal["succeeded", "failed", "timed_out", "killed", "refused"]
+TESTS_FAILED = 1  # the bootstrap's exit status when a test failed (0: every test passed)
 
 
 class ToolRefused(Exception):
@@ -55,7 +70,8 @@ class Limits:
 
 @dataclass
 class Finished:
-    """How a run (or a test run) ended. `outcome` failed/killed/timed_out come with `error`."""
+    """How a run (or a test run) ended. `outcome` failed/killed/timed_out/refused come with
+    `error`; `refused`: the sandbox was required and the kernel could not give it."""
 
     outcome: Outcome
     output: Any = None
@@ -72,13 +88,14 @@ class Finished:
 async def run_agent(*, code: str, test: str | None = None, mode: Literal["run", "test"] = "run",
                     input: Any = None, state: Mapping[str, Any] | None = None,
                     tools: list[str], limits: Limits, serve: Serve | None = None,
-                    python: str = sys.executable) -> Finished:
+                    sandbox: Sandbox = REQUIRED, python: str = sys.executable) -> Finished:
     """Run `code`'s `run(task)` (mode run) or `test`'s test functions (mode test)."""
     started = time.perf_counter()
     workdir = await asyncio.to_thread(_prepare, code, test)
     try:
         finished = await _supervise(workdir, mode=mode, input=input, state=state, tools=tools,
-                                    limits=limits, serve=serve, python=python)
+                                    limits=limits, serve=serve, sandbox=sandbox,
+                                    python=interpreter(python))
     finally:
         await asyncio.to_thread(shutil.rmtree, workdir, True)
     finished.seconds = time.perf_counter() - started
@@ -97,21 +114,40 @@ def _prepare(code: str, test: str | None) -> Path:
 
 
 async def _supervise(workdir: Path, *, mode: str, input: Any, state: Mapping[str, Any] | None,
-                     tools: list[str], limits: Limits, serve: Serve | None,
+                     tools: list[str], limits: Limits, serve: Serve | None, sandbox: Sandbox,
                      python: str) -> Finished:
     env = dict(CLEAN_ENV, HOME=str(workdir), TMPDIR=str(workdir))
-    process = await asyncio.create_subprocess_exec(
-        python, "-I", "-S", "-B", "bootstrap.py", cwd=workdir, env=env,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, start_new_session=True, limit=limits.max_line)
+    read_end, write_end = os.pipe()
+    config = launch_config(workdir=workdir, python=python, argv=["-I", "-S", "-B",
+                                                                 "bootstrap.py"],
+                           env=env, memory_bytes=limits.memory_bytes, report_fd=write_end,
+                           sandbox=sandbox)
+    try:
+        process = await asyncio.create_subprocess_exec(
+            python, "-I", "-S", "-B", launcher_path(), orjson.dumps(config).decode(),
+            cwd=workdir, env=env, stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            start_new_session=True, limit=limits.max_line, pass_fds=(write_end,))
+    except BaseException:
+        os.close(read_end)
+        raise
+    finally:
+        os.close(write_end)
     stderr = asyncio.ensure_future(_tail(process.stderr, limits.max_stderr))
     session = _Session(process, limits, serve)
+    isolation: dict[str, str] = {}
     try:
         try:
             async with asyncio.timeout(limits.timeout):
-                await session.send({"mode": mode, "input": input, "state": dict(state or {}),
-                                    "tools": tools, "memory_bytes": limits.memory_bytes})
-                finished = await session.converse()
+                isolation = await read_report(read_end)
+                if "refused" in isolation:
+                    finished = Finished("refused", error=(
+                        f"the agent was not started: the kernel cannot sandbox it here "
+                        f"({isolation['refused']}); {UNSANDBOXED_HINT}"))
+                else:
+                    await session.send({"mode": mode, "input": input,
+                                        "state": dict(state or {}), "tools": tools})
+                    finished = await session.converse()
         except TimeoutError:
             finished = Finished("timed_out", error=f"the run took longer than its timeout of "
                                                    f"{limits.timeout:g}s; its process group "
@@ -125,12 +161,32 @@ async def _supervise(workdir: Path, *, mode: str, input: Any, state: Mapping[str
         await process.wait()
     finished.stderr = await stderr
     finished.tool_calls = session.tool_calls
-    finished.isolation = session.isolation
+    finished.isolation = isolation
+    if mode == "test" and finished.outcome in ("succeeded", "failed"):
+        _judge_tests(finished, process.returncode)
     if finished.outcome == "failed" and process.returncode is not None \
             and process.returncode < 0 and finished.error is None:
         finished.outcome = "killed"
         finished.error = f"the agent process was killed by signal {-process.returncode}"
+    if not isolation and finished.outcome != "timed_out":
+        finished.outcome, finished.error = "failed", (
+            "the sandbox launcher ended without a report (see its stderr)")
     return finished
+
+
+def _judge_tests(finished: Finished, returncode: int | None) -> None:
+    """The verdict of a test run is the exit status the kernel reports for its process; the
+    report it wrote only says which tests, and cannot turn a failure into a pass."""
+    failed = (finished.tests or {}).get("failed") or []
+    if returncode == 0 and finished.tests is not None and not failed:
+        finished.outcome, finished.error = "succeeded", None
+        return
+    finished.outcome = "failed"
+    if returncode == TESTS_FAILED and failed:
+        finished.error = f"{len(failed)} test(s) failed"
+    elif finished.error is None:
+        finished.error = (f"the test process exited with status {returncode}; what it reported "
+                          "is not taken as a pass")
 
 
 class _Session:
@@ -143,7 +199,7 @@ class _Session:
         self._serve = serve
         self._read = 0
         self.tool_calls = 0
-        self.isolation: dict[str, str] = {}
+        self.tests: dict[str, Any] | None = None  # the last test report, read to the end
 
     async def send(self, message: Mapping[str, Any]) -> None:
         self._stdin.write(orjson.dumps(message, default=str) + b"\n")
@@ -158,6 +214,8 @@ class _Session:
                 return Finished("killed", error=f"the agent wrote a line longer than "
                                                 f"{self._limits.max_line} bytes")
             if not line:
+                if self.tests is not None:
+                    return Finished("failed", tests=self.tests)  # judged by the exit status
                 return Finished("failed", error="the agent process ended without a result "
                                                 "(see its stderr)")
             self._read += len(line)
@@ -170,20 +228,15 @@ class _Session:
                 return Finished("failed", error="the agent process broke the protocol")
             if not isinstance(message, dict):
                 return Finished("failed", error="the agent process broke the protocol")
-            if "isolation" in message:
-                self.isolation = {str(k): str(v) for k, v in dict(message["isolation"]).items()}
-            elif "call" in message:
+            if "call" in message:
                 await self._answer(message["call"])
             elif "result" in message:
                 result = message["result"] if isinstance(message["result"], dict) else {}
                 state = result.get("state")
                 return Finished("succeeded", output=result.get("output"),
                                 state=state if isinstance(state, dict) else {})
-            elif "tests" in message:
-                tests = message["tests"] if isinstance(message["tests"], dict) else {}
-                return Finished("succeeded" if not tests.get("failed") else "failed",
-                                tests=tests, error=None if not tests.get("failed") else
-                                f"{len(tests['failed'])} test(s) failed")
+            elif "tests" in message:  # which tests; the verdict is the exit status
+                self.tests = message["tests"] if isinstance(message["tests"], dict) else {}
             elif "error" in message:
                 error = message["error"] if isinstance(message["error"], dict) else {}
                 kind = str(error.get("type") or "Error")

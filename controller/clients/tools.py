@@ -2,20 +2,21 @@
 the httpx client that performs them; also the `github` tool's parameters (the GitHub provider
 performs those with the App's client).
 
-`http` reaches public http(s) URLs only: a URL naming a loopback, private, link-local or
-otherwise reserved address (the controller's own API, a cloud metadata service, the database)
-is refused, as are `localhost` names; answers are capped. `notify` posts JSON to a target of
+`http` reaches public http(s) URLs only, decided when it connects (`public_net`): a host that
+is or resolves to a loopback, private, link-local, CGNAT, multicast or otherwise reserved
+address (the controller's own API, a cloud metadata service, the database) is refused, no
+redirect is followed, no proxy is used; answers are capped. `notify` posts JSON to a target of
 the Policy's `notifications`, with `Authorization: Bearer $P38_NOTIFY_<TARGET>_TOKEN` when that
 variable is set, retried a few times on 5xx and connection errors. `n8n` posts once to a
-workflow of the Policy's `workflows` (Bearer `$P38_N8N_<WORKFLOW>_TOKEN` when set). Those URLs
-must be public too. Decides nothing about grants or budgets (the caller did).
+workflow of the Policy's `workflows` (Bearer `$P38_N8N_<WORKFLOW>_TOKEN` when set). Those two
+URLs are the operator's configuration, not the agent's choice, so they may be private (n8n
+beside the controller). Decides nothing about grants or budgets (the caller did).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import json
 import os
 from collections.abc import AsyncIterator, Mapping
@@ -24,6 +25,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from controller.clients.public_net import PublicTransport, Resolver, system_resolver
 from controller.reconcile.plan import Params
 
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
@@ -90,38 +92,36 @@ class ToolRefusedUrl(ValueError):
     """The URL is not one an agent may reach."""
 
 
-def public_url(url: str) -> str:
-    """`url` when it is http(s) to a public host, else `ToolRefusedUrl` with the reason."""
+def http_url(url: str) -> str:
+    """`url` when it is an http(s) URL with a host, else `ToolRefusedUrl` with the reason.
+    (Which addresses it may reach is decided when connecting: `public_net`.)"""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ToolRefusedUrl(f"{url[:200]!r} is not an http(s) URL")
-    host = parts.hostname.rstrip(".").lower()
-    if host == "localhost" or host.endswith((".localhost", ".internal", ".local")):
-        raise ToolRefusedUrl(f"{host} is not a public host")
-    with contextlib.suppress(ValueError):
-        address = ipaddress.ip_address(host)
-        if not address.is_global:
-            raise ToolRefusedUrl(f"{host} is not a public address")
     return url
 
 
 class ToolClient:
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self._client = client
+    """`public` carries the agents' own URLs (the `http` tool); `configured` the Policy's
+    targets (`notify`, `n8n`)."""
+
+    def __init__(self, public: httpx.AsyncClient, configured: httpx.AsyncClient) -> None:
+        self._public = public
+        self._client = configured
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def open(cls, *, transport: httpx.AsyncBaseTransport | None = None
-                   ) -> AsyncIterator[ToolClient]:
-        async with httpx.AsyncClient(timeout=TIMEOUT, transport=transport,
-                                     follow_redirects=False) as client:
-            yield cls(client)
+    async def open(cls, *, resolver: Resolver = system_resolver) -> AsyncIterator[ToolClient]:
+        async with httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False,
+                                     transport=PublicTransport(resolver)) as public, \
+                httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False) as configured:
+            yield cls(public, configured)
 
     async def http(self, p: HttpCall) -> Mapping[str, Any]:
-        request = self._client.build_request(
-            p.method, public_url(p.url), headers=p.headers, params=p.params or None,
+        request = self._public.build_request(
+            p.method, http_url(p.url), headers=p.headers, params=p.params or None,
             json=p.body if p.method not in ("GET", "HEAD") else None)
-        response = await self._client.send(request, stream=True)
+        response = await self._public.send(request, stream=True)
         try:
             body = b""
             async for chunk in response.aiter_bytes():
@@ -145,7 +145,7 @@ class ToolClient:
         token = os.environ.get(f"P38_N8N_{p.workflow.upper().replace('-', '_')}_TOKEN")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         body = {"agent": p.agent, "run": p.run_id, "workflow": p.workflow, "data": p.data}
-        response = await self._client.post(public_url(p.url), json=body, headers=headers)
+        response = await self._client.post(http_url(p.url), json=body, headers=headers)
         if response.status_code >= 400:
             raise RuntimeError(f"n8n workflow {p.workflow} answered {response.status_code}")
         text = response.content[:MAX_ANSWER_BYTES].decode(response.encoding or "utf-8",
@@ -167,7 +167,7 @@ class ToolClient:
         status = 0
         for attempt in range(NOTIFY_ATTEMPTS):
             try:
-                response = await self._client.post(public_url(p.url), json=body,
+                response = await self._client.post(http_url(p.url), json=body,
                                                    headers=headers)
             except httpx.TransportError as exc:
                 error = f"{type(exc).__name__}: {exc}"

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 
+from controller.clients.sandbox import REQUIRED, Sandbox
 from controller.clients.secrets import Secrets
 from controller.config import Settings
 from controller.reconcile.desk import Desk
@@ -29,6 +30,7 @@ class Env:
     store: Store
     secrets: Secrets | None = None  # Secret Manager values, refreshed while the app runs
     desk: Desk | None = None  # has actions gated and run on a runner's behalf (tool calls)
+    sandbox: Sandbox = REQUIRED  # how agent processes are fenced in (probed at start)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ import orjson
 from controller.clients.agent_validation import validate
 from controller.clients.harness import Limits, ToolRefused, run_agent
 from controller.clients.railway import RailwayQuery, read_only
+from controller.clients.sandbox import REQUIRED, Sandbox
 from controller.clients.tools import (
     GitHubGet,
     HttpCall,
@@ -58,16 +59,17 @@ STOP_POLL_SECONDS = 1.0
 @contextlib.asynccontextmanager
 async def bundle(env: Env) -> AsyncIterator[Provider]:
     async with ToolClient.open() as tools:
-        yield Provider(NAME, runners=runners(env.store, env.desk, tools),
+        yield Provider(NAME, runners=runners(env.store, env.desk, tools, env.sandbox),
                        reads=AgentStoreReads(env.store))
 
 
-def runners(store: Store, desk: Desk | None, tools: ToolClient) -> dict[str, ActionRunner]:
+def runners(store: Store, desk: Desk | None, tools: ToolClient,
+            sandbox: Sandbox = REQUIRED) -> dict[str, ActionRunner]:
     async def build(p: BuildVersion, _action: Action) -> Mapping[str, Any]:
-        return await build_version(store, p)
+        return await build_version(store, p, sandbox)
 
     async def run(p: RunAgent, _action: Action) -> Mapping[str, Any]:
-        return await run_version(store, desk, p)
+        return await run_version(store, desk, p, sandbox)
 
     async def finish(p: FinishRun, _action: Action) -> Mapping[str, Any]:
         await store.execute("agent_run_finish", p.run_id, p.outcome, None, p.error, None, [],
@@ -107,8 +109,10 @@ def runners(store: Store, desk: Desk | None, tools: ToolClient) -> dict[str, Act
             **runner(StartWorkflow, start_workflow)}
 
 
-async def build_version(store: Store, p: BuildVersion) -> Mapping[str, Any]:
-    """Validate hand-written code and record the version READY or FAILED."""
+async def build_version(store: Store, p: BuildVersion,
+                        sandbox: Sandbox = REQUIRED) -> Mapping[str, Any]:
+    """Validate hand-written code and record the version READY or FAILED (`SandboxRefused`,
+    leaving it VALIDATING, when its test cannot run here)."""
     found = await store.fetchrow("agent_version_find", p.agent, p.spec_hash)
     if found is not None and found["state"] in ("READY", "FAILED"):
         return {"version": found["number"], "state": found["state"], "found": True}
@@ -117,7 +121,7 @@ async def build_version(store: Store, p: BuildVersion) -> Mapping[str, Any]:
     started = time.perf_counter()
     await store.execute("agent_version_progress", p.agent, number, "VALIDATING", p.code,
                         p.test, 0, 0, 0, 0, 0, 0, {})
-    report = await validate(p.code or "", p.test)
+    report = await validate(p.code or "", p.test, sandbox=sandbox)
     state = "READY" if report.ok else "FAILED"
     error = None if report.ok else "; ".join(report.problems)[:4000]
     await store.execute("agent_version_finish", p.agent, number, state, p.code, p.test, 0, 0,
@@ -126,7 +130,8 @@ async def build_version(store: Store, p: BuildVersion) -> Mapping[str, Any]:
     return {"version": number, "state": state}
 
 
-async def run_version(store: Store, desk: Desk | None, p: RunAgent) -> Mapping[str, Any]:
+async def run_version(store: Store, desk: Desk | None, p: RunAgent,
+                      sandbox: Sandbox = REQUIRED) -> Mapping[str, Any]:
     """Carry out one run in the harness and record how it ended."""
     if await store.fetchval("agent_run_start", p.run_id, p.version) is None:
         row = await store.fetchrow("agent_run_get", p.run_id)
@@ -145,7 +150,7 @@ async def run_version(store: Store, desk: Desk | None, p: RunAgent) -> Mapping[s
     limits = Limits(timeout=p.timeout_seconds, memory_bytes=p.memory_bytes)
     harness = asyncio.ensure_future(run_agent(
         code=version["code"] or "", input=run["input"], state=state or {}, tools=p.tools,
-        limits=limits, serve=serve))
+        limits=limits, serve=serve, sandbox=sandbox))
     stopped = await _until_done_or_stopped(store, p.run_id, harness, serve)
     outcome: str
     error: str | None

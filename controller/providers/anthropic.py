@@ -10,7 +10,8 @@ exact messages, up to the Policy's fix rounds and generation ceiling in US dolla
 either, FAILED with the figure. A reply cut off (`max_tokens`), without the two files, or with
 files validation refuses is a fix round; a `refusal` ends it FAILED; an API that refuses the
 request (unknown model, bad request) ends it FAILED with the API's message. Rate limits and
-outages are not the agent's fault: the action is retried later on the same row.
+outages are not the agent's fault: the action is retried later on the same row; so is a
+controller that cannot sandbox the agent's test (checked before Claude is asked anything).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any, ClassVar
 from controller.clients.agent_prompt import brief, fix, parse_files, system_blocks
 from controller.clients.agent_validation import validate
 from controller.clients.claude import Claude, ClaudeRefused, Usage, cached_up_to_here
+from controller.clients.sandbox import REQUIRED, Sandbox, SandboxRefused
 from controller.providers import Env, Provider
 from controller.providers.claude_work import work_task
 from controller.reconcile.desk import Desk
@@ -61,16 +63,17 @@ def bundle(*, sleep: Callable[[float], Awaitable[None]] | None = None) -> Callab
             return
         claude = Claude(key.get_secret_value(), sleep=sleep or asyncio.sleep)
         try:
-            yield Provider(NAME, runners=runners(env.store, claude, env.desk))
+            yield Provider(NAME, runners=runners(env.store, claude, env.desk, env.sandbox))
         finally:
             await claude.close()
 
     return open_anthropic
 
 
-def runners(store: Store, claude: Claude, desk: Desk | None = None) -> dict[str, ActionRunner]:
+def runners(store: Store, claude: Claude, desk: Desk | None = None,
+            sandbox: Sandbox = REQUIRED) -> dict[str, ActionRunner]:
     async def generate(p: GenerateVersion, _action: Action) -> Mapping[str, Any]:
-        return await generate_version(store, claude, p)
+        return await generate_version(store, claude, p, sandbox)
 
     async def ask(p: AskClaude, _action: Action) -> Mapping[str, Any]:
         reply = await claude.message(
@@ -117,10 +120,13 @@ class Generation:
                 "usd": round(self.usd, 6), **({"error": error} if error else {})}
 
 
-async def generate_version(store: Store, claude: Claude, p: GenerateVersion) -> Mapping[str, Any]:
+async def generate_version(store: Store, claude: Claude, p: GenerateVersion,
+                           sandbox: Sandbox = REQUIRED) -> Mapping[str, Any]:
     found = await store.fetchrow("agent_version_find", p.agent, p.spec_hash)
     if found is not None and found["state"] in ("READY", "FAILED"):
         return {"version": found["number"], "state": found["state"], "found": True}
+    if (why := sandbox.refusal()) is not None:  # its test could not run: spend nothing
+        raise SandboxRefused(why)
     number = found["number"] if found is not None else await store.fetchval(
         "agent_version_create", p.agent, p.spec_hash, "generated", p.model, p.spec)
     g = Generation(store, p, number, dict(found) if found is not None else {})
@@ -157,7 +163,7 @@ async def generate_version(store: Store, claude: Claude, p: GenerateVersion) -> 
             if not problems:
                 g.code, g.test = parsed.code, parsed.test
                 await g.progress("VALIDATING")
-                report = await validate(parsed.code or "", parsed.test)
+                report = await validate(parsed.code or "", parsed.test, sandbox=sandbox)
                 step["validation"] = report.as_json()
                 g.report.update(report.as_json())
                 problems = tuple(report.problems)

@@ -1,5 +1,6 @@
 """`/healthz` (the process answers), `/readyz` and `/api/health` (database reachable and migrated,
-and what runs: webhook routes, providers, killswitch), `/metrics` (Prometheus text).
+and what runs: webhook routes, providers, killswitch, the agents' sandbox), `/metrics`
+(Prometheus text).
 
 `describe(app)` is the truth at a glance, shared with the start banner. `/readyz` answers
 within `READY_TIMEOUT` seconds even when PostgreSQL hangs; `/metrics` answers during a database
@@ -16,7 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from controller.store.migrations import latest_version
 from controller.web.json import answer, expect_continue
-from controller.web.keys import METRICS, POLICY, SETTINGS, STORE
+from controller.web.keys import METRICS, POLICY, SANDBOX, SETTINGS, STORE
 
 READY_TIMEOUT = 3.0  # seconds: under the usual 5 s probe timeout of an orchestrator
 METRICS_DB_TIMEOUT = 2.0
@@ -46,8 +47,10 @@ async def describe(app: web.Application) -> dict[str, Any]:
         spec = (row["document"] or {}).get("spec") or {}
         if spec.get("killswitch") is True:
             on.append(f"{row['source']} (Policy/{row['name']})")
+    sandbox = app.get(SANDBOX)
     return {"routes": routes, "providers": providers, "dry_run": policy.dry_run,
-            "killswitch": {"on": on, "environment": settings.policy.killswitch}}
+            "killswitch": {"on": on, "environment": settings.policy.killswitch},
+            "agents": sandbox.describe() if sandbox is not None else {"sandbox": "unknown"}}
 
 
 async def healthz(_request: web.Request) -> web.Response:

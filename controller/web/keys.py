@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 from aiohttp import web
 
+from controller.clients.sandbox import Sandbox
 from controller.config import Settings
 from controller.engine.context import StoreContext
 from controller.engine.executor import Executor
@@ -39,3 +40,4 @@ CONTEXT = web.AppKey("context", StoreContext)
 BODIES = web.AppKey("bodies", BodyBudget)
 IN_FLIGHT = web.AppKey("in_flight", InFlight)
 SHUTDOWN = web.AppKey("shutdown", Shutdown)
+SANDBOX = web.AppKey("sandbox", Sandbox)  # how agent processes are fenced in, probed at start

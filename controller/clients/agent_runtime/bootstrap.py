@@ -1,39 +1,27 @@
-"""The agent process's main: isolate itself, then run the agent's `run(task)` (or its tests),
-speaking JSON lines with the controller over stdin/stdout.
+"""The agent process's main, exec'd by the sandbox launcher (`launcher.py`) once the kernel
+fenced the process in: it runs the agent's `run(task)` (or its tests), speaking JSON lines with
+the controller over stdin/stdout.
 
-Copied into the run's fresh working directory and started by `controller/clients/harness.py` as
-`python -I -B bootstrap.py` with a clean environment, in a process group of its own. Before any
-agent code is imported it: reads the start message; moves the protocol off file descriptor 1
-(the agent's prints go to stderr); sets the memory, file-size and core limits; asks to be
-killed if the controller dies; leaves the network (a new user and network namespace, where the
-kernel allows it); lowers its CPU priority (niceness 10, first of all); and installs an audit
-hook that refuses sockets, subprocesses, loading native code, and opening files outside the
-working directory and Python's own library.
-The kernel enforces the limits and the namespace; the hook is a second line behind the static
-check of the code (docs/agents.md says what is enforced where). Standard library only.
+Started as `python -I -S -B bootstrap.py` in the run's directory with a clean environment.
+Before any agent code is imported it reads the start message, moves the protocol off file
+descriptor 1 (the agent's prints go to stderr) and installs an audit hook that refuses
+sockets, subprocesses, loading native code, and opening files outside the working directory
+and Python's own library: a friendly first refusal with a clear message. What holds when agent
+code undoes that hook is the kernel's (namespaces, Landlock, seccomp, limits: the launcher's).
+In test mode the verdict is the exit status: 0 when every test passed, 1 when one failed.
+Standard library only; never imports ctypes.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import sys
+import traceback
+from typing import Any
 
-# Agents yield the CPU to the controller first: a burst of runs (1,000 schedules due in the
-# same minute) must not starve ingest and reconciles. Before anything else, so the imports
-# below already run at the lower priority.
-NICENESS = 10
-os.nice(NICENESS)
-
-import json  # noqa: E402
-import resource  # noqa: E402
-import sys  # noqa: E402
-import traceback  # noqa: E402
-from typing import Any  # noqa: E402
-
-CLONE_NEWUSER = 0x10000000
-CLONE_NEWNET = 0x40000000
-PR_SET_PDEATHSIG = 1
-FILE_LIMIT = 64 * 1024 * 1024  # the largest file an agent may write in its directory
 TRACE_CHARS = 4000
+TESTS_FAILED = 1
 
 _BLOCKED_EVENTS = {
     "socket.__new__", "socket.connect", "socket.bind", "socket.getaddrinfo", "socket.sendto",
@@ -59,46 +47,27 @@ def main() -> int:
         protocol.write(json.dumps(message, default=str) + "\n")
         protocol.flush()
 
-    isolation = _isolate(int(start["memory_bytes"]))
-    send({"isolation": isolation})
     home = os.path.realpath(os.getcwd())
     sys.path[:0] = [home]
     _install_hook(home)
+    status = 0
     try:
         if start.get("mode") == "test":
-            send({"tests": _run_tests()})
+            tests = _run_tests()
+            status = TESTS_FAILED if tests["failed"] else 0
+            send({"tests": tests})
         else:
             send({"result": _run(start, send)})
     except MemoryError:
+        status = 2
         send({"error": {"type": "MemoryError", "message": "the memory limit was reached"}})
     except BaseException as exc:  # the agent's failure, reported; never a silent exit
+        status = 2
         trace = traceback.format_exc()[-TRACE_CHARS:]
         send({"error": {"type": type(exc).__name__, "message": str(exc)[:TRACE_CHARS],
                         "trace": trace}})
     protocol.close()
-    return 0
-
-
-def _isolate(memory_bytes: int) -> dict[str, str]:
-    """Limits and namespaces, before any agent code runs."""
-    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_LIMIT, FILE_LIMIT))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    found = {"memory": f"RLIMIT_AS {memory_bytes} bytes", "network": "audit hook only",
-             "cpu": f"niceness {os.getpriority(os.PRIO_PROCESS, 0)}"}
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0)  # SIGKILL when the controller dies
-        if libc.unshare(CLONE_NEWUSER | CLONE_NEWNET) == 0:
-            found["network"] = "none (own network namespace)"
-        else:
-            found["network"] = (f"audit hook only (unshare refused: "
-                                f"{os.strerror(ctypes.get_errno())})")
-    except (ImportError, OSError, AttributeError) as exc:
-        found["network"] = f"audit hook only ({exc})"
-    return found
+    return status
 
 
 def _install_hook(home: str) -> None:

@@ -1,0 +1,122 @@
+"""Outbound connections to the public internet only, decided when the connection is made: the
+transport of the agents' `http` tool, whose URLs agent code chooses.
+
+`PublicOnlyBackend` is an httpcore network backend: it resolves the host once, refuses unless
+every address is global unicast (`public_address`), and connects to an address it checked, so a
+name that re-binds between a check and the connect gains nothing. `public_transport()` is an
+httpx transport over it, with no proxy taken from the environment (a proxy would connect in our
+place). TLS still verifies the certificate against the host name of the URL. No redirects are
+followed by the client that uses it (`follow_redirects=False`).
+
+Decides nothing else: which targets an agent may name is its caller's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+import httpcore
+import httpx
+
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+class RefusedAddress(ValueError):
+    """The URL's host is, or resolves to, an address agents may not reach."""
+
+
+def public_address(text: str) -> bool:
+    """True when `text` is a global unicast address, IPv4 or IPv6, and no IPv4 address an
+    IPv6 one carries (mapped, compatible, NAT64, 6to4, Teredo) is anything else."""
+    try:
+        address = ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        return False
+    if not address.is_global or address.is_multicast or address.is_unspecified:
+        return False
+    if isinstance(address, ipaddress.IPv6Address):
+        if address in IPV4_COMPATIBLE:
+            return False
+        carried: list[ipaddress.IPv4Address] = []
+        if address.ipv4_mapped is not None:
+            carried.append(address.ipv4_mapped)
+        if any(address in network for network in NAT64):
+            carried.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+        if address.sixtofour is not None:
+            carried.append(address.sixtofour)
+        if address.teredo is not None:
+            carried.extend(address.teredo)
+        return all(public_address(str(inner)) for inner in carried)
+    return True
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    """Every address the system's resolver gives for `host` (an address, in any spelling the
+    C library accepts, resolves to itself)."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+class PublicOnlyBackend(httpcore.AsyncNetworkBackend):
+    """Connects only to public addresses: resolve once, check every address, connect to a
+    checked one."""
+
+    def __init__(self, resolver: Resolver = system_resolver,
+                 inner: httpcore.AsyncNetworkBackend | None = None) -> None:
+        self._resolve = resolver
+        self._inner = inner or httpcore.AnyIOBackend()
+
+    async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                          local_address: str | None = None,
+                          socket_options: Iterable[Any] | None = None,
+                          ) -> httpcore.AsyncNetworkStream:
+        name = host.strip("[]")
+        try:
+            async with asyncio.timeout(timeout):
+                addresses = await self._resolve(name, port)
+        except (OSError, UnicodeError) as exc:
+            raise httpcore.ConnectError(f"{name} does not resolve: {exc}") from exc
+        except TimeoutError as exc:
+            raise httpcore.ConnectTimeout(f"{name} did not resolve in time") from exc
+        if not addresses:
+            raise httpcore.ConnectError(f"{name} does not resolve")
+        for address in addresses:
+            if not public_address(address):
+                shown = name if name == address else f"{name} (it resolves to {address})"
+                raise RefusedAddress(f"{shown} is not a public address: agents reach the "
+                                     "public internet only")
+        error: Exception | None = None
+        for address in addresses:
+            try:
+                return await self._inner.connect_tcp(address, port, timeout=timeout,
+                                                     local_address=local_address,
+                                                     socket_options=socket_options)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                error = exc
+        assert error is not None
+        raise error
+
+    async def connect_unix_socket(self, path: str, timeout: float | None = None,
+                                  socket_options: Iterable[Any] | None = None,
+                                  ) -> httpcore.AsyncNetworkStream:
+        raise RefusedAddress("agents may not reach UNIX sockets")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+class PublicTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport over `PublicOnlyBackend`, never through a proxy."""
+
+    def __init__(self, resolver: Resolver = system_resolver,
+                 inner: httpcore.AsyncNetworkBackend | None = None) -> None:
+        super().__init__(trust_env=False)
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=False),
+            network_backend=PublicOnlyBackend(resolver, inner))

@@ -1,0 +1,157 @@
+"""The controller's side of the agents' sandbox: what the launcher (`agent_runtime/launcher.py`)
+is told, starting it, and reading its report.
+
+`Sandbox(required=True)` is the rule: an agent process starts only when the kernel fenced it in
+completely (namespaces, Landlock, seccomp); `required=False` is the operator's
+`P38_AGENTS_UNSANDBOXED=true`, which runs agents with whatever the kernel gives. `probe()` asks
+the kernel once, at start, what it gives (for the log and `/readyz`). The report of a run comes
+from the launcher over a descriptor it closes before the exec, so agent code cannot write it.
+Never imports ctypes into the controller: the kernel calls are the launcher's, in its process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import sysconfig
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+LAUNCHER = "launcher.py"
+REPORT_LIMIT = 64 * 1024
+PROBE_TIMEOUT = 10.0
+UNSANDBOXED_HINT = ("set P38_AGENTS_UNSANDBOXED=true to run agents with only what the kernel "
+                    "gives (docs/agents.md)")
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """`required`: refuse to start an agent the kernel cannot fence in completely (every
+    process is checked by its launcher). `found`: what `probe()` saw at start, when it ran."""
+
+    required: bool = True
+    found: Mapping[str, str] = field(default_factory=dict)
+
+    def refusal(self) -> str | None:
+        """Why agents cannot run in this process (known from the probe), or None."""
+        if not self.required or not self.found or self.found.get("sandbox") == "complete":
+            return None
+        return verdict(self.found, self)
+
+    def describe(self) -> dict[str, Any]:
+        """For /readyz and the start log."""
+        return {"sandbox": self.found.get("sandbox", "unknown"), "required": self.required,
+                "verdict": verdict(self.found, self) if self.found else "not probed",
+                "protections": {k: v for k, v in self.found.items()
+                                if k not in ("sandbox", "missing", "refused")},
+                **({"missing": self.found["missing"]} if "missing" in self.found else {})}
+
+
+REQUIRED = Sandbox(required=True)
+
+
+class SandboxRefused(Exception):
+    """The kernel could not fence an agent process in and the sandbox is required."""
+
+
+def interpreter(python: str | None = None) -> str:
+    """The real interpreter (a virtualenv's `python` is a link to it): the agent process runs
+    the standard library only, so it needs nothing of the virtualenv."""
+    return os.path.realpath(python or sys.executable)
+
+
+def readable(python: str) -> list[str]:
+    """What an agent process may read besides its directory: the interpreter's installation,
+    the shared libraries it maps, the locale and time zone data, the loader's cache."""
+    paths = {os.path.realpath(p) for p in (
+        sys.base_prefix, sys.base_exec_prefix, sysconfig.get_path("stdlib"),
+        sysconfig.get_path("platstdlib"), os.path.dirname(os.path.dirname(python)))}
+    with contextlib.suppress(OSError), open("/proc/self/maps", encoding="utf-8") as maps:
+        for line in maps:
+            name = line.rstrip("\n").split(None, 5)[-1] if line.count(" ") >= 5 else ""
+            if name.startswith("/") and ".so" in os.path.basename(name):
+                paths.add(os.path.dirname(os.path.realpath(name)))
+    paths.update(p for p in ("/usr/lib/locale", "/usr/share/zoneinfo", "/etc/ld.so.cache")
+                 if os.path.exists(p))
+    return sorted(paths)
+
+
+def launcher_path() -> str:
+    return str(resources.files("controller.clients.agent_runtime").joinpath(LAUNCHER))
+
+
+def launch_config(*, workdir: Path, python: str, argv: list[str], env: dict[str, str],
+                  memory_bytes: int, report_fd: int, sandbox: Sandbox,
+                  probe: bool = False) -> dict[str, Any]:
+    return {"report_fd": report_fd, "memory_bytes": memory_bytes, "require": sandbox.required,
+            "probe": probe, "read": readable(python), "write": [str(workdir)],
+            "devices": ["/dev/null", "/dev/urandom"], "argv": [python, *argv], "env": env}
+
+
+async def read_report(fd: int) -> dict[str, str]:
+    """The launcher's report: one JSON line, then end of file (its descriptor closed before it
+    execs, or the launcher died: then an empty report)."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=REPORT_LIMIT)
+    transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", buffering=0))
+    try:
+        data = await reader.read(REPORT_LIMIT)
+    finally:
+        transport.close()
+    try:
+        report = json.loads(data or b"{}")
+    except ValueError:
+        return {}
+    return {str(k): str(v) for k, v in report.items()} if isinstance(report, dict) else {}
+
+
+async def probe(python: str | None = None) -> dict[str, str]:
+    """What the kernel gives an agent process here: the launcher applies every protection to
+    a process that then exits. `sandbox` is `complete` or `incomplete` (then `missing`)."""
+    python = interpreter(python)
+    with tempfile.TemporaryDirectory(prefix="p38-probe-") as workdir:
+        read_end, write_end = os.pipe()
+        config = launch_config(workdir=Path(workdir), python=python, argv=[], env={},
+                               memory_bytes=1 << 30, report_fd=write_end,
+                               sandbox=Sandbox(required=False), probe=True)
+        try:
+            process = await asyncio.create_subprocess_exec(
+                python, "-I", "-S", "-B", launcher_path(), json.dumps(config), cwd=workdir,
+                env={}, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE, pass_fds=(write_end,))
+        finally:
+            os.close(write_end)
+        try:
+            async with asyncio.timeout(PROBE_TIMEOUT):
+                report = await read_report(read_end)
+                _out, err = await process.communicate()
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            return {"sandbox": "incomplete", "missing": "everything",
+                    "error": f"the probe did not answer within {PROBE_TIMEOUT:g}s"}
+    if not report:
+        return {"sandbox": "incomplete", "missing": "everything",
+                "error": "the launcher could not start: "
+                         + err.decode("utf-8", "replace").strip()[-500:]}
+    return report
+
+
+def verdict(report: Mapping[str, str], sandbox: Sandbox) -> str:
+    """One line for the log and /readyz: may agents run here, and with what."""
+    if report.get("sandbox") == "complete":
+        return "agents run in the kernel sandbox (namespaces, Landlock, seccomp)"
+    missing = report.get("missing") or "unknown"
+    if sandbox.required:
+        return f"agents are refused: the kernel cannot sandbox them ({missing}); " \
+               + UNSANDBOXED_HINT
+    return (f"agents run WITHOUT a complete sandbox ({missing} not applied), as "
+            "P38_AGENTS_UNSANDBOXED=true allows")
