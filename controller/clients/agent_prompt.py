@@ -48,8 +48,10 @@ The contract:
 {TOOLS}
 - Imports: only these modules: {", ".join(sorted(ALLOWED_IMPORTS))}.
   Never os, sys, subprocess, socket, requests, httpx, urllib, importlib, ctypes, threading.
-- Never eval, exec, compile, __import__, globals, vars, getattr with a computed name, dunder
-  attributes, open() outside the working directory, or credentials in the code.
+- Never eval, exec, compile, __import__, globals, vars, getattr with a computed name, an
+  attribute whose name starts with "_" (self._x included: name attributes publicly), a module
+  reached through another (contextlib.os), open() outside the working directory, or
+  credentials in the code.
 - The code must pass `ruff check --select E4,E7,E9,F,B` (no unused imports or names).
 
 Also write test_agent.py: plain pytest-style `test_*` functions (no pytest import, no

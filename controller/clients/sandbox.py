@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import sys
@@ -67,20 +68,43 @@ def interpreter(python: str | None = None) -> str:
     return os.path.realpath(python or sys.executable)
 
 
-def readable(python: str) -> list[str]:
-    """What an agent process may read besides its directory: the interpreter's installation,
-    the shared libraries it maps, the locale and time zone data, the loader's cache."""
-    paths = {os.path.realpath(p) for p in (
-        sys.base_prefix, sys.base_exec_prefix, sysconfig.get_path("stdlib"),
-        sysconfig.get_path("platstdlib"), os.path.dirname(os.path.dirname(python)))}
+NOT_READABLE = ("_ctypes", "_test", "_xx", "xxlimited")  # native calls, test hooks
+STDLIB_LEFT_OUT = frozenset({"lib-dynload", "site-packages", "dist-packages", "test",
+                             "idlelib", "tkinter", "turtledemo", "ensurepip"})
+
+
+@functools.cache
+def readable(python: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """What an agent process may read besides its directory, as (paths read beneath, folders
+    only listed): the interpreter and its shared library, the standard library but ctypes and
+    the test modules (so no agent code ever calls native functions), the system's shared
+    library folders, the locale and time zone data, the loader's cache."""
+    installs = {os.path.realpath(p) for p in (sys.base_prefix, sys.base_exec_prefix,
+                                              sys.prefix, sys.exec_prefix)}
+    paths = {python}
+    if sysconfig.get_config_var("Py_ENABLE_SHARED"):
+        library = os.path.join(str(sysconfig.get_config_var("LIBDIR")),
+                               str(sysconfig.get_config_var("INSTSONAME")))
+        paths.add(os.path.realpath(library))
+    stdlib = os.path.realpath(sysconfig.get_path("stdlib"))
+    paths.update(os.path.join(stdlib, name) for name in os.listdir(stdlib)
+                 if name not in STDLIB_LEFT_OUT)
+    dynload = os.path.realpath(str(sysconfig.get_config_var("DESTSHARED")))
+    with contextlib.suppress(OSError):
+        paths.update(os.path.join(dynload, name) for name in os.listdir(dynload)
+                     if not name.startswith(NOT_READABLE))
     with contextlib.suppress(OSError), open("/proc/self/maps", encoding="utf-8") as maps:
-        for line in maps:
-            name = line.rstrip("\n").split(None, 5)[-1] if line.count(" ") >= 5 else ""
+        for line in maps:  # the folders of the system's shared libraries (libc, libm...)
+            fields = line.split(None, 5)
+            name = fields[5].strip() if len(fields) == 6 else ""
             if name.startswith("/") and ".so" in os.path.basename(name):
-                paths.add(os.path.dirname(os.path.realpath(name)))
+                folder = os.path.dirname(os.path.realpath(name))
+                if not any(folder == i or folder.startswith(i + "/") for i in installs) \
+                        and "-packages" not in folder:
+                    paths.add(folder)
     paths.update(p for p in ("/usr/lib/locale", "/usr/share/zoneinfo", "/etc/ld.so.cache")
                  if os.path.exists(p))
-    return sorted(paths)
+    return tuple(sorted(paths)), (stdlib, dynload)
 
 
 def launcher_path() -> str:
@@ -91,7 +115,8 @@ def launch_config(*, workdir: Path, python: str, argv: list[str], env: dict[str,
                   memory_bytes: int, report_fd: int, sandbox: Sandbox,
                   probe: bool = False) -> dict[str, Any]:
     return {"report_fd": report_fd, "memory_bytes": memory_bytes, "require": sandbox.required,
-            "probe": probe, "read": readable(python), "write": [str(workdir)],
+            "probe": probe, "read": list(readable(python)[0]), "list": list(readable(python)[1]),
+            "write": [str(workdir)],
             "devices": ["/dev/null", "/dev/urandom"], "argv": [python, *argv], "env": env}
 
 

@@ -10,9 +10,10 @@ program to exec, whether a missing protection refuses the run). In order:
    controller dies);
 2. new user, network and IPC namespaces (no interface but a loopback that is down, no System V
    IPC shared with the host);
-3. `PR_SET_NO_NEW_PRIVS`, then Landlock: reads only below the Python installation, the shared
-   libraries it maps and the run's directory; writes only in the run's directory; TCP bind and
-   connect refused (ABI 4+); signals and abstract UNIX sockets scoped to the sandbox (ABI 6+);
+3. `PR_SET_NO_NEW_PRIVS`, then Landlock: reads only the interpreter, its standard library
+   (without ctypes and the test modules), the system's shared libraries and the run's
+   directory; writes only in the run's directory; TCP bind and connect refused (ABI 4+);
+   signals and abstract UNIX sockets scoped to the sandbox (ABI 6+);
 4. a seccomp filter: no sockets at all, no new processes (threads only), no namespaces, mount,
    ptrace, keyctl, bpf, io_uring, perf or kernel modules; signals only to itself; and `execve`
    only with a 64-bit value this launcher drew and passes in an argument the kernel ignores,
@@ -194,6 +195,8 @@ def _landlock(libc: Any, config: dict[str, Any]) -> str:
     try:
         for path in config["read"]:
             _allow(libc, ruleset, path, READ_ONLY & fs)
+        for path in config.get("list", ()):
+            _allow(libc, ruleset, path, FS_READ_DIR & fs)
         for path in config["write"]:
             _allow(libc, ruleset, path, READ_WRITE & fs)
         for path in config.get("devices", ()):
@@ -203,7 +206,8 @@ def _landlock(libc: Any, config: dict[str, Any]) -> str:
             raise Unavailable(f"landlock_restrict_self refused: {_errno()}")
     finally:
         os.close(ruleset)
-    parts = [f"ABI {abi}", "reads: Python, its libraries, the run's directory",
+    parts = [f"ABI {abi}", "reads: the interpreter, its standard library without ctypes, "
+             "shared libraries, the run's directory",
              "writes: the run's directory"]
     parts.append("TCP bind and connect refused" if net else "no TCP rules (ABI < 4)")
     parts.append("signals and abstract sockets scoped" if scoped else "no scoping (ABI < 6)")
