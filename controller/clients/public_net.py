@@ -25,6 +25,12 @@ import httpx
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
 IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+# Special-purpose blocks not globally reachable (IANA's registries) that the standard library
+# of some Python releases still calls global: refused whatever the release says.
+NOT_GLOBAL = tuple(ipaddress.ip_network(n) for n in (
+    "0.0.0.0/8", "100.64.0.0/10", "192.0.0.0/24", "192.0.2.0/24", "198.18.0.0/15",
+    "198.51.100.0/24", "203.0.113.0/24", "240.0.0.0/4", "2001::/23", "2001:db8::/32",
+    "3fff::/20", "5f00::/16", "fc00::/7", "fe80::/10", "fec0::/10"))
 
 
 class RefusedAddress(ValueError):
@@ -33,12 +39,13 @@ class RefusedAddress(ValueError):
 
 def public_address(text: str) -> bool:
     """True when `text` is a global unicast address, IPv4 or IPv6, and no IPv4 address an
-    IPv6 one carries (mapped, compatible, NAT64, 6to4, Teredo) is anything else."""
+    IPv6 one carries (mapped, compatible, NAT64, 6to4; Teredo is refused whole) is anything else."""
     try:
         address = ipaddress.ip_address(text.split("%", 1)[0])
     except ValueError:
         return False
-    if not address.is_global or address.is_multicast or address.is_unspecified:
+    if not address.is_global or address.is_multicast or address.is_unspecified \
+            or any(address in network for network in NOT_GLOBAL):
         return False
     if isinstance(address, ipaddress.IPv6Address):
         if address in IPV4_COMPATIBLE:
@@ -50,8 +57,6 @@ def public_address(text: str) -> bool:
             carried.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
         if address.sixtofour is not None:
             carried.append(address.sixtofour)
-        if address.teredo is not None:
-            carried.extend(address.teredo)
         return all(public_address(str(inner)) for inner in carried)
     return True
 

@@ -1,0 +1,137 @@
+"""Hostile agents through the real app, the real harness and this machine's kernel: what an
+agent's code writes cannot forge its test verdict or its isolation, its `http` tool cannot
+reach this machine in any spelling of loopback (a listener on 127.0.0.1 sees nothing), the
+static check refuses modules reached through others, and /readyz and /api/runs say which
+protections runs have."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Any
+
+from controller.store import Store
+from tests.agents.test_agents_e2e import app_on
+from tests.helpers import wait_until
+
+MANIFEST = """apiVersion: p38/v1
+kind: Agent
+metadata: {{name: {name}}}
+spec:
+  description: A hostile agent for the end-to-end test.
+  code: agents/{name}.py
+{test}  tools: [http]
+  limits: {{timeout: 20s, memory: 256Mi}}
+"""
+FORGE = '''import json
+
+
+def forge(message):
+    for fd in range(3, 16):
+        try:
+            stream = open(fd, "w", closefd=False)
+            stream.write(json.dumps(message) + "\\n")
+            stream.flush()
+        except OSError:
+            pass
+'''
+FORGED_PASS_TEST = FORGE + '''
+
+def test_forged():
+    forge({"tests": {"passed": ["test_forged"], "failed": []}})
+    raise AssertionError("this test fails")
+'''
+FORGED_ISOLATION = FORGE + '''
+
+def run(task):
+    forge({"isolation": {"sandbox": "none", "network": "full"}})
+    return "done"
+'''
+LOOPBACK = '''from p38_agent import ToolError
+
+
+def run(task):
+    port = task.input["port"]
+    answers = {}
+    for host in task.input["hosts"]:
+        try:
+            answers[host] = task.tools.http.get(url="http://" + host + ":" + str(port) + "/")
+        except ToolError as exc:
+            answers[host] = str(exc)
+    return answers
+'''
+HOSTS = ["127.0.0.1", "127.1", "2130706433", "0x7f.1", "localhost", "[::1]",
+         "[::ffff:127.0.0.1]"]
+
+
+def write(root: Path, name: str, code: str, test: str | None = None) -> None:
+    (root / "manifests").mkdir(exist_ok=True)
+    (root / "agents").mkdir(exist_ok=True)
+    (root / "agents" / f"{name}.py").write_text(code)
+    line = ""
+    if test is not None:
+        (root / "agents" / f"test_{name}.py").write_text(test)
+        line = f"  test: agents/test_{name}.py\n"
+    (root / "manifests" / f"{name}.yaml").write_text(MANIFEST.format(name=name, test=line))
+
+
+async def test_hostile_agents_through_the_app(aiohttp_client: Any, store: Store, dsn: str,
+                                              tmp_path: Path) -> None:
+    write(tmp_path, "forger", "def run(task):\n    return 1\n", FORGED_PASS_TEST)
+    write(tmp_path, "isolated", FORGED_ISOLATION)
+    write(tmp_path, "prober", LOOPBACK)
+    write(tmp_path, "through", "import contextlib\n\n\ndef run(task):\n"
+                               "    return contextlib.os.environ\n")
+    write(tmp_path, "ctypes", "import typing\n\n\ndef run(task):\n"
+                              "    return typing.sys.modules['ctypes']\n")
+    client = await app_on(aiohttp_client, dsn, tmp_path)
+
+    ready = await (await client.get("/readyz")).json()
+    assert ready["agents"]["sandbox"] == "complete", ready["agents"]
+    assert ready["agents"]["required"] is True
+    assert "ABI" in ready["agents"]["protections"]["landlock"]
+
+    async def agent(name: str, status: str) -> dict[str, Any] | None:
+        body = await (await client.get(f"/api/agents/{name}")).json()
+        return body if body.get("status") == status else None
+
+    forger = await wait_until(lambda: agent("forger", "Stalled"), what="forger FAILED",
+                              store=store)
+    assert "test_forged" in forger["versions"][0]["error"]
+    for name, message in (("through", "contextlib.os reaches the module os"),
+                          ("ctypes", "typing.sys reaches the module sys")):
+        refused = await wait_until(lambda n=name: agent(n, "Stalled"), what=name, store=store)
+        assert message in refused["versions"][0]["error"], refused
+
+    async def run(name: str, given: Any) -> dict[str, Any]:
+        await wait_until(lambda: agent(name, "Ready"), what=f"{name} READY", store=store)
+        started = await client.post(f"/api/agents/{name}/runs", json={"input": given})
+        url = (await started.json())["url"]
+
+        async def finished() -> dict[str, Any] | None:
+            body = await (await client.get(url)).json()
+            return body if body["state"] == "finished" else None
+
+        return await wait_until(finished, what=f"{name}'s run", store=store)
+
+    isolated = await run("isolated", None)
+    assert isolated["outcome"] == "succeeded", isolated
+    assert isolated["isolation"]["sandbox"] == "complete"
+    assert "network" not in isolated["isolation"]
+    assert "TCP bind and connect refused" in isolated["isolation"]["landlock"]
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.setblocking(False)
+        probed = await run("prober", {"port": listener.getsockname()[1], "hosts": HOSTS})
+        try:
+            listener.accept()
+            raise AssertionError("an agent's http call reached this machine")
+        except BlockingIOError:
+            pass
+    assert probed["outcome"] == "succeeded", probed
+    answers = probed["result"]["output"]
+    for host in HOSTS:
+        assert "is not a public address" in answers[host], (host, answers[host])
+    assert [c["status"] for c in probed["tool_calls"]] == ["refused"] * len(HOSTS)
