@@ -1,0 +1,86 @@
+"""Where the kernel cannot sandbox agents, they do not run unsandboxed silently.
+
+A real kernel refusal, not a pretend one: the controller runs in a user namespace of its own
+whose `user.max_user_namespaces` is 0 (as in containers that disable user namespaces), so the
+launcher's `unshare` is refused. Runs are then refused with the reason unless the operator set
+P38_AGENTS_UNSANDBOXED=true; the start log and /readyz say which.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+from tests.helpers import env_for, terminate
+
+WITHOUT_USER_NAMESPACES = ["unshare", "--user", "--map-root-user", "sh", "-c",
+                           'echo 0 > /proc/sys/user/max_user_namespaces && exec "$@"', "sh"]
+
+HARNESS = """
+import asyncio, json
+from controller.clients.harness import Limits, run_agent
+from controller.clients.sandbox import Sandbox, probe
+
+async def main():
+    limits = Limits(timeout=20, memory_bytes=256 * 1024 * 1024)
+    code = "def run(task):\\n    return 42\\n"
+    found = await probe()
+    refused = await run_agent(code=code, tools=[], limits=limits)
+    allowed = await run_agent(code=code, tools=[], limits=limits,
+                              sandbox=Sandbox(required=False))
+    print(json.dumps({"found": found, "refused": [refused.outcome, refused.error],
+                      "allowed": [allowed.outcome, allowed.output, allowed.isolation]}))
+
+asyncio.run(main())
+"""
+
+
+def test_a_run_is_refused_unless_the_operator_allows_it() -> None:
+    done = subprocess.run([*WITHOUT_USER_NAMESPACES, sys.executable, "-c", HARNESS],
+                          capture_output=True, text=True, timeout=120, check=True)
+    seen = json.loads(done.stdout)
+    assert seen["found"]["sandbox"] == "incomplete" and seen["found"]["missing"] == "namespaces"
+    assert seen["found"]["namespaces"].startswith("not applied: unshare(user, network, ipc)")
+    outcome, error = seen["refused"]
+    assert outcome == "refused"
+    assert "the kernel cannot sandbox it here (namespaces: not applied" in error
+    assert "P38_AGENTS_UNSANDBOXED=true" in error
+    outcome, output, isolation = seen["allowed"]
+    assert (outcome, output) == ("succeeded", 42)
+    assert isolation["sandbox"] == "incomplete" and isolation["missing"] == "namespaces"
+    assert "ABI" in isolation["landlock"]  # what the kernel could give, it gave
+
+
+def test_the_start_log_and_readyz_say_agents_are_refused(dsn: str, tmp_path: Path) -> None:
+    for unsandboxed, expected in (("false", "agents are refused: the kernel cannot sandbox "
+                                            "them (namespaces)"),
+                                  ("true", "agents run WITHOUT a complete sandbox "
+                                           "(namespaces not applied)")):
+        env = {**env_for(dsn), "P38_HOME": str(tmp_path), "P38_AGENTS_UNSANDBOXED": unsandboxed}
+        process = subprocess.Popen([*WITHOUT_USER_NAMESPACES, sys.executable, "-m",
+                                    "controller.cli", "serve", "--port", "0"],
+                                   env=env, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+        try:
+            assert process.stderr is not None
+            seen = [process.stderr.readline()]
+            while '"serving"' not in seen[-1]:
+                seen.append(process.stderr.readline())
+            line, port = "".join(seen), int(json.loads(seen[-1])["url"].rsplit(":", 1)[1])
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10) as r:
+                ready = json.loads(r.read())
+            code, rest = terminate(process)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        assert code == 0
+        assert ready["status"] == "ready"  # ingest and reconciles go on; agents are refused
+        assert ready["agents"]["verdict"].startswith(expected), ready["agents"]
+        assert ready["agents"]["required"] is (unsandboxed == "false")
+        sandbox_lines = [entry for entry in (line + rest).splitlines()
+                         if '"agents_sandbox"' in entry]
+        assert sandbox_lines and '"level":"warning"' in sandbox_lines[0]
+        assert expected in sandbox_lines[0]
