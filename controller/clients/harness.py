@@ -37,6 +37,7 @@ from controller.clients.sandbox import (
     REQUIRED,
     UNSANDBOXED_HINT,
     Sandbox,
+    encode,
     interpreter,
     launch_config,
     launcher_path,
@@ -124,7 +125,7 @@ async def _supervise(workdir: Path, *, mode: str, input: Any, state: Mapping[str
                            sandbox=sandbox)
     try:
         process = await asyncio.create_subprocess_exec(
-            python, "-I", "-S", "-B", launcher_path(), orjson.dumps(config).decode(),
+            python, "-I", "-S", "-B", launcher_path(), encode(config),
             cwd=workdir, env=env, stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
             start_new_session=True, limit=limits.max_line, pass_fds=(write_end,))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
+import marshal
 import os
 import sys
 import sysconfig
@@ -120,9 +120,14 @@ def launch_config(*, workdir: Path, python: str, argv: list[str], env: dict[str,
             "devices": ["/dev/null", "/dev/urandom"], "argv": [python, *argv], "env": env}
 
 
+def encode(config: dict[str, Any]) -> str:
+    """The launcher's argument: `marshal` in hex (it reads it without importing json)."""
+    return marshal.dumps(config).hex()
+
+
 async def read_report(fd: int) -> dict[str, str]:
-    """The launcher's report: one JSON line, then end of file (its descriptor closed before it
-    execs, or the launcher died: then an empty report)."""
+    """The launcher's report: `key<TAB>value` lines, then end of file (its descriptor closed
+    before it execs, or the launcher died: then an empty report)."""
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=REPORT_LIMIT)
     transport, _ = await loop.connect_read_pipe(
@@ -131,11 +136,12 @@ async def read_report(fd: int) -> dict[str, str]:
         data = await reader.read(REPORT_LIMIT)
     finally:
         transport.close()
-    try:
-        report = json.loads(data or b"{}")
-    except ValueError:
-        return {}
-    return {str(k): str(v) for k, v in report.items()} if isinstance(report, dict) else {}
+    report = {}
+    for line in data.decode("utf-8", "replace").splitlines():
+        key, tab, value = line.partition("\t")
+        if tab:
+            report[key] = value
+    return report
 
 
 async def probe(python: str | None = None) -> dict[str, str]:
@@ -149,7 +155,7 @@ async def probe(python: str | None = None) -> dict[str, str]:
                                sandbox=Sandbox(required=False), probe=True)
         try:
             process = await asyncio.create_subprocess_exec(
-                python, "-I", "-S", "-B", launcher_path(), json.dumps(config), cwd=workdir,
+                python, "-I", "-S", "-B", launcher_path(), encode(config), cwd=workdir,
                 env={}, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.PIPE, pass_fds=(write_end,))
         finally:
