@@ -178,3 +178,19 @@ async def test_the_probe_says_what_this_kernel_gives() -> None:
     assert found["sandbox"] == "complete", found
     assert json.dumps(found).count("not applied") == 0
     assert verdict(found, Sandbox()).startswith("agents run in the kernel sandbox")
+
+
+AGENTS = Path(__file__).resolve().parents[2] / "agents"
+HEARTBEAT = (AGENTS / "heartbeat.py").read_text(), (AGENTS / "test_heartbeat.py").read_text()
+
+
+async def test_the_repositorys_own_agent_still_runs_and_passes_its_test() -> None:
+    code, test = HEARTBEAT
+    tested = await run_agent(code=code, test=test,
+                             mode="test", tools=[], limits=QUICK)
+    assert tested.outcome == "succeeded" and tested.tests and tested.tests["passed"], tested
+    ran = await run_agent(code=code, input={"note": "hi"}, state={"runs": 2}, tools=[],
+                          limits=QUICK)
+    assert ran.outcome == "succeeded", ran
+    assert (ran.output["runs"], ran.output["note"], ran.state["runs"]) == (3, "hi", 3)
+    assert ran.isolation["sandbox"] == "complete"
