@@ -7,11 +7,13 @@ through another module (`contextlib.os`, `typing.sys.modules[...]`, `from contex
 os`), decided from the allowed modules' real attributes; `getattr`-like calls with a private
 or module-reaching literal; `attrgetter`/`methodcaller` with anything but literal public names
 that name no module; frame and code attributes (`gi_frame`, `f_globals`, `tb_frame`...); the
-helpers that evaluate text as code (`get_type_hints`, `ForwardRef`, `Formatter.get_field`) and
-string annotations that are not plain type names; and `eval`, `getattr` and the like used as
-values rather than called. A first, friendly filter with a message that says why; the kernel's
-sandbox is what holds when it is passed. Pure apart from importing the allowed (standard
-library) modules once to read their attributes.
+helpers that evaluate text as code (`get_type_hints`, `ForwardRef`, `string.Formatter`) and
+string annotations that are not plain type names; class patterns (`case
+object(__globals__=g)`) and format-string fields (`"{0.__globals__}"`), held to the attribute
+rules; and `eval`, `getattr` and the like used as values rather than called. A first,
+friendly filter with a message that says why; the kernel's sandbox is what holds when it is
+passed. Pure apart from importing the allowed (standard library) modules once to read their
+attributes.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import ast
 import functools
 import importlib
+import string
 import types
 from collections.abc import Iterator
 
@@ -31,8 +34,8 @@ FRAME_ATTRIBUTES = frozenset({
     "ag_code", "ag_await", "f_globals", "f_locals", "f_builtins", "f_back", "f_code",
     "f_trace", "tb_frame", "tb_next", "co_code", "co_consts", "co_names", "func_globals",
     "im_func", "mro"})
-EVALUATING = frozenset({"get_type_hints", "ForwardRef", "get_field", "get_value", "vformat",
-                        "_evaluate"})
+EVALUATING = frozenset({"get_type_hints", "ForwardRef", "Formatter", "get_field", "get_value",
+                        "vformat", "_evaluate"})
 FORBIDDEN_VALUES = frozenset({"eval", "exec", "compile", "__import__", "globals", "locals",
                               "vars", "breakpoint", "input", "getattr", "setattr", "delattr",
                               "hasattr", "attrgetter", "methodcaller"})
@@ -95,13 +98,20 @@ class _Reach:
         if isinstance(node, ast.Attribute):
             yield from self._attribute(node, called)
         elif isinstance(node, ast.Name):
-            if node.id.startswith("__") and node.id not in PUBLIC_DUNDERS:
+            if node.id in EVALUATING:
+                yield f"{node.id} evaluates text as code; agents may not use it"
+            elif node.id.startswith("__") and node.id not in PUBLIC_DUNDERS:
                 yield f"the name {node.id} reaches the interpreter's internals"
             elif node.id in FORBIDDEN_VALUES | self.getters and id(node) not in called:
                 yield (f"{node.id} may only be called directly (as a value it hides what is "
                        "looked up)")
         elif isinstance(node, ast.Call):
             yield from self._call(node)
+        elif isinstance(node, ast.MatchClass):  # `case object(__globals__=g)` reads attributes
+            for name in node.kwd_attrs:
+                yield from self._literal_name("a class pattern", name, node.cls)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and "{" in node.value:
+            yield from _format_fields(node.value)
         elif isinstance(node, ast.Subscript):
             key = node.slice
             if isinstance(key, ast.Constant) and isinstance(key.value, str) \
@@ -213,3 +223,19 @@ class _Reach:
                         for n in ast.walk(parsed)):
                     yield (f"the string annotation {node.value[:60]!r} is more than a type "
                            "name (typing helpers would evaluate it as code)")
+
+
+def _format_fields(text: str) -> Iterator[str]:
+    """A format string's fields look attributes up (`"{0.__globals__}"`): private ones and
+    frames are refused as they are in code."""
+    try:
+        fields = [field for _, field, _, _ in string.Formatter().parse(text) if field]
+    except ValueError:
+        return
+    for field in fields:
+        parts = field.replace("[", ".").replace("]", "").split(".")[1:]
+        for part in parts:
+            if private(part) or part in FRAME_ATTRIBUTES:
+                yield (f"the format field {{{field[:60]}}} reaches {part}: a format string may "
+                       "not look up private attributes")
+                return

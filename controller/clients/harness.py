@@ -45,6 +45,7 @@ from controller.clients.sandbox import (
 )
 
 RUNTIME_FILES = ("bootstrap.py", "p38_agent.py")
+CODE, FILES = "code", "files"  # the run folder's two parts
 CLEAN_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
              "PYTHONIOENCODING": "utf-8", "PYTHONDONTWRITEBYTECODE": "1", "TZ": "UTC"}
 EXIT_GRACE = 2.0  # seconds a finished agent has to exit before its group is killed
@@ -104,29 +105,34 @@ async def run_agent(*, code: str, test: str | None = None, mode: Literal["run", 
 
 
 def _prepare(code: str, test: str | None) -> Path:
+    """The run's folder: `code/` (the module, its test, the runtime: read only to the agent,
+    the only folder it imports from) and `files/`, its working directory."""
     workdir = Path(tempfile.mkdtemp(prefix="p38-run-"))
+    (workdir / CODE).mkdir()
+    (workdir / FILES).mkdir()
     runtime = resources.files("controller.clients.agent_runtime")
     for name in RUNTIME_FILES:
-        (workdir / name).write_text(runtime.joinpath(name).read_text("utf-8"), "utf-8")
-    (workdir / "agent.py").write_text(code, "utf-8")
+        (workdir / CODE / name).write_text(runtime.joinpath(name).read_text("utf-8"), "utf-8")
+    (workdir / CODE / "agent.py").write_text(code, "utf-8")
     if test is not None:
-        (workdir / "test_agent.py").write_text(test, "utf-8")
+        (workdir / CODE / "test_agent.py").write_text(test, "utf-8")
     return workdir
 
 
 async def _supervise(workdir: Path, *, mode: str, input: Any, state: Mapping[str, Any] | None,
                      tools: list[str], limits: Limits, serve: Serve | None, sandbox: Sandbox,
                      python: str) -> Finished:
-    env = dict(CLEAN_ENV, HOME=str(workdir), TMPDIR=str(workdir))
+    scratch = workdir / FILES
+    env = dict(CLEAN_ENV, HOME=str(scratch), TMPDIR=str(scratch))
     read_end, write_end = os.pipe()
-    config = launch_config(workdir=workdir, python=python, argv=["-I", "-S", "-B",
-                                                                 "bootstrap.py"],
-                           env=env, memory_bytes=limits.memory_bytes, report_fd=write_end,
-                           sandbox=sandbox)
+    config = launch_config(code=workdir / CODE, scratch=scratch, python=python,
+                           argv=["-I", "-S", "-B", str(workdir / CODE / "bootstrap.py")],
+                           env=env, memory_bytes=limits.memory_bytes, timeout=limits.timeout,
+                           report_fd=write_end, sandbox=sandbox)
     try:
         process = await asyncio.create_subprocess_exec(
             python, "-I", "-S", "-B", launcher_path(), encode(config),
-            cwd=workdir, env=env, stdin=asyncio.subprocess.PIPE,
+            cwd=scratch, env=env, stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
             start_new_session=True, limit=limits.max_line, pass_fds=(write_end,))
     except BaseException:

@@ -3,10 +3,11 @@ transport of the agents' `http` tool, whose URLs agent code chooses.
 
 `PublicOnlyBackend` is an httpcore network backend: it resolves the host once, refuses unless
 every address is global unicast (`public_address`), and connects to an address it checked, so a
-name that re-binds between a check and the connect gains nothing. `public_transport()` is an
-httpx transport over it, with no proxy taken from the environment (a proxy would connect in our
-place). TLS still verifies the certificate against the host name of the URL. No redirects are
-followed by the client that uses it (`follow_redirects=False`).
+name that re-binds between a check and the connect gains nothing; a connection whose two ends
+are one address (a public address of this machine) is closed before a byte is sent.
+`PublicTransport` is an httpx transport over it, with no proxy taken from the environment (a
+proxy would connect in our place). TLS still verifies the certificate against the URL's host
+name. No redirects are followed by the client that uses it (`follow_redirects=False`).
 
 Decides nothing else: which targets an agent may name is its caller's.
 """
@@ -30,7 +31,8 @@ IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
 NOT_GLOBAL = tuple(ipaddress.ip_network(n) for n in (
     "0.0.0.0/8", "100.64.0.0/10", "192.0.0.0/24", "192.0.2.0/24", "198.18.0.0/15",
     "198.51.100.0/24", "203.0.113.0/24", "240.0.0.0/4", "2001::/23", "2001:db8::/32",
-    "3fff::/20", "5f00::/16", "fc00::/7", "fe80::/10", "fec0::/10"))
+    "3fff::/20", "5f00::/16", "fc00::/7", "fe80::/10", "fec0::/10",
+    "64:ff9b:1::/48", "::ffff:0:0:0/96", "100::/64"))
 
 
 class RefusedAddress(ValueError):
@@ -99,11 +101,17 @@ class PublicOnlyBackend(httpcore.AsyncNetworkBackend):
         error: Exception | None = None
         for address in addresses:
             try:
-                return await self._inner.connect_tcp(address, port, timeout=timeout,
-                                                     local_address=local_address,
-                                                     socket_options=socket_options)
+                stream = await self._inner.connect_tcp(address, port, timeout=timeout,
+                                                       local_address=local_address,
+                                                       socket_options=socket_options)
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                 error = exc
+                continue
+            if _to_itself(stream):  # a public address of this very machine
+                await stream.aclose()
+                raise RefusedAddress(f"{name} ({address}) is this machine's own address: "
+                                     "agents reach the public internet only")
+            return stream
         assert error is not None
         raise error
 
@@ -114,6 +122,18 @@ class PublicOnlyBackend(httpcore.AsyncNetworkBackend):
 
     async def sleep(self, seconds: float) -> None:
         await self._inner.sleep(seconds)
+
+
+def _to_itself(stream: httpcore.AsyncNetworkStream) -> bool:
+    """True when the connection's two ends are one address: the kernel routed it to a local
+    address (the controller's own API on 0.0.0.0, say). Closed before anything is sent."""
+    local, peer = stream.get_extra_info("client_addr"), stream.get_extra_info("server_addr")
+    if not (isinstance(local, tuple) and isinstance(peer, tuple)):
+        return False
+    try:
+        return ipaddress.ip_address(str(local[0])) == ipaddress.ip_address(str(peer[0]))
+    except ValueError:
+        return False
 
 
 class PublicTransport(httpx.AsyncHTTPTransport):

@@ -111,12 +111,15 @@ def launcher_path() -> str:
     return str(resources.files("controller.clients.agent_runtime").joinpath(LAUNCHER))
 
 
-def launch_config(*, workdir: Path, python: str, argv: list[str], env: dict[str, str],
-                  memory_bytes: int, report_fd: int, sandbox: Sandbox,
-                  probe: bool = False) -> dict[str, Any]:
-    return {"report_fd": report_fd, "memory_bytes": memory_bytes, "require": sandbox.required,
-            "probe": probe, "read": list(readable(python)[0]), "list": list(readable(python)[1]),
-            "write": [str(workdir)],
+def launch_config(*, code: Path, scratch: Path, python: str, argv: list[str],
+                  env: dict[str, str], memory_bytes: int, timeout: float, report_fd: int,
+                  sandbox: Sandbox, probe: bool = False) -> dict[str, Any]:
+    """`code`: the folder of the agent's module, its test and the runtime (read only);
+    `scratch`: its working directory (the only place it writes, a tmpfs of its own)."""
+    read, listed = readable(python)
+    return {"report_fd": report_fd, "memory_bytes": memory_bytes, "timeout": int(timeout) + 1,
+            "require": sandbox.required, "probe": probe, "read": list(read),
+            "list": list(listed), "code": [str(code)], "write": [str(scratch)],
             "devices": ["/dev/null", "/dev/urandom"], "argv": [python, *argv], "env": env}
 
 
@@ -150,9 +153,10 @@ async def probe(python: str | None = None) -> dict[str, str]:
     python = interpreter(python)
     with tempfile.TemporaryDirectory(prefix="p38-probe-") as workdir:
         read_end, write_end = os.pipe()
-        config = launch_config(workdir=Path(workdir), python=python, argv=[], env={},
-                               memory_bytes=1 << 30, report_fd=write_end,
-                               sandbox=Sandbox(required=False), probe=True)
+        config = launch_config(code=Path(workdir), scratch=Path(workdir), python=python,
+                               argv=[], env={}, memory_bytes=1 << 30, timeout=PROBE_TIMEOUT,
+                               report_fd=write_end, sandbox=Sandbox(required=False),
+                               probe=True)
         try:
             process = await asyncio.create_subprocess_exec(
                 python, "-I", "-S", "-B", launcher_path(), encode(config), cwd=workdir,

@@ -127,6 +127,72 @@ def run(task):
         assert storm.output[0] < 10000 and storm.output[1] != "all started"
 
 
+SAME_USER = UNDO_THE_GUARD + '''
+
+def run(task):
+    import mmap
+    import resource
+    victim = task.input["victim"]
+    found = {
+        "prlimit the controller": attempt(
+            lambda: resource.prlimit(os.getppid(), resource.RLIMIT_NOFILE)),
+        "chmod outside": attempt(lambda: os.chmod(victim, 0o777)),
+        "utime outside": attempt(lambda: os.utime(victim, (0, 0))),
+        "setxattr outside": attempt(lambda: os.setxattr(victim, "user.pwn", b"1")),
+        "chmod its own": attempt(lambda: (open("mine", "w").close(), os.chmod("mine", 0o777))),
+        "memfd": attempt(lambda: os.memfd_create("x")),
+        "own limits": resource.getrlimit(resource.RLIMIT_CPU),
+    }
+    with open("graphlib.py", "w") as module:
+        module.write("SHADOWED = True\\n")
+    import graphlib
+    found["shadowed import"] = hasattr(graphlib, "SHADOWED")
+    with open("blob.so", "wb") as blob:
+        blob.write(b"\\x00" * 4096)
+
+    def map_executable():
+        with open("blob.so", "rb") as blob:
+            return mmap.mmap(blob.fileno(), 0, prot=mmap.PROT_READ | mmap.PROT_EXEC)
+
+    found["map written code"] = attempt(map_executable)
+
+    def fill():
+        for n in range(8):
+            with open(f"fill{n}", "wb") as out:
+                out.write(b"x" * (16 * 1024 * 1024))
+        return "8 x 16 MiB written"
+
+    found["fill the disk"] = attempt(fill)
+    found["scratch size"] = os.statvfs(".").f_blocks * os.statvfs(".").f_frsize
+    return found
+'''
+
+
+async def test_what_the_same_user_could_do_is_refused_too(tmp_path: Path) -> None:
+    """A hostile pass found these with the first sandbox: another process's limits, another
+    file's mode, times and attributes (the agent runs as the controller's user), a module
+    shadowed by a file the agent wrote, code mapped from it, memory outside RLIMIT_AS in a
+    memfd, the host's disk filled 64 MiB at a time."""
+    victim = tmp_path / "controller-file"
+    victim.write_text("mine")
+    victim.chmod(0o600)
+    before = victim.stat()
+    done = await run_agent(code=SAME_USER, tools=[], limits=QUICK,
+                           input={"victim": str(victim)})
+    assert done.outcome == "succeeded", (done.error, done.stderr)
+    found: dict[str, Any] = done.output
+    for name in ("prlimit the controller", "chmod outside", "utime outside",
+                 "setxattr outside", "chmod its own", "memfd"):
+        assert found[name].startswith("PermissionError: [Errno 1]"), (name, found[name])
+    after = victim.stat()
+    assert (after.st_mode, after.st_mtime_ns) == (before.st_mode, before.st_mtime_ns)
+    assert found["own limits"] == [int(QUICK.timeout) + 6] * 2  # RLIMIT_CPU: timeout + slack
+    assert found["shadowed import"] is False
+    assert found["map written code"].startswith("PermissionError"), found["map written code"]
+    assert found["fill the disk"].startswith("OSError: [Errno 28]"), found["fill the disk"]
+    assert found["scratch size"] == 64 * 1024 * 1024
+
+
 FORGE = '''
 import json
 
@@ -170,7 +236,7 @@ def run(task):
     done = await run_agent(code=code, tools=[], limits=QUICK)
     assert done.outcome == "succeeded" and done.output == "done"
     assert done.isolation["sandbox"] == "complete" and "network" not in done.isolation
-    assert "new user, network" in done.isolation["namespaces"]
+    assert "new user (itself as nobody" in done.isolation["namespaces"]
 
 
 async def test_the_probe_says_what_this_kernel_gives() -> None:

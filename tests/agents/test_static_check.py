@@ -63,6 +63,22 @@ REFUSED = {
                             "    return string.Formatter().get_field('0._os', [1], {})\n",
                             "get_field evaluates text as code"),
     "import os": ("import os\n" + RUN, "import os is not allowed"),
+    # found by a hostile pass: each passed the check and then reached os and sys
+    "class pattern": ("import contextlib\n\n\ndef run(task):\n"
+                      "    match contextlib.contextmanager:\n"
+                      "        case object(__globals__=g):\n            return g\n",
+                      "a class pattern() with '__globals__' reaches"),
+    "class pattern module": ("import contextlib\n\n\ndef run(task):\n    match contextlib:\n"
+                             "        case object(os=o):\n            return o\n",
+                             "a class pattern() with 'os' reaches another module"),
+    "Formatter subclass": ("import contextlib\nimport string\n\n\nclass Grab(string.Formatter):"
+                           "\n    pass\n\n\ndef run(task):\n    return Grab().format("
+                           "'{0.__globals__[sys]}', contextlib.contextmanager)\n",
+                           "Formatter evaluates text as code"),
+    "format field": ("def run(task):\n    return '{0.__globals__[os]}'.format(run)\n",
+                     "the format field {0.__globals__[os]} reaches __globals__"),
+    "from string import Formatter": ("from string import Formatter\n\n\ndef run(task):\n"
+                                     "    return Formatter\n", "Formatter evaluates text"),
     "import ctypes": ("import ctypes\n" + RUN, "import ctypes is not allowed"),
     "exec": ("def run(task):\n    exec('1')\n", "exec() is not allowed"),
 }

@@ -30,7 +30,9 @@ NOT_PUBLIC = [
     "192.0.0.8", "198.18.0.1", "::1", "::", "fe80::1", "fd00::1", "fc00::1", "ff02::1",
     "::ffff:127.0.0.1", "::ffff:10.0.0.1", "::ffff:169.254.169.254", "::7f00:1",
     "64:ff9b::a00:1", "64:ff9b::7f00:1", "2002:a00:1::1", "2002:7f00:1::1", "2001:db8::1",
-    "fd00:ec2::254", "2001:0:4136:e378:8000:63bf:3fff:fdd2", "not an address"]
+    "fd00:ec2::254", "2001:0:4136:e378:8000:63bf:3fff:fdd2", "64:ff9b:1:7f00:0:100:808:808",
+    "64:ff9b:1:a00:0:100:808:808", "::ffff:0:7f00:1", "::ffff:0:a00:1", "100::1",
+    "not an address"]
 PUBLIC = ["93.184.216.34", "1.1.1.1", "2606:4700:4700::1111", "::ffff:93.184.216.34",
           "64:ff9b::5db8:d822", "2002:5db8:d822::1"]
 
@@ -89,6 +91,47 @@ async def test_the_checked_address_is_the_one_connected_to() -> None:
         with pytest.raises(httpx.ConnectError):
             await client.get("https://example.com:8443/x")
     assert inner.asked == [("93.184.216.34", 8443), ("2606:2800:220:1::", 8443)]
+
+
+class Looped(httpcore.AsyncNetworkStream):
+    """A connection whose two ends are one public address (this machine's own)."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        raise AssertionError("nothing may be read")
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        raise AssertionError("nothing may be sent")
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+    def get_extra_info(self, info: str) -> Any:
+        return {"client_addr": ("93.184.216.34", 40000),
+                "server_addr": ("93.184.216.34", 8080)}.get(info)
+
+
+class ToItself(Recording):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stream = Looped()
+
+    async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                          local_address: str | None = None,
+                          socket_options: Iterable[Any] | None = None,
+                          ) -> httpcore.AsyncNetworkStream:
+        self.asked.append((host, port))
+        return self.stream
+
+
+async def test_a_public_address_of_this_machine_is_closed_before_a_byte_is_sent() -> None:
+    inner = ToItself()
+    backend = PublicOnlyBackend(resolving_to("93.184.216.34"), inner)
+    with pytest.raises(RefusedAddress, match="this machine's own address"):
+        await backend.connect_tcp("me.example.com", 8080)
+    assert inner.stream.closed and inner.asked == [("93.184.216.34", 8080)]
 
 
 def test_the_transport_takes_no_proxy_from_the_environment(

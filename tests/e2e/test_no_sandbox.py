@@ -43,7 +43,7 @@ def test_a_run_is_refused_unless_the_operator_allows_it() -> None:
                           capture_output=True, text=True, timeout=120, check=True)
     seen = json.loads(done.stdout)
     assert seen["found"]["sandbox"] == "incomplete" and seen["found"]["missing"] == "namespaces"
-    assert seen["found"]["namespaces"].startswith("not applied: unshare(user, network, ipc)")
+    assert seen["found"]["namespaces"].startswith("not applied: unshare(user, network, ipc, mount)")
     outcome, error = seen["refused"]
     assert outcome == "refused"
     assert "the kernel cannot sandbox it here (namespaces: not applied" in error

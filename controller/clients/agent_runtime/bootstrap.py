@@ -47,9 +47,10 @@ def main() -> int:
         protocol.write(json.dumps(message, default=str) + "\n")
         protocol.flush()
 
-    home = os.path.realpath(os.getcwd())
-    sys.path[:0] = [home]
-    _install_hook(home)
+    home = os.path.realpath(os.getcwd())  # the run's working directory (it writes here)
+    code = os.path.dirname(os.path.realpath(__file__))  # its module, test and runtime
+    sys.path[:0] = [code]  # the only folder imported from: a file written cannot shadow one
+    _install_hook(home, code)
     status = 0
     try:
         if start.get("mode") == "test":
@@ -70,9 +71,9 @@ def main() -> int:
     return status
 
 
-def _install_hook(home: str) -> None:
+def _install_hook(home: str, code: str) -> None:
     readable = tuple({os.path.realpath(p) for p in (
-        home, sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
+        home, code, sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
         "/usr/share/zoneinfo", "/dev/null", "/dev/urandom")})
 
     def inside(path: str, roots: tuple[str, ...]) -> bool:

@@ -46,9 +46,15 @@ if TYPE_CHECKING:
 
 NICENESS = 10
 FILE_LIMIT = 64 * 1024 * 1024
+SCRATCH_BYTES = 64 * 1024 * 1024  # the run's whole working directory (a tmpfs: memory)
 OPEN_FILES = 256
-PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP = 1, 38, 22
+CPU_SLACK = 5  # CPU seconds past the run's timeout before the kernel ends it (RLIMIT_CPU)
+PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, PR_SET_MDWE = 1, 38, 22, 65
+PR_MDWE_REFUSE_EXEC_GAIN = 1
 SECCOMP_MODE_FILTER = 2
+MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
+NOBODY = 65534  # the agent's user and group inside its user namespace
+FIRST_UNKNOWN_SYSCALL = 447  # newer calls (memfd_secret, fchmodat2, mseal...) get ENOSYS
 CLONE_NEWNS, CLONE_NEWTIME, CLONE_NEWCGROUP = 0x00020000, 0x00000080, 0x02000000
 CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER = 0x04000000, 0x08000000, 0x10000000
 CLONE_NEWPID, CLONE_NEWNET, CLONE_THREAD = 0x20000000, 0x40000000, 0x00010000
@@ -76,6 +82,7 @@ RET_ALLOW, RET_ERRNO, RET_KILL_PROCESS = 0x7FFF0000, 0x00050000, 0x80000000
 OFFSET_NR, OFFSET_ARCH, OFFSET_ARGS = 0, 4, 16
 ARCHES: dict[str, dict[str, Any]] = {
     "x86_64": {"audit": 0xC000003E, "x32": True, "clone": 56, "clone3": 435, "execve": 59,
+               "prlimit64": 302, "prctl": 157,
                "signals": {"kill": 62, "tgkill": 234, "rt_tgsigqueueinfo": 297,
                            "rt_sigqueueinfo": 129},
                "denied": {"socket": 41, "socketpair": 53, "fork": 57, "vfork": 58,
@@ -91,8 +98,14 @@ ARCHES: dict[str, dict[str, Any]] = {
                           "kexec_file_load": 320, "init_module": 175, "finit_module": 313,
                           "delete_module": 176, "open_by_handle_at": 304,
                           "name_to_handle_at": 303, "reboot": 169, "swapon": 167,
-                          "swapoff": 168, "acct": 163, "quotactl": 179}},
+                          "swapoff": 168, "acct": 163, "quotactl": 179, "memfd_create": 319,
+                          "modify_ldt": 154, "chmod": 90, "fchmod": 91, "fchmodat": 268,
+                          "chown": 92, "fchown": 93, "lchown": 94, "fchownat": 260,
+                          "utime": 132, "utimes": 235, "futimesat": 261, "utimensat": 280,
+                          "setxattr": 188, "lsetxattr": 189, "fsetxattr": 190,
+                          "removexattr": 197, "lremovexattr": 198, "fremovexattr": 199}},
     "aarch64": {"audit": 0xC00000B7, "x32": False, "clone": 220, "clone3": 435, "execve": 221,
+                "prlimit64": 261, "prctl": 167,
                 "signals": {"kill": 129, "tgkill": 131, "rt_tgsigqueueinfo": 240,
                             "rt_sigqueueinfo": 138},
                 "denied": {"socket": 198, "socketpair": 199, "execveat": 281, "tkill": 130,
@@ -107,7 +120,11 @@ ARCHES: dict[str, dict[str, Any]] = {
                            "io_uring_register": 427, "kexec_load": 104, "kexec_file_load": 294,
                            "init_module": 105, "finit_module": 273, "delete_module": 106,
                            "open_by_handle_at": 265, "name_to_handle_at": 264, "reboot": 142,
-                           "swapon": 224, "swapoff": 225, "acct": 89, "quotactl": 60}},
+                           "swapon": 224, "swapoff": 225, "acct": 89, "quotactl": 60,
+                           "memfd_create": 279, "fchmod": 52, "fchmodat": 53, "fchownat": 54,
+                           "fchown": 55, "utimensat": 88, "setxattr": 5, "lsetxattr": 6,
+                           "fsetxattr": 7, "removexattr": 14, "lremovexattr": 15,
+                           "fremovexattr": 16}},
 }
 REQUIRED = ("namespaces", "landlock", "seccomp")
 
@@ -140,6 +157,8 @@ def main() -> int:
     resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_LIMIT, FILE_LIMIT))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     resource.setrlimit(resource.RLIMIT_NOFILE, (OPEN_FILES, OPEN_FILES))
+    cpu = int(config["timeout"]) + CPU_SLACK
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
     _exec(libc, config["argv"], config["env"], magic)
     return 4  # (not reached: _exec raises when the exec fails)
 
@@ -152,10 +171,11 @@ def _apply(libc: Any, config: dict[str, Any]) -> tuple[dict[str, Any], list[str]
     report["memory"] = f"RLIMIT_AS {int(config['memory_bytes'])} bytes"
     report["files"] = (f"RLIMIT_FSIZE {FILE_LIMIT} bytes, RLIMIT_NOFILE {OPEN_FILES}, "
                        "no core dumps")
+    report["cpu_time"] = f"RLIMIT_CPU {int(config['timeout']) + CPU_SLACK} s"
     if libc.prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0) == 0:
         report["parent_death"] = "SIGKILL when the controller dies"
     steps: tuple[tuple[str, Callable[[], str]], ...] = (
-        ("namespaces", lambda: _namespaces(libc)),
+        ("namespaces", lambda: _namespaces(libc, config["write"][0])),
         ("landlock", lambda: _landlock(libc, config)),
         ("seccomp", lambda: _seccomp(libc, report)))
     if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
@@ -166,6 +186,8 @@ def _apply(libc: Any, config: dict[str, Any]) -> tuple[dict[str, Any], list[str]
         except Unavailable as exc:
             report[name] = f"not applied: {exc}"
             missing.append(name)
+    if libc.prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN, 0, 0, 0) == 0:
+        report["memory_exec"] = "no memory may become executable (PR_SET_MDWE)"
     return report, missing
 
 
@@ -173,10 +195,27 @@ def _errno() -> str:
     return os.strerror(ctypes.get_errno())
 
 
-def _namespaces(libc: Any) -> str:
-    if libc.unshare(CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWIPC) != 0:
-        raise Unavailable(f"unshare(user, network, ipc) refused: {_errno()}")
-    return "new user, network (no interface up) and IPC namespaces"
+def _namespaces(libc: Any, scratch: str) -> str:
+    """New user, network, IPC and mount namespaces; the run's working directory becomes a
+    tmpfs of its own there (size-capped, noexec: nothing written can be run or mapped)."""
+    flags = CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWNS
+    uid, gid = os.geteuid(), os.getegid()
+    if libc.unshare(flags) != 0:
+        raise Unavailable(f"unshare(user, network, ipc, mount) refused: {_errno()}")
+    try:  # itself as `nobody` inside: no capability survives the exec
+        for name, line in (("setgroups", "deny"), ("uid_map", f"{NOBODY} {uid} 1"),
+                           ("gid_map", f"{NOBODY} {gid} 1")):
+            with open(f"/proc/self/{name}", "w") as mapping:
+                mapping.write(line)
+    except OSError as exc:
+        raise Unavailable(f"the user namespace's id map was refused: {exc}") from None
+    if libc.mount(b"p38-run", scratch.encode(), b"tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                  f"size={SCRATCH_BYTES},mode=0700".encode()) != 0:
+        raise Unavailable(f"mounting the run's tmpfs refused: {_errno()}")
+    os.chdir(scratch)  # the tmpfs, not the folder under it
+    return (f"new user (itself as nobody, no capability), network (no interface up), IPC "
+            f"and mount namespaces; the working directory a "
+            f"{SCRATCH_BYTES // (1024 * 1024)} MiB noexec tmpfs")
 
 
 def _landlock(libc: Any, config: dict[str, Any]) -> str:
@@ -201,6 +240,8 @@ def _landlock(libc: Any, config: dict[str, Any]) -> str:
             _allow(libc, ruleset, path, READ_ONLY & fs)
         for path in config.get("list", ()):
             _allow(libc, ruleset, path, FS_READ_DIR & fs)
+        for path in config.get("code", ()):
+            _allow(libc, ruleset, path, (FS_READ_FILE | FS_READ_DIR) & fs)
         for path in config["write"]:
             _allow(libc, ruleset, path, READ_WRITE & fs)
         for path in config.get("devices", ()):
@@ -251,8 +292,10 @@ def _seccomp(libc: Any, report: dict[str, Any]) -> str:
         raise Unavailable(f"the seccomp filter was refused: {_errno()}")
     report["_magic"] = magic
     return (f"{len(program)} instructions: no sockets, no processes (threads only), "
-            f"no namespaces, mount, ptrace, keyctl, bpf, io_uring; signals to itself only; "
-            f"no exec after the sandbox's own; denied: {len(arch['denied'])} syscalls")
+            "no namespaces, mount, ptrace, keyctl, bpf, io_uring, memfd; no chmod, chown, "
+            "utime or xattr; signals and prlimit to itself only; the parent-death signal "
+            "kept; no exec after the sandbox's own; syscalls newer than it knows refused; "
+            f"denied: {len(arch['denied'])} syscalls")
 
 
 def _filter(arch: dict[str, Any], magic: int, pid: int) -> list[tuple[int, int, int, int]]:
@@ -263,6 +306,7 @@ def _filter(arch: dict[str, Any], magic: int, pid: int) -> list[tuple[int, int, 
                (BPF_RET_K, 0, 0, RET_KILL_PROCESS), (BPF_LD_W_ABS, 0, 0, OFFSET_NR)]
     if arch["x32"]:
         program += [(BPF_JGE_K, 0, 1, 0x40000000), (BPF_RET_K, 0, 0, errno)]
+    program += [(BPF_JGE_K, 0, 1, FIRST_UNKNOWN_SYSCALL), (BPF_RET_K, 0, 0, enosys)]
 
     def rule(nr: int, body: list[tuple[int, int, int, int]]) -> None:
         program.append((BPF_JEQ_K, 0, len(body), nr))
@@ -283,6 +327,13 @@ def _filter(arch: dict[str, Any], magic: int, pid: int) -> list[tuple[int, int, 
     rule(arch["execve"], arg_equals(3, magic))
     for nr in arch["signals"].values():
         rule(nr, arg_equals(0, pid))
+    rule(arch["prlimit64"], [(BPF_LD_W_ABS, 0, 0, OFFSET_ARGS + 4),  # pid 0 or its own
+                             (BPF_JEQ_K, 0, 3, 0), (BPF_LD_W_ABS, 0, 0, OFFSET_ARGS),
+                             (BPF_JEQ_K, 2, 0, 0), (BPF_JEQ_K, 1, 0, pid),
+                             (BPF_RET_K, 0, 0, errno), (BPF_RET_K, 0, 0, RET_ALLOW)])
+    rule(arch["prctl"], [(BPF_LD_W_ABS, 0, 0, OFFSET_ARGS),  # the parent-death signal stays
+                         (BPF_JEQ_K, 0, 1, PR_SET_PDEATHSIG), (BPF_RET_K, 0, 0, errno),
+                         (BPF_RET_K, 0, 0, RET_ALLOW)])
     program.append((BPF_RET_K, 0, 0, RET_ALLOW))
     return program
 
