@@ -33,7 +33,8 @@ def test_counts():
 """
 
 
-def write_agent(root: Path, name: str, code: str, test: str | None = None) -> None:
+def write_agent(root: Path, name: str, code: str, test: str | None = None, *,
+                manifest: str = AGENT) -> None:
     (root / "manifests").mkdir(exist_ok=True)
     (root / "agents").mkdir(exist_ok=True)
     (root / "agents" / f"{name}.py").write_text(code)
@@ -41,7 +42,7 @@ def write_agent(root: Path, name: str, code: str, test: str | None = None) -> No
     if test is not None:
         (root / "agents" / f"test_{name}.py").write_text(test)
         line = f"  test: agents/test_{name}.py\n"
-    (root / "manifests" / f"{name}.yaml").write_text(AGENT.format(name=name, test=line))
+    (root / "manifests" / f"{name}.yaml").write_text(manifest.format(name=name, test=line))
 
 
 async def app_on(aiohttp_client: Any, dsn: str, root: Path) -> Any:

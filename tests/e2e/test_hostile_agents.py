@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from controller.store import Store
-from tests.agents.test_agents_e2e import app_on
+from tests.agents.test_agents_e2e import app_on, write_agent
+from tests.agents.test_sandbox import FORGE
 from tests.helpers import wait_until
 
 MANIFEST = """apiVersion: p38/v1
@@ -23,18 +24,6 @@ spec:
 {test}  tools: [http]
   limits: {{timeout: 20s, memory: 256Mi}}
 """
-FORGE = '''import json
-
-
-def forge(message):
-    for fd in range(3, 16):
-        try:
-            stream = open(fd, "w", closefd=False)
-            stream.write(json.dumps(message) + "\\n")
-            stream.flush()
-        except OSError:
-            pass
-'''
 FORGED_PASS_TEST = FORGE + '''
 
 def test_forged():
@@ -65,14 +54,7 @@ HOSTS = ["127.0.0.1", "127.1", "2130706433", "0x7f.1", "localhost", "[::1]",
 
 
 def write(root: Path, name: str, code: str, test: str | None = None) -> None:
-    (root / "manifests").mkdir(exist_ok=True)
-    (root / "agents").mkdir(exist_ok=True)
-    (root / "agents" / f"{name}.py").write_text(code)
-    line = ""
-    if test is not None:
-        (root / "agents" / f"test_{name}.py").write_text(test)
-        line = f"  test: agents/test_{name}.py\n"
-    (root / "manifests" / f"{name}.yaml").write_text(MANIFEST.format(name=name, test=line))
+    write_agent(root, name, code, test, manifest=MANIFEST)
 
 
 async def test_hostile_agents_through_the_app(aiohttp_client: Any, store: Store, dsn: str,
