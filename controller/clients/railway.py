@@ -1,9 +1,13 @@
 """The Railway client: GraphQL documents to Railway's public API (`RAILWAY_API_URL`, Bearer
 `RAILWAY_TOKEN`) over httpx, and the check that a document only reads.
 
-`read_only(document)` parses it (graphql-core) and accepts exactly one `query` operation:
-mutations and subscriptions are refused, so an agent's `railway` tool can look at projects,
-services and deployments but deploys and rollbacks go through `Service` manifests. A response's
+`read_only(document)` parses it (graphql-core) and accepts exactly one `query` operation whose
+root fields are on an allow-list (projects, services, environments, deployments, their status,
+logs and metrics) and which selects, anywhere (fragments included), no field that returns
+variables, tokens, secrets or credentials (`Environment.variables` holds a service's environment
+in plain text, the controller's own secrets among them): an agent's `railway` tool can look at
+what runs, never at what it is configured with. Mutations and subscriptions are refused: deploys
+and rollbacks go through `Service` manifests. A response's
 `errors` become `RailwayError` with Railway's messages; 5xx and dropped connections are
 retried once. Must not decide anything about agents or services.
 """
@@ -12,16 +16,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, ClassVar
 
 import httpx
-from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionSetNode,
+    parse,
+)
 
 from controller.reconcile.plan import Params
 
 MAX_DOCUMENT_BYTES = 16 * 1024
 ATTEMPTS = 2
+READABLE_ROOTS = frozenset({
+    "project", "projects", "service", "serviceInstance", "environment", "environments",
+    "deployment", "deployments", "deploymentEvents", "deploymentLogs", "buildLogs",
+    "environmentLogs", "httpLogs", "metrics", "domains", "regions", "platformStatus"})
+SECRET_FIELD = re.compile(r"variable|token|secret|credential|password|sshkey|privatekey|apikey",
+                          re.IGNORECASE)
 
 
 class RailwayQuery(Params):
@@ -51,7 +73,51 @@ def read_only(document: str) -> str:
     if operations[0].operation is not OperationType.QUERY:
         raise ValueError(f"the railway tool only reads: a {operations[0].operation.value} is "
                          "refused (deploys and rollbacks go through Service manifests)")
+    for name in _all_fields(parsed):
+        if SECRET_FIELD.search(name):
+            raise ValueError(f"the railway tool does not read {name!r}: variables, tokens "
+                             "and credentials stay with Railway")
+        if name.startswith("__") and name != "__typename":
+            raise ValueError(f"the railway tool does not read {name!r} (introspection)")
+    fragments = {d.name.value: d for d in parsed.definitions
+                 if isinstance(d, FragmentDefinitionNode)}
+    for root in _fields(operations[0].selection_set, fragments):
+        if root not in READABLE_ROOTS | {"__typename"}:
+            raise ValueError(f"the railway tool reads {', '.join(sorted(READABLE_ROOTS))}; "
+                             f"{root!r} is not one of them")
     return document
+
+
+def _fields(selections: SelectionSetNode, fragments: Mapping[str, FragmentDefinitionNode],
+            seen: frozenset[str] = frozenset()) -> list[str]:
+    """The field names selected at this level, through fragments."""
+    names: list[str] = []
+    for selection in selections.selections:
+        if isinstance(selection, FieldNode):
+            names.append(selection.name.value)
+        elif isinstance(selection, InlineFragmentNode):
+            names += _fields(selection.selection_set, fragments, seen)
+        elif isinstance(selection, FragmentSpreadNode):
+            name = selection.name.value
+            if name in fragments and name not in seen:
+                names += _fields(fragments[name].selection_set, fragments, seen | {name})
+    return names
+
+
+def _all_fields(document: DocumentNode) -> list[str]:
+    """Every field name the document selects, in every definition."""
+    names: list[str] = []
+    pending: list[SelectionSetNode] = [d.selection_set for d in document.definitions
+                                       if isinstance(d, OperationDefinitionNode
+                                                     | FragmentDefinitionNode)]
+    while pending:
+        for selection in pending.pop().selections:
+            if isinstance(selection, FieldNode):
+                names.append(selection.name.value)
+            if isinstance(selection, FieldNode | InlineFragmentNode) \
+                    and selection.selection_set is not None:
+                pending.append(selection.selection_set)
+    return names
 
 
 class RailwayClient:

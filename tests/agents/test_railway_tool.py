@@ -14,7 +14,7 @@ from controller.clients.railway import read_only
 from controller.config import ManifestSettings, ProviderSettings
 from controller.providers import railway
 from controller.store import Store
-from tests.fakes.railway import FakeRailway
+from tests.fakes.railway import FakeRailway, validation_errors
 from tests.helpers import make_settings, wait_until
 
 AGENT = """apiVersion: p38/v1
@@ -37,7 +37,9 @@ QUERY = """query Recent($service: String!) {
 def run(task):
     found = task.tools.railway.query(query=QUERY, variables={"service": "svc-1"})
     refused = []
-    for document in ('mutation { deploymentRollback(id: "d1") }', "query { nothing }"):
+    for document in ('mutation { deploymentRollback(id: "d1") }',
+                     'query { deployment(id: "d1") { nothing } }',
+                     'query { variables(projectId: "p", environmentId: "e") }'):
         try:
             task.tools.railway.query(query=document)
         except ToolError as exc:
@@ -48,13 +50,49 @@ def run(task):
 
 
 def test_only_one_query_is_read_only() -> None:
-    assert read_only("{ me { id } }")
+    assert read_only("{ projects { edges { node { id name } } } }")
     for document, why in (("mutation { deploymentRollback(id: \"x\") }", "only reads"),
                           ("subscription { x }", "only reads"),
                           ("query a { a } query b { b }", "exactly one operation"),
                           ("query {", "not a GraphQL document")):
         with pytest.raises(ValueError, match=why):
             read_only(document)
+
+
+SECRETS = {  # each a document Railway's schema accepts, refused by the tool before sending
+    "variables": 'query { variables(projectId: "p", environmentId: "e", serviceId: "s") }',
+    "variablesForServiceDeployment": 'query { variablesForServiceDeployment(projectId: "p", '
+                                     'environmentId: "e", serviceId: "s") }',
+    "Environment.variables": 'query { environment(id: "e") { variables { edges { node { '
+                             'name } } } } }',
+    "through a fragment": 'query { project(id: "p") { environments { edges { node { ...E } } } '
+                          '} } fragment E on Environment { variables { edges { node { id } } } }',
+    "Plugin.variables": 'query { plugin(id: "x") { variables { edges { node { name } } } } }',
+    "DeploymentSnapshot.variables": 'query { deploymentSnapshot(deploymentId: "d") { '
+                                    'variables } }',
+    "apiTokens": "query { apiTokens { edges { node { displayToken } } } }",
+    "apiToken": "query { apiToken { workspaces { id } } }",
+    "projectToken": "query { projectToken { projectId } }",
+    "projectTokens": 'query { projectTokens(projectId: "p") { edges { node { displayToken } '
+                     '} } }',
+    "bucketS3Credentials": 'query { bucketS3Credentials(bucketId: "b", projectId: "p", '
+                           'environmentId: "e") { secretAccessKey } }',
+    "gitHubSshKeys": "query { gitHubSshKeys { id } }",
+    "aliased": 'query { harmless: variables(projectId: "p", environmentId: "e") }',
+    "introspection": "query { __schema { types { name } } }",
+    "not a root it reads": "query { me { email } }",
+}
+
+
+@pytest.mark.parametrize("name", sorted(SECRETS))
+def test_fields_that_return_secrets_are_refused(name: str) -> None:
+    """Each document is valid against Railway's schema (else the test proves nothing), and
+    the tool refuses it with the reason."""
+    document = SECRETS[name]
+    if name != "introspection":
+        assert validation_errors(document) == [], document
+    with pytest.raises(ValueError, match="does not read|is not one of them"):
+        read_only(document)
 
 
 async def test_an_agent_reads_railway_through_the_tool(aiohttp_client: Any, store: Store,
@@ -88,7 +126,8 @@ async def test_an_agent_reads_railway_through_the_tool(aiohttp_client: Any, stor
     assert run["outcome"] == "succeeded", run
     output = run["result"]["output"]
     assert output["statuses"] == ["SUCCESS", "FAILED"]
-    mutation, unknown = output["refused"]
+    mutation, unknown, secrets = output["refused"]
     assert "the railway tool only reads: a mutation is refused" in mutation
-    assert "Cannot query field 'nothing' on type 'Query'" in unknown
-    assert len(fake.requests) == 2  # the mutation never left the controller
+    assert "Cannot query field 'nothing' on type 'Deployment'" in unknown
+    assert "does not read 'variables'" in secrets
+    assert len(fake.requests) == 2  # neither the mutation nor the variables left the controller
