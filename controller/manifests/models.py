@@ -233,6 +233,13 @@ class Service(Envelope):
 
 # --- Policy --------------------------------------------------------------------------------
 
+def _denied_by_default() -> list[str]:
+    """What a `/claude` task may not change and auto-merge does not merge unapproved: the
+    workflows (CI runs with the repository's secrets), the manifests (the Policy itself, who may
+    give commands, new agents) and the hand-written agents."""
+    return [".github/**", "manifests/**", "agents/**"]
+
+
 class AutoMerge(Strict):
     enabled: bool = Field(True, description="Merge allowed pull requests when checks pass.")
     branches: list[str] = Field(default_factory=lambda: ["claude/*"],
@@ -241,6 +248,10 @@ class AutoMerge(Strict):
     required_checks: list[str] = Field(default_factory=list,
                                        description="Check names that must succeed (besides the "
                                                    "branch protection's).")
+    protected_paths: list[str] = Field(
+        default_factory=_denied_by_default,
+        description="Path globs a pull request may not change and still be merged without a "
+                    "writer's approving review, whatever its branch (`**` any depth).")
 
 
 Association = Literal["OWNER", "MEMBER", "COLLABORATOR"]
@@ -269,10 +280,6 @@ class AgentsPolicy(Strict):
     generation_usd: float = Field(3.0, gt=0, le=100, description="Most one generation of one "
                                                                  "agent may spend, in US "
                                                                  "dollars (all its rounds).")
-
-
-def _denied_by_default() -> list[str]:
-    return [".github/workflows/**"]
 
 
 class ClaudePolicy(Strict):
