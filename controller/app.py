@@ -75,6 +75,7 @@ from controller.web.keys import (
     STORE,
     WAKE,
     WORKERS,
+    WRITE_TOKEN,
 )
 from handlers.base import as_bytes
 from reconcilers import default_registry
@@ -91,15 +92,19 @@ def default_providers() -> list[Bundle]:
 
 def create_app(settings: Settings, *, registry: Mapping[str, Reconciler] | None = None,
                providers: Sequence[Bundle] | None = None,
-               secrets: SecretSource | None = None) -> web.Application:
+               secrets: SecretSource | None = None,
+               write_token: str | None = None) -> web.Application:
     """`providers`: the external providers' bundles (default: `default_providers()`; tests
     pass ones opened on fakes). `secrets`: Secret Manager values, refreshed every
-    P38_SECRETS_TTL_SECONDS while the app runs."""
+    P38_SECRETS_TTL_SECONDS while the app runs. `write_token`: what writes to the API need
+    when P38_API_TOKEN is not set (`p38 up` keeps one in $P38_HOME); with neither, the API
+    takes no writes."""
     app = web.Application(client_max_size=settings.server.max_body_bytes,
                           middlewares=[_in_flight, _json_errors, _api_auth],
                           # bodies are read as sent: a compressed one is refused, never decoded
                           handler_args={"auto_decompress": False})
     app[SETTINGS] = settings
+    app[WRITE_TOKEN] = write_token
     app[METRICS] = Metrics()
     app[REGISTRY] = registry if registry is not None else default_registry(
         manifests_folder=settings.manifests.repo_path)
@@ -196,16 +201,35 @@ def _log_api(request: web.Request, status: int, started: float) -> None:
                  ms=round((asyncio.get_running_loop().time() - started) * 1000, 2))
 
 
+READS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 @web.middleware
 async def _api_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-    token = request.app[SETTINGS].server.api_token
+    """`/api/*` (but `/api/health`): with P38_API_TOKEN, every request needs it; without,
+    reads are open and writes need the write token ($P38_HOME/api-token), never nothing."""
     path = request.path
-    if token is not None and path.startswith("/api/") and path != "/api/health":
-        scheme, _, offered = request.headers.get("Authorization", "").strip().partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-                as_bytes(offered.strip()), token.get_secret_value().encode()):
+    if not path.startswith("/api/") or path == "/api/health" \
+            or request.match_info.http_exception is not None:  # no such route: 404/405 say so
+        return await handler(request)
+    configured = request.app[SETTINGS].server.api_token
+    if configured is not None:
+        if not _bearer(request, configured.get_secret_value()):
             return problem(401, "this API needs Authorization: Bearer <P38_API_TOKEN>")
+    elif request.method not in READS:
+        write_token = request.app[WRITE_TOKEN]
+        if write_token is None:
+            return problem(401, "writes to this API need a token: set P38_API_TOKEN")
+        if not _bearer(request, write_token):
+            return problem(401, "writes to this API need Authorization: Bearer <token> (the "
+                                "token in $P38_HOME/api-token, or P38_API_TOKEN)")
     return await handler(request)
+
+
+def _bearer(request: web.Request, token: str) -> bool:
+    scheme, _, offered = request.headers.get("Authorization", "").strip().partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(as_bytes(offered.strip()),
+                                                              token.encode())
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:

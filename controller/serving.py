@@ -38,13 +38,15 @@ AFTER_DRAIN_SECONDS = 0.5  # what aiohttp gives connections once the requests we
 
 
 def serve(settings: Settings, *, secrets: SecretSource | None, banner: bool,
-          unix: str | None = None) -> int:
-    """Run until SIGTERM/SIGINT; the exit code."""
-    return asyncio.run(_serve(settings, secrets=secrets, banner=banner, unix=unix))
+          unix: str | None = None, write_token: str | None = None) -> int:
+    """Run until SIGTERM/SIGINT; the exit code. `write_token`: what API writes need when
+    P38_API_TOKEN is not set."""
+    return asyncio.run(_serve(settings, secrets=secrets, banner=banner, unix=unix,
+                              write_token=write_token))
 
 
 async def _serve(settings: Settings, *, secrets: SecretSource | None, banner: bool,
-                 unix: str | None) -> int:
+                 unix: str | None, write_token: str | None = None) -> int:
     host, port = settings.server.host, settings.server.port
     where = f"unix:{unix}" if unix else f"{host}:{port}"
     folder = settings.manifests.directory
@@ -58,7 +60,7 @@ async def _serve(settings: Settings, *, secrets: SecretSource | None, banner: bo
     if not unix and (problem := _port_taken(host, port)):
         print(problem, file=sys.stderr)  # before anything starts
         return EXIT_CANNOT_START
-    app = create_app(settings, secrets=secrets)
+    app = create_app(settings, secrets=secrets, write_token=write_token)
     grace = settings.server.shutdown_grace_seconds
     server = settings.server
     runner = GuardedRunner(app, access_log=None, handle_signals=False,

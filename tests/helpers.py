@@ -33,6 +33,8 @@ ROUTE = Router.of(default_registry().values()).keys  # what the app passes the h
 GITHUB_SECRET = "gh-webhook-secret-7f3a9c"
 RAILWAY_SECRET = "railway-shared-secret-41bd"
 N8N_SECRET = "n8n-shared-secret-a8e2"
+WRITE_TOKEN = "api-write-token-5c1d9e7a"  # what the API's writes need (create_app's write_token)
+WRITE = {"Authorization": f"Bearer {WRITE_TOKEN}"}
 
 T = TypeVar("T")
 

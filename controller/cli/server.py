@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 
 from controller import serving
 from controller.cli.common import settings_from
@@ -11,11 +12,13 @@ from controller.clients.secrets import (
     GoogleSecretManager,
     Secrets,
     SecretSource,
+    api_write_token,
     with_provider_secrets,
 )
 from controller.clients.secrets import load as load_secrets
 from controller.config import Settings
 from controller.logs import SecretRedactor
+from controller.serving import EXIT_CANNOT_START
 
 
 def _with_secret_manager(settings: Settings, redactor: SecretRedactor
@@ -33,8 +36,18 @@ def _with_secret_manager(settings: Settings, redactor: SecretRedactor
 
 def _serve(settings: Settings, *, banner: bool, unix: str | None = None,
            redactor: SecretRedactor | None = None) -> int:
-    settings, secrets = _with_secret_manager(settings, redactor or SecretRedactor())
-    return serving.serve(settings, secrets=secrets, banner=banner, unix=unix)
+    redactor = redactor or SecretRedactor()
+    settings, secrets = _with_secret_manager(settings, redactor)
+    write_token = None
+    if settings.server.api_token is None:  # writes need a token whatever: the one kept here
+        try:
+            write_token = api_write_token(settings.store.home.resolve())
+        except (OSError, ValueError) as exc:
+            print(f"cannot start: the API's write token: {exc}", file=sys.stderr)
+            return EXIT_CANNOT_START
+        redactor.update([write_token], group="api-token")
+    return serving.serve(settings, secrets=secrets, banner=banner, unix=unix,
+                         write_token=write_token)
 
 
 def cmd_up(args: argparse.Namespace) -> int:

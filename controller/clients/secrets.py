@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import structlog
@@ -146,3 +148,28 @@ def with_provider_secrets(settings: Settings, secrets: Secrets) -> Settings:
 
 _PROVIDER_FIELDS = {"ANTHROPIC_API_KEY": "anthropic_api_key", "RAILWAY_TOKEN": "railway_token",
                     "GITHUB_APP_PRIVATE_KEY": "github_app_private_key"}
+
+
+API_TOKEN_FILE = "api-token"
+
+
+def api_write_token(home: Path) -> str:
+    """The token writes to the API need when P38_API_TOKEN is not set: read from
+    `$P38_HOME/api-token`, or made there (mode 0600, 32 random bytes) the first time."""
+    path = home / API_TOKEN_FILE
+    try:
+        token = path.read_text("utf-8").strip()
+    except FileNotFoundError:
+        home.mkdir(parents=True, exist_ok=True)
+        token = secrets.token_urlsafe(32)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process made it first: use theirs
+            return api_write_token(home)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(token + "\n")
+        return token
+    if len(token) < 16:
+        raise ValueError(f"{path} holds no usable token (at least 16 characters); delete it "
+                         "and a new one is made")
+    return token

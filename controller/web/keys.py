@@ -40,4 +40,5 @@ CONTEXT = web.AppKey("context", StoreContext)
 BODIES = web.AppKey("bodies", BodyBudget)
 IN_FLIGHT = web.AppKey("in_flight", InFlight)
 SHUTDOWN = web.AppKey("shutdown", Shutdown)
+WRITE_TOKEN: web.AppKey[str | None] = web.AppKey("write_token")  # without P38_API_TOKEN
 SANDBOX = web.AppKey("sandbox", Sandbox)  # how agent processes are fenced in, probed at start

@@ -10,7 +10,7 @@ from typing import Any
 from controller.app import create_app
 from controller.config import ManifestSettings
 from controller.store import Store
-from tests.helpers import make_settings, wait_until
+from tests.helpers import WRITE, WRITE_TOKEN, make_settings, wait_until
 
 AGENT = """apiVersion: p38/v1
 kind: Agent
@@ -49,7 +49,7 @@ async def app_on(aiohttp_client: Any, dsn: str, root: Path) -> Any:
     settings = make_settings(dsn, workers=2)
     settings = settings.model_copy(update={"manifests": ManifestSettings(
         P38_MANIFESTS_DIR=root / "manifests", P38_MANIFESTS_POLL_SECONDS=0.05)})
-    return await aiohttp_client(create_app(settings))
+    return await aiohttp_client(create_app(settings, write_token=WRITE_TOKEN), headers=WRITE)
 
 
 async def test_a_hand_written_agent_is_ready_and_runs_hand_over_state(

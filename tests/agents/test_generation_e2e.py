@@ -16,7 +16,7 @@ from controller.store import Store
 from tests.e2e.test_gitops import INSTALLATION, PRIVATE, PUBLIC, REPO, GitOps, Sleeps
 from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.github import FakeGitHub
-from tests.helpers import make_settings, wait_until
+from tests.helpers import WRITE, WRITE_TOKEN, make_settings, wait_until
 
 AGENTS = """apiVersion: p38/v1
 kind: Agent
@@ -46,9 +46,9 @@ async def both(aiohttp_client: Any, aiohttp_server: Any, store: Store, dsn: str,
                                       ANTHROPIC_API_KEY=claude.api_key),
         "manifests": ManifestSettings(P38_RESYNC_SECONDS=3600)})
     sleeps = Sleeps()
-    app = create_app(settings, providers=[
+    app = create_app(settings, write_token=WRITE_TOKEN, providers=[
         github.bundle(transport=fake.transport(), sleep=sleeps), anthropic.bundle()])
-    client = await aiohttp_client(app)
+    client = await aiohttp_client(app, headers=WRITE)
     yield GitOps(client, fake, store, sleeps, {"README.md": "infra\n"}), claude
 
 

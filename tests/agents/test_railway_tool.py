@@ -15,7 +15,7 @@ from controller.config import ManifestSettings, ProviderSettings
 from controller.providers import railway
 from controller.store import Store
 from tests.fakes.railway import FakeRailway, validation_errors
-from tests.helpers import make_settings, wait_until
+from tests.helpers import WRITE, WRITE_TOKEN, make_settings, wait_until
 
 AGENT = """apiVersion: p38/v1
 kind: Agent
@@ -109,8 +109,8 @@ async def test_an_agent_reads_railway_through_the_tool(aiohttp_client: Any, stor
         "providers": ProviderSettings(RAILWAY_TOKEN=fake.token),
         "manifests": ManifestSettings(P38_MANIFESTS_DIR=tmp_path / "manifests",
                                       P38_MANIFESTS_POLL_SECONDS=0.05)})
-    client = await aiohttp_client(create_app(settings, providers=[
-        railway.bundle(transport=fake.transport())]))
+    client = await aiohttp_client(create_app(settings, write_token=WRITE_TOKEN, providers=[
+        railway.bundle(transport=fake.transport())]), headers=WRITE)
 
     async def ready() -> bool:
         return (await (await client.get("/api/agents/watcher")).json()).get("status") == "Ready"

@@ -21,7 +21,7 @@ from controller.providers import github
 from controller.store import Store
 from controller.web.keys import QUEUE
 from tests.fakes.github import FakeGitHub, make_key_pair
-from tests.helpers import SAMPLES, github_payload, make_settings, wait_until
+from tests.helpers import SAMPLES, WRITE, WRITE_TOKEN, github_payload, make_settings, wait_until
 
 REPO = "octo-org/infra"
 INSTALLATION = 51234567
@@ -128,9 +128,9 @@ async def gitops(aiohttp_client, store: Store, dsn: str) -> AsyncIterator[GitOps
         "providers": ProviderSettings(GITHUB_APP_ID=fake.app_id, GITHUB_APP_PRIVATE_KEY=PRIVATE),
         "manifests": ManifestSettings(P38_RESYNC_SECONDS=3600)})
     sleeps = Sleeps()
-    app = create_app(settings, providers=[github.bundle(transport=fake.transport(),
-                                                       sleep=sleeps)])
-    client = await aiohttp_client(app)
+    app = create_app(settings, write_token=WRITE_TOKEN, providers=[
+        github.bundle(transport=fake.transport(), sleep=sleeps)])
+    client = await aiohttp_client(app, headers=WRITE)
     yield GitOps(client, fake, store, sleeps, {"README.md": "infra\n"})
 
 
