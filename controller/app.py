@@ -44,6 +44,7 @@ from controller.providers import (
     railway,
     tasks,
 )
+from controller.reconcile.ids import key_kind
 from controller.reconcile.plan import ActionRunner
 from controller.reconcile.policy import Policy
 from controller.reconcile.reconciler import Reconciler, Router
@@ -135,6 +136,12 @@ def create_app(settings: Settings, *, registry: Mapping[str, Reconciler] | None 
     app.cleanup_ctx.extend([refresh_secrets, _database, open_providers, _ingest, _workers,
                             _at_start, _local_manifests, _resync, _prune])
     return app
+
+
+def _source_of(registry: Mapping[str, Reconciler], key: str) -> str | None:
+    """The source whose Policy governs `key` (its reconciler says), None for none."""
+    reconciler = registry.get(key_kind(key))
+    return reconciler.source(key) if reconciler is not None else None
 
 
 def check_registry(registry: Mapping[str, Reconciler]) -> None:
@@ -284,7 +291,8 @@ async def _providers(app: web.Application, bundles: Sequence[Bundle],
         executor.runners.update(runners)
         desk.policies = app[POLICIES]
         app[EXECUTOR] = executor
-        app[CONTEXT] = StoreContext(store, opened)
+        registry = app[REGISTRY]
+        app[CONTEXT] = StoreContext(store, opened, lambda key: _source_of(registry, key))
         if settings.policy.dry_run or unavailable:
             log.warning("dry_run", providers=sorted(unavailable) if not settings.policy.dry_run
                         else "all", reason="P38_DRY_RUN is set" if settings.policy.dry_run

@@ -19,13 +19,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, ClassVar
 
+from controller.reconcile.authz import Authority, Principal, authorize
 from controller.reconcile.context import ActionRecord, ObserveContext
 from controller.reconcile.errors import NotConfigured
 from controller.reconcile.payloads import as_mapping, installation_id, number, repo_full_name
 from controller.reconcile.plan import Action, Params, Plan
 from controller.reconcile.reads import GITHUB
 from controller.reconcile.reconciler import Event, Reconciler, Watch
-from reconcilers.commands import Command, Verdict, author_of, authorize, parse, screen
+from reconcilers.commands import Command, Verdict, author_of, parse, screen
 from reconcilers.task_actions import ACTIVE, TASKS, OpenTask, StepTask, TaskInfo, task_key
 
 if TYPE_CHECKING:
@@ -172,8 +173,8 @@ def decide_command(s: CommandSnapshot, policy: Policy) -> Plan:
     if s.unverifiable is not None or s.installation is None:
         return Plan("CannotVerify", f"the author's permission cannot be read: "
                                     f"{s.unverifiable}", status="Blocked")
-    verdict = authorize(s.login, s.association, s.permission, policy.spec.commands)
-    if verdict.outcome != "allowed":
+    verdict = authorize(_who(s), s.command.verb, s.repo, policy.spec.commands)
+    if not verdict.allowed:
         refused = (_open(s, "REFUSED", verdict.why),) if s.command.verb == "work" else ()
         return Plan("Refused", verdict.why,
                     actions=(*refused, _reply(s, f"not accepted: {verdict.why}")))
@@ -199,7 +200,7 @@ def decide_command(s: CommandSnapshot, policy: Policy) -> Plan:
                 "unset P38_KILLSWITCH).")
         return Plan("Answered", why, actions=(_react(s), _reply(s, text)))
     if s.command.verb == "approve":
-        return _approve(s, why)
+        return _approve(s, why, policy)
     answer = _answer(s, policy)
     return Plan("Answered", why, actions=(_react(s), _reply(s, answer)))
 
@@ -241,10 +242,18 @@ def _open(s: CommandSnapshot, state: str, reason: str, retry_of: int | None = No
                       requested_by=s.login, command=s.command.text, state=state,
                       reason=reason[:2000], retry_of=retry_of)
     return params.action(f"command-task:{s.repo}@{s.comment_id}",
-                         description=f"task for {s.command.line[:80]!r} ({state})")
+                         description=f"task for {s.command.line[:80]!r} ({state})",
+                         authority=Authority(_who(s), "work", s.repo)
+                         if state == "AUTHORIZED" else None)
 
 
-def _approve(s: CommandSnapshot, why: str) -> Plan:
+def _who(s: CommandSnapshot) -> Principal:
+    return Principal.commenter(s.login, s.repo, s.association, s.permission)
+
+
+def _approve(s: CommandSnapshot, why: str, policy: Policy) -> Plan:
+    """Only an action of the commenter's own repository's source: an owner of one repository
+    must not release another's held deploy."""
     assert s.command is not None
     wanted, target = s.command.text, s.target
     if target is None:
@@ -255,9 +264,14 @@ def _approve(s: CommandSnapshot, why: str) -> Plan:
         return Plan("Answered", why, actions=(_react(s), _reply(
             s, f"`{wanted}` is not waiting for approval (it is {target.status}); nothing "
                "was approved.")))
+    allowed = authorize(_who(s), "approve", target.source, policy.spec.commands)
+    if not allowed.allowed:
+        return Plan("Refused", allowed.why, actions=(_reply(
+            s, f"`{wanted}` was not approved: {allowed.why}."),))
     grant = GrantApproval(idempotency_key=wanted, by=f"@{s.login}", key=target.key).action(
         f"command-approve:{s.repo}@{s.comment_id}",
-        description=f"approve {wanted} (@{s.login})")
+        description=f"approve {wanted} (@{s.login})",
+        authority=Authority(_who(s), "approve", target.source))
     return Plan("Answered", why, actions=(grant, _react(s), _reply(
         s, f"approved `{wanted}` ({target.kind}); it runs unless the killswitch is on.")))
 
@@ -301,7 +315,8 @@ def _switch(s: CommandSnapshot, *, on: bool) -> Action:
     params = SetKillswitch(source=s.repo, on=on, by=f"@{s.login}")
     return params.action(f"command-killswitch:{s.repo}@{s.comment_id}",
                          description=f"killswitch {'on' if on else 'off'} for {s.repo} "
-                                     f"(@{s.login})")
+                                     f"(@{s.login})",
+                         authority=Authority(_who(s), "stop" if on else "resume", s.repo))
 
 
 def _react(s: CommandSnapshot) -> Action:

@@ -1,15 +1,17 @@
-"""`/claude` commands in issue and pull request comments: what a comment asks for, and whether
-its author may ask it. Pure: the comment's text and author in, a `Command` and a `Verdict` out.
+"""`/claude` commands in issue and pull request comments: what a comment asks for, and what is
+decided from the delivery alone. Pure: the comment's text and author in, a `Command` and a
+`Verdict` out.
 
 A command is a comment whose first line starts with `/claude` (then a space or the end):
 `/claude status`, `retry`, `cancel`, `stop`, `resume` (one word each), `/claude approve <action
 key>`, `/claude help` or `/claude` alone; anything else is work, in words — the rest of the
 first line and every line after it. Authorisation comes before anything else (model calls
 included): the comment must be newly created (not edited or deleted), its author not a bot (the
-controller's own App above all), their `author_association` in the Policy's
+controller's own App above all): `screen`. Then the one check of who may do what
+(`controller.reconcile.authz`): their `author_association` in the Policy's
 `commands.associations` or their login in `commands.users`, AND their permission on the
-repository at least write. Bots and edits are ignored silently; anyone else who is refused
-gets one reply saying why. No I/O.
+repository at least write, AND the action in their own repository's source. Bots and edits are
+ignored silently; anyone else who is refused gets one reply saying why. No I/O.
 """
 
 from __future__ import annotations
@@ -18,12 +20,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from controller.manifests.models import Commands
 from controller.reconcile.payloads import as_mapping
 
 Verb = Literal["work", "status", "retry", "cancel", "stop", "resume", "approve", "help"]
 ONE_WORD: frozenset[str] = frozenset({"status", "retry", "cancel", "stop", "resume", "help"})
-WRITERS = ("admin", "maintain", "write")
 PREFIX = "/claude"
 
 
@@ -71,25 +71,11 @@ def author_of(payload: Mapping[str, Any]) -> tuple[str, str, bool]:
 
 def screen(payload: Mapping[str, Any]) -> Verdict | None:
     """What is decided from the delivery alone: edits, deletions and bots are ignored; None
-    when the author's permission on the repository is what decides (`authorize`)."""
+    when the author's permission on the repository is what decides
+    (`controller.reconcile.authz.authorize`)."""
     if payload.get("action") != "created":
         return Verdict("ignored", f"a comment {payload.get('action')}, not created")
     login, _, bot = author_of(payload)
     if bot:
         return Verdict("ignored", f"{login} is a bot")
     return None
-
-
-def authorize(login: str, association: str, permission: str | None,
-              rules: Commands) -> Verdict:
-    """May this person give commands here? `permission`: theirs on the repository, as the
-    collaborator permission API says (`admin`, `maintain`, `write`, `triage`, `read`, `none`)."""
-    listed = association in rules.associations or login in rules.users
-    if not listed:
-        allowed = ", ".join(rules.associations) or "none"
-        return Verdict("refused", f"@{login} is {association} here; the Policy lets "
-                                  f"{allowed} (or the users it names) use /claude")
-    if permission not in WRITERS:
-        return Verdict("refused", f"@{login} has {permission or 'no'} permission on this "
-                                  "repository; /claude needs write")
-    return Verdict("allowed", f"@{login} is {association} with {permission} permission")

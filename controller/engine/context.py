@@ -8,7 +8,7 @@ manifest blobs); writes go through the executor and the worker's end-of-reconcil
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
 import orjson
@@ -29,9 +29,12 @@ R = TypeVar("R")
 
 
 class StoreContext:
-    def __init__(self, store: Store, providers: Mapping[str, Provider]) -> None:
+    def __init__(self, store: Store, providers: Mapping[str, Provider],
+                 sources: Callable[[str], str | None] = lambda _key: None) -> None:
+        """`sources`: the source of a key (its reconciler's `source`)."""
         self._store = store
         self._providers = providers
+        self._sources = sources
 
     async def resource(self, kind: str, name: str) -> Resource | None:
         row = await self._store.fetchrow("resource_get", kind, name)
@@ -71,9 +74,11 @@ class StoreContext:
 
     async def action(self, idempotency_key: str) -> ActionRecord | None:
         row = await self._store.fetchrow("action_by_key", idempotency_key)
-        return None if row is None else ActionRecord(idempotency_key, row["kind"],
-                                                     row["status"], row["key"], row["result"],
-                                                     row["error"])
+        if row is None:
+            return None
+        key = row["key"]
+        return ActionRecord(idempotency_key, row["kind"], row["status"], key, row["result"],
+                            row["error"], self._sources(key) if key else None)
 
     async def held(self, source: str) -> list[ObjectStatus]:
         return [_status(r) for r in await self._store.fetch("statuses_held", source)]

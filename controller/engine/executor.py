@@ -27,7 +27,8 @@ from controller.store import Store
 log = structlog.get_logger("p38.executor")
 
 
-_RECORDED_STATUS = {Verdict.RUN: "pending", Verdict.DRY_RUN: "dry_run", Verdict.HELD: "held"}
+_RECORDED_STATUS = {Verdict.RUN: "pending", Verdict.DRY_RUN: "dry_run", Verdict.HELD: "held",
+                    Verdict.REFUSED: "skipped"}
 
 
 @dataclass(frozen=True)

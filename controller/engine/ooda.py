@@ -328,7 +328,7 @@ def _status_of(plan: Plan, verdicts: list[Gated]) -> StatusEntry:
     if plan.status not in ("Ready", "Reconciling"):
         return StatusEntry(plan.status, plan.decision, plan.reason, plan.revision,
                            plan.forget)
-    for wanted in (Verdict.HELD, Verdict.DRY_RUN):
+    for wanted in (Verdict.REFUSED, Verdict.HELD, Verdict.DRY_RUN):
         blocked = [v for v in verdicts if v.verdict is wanted]
         if blocked:
             return StatusEntry("Blocked", blocked[0].blocked_by or "Held",

@@ -34,6 +34,7 @@ from controller.clients.tools import (
 )
 from controller.providers import Env, Provider
 from controller.providers.anthropic import AskClaude
+from controller.reconcile.authz import Authority, Principal
 from controller.reconcile.desk import Desk
 from controller.reconcile.plan import Action, ActionRunner, runner
 from controller.store import RejectedValue, Store
@@ -234,7 +235,10 @@ class ToolServer:
             raise ToolRefused("tools are not available in this controller")
         n = len(self._calls)
         action = params.action(f"run:{run.run_id}:call:{n}",
-                               description=f"{tool}.{method} for run {run.run_id}")
+                               description=f"{tool}.{method} for run {run.run_id}",
+                               authority=Authority(Principal.agent(run.agent, run.run_id,
+                                                                   run.source), "tool",
+                                                   run.source))
         done = await self._desk.perform(action, key=run_key(run.agent, run.run_id),
                                         source=run.source)
         self._calls[-1]["status"] = done.status

@@ -60,6 +60,7 @@ class ActionRecord:
     key: str | None  # the object whose reconcile planned it
     result: Mapping[str, Any] | None = None  # what its runner answered, once it ran
     error: str | None = None  # why it failed, when it did
+    source: str | None = None  # the source of `key` (whose Policy governs it)
 
 
 @dataclass(frozen=True)

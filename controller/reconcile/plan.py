@@ -13,6 +13,8 @@ from typing import Any, ClassVar, Literal, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
+from controller.reconcile.authz import Authority
+
 Status = Literal["Ready", "Reconciling", "Waiting", "Stalled", "Blocked"]
 """The one status every object shows: Ready (the world matches), Reconciling (working on it, or
 retrying after an error), Waiting (for something outside, with a requeue time), Stalled (gave
@@ -32,6 +34,7 @@ class Action:
     description: str = ""
     needs_approval: bool = False
     needs: str | None = None  # the provider whose credentials it uses (None: internal)
+    authority: Authority | None = None  # planned on someone's behalf: the gate checks them
 
 
 ActionRunner = Callable[[Action], Awaitable[Mapping[str, Any] | None]]
@@ -46,9 +49,11 @@ class Params(BaseModel):
     action_kind: ClassVar[str]
     needs: ClassVar[str | None] = None  # the provider whose credentials it uses
 
-    def action(self, key: str, *, description: str, needs_approval: bool = False) -> Action:
+    def action(self, key: str, *, description: str, needs_approval: bool = False,
+               authority: Authority | None = None) -> Action:
         return Action(self.action_kind, self.model_dump(mode="json"), key,
-                      description=description, needs_approval=needs_approval, needs=self.needs)
+                      description=description, needs_approval=needs_approval, needs=self.needs,
+                      authority=authority)
 
     @classmethod
     def of(cls, action: Action) -> Self:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 
 from controller.config import Settings
 from controller.manifests.models import PolicySpec
+from controller.reconcile.authz import authorize
 from controller.reconcile.plan import Action
 
 
@@ -29,6 +30,7 @@ class Verdict(enum.Enum):
     RUN = "run"
     DRY_RUN = "dry_run"
     HELD = "held"
+    REFUSED = "refused"  # the one it is planned for may not (authz); recorded as skipped
 
 
 @dataclass(frozen=True)
@@ -108,10 +110,17 @@ def needs_approval(action: Action, policy: Policy) -> bool:
 
 
 def gate(actions: Iterable[Action], policy: Policy, approved: Set[str]) -> list[Gated]:
-    """Decide each action's fate; killswitch first, then approval, then dry-run."""
+    """Decide each action's fate: whether the one it is planned for may ask it (`authz`),
+    then the killswitch, approval, dry-run."""
     verdicts = []
     for action in actions:
-        if policy.killswitch and action.needs is not None:
+        allowed = None if action.authority is None else authorize(
+            action.authority.who, action.authority.verb, action.authority.source,
+            policy.spec.commands)
+        if allowed is not None and not allowed.allowed:
+            verdicts.append(Gated(action, Verdict.REFUSED, f"refused: {allowed.why}",
+                                  "NotAuthorized"))
+        elif policy.killswitch and action.needs is not None:
             verdicts.append(Gated(action, Verdict.HELD,
                                   f"held: the killswitch is on ({policy.killswitch_by})",
                                   "Killswitch"))

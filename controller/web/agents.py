@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from controller.reconcile.authz import API, authorize
 from controller.reconcile.payloads import json_problem
 from controller.reconcile.reconciler import object_key
 from controller.store import RejectedValue
@@ -115,6 +116,9 @@ async def start_run(request: web.Request) -> web.Response:
     why = json_problem(given.get("input"))
     if why is not None:
         return problem(400, f"the input cannot be stored: {why}")
+    allowed = authorize(API, "run", key.rpartition("/")[0])  # (the token was checked)
+    if not allowed.allowed:
+        return problem(403, allowed.why)
     try:
         row = await request.app[STORE].fetchrow("agent_run_create", key, "manual", "api",
                                                 None, given.get("input"))

@@ -130,10 +130,10 @@ async def test_approve_releases_a_held_action(gitops: GitOps) -> None:  # noqa: 
                           "labels": []}]
     fake.permissions[(REPO, "dana-ops")] = "write"
     await store.fetchrow("action_record", "rollback:svc:42", "railway.rollback", {}, "held",
-                         "held: waiting for approval", "service:o/r/api", None, "roll back")
+                         "held: waiting for approval", f"service:{REPO}/api", None, "roll back")
     await store.pool.execute(
         "INSERT INTO work_queue (key, kind, not_before, wait_kind)"
-        " VALUES ('service:o/r/api', 'service', now() + interval '60 seconds', 'requeue')")
+        " VALUES ($1, 'service', now() + interval '60 seconds', 'requeue')", f"service:{REPO}/api")
     await send(gitops, comment("/claude approve rollback:svc:42", comment_id=301))
     await send(gitops, comment("/claude approve nothing:here", comment_id=302))
 
@@ -149,7 +149,33 @@ async def test_approve_releases_a_held_action(gitops: GitOps) -> None:  # noqa: 
         [("rollback:svc:42", "@dana-ops")]
 
     async def looked_again() -> bool:  # at once, not at its requeue a minute later
-        return bool(await store.fetch("audit_list", "service:o/r/api", None, None, 5))
+        return bool(await store.fetch("audit_list", f"service:{REPO}/api", None, None, 5))
 
     await wait_until(looked_again, what="the held key looked at again", timeout=20,
                      store=store)
+
+
+async def test_a_comment_cannot_approve_another_repositorys_action(
+        gitops: GitOps) -> None:  # noqa: F811
+    """An admin of this repository names the held rollback of another source's service: the
+    answer says why, nothing is approved, the action stays held."""
+    fake, store = gitops.fake, gitops.store
+    fake.issues[REPO] = [{"number": ISSUE, "state": "open", "title": "t", "body": "",
+                          "labels": []}]
+    fake.permissions[(REPO, "dana-ops")] = "admin"
+    await store.fetchrow("action_record", "rollback:prod:7", "railway.rollback", {}, "held",
+                         "held: waiting for approval", "service:octo-org/prod/api", None,
+                         "roll back prod")
+    await send(gitops, comment("/claude approve rollback:prod:7", comment_id=311,
+                               association="OWNER"))
+
+    async def answered() -> list[str] | None:
+        found = replies(gitops)
+        return found or None
+
+    [reply] = await wait_until(answered, what="the answer", store=store)
+    assert ("`rollback:prod:7` was not approved: @dana-ops writes in octo-org/infra and may "
+            "act only on its actions, not on octo-org/prod.") in reply
+    assert await store.pool.fetchval("SELECT count(*) FROM approvals") == 0
+    assert await store.pool.fetchval(
+        "SELECT status FROM actions WHERE idempotency_key = 'rollback:prod:7'") == "held"

@@ -6,8 +6,7 @@ import json
 
 import pytest
 
-from controller.manifests.models import Commands
-from reconcilers.commands import Command, Verdict, author_of, authorize, parse, screen
+from reconcilers.commands import Command, Verdict, author_of, parse, screen
 from tests.helpers import SAMPLES
 
 
@@ -32,30 +31,6 @@ from tests.helpers import SAMPLES
         "more-lines", "other-word", "not-first", "empty", "no-body"])
 def test_parse(body: object, expected: Command | None) -> None:
     assert parse(body) == expected
-
-
-RULES = Commands()  # OWNER and MEMBER by default
-
-
-@pytest.mark.parametrize(("login", "association", "permission", "outcome", "why"), [
-    ("dana", "MEMBER", "write", "allowed", "@dana is MEMBER with write permission"),
-    ("dana", "OWNER", "admin", "allowed", "with admin permission"),
-    ("eve", "NONE", "read", "refused", "@eve is NONE here; the Policy lets OWNER, MEMBER"),
-    ("eve", "CONTRIBUTOR", "write", "refused", "@eve is CONTRIBUTOR here"),
-    ("mo", "MEMBER", "read", "refused", "@mo has read permission on this repository; "
-                                        "/claude needs write"),
-    ("mo", "MEMBER", None, "refused", "@mo has no permission"),
-])
-def test_authorize(login: str, association: str, permission: str | None, outcome: str,
-                   why: str) -> None:
-    verdict = authorize(login, association, permission, RULES)
-    assert verdict.outcome == outcome and why in verdict.why
-
-
-def test_a_listed_user_still_needs_write() -> None:
-    rules = Commands(users=["outside-sre"])
-    assert authorize("outside-sre", "NONE", "write", rules).outcome == "allowed"
-    assert authorize("outside-sre", "NONE", "triage", rules).outcome == "refused"
 
 
 def test_screen_ignores_edits_and_bots_on_the_real_sample() -> None:
