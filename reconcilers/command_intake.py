@@ -189,16 +189,12 @@ def decide_command(s: CommandSnapshot, policy: Policy) -> Plan:
                 "observing goes on; `/claude resume` releases it.")
         return Plan("Answered", why, actions=(_switch(s, on=True), _react(s), _reply(s, text)))
     if s.command.verb == "resume":
-        if policy.killswitch and policy.killswitch_by.startswith(STOPPED_BY):
+        if any(by.startswith(STOPPED_BY) for by in policy.killswitches):
             # One step per reconcile: the switch first; the answer, no longer held, next.
             return Plan("Resuming", why, actions=(_switch(s, on=False),), requeue_after=0.0,
                         status="Reconciling")
-        text = (f"the killswitch of {s.repo} is off: held actions go ahead."
-                if not policy.killswitch else
-                f"the killswitch stays on: it is held by {policy.killswitch_by}, which "
-                "`/claude resume` does not release (commit the Policy's killswitch off, or "
-                "unset P38_KILLSWITCH).")
-        return Plan("Answered", why, actions=(_react(s), _reply(s, text)))
+        return Plan("Answered", why, actions=(_react(s, answer=True), _reply(
+            s, _remaining(s, policy), answer=True)))
     if s.command.verb == "approve":
         return _approve(s, why, policy)
     answer = _answer(s, policy)
@@ -245,6 +241,18 @@ def _open(s: CommandSnapshot, state: str, reason: str, retry_of: int | None = No
                          description=f"task for {s.command.line[:80]!r} ({state})",
                          authority=Authority(_who(s), "work", s.repo)
                          if state == "AUTHORIZED" else None)
+
+
+def _remaining(s: CommandSnapshot, policy: Policy) -> str:
+    """What `/claude resume` says once its own stop is lifted: which switches remain, and what
+    lifts each (each is lifted only by what set it)."""
+    if not policy.killswitches:
+        return f"the killswitch of {s.repo} is off: held actions go ahead."
+    how = [f"{by} (commit its killswitch off)" if by.startswith("Policy/") else
+           f"{by} (unset it and restart)" if by == "P38_KILLSWITCH" else by
+           for by in policy.killswitches]
+    return (f"no `/claude stop` holds {s.repo} now; the killswitch stays on, held by "
+            + "; ".join(how) + ", which `/claude resume` does not lift.")
 
 
 def _who(s: CommandSnapshot) -> Principal:
@@ -294,21 +302,22 @@ def _answer(s: CommandSnapshot, policy: Policy) -> str:
     return "\n".join(lines)
 
 
-def _reply(s: CommandSnapshot, text: str) -> Action:
+def _reply(s: CommandSnapshot, text: str, *, answer: bool = False) -> Action:
+    """`answer`: not held by a killswitch (`/claude resume` says which switches remain)."""
     assert s.installation is not None and s.command is not None
     return reply_action(s.repo, s.installation, s.issue, s.comment_id, s.command.line,
-                        s.login, text)
+                        s.login, text, answer=answer)
 
 
 def reply_action(repo: str, installation: int, issue: int, comment_id: int, line: str,
-                 login: str, text: str) -> Action:
+                 login: str, text: str, *, answer: bool = False) -> Action:
     """The one answer to comment `comment_id`, quoting its command (`line`)."""
     marker = MARKER.format(comment=comment_id)
     body = f"> {line}\n\n@{login} {text}\n\n{marker}"
     params = CommentReply(repo=repo, installation_id=installation, issue=issue,
                           marker=marker, body=body)
     return params.action(f"command-reply:{repo}@{comment_id}",
-                         description=f"reply to {line[:80]!r} in {repo}#{issue}")
+                         description=f"reply to {line[:80]!r} in {repo}#{issue}", answer=answer)
 
 
 def _switch(s: CommandSnapshot, *, on: bool) -> Action:
@@ -319,9 +328,10 @@ def _switch(s: CommandSnapshot, *, on: bool) -> Action:
                          authority=Authority(_who(s), "stop" if on else "resume", s.repo))
 
 
-def _react(s: CommandSnapshot) -> Action:
+def _react(s: CommandSnapshot, *, answer: bool = False) -> Action:
     assert s.installation is not None
     params = CommentReaction(repo=s.repo, installation_id=s.installation,
                              comment_id=s.comment_id)
     return params.action(f"command-ack:{s.repo}@{s.comment_id}",
-                         description=f"👀 on comment {s.comment_id} in {s.repo}#{s.issue}")
+                         description=f"👀 on comment {s.comment_id} in {s.repo}#{s.issue}",
+                         answer=answer)

@@ -35,6 +35,7 @@ class Action:
     needs_approval: bool = False
     needs: str | None = None  # the provider whose credentials it uses (None: internal)
     authority: Authority | None = None  # planned on someone's behalf: the gate checks them
+    answer: bool = False  # `/claude resume`'s answer: no killswitch holds it
 
 
 ActionRunner = Callable[[Action], Awaitable[Mapping[str, Any] | None]]
@@ -50,10 +51,10 @@ class Params(BaseModel):
     needs: ClassVar[str | None] = None  # the provider whose credentials it uses
 
     def action(self, key: str, *, description: str, needs_approval: bool = False,
-               authority: Authority | None = None) -> Action:
+               authority: Authority | None = None, answer: bool = False) -> Action:
         return Action(self.action_kind, self.model_dump(mode="json"), key,
                       description=description, needs_approval=needs_approval, needs=self.needs,
-                      authority=authority)
+                      authority=authority, answer=answer)
 
     @classmethod
     def of(cls, action: Action) -> Self:

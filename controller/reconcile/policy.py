@@ -10,8 +10,10 @@ killswitch, or waiting for approval), or is recorded as dry-run (P38_DRY_RUN, or
 for its provider). The killswitch holds every action that touches the world (one with a
 provider); the controller's own records (what is applied from a source, the revisions) go on,
 so desired state stays current while it is on and a killswitch set in a Policy manifest can be
-lifted by committing the manifest. The engine fetches approvals and applied policies; the
-executor records verdicts. No I/O.
+lifted by committing the manifest; the answer to `/claude resume` (its reaction and reply) is
+not held either, so it can say which switches remain. Before all that,
+an action planned on someone's behalf is refused when `authz` does not allow them. The engine
+fetches approvals and applied policies; the executor records verdicts. No I/O.
 """
 
 from __future__ import annotations
@@ -39,7 +41,10 @@ class Policy:
 
     dry_run: bool = False
     killswitch: bool = False
-    killswitch_by: str = "P38_KILLSWITCH"
+    killswitch_by: str = "P38_KILLSWITCH"  # the first of `killswitches`, for messages
+    # Every switch that is on, each lifted only by what set it: P38_KILLSWITCH, a source's
+    # Policy manifest, a `/claude stop`.
+    killswitches: tuple[str, ...] = ()
     approval_required: frozenset[str] = field(default_factory=frozenset)
     # Providers with credentials; None means every provider (tests, tools).
     providers: frozenset[str] | None = None
@@ -51,6 +56,7 @@ class Policy:
     def from_settings(cls, settings: Settings, providers: frozenset[str] | None = None,
                       unavailable: Mapping[str, str] | None = None) -> Policy:
         return cls(dry_run=bool(settings.policy.dry_run), killswitch=settings.policy.killswitch,
+                   killswitches=("P38_KILLSWITCH",) if settings.policy.killswitch else (),
                    providers=settings.providers.configured() if providers is None
                    else providers, unavailable=dict(unavailable or {}))
 
@@ -62,10 +68,19 @@ class Policy:
         everything, and the action kinds either requires approval for are held."""
         by = f"Policy/{name} in {source}"
         return replace(self, spec=spec, governed_by=by,
-                       killswitch=self.killswitch or spec.killswitch,
-                       killswitch_by=self.killswitch_by if self.killswitch else by,
                        approval_required=self.approval_required
-                       | frozenset(spec.approval_required))
+                       | frozenset(spec.approval_required)).switched_on(
+            by if spec.killswitch else None)
+
+    def switched_on(self, by: str | None) -> Policy:
+        """This policy with one more killswitch on (`by` says which; None: unchanged)."""
+        if by is None or by in self.killswitches:
+            return self
+        switches = (*self.killswitches, by)
+        if self.killswitch and not self.killswitches:  # (a policy made with killswitch=True)
+            switches = (self.killswitch_by, by)
+        return replace(self, killswitch=True, killswitches=switches,
+                       killswitch_by=switches[0])
 
 
 @dataclass(frozen=True)
@@ -79,9 +94,9 @@ class Policies:
 
     def for_source(self, source: str | None) -> Policy:
         policy = self._governing(source)
-        stopped = [by for s, by in sorted(self.switched.items()) if source in (None, s)]
-        if stopped and not policy.killswitch:
-            policy = replace(policy, killswitch=True, killswitch_by=stopped[0])
+        for s, by in sorted(self.switched.items()):
+            if source in (None, s):
+                policy = policy.switched_on(by)
         return policy
 
     def _governing(self, source: str | None) -> Policy:
@@ -120,7 +135,7 @@ def gate(actions: Iterable[Action], policy: Policy, approved: Set[str]) -> list[
         if allowed is not None and not allowed.allowed:
             verdicts.append(Gated(action, Verdict.REFUSED, f"refused: {allowed.why}",
                                   "NotAuthorized"))
-        elif policy.killswitch and action.needs is not None:
+        elif policy.killswitch and action.needs is not None and not action.answer:
             verdicts.append(Gated(action, Verdict.HELD,
                                   f"held: the killswitch is on ({policy.killswitch_by})",
                                   "Killswitch"))

@@ -179,3 +179,45 @@ async def test_a_comment_cannot_approve_another_repositorys_action(
     assert await store.pool.fetchval("SELECT count(*) FROM approvals") == 0
     assert await store.pool.fetchval(
         "SELECT status FROM actions WHERE idempotency_key = 'rollback:prod:7'") == "held"
+
+
+KILLSWITCH_POLICY = """apiVersion: p38/v1
+kind: Policy
+metadata: {name: default}
+spec:
+  killswitch: true
+"""
+
+
+async def test_each_killswitch_is_lifted_by_what_set_it(gitops: GitOps) -> None:  # noqa: F811
+    """The Policy's killswitch and a `/claude stop` are both on: `/claude resume` lifts the
+    comment's stop (before, it refused while the Policy's was on, and the stop outlived it), and
+    its answer, which no killswitch holds, names the switch that remains."""
+    fake, store = gitops.fake, gitops.store
+    fake.issues[REPO] = [{"number": ISSUE, "state": "open", "title": "t", "body": "",
+                          "labels": []}]
+    fake.permissions[(REPO, "dana-ops")] = "admin"
+    await gitops.push({"README.md": "infra\n", "manifests/policy.yaml": KILLSWITCH_POLICY})
+    row = await store.fetchrow("statuses_of", [f"policy:{REPO}/default"])
+    assert row is not None and row["reason"] == "KillswitchOn"
+
+    async def switches() -> list[str]:
+        return [row["by_whom"] for row in await store.fetch("killswitches_all")]
+
+    await send(gitops, comment("/claude stop", comment_id=401))
+
+    async def stopped() -> bool:
+        return await switches() == ["@dana-ops"]
+
+    await wait_until(stopped, what="the comment's stop on", store=store)
+    await send(gitops, comment("/claude resume", comment_id=402))
+
+    async def answered() -> list[str] | None:
+        found = [b for b in replies(gitops) if "p38:command:402 " in b]
+        return found or None
+
+    [answer] = await wait_until(answered, what="the resume answered", store=store)
+    assert await switches() == []  # the comment's stop is lifted though the Policy's is on
+    assert ("no `/claude stop` holds octo-org/infra now; the killswitch stays on, held by "
+            "Policy/default in octo-org/infra (commit its killswitch off), which `/claude "
+            "resume` does not lift.") in answer
