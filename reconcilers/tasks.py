@@ -44,6 +44,7 @@ class TaskSnapshot:
     task: TaskInfo | None
     work: ActionRecord | None = None
     push: ActionRecord | None = None
+    gave_up: str | None = None  # why its key gave up, when the resync brings it back
 
 
 def work_key(task_id: int) -> str:
@@ -57,6 +58,7 @@ def push_key(task_id: int) -> str:
 class Tasks(Reconciler):
     kind: ClassVar[str] = "task"
     deadline: ClassVar[float | None] = 1800.0  # Claude's whole session is one action
+    resync: ClassVar[bool] = True  # a task whose key gave up comes back, and ends FAILED
 
     def source(self, key: str) -> str | None:
         ref = task_ref(key)
@@ -71,7 +73,9 @@ class Tasks(Reconciler):
             return TaskSnapshot(key, task)
         push = await ctx.action(push_key(task.id)) if task.change else None
         work = None if task.change else await ctx.action(work_key(task.id))
-        return TaskSnapshot(key, task, work=work, push=push)
+        own = await ctx.statuses([key])
+        gave_up = own[0].message if own and own[0].reason == "GaveUp" else None
+        return TaskSnapshot(key, task, work=work, push=push, gave_up=gave_up)
 
     def decide(self, snapshot: TaskSnapshot, policy: Policy) -> Plan:
         return decide_task(snapshot, policy)
@@ -82,23 +86,29 @@ def decide_task(s: TaskSnapshot, policy: Policy) -> Plan:
     t = s.task
     if t is None:
         return Plan("Gone", f"{s.key}: no task is recorded for it", forget=True)
+    # An ended task is answered once, then forgotten as an object (the task keeps its record,
+    # /api/tasks shows it), so the resync does not look at every task ever again.
     if t.state == "PR_OPENED":
         return Plan("PrOpened", t.reason, actions=_answer(t, (
             f"opened {t.pull_url or f'#{t.pull_number}'}: {t.title or ''}\n\n"
-            f"{_figures(t)}")), revision=t.commit_sha)
+            f"{_figures(t)}")), revision=t.commit_sha, forget=True)
     if t.state == "FAILED":
         return Plan("Failed", t.reason, actions=_answer(t, (
             f"the task ended without a pull request: {t.reason}\n\n{_figures(t)}\n\n"
             "Nothing was written to the repository. `/claude retry` tries again.")),
-            status="Stalled")
+            status="Stalled", forget=True)
     if t.state == "CANCELLED":
         return Plan("Cancelled", t.reason, actions=_answer(t, (
-            f"cancelled: {t.reason}; nothing was written to the repository.")))
+            f"cancelled: {t.reason}; nothing was written to the repository.")), forget=True)
     if t.state == "DRY_RUN":
         return Plan("DryRun", t.reason, actions=_answer(t, (
             f"recorded as a dry run, nothing was done: {t.reason}")), status="Blocked")
     if t.state == "REFUSED":
-        return Plan("Refused", t.reason)  # the intake answered it
+        return Plan("Refused", t.reason, forget=True)  # the intake answered it
+    if s.gave_up is not None:  # its key gave up: the task ends, and can be retried
+        why = f"the controller gave up on it: {s.gave_up}"
+        return Plan("Failed", why, actions=(_step(t, "FAILED", why[:2000]),),
+                    requeue_after=0.0, status="Reconciling")
     missing = [why for provider, why in (("anthropic", "no ANTHROPIC_API_KEY"),
                                          ("github", "no GitHub App credentials"))
                if not policy.can_use(provider)]

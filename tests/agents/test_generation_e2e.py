@@ -35,21 +35,29 @@ spec:
 @pytest.fixture
 async def both(aiohttp_client: Any, aiohttp_server: Any, store: Store, dsn: str,
                monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[GitOps, FakeAnthropic]]:
+    yield await open_both(aiohttp_client, aiohttp_server, store, dsn, monkeypatch)
+
+
+async def open_both(aiohttp_client: Any, aiohttp_server: Any, store: Store, dsn: str,
+                    monkeypatch: pytest.MonkeyPatch, *, give_up: float = 3600.0,
+                    resync: float = 3600.0) -> tuple[GitOps, FakeAnthropic]:
+    """The real app on a fake GitHub and a fake Messages API (`give_up`: seconds a failing
+    key is retried; `resync`: how often idle and given-up keys are looked at again)."""
     claude = FakeAnthropic()
     server = await aiohttp_server(claude.app())
     monkeypatch.setenv("ANTHROPIC_BASE_URL", str(server.make_url("")).rstrip("/"))
     fake = FakeGitHub(public_key=PUBLIC)
     fake.install(INSTALLATION, REPO)
     fake.commit(REPO, {"README.md": "infra\n"})
-    settings = make_settings(dsn, workers=2).model_copy(update={
+    settings = make_settings(dsn, workers=2, give_up=give_up).model_copy(update={
         "providers": ProviderSettings(GITHUB_APP_ID=fake.app_id, GITHUB_APP_PRIVATE_KEY=PRIVATE,
                                       ANTHROPIC_API_KEY=claude.api_key),
-        "manifests": ManifestSettings(P38_RESYNC_SECONDS=3600)})
+        "manifests": ManifestSettings(P38_RESYNC_SECONDS=resync)})
     sleeps = Sleeps()
     app = create_app(settings, write_token=WRITE_TOKEN, providers=[
         github.bundle(transport=fake.transport(), sleep=sleeps), anthropic.bundle()])
     client = await aiohttp_client(app, headers=WRITE)
-    yield GitOps(client, fake, store, sleeps, {"README.md": "infra\n"}), claude
+    return GitOps(client, fake, store, sleeps, {"README.md": "infra\n"}), claude
 
 
 async def test_a_description_becomes_a_ready_version_or_a_failed_one_with_an_issue(

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from tests.agents.test_generation_e2e import both  # noqa: F401 (the fixture)
+from tests.agents.test_generation_e2e import both, open_both  # noqa: F401 (the fixture)
 from tests.e2e.test_commands import comment, send
 from tests.e2e.test_gitops import REPO, GitOps
-from tests.fakes.anthropic import FakeAnthropic, say, use
+from tests.fakes.anthropic import FakeAnthropic, fail, say, use
 from tests.helpers import wait_until
 
 ISSUE = 11
@@ -359,3 +359,33 @@ async def test_retry_and_cancel(both: tuple[GitOps, FakeAnthropic]) -> None:  # 
 async def _replied(gitops: GitOps, n: int) -> list[str] | None:
     found = thread(gitops)
     return found if len(found) >= n else None
+
+
+async def test_a_task_whose_key_gave_up_ends_failed_and_can_be_retried(
+        aiohttp_client: Any, aiohttp_server: Any, store: Any, dsn: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Messages API fails every call: the task's key gives up (P38_GIVE_UP_SECONDS), the
+    resync brings it back, and the task ends FAILED with the reason (it stayed WORKING, and
+    `/claude retry` answered "cancel it first"); a retry is then accepted."""
+    gitops, claude = await open_both(aiohttp_client, aiohttp_server, store, dsn, monkeypatch,
+                                     give_up=1.0, resync=0.2)
+    arrange(gitops)
+    claude.script.extend([fail(500, "api_error", "Internal server error")] * 200)
+    await send(gitops, comment("/claude add a README section about X", comment_id=801))
+
+    async def failed() -> dict[str, Any] | None:
+        rows = await task_rows(gitops)
+        return rows[0] if rows and rows[0]["state"] == "FAILED" else None
+
+    task = await wait_until(failed, what="the task FAILED", timeout=60, store=store)
+    assert task["reason"].startswith("the controller gave up on it: ")
+    assert "gave up after failing for" in task["reason"]
+    claude.script.clear()
+    await send(gitops, comment("/claude retry", comment_id=802))
+
+    async def retried() -> list[dict[str, Any]] | None:
+        rows = await task_rows(gitops)
+        return rows if len(rows) == 2 else None
+
+    newest, oldest = await wait_until(retried, what="the retry", store=store)
+    assert newest["retry_of"] == oldest["id"] and oldest["state"] == "FAILED"
