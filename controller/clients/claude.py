@@ -79,6 +79,13 @@ class Usage:
     def tokens(self) -> int:
         return self.input + self.output + self.cache_read + self.cache_write
 
+    def billed_tokens(self, model: str) -> int:
+        """Tokens as the API bills them: a prompt-cache read counts at its price relative to
+        an input token (a tenth at Anthropic's prices), everything else in full."""
+        p = price_of(model)
+        return self.input + self.output + self.cache_write + round(
+            self.cache_read * p.cache_read / p.input)
+
     def usd(self, model: str) -> float:
         p = price_of(model)
         return (self.input * p.input + self.output * p.output + self.cache_read * p.cache_read

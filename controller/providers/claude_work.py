@@ -280,13 +280,14 @@ async def _converse(s: Session) -> Mapping[str, Any]:
         if state not in ACTIVE:
             await s.save_figures()
             return {"task": s.p.task_id, "state": state, "stopped": True}
-        left = limits.max_tokens - s.usage.tokens
+        billed = s.usage.billed_tokens(limits.model)  # cache reads at their price
+        left = limits.max_tokens - billed
         if s.usd >= limits.max_usd:
             raise LimitReached(f"budget: ${s.usd:.4f} spent, Policy claude.maxUsd is "
                                f"${limits.max_usd:g}")
         if left < MIN_REPLY_TOKENS:
-            raise LimitReached(f"budget: {s.usage.tokens} tokens used, Policy "
-                               f"claude.maxTokens is {limits.max_tokens}")
+            raise LimitReached(f"budget: {billed} billed tokens used (prompt-cache reads at "
+                               f"their price), Policy claude.maxTokens is {limits.max_tokens}")
         reply = await s.claude.message(model=limits.model, system=system,
                                        messages=cached_up_to_here(messages),
                                        max_tokens=min(MAX_REPLY_TOKENS, left), tools=TOOLS)

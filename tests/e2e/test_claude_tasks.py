@@ -389,3 +389,27 @@ async def test_a_task_whose_key_gave_up_ends_failed_and_can_be_retried(
 
     newest, oldest = await wait_until(retried, what="the retry", store=store)
     assert newest["retry_of"] == oldest["id"] and oldest["state"] == "FAILED"
+
+
+async def test_max_tokens_counts_prompt_cache_reads_at_their_price(
+        both: tuple[GitOps, FakeAnthropic]) -> None:  # noqa: F811
+    """A session that reads one large file and then makes a few small calls re-reads that
+    file from the prompt cache at every turn: ~10k tokens a call. Counted in full, the
+    cache reads passed maxTokens (30,000) by the fourth call and the task ended; counted as
+    the API bills them (a tenth), it opens its pull request."""
+    gitops, claude = both
+    arrange(gitops)
+    policy = ("apiVersion: p38/v1\nkind: Policy\nmetadata: {name: default}\nspec:\n"
+              "  claude: {maxTokens: 30000, maxUsd: 5}\n")
+    big = "infra\n" + "words about the system. " * 1700  # ~40,000 characters
+    await gitops.push({"README.md": big, "manifests/policy.yaml": policy})
+    claude.script.extend([
+        use(("read_file", {"path": "README.md"})),
+        *[use(("list_files", {"path": ""})) for _ in range(4)],
+        use(("write_file", {"path": "NOTES.md", "content": "notes\n"})),
+        use(("finish", {"title": "Add notes", "summary": "adds notes"}))])
+    await send(gitops, comment("/claude add notes", comment_id=811))
+    [task] = await ended(gitops)
+    assert task["state"] == "PR_OPENED", task["reason"]
+    usage = [r["body"] for r in claude.requests]
+    assert len(usage) == 7 and task["tokens"] > 30000  # more than maxTokens, counted raw
