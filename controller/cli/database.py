@@ -134,8 +134,9 @@ def cmd_prune(args: argparse.Namespace) -> int:
     async def body(store: Store) -> int:
         pruned = await retention.prune(store, days=days)
         print(f"deleted {pruned.deliveries} settled deliveries, {pruned.audit} audit rows, "
-              f"{pruned.statuses} statuses of objects, {pruned.runs} agent runs and "
-              f"{pruned.ticks} schedule ticks older than {days} days")
+              f"{pruned.statuses} statuses of objects, {pruned.runs} agent runs, "
+              f"{pruned.ticks} schedule ticks and {pruned.blobs} cached blobs older than "
+              f"{days} days")
         return 0
 
     return asyncio.run(with_store(settings, body))

@@ -167,7 +167,7 @@ async def prune(store: Store, settings: RetentionSettings) -> AsyncIterator[None
         if pruned:
             log.info("pruned", days=settings.days, deliveries=pruned.deliveries,
                      audit=pruned.audit, statuses=pruned.statuses, runs=pruned.runs,
-                     ticks=pruned.ticks)
+                     ticks=pruned.ticks, blobs=pruned.blobs)
 
     async with running(every(settings.every_seconds, step, "prune_failed"), "prune"):
         yield

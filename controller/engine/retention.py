@@ -1,5 +1,6 @@
 """Retention: settled deliveries (with their payloads and keys), audit rows, the statuses of
-objects nobody has reconciled, agent runs that ended and schedule ticks, older than
+objects nobody has reconciled, agent runs that ended, schedule ticks, and cached blobs nothing
+has read (manifests, what a `/claude` task's search read), older than
 P38_RETENTION_DAYS, are deleted a batch at a time, so a year of webhooks and minutely
 schedules does not fill the disk.
 
@@ -27,9 +28,11 @@ class Pruned:
     statuses: int = 0
     runs: int = 0
     ticks: int = 0
+    blobs: int = 0
 
     def __bool__(self) -> bool:
-        return any((self.deliveries, self.audit, self.statuses, self.runs, self.ticks))
+        return any((self.deliveries, self.audit, self.statuses, self.runs, self.ticks,
+                    self.blobs))
 
 
 async def prune(store: Queries, *, days: int, batch: int = BATCH) -> Pruned:
@@ -38,7 +41,8 @@ async def prune(store: Queries, *, days: int, batch: int = BATCH) -> Pruned:
                   audit=await _drain(store, "prune_audit", days, batch),
                   statuses=await _drain(store, "prune_statuses", days, batch),
                   runs=await _drain(store, "prune_runs", days, batch),
-                  ticks=await _drain(store, "prune_ticks", days, batch))
+                  ticks=await _drain(store, "prune_ticks", days, batch),
+                  blobs=await _drain(store, "prune_blobs", days, batch))
 
 
 async def _drain(store: Queries, query: str, days: int, batch: int) -> int:

@@ -245,6 +245,11 @@ ON CONFLICT (source, kind, name) DO UPDATE
 DELETE FROM applied_objects WHERE source = $1 AND kind = $2 AND name = $3;
 
 -- name: manifest_blobs_get
+-- The cached blobs, marked used (at most once a day each: retention keeps what is read).
+WITH touched AS (
+    UPDATE manifest_blobs SET used_at = now()
+    WHERE sha = ANY($1::text[]) AND used_at < now() - interval '1 day'
+)
 SELECT sha, content FROM manifest_blobs WHERE sha = ANY($1::text[]);
 
 -- name: manifest_blobs_put
@@ -307,6 +312,16 @@ WITH doomed AS (
 ), gone AS (
     DELETE FROM schedule_ticks t USING doomed
     WHERE t.schedule = doomed.schedule AND t.due_at = doomed.due_at RETURNING 1
+)
+SELECT count(*) FROM gone;
+
+-- name: prune_blobs
+-- Delete up to $2 cached manifest and repository blobs nothing has read for $1 days.
+WITH doomed AS (
+    SELECT sha FROM manifest_blobs WHERE used_at < now() - make_interval(days => $1)
+    LIMIT $2 FOR UPDATE SKIP LOCKED
+), gone AS (
+    DELETE FROM manifest_blobs b USING doomed WHERE b.sha = doomed.sha RETURNING 1
 )
 SELECT count(*) FROM gone;
 

@@ -206,7 +206,8 @@ ALTER TABLE killswitches ADD CONSTRAINT killswitches_pkey PRIMARY KEY (source);
 CREATE TABLE manifest_blobs (
     sha text NOT NULL,
     content text NOT NULL,
-    fetched_at timestamp with time zone NOT NULL DEFAULT now()
+    fetched_at timestamp with time zone NOT NULL DEFAULT now(),
+    used_at timestamp with time zone NOT NULL DEFAULT now()
 );
 ALTER TABLE manifest_blobs ADD CONSTRAINT manifest_blobs_pkey PRIMARY KEY (sha);
 
@@ -332,6 +333,7 @@ CREATE UNIQUE INDEX delivery_keys_pkey ON public.delivery_keys USING btree (deli
 CREATE UNIQUE INDEX delivery_payloads_pkey ON public.delivery_payloads USING btree (delivery_id);
 CREATE UNIQUE INDEX killswitches_pkey ON public.killswitches USING btree (source);
 CREATE UNIQUE INDEX manifest_blobs_pkey ON public.manifest_blobs USING btree (sha);
+CREATE INDEX manifest_blobs_used_idx ON public.manifest_blobs USING btree (used_at);
 CREATE UNIQUE INDEX manifest_revisions_pkey ON public.manifest_revisions USING btree (id);
 CREATE INDEX manifest_revisions_source_idx ON public.manifest_revisions USING btree (source, id DESC);
 CREATE UNIQUE INDEX manifest_revisions_source_revision_tree_status_key ON public.manifest_revisions USING btree (source, revision, tree, status);

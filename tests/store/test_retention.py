@@ -120,8 +120,8 @@ async def test_p38_prune_command(store: Store, dsn: str) -> None:
     assert await _ids(store) == {old, recent}
     done = p38("prune", "--days", "30", env=env_for(dsn))
     assert done.returncode == 0, done.stderr
-    assert "deleted 1 settled deliveries, 0 audit rows, 0 statuses of objects, 0 agent runs " \
-        "and 0 schedule ticks older than 30 days" in done.stdout
+    assert "deleted 1 settled deliveries, 0 audit rows, 0 statuses of objects, 0 agent runs, " \
+        "0 schedule ticks and 0 cached blobs older than 30 days" in done.stdout
     assert await _ids(store) == {recent}
 
 
@@ -147,3 +147,16 @@ async def test_ended_runs_and_old_ticks_go_but_a_schedules_newest_tick_stays(
         "SELECT schedule, (now() - due_at) < interval '250 days' AS young FROM schedule_ticks "
         "ORDER BY schedule, due_at")
     assert [(r["schedule"], r["young"]) for r in ticks] == [("s1", True), ("s2", True)]
+
+
+async def test_blobs_nothing_has_read_go_those_in_use_stay(store: Store) -> None:
+    """Every blob a /claude task's search read was kept for ever: now one nothing has read for
+    the retention days goes; reading one (a plan, a search) keeps it."""
+    await store.execute("manifest_blobs_put", ["old", "used", "new"], ["a", "b", "c"])
+    await store.pool.execute("UPDATE manifest_blobs SET used_at = now() - interval '120 days'"
+                             " WHERE sha IN ('old', 'used')")
+    assert [r["sha"] for r in await store.fetch("manifest_blobs_get", ["used"])] == ["used"]
+    pruned = await retention.prune(store, days=90)
+    assert pruned.blobs == 1
+    left = {r["sha"] for r in await store.pool.fetch("SELECT sha FROM manifest_blobs")}
+    assert left == {"used", "new"}
