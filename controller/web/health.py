@@ -47,6 +47,8 @@ async def describe(app: web.Application) -> dict[str, Any]:
         spec = (row["document"] or {}).get("spec") or {}
         if spec.get("killswitch") is True:
             on.append(f"{row['source']} (Policy/{row['name']})")
+    for row in await app[STORE].fetch("killswitches_all"):
+        on.append(f"{row['source']} (/claude stop by {row['by_whom']})")
     sandbox = app.get(SANDBOX)
     return {"routes": routes, "providers": providers, "dry_run": policy.dry_run,
             "killswitch": {"on": on, "environment": settings.policy.killswitch},
