@@ -42,8 +42,14 @@ READABLE_ROOTS = frozenset({
     "project", "projects", "service", "serviceInstance", "environment", "environments",
     "deployment", "deployments", "deploymentEvents", "deploymentLogs", "buildLogs",
     "environmentLogs", "httpLogs", "metrics", "domains", "regions", "platformStatus"})
-SECRET_FIELD = re.compile(r"variable|token|secret|credential|password|sshkey|privatekey|apikey",
-                          re.IGNORECASE)
+SECRET_FIELD = re.compile(r"variable|token|secret|credential|password|sshkey|privatekey|apikey"
+                          r"|decrypt", re.IGNORECASE)
+# Fields below the allowed roots that carry configuration or people, not what runs: an
+# environment's `config` (with `decryptVariables`, every service's variables), a deployment's
+# `meta`, build and edge configuration, members and billing.
+CONFIG_FIELDS = frozenset({"config", "meta", "nixpacksPlan", "railwayConfigFile", "edgeConfig",
+                           "members", "email", "customer", "invoices", "billingEmail",
+                           "sourceRepoConfig", "environmentPatch", "environmentPatches"})
 
 
 class RailwayQuery(Params):
@@ -73,10 +79,14 @@ def read_only(document: str) -> str:
     if operations[0].operation is not OperationType.QUERY:
         raise ValueError(f"the railway tool only reads: a {operations[0].operation.value} is "
                          "refused (deploys and rollbacks go through Service manifests)")
-    for name in _all_fields(parsed):
-        if SECRET_FIELD.search(name):
-            raise ValueError(f"the railway tool does not read {name!r}: variables, tokens "
-                             "and credentials stay with Railway")
+    for name, arguments in _all_fields(parsed):
+        if SECRET_FIELD.search(name) or name in CONFIG_FIELDS:
+            raise ValueError(f"the railway tool does not read {name!r}: variables, tokens, "
+                             "credentials and configuration stay with Railway")
+        for argument in arguments:
+            if SECRET_FIELD.search(argument):
+                raise ValueError(f"the railway tool does not pass {argument!r} (to {name!r}): "
+                                 "variables, tokens and credentials stay with Railway")
         if name.startswith("__") and name != "__typename":
             raise ValueError(f"the railway tool does not read {name!r} (introspection)")
     fragments = {d.name.value: d for d in parsed.definitions
@@ -104,16 +114,17 @@ def _fields(selections: SelectionSetNode, fragments: Mapping[str, FragmentDefini
     return names
 
 
-def _all_fields(document: DocumentNode) -> list[str]:
-    """Every field name the document selects, in every definition."""
-    names: list[str] = []
+def _all_fields(document: DocumentNode) -> list[tuple[str, list[str]]]:
+    """Every field the document selects, in every definition, with its arguments' names."""
+    names: list[tuple[str, list[str]]] = []
     pending: list[SelectionSetNode] = [d.selection_set for d in document.definitions
                                        if isinstance(d, OperationDefinitionNode
                                                      | FragmentDefinitionNode)]
     while pending:
         for selection in pending.pop().selections:
             if isinstance(selection, FieldNode):
-                names.append(selection.name.value)
+                names.append((selection.name.value,
+                              [a.name.value for a in selection.arguments or ()]))
             if isinstance(selection, FieldNode | InlineFragmentNode) \
                     and selection.selection_set is not None:
                 pending.append(selection.selection_set)

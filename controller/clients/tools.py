@@ -8,7 +8,9 @@ address (the controller's own API, a cloud metadata service, the database) is re
 redirect is followed, no proxy is used; answers are capped. `notify` posts JSON to a target of
 the Policy's `notifications`, with `Authorization: Bearer $P38_NOTIFY_<TARGET>_TOKEN` when that
 variable is set, retried a few times on 5xx and connection errors. `n8n` posts once to a
-workflow of the Policy's `workflows` (Bearer `$P38_N8N_<WORKFLOW>_TOKEN` when set). Those two
+workflow of the Policy's `workflows` (Bearer `$P38_N8N_<WORKFLOW>_TOKEN` when set). A token is
+sent only to the URL it was made for (`..._URL`, `bound_token`): a Policy of another source
+naming the same target must not collect the operator's token. Those two
 URLs are the operator's configuration, not the agent's choice, so they may be private (n8n
 beside the controller). Decides nothing about grants or budgets (the caller did).
 """
@@ -77,14 +79,25 @@ class GitHubGet(Params):
     params: dict[str, str] = {}
 
 
+SECRET_PATHS = ("/actions/secrets", "/actions/variables", "/actions/runners",
+                "/dependabot/secrets", "/codespaces/secrets", "/environments", "/hooks",
+                "/keys", "/installation", "/invitations", "/collaborators")
+
+
 def repo_path(path: str) -> str:
     """`path` when it names something below a repository (`/pulls`, `/issues/3/comments`,
-    `""` for the repository itself), else ValueError with the reason."""
+    `""` for the repository itself) that is not its secrets, variables, hooks, keys or
+    people, else ValueError with the reason."""
     if path and (not path.startswith("/") or any(
             part in ("", ".", "..") for part in path[1:].split("/"))
-            or any(c in path for c in "?#%\\") or not path.isascii()):
+            or any(c in path for c in "?#%\\") or not path.isprintable()
+            or " " in path or not path.isascii()):
         raise ValueError(f"{path[:100]!r} is not a path below the repository (like "
                          "'/pulls' or '/issues/3/comments', no query: pass params)")
+    lowered = path.lower()
+    if any(lowered == p or lowered.startswith(p + "/") for p in SECRET_PATHS):
+        raise ValueError(f"the github tool does not read {path[:100]!r}: secrets, variables, "
+                         "hooks, keys and collaborators stay with GitHub")
     return path
 
 
@@ -99,6 +112,23 @@ def http_url(url: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ToolRefusedUrl(f"{url[:200]!r} is not an http(s) URL")
     return url
+
+
+def bound_token(kind: str, name: str, url: str) -> str | None:
+    """`P38_<KIND>_<NAME>_TOKEN` for a Policy target, only when the target's URL is the one the
+    operator made it for, `P38_<KIND>_<NAME>_URL`; `ToolRefusedUrl` otherwise (never sent)."""
+    base = f"P38_{kind}_{name.upper().replace('-', '_')}"
+    token = os.environ.get(f"{base}_TOKEN")
+    if not token:
+        return None
+    pinned = os.environ.get(f"{base}_URL")
+    if not pinned:
+        raise ToolRefusedUrl(f"{base}_TOKEN is set but {base}_URL is not: a token is sent "
+                             "only to the URL it was made for")
+    if pinned.rstrip("/") != url.rstrip("/"):
+        raise ToolRefusedUrl(f"the Policy's {name!r} URL is not {base}_URL: its token is not "
+                             "sent to another URL")
+    return token
 
 
 class ToolClient:
@@ -142,7 +172,7 @@ class ToolClient:
     async def start_workflow(self, p: StartWorkflow) -> Mapping[str, Any]:
         """One POST (starting a workflow twice is not harmless, so no retry); the answer is
         what the workflow's Webhook node responds, capped."""
-        token = os.environ.get(f"P38_N8N_{p.workflow.upper().replace('-', '_')}_TOKEN")
+        token = bound_token("N8N", p.workflow, p.url)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         body = {"agent": p.agent, "run": p.run_id, "workflow": p.workflow, "data": p.data}
         response = await self._client.post(http_url(p.url), json=body, headers=headers)
@@ -159,7 +189,7 @@ class ToolClient:
 
     async def notify(self, p: Notify) -> Mapping[str, Any]:
         headers = {}
-        token = os.environ.get(f"P38_NOTIFY_{p.target.upper().replace('-', '_')}_TOKEN")
+        token = bound_token("NOTIFY", p.target, p.url)
         if token:
             headers["Authorization"] = f"Bearer {token}"
         body = {"agent": p.agent, "run": p.run_id, "target": p.target, "text": p.text,

@@ -237,7 +237,7 @@ def _denied_by_default() -> list[str]:
     """What a `/claude` task may not change and auto-merge does not merge unapproved: the
     workflows (CI runs with the repository's secrets), the manifests (the Policy itself, who may
     give commands, new agents) and the hand-written agents."""
-    return [".github/**", "manifests/**", "agents/**"]
+    return [".github/**", ".gitmodules", "manifests/**", "agents/**"]
 
 
 class AutoMerge(Strict):

@@ -95,8 +95,8 @@ class Policies:
     def for_source(self, source: str | None) -> Policy:
         policy = self._governing(source)
         for s, by in sorted(self.switched.items()):
-            if source in (None, s):
-                policy = policy.switched_on(by)
+            if source == s:  # a comment's stop reaches its repository only, never keys of
+                policy = policy.switched_on(by)  # no source (every repository's)
         return policy
 
     def _governing(self, source: str | None) -> Policy:

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from controller.clients.tools import repo_path
 from tests.e2e.test_gitops import REPO, GitOps, gitops  # noqa: F401 (the fixture)
 from tests.helpers import wait_until
 
@@ -58,3 +61,11 @@ async def test_an_agent_reads_its_own_repository(gitops: GitOps) -> None:  # noq
                                                          ("github", "refused")]
     assert gitops.calls("GET", f"/repos/{REPO}/issues") >= 1
     assert gitops.calls("GET", "/orgs/") == 0
+
+
+@pytest.mark.parametrize("path", ["/actions/secrets", "/actions/variables/TOKEN", "/hooks",
+                                  "/hooks/1/config", "/keys", "/environments/prod/secrets",
+                                  "/Actions/Variables", "/collaborators", "/dependabot/secrets"])
+def test_the_github_tool_does_not_read_secrets_variables_hooks_or_keys(path: str) -> None:
+    with pytest.raises(ValueError, match="does not read"):
+        repo_path(path)

@@ -81,6 +81,20 @@ SECRETS = {  # each a document Railway's schema accepts, refused by the tool bef
     "aliased": 'query { harmless: variables(projectId: "p", environmentId: "e") }',
     "introspection": "query { __schema { types { name } } }",
     "not a root it reads": "query { me { email } }",
+    # found by a hostile pass: valid below the allowed roots, and each hands over config
+    "Environment.config decrypted": 'query { environment(id: "e") { config(decryptVariables: '
+                                    'true) } }',
+    "config through a project": 'query { project(id: "p") { environments { edges { node { '
+                                'c: config(decryptVariables: true) } } } } }',
+    "decrypt as a variable": 'query($d: Boolean!) { environment(id: "e") { '
+                             'config(decryptVariables: $d) } }',
+    "Environment.config": 'query { environment(id: "e") { config } }',
+    "project members' emails": 'query { project(id: "p") { members { email } } }',
+    "Deployment.meta": 'query { deployment(id: "d") { meta } }',
+    "ServiceInstance.nixpacksPlan": 'query { serviceInstance(serviceId: "s", environmentId: '
+                                    '"e") { nixpacksPlan } }',
+    "ServiceInstance.railwayConfigFile": 'query { serviceInstance(serviceId: "s", '
+                                         'environmentId: "e") { railwayConfigFile } }',
 }
 
 
@@ -91,7 +105,7 @@ def test_fields_that_return_secrets_are_refused(name: str) -> None:
     document = SECRETS[name]
     if name != "introspection":
         assert validation_errors(document) == [], document
-    with pytest.raises(ValueError, match=r"does not read|is not one of them"):
+    with pytest.raises(ValueError, match=r"does not read|does not pass|is not one of them"):
         read_only(document)
 
 

@@ -55,7 +55,9 @@ async def test_http_notify_and_n8n_reach_the_outside_as_the_policy_says(
         aiohttp_client: Any, store: Store, dsn: str, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("P38_NOTIFY_OPS_TOKEN", "notify-token-0123456789")
+    monkeypatch.setenv("P38_NOTIFY_OPS_URL", "https://hooks.example.com/ops")
     monkeypatch.setenv("P38_N8N_REPORT_TOKEN", "n8n-token-0123456789abc")
+    monkeypatch.setenv("P38_N8N_REPORT_URL", "https://n8n.example.com/webhook/report")
     (tmp_path / "manifests").mkdir()
     (tmp_path / "agents").mkdir()
     (tmp_path / "manifests" / "policy.yaml").write_text(POLICY)
@@ -98,3 +100,57 @@ async def test_http_notify_and_n8n_reach_the_outside_as_the_policy_says(
     assert (body["workflow"], body["data"], body["agent"]) == \
         ("report", {"price": 412.5}, "agent:local/caller")
     assert report.call_count == 1  # started once, never retried
+
+
+NOTIFIER = """apiVersion: p38/v1
+kind: Agent
+metadata: {name: notifier}
+spec:
+  description: Notifies ops once.
+  code: agents/notifier.py
+  tools: [notify]
+  notify: [ops]
+"""
+NOTIFIER_CODE = '''from p38_agent import ToolError
+
+
+def run(task):
+    try:
+        return task.tools.notify.send(text="hello")["status"]
+    except ToolError as exc:
+        return str(exc)
+'''
+
+
+async def test_a_token_goes_only_to_the_url_it_was_made_for(
+        aiohttp_client: Any, store: Store, dsn: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Policy (of any source) that points the target `ops` at its own URL does not collect
+    the operator's P38_NOTIFY_OPS_TOKEN: the call is refused and nothing is sent there."""
+    monkeypatch.setenv("P38_NOTIFY_OPS_TOKEN", "notify-token-0123456789")
+    monkeypatch.setenv("P38_NOTIFY_OPS_URL", "https://hooks.example.com/ops")
+    (tmp_path / "manifests").mkdir()
+    (tmp_path / "agents").mkdir()
+    (tmp_path / "manifests" / "policy.yaml").write_text(
+        POLICY.replace("https://hooks.example.com/ops", "https://collector.example.net/x"))
+    (tmp_path / "manifests" / "notifier.yaml").write_text(NOTIFIER)
+    (tmp_path / "agents" / "notifier.py").write_text(NOTIFIER_CODE)
+    with respx.mock(assert_all_called=False) as outside:
+        collector = outside.post("https://collector.example.net/x").mock(
+            return_value=Response(204))
+        client = await app_on(aiohttp_client, dsn, tmp_path)
+
+        async def ready() -> bool:
+            body = await (await client.get("/api/agents/notifier")).json()
+            return body.get("status") == "Ready"
+
+        await wait_until(ready, what="notifier READY", store=store)
+        url = (await (await client.post("/api/agents/notifier/runs", json={})).json())["url"]
+
+        async def finished() -> dict[str, Any] | None:
+            run = await (await client.get(url)).json()
+            return run if run["state"] == "finished" else None
+
+        run = await wait_until(finished, what="the run", store=store)
+    assert "the Policy's 'ops' URL is not P38_NOTIFY_OPS_URL" in run["result"]["output"]
+    assert collector.call_count == 0

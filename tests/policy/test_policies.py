@@ -52,3 +52,14 @@ def test_the_manifest_spec_reaches_decide() -> None:
     policy = Policies(Policy(), {"octo/app": ("default", spec)}).for_source("octo/app")
     assert policy.spec.auto_merge.method == "rebase"
     assert Policies(Policy(), {}).for_source("octo/app").spec == PolicySpec()
+
+
+def test_a_comment_stop_holds_its_repository_only_never_keys_of_no_source() -> None:
+    """A writer of any repository can /claude stop it; that must not freeze the deployments
+    and redeliveries (keys of no source) of every other repository."""
+    from controller.reconcile.policy import Policies, Policy
+
+    policies = Policies(Policy(), {}, {"mallory/x": "/claude stop by @mallory in mallory/x"})
+    assert policies.for_source("mallory/x").killswitch
+    assert not policies.for_source("octo/infra").killswitch
+    assert not policies.for_source(None).killswitch

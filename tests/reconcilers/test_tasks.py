@@ -79,7 +79,8 @@ def kinds(plan: object) -> list[str]:
 def test_each_state_has_one_next_step() -> None:
     work = decide_task(TaskSnapshot(TASK.key, TASK), POLICY)
     assert (work.decision, kinds(work)) == ("Working", ["claude.task"])
-    assert work.actions[0].params["limits"]["deny"] == [".github/**", "manifests/**", "agents/**"]
+    assert work.actions[0].params["limits"]["deny"] == [".github/**", ".gitmodules",
+                                                        "manifests/**", "agents/**"]
 
     pending = replace(TASK, state="WORKING", change=CHANGE, branch="claude/11-x",
                       base_sha="a" * 40, base_branch="main", title="Add X", summary="adds X")
