@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 from bench.database import throwaway_database  # noqa: E402
 from controller.manifests.models import AgentSpec  # noqa: E402
 from controller.reconcile.reads import SourceFile  # noqa: E402
-from reconcilers.agents import spec_hash  # noqa: E402
+from reconcilers.agents.agents import spec_hash  # noqa: E402
 
 CODE = "def run(task):\n    return {'ok': True}\n"
 DOCS = """apiVersion: p38/v1

@@ -8,22 +8,22 @@ keys are listed.
 from __future__ import annotations
 
 from controller.reconcile.reconciler import Reconciler
-from reconcilers.agents import Agents
-from reconcilers.command_intake import CommandIntake
-from reconcilers.deployments import Deployments
-from reconcilers.installations import Installations
-from reconcilers.issues import Issues
-from reconcilers.manifests import ManifestSources
-from reconcilers.objects import Services
-from reconcilers.plans import PullRequestPlans
-from reconcilers.policies import PolicyObjects
-from reconcilers.pulls import PullRequests
-from reconcilers.redeliveries import Redeliveries
-from reconcilers.repos import Repositories
-from reconcilers.runs import Runs
-from reconcilers.schedules import Schedules
-from reconcilers.tasks import Tasks
-from reconcilers.workflows import Workflows
+from reconcilers.agents.agents import Agents
+from reconcilers.agents.runs import Runs
+from reconcilers.agents.schedules import Schedules
+from reconcilers.claude.command_intake import CommandIntake
+from reconcilers.claude.tasks import Tasks
+from reconcilers.github.installations import Installations
+from reconcilers.github.issues import Issues
+from reconcilers.github.pulls import PullRequests
+from reconcilers.github.redeliveries import Redeliveries
+from reconcilers.github.repos import Repositories
+from reconcilers.github.workflows import Workflows
+from reconcilers.gitops.manifests import ManifestSources
+from reconcilers.gitops.objects import Services
+from reconcilers.gitops.plans import PullRequestPlans
+from reconcilers.gitops.policies import PolicyObjects
+from reconcilers.railway.deployments import Deployments
 
 
 def default_registry(*, manifests_folder: str = "manifests/") -> dict[str, Reconciler]:

@@ -15,8 +15,8 @@ from controller.manifests import reference
 from controller.manifests.loader import ManifestSet, Problem, load_dir
 from controller.manifests.models import json_schema
 from controller.store import Store
-from reconcilers.manifests import decide as manifests_decide
-from reconcilers.manifests import object_changes, snapshot_of
+from reconcilers.gitops.manifests import decide as manifests_decide
+from reconcilers.gitops.manifests import object_changes, snapshot_of
 
 
 def _print_problems(manifests: ManifestSet) -> None:

@@ -26,8 +26,9 @@ import jwt
 import structlog
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
+from controller.clients.github_errors import GitHubError, GitHubUnavailable
 from controller.clients.github_git import GitDataOperations
-from controller.reconcile.errors import ProviderError, ProviderRefused, RateLimited
+from controller.reconcile.errors import RateLimited
 
 log = structlog.get_logger("p38.github")
 
@@ -38,19 +39,6 @@ JWT_LIFETIME_SECONDS = 540  # under GitHub's 10-minute maximum, counting the bac
 TOKEN_REFRESH_MARGIN = 300  # installation tokens are replaced 5 minutes before they expire
 SECONDARY_LIMIT_WAIT = 60.0  # GitHub: wait at least a minute when no header says how long
 MAX_SLEEP = 10.0  # longer rate-limit waits become a Waiting requeue, never a held worker
-
-
-class GitHubError(ProviderRefused):
-    """GitHub refused the request and retrying will not change that (a 4xx)."""
-
-    def __init__(self, status: int, method: str, path: str, message: str) -> None:
-        super().__init__(f"GitHub {method} {path}: {status} {message}")
-        self.status = status
-        self.github_message = message
-
-
-class GitHubUnavailable(ProviderError):
-    """GitHub kept failing (5xx, timeouts, connection errors) for a few attempts."""
 
 
 class _Transient(Exception):

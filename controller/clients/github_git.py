@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
+from controller.clients.github_errors import GitHubError
 from controller.clients.github_rest import RepositoryOperations
 
 
@@ -33,8 +34,6 @@ class GitDataOperations(RepositoryOperations):
 
     async def branch_ref(self, repo: str, branch: str, *, installation_id: int) -> str | None:
         """GET /repos/{owner}/{repo}/git/ref/heads/{branch} -> its commit SHA; None if none."""
-        from controller.clients.github import GitHubError
-
         try:
             found = await self.call("GET", f"/repos/{repo}/git/ref/heads/{quote(branch)}",
                                     installation_id=installation_id)

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from controller.manifests.models import PolicySpec
 from controller.reconcile.policy import Policies, Policy
 from controller.store import Store
-from reconcilers.command_intake import STOPPED_BY
+from reconcilers.claude.command_intake import STOPPED_BY
 
 log = structlog.get_logger("p38.policies")
 

@@ -38,7 +38,7 @@ from controller.reconcile.authz import Authority, Principal
 from controller.reconcile.desk import Desk
 from controller.reconcile.plan import Action, ActionRunner, runner
 from controller.store import RejectedValue, Store
-from reconcilers.agent_actions import (
+from reconcilers.agents.agent_actions import (
     BuildVersion,
     FinishRun,
     QueueRun,
@@ -48,7 +48,7 @@ from reconcilers.agent_actions import (
     TickInfo,
     VersionInfo,
 )
-from reconcilers.runs import run_key
+from reconcilers.agents.runs import run_key
 
 NAME = "agents"
 MAX_STATE_BYTES = 64 * 1024  # task.state handed to the next run
@@ -356,7 +356,7 @@ async def fire_tick(store: Store, p: Tick) -> Mapping[str, Any]:
 
 
 class AgentStoreReads:
-    """`reconcilers.agent_actions.AgentReads` over the store."""
+    """`reconcilers.agents.agent_actions.AgentReads` over the store."""
 
     def __init__(self, store: Store) -> None:
         self._store = store

@@ -31,8 +31,8 @@ from controller.providers.claude_work import work_task
 from controller.reconcile.desk import Desk
 from controller.reconcile.plan import Action, ActionRunner, Params, runner
 from controller.store import Store
-from reconcilers.agent_actions import GenerateVersion
-from reconcilers.task_actions import WorkTask
+from reconcilers.agents.agent_actions import GenerateVersion
+from reconcilers.claude.task_actions import WorkTask
 
 NAME = "anthropic"
 UNCONFIGURED = "ANTHROPIC_API_KEY is not set"

@@ -23,7 +23,7 @@ from controller.clients.claude import Claude, ClaudeRefused, Usage, cached_up_to
 from controller.reconcile.desk import Desk
 from controller.reconcile.errors import ProviderError
 from controller.store import Store
-from reconcilers.task_actions import (
+from reconcilers.claude.task_actions import (
     ACTIVE,
     RepoRead,
     WorkTask,

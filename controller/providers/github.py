@@ -22,7 +22,8 @@ from urllib.parse import quote
 
 import orjson
 
-from controller.clients.github import GitHubApp, GitHubError
+from controller.clients.github import GitHubApp
+from controller.clients.github_errors import GitHubError
 from controller.clients.tools import MAX_ANSWER_BYTES as MAX_TOOL_ANSWER_BYTES
 from controller.clients.tools import GitHubGet, repo_path
 from controller.providers import Bundle, Env, Provider, github_changes
@@ -36,9 +37,9 @@ from controller.reconcile.reads import (
     safe_relative,
 )
 from controller.store import Store
-from reconcilers.command_intake import CommentReaction, CommentReply
-from reconcilers.redeliveries import Redeliver
-from reconcilers.reporting import CheckRun, IssueClose, IssueUpsert
+from reconcilers.claude.command_intake import CommentReaction, CommentReply
+from reconcilers.github.redeliveries import Redeliver
+from reconcilers.gitops.reporting import CheckRun, IssueClose, IssueUpsert
 
 NAME = "github"
 UNCONFIGURED = ("no GitHub App credentials (GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY): the "

@@ -18,11 +18,12 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
-from controller.clients.github import GitHubApp, GitHubError, GitHubUnavailable
+from controller.clients.github import GitHubApp
+from controller.clients.github_errors import GitHubError, GitHubUnavailable
 from controller.reconcile.errors import TerminalError
 from controller.reconcile.plan import Action, ActionRunner, runner
 from controller.store import Store
-from reconcilers.task_actions import BRANCH_PREFIX, PushChange, RepoRead, marker
+from reconcilers.claude.task_actions import BRANCH_PREFIX, PushChange, RepoRead, marker
 
 MAX_READ_BYTES = 50_000  # a file Claude reads, at most (below the tool answer's cap)
 MAX_TREE_ENTRIES = 5000  # the listing given with the context

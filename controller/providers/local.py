@@ -27,8 +27,13 @@ from controller.reconcile.reads import (
     safe_relative,
 )
 from controller.store import Store
-from reconcilers.command_intake import GrantApproval, SetKillswitch
-from reconcilers.manifest_actions import CreateObject, DeleteObject, RecordRevision, UpdateObject
+from reconcilers.claude.command_intake import GrantApproval, SetKillswitch
+from reconcilers.gitops.manifest_actions import (
+    CreateObject,
+    DeleteObject,
+    RecordRevision,
+    UpdateObject,
+)
 
 NAME = "local"
 

@@ -17,7 +17,7 @@ from typing import Any
 from controller.providers import Env, Provider
 from controller.reconcile.plan import Action, ActionRunner, runner
 from controller.store import Record, Store
-from reconcilers.task_actions import FinishTask, OpenTask, StepTask, TaskInfo
+from reconcilers.claude.task_actions import FinishTask, OpenTask, StepTask, TaskInfo
 
 NAME = "tasks"
 
@@ -64,7 +64,7 @@ def task_info(row: Record) -> TaskInfo:
 
 
 class TaskStoreReads:
-    """`reconcilers.task_actions.TaskReads` over the store."""
+    """`reconcilers.claude.task_actions.TaskReads` over the store."""
 
     def __init__(self, store: Store) -> None:
         self._store = store

@@ -13,7 +13,7 @@ from controller.clients.claude import Claude, ClaudeRefused, ClaudeUnavailable, 
 from controller.providers.anthropic import generate_version
 from controller.reconcile.errors import RateLimited
 from controller.store import Store
-from reconcilers.agent_actions import GenerateVersion
+from reconcilers.agents.agent_actions import GenerateVersion
 from tests.fakes.anthropic import GOOD_TEST, FakeAnthropic, fail, files, say
 
 MODEL = "claude-sonnet-5-5"

@@ -12,9 +12,9 @@ import pytest
 
 from controller.manifests.models import ScheduleSpec
 from controller.reconcile.context import AppliedObject
-from reconcilers.agent_actions import RunInfo, TickInfo, VersionInfo
-from reconcilers.cron import CronZone
-from reconcilers.schedules import ScheduleSnapshot, decide_schedule
+from reconcilers.agents.agent_actions import RunInfo, TickInfo, VersionInfo
+from reconcilers.agents.cron import CronZone
+from reconcilers.agents.schedules import ScheduleSnapshot, decide_schedule
 
 KEY = "schedule:local/nightly"
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from controller.providers.agents import fire_tick
 from controller.store import Store
-from reconcilers.agent_actions import Tick
+from reconcilers.agents.agent_actions import Tick
 from tests.agents.test_agents_e2e import COUNTER, COUNTER_TEST, app_on, write_agent
 from tests.helpers import wait_until
 

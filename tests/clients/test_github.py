@@ -13,7 +13,8 @@ import httpx
 import jwt
 import pytest
 
-from controller.clients.github import GitHubApp, GitHubError, GitHubUnavailable, load_private_key
+from controller.clients.github import GitHubApp, load_private_key
+from controller.clients.github_errors import GitHubError, GitHubUnavailable
 from controller.reconcile.errors import RateLimited, TerminalError, Waiting
 from tests.fakes.github import FakeGitHub, make_key_pair
 

@@ -7,7 +7,7 @@ import dataclasses
 from controller.manifests.loader import parse_text
 from controller.reconcile.plan import Resource
 from controller.reconcile.reads import Where
-from reconcilers.manifests import (
+from reconcilers.gitops.manifests import (
     Change,
     ManifestSnapshot,
     ObjectState,

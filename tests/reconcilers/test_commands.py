@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from reconcilers.commands import Command, Verdict, author_of, parse, screen
+from reconcilers.claude.commands import Command, Verdict, author_of, parse, screen
 from tests.helpers import SAMPLES
 
 
@@ -50,7 +50,7 @@ def test_screen_ignores_edits_and_bots_on_the_real_sample() -> None:
 def test_a_command_whose_author_cannot_be_checked_does_nothing() -> None:
     """Without App credentials the permission cannot be read: Blocked, no action at all."""
     from controller.reconcile.policy import Policy
-    from reconcilers.command_intake import CommandSnapshot, decide_command
+    from reconcilers.claude.command_intake import CommandSnapshot, decide_command
 
     snapshot = CommandSnapshot("command:o/r#1@5", "o/r", issue=1, comment_id=5,
                                installation=7, command=parse("/claude status"),

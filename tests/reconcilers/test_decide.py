@@ -11,14 +11,14 @@ from controller.manifests.models import PolicySpec
 from controller.reconcile.context import AppliedObject, ObjectStatus, StoredPayload
 from controller.reconcile.plan import Plan, Resource
 from controller.reconcile.policy import Policy
-from reconcilers.deployments import Deployments
-from reconcilers.issues import Issues
-from reconcilers.manifests import ManifestSnapshot, ObjectState, decide
-from reconcilers.objects import ObjectSnapshot, Services
-from reconcilers.plans import PullPlanSnapshot, PullRequestPlans
-from reconcilers.policies import PolicyObjects, PolicySnapshot
-from reconcilers.pulls import PullRequests
-from reconcilers.redeliveries import DeliveriesSnapshot, Redeliveries
+from reconcilers.github.issues import Issues
+from reconcilers.github.pulls import PullRequests
+from reconcilers.github.redeliveries import DeliveriesSnapshot, Redeliveries
+from reconcilers.gitops.manifests import ManifestSnapshot, ObjectState, decide
+from reconcilers.gitops.objects import ObjectSnapshot, Services
+from reconcilers.gitops.plans import PullPlanSnapshot, PullRequestPlans
+from reconcilers.gitops.policies import PolicyObjects, PolicySnapshot
+from reconcilers.railway.deployments import Deployments
 from reconcilers.tracking import Observed, TrackedSnapshot
 
 NOW = datetime(2026, 11, 21, tzinfo=UTC)

@@ -11,16 +11,16 @@ import pytest
 from controller.manifests.models import PolicySpec
 from controller.reconcile.context import ActionRecord
 from controller.reconcile.policy import Policy
-from reconcilers.command_intake import CommandSnapshot, decide_command
-from reconcilers.commands import parse
-from reconcilers.task_actions import (
+from reconcilers.claude.command_intake import CommandSnapshot, decide_command
+from reconcilers.claude.commands import parse
+from reconcilers.claude.task_actions import (
     TaskInfo,
     branch_name,
     path_refused,
     task_key,
     task_ref,
 )
-from reconcilers.tasks import TaskSnapshot, decide_task, push_key
+from reconcilers.claude.tasks import TaskSnapshot, decide_task, push_key
 
 ALLOW, DENY = ("**",), (".github/workflows/**",)
 

@@ -1,17 +1,15 @@
 """`/claude` command intake (`command:owner/repo#N@COMMENT`): one key per command comment, so
 the same delivery twice, a redelivery or two replicas give one answer.
 
-`observe` reads the comment's delivery and, unless the delivery alone settles it (an edit, a
-bot), the author's permission on the repository (the collaborator permission API, remembered
-for a minute) and the thread's tasks. `decide` authorises before anything else
-(`reconcilers.commands`): a refusal is one reply saying why, and nothing else; an allowed
-command is acknowledged with a 👀 reaction. Work becomes a task (`reconcilers/tasks.py`, which
-answers it); `retry` starts the thread's last ended task again, `cancel` ends its running
-one; `status`, `help` are answered in the thread, quoting the command; `stop` and `resume`
-turn the source's killswitch on and off; `approve <key>` releases a held action (as `p38
-approve`). Replies are found before they are made (a hidden marker per comment). No I/O of
-its own.
-"""
+`observe` reads the comment's delivery and, unless the delivery alone settles it (an edit, a bot),
+the author's permission on the repository (the collaborator permission API, remembered for a minute)
+and the thread's tasks. `decide` authorises before anything else (`controller.reconcile.authz`): a
+refusal is one reply saying why, and nothing else; an allowed command is acknowledged with a 👀
+reaction. Work becomes a task (`reconcilers/claude/tasks.py`, which answers it); `retry` starts the
+thread's last ended task again, `cancel` ends its running one; `status`, `help` are answered in the
+thread, quoting the command; `stop` and `resume` turn the source's killswitch on and off; `approve
+<key>` releases a held action (as `p38 approve`). Replies are found before they are made (a hidden
+marker per comment). No I/O of its own."""
 
 from __future__ import annotations
 
@@ -26,8 +24,8 @@ from controller.reconcile.payloads import as_mapping, installation_id, number, r
 from controller.reconcile.plan import Action, Params, Plan
 from controller.reconcile.reads import GITHUB
 from controller.reconcile.reconciler import Event, Reconciler, Watch
-from reconcilers.commands import Command, Verdict, author_of, parse, screen
-from reconcilers.task_actions import ACTIVE, TASKS, OpenTask, StepTask, TaskInfo, task_key
+from reconcilers.claude.commands import Command, Verdict, author_of, parse, screen
+from reconcilers.claude.task_actions import ACTIVE, TASKS, OpenTask, StepTask, TaskInfo, task_key
 
 if TYPE_CHECKING:
     from controller.reconcile.policy import Policy

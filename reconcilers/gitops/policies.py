@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from controller.manifests.models import PolicySpec
 from controller.reconcile.context import AppliedObject, ObjectStatus, ObserveContext
 from controller.reconcile.plan import Plan
-from reconcilers.objects import ManifestObject, ObjectSnapshot
+from reconcilers.gitops.objects import ManifestObject, ObjectSnapshot
 
 if TYPE_CHECKING:
     from controller.reconcile.policy import Policy

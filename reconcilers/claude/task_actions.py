@@ -1,7 +1,7 @@
 """The typed parameters of the `/claude` task actions, shared by the reconcilers that plan them
-(`reconcilers/command_intake.py`, `reconcilers/tasks.py`) and the runners that carry them out
-(`controller/providers/tasks.py`, `anthropic.py`, `github_changes.py`); the task record as the
-reconcilers see it, the reads they use (`TASKS`), and the path rules of the Policy's `claude`
+(`reconcilers/claude/command_intake.py`, `reconcilers/claude/tasks.py`) and the runners that carry
+them out (`controller/providers/tasks.py`, `anthropic.py`, `github_changes.py`); the task record as
+the reconcilers see it, the reads they use (`TASKS`), and the path rules of the Policy's `claude`
 section.
 
 No I/O: parameters, a protocol, small frozen records and pure functions.

@@ -21,7 +21,7 @@ from controller.reconcile.context import AppliedObject, ObserveContext
 from controller.reconcile.ids import key_name
 from controller.reconcile.plan import Plan
 from controller.reconcile.reconciler import Reconciler, object_key
-from reconcilers.agent_actions import AGENTS, FinishRun, RunAgent, RunInfo, VersionInfo
+from reconcilers.agents.agent_actions import AGENTS, FinishRun, RunAgent, RunInfo, VersionInfo
 
 if TYPE_CHECKING:
     from controller.reconcile.policy import Policy

@@ -13,7 +13,7 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel
 
 from controller.reconcile.plan import Action, Params
-from reconcilers.diff import Change, counts
+from reconcilers.gitops.diff import Change, counts
 
 RECONCILE_CHECK = "p38/reconcile"
 PLAN_CHECK = "p38/plan"

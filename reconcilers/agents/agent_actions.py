@@ -1,5 +1,5 @@
 """The typed parameters of the agent actions, shared by the reconcilers that plan them
-(`reconcilers/agents.py`, `runs.py`, `schedules.py`) and the runners that carry them out
+(`reconcilers/agents/agents.py`, `runs.py`, `schedules.py`) and the runners that carry them out
 (`controller/providers/agents.py`), and the reads those reconcilers use (`AGENTS`).
 
 No I/O: parameters, a protocol and small frozen records.

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, ClassVar
 from controller.reconcile.context import ActionRecord, ObserveContext
 from controller.reconcile.plan import Action, Plan
 from controller.reconcile.reconciler import Reconciler
-from reconcilers.command_intake import reply_action
-from reconcilers.task_actions import (
+from reconcilers.claude.command_intake import reply_action
+from reconcilers.claude.task_actions import (
     ACTIVE,
     TASKS,
     FinishTask,

@@ -31,9 +31,9 @@ from pydantic import ValidationError
 from controller.manifests.models import ScheduleSpec
 from controller.reconcile.context import AppliedObject, ObserveContext
 from controller.reconcile.plan import Action, Plan, Status
-from reconcilers.agent_actions import AGENTS, RunInfo, Tick, TickInfo, VersionInfo
-from reconcilers.cron import CronZone
-from reconcilers.objects import ManifestObject, ObjectSnapshot
+from reconcilers.agents.agent_actions import AGENTS, RunInfo, Tick, TickInfo, VersionInfo
+from reconcilers.agents.cron import CronZone
+from reconcilers.gitops.objects import ManifestObject, ObjectSnapshot
 
 if TYPE_CHECKING:
     from controller.reconcile.policy import Policy

@@ -31,9 +31,9 @@ from controller.reconcile.payloads import dig, repo_full_name
 from controller.reconcile.plan import Action, Plan, Resource, Transition
 from controller.reconcile.reads import GITHUB, LOCAL, ManifestReads, Where
 from controller.reconcile.reconciler import Event, Reconciler, Watch, object_key
-from reconcilers import reporting
-from reconcilers.diff import Change, ObjectState, changed_fields, counts, diff
-from reconcilers.manifest_actions import APPLY, APPLY_KINDS, RecordRevision
+from reconcilers.gitops import reporting
+from reconcilers.gitops.diff import Change, ObjectState, changed_fields, counts, diff
+from reconcilers.gitops.manifest_actions import APPLY, APPLY_KINDS, RecordRevision
 
 if TYPE_CHECKING:
     from controller.reconcile.policy import Policy

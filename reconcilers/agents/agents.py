@@ -31,15 +31,15 @@ from controller.reconcile.payloads import as_mapping
 from controller.reconcile.plan import Action, Plan
 from controller.reconcile.reads import GITHUB, LOCAL, SourceFile, Where
 from controller.reconcile.reconciler import Event, Watch, object_key
-from reconcilers import reporting
-from reconcilers.agent_actions import (
+from reconcilers.agents.agent_actions import (
     AGENTS,
     BuildVersion,
     GenerateVersion,
     QueueRun,
     VersionInfo,
 )
-from reconcilers.objects import ManifestObject, ObjectSnapshot
+from reconcilers.gitops import reporting
+from reconcilers.gitops.objects import ManifestObject, ObjectSnapshot
 
 if TYPE_CHECKING:
     from controller.reconcile.policy import Policy

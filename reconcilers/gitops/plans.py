@@ -22,9 +22,9 @@ from controller.reconcile.payloads import dig, number, repo_full_name
 from controller.reconcile.plan import Plan
 from controller.reconcile.reads import GITHUB, Where
 from controller.reconcile.reconciler import Event, Reconciler, Watch, repo_of
-from reconcilers import reporting
-from reconcilers.diff import ObjectState, counts, diff, digest
-from reconcilers.manifests import parse
+from reconcilers.gitops import reporting
+from reconcilers.gitops.diff import ObjectState, counts, diff, digest
+from reconcilers.gitops.manifests import parse
 
 if TYPE_CHECKING:
     from controller.reconcile.policy import Policy

@@ -1,0 +1,1 @@
+"""Agents: their versions, runs, schedules and cron."""

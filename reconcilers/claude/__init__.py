@@ -1,0 +1,1 @@
+"""`/claude` commands: their parsing, their intake, the tasks they open."""

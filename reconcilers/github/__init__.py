@@ -1,0 +1,2 @@
+"""GitHub: repositories, pull requests, issues, installations, n8n workflows, the App's
+redeliveries."""

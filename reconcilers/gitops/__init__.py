@@ -1,0 +1,2 @@
+"""GitOps: manifest sources, pull request plans, applied objects, policies, the diff, what is
+reported to GitHub."""

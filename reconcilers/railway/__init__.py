@@ -1,0 +1,1 @@
+"""Railway: deployments (deploy and roll back come with the Railway issue)."""
