@@ -39,6 +39,9 @@ JWT_LIFETIME_SECONDS = 540  # under GitHub's 10-minute maximum, counting the bac
 TOKEN_REFRESH_MARGIN = 300  # installation tokens are replaced 5 minutes before they expire
 SECONDARY_LIMIT_WAIT = 60.0  # GitHub: wait at least a minute when no header says how long
 MAX_SLEEP = 10.0  # longer rate-limit waits become a Waiting requeue, never a held worker
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Failures that certainly happened before the request reached GitHub: safe to send again.
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 class _Transient(Exception):
@@ -203,12 +206,28 @@ class GitHubApp(GitDataOperations):
     async def _once(self, method: str, path: str, headers: Mapping[str, str],
                     json: Mapping[str, Any] | None, params: Mapping[str, Any] | None, *,
                     stale_ok: bool, with_next: bool = False) -> Any:
+        """One request. A write (POST, PATCH, PUT, DELETE) whose answer was lost after it may
+        have reached GitHub (a 5xx, a timeout or a dropped connection after sending) is never
+        sent again here: `GitHubUnavailable` goes back to the action, whose next attempt finds
+        before it creates. Only what certainly did not arrive is retried (no connection, a
+        rate limit); reads retry freely. The installation token is the exception: asking for
+        a second one is harmless."""
+        resend = method in SAFE_METHODS or path.endswith("/access_tokens")
         try:
             response = await self._http.request(method, self.base_url + path, headers=headers,
                                                 json=json, params=params, timeout=30.0)
+        except NOT_SENT as exc:
+            raise _Transient(f"{type(exc).__name__}: {exc}") from exc
         except (httpx.TransportError, httpx.TimeoutException) as exc:
+            if not resend:
+                raise GitHubUnavailable(f"GitHub {method} {path}: {type(exc).__name__} after "
+                                        "sending; not sent again (the action looks first)"
+                                        ) from exc
             raise _Transient(f"{type(exc).__name__}: {exc}") from exc
         if response.status_code >= 500 or response.status_code == 408:
+            if not resend:
+                raise GitHubUnavailable(f"GitHub {method} {path}: {response.status_code}; "
+                                        "not sent again (the action looks first)")
             raise _Transient(f"{response.status_code} from GitHub")
         if response.status_code in (403, 429):
             limited = self._rate_limit_wait(response)

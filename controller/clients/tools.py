@@ -7,11 +7,12 @@ is or resolves to a loopback, private, link-local, CGNAT, multicast or otherwise
 address (the controller's own API, a cloud metadata service, the database) is refused, no
 redirect is followed, no proxy is used; answers are capped. `notify` posts JSON to a target of
 the Policy's `notifications`, with `Authorization: Bearer $P38_NOTIFY_<TARGET>_TOKEN` when that
-variable is set, retried a few times on 5xx and connection errors. `n8n` posts once to a
-workflow of the Policy's `workflows` (Bearer `$P38_N8N_<WORKFLOW>_TOKEN` when set). A token is
-sent only to the URL it was made for (`..._URL`, `bound_token`): a Policy of another source
-naming the same target must not collect the operator's token. Those two
-URLs are the operator's configuration, not the agent's choice, so they may be private (n8n
+variable is set, sent again only when it certainly did not arrive (no connection, a 429): a
+5xx or a timeout after sending may have delivered it, and a notification twice is a duplicate.
+`n8n` posts once to a workflow of the Policy's `workflows` (Bearer `$P38_N8N_<WORKFLOW>_TOKEN`
+when set). A token is sent only to the URL it was made for (`..._URL`, `bound_token`): a
+Policy of another source naming the same target must not collect the operator's token. Those
+two URLs are the operator's configuration, not the agent's choice, so they may be private (n8n
 beside the controller). Decides nothing about grants or budgets (the caller did).
 """
 
@@ -194,19 +195,23 @@ class ToolClient:
             headers["Authorization"] = f"Bearer {token}"
         body = {"agent": p.agent, "run": p.run_id, "target": p.target, "text": p.text,
                 "data": p.data}
-        status = 0
         for attempt in range(NOTIFY_ATTEMPTS):
             try:
                 response = await self._client.post(http_url(p.url), json=body,
                                                    headers=headers)
-            except httpx.TransportError as exc:
-                error = f"{type(exc).__name__}: {exc}"
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                error = f"{type(exc).__name__}: {exc}"  # not sent: safe to send again
+            except httpx.TransportError as exc:  # may have arrived: never sent twice
+                raise RuntimeError(f"notify {p.target}: {type(exc).__name__} after sending; "
+                                   "not sent again (it may have arrived)") from exc
             else:
-                status = response.status_code
-                if status < 500:
+                if response.status_code != 429:
+                    if response.status_code >= 500:
+                        raise RuntimeError(f"notify {p.target}: {response.status_code}; not "
+                                           "sent again (it may have arrived)")
                     response.raise_for_status()
-                    return {"status": status, "target": p.target}
-                error = f"{status} from {p.target}"
+                    return {"status": response.status_code, "target": p.target}
+                error = f"429 from {p.target}"  # refused before acting: send again later
             if attempt + 1 < NOTIFY_ATTEMPTS:
                 await asyncio.sleep(0.5 * 2 ** attempt)
         raise RuntimeError(f"notify {p.target} failed after {NOTIFY_ATTEMPTS} attempts: "

@@ -8,7 +8,9 @@ the tree of the commit Claude read, one commit whose parent is that commit, then
 moved since is refused, never overwritten). It finds before it creates: a branch whose head
 carries the task's marker was pushed by an earlier attempt, a pull request from the branch is
 reused. GitHub's refusals (a 4xx) are answered as `refused`, so the task ends FAILED with
-GitHub's message instead of retrying. Reads are capped so an answer stays small.
+GitHub's message instead of retrying; a lost answer (5xx, a timeout) fails the action, which
+is tried again from the top and finds what the lost call made. Reads are capped so an answer
+stays small.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 from urllib.parse import quote
 
 from controller.clients.github import GitHubApp
-from controller.clients.github_errors import GitHubError, GitHubUnavailable
+from controller.clients.github_errors import GitHubError
 from controller.reconcile.errors import TerminalError
 from controller.reconcile.plan import Action, ActionRunner, runner
 from controller.store import Store
@@ -44,8 +46,11 @@ def runners(github: GitHubApp, store: Store) -> dict[str, ActionRunner]:
     async def push(p: PushChange, _action: Action) -> Mapping[str, Any]:
         try:
             return await push_change(github, p)
-        except (GitHubError, GitHubUnavailable) as exc:  # the task ends FAILED, not stranded
+        except GitHubError as exc:  # a refusal: the task ends FAILED with GitHub's message
             return {"refused": str(exc)[:1000]}
+        # (GitHubUnavailable, an answer lost after a write: raised, so the action is tried
+        # again from the top and finds the branch and the pull request it may have made; a
+        # task whose key gives up ends FAILED at the resync.)
 
     return {**runner(RepoRead, repo_read), **runner(PushChange, push)}
 

@@ -93,6 +93,7 @@ class FakeGitHub:
         self.permissions: dict[tuple[str, str], str] = {}
         self.requests: list[httpx.Request] = []
         self.scripted: list[Scripted] = []
+        self.lost: list[Scripted] = []  # carried out, then answered 5xx
         self._ids = itertools.count(1)
         # The App webhook's deliveries (hook-delivery-item plus what was sent), newest last,
         # and where a redelivery is sent: an async callable (headers, body) -> status code.
@@ -211,6 +212,14 @@ class FakeGitHub:
         return [q for q in self.requests if q.method in ("POST", "PATCH", "PUT", "DELETE")
                 and not q.url.path.endswith("/access_tokens")]
 
+    def lose_answer_next(self, method: str, path_regex: str, *, times: int = 1,
+                         status: int = 502) -> None:
+        """The next matching request is carried out, then answered `status` instead of its
+        answer: what GitHub's edge does now and then, and why a write must not be resent
+        blind."""
+        self.lost.append(Scripted(method, re.compile(path_regex), status, {},
+                                  {"message": "Server Error"}, times))
+
     def fail_next(self, method: str, path_regex: str, status: int, *, times: int = 1,
                   headers: dict[str, str] | None = None, body: Any = None) -> None:
         self.scripted.append(Scripted(method, re.compile(path_regex), status, headers or {},
@@ -220,6 +229,18 @@ class FakeGitHub:
     # --- serving --------------------------------------------------------------------------
 
     def handle(self, request: httpx.Request) -> httpx.Response:
+        response = self._handle(request)
+        path = request.url.path.removeprefix(httpx.URL(self.host).path.rstrip("/"))
+        for lost in self.lost:
+            if lost.method == request.method and lost.path.fullmatch(path) \
+                    and response.status_code < 400:
+                lost.times -= 1
+                if lost.times <= 0:
+                    self.lost.remove(lost)
+                return httpx.Response(lost.status, json=lost.body)
+        return response
+
+    def _handle(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
         path = request.url.path
         prefix = httpx.URL(self.host).path.rstrip("/")
