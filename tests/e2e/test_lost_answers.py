@@ -55,3 +55,22 @@ async def test_a_reply_and_a_pull_request_whose_answers_were_lost_are_made_once(
     assert len(pulls(gitops)) == 1 and posts(gitops, "/pulls") == 1
     replies = gitops.fake.comments.get((REPO, 11), [])
     assert len(replies) == 1 and posts(gitops, "/comments") == 1
+
+
+async def test_a_push_whose_commit_and_branch_answers_were_lost_pushes_once(
+        both: tuple[GitOps, FakeAnthropic]) -> None:  # noqa: F811
+    """The commit and the new branch are made, their answers lost: the push is tried again,
+    finds the branch carrying the task's marker, and opens one pull request from it."""
+    gitops, claude = both  # noqa: F811
+    arrange(gitops)
+    gitops.fake.lose_answer_next("POST", rf"/repos/{REPO}/git/commits")
+    gitops.fake.lose_answer_next("POST", rf"/repos/{REPO}/git/refs")
+    claude.script.extend([
+        use(("write_file", {"path": "README.md", "content": "infra\n\nY\n"})),
+        use(("finish", {"title": "Add Y", "summary": "adds Y"}))])
+    await send(gitops, comment("/claude add Y to the README", comment_id=602))
+    [task] = await ended(gitops)
+    assert task["state"] == "PR_OPENED", task["reason"]
+    assert posts(gitops, "/git/refs") == 1 and len(pulls(gitops)) == 1
+    branches = [b for b in gitops.fake.repos[REPO].branches if b.startswith("claude/")]
+    assert branches == [task["branch"]]
