@@ -145,19 +145,26 @@ class RailwayClient:
                                      timeout=httpx.Timeout(20.0, connect=5.0)) as client:
             yield cls(client, url)
 
-    async def execute(self, document: str, variables: Mapping[str, Any] | None = None) -> Any:
-        """The `data` of one document; `RailwayError` with the messages of its `errors`."""
+    async def execute(self, document: str, variables: Mapping[str, Any] | None = None, *,
+                      changes: bool = False) -> Any:
+        """The `data` of one document; `RailwayError` with the messages of its `errors`.
+        A query is sent again after a 5xx or a dropped connection; a document that `changes`
+        something (a mutation) only when it certainly did not arrive (no connection): its
+        action is tried again from the top and looks first."""
         body = {"query": document, "variables": dict(variables or {})}
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 response = await self._client.post(self._url, json=body)
-            except httpx.TransportError as exc:
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                 if attempt == ATTEMPTS:
+                    raise RailwayError(f"Railway unreachable: {type(exc).__name__}") from exc
+            except httpx.TransportError as exc:
+                if changes or attempt == ATTEMPTS:
                     raise RailwayError(f"Railway unreachable: {type(exc).__name__}") from exc
             else:
                 if response.status_code < 500:
                     return _data(response)
-                if attempt == ATTEMPTS:
+                if changes or attempt == ATTEMPTS:
                     raise RailwayError(f"Railway answered {response.status_code}")
             await asyncio.sleep(0.5)
         raise AssertionError("unreachable")  # pragma: no cover
