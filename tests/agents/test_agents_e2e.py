@@ -52,6 +52,24 @@ async def app_on(aiohttp_client: Any, dsn: str, root: Path) -> Any:
     return await aiohttp_client(create_app(settings, write_token=WRITE_TOKEN), headers=WRITE)
 
 
+async def ready_then_run(client: Any, name: str, store: Store,
+                         given: Any = None) -> dict[str, Any]:
+    """Wait for agent `name` to be Ready, start one run through the API, wait for its end."""
+    async def ready() -> bool:
+        body = await (await client.get(f"/api/agents/{name}")).json()
+        return bool(body.get("status") == "Ready")
+
+    await wait_until(ready, what=f"{name} READY", store=store)
+    started = await client.post(f"/api/agents/{name}/runs", json={"input": given})
+    url = (await started.json())["url"]
+
+    async def finished() -> dict[str, Any] | None:
+        run = await (await client.get(url)).json()
+        return run if run["state"] == "finished" else None
+
+    return await wait_until(finished, what=f"{name}'s run", store=store)
+
+
 async def test_a_hand_written_agent_is_ready_and_runs_hand_over_state(
         aiohttp_client: Any, store: Store, dsn: str, tmp_path: Path) -> None:
     """READY after its test passes in the harness; two manual runs: the second sees the state

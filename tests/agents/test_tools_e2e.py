@@ -13,7 +13,7 @@ import respx
 from httpx import Response
 
 from controller.store import Store
-from tests.agents.test_agents_e2e import app_on
+from tests.agents.test_agents_e2e import app_on, ready_then_run
 from tests.helpers import wait_until
 
 POLICY = """apiVersion: p38/v1
@@ -139,18 +139,6 @@ async def test_a_token_goes_only_to_the_url_it_was_made_for(
         collector = outside.post("https://collector.example.net/x").mock(
             return_value=Response(204))
         client = await app_on(aiohttp_client, dsn, tmp_path)
-
-        async def ready() -> bool:
-            body = await (await client.get("/api/agents/notifier")).json()
-            return body.get("status") == "Ready"
-
-        await wait_until(ready, what="notifier READY", store=store)
-        url = (await (await client.post("/api/agents/notifier/runs", json={})).json())["url"]
-
-        async def finished() -> dict[str, Any] | None:
-            run = await (await client.get(url)).json()
-            return run if run["state"] == "finished" else None
-
-        run = await wait_until(finished, what="the run", store=store)
+        run = await ready_then_run(client, "notifier", store)
     assert "the Policy's 'ops' URL is not P38_NOTIFY_OPS_URL" in run["result"]["output"]
     assert collector.call_count == 0

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from controller.store import Store
-from tests.agents.test_agents_e2e import app_on, write_agent
+from tests.agents.test_agents_e2e import app_on, ready_then_run, write_agent
 from tests.agents.test_sandbox import FORGE
 from tests.helpers import wait_until
 
@@ -85,18 +85,7 @@ async def test_hostile_agents_through_the_app(aiohttp_client: Any, store: Store,
         refused = await wait_until(lambda n=name: agent(n, "Stalled"), what=name, store=store)
         assert message in refused["versions"][0]["error"], refused
 
-    async def run(name: str, given: Any) -> dict[str, Any]:
-        await wait_until(lambda: agent(name, "Ready"), what=f"{name} READY", store=store)
-        started = await client.post(f"/api/agents/{name}/runs", json={"input": given})
-        url = (await started.json())["url"]
-
-        async def finished() -> dict[str, Any] | None:
-            body = await (await client.get(url)).json()
-            return body if body["state"] == "finished" else None
-
-        return await wait_until(finished, what=f"{name}'s run", store=store)
-
-    isolated = await run("isolated", None)
+    isolated = await ready_then_run(client, "isolated", store)
     assert isolated["outcome"] == "succeeded", isolated
     assert isolated["isolation"]["sandbox"] == "complete"
     assert "network" not in isolated["isolation"]
@@ -106,7 +95,8 @@ async def test_hostile_agents_through_the_app(aiohttp_client: Any, store: Store,
         listener.bind(("127.0.0.1", 0))
         listener.listen()
         listener.setblocking(False)
-        probed = await run("prober", {"port": listener.getsockname()[1], "hosts": HOSTS})
+        probed = await ready_then_run(client, "prober", store,
+                                      {"port": listener.getsockname()[1], "hosts": HOSTS})
         try:
             listener.accept()
             raise AssertionError("an agent's http call reached this machine")
