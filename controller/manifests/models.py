@@ -240,14 +240,34 @@ def _denied_by_default() -> list[str]:
     return [".github/**", ".gitmodules", "manifests/**", "agents/**"]
 
 
+def _blocking_labels() -> list[str]:
+    return ["do-not-merge", "hold"]
+
+
 class AutoMerge(Strict):
+    """Pull requests that merge themselves once every condition holds (docs/automerge.md)."""
+
     enabled: bool = Field(True, description="Merge allowed pull requests when checks pass.")
     branches: list[str] = Field(default_factory=lambda: ["claude/*"],
                                 description="Head branch globs that may be merged.")
-    method: Literal["merge", "squash", "rebase"] = Field("squash")
+    method: Literal["merge", "squash", "rebase"] = Field(
+        "squash", description="How GitHub merges: squash, merge or rebase.")
     required_checks: list[str] = Field(default_factory=list,
                                        description="Check names that must succeed (besides the "
                                                    "branch protection's).")
+    required_approvals: int = Field(0, ge=0, le=20, description="Approving reviews by "
+                                                                "writers needed.")
+    blocking_labels: list[str] = Field(default_factory=_blocking_labels,
+                                       description="A pull request with any of these labels "
+                                                   "is not merged.")
+    delete_branch: bool = Field(True, description="Delete the head branch once merged.")
+    update_branch: bool = Field(True, description="Bring a branch that is behind its base up "
+                                                  "to date (then wait for its checks).")
+    allow_forks: bool = Field(False, description="Merge pull requests from forks too.")
+    untrusted_input: Literal["review", "allow"] = Field(
+        "review", description="A /claude pull request whose task read text by someone without "
+                              "write permission: `review` merges it only after a writer's "
+                              "approving review.")
     protected_paths: list[str] = Field(
         default_factory=_denied_by_default,
         description="Path globs a pull request may not change and still be merged without a "

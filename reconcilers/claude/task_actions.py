@@ -12,12 +12,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
 from controller.reconcile.context import ReadsKey
+from controller.reconcile.globs import matches
 from controller.reconcile.plan import Params
 
 TERMINAL = frozenset({"PR_OPENED", "FAILED", "REFUSED", "CANCELLED", "DRY_RUN"})
@@ -194,34 +194,6 @@ TASKS: ReadsKey[TaskReads] = ReadsKey("tasks")
 
 
 # --- path rules ---------------------------------------------------------------------------
-
-@lru_cache(maxsize=512)
-def _glob(pattern: str) -> re.Pattern[str]:
-    """`**` any number of folders (`a/**` everything below `a`), `*` and `?` within one
-    name, anything else literal."""
-    out, i = [], 0
-    while i < len(pattern):
-        if pattern.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-        elif pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif pattern[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        elif pattern[i] == "?":
-            out.append("[^/]")
-            i += 1
-        else:
-            out.append(re.escape(pattern[i]))
-            i += 1
-    return re.compile("".join(out))
-
-
-def matches(path: str, pattern: str) -> bool:
-    return _glob(pattern).fullmatch(path) is not None
-
 
 def path_refused(path: str, allow: Sequence[str], deny: Sequence[str]) -> str | None:
     """Why a task may not touch `path` under the Policy's `claude.allow`/`claude.deny`; None
