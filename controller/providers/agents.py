@@ -162,7 +162,10 @@ async def run_version(store: Store, desk: Desk | None, p: RunAgent,
         outcome, result, error, finished = "cancelled", None, f"stopped: {stopped}", None
     else:
         finished = harness.result()
-        outcome, error = finished.outcome, finished.error
+        # (A run the sandbox refused ends failed; its error says the kernel could not fence
+        # it in and how to allow it.)
+        outcome = "failed" if finished.outcome == "refused" else finished.outcome
+        error = finished.error
         result = {"output": finished.output}
         if len(orjson.dumps(result, default=str)) > MAX_RESULT_BYTES:
             result, error = None, f"the result is larger than {MAX_RESULT_BYTES} bytes"

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -54,14 +56,63 @@ def test_a_run_is_refused_unless_the_operator_allows_it() -> None:
     assert "ABI" in isolation["landlock"]  # what the kernel could give, it gave
 
 
-def test_the_start_log_and_readyz_say_agents_are_refused(dsn: str, tmp_path: Path) -> None:
+AGENT = """apiVersion: p38/v1
+kind: Agent
+metadata: {name: hello}
+spec:
+  description: Says hello.
+  code: agents/hello.py
+"""
+
+
+def _call(port: int, method: str, path: str, token: str | None = None) -> dict[str, object]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method,
+                                     data=b"{}" if method == "POST" else None,
+                                     headers={"Content-Type": "application/json"})
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return json.loads(answer.read())  # type: ignore[no-any-return]
+
+
+def _finished(port: int, url: str) -> dict[str, object]:
+    for _ in range(400):
+        run = _call(port, "GET", url)
+        if run["state"] == "finished":
+            return run
+        time.sleep(0.05)  # polling the real server's API for an end it reports
+    raise AssertionError(f"{url} did not finish")
+
+
+def _ready(port: int) -> None:
+    for _ in range(400):
+        try:
+            if _call(port, "GET", "/api/agents/hello").get("status") == "Ready":
+                return
+        except urllib.error.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError("the agent did not become Ready")
+
+
+def test_the_start_log_readyz_and_a_run_say_agents_are_refused(dsn: str,
+                                                              tmp_path: Path) -> None:
+    """Through the real server in that namespace: the start log and /readyz say agents are
+    refused (or run without a complete sandbox, when the operator allows it), and a run of a
+    hand-written agent ends failed with the reason (or succeeds, saying what it lacked)."""
+    (tmp_path / "manifests").mkdir()
+    (tmp_path / "agents").mkdir()
+    (tmp_path / "manifests" / "hello.yaml").write_text(AGENT)
+    (tmp_path / "agents" / "hello.py").write_text("def run(task):\n    return 'hello'\n")
     for unsandboxed, expected in (("false", "agents are refused: the kernel cannot sandbox "
                                             "them (namespaces)"),
                                   ("true", "agents run WITHOUT a complete sandbox "
                                            "(namespaces not applied)")):
-        env = {**env_for(dsn), "P38_HOME": str(tmp_path), "P38_AGENTS_UNSANDBOXED": unsandboxed}
+        env = {**env_for(dsn), "P38_HOME": str(tmp_path / "home"),
+               "P38_AGENTS_UNSANDBOXED": unsandboxed}
         process = subprocess.Popen([*WITHOUT_USER_NAMESPACES, sys.executable, "-m",
-                                    "controller.cli", "serve", "--port", "0"],
+                                    "controller.cli", "serve", "--port", "0",
+                                    "--manifests", str(tmp_path / "manifests")],
                                    env=env, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
         try:
             assert process.stderr is not None
@@ -69,8 +120,11 @@ def test_the_start_log_and_readyz_say_agents_are_refused(dsn: str, tmp_path: Pat
             while '"serving"' not in seen[-1]:
                 seen.append(process.stderr.readline())
             line, port = "".join(seen), int(json.loads(seen[-1])["url"].rsplit(":", 1)[1])
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10) as r:
-                ready = json.loads(r.read())
+            ready = _call(port, "GET", "/readyz")
+            token = (tmp_path / "home" / "api-token").read_text().strip()
+            _ready(port)
+            started = _call(port, "POST", "/api/agents/hello/runs", token)
+            run = _finished(port, str(started["url"]))
             code, rest = terminate(process)
         finally:
             if process.poll() is None:
@@ -78,9 +132,17 @@ def test_the_start_log_and_readyz_say_agents_are_refused(dsn: str, tmp_path: Pat
                 process.wait()
         assert code == 0
         assert ready["status"] == "ready"  # ingest and reconciles go on; agents are refused
-        assert ready["agents"]["verdict"].startswith(expected), ready["agents"]
-        assert ready["agents"]["required"] is (unsandboxed == "false")
+        agents = ready["agents"]
+        assert isinstance(agents, dict) and agents["verdict"].startswith(expected), agents
+        assert agents["required"] is (unsandboxed == "false")
         sandbox_lines = [entry for entry in (line + rest).splitlines()
                          if '"agents_sandbox"' in entry]
         assert sandbox_lines and '"level":"warning"' in sandbox_lines[0]
         assert expected in sandbox_lines[0]
+        if unsandboxed == "false":
+            assert run["outcome"] == "failed"
+            assert "the kernel cannot sandbox it here (namespaces" in str(run["error"])
+        else:
+            assert (run["outcome"], run["result"]) == ("succeeded", {"output": "hello"})
+            isolation = run["isolation"]
+            assert isinstance(isolation, dict) and isolation["missing"] == "namespaces"
