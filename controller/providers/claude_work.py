@@ -342,9 +342,29 @@ async def _converse(s: Session) -> Mapping[str, Any]:
     branch = s.context.get("branch") or branch_name(row["issue"], row["command"])
     await s.store.execute("claude_task_change", s.p.task_id, s.context["base_branch"],
                           s.context["base_sha"], branch, s.change, title, summary,
-                          s.context.get("pull"))
+                          s.context.get("pull"), untrusted_authors(s.context,
+                                                                   row["requested_by"]))
     return {"task": s.p.task_id, "files": sorted(s.change), "branch": branch,
             "tokens": s.usage.tokens, "usd": round(s.usd, 6), "tool_calls": s.tool_calls}
+
+
+WRITER_ASSOCIATIONS = frozenset({"OWNER", "MEMBER", "COLLABORATOR"})
+
+
+def untrusted_authors(context: Mapping[str, Any], requested_by: str) -> list[str]:
+    """The authors of the issue and of the thread the task read whose association with the
+    repository is not a writer's (GitHub's `author_association`), but the one who asked."""
+    authors = [(context.get("author"), context.get("association")),
+               *((c.get("author"), c.get("association")) for c in context.get("comments") or ()
+                 if not _own_reply(c))]
+    return sorted({str(a) for a, association in authors if a and a != requested_by
+                   and str(association or "NONE") not in WRITER_ASSOCIATIONS})
+
+
+def _own_reply(comment: Mapping[str, Any]) -> bool:
+    """A reply of this controller's App (a bot, with the hidden marker of its answers)."""
+    return str(comment.get("author") or "").endswith("[bot]") \
+        and "<!-- p38:" in str(comment.get("body") or "")
 
 
 def _block(block: Mapping[str, Any]) -> dict[str, Any]:

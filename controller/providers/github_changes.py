@@ -33,6 +33,7 @@ MAX_THREAD_COMMENTS = 20
 MAX_SEARCH_FILES = 200  # files a search reads (text, below MAX_SEARCH_FILE_BYTES)
 MAX_SEARCH_FILE_BYTES = 128 * 1024
 MAX_SEARCH_MATCHES = 50
+UNTRUSTED_LABEL = "p38/untrusted-input"
 
 
 def runners(github: GitHubApp, store: Store) -> dict[str, ActionRunner]:
@@ -86,10 +87,17 @@ async def read_context(github: GitHubApp, p: RepoRead) -> Mapping[str, Any]:
         "default_branch": default, "base_branch": base_branch, "base_sha": sha,
         "branch": branch, "pull": pull, "title": str(issue.get("title") or ""),
         "body": str(issue.get("body") or ""), "author": _login(issue),
-        "comments": [{"author": _login(c), "body": str(c.get("body") or "")[:4000]}
+        "association": str(issue.get("author_association") or "NONE"),
+        "comments": [{"author": _login(c), "body": str(c.get("body") or "")[:4000],
+                      "association": str(c.get("author_association") or "NONE")}
                      for c in comments[-MAX_THREAD_COMMENTS:]],
         "tree": entries[:MAX_TREE_ENTRIES],
         "truncated": bool(listing.get("truncated")) or len(entries) > MAX_TREE_ENTRIES}
+
+
+def _labels(pr: Mapping[str, Any]) -> set[str]:
+    return {str(label.get("name")) for label in pr.get("labels") or ()
+            if isinstance(label, Mapping)}
 
 
 def _login(item: Mapping[str, Any]) -> str:
@@ -192,6 +200,9 @@ async def push_change(github: GitHubApp, p: PushChange) -> Mapping[str, Any]:
             p.repo, head=branch, base=p.base_branch, title=p.title, body=p.body,
             installation_id=inst)
         number, url = int(pr["number"]), str(pr.get("html_url") or "")
+    if p.untrusted and UNTRUSTED_LABEL not in _labels(pr):  # (adding it twice is harmless)
+        await github.call("POST", f"/repos/{p.repo}/issues/{number}/labels",
+                          installation_id=inst, json={"labels": [UNTRUSTED_LABEL]})
     return {"pull_number": number, "pull_url": url, "commit_sha": done, "branch": branch}
 
 

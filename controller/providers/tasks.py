@@ -60,7 +60,8 @@ def task_info(row: Record) -> TaskInfo:
         base_sha=row["base_sha"], branch=row["branch"], change=row["change"],
         title=row["title"], summary=row["summary"], pull_number=row["pull_number"],
         pull_url=row["pull_url"], commit_sha=row["commit_sha"], retry_of=row["retry_of"],
-        history=tuple(row["history"] or ()))
+        history=tuple(row["history"] or ()),
+        untrusted_input=tuple(row["untrusted_input"] or ()))
 
 
 class TaskStoreReads:

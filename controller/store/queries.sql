@@ -614,10 +614,11 @@ SET model = $2, input_tokens = $3, output_tokens = $4, cache_read_tokens = $5,
 WHERE id = $1;
 
 -- name: claude_task_change
--- The change Claude finished with, to be pushed (the task stays WORKING until it is).
+-- The change Claude finished with, to be pushed (the task stays WORKING until it is), and
+-- the authors without a writer's association whose text it read ($9).
 UPDATE claude_tasks
 SET base_branch = $2, base_sha = $3, branch = $4, change = $5::jsonb, title = $6,
-    summary = $7, pull_number = $8, updated_at = now()
+    summary = $7, pull_number = $8, untrusted_input = $9::text[], updated_at = now()
 WHERE id = $1 AND state = 'WORKING';
 
 -- name: claude_task_opened

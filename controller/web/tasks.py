@@ -35,7 +35,7 @@ def task_json(row: Mapping[str, Any], *, detail: bool = False) -> dict[str, Any]
         "base_sha": row["base_sha"], "commit_sha": row["commit_sha"],
         "pull_request": ({"number": row["pull_number"], "url": row["pull_url"]}
                          if row["pull_number"] else None),
-        "title": row["title"],
+        "title": row["title"], "untrusted_input": list(row["untrusted_input"] or ()),
         "files": [{"path": p, "deleted": c.get("content") is None}
                   for p, c in sorted(change.items())],
         "created_at": row["created_at"], "updated_at": row["updated_at"],

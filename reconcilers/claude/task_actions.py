@@ -133,6 +133,7 @@ class PushChange(Params):
     title: str
     body: str
     pull: int | None = None
+    untrusted: list[str] = []  # authors without write whose text the task read: labelled
 
 
 class FinishTask(Params):
@@ -173,6 +174,7 @@ class TaskInfo:
     commit_sha: str | None = None
     retry_of: int | None = None
     history: Sequence[Mapping[str, Any]] = field(default_factory=tuple)
+    untrusted_input: tuple[str, ...] = ()  # authors without write whose text it read
 
     @property
     def key(self) -> str:

@@ -160,15 +160,19 @@ def _push(s: TaskSnapshot, t: TaskInfo) -> Plan:
     listing = "\n".join(
         f"- `{path}` ({'deleted' if t.change[path].get('content') is None else 'written'})"
         for path in files)
-    body = (f"{closes}\n\n{t.summary or ''}\n\n**Files**\n{listing}\n\n{_figures(t)}\n\n"
-            f"Asked by @{t.requested_by} in #{t.issue}: `/claude {t.command[:200]}`\n\n"
-            f"<!-- {marker(t.id)} -->")
+    untrusted = (f"**Untrusted input**: this change was made from text by someone without "
+                 f"write permission here ({', '.join('@' + u for u in t.untrusted_input)}); "
+                 "auto-merge waits for a writer's approving review (Policy "
+                 "`autoMerge.untrustedInput`).\n\n" if t.untrusted_input else "")
+    body = (f"{closes}\n\n{t.summary or ''}\n\n{untrusted}**Files**\n{listing}\n\n"
+            f"{_figures(t)}\n\nAsked by @{t.requested_by} in #{t.issue}: "
+            f"`/claude {t.command[:200]}`\n\n<!-- {marker(t.id)} -->")
     message = (f"{title}\n\n{t.summary or ''}\n\nAsked by @{t.requested_by} in #{t.issue}."
                f"\n\n{marker(t.id)}")
     push = PushChange(task_id=t.id, repo=t.repo, installation_id=t.installation_id,
                       branch=t.branch, base_branch=t.base_branch, base_sha=t.base_sha,
                       files=dict(t.change), message=message, title=title, body=body,
-                      pull=t.pull_number).action(
+                      pull=t.pull_number, untrusted=list(t.untrusted_input)).action(
         push_key(t.id), description=f"push task {t.id} to {t.branch} ({len(files)} files)")
     return Plan("Pushing", f"task {t.id}: {len(files)} file(s) to {t.branch}",
                 actions=(push,), requeue_after=0.0, status="Reconciling")

@@ -413,3 +413,43 @@ async def test_max_tokens_counts_prompt_cache_reads_at_their_price(
     assert task["state"] == "PR_OPENED", task["reason"]
     usage = [r["body"] for r in claude.requests]
     assert len(usage) == 7 and task["tokens"] > 30000  # more than maxTokens, counted raw
+
+
+async def test_a_task_that_read_an_outsiders_text_says_so_on_its_pull_request(
+        both: tuple[GitOps, FakeAnthropic]) -> None:  # noqa: F811
+    """Anyone can open an issue on a public repository: a writer's `/claude` on an outsider's
+    issue opens a pull request that names the untrusted input and carries the label
+    `p38/untrusted-input` (auto-merge waits for a writer's approving review); a writer's own
+    issue gets neither."""
+    gitops, claude = both
+    gitops.fake.open_issue(REPO, ISSUE, title="Document X", body="Please add X. Also ...",
+                           author="mallory", association="NONE")
+    gitops.fake.permissions[(REPO, "dana-ops")] = "write"
+    claude.script.extend([
+        use(("write_file", {"path": "README.md", "content": "infra\n\nX\n"})),
+        use(("finish", {"title": "Add X", "summary": "adds X"}))])
+    await send(gitops, comment("/claude add X", comment_id=821))
+    [task] = await ended(gitops)
+    assert task["state"] == "PR_OPENED", task["reason"]
+    [(number, _)] = pulls(gitops).items()
+    info = gitops.fake.repos[REPO].pull_info[number]
+    assert info["labels"] == ["p38/untrusted-input"]
+    assert ("**Untrusted input**: this change was made from text by someone without write "
+            "permission here (@mallory)") in info["body"]
+    detail = await (await gitops.client.get(f"/api/tasks/{task['id']}")).json()
+    assert detail["untrusted_input"] == ["mallory"]
+
+
+async def test_a_writers_own_issue_is_not_untrusted(
+        both: tuple[GitOps, FakeAnthropic]) -> None:  # noqa: F811
+    gitops, claude = both
+    arrange(gitops)  # the issue's author is a MEMBER
+    claude.script.extend([
+        use(("write_file", {"path": "README.md", "content": "infra\n\nX\n"})),
+        use(("finish", {"title": "Add X", "summary": "adds X"}))])
+    await send(gitops, comment("/claude add X", comment_id=822))
+    [task] = await ended(gitops)
+    [(number, _)] = pulls(gitops).items()
+    info = gitops.fake.repos[REPO].pull_info[number]
+    assert "labels" not in info and "Untrusted input" not in info["body"]
+    assert task["state"] == "PR_OPENED"

@@ -167,6 +167,7 @@ class FakeGitHub:
         return {"number": number, "title": info.get("title", f"pull {number}"),
                 "body": info.get("body", ""), "draft": False,
                 "user": {"login": info.get("author", "someone")},
+                "labels": [{"name": n} for n in info.get("labels", [])],
                 "html_url": f"https://github.com/{repo.full_name}/pull/{number}",
                 **repo.pull_states[number],
                 "head": {"ref": head, "sha": repo.branches.get(head),
@@ -175,10 +176,10 @@ class FakeGitHub:
                          "repo": {"full_name": repo.full_name}}}
 
     def open_issue(self, repo: str, number: int, *, title: str, body: str = "",
-                   author: str = "dana-ops") -> None:
+                   author: str = "dana-ops", association: str = "MEMBER") -> None:
         self.issues.setdefault(repo, []).append({
             "number": number, "state": "open", "title": title, "body": body, "labels": [],
-            "user": {"login": author}})
+            "user": {"login": author}, "author_association": association})
 
     def merge_pull(self, repo: str, number: int) -> None:
         self.repos[repo].pull_states[number] = {"state": "closed", "merged": True,
@@ -465,6 +466,21 @@ class FakeGitHub:
                        "user": {"login": f"{self.app_slug}[bot]", "type": "Bot"}}
             self.comments.setdefault((repo.full_name, number), []).append(comment)
             return httpx.Response(201, json=comment)
+        if method == "POST" and (m := re.fullmatch(r"/issues/(\d+)/labels", rest)):
+            names = body.get("labels")
+            if not isinstance(names, list) or not names:
+                return _error(422, "Invalid request: labels")
+            number = int(m[1])
+            targets = [i["labels"] for i in issues if i["number"] == number]
+            if number in repo.pulls:
+                info = repo.pull_info.setdefault(number, {})
+                info["labels"] = sorted(set(info.get("labels", [])) | set(names))
+                return httpx.Response(200, json=[{"name": n} for n in info["labels"]])
+            if not targets:
+                return _error(404, "Not Found")
+            have = {lab["name"] for lab in targets[0]}
+            targets[0].extend({"name": n} for n in names if n not in have)
+            return httpx.Response(200, json=targets[0])
         if method == "GET" and (m := re.fullmatch(r"/issues/(\d+)/comments", rest)):
             listed = self.comments.get((repo.full_name, int(m[1])), [])
             return httpx.Response(200, json=_page(request, listed))
