@@ -11,11 +11,12 @@ from controller.reconcile.reconciler import Reconciler
 from reconcilers.agents.agents import Agents
 from reconcilers.agents.runs import Runs
 from reconcilers.agents.schedules import Schedules
+from reconcilers.automerge.pulls import AutoMergePulls
+from reconcilers.automerge.sweep import Commits, Sweeps
 from reconcilers.claude.command_intake import CommandIntake
 from reconcilers.claude.tasks import Tasks
 from reconcilers.github.installations import Installations
 from reconcilers.github.issues import Issues
-from reconcilers.github.pulls import PullRequests
 from reconcilers.github.redeliveries import Redeliveries
 from reconcilers.github.repos import Repositories
 from reconcilers.github.workflows import Workflows
@@ -30,8 +31,9 @@ def default_registry(*, manifests_folder: str = "manifests/") -> dict[str, Recon
     """Every reconciler; `manifests_folder` is the folder holding manifests in each
     repository (P38_MANIFESTS_PATH)."""
     reconcilers: list[Reconciler] = [
-        Repositories(), PullRequests(), Issues(), Installations(), Deployments(), Workflows(),
+        Repositories(), AutoMergePulls(), Commits(), Issues(), Installations(), Deployments(),
+        Workflows(),
         ManifestSources(folder=manifests_folder), PullRequestPlans(),
         Agents(), Runs(), Schedules(), Services(), PolicyObjects(), Redeliveries(),
-        CommandIntake(), Tasks()]
+        CommandIntake(), Tasks(), Sweeps()]
     return {r.kind: r for r in reconcilers}

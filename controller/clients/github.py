@@ -27,7 +27,7 @@ import structlog
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from controller.clients.github_errors import GitHubError, GitHubUnavailable
-from controller.clients.github_git import GitDataOperations
+from controller.clients.github_pulls import PullOperations
 from controller.reconcile.errors import RateLimited
 
 log = structlog.get_logger("p38.github")
@@ -74,7 +74,7 @@ def _expiry(iso: str) -> float:
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
-class GitHubApp(GitDataOperations):
+class GitHubApp(PullOperations):
     def __init__(self, *, app_id: str, private_key: str | Callable[[], str],
                  http: httpx.AsyncClient,
                  base_url: str = "https://api.github.com",

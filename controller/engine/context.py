@@ -83,6 +83,9 @@ class StoreContext:
     async def held(self, source: str) -> list[ObjectStatus]:
         return [_status(r) for r in await self._store.fetch("statuses_held", source)]
 
+    async def pulls_with_head(self, repo: str, sha: str) -> list[str]:
+        return [r["name"] for r in await self._store.fetch("pulls_with_head", repo, sha)]
+
     def reads(self, key: ReadsKey[R]) -> R:
         provider = self._providers.get(key.provider)
         if provider is None:

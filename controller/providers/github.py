@@ -26,7 +26,7 @@ from controller.clients.github import GitHubApp
 from controller.clients.github_errors import GitHubError
 from controller.clients.tools import MAX_ANSWER_BYTES as MAX_TOOL_ANSWER_BYTES
 from controller.clients.tools import GitHubGet, repo_path
-from controller.providers import Bundle, Env, Provider, github_changes
+from controller.providers import Bundle, Env, Provider, github_changes, github_pulls
 from controller.reconcile.errors import TerminalError
 from controller.reconcile.plan import Action, ActionRunner, runner
 from controller.reconcile.reads import (
@@ -70,7 +70,8 @@ def bundle(*, transport: Any = None,
                                   base_url=providers.github_api_url, transport=transport,
                                   sleep=sleep) as client:
             yield Provider(NAME, runners={**runners(client, env.store),
-                                          **github_changes.runners(client, env.store)},
+                                          **github_changes.runners(client, env.store),
+                                          **github_pulls.runners(client)},
                            reads=GitHubReads(client, env.store,
                                              folder=env.settings.manifests.repo_path))
 
@@ -178,8 +179,9 @@ def is_manifest(path: str, folder: str) -> bool:
     return path.startswith(folder) and path.endswith(MANIFEST_SUFFIXES)
 
 
-class GitHubReads:
-    """What `observe` may read from GitHub (`controller.reconcile.reads.GitHubReads`)."""
+class GitHubReads(github_pulls.PullReadsMixin):
+    """What `observe` may read from GitHub (`controller.reconcile.reads.GitHubReads`, and
+    auto-merge's `reconcilers.automerge.facts.PullReads`)."""
 
     PERMISSION_TTL = 60.0  # seconds a collaborator's permission is remembered
 

@@ -77,3 +77,7 @@ class TaskStoreReads:
     async def thread(self, repo: str, issue: int) -> list[TaskInfo]:
         return [task_info(r) for r in await self._store.fetch("claude_tasks_thread", repo,
                                                               issue, 20)]
+
+    async def of_pull(self, repo: str, number: int) -> list[TaskInfo]:
+        return [task_info(r) for r in await self._store.fetch("claude_tasks_of_pull", repo,
+                                                              number)]

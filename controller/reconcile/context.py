@@ -119,6 +119,11 @@ class ObserveContext(Protocol):
         waiting for approval)."""
         ...
 
+    async def pulls_with_head(self, repo: str, sha: str) -> list[str]:
+        """The names (`owner/repo#N`) of the open pull requests of `repo` whose recorded
+        head is commit `sha` (what a commit status maps to)."""
+        ...
+
     def reads(self, key: ReadsKey[R]) -> R:
         """The reads a provider offers; raises `NotConfigured` (with the reason) when the
         provider cannot be used (no credentials)."""

@@ -197,6 +197,22 @@ ON CONFLICT (idempotency_key) DO NOTHING;
 -- name: resource_get
 SELECT state, version, data FROM resource_state WHERE kind = $1 AND name = $2;
 
+-- name: pulls_with_head
+-- The open pull requests of repository $1 whose recorded head is commit $2.
+SELECT name FROM resource_state
+WHERE kind = 'pull' AND data ->> 'head_sha' = $2 AND state = 'open'
+  AND starts_with(name, $1 || '#')
+ORDER BY name LIMIT 100;
+
+-- name: pulls_list
+-- Tracked pull requests with their status, newest reconcile first; repository $1 and state $2
+-- when given, at most $3.
+SELECT r.name, r.state, r.version, r.data, r.updated_at, s.status, s.reason, s.message
+FROM resource_state r LEFT JOIN object_status s ON s.key = 'pull:' || r.name
+WHERE r.kind = 'pull' AND ($1::text IS NULL OR starts_with(r.name, $1 || '#'))
+  AND ($2::text IS NULL OR r.state = $2)
+ORDER BY r.updated_at DESC LIMIT $3;
+
 -- name: resource_insert
 -- The worker writes state inside p38_settle; these two are for tools and tests that act as
 -- another writer of the same versioned row.
@@ -586,6 +602,12 @@ SELECT * FROM claude_tasks WHERE repo = $1 AND comment_id = $2;
 -- name: claude_tasks_thread
 -- The tasks of one issue or pull request, newest first.
 SELECT * FROM claude_tasks WHERE repo = $1 AND issue = $2 ORDER BY id DESC LIMIT $3;
+
+-- name: claude_tasks_of_pull
+-- The tasks that made pull request $2 or worked on it (a follow-up on the pull request).
+SELECT * FROM claude_tasks
+WHERE repo = $1 AND (pull_number = $2 OR (on_pull AND issue = $2))
+ORDER BY id DESC LIMIT 50;
 
 -- name: claude_tasks_list
 -- Newest first, below id $1 (NULL: from the newest), of state $2 and repository $3 when given.

@@ -322,6 +322,7 @@ CREATE UNIQUE INDEX audit_reconcile_id_key ON public.audit USING btree (reconcil
 CREATE INDEX audit_started_brin ON public.audit USING brin (started_at);
 CREATE INDEX claude_tasks_created_brin ON public.claude_tasks USING brin (created_at);
 CREATE UNIQUE INDEX claude_tasks_pkey ON public.claude_tasks USING btree (id);
+CREATE INDEX claude_tasks_pull_idx ON public.claude_tasks USING btree (repo, pull_number) WHERE (pull_number IS NOT NULL);
 CREATE UNIQUE INDEX claude_tasks_repo_comment_id_key ON public.claude_tasks USING btree (repo, comment_id);
 CREATE INDEX claude_tasks_thread_idx ON public.claude_tasks USING btree (repo, issue, id DESC);
 CREATE UNIQUE INDEX deliveries_identity ON public.deliveries USING btree (guid, source, hook);
@@ -342,6 +343,7 @@ CREATE INDEX object_status_kind_idx ON public.object_status USING btree (kind, r
 CREATE UNIQUE INDEX object_status_pkey ON public.object_status USING btree (key);
 CREATE INDEX object_status_source_idx ON public.object_status USING btree (source, status);
 CREATE UNIQUE INDEX resource_state_pkey ON public.resource_state USING btree (kind, name);
+CREATE INDEX resource_state_pull_head_idx ON public.resource_state USING btree (((data ->> 'head_sha'::text))) WHERE (kind = 'pull'::text);
 CREATE INDEX schedule_ticks_fired ON public.schedule_ticks USING btree (fired_at);
 CREATE UNIQUE INDEX schedule_ticks_pkey ON public.schedule_ticks USING btree (schedule, due_at);
 CREATE UNIQUE INDEX schema_migrations_pkey ON public.schema_migrations USING btree (version);

@@ -5,7 +5,8 @@ one judgement behind the `p38/automerge` check run, `/claude status` on a pull r
 The conditions, in the order they are told: the Policy's `autoMerge` is on; the pull request
 is open; its head branch matches `branches`; it is not from a fork (unless `allowForks`); not a
 draft; no `blockingLabels`; every `requiredChecks` check completed successfully on the CURRENT
-head SHA (an older head's green never counts); no writer's "changes requested" outstanding;
+head SHA (an older head's green never counts; with none named, every check on the head, and at
+least one); no writer's "changes requested" outstanding;
 enough writers' approvals (`requiredApprovals`, and at least one when the change touches
 `protectedPaths` or its `/claude` task read text by someone without write permission, under
 `untrustedInput: review`); GitHub says it can be merged (`mergeable` null is GitHub still
@@ -104,6 +105,8 @@ def judge(pull: PullFacts, checks: Sequence[Check], reviews: Sequence[Review],
             blockers.append(f"check `{name}` is {found.status.replace('_', ' ')} on {short}")
         elif (found.conclusion or "") not in PASSING:
             blockers.append(f"check `{name}` {found.conclusion or 'failed'} on {short}")
+    if not policy.required_checks:
+        blockers += _every_check(checks, pull.head_sha, short)
     newest = _newest_reviews(reviews)
     blockers += [f"changes requested by @{r.login}" for r in newest
                  if r.writer and r.state == "CHANGES_REQUESTED"]
@@ -137,6 +140,26 @@ def _newest(checks: Sequence[Check], name: str, head_sha: str) -> Check | None:
     """The last check of that name on that commit (a re-run replaces an earlier one)."""
     found = [c for c in checks if c.name == name and c.head_sha == head_sha]
     return found[-1] if found else None
+
+
+def _every_check(checks: Sequence[Check], head_sha: str, short: str) -> list[str]:
+    """With no `requiredChecks` named, every check reported on the head must pass, and at
+    least one must have run: a head no CI has seen yet (checks start seconds after a push) is
+    never merged."""
+    on_head: dict[str, Check] = {}
+    for check in checks:
+        if check.head_sha == head_sha:
+            on_head[check.name] = check
+    if not on_head:
+        return [f"no check has run on {short} (autoMerge.requiredChecks names none, so at "
+                "least one must pass)"]
+    found = []
+    for name, check in on_head.items():
+        if check.status != "completed":
+            found.append(f"check `{name}` is {check.status.replace('_', ' ')} on {short}")
+        elif (check.conclusion or "") not in PASSING:
+            found.append(f"check `{name}` {check.conclusion or 'failed'} on {short}")
+    return found
 
 
 def _newest_reviews(reviews: Sequence[Review]) -> list[Review]:

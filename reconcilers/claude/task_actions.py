@@ -191,6 +191,10 @@ class TaskReads(Protocol):
         """The tasks of one issue or pull request, newest first (at most 20)."""
         ...
 
+    async def of_pull(self, repo: str, number: int) -> list[TaskInfo]:
+        """The tasks that opened pull request `number` or worked on it, newest first."""
+        ...
+
 
 TASKS: ReadsKey[TaskReads] = ReadsKey("tasks")
 

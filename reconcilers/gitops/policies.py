@@ -5,7 +5,8 @@ policies.py); this reconciler gives the object its status: what the policy says 
 line people can read, or Stalled when the stored document no longer validates. When it runs
 (the Policy was applied or changed, or the resync) it enqueues the source's objects whose
 actions are held, so lifting the killswitch or an approval requirement releases them at once
-instead of at their next look. No I/O of its own.
+instead of at their next look, and, when the Policy turns auto-merge on in a repository, the
+sweep of its open pull requests (`automerge:owner/repo`). No I/O of its own.
 """
 
 from __future__ import annotations
@@ -71,5 +72,7 @@ class PolicyObjects(ManifestObject):
                                       f"{str(exc).splitlines()[0]}", status="Stalled",
                         revision=snapshot.revision)
         held = snapshot.held if isinstance(snapshot, PolicySnapshot) else ()
+        sweep = (f"automerge:{snapshot.source}",) \
+            if spec.auto_merge.enabled and snapshot.source != "local" else ()
         return Plan("KillswitchOn" if spec.killswitch else "Active", summary(spec),
-                    revision=snapshot.revision, enqueue=released(held, policy))
+                    revision=snapshot.revision, enqueue=released(held, policy) + sweep)
