@@ -114,3 +114,17 @@ def test_every_blocker_is_told_in_order() -> None:
         "check `lint` has not run on abc1234", "changes requested by @lee",
         "GitHub is still computing whether it can be merged")
     assert judged.recheck
+
+
+def test_with_no_required_checks_every_check_on_the_head_must_pass_and_one_must_have_run(
+        ) -> None:
+    """A pull request opened a moment ago has no check yet: it is not merged on that."""
+    policy = AutoMerge()
+    assert judge(READY, (), (), policy).blockers == (
+        "no check has run on abc1234 (autoMerge.requiredChecks names none, so at least one "
+        "must pass)",)
+    lint_failed = (Check("test", HEAD, "completed", "success"),
+                   Check("lint", HEAD, "completed", "failure"),
+                   Check("old", OLD, "completed", "failure"))
+    assert judge(READY, lint_failed, (), policy).blockers == ("check `lint` failure on abc1234",)
+    assert judge(READY, GREEN, (), policy).mergeable
