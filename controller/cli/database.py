@@ -61,6 +61,13 @@ def cmd_status(args: argparse.Namespace) -> int:
         if settings.policy.killswitch:
             held.insert(0, "everywhere (P38_KILLSWITCH)")
         print("killswitch:", "on in " + ", ".join(held) if held else "off")
+        pulls = {r["state"]: r for r in await store.fetch("pulls_counts")}
+        if pulls:
+            opened, merged = pulls.get("open"), pulls.get("merged")
+            print("pull requests:", ", ".join(
+                f"{state} {row['n']}" for state, row in sorted(pulls.items()))
+                + (f"; auto-merge: {opened['in_scope']} open in scope" if opened else "")
+                + (f", {merged['by_us']} merged by project38" if merged else ""))
         statuses = {r["status"]: r["n"] for r in await store.fetch("statuses_counts")}
         print("objects:", ", ".join(f"{s} {statuses[s]}" for s in STATUSES if s in statuses)
               or "none")

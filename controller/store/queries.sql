@@ -213,6 +213,19 @@ WHERE r.kind = 'pull' AND ($1::text IS NULL OR starts_with(r.name, $1 || '#'))
   AND ($2::text IS NULL OR r.state = $2)
 ORDER BY r.updated_at DESC LIMIT $3;
 
+-- name: pull_get
+-- One tracked pull request (`owner/repo#N`) with its status.
+SELECT r.name, r.state, r.version, r.data, r.updated_at, s.status, s.reason, s.message
+FROM resource_state r LEFT JOIN object_status s ON s.key = 'pull:' || r.name
+WHERE r.kind = 'pull' AND r.name = $1;
+
+-- name: pulls_counts
+-- Tracked pull requests by state: how many auto-merge judges in scope, how many it merged.
+SELECT state, count(*) AS n,
+       count(*) FILTER (WHERE (data -> 'automerge' ->> 'in_scope')::boolean) AS in_scope,
+       count(*) FILTER (WHERE data -> 'automerge' -> 'merge' ->> 'by' = 'project38') AS by_us
+FROM resource_state WHERE kind = 'pull' GROUP BY state ORDER BY state;
+
 -- name: resource_insert
 -- The worker writes state inside p38_settle; these two are for tools and tests that act as
 -- another writer of the same versioned row.

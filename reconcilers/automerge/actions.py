@@ -12,8 +12,8 @@ it like any other. No I/O, no clock.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
-from typing import ClassVar, Literal
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Literal
 
 from reconcilers.gitops.reporting import CheckOutput, InRepository, short
 
@@ -67,6 +67,22 @@ class AutomergeCheck(InRepository):
 def blockers_markdown(blockers: Sequence[str]) -> str:
     """The unmet conditions as the check run, `/claude status` and the API say them."""
     return "\n".join(f"- {b}" for b in blockers)
+
+
+def explain(automerge: Mapping[str, Any]) -> str:
+    """What auto-merge last judged of a pull request (its recorded `automerge` data), in the
+    words of its check run: for `/claude status` and the API."""
+    merge = automerge.get("merge") or {}
+    if merge:
+        return (f"merged at {short(merge.get('sha'))} by {merge.get('by', 'someone')}"
+                + (f" ({merge['method']})" if merge.get("method") else "") + ".")
+    if not automerge.get("in_scope"):
+        return f"auto-merge does not apply: {automerge.get('why') or 'not judged yet'}."
+    blockers = list(automerge.get("blockers") or [])
+    if not blockers:
+        return f"every condition holds on {short(automerge.get('head'))}: merging."
+    return (f"not merged yet; on {short(automerge.get('head'))}, {len(blockers)} condition(s) "
+            f"unmet:\n\n{blockers_markdown(blockers)}")
 
 
 def check_digest(status: str, conclusion: str | None, title: str, summary: str) -> str:

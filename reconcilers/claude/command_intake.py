@@ -13,9 +13,9 @@ marker per comment). No I/O of its own."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from controller.reconcile.authz import Authority, Principal, authorize
 from controller.reconcile.context import ActionRecord, ObserveContext
@@ -24,6 +24,7 @@ from controller.reconcile.payloads import as_mapping, installation_id, number, r
 from controller.reconcile.plan import Action, Params, Plan
 from controller.reconcile.reads import GITHUB
 from controller.reconcile.reconciler import Event, Reconciler, Watch
+from reconcilers.automerge.actions import explain
 from reconcilers.claude.commands import Command, Verdict, author_of, parse, screen
 from reconcilers.claude.task_actions import ACTIVE, TASKS, OpenTask, StepTask, TaskInfo, task_key
 
@@ -111,6 +112,7 @@ class CommandSnapshot:
     target: ActionRecord | None = None  # what `/claude approve <key>` names, when it exists
     on_pull: bool = False  # the thread is a pull request
     tasks: tuple[TaskInfo, ...] = ()  # the thread's tasks, newest first
+    automerge: Mapping[str, Any] | None = None  # what auto-merge last judged of the pull
 
 
 class CommandIntake(Reconciler):
@@ -152,7 +154,12 @@ class CommandIntake(Reconciler):
             target = await ctx.action(snapshot.command.text)
         if snapshot.command.verb in ("status", "retry", "cancel"):
             tasks = tuple(await ctx.reads(TASKS).thread(repo, snapshot.issue))
-        return replace(snapshot, permission=permission, target=target, tasks=tasks)
+        automerge = None
+        if snapshot.command.verb == "status" and snapshot.on_pull:
+            pull = await ctx.resource("pull", f"{repo}#{snapshot.issue}")
+            automerge = pull.data.get("automerge") if pull is not None else None
+        return replace(snapshot, permission=permission, target=target, tasks=tasks,
+                       automerge=automerge)
 
     def decide(self, snapshot: CommandSnapshot, policy: Policy) -> Plan:
         return decide_command(snapshot, policy)
@@ -288,8 +295,9 @@ def _answer(s: CommandSnapshot, policy: Policy) -> str:
         return HELP
     switch = (f"on ({policy.killswitch_by}): every action is held" if policy.killswitch
               else "off")
+    merging = f"\n\nAuto-merge: {explain(s.automerge)}" if s.automerge else ""
     if not s.tasks:
-        return f"no /claude task in this thread yet; the killswitch is {switch}."
+        return f"no /claude task in this thread yet; the killswitch is {switch}.{merging}"
     lines = [f"the killswitch is {switch}.", "", "| task | asked | state | pull request | "
              "tokens | cost | tool calls |", "|---|---|---|---|---|---|---|"]
     for t in s.tasks[:10]:
@@ -297,7 +305,7 @@ def _answer(s: CommandSnapshot, policy: Policy) -> str:
         lines.append(f"| {t.id} | {t.command[:60].replace('|', '/')} by @{t.requested_by} | "
                      f"{t.state}: {t.reason[:120].replace('|', '/')} | {pull} | {t.tokens:,} | "
                      f"${t.usd:.4f} | {t.tool_calls} |")
-    return "\n".join(lines)
+    return "\n".join(lines) + merging
 
 
 def _reply(s: CommandSnapshot, text: str, *, answer: bool = False) -> Action:
