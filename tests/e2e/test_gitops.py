@@ -10,6 +10,7 @@ import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +33,13 @@ MANIFESTS = {f"manifests/{p.relative_to(OWN)}": p.read_text()
 
 
 def waiting_for_a_tick(row: Any) -> bool:
-    """A schedule's key waits for its next instant: it is never off the queue."""
-    return bool(row["kind"] == "schedule" and row["wait_kind"] == "requeue"
-                and row["lease_holder"] is None)
+    """A schedule's key waits for its next instant, a pull request for its next delivery (a
+    requeue wait minutes away): neither is ever off the queue."""
+    if row["wait_kind"] != "requeue" or row["lease_holder"] is not None:
+        return False
+    if row["kind"] == "schedule":
+        return True
+    return bool(row["not_before"] - datetime.now(UTC) > timedelta(seconds=60))
 
 
 @dataclass

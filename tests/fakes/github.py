@@ -5,6 +5,11 @@ It behaves like GitHub where the controller depends on it: App JWTs are verified
 call, `Accept` and `X-GitHub-Api-Version` are required, request bodies must carry the fields
 GitHub's REST description marks required, unknown operations are 404. Failures and rate limits
 can be scripted. Use `httpx.AsyncClient(transport=fake.transport())`.
+
+Pull requests beyond creation (mergeability, merge, update-branch, reviews, branch deletion) are
+in `github_pulls.py`, check runs and commit statuses in `github_checks.py`, what a test arranges
+around them in `github_arrange.py`, and the webhooks built from this state in
+`github_events.py`.
 """
 
 from __future__ import annotations
@@ -25,7 +30,10 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from tests.fakes.github_arrange import PullArranging
+from tests.fakes.github_checks import route_checks
 from tests.fakes.github_git import route_git
+from tests.fakes.github_pulls import route_pulls
 
 API_VERSION = "2022-11-28"
 
@@ -71,7 +79,7 @@ class Scripted:
     times: int = 1
 
 
-class FakeGitHub:
+class FakeGitHub(PullArranging):
     def __init__(self, *, app_id: str = "1034567", public_key: str,
                  clock: Callable[[], float] = time.time, host: str = "https://api.github.com",
                  app_slug: str = "project38"):
@@ -100,6 +108,7 @@ class FakeGitHub:
         self.hook_deliveries: list[dict[str, Any]] = []
         self.redeliver_to: Callable[[dict[str, str], bytes], Any] | None = None
         self.redelivered: list[str] = []  # GUIDs asked again, in order
+        self._init_pulls()  # reviews, statuses, merges, deleted_refs (github_arrange.py)
 
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self.handle)
@@ -112,9 +121,12 @@ class FakeGitHub:
             self.repos.setdefault(name, Repo(name))
 
     def commit(self, repo: str, files: dict[str, str], *, branch: str = "main") -> str:
-        """Make `files` the whole content of `branch` (git's nested trees, one per folder);
+        """Make `files` the whole content of `branch` (git's nested trees, one per folder) in
+        a commit whose parent is the branch's head (the default branch's for a new branch);
         returns the new commit SHA."""
         r = self.repos[repo]
+        parent = r.branches.get(branch) or (r.branches.get(r.default_branch)
+                                            if branch != r.default_branch else None)
         blobs: dict[str, str] = {}
         for path, text in files.items():
             data = text.encode()
@@ -125,12 +137,13 @@ class FakeGitHub:
         commit_sha = _sha(f"{tree_sha}{len(r.commits)}".encode())
         r.commits[commit_sha] = tree_sha
         r.files[commit_sha] = blobs
+        r.parents[commit_sha] = [parent] if parent else []
         r.branches[branch] = commit_sha
         return commit_sha
 
     def _tree(self, r: Repo, blobs: dict[str, str]) -> str:
         folders: dict[str, dict[str, str]] = {}
-        entries = []
+        entries: list[dict[str, Any]] = []
         for path, sha in sorted(blobs.items()):
             head, sep, rest = path.partition("/")
             if sep:
@@ -156,34 +169,11 @@ class FakeGitHub:
                 flat.extend(self._flatten(r, entry["sha"], prefix + entry["path"] + "/"))
         return flat
 
-    def open_pull(self, repo: str, number: int, *, head: str, base: str = "main") -> None:
-        self.repos[repo].pulls[number] = (head, base)
-        self.repos[repo].pull_states[number] = {"state": "open", "merged": False,
-                                                "merged_at": None}
-
-    def pull_json(self, repo: Repo, number: int) -> dict[str, Any]:
-        head, base = repo.pulls[number]
-        info = repo.pull_info.get(number, {})
-        return {"number": number, "title": info.get("title", f"pull {number}"),
-                "body": info.get("body", ""), "draft": False,
-                "user": {"login": info.get("author", "someone")},
-                "labels": [{"name": n} for n in info.get("labels", [])],
-                "html_url": f"https://github.com/{repo.full_name}/pull/{number}",
-                **repo.pull_states[number],
-                "head": {"ref": head, "sha": repo.branches.get(head),
-                         "repo": {"full_name": repo.full_name}},
-                "base": {"ref": base, "sha": repo.branches.get(base),
-                         "repo": {"full_name": repo.full_name}}}
-
     def open_issue(self, repo: str, number: int, *, title: str, body: str = "",
                    author: str = "dana-ops", association: str = "MEMBER") -> None:
         self.issues.setdefault(repo, []).append({
             "number": number, "state": "open", "title": title, "body": body, "labels": [],
             "user": {"login": author}, "author_association": association})
-
-    def merge_pull(self, repo: str, number: int) -> None:
-        self.repos[repo].pull_states[number] = {"state": "closed", "merged": True,
-                                                "merged_at": "2026-11-21T10:00:00Z"}
 
     def record_delivery(self, event: str, body: bytes, headers: dict[str, str], *,
                         status_code: int, delivered_at: str | None = None,
@@ -395,9 +385,11 @@ class FakeGitHub:
         if method == "GET" and (m := re.fullmatch(r"/pulls/(\d+)/files", rest)):
             if int(m[1]) not in repo.pulls:
                 return _error(404, "Not Found")
-            head, base = repo.pulls[int(m[1])]
-            new = repo.files[repo.branches[head]]
-            old = repo.files[repo.branches[base]]
+            tip = self.pull_head(repo, int(m[1]))
+            onto = repo.branches.get(repo.pulls[int(m[1])][1])
+            since = self.merge_base(repo, tip, onto) if tip and onto else None
+            new = repo.files.get(tip or "", {})
+            old = repo.files.get(since or onto or "", {})
             changed = sorted(p for p in set(new) | set(old) if new.get(p) != old.get(p))
             return httpx.Response(200, json=_page(request, [
                 {"filename": p, "status": "removed" if p not in new else
@@ -409,35 +401,6 @@ class FakeGitHub:
             return httpx.Response(200, json={"sha": m[1], "size": len(data),
                                              "encoding": "base64",
                                              "content": base64.encodebytes(data).decode()})
-        if method == "GET" and (m := re.fullmatch(r"/pulls/(\d+)", rest)):
-            number = int(m[1])
-            if number not in repo.pulls:
-                return _error(404, "Not Found")
-            return httpx.Response(200, json=self.pull_json(repo, number))
-        if method == "GET" and (m := re.fullmatch(r"/commits/([^/]+)/check-runs", rest)):
-            name = request.url.params.get("check_name")
-            runs = [r for r in reversed(self.check_runs) if r["repo"] == repo.full_name
-                    and r["head_sha"] == m[1] and name in (None, r["name"])]
-            if request.url.params.get("filter", "latest") == "latest":
-                newest: dict[str, dict[str, Any]] = {}
-                for run in runs:
-                    newest.setdefault(run["name"], run)
-                runs = list(newest.values())
-            page = _page(request, runs)
-            return httpx.Response(200, json={"total_count": len(runs), "check_runs": page})
-        if method == "POST" and rest == "/check-runs":
-            missing = [f for f in ("name", "head_sha") if f not in body]
-            if missing or ("output" in body and "summary" not in body["output"]):
-                return _error(422, f"Invalid request: missing {missing or ['output.summary']}")
-            run = {"id": next(self._ids), "repo": repo.full_name, **body}
-            self.check_runs.append(run)
-            return httpx.Response(201, json=run)
-        if method == "PATCH" and (m := re.fullmatch(r"/check-runs/(\d+)", rest)):
-            for run in self.check_runs:
-                if run["id"] == int(m[1]):
-                    run.update(body)
-                    return httpx.Response(200, json=run)
-            return _error(404, "Not Found")
         issues = self.issues.setdefault(repo.full_name, [])
         if method == "GET" and rest == "/issues":
             state = request.url.params.get("state", "open")
@@ -509,9 +472,10 @@ class FakeGitHub:
                 return httpx.Response(200, json={**pull, "pull_request": {
                     "url": f"{self.host}/repos/{repo.full_name}/pulls/{m[1]}"}})
             return _error(404, "Not Found")
-        found_git = route_git(self, repo, request, rest, body)
-        if found_git is not None:
-            return found_git
+        for route in (route_git, route_pulls, route_checks):
+            answer = route(self, repo, request, rest, body)
+            if answer is not None:
+                return answer
         if method == "PATCH" and (m := re.fullmatch(r"/issues/(\d+)", rest)):
             for issue in issues:
                 if issue["number"] == int(m[1]):

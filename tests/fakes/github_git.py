@@ -17,6 +17,16 @@ import httpx
 if TYPE_CHECKING:
     from tests.fakes.github import FakeGitHub, Repo
 
+# Fields of a pull request GET /pulls/{n} has that a list (and a review's webhook) lacks: GitHub's
+# "pull-request-simple" shape.
+FULL_ONLY = ("merged", "mergeable", "mergeable_state", "rebaseable", "merged_by", "comments",
+             "review_comments", "maintainer_can_modify", "commits", "additions", "deletions",
+             "changed_files")
+
+
+def simple_pull(pull: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in pull.items() if k not in FULL_ONLY}
+
 
 def _sha(data: bytes) -> str:
     return hashlib.sha1(data).hexdigest()
@@ -77,40 +87,44 @@ def route_git(fake: FakeGitHub, repo: Repo, request: httpx.Request, rest: str,
                                          "message": body["message"],
                                          "parents": [{"sha": p} for p in parents]})
     if method == "POST" and rest == "/git/refs":
-        ref, sha = body.get("ref"), body.get("sha")
-        if not isinstance(ref, str) or not isinstance(sha, str):
+        ref, target = body.get("ref"), body.get("sha")
+        if not isinstance(ref, str) or not isinstance(target, str):
             return _error(422, "Invalid request: \"ref\" and \"sha\" are required.")
         if not ref.startswith("refs/") or ref.count("/") < 2:
             return _error(422, "Reference name must start with 'refs/' and have two slashes")
         branch = ref.removeprefix("refs/heads/")
         if branch in repo.branches:
             return _error(422, "Reference already exists")
-        if sha not in repo.commits:
+        if target not in repo.commits:
             return _error(422, "Object does not exist")
-        repo.branches[branch] = sha
-        return httpx.Response(201, json={"ref": ref, "object": {"sha": sha, "type": "commit"}})
+        repo.branches[branch] = target
+        return httpx.Response(201, json={"ref": ref, "object": {"sha": target, "type": "commit"}})
     if method == "PATCH" and (m := re.fullmatch(r"/git/refs/heads/(.+)", rest)):
-        sha = body.get("sha")
-        if not isinstance(sha, str):
+        new = body.get("sha")
+        if not isinstance(new, str):
             return _error(422, "Invalid request: \"sha\" wasn't supplied.")
         current = repo.branches.get(m[1])
         if current is None:
             return _error(422, "Reference does not exist")
-        if sha not in repo.commits:
+        if new not in repo.commits:
             return _error(422, "Object does not exist")
-        if not body.get("force") and not _ancestor(repo, current, sha):
+        if not body.get("force") and not _ancestor(repo, current, new):
             return _error(422, "Update is not a fast forward")
-        repo.branches[m[1]] = sha
+        repo.branches[m[1]] = new
         return httpx.Response(200, json={"ref": f"refs/heads/{m[1]}",
-                                         "object": {"sha": sha, "type": "commit"}})
+                                         "object": {"sha": new, "type": "commit"}})
     if method == "GET" and rest == "/pulls":
-        head = request.url.params.get("head")
-        state = request.url.params.get("state", "open")
-        found = [fake.pull_json(repo, n) for n in sorted(repo.pulls, reverse=True)
-                 if (head is None or f"{repo.full_name.partition('/')[0]}:"
-                     f"{repo.pulls[n][0]}" == head)
-                 and state in ("all", repo.pull_states[n]["state"])]
-        return httpx.Response(200, json=found)
+        # Newest first (GitHub's default sort, `created` descending), GitHub's "simple" shape
+        # (no mergeability), `head` as `owner:branch`, `base`, paged.
+        params = request.url.params
+        head, base = params.get("head"), params.get("base")
+        state = params.get("state", "open")
+        found = [simple_pull(fake.pull_json(repo, n)) for n in sorted(repo.pulls, reverse=True)
+                 if state in ("all", repo.pull_states[n]["state"])]
+        found = [p for p in found if head in (None, p["head"]["label"])
+                 and base in (None, p["base"]["ref"])]
+        size, page = min(100, int(params.get("per_page", "30"))), int(params.get("page", "1"))
+        return httpx.Response(200, json=found[(page - 1) * size: page * size])
     if method == "POST" and rest == "/pulls":
         return _create_pull(fake, repo, body)
     return None
@@ -163,5 +177,6 @@ def _create_pull(fake: FakeGitHub, repo: Repo, body: dict[str, Any]) -> httpx.Re
     repo.pulls[number] = (branch, base)
     repo.pull_states[number] = {"state": "open", "merged": False, "merged_at": None}
     repo.pull_info[number] = {"title": body.get("title", ""), "body": body.get("body") or "",
-                              "author": f"{fake.app_slug}[bot]"}
+                              "author": f"{fake.app_slug}[bot]", "draft": bool(body.get("draft")),
+                              "created_at": fake.now()}
     return httpx.Response(201, json=fake.pull_json(repo, number))
