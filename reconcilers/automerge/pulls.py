@@ -184,15 +184,17 @@ class Judge:
     def _merged(self) -> tuple[str, str, float | None]:
         pull, seen = self.pull, self.s
         record = seen.attempt if _merged_by(seen.attempt) else \
-            seen.first_attempt if _merged_by(seen.first_attempt) else None
+            seen.first_attempt if _sent(seen.first_attempt) else None
         merge = dict(self.was.get("merge") or {})
         if not merge:
             result = dict(record.result or {}) if record is not None else {}
             merge = {"sha": pull.head_sha, "commit": self.seen.merge_commit,
                      "method": result.get("method") if record else None,
                      "by": "project38" if record is not None else "someone else"}
-        self.now.update(merge=merge, blockers=[])
-        if self.was.get("in_scope") or record is not None:
+        in_scope = bool(self.was.get("in_scope")) or record is not None
+        self.now.update(merge=merge, blockers=[], in_scope=in_scope,
+                        why=self.was.get("why", "") if in_scope else self.now["why"])
+        if in_scope:
             self._show("success", "Merged", f"Merged {short(pull.head_sha)}"
                        + (f" ({merge['method']})" if merge.get("method") else "")
                        + (f" as {short(merge.get('commit'))}." if merge.get("commit") else "."))
@@ -321,6 +323,13 @@ class Judge:
 
     def s_allows(self, current: str, target: str) -> bool:
         return AutoMergePulls.machine.allows(current, target)
+
+
+def _sent(record: ActionRecord | None) -> bool:
+    """The merge of this head was sent to GitHub (its answer may have been lost: a pull
+    request merged at that head was merged by it)."""
+    return record is not None and record.status in ("succeeded", "failed", "running") and \
+        (record.status != "succeeded" or bool((record.result or {}).get("merged")))
 
 
 def _merged_by(record: ActionRecord | None) -> bool:
