@@ -129,6 +129,7 @@ async def test_merge_refused_on_a_stale_head_and_when_github_will_not(
 async def test_update_branch_merges_the_base_into_the_head(app: GitHubApp,
                                                            fake: FakeGitHub) -> None:
     head = a_pull(fake)
+    fake.repos[REPO].up_to_date = True  # branch protection: "require up to date"
     main = fake.push_branch(REPO, "main", {**BASE, "docs/new.md": "new\n"})
     pull = await call(app, "GET", "/pulls/12")
     assert (pull["mergeable"], pull["mergeable_state"]) == (True, "behind")

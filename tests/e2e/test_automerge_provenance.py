@@ -64,6 +64,7 @@ async def test_claude_status_on_a_pull_request_says_what_blocks_it(
 
 
 async def test_an_update_whose_answer_was_lost_is_made_once(merging: Merging) -> None:  # noqa: F811
+    merging.fake.repos[REPO].up_to_date = True
     first = await merging.open()
     merging.fake.commit(REPO, merging.tree({"NEWS.md": "news\n"}))  # main moves: behind
     merging.fake.lose_answer_next("PUT", rf"/repos/{REPO}/pulls/7/update-branch")

@@ -65,6 +65,9 @@ class Repo:
     pull_info: dict[int, dict[str, Any]] = field(default_factory=dict)  # title, body (POSTed)
     messages: dict[str, str] = field(default_factory=dict)  # commit sha -> message
     parents: dict[str, list[str]] = field(default_factory=dict)  # commit sha -> parents
+    # Branch protection's "require branches to be up to date": only then does GitHub say
+    # `behind` (and refuse the merge of a pull request that is).
+    up_to_date: bool = False
 
 
 @dataclass

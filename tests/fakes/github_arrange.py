@@ -229,7 +229,7 @@ class PullArranging:
         mergeable: bool | None = True
         if info.get("draft"):
             computed = "draft"
-        elif head and base and not _ancestor(r, base, head):
+        elif r.up_to_date and head and base and not _ancestor(r, base, head):
             computed = "behind"
         else:
             computed = "clean"

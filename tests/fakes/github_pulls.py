@@ -76,6 +76,8 @@ def _merge(fake: FakeGitHub, repo: Repo, number: int, body: dict[str, Any]) -> h
     mergeable, mergeable_state = fake.mergeability(repo, number)
     if not mergeable or mergeable_state in ("dirty", "blocked"):
         return _error(405, NOT_MERGEABLE)
+    if mergeable_state == "behind":  # branch protection: branches must be up to date
+        return _error(405, "Head branch is not up to date with the base branch")
     made = fake.do_merge(repo, number, method, body.get("commit_title"),
                          body.get("commit_message"))
     fake.merges.append({"repo": repo.full_name, "number": number, "sha": head,
