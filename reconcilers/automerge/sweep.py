@@ -30,7 +30,8 @@ from reconcilers.github.pulls import CHECK_EVENTS
 if TYPE_CHECKING:
     from controller.reconcile.policy import Policy
 
-_COMMIT = re.compile(r"([^/@#\s]+/[^/@#\s]+)@([0-9a-f]{40})")
+_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # SHA-1, or SHA-256 repositories
+_COMMIT = re.compile(r"([^/@#\s]+/[^/@#\s]+)@([0-9a-f]{40}|[0-9a-f]{64})")
 
 
 def commit_keys(event: Event) -> Iterable[str]:
@@ -44,7 +45,8 @@ def commit_keys(event: Event) -> Iterable[str]:
                 or container.get("pull_requests"):
             return ()
         sha = container.get("head_sha")
-    return (f"commit:{repo}@{sha}",) if repo and isinstance(sha, str) else ()
+    return (f"commit:{repo}@{sha}",) if repo and isinstance(sha, str) and _SHA.fullmatch(sha) \
+        else ()
 
 
 @dataclass(frozen=True)
