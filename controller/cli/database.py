@@ -66,8 +66,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             opened, merged = pulls.get("open"), pulls.get("merged")
             print("pull requests:", ", ".join(
                 f"{state} {row['n']}" for state, row in sorted(pulls.items()))
-                + (f"; auto-merge: {opened['in_scope']} open in scope" if opened else "")
-                + (f", {merged['by_us']} merged by project38" if merged else ""))
+                + f"; auto-merge: {opened['in_scope'] if opened else 0} open in scope, "
+                  f"{merged['by_us'] if merged else 0} merged by project38")
         statuses = {r["status"]: r["n"] for r in await store.fetch("statuses_counts")}
         print("objects:", ", ".join(f"{s} {statuses[s]}" for s in STATUSES if s in statuses)
               or "none")

@@ -25,7 +25,15 @@ from tests.fakes.github_events import (
     review_event,
     status_event,
 )
-from tests.helpers import WRITE, WRITE_TOKEN, github_payload, make_settings, wait_until
+from tests.helpers import (
+    WRITE,
+    WRITE_TOKEN,
+    env_for,
+    github_payload,
+    make_settings,
+    p38,
+    wait_until,
+)
 
 BRANCH = "claude/7-add-x"
 CHECK = "p38/automerge"
@@ -161,6 +169,9 @@ async def test_a_green_required_check_merges_the_checked_head_and_deletes_the_br
     listed = await (await merging.gitops.client.get(f"/api/pulls?repo={REPO}&state=merged")
                     ).json()
     assert [p["number"] for p in listed["items"]] == [7]
+    status = p38("status", env=env_for(merging.gitops.store.dsn))
+    assert "pull requests: merged 1; auto-merge: 0 open in scope, 1 merged by project38" \
+        in status.stdout, status.stdout
 
 
 async def test_a_head_pushed_between_the_green_check_and_the_merge_is_not_merged_unchecked(

@@ -6,8 +6,17 @@
 
 Writes the App's private key (PEM) to --key-file, installs the App on the repository (one
 commit on main: README.md), opens the issue, gives the writer write permission, and prints
-the base URL and the App id. `GET /_fake/state` shows the branches, pull requests, comments
-and reactions as JSON, so a trial can see what the controller did.
+the base URL and the App id. `GET /_fake/state` shows the branches, pull requests, comments,
+reactions, check runs and merges as JSON, so a trial can see what the controller did.
+
+Arranging a trial (each answers `{"event": ..., "payload": ...}`, the webhook GitHub would
+send, for the trial to sign and post to the controller):
+
+    POST /_fake/commit  {"files": {...}}                      a commit on main (a push)
+    POST /_fake/pull    {"number": 7, "branch": "claude/7-x",
+                         "files": {...}}                      a branch and its pull request
+    POST /_fake/check   {"number": 7, "name": "test",
+                         "conclusion": "success"}             a check run on its head
 """
 
 from __future__ import annotations
@@ -27,6 +36,9 @@ def app_for(fake: FakeGitHub) -> web.Application:
     async def handle(request: web.Request) -> web.Response:
         if request.path == "/_fake/state":
             return web.json_response(state(fake))
+        if request.path.startswith("/_fake/") and request.method == "POST":
+            return web.json_response(arrange(fake, request.path.removeprefix("/_fake/"),
+                                             await request.json()))
         outgoing = httpx.Request(request.method, str(request.url),
                                  headers=list(request.headers.items()),
                                  content=await request.read())
@@ -40,12 +52,49 @@ def app_for(fake: FakeGitHub) -> web.Application:
     return app
 
 
+def arrange(fake: FakeGitHub, what: str, body: dict[str, Any]) -> dict[str, Any]:
+    from tests.fakes.github_events import check_run_event, pull_request_event
+
+    repo = str(body.get("repo") or next(iter(fake.repos)))
+    installation = next(i for i, repos in fake.installations.items() if repo in repos)
+    r = fake.repos[repo]
+    if what == "commit":
+        before = r.branches.get(r.default_branch, "0" * 40)
+        after = fake.commit(repo, dict(body["files"]))
+        return {"event": "push", "payload": {
+            "ref": f"refs/heads/{r.default_branch}", "before": before, "after": after,
+            "repository": fake.repo_json(repo), "installation": {"id": installation},
+            "sender": {"login": "dana-ops"}, "pusher": {"name": "dana-ops"},
+            "head_commit": {"id": after, "added": sorted(body["files"]), "removed": [],
+                            "modified": []}, "commits": []}}
+    number = int(body["number"])
+    if what == "pull":
+        base = {p: r.blobs[s].decode() for p, s in
+                r.files[r.branches[r.default_branch]].items()}
+        fake.push_branch(repo, str(body["branch"]), {**base, **dict(body["files"])})
+        fake.open_pull(repo, number, head=str(body["branch"]), title=str(
+            body.get("title") or f"Pull request {number}"))
+        event, payload = pull_request_event(fake, repo, number, "opened", installation)
+        return {"event": event, "payload": payload}
+    if what == "check":
+        head = str(fake.pull_json(r, number)["head"]["sha"])
+        run = fake.add_check_run(repo, head, str(body.get("name") or "test"),
+                                 conclusion=str(body.get("conclusion") or "success"))
+        event, payload = check_run_event(fake, repo, run, installation)
+        return {"event": event, "payload": payload}
+    raise web.HTTPNotFound(text=f"no arrangement {what!r}")
+
+
 def state(fake: FakeGitHub) -> dict[str, Any]:
     return {name: {
         "branches": repo.branches,
         "pulls": {n: {**fake.pull_json(repo, n)} for n in repo.pulls},
         "comments": {str(k[1]): v for k, v in fake.comments.items() if k[0] == name},
         "reactions": {str(k[1]): v for k, v in fake.reactions.items() if k[0] == name},
+        "check_runs": [{k: v for k, v in run.items() if not k.startswith("_")}
+                       for run in fake.check_runs if run.get("_repo", name) == name],
+        "merges": [m for m in fake.merges if m["repo"] == name],
+        "deleted_refs": [b for n, b in fake.deleted_refs if n == name],
         "files": {branch: {p: repo.blobs[s].decode(errors="replace")
                            for p, s in repo.files.get(sha, {}).items()}
                   for branch, sha in repo.branches.items()}}
