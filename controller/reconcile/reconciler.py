@@ -68,7 +68,9 @@ class Reconciler:
     `resync`: whether its objects have something to re-read without a hint (a source, a
     provider's state); they are then reconciled every P38_RESYNC_SECONDS at least, and their
     keys that gave up revived. `at_start`: keys hinted when the app starts (an object that
-    exists without any webhook naming it, such as the App's webhook deliveries).
+    exists without any webhook naming it, such as the App's webhook deliveries);
+    `every_key_at_start`: every known key of its kind is hinted when the app starts (what may
+    have changed while it was down, as a repository's open pull requests).
     """
 
     kind: ClassVar[str]
@@ -78,6 +80,7 @@ class Reconciler:
     deadline: ClassVar[float | None] = None
     resync: ClassVar[bool] = False
     at_start: ClassVar[tuple[str, ...]] = ()
+    every_key_at_start: ClassVar[bool] = False
 
     def watches(self) -> Sequence[Watch]:
         return ()

@@ -89,6 +89,10 @@ WHERE key = $1 AND lease_token = $2;
 SELECT state, (lease_expires IS NOT NULL AND lease_expires > now()) AS leased, count(*)::int AS n
 FROM work_queue GROUP BY 1, 2;
 
+-- name: queue_keys_of_kinds
+-- Every known key of these kinds: each has a status once reconciled (hinted at start).
+SELECT key FROM object_status WHERE kind = ANY($1::text[]) ORDER BY key LIMIT 10000;
+
 -- name: queue_list
 SELECT key, kind, state, not_before, wait_kind, attempts, failing_since, dirty, lease_holder,
        lease_expires, last_error, enqueued_at, updated_at,

@@ -4,9 +4,9 @@ and the periodic sweep of a repository's open pull requests (`automerge:owner/re
 A commit status, or a check run from a fork (GitHub lists no pull request on it), names only a
 commit: `Commits` looks up the open pull requests whose recorded head it is and enqueues them.
 `Sweeps` lists a repository's open pull requests whenever its Policy is applied (the Policy
-reconciler enqueues it) and at every resync, and enqueues those whose head branch auto-merge
-may concern, so a delivery the controller missed delays a merge by one resync at most. No I/O
-of its own.
+reconciler enqueues it), at start and at every resync, and enqueues those whose head branch
+auto-merge may concern, so a delivery the controller missed delays a merge by one resync at
+most. No I/O of its own.
 """
 
 from __future__ import annotations
@@ -91,6 +91,7 @@ class Sweeps(Reconciler):
     kind: ClassVar[str] = "automerge"
     owns: ClassVar[frozenset[str]] = frozenset({"pull"})
     resync: ClassVar[bool] = True
+    every_key_at_start: ClassVar[bool] = True
 
     def source(self, key: str) -> str | None:
         return repo_of(key)

@@ -6,7 +6,7 @@ that says why; holds, lost answers and repeated deliveries merge once."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +49,7 @@ def policy(extra: str = "", checks: str = "[test]") -> dict[str, str]:
 class Merging:
     gitops: GitOps
     before: list[Callable[[httpx.Request], None]] = field(default_factory=list)
+    restart: Callable[[], Awaitable[Any]] | None = None  # a new controller on the same fakes
 
     @property
     def fake(self) -> FakeGitHub:
@@ -138,9 +139,13 @@ async def start(aiohttp_client: Any, store: Store, dsn: str, files: dict[str, st
     settings = make_settings(dsn, workers=2, held_recheck=0.2).model_copy(update={
         "providers": ProviderSettings(GITHUB_APP_ID=fake.app_id, GITHUB_APP_PRIVATE_KEY=PRIVATE),
         "manifests": ManifestSettings(P38_RESYNC_SECONDS=resync)})
-    app = create_app(settings, write_token=WRITE_TOKEN, providers=[
-        github.bundle(transport=httpx.MockTransport(handle), sleep=merging.gitops.sleeps)])
-    merging.gitops.client = await aiohttp_client(app, headers=WRITE)
+    async def serve() -> Any:
+        app = create_app(settings, write_token=WRITE_TOKEN, providers=[
+            github.bundle(transport=httpx.MockTransport(handle), sleep=merging.gitops.sleeps)])
+        return await aiohttp_client(app, headers=WRITE)
+
+    merging.gitops.client = await serve()
+    merging.restart = serve
     await merging.gitops.push(files)
     return merging
 

@@ -1,7 +1,8 @@
 """Auto-merge end to end, continued: a `/claude` pull request whose task read an outsider's
 text waits for a writer's approving review whatever `requiredApprovals` says; `/claude status`
 on a pull request answers with the check run's words; the branch update and the branch
-deletion whose answers were lost are made once."""
+deletion whose answers were lost are made once; with no required check named, one must have
+run; what happened while the controller was down is found at start."""
 
 from __future__ import annotations
 
@@ -99,4 +100,18 @@ async def test_a_pull_request_with_no_check_at_all_is_not_merged_on_opening(
     await merging.says(head, f"no check has run on {head[:7]}")
     assert merging.fake.merges == []
     await merging.green(name="build")
+    assert (await merging.merged())["sha"] == head
+
+
+async def test_at_start_the_sweep_finds_what_happened_while_it_was_down(
+        aiohttp_client: Any, store: Store, dsn: str) -> None:
+    """The controller stops; a pull request is opened and its check goes green meanwhile (the
+    deliveries are lost). The next controller sweeps at start and merges it."""
+    merging = await start(aiohttp_client, store, dsn, policy())  # noqa: F811
+    await merging.gitops.client.close()
+    head = merging.fake.push_branch(REPO, BRANCH, merging.tree({"README.md": "X\n"}))
+    merging.fake.open_pull(REPO, 7, head=BRANCH, title="Add X")
+    merging.fake.add_check_run(REPO, head, "test")
+    assert merging.restart is not None
+    merging.gitops.client = await merging.restart()
     assert (await merging.merged())["sha"] == head
