@@ -31,8 +31,8 @@ def default_registry(*, manifests_folder: str = "manifests/") -> dict[str, Recon
     """Every reconciler; `manifests_folder` is the folder holding manifests in each
     repository (P38_MANIFESTS_PATH)."""
     reconcilers: list[Reconciler] = [
-        Repositories(), AutoMergePulls(), Commits(), Issues(), Installations(), Deployments(),
-        Workflows(),
+        Repositories(), AutoMergePulls(manifests_folder=manifests_folder), Commits(), Issues(),
+        Installations(), Deployments(), Workflows(),
         ManifestSources(folder=manifests_folder), PullRequestPlans(),
         Agents(), Runs(), Schedules(), Services(), PolicyObjects(), Redeliveries(),
         CommandIntake(), Tasks(), Sweeps()]

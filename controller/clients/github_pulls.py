@@ -26,36 +26,58 @@ class PullOperations(GitDataOperations):
         return await self._pages(f"/repos/{repo}/pulls", installation_id=installation_id,
                                  max_pages=max_pages, params={"state": "open"})
 
-    async def pull_reviews(self, repo: str, pull_number: int, *,
+    async def commit_pulls(self, repo: str, commit_sha: str, *,
                            installation_id: int) -> list[dict[str, Any]]:
-        """GET /repos/{owner}/{repo}/pulls/{pull_number}/reviews, oldest first."""
-        return await self._pages(f"/repos/{repo}/pulls/{pull_number}/reviews",
-                                 installation_id=installation_id, max_pages=10)
+        """GET /repos/{owner}/{repo}/commits/{commit_sha}/pulls: the pull requests that
+        contain the commit (open ones whose head it is among them)."""
+        found: list[dict[str, Any]] = await self.call(
+            "GET", f"/repos/{repo}/commits/{commit_sha}/pulls", installation_id=installation_id,
+            params={"per_page": "100"})
+        return found
 
-    async def check_runs_latest(self, repo: str, ref: str, *,
-                                installation_id: int) -> list[dict[str, Any]]:
-        """GET /repos/{owner}/{repo}/commits/{ref}/check-runs?filter=latest: the newest run
-        of each name on the commit, every app's (at most 1,000)."""
+    async def pull_reviews(self, repo: str, pull_number: int, *,
+                           installation_id: int) -> tuple[list[dict[str, Any]], bool]:
+        """GET /repos/{owner}/{repo}/pulls/{pull_number}/reviews, oldest first, up to 3,000;
+        and whether that is all of them."""
+        pages = 30
+        found = await self._pages(f"/repos/{repo}/pulls/{pull_number}/reviews",
+                                  installation_id=installation_id, max_pages=pages)
+        return found, len(found) < pages * 100
+
+    async def check_runs_all(self, repo: str, ref: str, *,
+                             installation_id: int) -> tuple[list[dict[str, Any]], bool]:
+        """GET /repos/{owner}/{repo}/commits/{ref}/check-runs?filter=all: every run on the
+        commit, every app's, re-runs included (at most 1,000); and whether that is all."""
         runs: list[dict[str, Any]] = []
+        total = 0
         for page in range(1, 11):
             body = await self.call("GET", f"/repos/{repo}/commits/{ref}/check-runs",
                                    installation_id=installation_id,
-                                   params={"filter": "latest", "per_page": "100",
+                                   params={"filter": "all", "per_page": "100",
                                            "page": str(page)})
             batch = body.get("check_runs") or []
+            total = int(body.get("total_count") or 0)
             runs.extend(batch)
-            if len(batch) < 100:
+            if len(batch) < 100 or len(runs) >= total:
                 break
-        return runs
+        return runs, len(runs) >= total
 
     async def combined_status(self, repo: str, ref: str, *,
-                              installation_id: int) -> dict[str, Any]:
-        """GET /repos/{owner}/{repo}/commits/{ref}/status: the newest status of each
-        context (up to 100)."""
-        result: dict[str, Any] = await self.call(
-            "GET", f"/repos/{repo}/commits/{ref}/status", installation_id=installation_id,
-            params={"per_page": "100"})
-        return result
+                              installation_id: int) -> tuple[list[dict[str, Any]], bool]:
+        """GET /repos/{owner}/{repo}/commits/{ref}/status: the newest status of each context
+        (at most 1,000, 100 a page); and whether that is all of them."""
+        statuses: list[dict[str, Any]] = []
+        total = 0
+        for page in range(1, 11):
+            body = await self.call("GET", f"/repos/{repo}/commits/{ref}/status",
+                                   installation_id=installation_id,
+                                   params={"per_page": "100", "page": str(page)})
+            batch = body.get("statuses") or []
+            total = int(body.get("total_count") or 0)
+            statuses.extend(batch)
+            if len(batch) < 100 or len(statuses) >= total:
+                break
+        return statuses, len(statuses) >= total
 
     async def merge_pull(self, repo: str, pull_number: int, *, installation_id: int, sha: str,
                          merge_method: str, commit_title: str | None = None

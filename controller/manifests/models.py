@@ -250,6 +250,9 @@ class AutoMerge(Strict):
     enabled: bool = Field(True, description="Merge allowed pull requests when checks pass.")
     branches: list[str] = Field(default_factory=lambda: ["claude/*"],
                                 description="Head branch globs that may be merged.")
+    bases: list[str] = Field(default_factory=list,
+                             description="Base branch globs they may be merged into (empty: "
+                                         "the repository's default branch only).")
     method: Literal["merge", "squash", "rebase"] = Field(
         "squash", description="How GitHub merges: squash, merge or rebase.")
     required_checks: list[str] = Field(default_factory=list,

@@ -84,8 +84,9 @@ def runners(github: GitHubApp, store: Store) -> dict[str, ActionRunner]:
     async def find_run(p: CheckRun, external_id: str) -> int | None:
         runs = await github.check_runs_for_ref(p.repo, p.head_sha, check_name=p.name,
                                                installation_id=p.installation_id)
-        for run in runs:
-            if run.get("external_id") == external_id:
+        for run in runs:  # only this App's: another may copy the external id
+            own = str((run.get("app") or {}).get("id")) == str(github.app_id)
+            if own and run.get("external_id") == external_id:
                 return int(run["id"])
         return None
 
@@ -207,8 +208,13 @@ class GitHubReads(github_pulls.PullReadsMixin):
         known = self._permissions.get((repo, login))
         if known is not None and now - known[0] < self.PERMISSION_TTL:
             return known[1]
-        found = await self._github.collaborator_permission(repo, login,
-                                                           installation_id=installation_id)
+        try:
+            found = await self._github.collaborator_permission(repo, login,
+                                                               installation_id=installation_id)
+        except GitHubError as exc:
+            if exc.status != 404:  # 404: not a user (an App's bot), or none GitHub knows
+                raise
+            found = "none"
         if len(self._permissions) > 10_000:
             self._permissions.clear()
         self._permissions[(repo, login)] = (now, found)

@@ -89,7 +89,8 @@ def runners(github: GitHubApp) -> dict[str, ActionRunner]:
             fields["conclusion"] = p.conclusion
         for run in await github.check_runs_for_ref(p.repo, p.head_sha, check_name=CHECK_NAME,
                                                    installation_id=p.installation_id):
-            if run.get("external_id") == p.external_id:
+            own = str((run.get("app") or {}).get("id")) == str(github.app_id)
+            if own and run.get("external_id") == p.external_id:  # (another app's: not ours)
                 await github.update_check_run(p.repo, int(run["id"]),
                                               installation_id=p.installation_id, **fields)
                 return {"check_run_id": int(run["id"])}
@@ -110,21 +111,28 @@ class PullReadsMixin:
     async def open_pulls(self, repo: str, *, installation_id: int) -> list[Mapping[str, Any]]:
         return list(await self._github.open_pulls(repo, installation_id=installation_id))
 
+    async def pulls_of_commit(self, repo: str, sha: str, *,
+                              installation_id: int) -> list[Mapping[str, Any]]:
+        return list(await self._github.commit_pulls(repo, sha,
+                                                    installation_id=installation_id))
+
     async def check_runs(self, repo: str, sha: str, *,
-                         installation_id: int) -> list[Mapping[str, Any]]:
-        return list(await self._github.check_runs_latest(repo, sha,
-                                                         installation_id=installation_id))
+                         installation_id: int) -> tuple[list[Mapping[str, Any]], bool]:
+        runs, complete = await self._github.check_runs_all(repo, sha,
+                                                           installation_id=installation_id)
+        return list(runs), complete
 
     async def statuses(self, repo: str, sha: str, *,
-                       installation_id: int) -> list[Mapping[str, Any]]:
-        combined = await self._github.combined_status(repo, sha,
-                                                      installation_id=installation_id)
-        return list(combined.get("statuses") or [])
+                       installation_id: int) -> tuple[list[Mapping[str, Any]], bool]:
+        found, complete = await self._github.combined_status(repo, sha,
+                                                             installation_id=installation_id)
+        return list(found), complete
 
     async def reviews(self, repo: str, number: int, *,
-                      installation_id: int) -> list[Mapping[str, Any]]:
-        return list(await self._github.pull_reviews(repo, number,
-                                                    installation_id=installation_id))
+                      installation_id: int) -> tuple[list[Mapping[str, Any]], bool]:
+        found, complete = await self._github.pull_reviews(repo, number,
+                                                          installation_id=installation_id)
+        return list(found), complete
 
     async def paths(self, repo: str, number: int, *,
                     installation_id: int) -> tuple[list[str], bool]:

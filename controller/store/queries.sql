@@ -621,10 +621,13 @@ SELECT * FROM claude_tasks WHERE repo = $1 AND comment_id = $2;
 SELECT * FROM claude_tasks WHERE repo = $1 AND issue = $2 ORDER BY id DESC LIMIT $3;
 
 -- name: claude_tasks_of_pull
--- The tasks that made pull request $2 or worked on it (a follow-up on the pull request).
+-- The tasks that made pull request $2 or worked on it (a follow-up on the pull request), but
+-- those refused or only recorded (they did nothing); those that read untrusted text first, so
+-- no number of others hides one.
 SELECT * FROM claude_tasks
 WHERE repo = $1 AND (pull_number = $2 OR (on_pull AND issue = $2))
-ORDER BY id DESC LIMIT 50;
+  AND state NOT IN ('REFUSED', 'DRY_RUN')
+ORDER BY cardinality(untrusted_input) > 0 DESC, id DESC LIMIT 50;
 
 -- name: claude_tasks_list
 -- Newest first, below id $1 (NULL: from the newest), of state $2 and repository $3 when given.

@@ -2,16 +2,19 @@
 one judgement behind the `p38/automerge` check run, `/claude status` on a pull request and
 `/api/pulls` (issue 21). Pure: facts read from GitHub in, a `Judgement` out.
 
-The conditions, in the order they are told: the Policy's `autoMerge` is on; the pull request
-is open; its head branch matches `branches`; it is not from a fork (unless `allowForks`); not a
-draft; no `blockingLabels`; every `requiredChecks` check completed successfully on the CURRENT
-head SHA (an older head's green never counts; with none named, every check on the head, and at
-least one); no writer's "changes requested" outstanding;
-enough writers' approvals (`requiredApprovals`, and at least one when the change touches
-`protectedPaths` or its `/claude` task read text by someone without write permission, under
-`untrustedInput: review`); GitHub says it can be merged (`mergeable` null is GitHub still
-computing: a wait, never a guess) and it is not behind its base (then it is updated, when
-`updateBranch`, and its new head's checks are waited for).
+In scope: the Policy's `autoMerge` is on; the pull request is open; its head branch matches
+`branches` and its base `bases` (the default branch when none is named). Then the conditions,
+in the order they are told: not from a fork (unless `allowForks`); not a draft; no
+`blockingLabels` (in any case); everything GitHub listed was read; every `requiredChecks`
+check on the CURRENT head SHA passed, every report of that name (an older head's green never
+counts; another app's or a commit status's success never hides a failure or a check still
+running; with none named, every check on the head, and at least one); no writer's "changes
+requested" outstanding; enough writers' approvals given on this head (`requiredApprovals`,
+and at least one when the change touches `protectedPaths` or its `/claude` task read text by
+someone without write permission, under `untrustedInput: review`); GitHub says it can be
+merged (`mergeable` null is GitHub still computing: a wait, never a guess) and it is not behind
+its base (then it is updated, when `updateBranch` and nothing else blocks, and its new head's
+checks are waited for). Names others chose are quoted so they cannot speak in the App's words.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ class Review:
     login: str
     state: str  # APPROVED, CHANGES_REQUESTED, COMMENTED, DISMISSED
     writer: bool  # has write permission on the repository
+    commit: str | None = None  # the head it was given on (an approval counts for that head)
 
 
 @dataclass(frozen=True)
@@ -57,8 +61,10 @@ class PullFacts:
     labels: tuple[str, ...] = ()
     mergeable: bool | None = None
     mergeable_state: str = "unknown"  # clean, behind, dirty, blocked, unstable, ...
-    files: tuple[str, ...] = ()  # the paths it changes
+    files: tuple[str, ...] = ()  # the paths it changes (those worth judging)
     untrusted: bool = False  # its /claude task read text by someone without write permission
+    default_branch: str | None = None  # the repository's (the base when `bases` is empty)
+    unread: tuple[str, ...] = ()  # what GitHub listed only in part (checks, reviews)
 
 
 @dataclass(frozen=True)
@@ -88,23 +94,26 @@ def judge(pull: PullFacts, checks: Sequence[Check], reviews: Sequence[Review],
     if pull.merged or pull.state != "open":
         return Judgement(False, "merged" if pull.merged else f"{pull.state}")
     if not any(matches(pull.head_ref, glob) for glob in policy.branches):
-        return Judgement(False, f"{pull.head_ref} matches none of autoMerge.branches "
+        return Judgement(False, f"{quoted(pull.head_ref)} matches none of autoMerge.branches "
                                 f"({', '.join(policy.branches) or 'none'})")
+    bases = policy.bases or ([pull.default_branch] if pull.default_branch else [])
+    if not any(matches(pull.base_ref, glob) for glob in bases):
+        return Judgement(False, f"its base {quoted(pull.base_ref)} matches none of "
+                                f"autoMerge.bases ({', '.join(bases) or 'the default branch'})")
     short = pull.head_sha[:7]
     blockers: list[str] = []
     if pull.fork and not policy.allow_forks:
         blockers.append("from a fork (autoMerge.allowForks is false)")
     if pull.draft:
         blockers.append("draft")
-    blockers += [f"label `{label}`" for label in pull.labels if label in policy.blocking_labels]
+    blocking = {label.casefold() for label in policy.blocking_labels}
+    blockers += [f"label `{quoted(label)}`" for label in pull.labels
+                 if label.casefold() in blocking]
+    blockers += [f"not all {what} could be read (GitHub listed part of them)"
+                 for what in pull.unread]
     for name in policy.required_checks:
-        found = _newest(checks, name, pull.head_sha)
-        if found is None:
-            blockers.append(f"check `{name}` has not run on {short}")
-        elif found.status != "completed":
-            blockers.append(f"check `{name}` is {found.status.replace('_', ' ')} on {short}")
-        elif (found.conclusion or "") not in PASSING:
-            blockers.append(f"check `{name}` {found.conclusion or 'failed'} on {short}")
+        blockers += _unmet(name, [c for c in checks if c.name == name
+                                  and c.head_sha == pull.head_sha], short, required=True)
     if not policy.required_checks:
         blockers += _every_check(checks, pull.head_sha, short)
     newest = _newest_reviews(reviews)
@@ -112,54 +121,71 @@ def judge(pull: PullFacts, checks: Sequence[Check], reviews: Sequence[Review],
                  if r.writer and r.state == "CHANGES_REQUESTED"]
     reasons = _reasons_for_review(pull, policy)
     needed = max(policy.required_approvals, 1 if reasons else 0)
-    given = sum(1 for r in newest if r.writer and r.state == "APPROVED")
+    given = sum(1 for r in newest if r.writer and r.state == "APPROVED"
+                and r.commit == pull.head_sha)
     if given < needed:
         because = f" ({'; '.join(reasons)})" if reasons else ""
-        blockers.append(f"{needed - given} approving review(s) by a writer needed{because}")
-    behind = False
+        blockers.append(f"{needed - given} approving review(s) by a writer needed on "
+                        f"{short}{because}")
+    behind = recheck = False
     if pull.mergeable is None:
+        recheck = not blockers  # anything else blocking: its delivery will come first
         blockers.append("GitHub is still computing whether it can be merged")
     elif pull.mergeable_state == "behind":
-        behind = policy.update_branch
-        blockers.append(f"behind {pull.base_ref}: " + ("the branch is updated, then its new "
-                                                       "head's checks are waited for"
-                                                       if behind else
-                                                       "autoMerge.updateBranch is false"))
+        behind = policy.update_branch and not blockers  # updated once nothing else blocks
+        blockers.append(f"behind {quoted(pull.base_ref)}: " + (
+            "the branch is updated, then its new head's checks are waited for" if behind
+            else "it is updated once nothing else blocks" if policy.update_branch
+            else "autoMerge.updateBranch is false"))
     elif not pull.mergeable or pull.mergeable_state == "dirty":
         blockers.append(f"GitHub cannot merge it ({pull.mergeable_state}: conflicts with "
-                        f"{pull.base_ref}?)")
+                        f"{quoted(pull.base_ref)}?)")
     elif pull.mergeable_state == "blocked" and not blockers:
         blockers.append("GitHub's branch protection blocks it (a rule the Policy does not "
                         "name: required reviews, checks or a merge queue)")
-    return Judgement(True, blockers=tuple(blockers), recheck=pull.mergeable is None,
+    return Judgement(True, blockers=tuple(blockers), recheck=recheck,
                      behind=behind, approvals_needed=needed,
                      reasons_for_review=tuple(reasons))
 
 
-def _newest(checks: Sequence[Check], name: str, head_sha: str) -> Check | None:
-    """The last check of that name on that commit (a re-run replaces an earlier one)."""
-    found = [c for c in checks if c.name == name and c.head_sha == head_sha]
-    return found[-1] if found else None
+def quoted(text: str) -> str:
+    """A name someone else chose (a check, a label, a branch), safe inside the App's own words:
+    no backticks or line breaks to leave its code span, no `@` that would mention someone,
+    at most 80 characters."""
+    clean = "".join(c if c.isprintable() else " " for c in text).replace("`", "'")
+    clean = clean.replace("@", "@\u2060")  # a word joiner: no mention
+    return clean if len(clean) <= 80 else clean[:79] + "…"
+
+
+def _unmet(name: str, found: Sequence[Check], short: str, *, required: bool) -> list[str]:
+    """Every check of that name on the head must have passed: a re-run replaces an earlier
+    run of the same app (GitHub lists the latest), but another app's or a commit status's
+    success never hides a failure or a check still running."""
+    shown = quoted(name)
+    if not found:
+        return [f"check `{shown}` has not run on {short}"] if required else []
+    running = [c for c in found if c.status != "completed"]
+    if running:
+        return [f"check `{shown}` is {running[-1].status.replace('_', ' ')} on {short}"]
+    failed = [c for c in found if (c.conclusion or "") not in PASSING]
+    if failed:
+        return [f"check `{shown}` {failed[-1].conclusion or 'failed'} on {short}"]
+    return []
 
 
 def _every_check(checks: Sequence[Check], head_sha: str, short: str) -> list[str]:
     """With no `requiredChecks` named, every check reported on the head must pass, and at
     least one must have run: a head no CI has seen yet (checks start seconds after a push) is
     never merged."""
-    on_head: dict[str, Check] = {}
+    on_head: dict[str, list[Check]] = {}
     for check in checks:
         if check.head_sha == head_sha:
-            on_head[check.name] = check
+            on_head.setdefault(check.name, []).append(check)
     if not on_head:
         return [f"no check has run on {short} (autoMerge.requiredChecks names none, so at "
                 "least one must pass)"]
-    found = []
-    for name, check in on_head.items():
-        if check.status != "completed":
-            found.append(f"check `{name}` is {check.status.replace('_', ' ')} on {short}")
-        elif (check.conclusion or "") not in PASSING:
-            found.append(f"check `{name}` {check.conclusion or 'failed'} on {short}")
-    return found
+    return [b for name, found in on_head.items()
+            for b in _unmet(name, found, short, required=False)]
 
 
 def _newest_reviews(reviews: Sequence[Review]) -> list[Review]:
@@ -184,5 +210,5 @@ def _reasons_for_review(pull: PullFacts, policy: AutoMerge) -> list[str]:
                if any(matches(path, glob) for glob in policy.protected_paths)]
     if touched:
         more = f" and {len(touched) - 1} more" if len(touched) > 1 else ""
-        reasons.append(f"it changes {touched[0]}{more} (autoMerge.protectedPaths)")
+        reasons.append(f"it changes {quoted(touched[0])}{more} (autoMerge.protectedPaths)")
     return reasons

@@ -84,6 +84,9 @@ class PullSnapshot(TrackedSnapshot):
 class AutoMergePulls(PullRequests):
     owns: ClassVar[frozenset[str]] = frozenset()
 
+    def __init__(self, *, manifests_folder: str = "manifests/") -> None:
+        self.folder = manifests_folder  # always protected: the Policy itself lives there
+
     def watches(self) -> Sequence[Watch]:
         return (Watch("github", PULL_EVENTS, pull_keys),
                 Watch("github", frozenset(CHECK_EVENTS), check_keys),
@@ -115,8 +118,9 @@ class AutoMergePulls(PullRequests):
             return PullSnapshot(**base, unseen="no GitHub App installation is known for "
                                                 f"{repo}")
         paths = dict(automerge.get("paths") or {})
+        globs = read_facts.protected_globs(spec, self.folder)
         try:
-            seen = await read_facts.read(ctx, repo, int(n), installation, spec, paths)
+            seen = await read_facts.read(ctx, repo, int(n), installation, globs, paths)
         except NotConfigured as exc:
             return PullSnapshot(**base, unseen=str(exc), installation=installation)
         attempt = automerge.get("attempt") or {}
@@ -136,27 +140,33 @@ class AutoMergePulls(PullRequests):
                 return Plan("NotJudged", f"auto-merge could not read it: {unseen}",
                             status="Blocked")
             return plan
-        return Judge(snapshot, policy).plan()
+        return Judge(snapshot, policy, self.folder).plan()
 
 
-def merge_key(repo: str, number: int, sha: str, facts: str | None = None) -> str:
-    """The merge of one head (a later attempt on it, after a refusal, names its facts)."""
-    return f"github.merge:{repo}#{number}@{sha}" + (f":{facts[:12]}" if facts else "")
+MAX_TRIES = 5  # merges GitHub refused on one head before it waits for a person
+
+
+def merge_key(repo: str, number: int, sha: str, tries: int = 0) -> str:
+    """The merge of one head (a later attempt on it, after a refusal, is numbered)."""
+    return f"github.merge:{repo}#{number}@{sha}" + (f":{tries + 1}" if tries else "")
 
 
 class Judge:
     """One decision on a pull request GitHub was read for (a helper of `decide`: pure)."""
 
-    def __init__(self, snapshot: PullSnapshot, policy: Policy) -> None:
+    def __init__(self, snapshot: PullSnapshot, policy: Policy, folder: str) -> None:
         assert snapshot.seen is not None and snapshot.installation is not None
         self.s, self.seen, self.pull = snapshot, snapshot.seen, snapshot.seen.pull
-        self.policy, self.spec = policy, policy.spec.auto_merge
+        self.policy = policy
+        self.globs = read_facts.protected_globs(policy.spec.auto_merge, folder)
+        self.spec = policy.spec.auto_merge.model_copy(update={"protected_paths": self.globs})
         self.installation = snapshot.installation
         current = snapshot.current
         self.before: dict[str, Any] = dict(current.data) if current else {}
         self.was: dict[str, Any] = dict(self.before.get("automerge") or {})
         self.now: dict[str, Any] = {k: v for k, v in self.was.items()
-                                    if k in ("check", "attempt", "update", "merge", "deleted")}
+                                    if k in ("check", "attempt", "tries", "update", "merge",
+                                             "deleted")}
         self.actions: list[Action] = []
 
     def plan(self) -> Plan:
@@ -166,8 +176,10 @@ class Judge:
         else:
             judged = judge(pull, self.seen.checks, self.seen.reviews, self.spec)
         self.now.update(in_scope=judged.in_scope, why=judged.why, head=pull.head_sha,
-                        paths={"head": pull.head_sha, "globs": read_facts.globs_of(self.spec),
-                               "paths": list(pull.files)})
+                        paths={"head": pull.head_sha, "base": self.seen.base_sha,
+                               "globs": list(self.seen.globs), "paths": list(pull.files)})
+        if (self.now.get("tries") or {}).get("sha") != pull.head_sha:
+            self.now.pop("tries", None)  # a new head: its merges are counted afresh
         if pull.merged:
             decision, reason, wait = self._merged()
         elif pull.state != "open":
@@ -225,14 +237,23 @@ class Judge:
     def _in_scope(self, judged: Judgement) -> tuple[str, str, float | None]:
         pull, policy = self.pull, self.policy
         blockers = list(judged.blockers)
+        recheck = judged.recheck
+        if list(self.seen.globs) != self.globs:  # the Policy changed between read and judge
+            blockers.append("the Policy changed while it was read: looked at again")
+            recheck = True
+        pending = self._merged_not_seen()
+        if pending:
+            blockers.append(pending)
+            recheck = True
         refused = self._refused()
         if refused and not blockers:
-            blockers.append(f"GitHub refused the merge of {short(pull.head_sha)}: {refused} "
-                            "(tried again when something changes)")
+            blockers.append(refused)
         update_refused = self._update_refused()
         if update_refused and judged.behind:
             blockers.append(f"GitHub refused to update the branch: {update_refused}")
         self.now.update(blockers=blockers, done=False)
+        rechecks = int(self.was.get("rechecks") or 0) + 1 if recheck else 0
+        self.now["rechecks"] = rechecks
         if not blockers:
             return self._merge()
         summary = blockers_markdown(blockers)
@@ -243,18 +264,18 @@ class Judge:
             self.actions.append(params.action(key, description=f"update {pull.head_ref} with "
                                                                f"{pull.base_ref}"))
             self.now["update"] = {"key": key, "sha": pull.head_sha}
-        waiting = len(blockers)
-        self._show(None, f"Waiting: {waiting} condition(s) unmet", summary)
-        wait = RECHECK_SECONDS if judged.recheck else SAFETY_SECONDS
+        self._show(None, f"Waiting: {len(blockers)} condition(s) unmet", summary)
+        # GitHub computing sends no delivery when done: looked at again, less and less often.
+        wait = min(SAFETY_SECONDS, RECHECK_SECONDS * 2 ** (rechecks - 1)) if recheck \
+            else SAFETY_SECONDS
         if policy.killswitch:
             blockers.append(f"the killswitch is on ({policy.killswitch_by})")
         return "Waiting", "; ".join(blockers), wait
 
     def _merge(self) -> tuple[str, str, float | None]:
         pull = self.pull
-        fingerprint = self.seen.fingerprint()
-        tried = self.s.first_attempt is not None and self.s.first_attempt.status == "succeeded"
-        key = merge_key(pull.repo, pull.number, pull.head_sha, fingerprint if tried else None)
+        tries = dict(self.now.get("tries") or {"sha": pull.head_sha, "n": 0})
+        key = merge_key(pull.repo, pull.number, pull.head_sha, int(tries["n"]))
         params = MergePull(repo=pull.repo, installation_id=self.installation, number=pull.number,
                            sha=pull.head_sha, method=self.spec.method,
                            title=merge_title(self._title(), pull.number))
@@ -265,20 +286,39 @@ class Judge:
         self.actions.append(params.action(key, description=f"merge #{pull.number} at "
                                                            f"{short(pull.head_sha)} "
                                                            f"({self.spec.method})"))
-        self.now["attempt"] = {"key": key, "sha": pull.head_sha, "facts": fingerprint}
+        self.now["attempt"] = {"key": key, "sha": pull.head_sha,
+                               "facts": self.seen.fingerprint()}
+        self.now["tries"] = {"sha": pull.head_sha, "n": int(tries["n"]) + 1}
         return "Merging", f"every condition holds on {short(pull.head_sha)}", 0.0
 
     # --- helpers ----------------------------------------------------------------------------
 
     def _refused(self) -> str | None:
-        """Why GitHub refused the last merge, when nothing it was judged on changed since."""
+        """Why GitHub refused the last merge of this head, while nothing it was judged on has
+        changed since (any change forgets it: the merge is tried again), or once it refused
+        MAX_TRIES merges of this head."""
         attempt, record = self.was.get("attempt") or {}, self.s.attempt
         if record is None or record.status != "succeeded" or (record.result or {}).get("merged"):
             return None
-        if attempt.get("sha") != self.pull.head_sha or \
-                attempt.get("facts") != self.seen.fingerprint():
+        if attempt.get("sha") != self.pull.head_sha:
             return None
-        return str((record.result or {}).get("refused") or "refused")
+        why = str((record.result or {}).get("refused") or "refused")
+        if int((self.now.get("tries") or {}).get("n") or 0) >= MAX_TRIES:
+            return (f"GitHub refused the merge of {short(self.pull.head_sha)} {MAX_TRIES} "
+                    f"times, last: {why} (a new head, or a person, is needed)")
+        if attempt.get("facts") != self.seen.fingerprint():
+            self.now.pop("attempt", None)  # forgotten: what it was refused on has changed
+            return None
+        return (f"GitHub refused the merge of {short(self.pull.head_sha)}: {why} (tried "
+                "again when something changes)")
+
+    def _merged_not_seen(self) -> str | None:
+        """The merge of this head succeeded, yet GitHub still reads it open (a replica behind):
+        never a second merge; look again."""
+        attempt, record = self.was.get("attempt") or {}, self.s.attempt
+        if attempt.get("sha") == self.pull.head_sha and _merged_by(record):
+            return f"merged at {short(self.pull.head_sha)}; GitHub does not say so yet"
+        return None
 
     def _update_refused(self) -> str | None:
         update, record = self.was.get("update") or {}, self.s.update
@@ -294,13 +334,15 @@ class Judge:
         params, digest = check_action(pull.repo, self.installation, pull.number,
                                       pull.head_sha, conclusion=conclusion, title=title,
                                       summary=summary)
-        shown = {"sha": pull.head_sha, "digest": digest}
-        if self.was.get("check") == shown:
+        was = dict(self.was.get("check") or {})
+        if (was.get("sha"), was.get("digest")) == (pull.head_sha, digest):
             return
+        n = int(was.get("n") or 0) + 1  # each write its own key: words may come back
         self.actions.insert(0, params.action(
-            f"github.automerge-check:{pull.repo}#{pull.number}@{pull.head_sha}:{digest[:16]}",
+            f"github.automerge-check:{pull.repo}#{pull.number}@{pull.head_sha}:{n}:"
+            f"{digest[:12]}",
             description=describe_check(params)))
-        self.now["check"] = shown
+        self.now["check"] = {"sha": pull.head_sha, "digest": digest, "n": n}
 
     def _title(self) -> str:
         return self.seen.title or str(self.before.get("title")

@@ -2,7 +2,9 @@
 and the periodic sweep of a repository's open pull requests (`automerge:owner/repo`).
 
 A commit status, or a check run from a fork (GitHub lists no pull request on it), names only a
-commit: `Commits` looks up the open pull requests whose recorded head it is and enqueues them.
+commit: `Commits` looks up the open pull requests whose recorded head it is (else, when a
+Policy turns auto-merge on, asks GitHub which open pull requests have it as their head) and
+enqueues them.
 `Sweeps` lists a repository's open pull requests whenever its Policy is applied (the Policy
 reconciler enqueues it), at start and at every resync, and enqueues those whose head branch
 auto-merge may concern, so a delivery the controller missed delays a merge by one resync at
@@ -69,7 +71,25 @@ class Commits(Reconciler):
         match = _COMMIT.fullmatch(key_name(key))
         if match is None:
             return CommitSnapshot(key, ())
-        return CommitSnapshot(key, tuple(await ctx.pulls_with_head(match[1], match[2])))
+        repo, sha = match[1], match[2]
+        known = await ctx.pulls_with_head(repo, sha)
+        if known:
+            return CommitSnapshot(key, tuple(known))
+        # None recorded with that head (its first look may not have settled yet): ask GitHub,
+        # when a Policy could put one in scope.
+        spec = await read_facts.governing(ctx, repo)
+        found = await ctx.recent_payloads(key, 1)
+        installation = dig(found[0].payload, "installation", "id") if found else None
+        if spec is None or not spec.enabled or not isinstance(installation, int):
+            return CommitSnapshot(key, ())
+        try:
+            pulls = await ctx.reads(read_facts.PULLS).pulls_of_commit(
+                repo, sha, installation_id=installation)
+        except NotConfigured:
+            return CommitSnapshot(key, ())
+        return CommitSnapshot(key, tuple(
+            f"{repo}#{p['number']}" for p in pulls if isinstance(p.get("number"), int)
+            and p.get("state") == "open" and dig(p, "head", "sha") == sha))
 
     def decide(self, snapshot: CommitSnapshot, policy: Policy) -> Plan:
         pulls = tuple(f"pull:{name}" for name in snapshot.pulls)

@@ -13,8 +13,9 @@ from controller.reconcile.plan import Resource
 from controller.reconcile.policy import Policy
 from reconcilers.automerge.actions import CHECK_NAME
 from reconcilers.automerge.conditions import Check, PullFacts, Review
-from reconcilers.automerge.facts import Seen
+from reconcilers.automerge.facts import Seen, protected_globs
 from reconcilers.automerge.pulls import (
+    MAX_TRIES,
     RECHECK_SECONDS,
     SAFETY_SECONDS,
     AutoMergePulls,
@@ -27,8 +28,11 @@ KEY = f"pull:{REPO}#7"
 SPEC = PolicySpec(auto_merge=AutoMerge(required_checks=["test"]))
 POLICY = Policy(spec=SPEC, governed_by=f"Policy/default in {REPO}")
 PULL = PullFacts(repo=REPO, number=7, state="open", head_ref="claude/7-x", head_sha=HEAD,
-                 base_ref="main", mergeable=True, mergeable_state="clean")
-GREEN = Seen(PULL, title="Add X", checks=(Check("test", HEAD, "completed", "success"),))
+                 base_ref="main", mergeable=True, mergeable_state="clean",
+                 default_branch="main")
+GLOBS = tuple(protected_globs(SPEC.auto_merge, "manifests/"))
+GREEN = Seen(PULL, title="Add X", globs=GLOBS,
+             checks=(Check("test", HEAD, "completed", "success"),))
 RECONCILER = AutoMergePulls()
 
 
@@ -105,11 +109,68 @@ def test_a_refused_merge_is_tried_again_only_when_something_changed() -> None:
     assert "github.merge" not in kinds(plan) and plan.requeue_after == SAFETY_SECONDS
     assert "GitHub refused the merge of aaaaaaa: GitHub answered 405" in plan.reason
     # A new approval changes what it was judged on: one more try, under a key of its own.
-    approved = replace(GREEN, reviews=(Review("dana", "APPROVED", writer=True),))
+    approved = replace(GREEN, reviews=(Review("dana", "APPROVED", writer=True, commit=HEAD),))
     plan = RECONCILER.decide(snapshot(approved, data=data, attempt=refused,
                                       first_attempt=refused), POLICY)
     [merge] = [a for a in plan.actions if a.kind == "github.merge"]
-    assert merge.idempotency_key == merge_key(REPO, 7, HEAD, approved.fingerprint())
+    assert merge.idempotency_key == merge_key(REPO, 7, HEAD, 1)
+
+
+def test_a_refusal_is_forgotten_once_anything_changed_even_if_it_changes_back() -> None:
+    """Made a draft during the merge (405), then ready again: the facts are as they were when
+    GitHub refused, but the refusal was about the draft: merged on the next look."""
+    first = RECONCILER.decide(snapshot(GREEN), POLICY)
+    assert first.transition is not None
+    refused = record(merge_key(REPO, 7, HEAD), {"merged": False, "refused": "still a draft"})
+    draft = replace(GREEN, pull=replace(PULL, draft=True))
+    middle = RECONCILER.decide(snapshot(draft, data=dict(first.transition.data),
+                                        attempt=refused), POLICY)
+    assert middle.transition is not None and "github.merge" not in kinds(middle)
+    again = RECONCILER.decide(snapshot(GREEN, data=dict(middle.transition.data)), POLICY)
+    assert [a.idempotency_key for a in again.actions if a.kind == "github.merge"] == [
+        merge_key(REPO, 7, HEAD, 1)]
+
+
+def test_a_head_github_keeps_refusing_waits_for_a_person_after_five_tries() -> None:
+    data: dict[str, Any] = {}
+    seen = GREEN
+    for n in range(MAX_TRIES):
+        plan = RECONCILER.decide(snapshot(seen, data=data or None, attempt=record(
+            merge_key(REPO, 7, HEAD, n - 1) if n else "none", {"merged": False,
+                                                               "refused": "405"})
+            if n else None), POLICY)
+        assert [a.idempotency_key for a in plan.actions if a.kind == "github.merge"] == [
+            merge_key(REPO, 7, HEAD, n)]
+        assert plan.transition is not None
+        data = dict(plan.transition.data)
+        seen = replace(seen, reviews=(Review(f"r{n}", "COMMENTED", writer=False),))
+    last = record(merge_key(REPO, 7, HEAD, MAX_TRIES - 1), {"merged": False, "refused": "405"})
+    plan = RECONCILER.decide(snapshot(replace(seen, title="changed"), data=data,
+                                      attempt=last), POLICY)
+    assert "github.merge" not in kinds(plan)
+    assert f"GitHub refused the merge of aaaaaaa {MAX_TRIES} times" in plan.reason
+
+
+def test_a_merge_made_but_not_yet_seen_is_never_sent_again() -> None:
+    first = RECONCILER.decide(snapshot(GREEN), POLICY)
+    assert first.transition is not None
+    done = record(merge_key(REPO, 7, HEAD), {"merged": True, "commit": "c" * 40})
+    plan = RECONCILER.decide(snapshot(GREEN, data=dict(first.transition.data), attempt=done),
+                             POLICY)
+    assert "github.merge" not in kinds(plan) and plan.requeue_after == RECHECK_SECONDS
+    assert "GitHub does not say so yet" in plan.reason
+
+
+def test_a_check_run_whose_words_come_back_is_written_again() -> None:
+    held = replace(GREEN, pull=replace(PULL, labels=("hold",)))
+    a = RECONCILER.decide(snapshot(held), POLICY)
+    assert a.transition is not None
+    b = RECONCILER.decide(snapshot(replace(held, checks=()), data=dict(a.transition.data)),
+                          POLICY)
+    assert b.transition is not None
+    back = RECONCILER.decide(snapshot(held, data=dict(b.transition.data)), POLICY)
+    keys = [p.actions[0].idempotency_key for p in (a, b, back)]
+    assert len(set(keys)) == 3 and a.actions[0].params == back.actions[0].params
 
 
 def test_merged_by_us_completes_the_check_and_deletes_the_branch() -> None:
@@ -117,7 +178,8 @@ def test_merged_by_us_completes_the_check_and_deletes_the_branch() -> None:
     assert first.transition is not None
     done = record(merge_key(REPO, 7, HEAD), {"merged": True, "commit": "c" * 40,
                                             "method": "squash", "by_us": True})
-    merged = Seen(replace(PULL, state="closed", merged=True), merge_commit="c" * 40)
+    merged = Seen(replace(PULL, state="closed", merged=True), merge_commit="c" * 40,
+                  globs=GLOBS)
     plan = RECONCILER.decide(snapshot(merged, data=dict(first.transition.data), attempt=done,
                                       first_attempt=done), POLICY)
     assert plan.decision == "Merged"

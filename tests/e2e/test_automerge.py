@@ -210,8 +210,8 @@ async def test_a_head_pushed_between_the_green_check_and_the_merge_is_not_merged
     ("changes", "changes requested by @lee"),
     ("draft", "draft"),
     ("fork", "from a fork (autoMerge.allowForks is false)"),
-    ("protected", "1 approving review(s) by a writer needed (it changes "
-                  ".github/workflows/ci.yml (autoMerge.protectedPaths))"),
+    ("protected", "needed on (it changes .github/workflows/ci.yml "
+                  "(autoMerge.protectedPaths))"),
     ("dirty", "GitHub cannot merge it (dirty"),
 ])
 async def test_each_unmet_condition_is_named_and_nothing_is_merged(
@@ -235,6 +235,7 @@ async def test_each_unmet_condition_is_named_and_nothing_is_merged(
     if arrange == "dirty":
         fake.set_pull(REPO, 7, mergeable=False, mergeable_state="dirty")
     await merging.green(conclusion="failure" if arrange == "failed" else "success")
+    words = words.replace("needed on", f"1 approving review(s) by a writer needed on {head[:7]}")
     run = await merging.says(head, words)
     assert run["status"] == "in_progress"
     await merging.blocked_by(words)

@@ -15,7 +15,7 @@ from tests.e2e.test_claude_tasks import ended, pulls
 from tests.e2e.test_commands import comment, send
 from tests.e2e.test_gitops import INSTALLATION, REPO, GitOps
 from tests.fakes.anthropic import FakeAnthropic, use
-from tests.fakes.github_events import pull_request_event, review_event
+from tests.fakes.github_events import pull_request_event, review_event, status_event
 from tests.helpers import wait_until
 
 
@@ -37,8 +37,8 @@ async def test_a_task_that_read_an_outsiders_text_merges_only_after_a_writers_re
     assert branch.startswith("claude/")
     await by.send(pull_request_event(gitops.fake, REPO, number, "opened", INSTALLATION))
     head = await by.green(number)
-    await by.says(head, "1 approving review(s) by a writer needed (its /claude task read "
-                             "text by someone without write permission)")
+    await by.says(head, f"1 approving review(s) by a writer needed on {head[:7]} (its /claude "
+                        "task read text by someone without write permission)")
     assert gitops.fake.merges == []
     review = gitops.fake.add_review(REPO, number, "dana-ops", "APPROVED")
     await by.send(review_event(gitops.fake, REPO, number, review, INSTALLATION))
@@ -114,4 +114,15 @@ async def test_at_start_the_sweep_finds_what_happened_while_it_was_down(
     merging.fake.add_check_run(REPO, head, "test")
     assert merging.restart is not None
     merging.gitops.client = await merging.restart()
+    assert (await merging.merged())["sha"] == head
+
+
+async def test_a_status_for_a_pull_request_not_looked_at_yet_is_found_on_github(
+        merging: Merging) -> None:  # noqa: F811
+    """The status arrives before any delivery about the pull request was reconciled (none
+    here): the commit is looked up on GitHub, and the pull request is judged and merged."""
+    head = merging.fake.push_branch(REPO, BRANCH, merging.tree({"README.md": "X\n"}))
+    merging.fake.open_pull(REPO, 7, head=BRANCH, title="Add X")
+    merging.fake.set_status(REPO, head, "test", "success")
+    await merging.send(status_event(merging.fake, REPO, head, "test", "success", INSTALLATION))
     assert (await merging.merged())["sha"] == head

@@ -110,6 +110,14 @@ def route_checks(fake: FakeGitHub, repo: Repo, request: httpx.Request, rest: str
                     run["completed_at"] = fake.now()
                 return httpx.Response(200, json=run_json(fake, repo, run))
         return _error(404, "Not Found")
+    if method == "GET" and (m := re.fullmatch(r"/commits/([0-9a-f]{40})/pulls", rest)):
+        # The pull requests whose branch holds the commit (here: whose head it is), forks'
+        # included, in the list shape.
+        from tests.fakes.github_git import simple_pull
+
+        return httpx.Response(200, json=[
+            simple_pull(fake.pull_json(repo, n)) for n in sorted(repo.pulls)
+            if fake.pull_head(repo, n) == m[1]])
     if method == "GET" and (m := re.fullmatch(r"/commits/(.+)/status", rest)):
         sha = _resolve(repo, unquote(m[1]))
         latest = latest_statuses(fake, repo.full_name, sha)
