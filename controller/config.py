@@ -199,6 +199,10 @@ class ProviderSettings(_Group):
     railway_token: SecretStr | None = Field(None, validation_alias="RAILWAY_TOKEN")
     railway_api_url: str = Field("https://backboard.railway.app/graphql/v2",
                                  validation_alias="RAILWAY_API_URL")
+    railway_token_kind: Literal["account", "team", "project"] = Field(
+        "account", validation_alias="RAILWAY_TOKEN_KIND",
+        description="What RAILWAY_TOKEN is: an account or team (workspace) token is sent as "
+                    "`Authorization: Bearer`, a project token as `Project-Access-Token`.")
     anthropic_api_key: SecretStr | None = Field(None, validation_alias="ANTHROPIC_API_KEY")
     gcp_project_id: str | None = Field(
         None, validation_alias="GCP_PROJECT_ID",

@@ -9,7 +9,10 @@ in plain text, the controller's own secrets among them): an agent's `railway` to
 what runs, never at what it is configured with. Mutations and subscriptions are refused: deploys
 and rollbacks go through `Service` manifests. A response's
 `errors` become `RailwayError` with Railway's messages; 5xx and dropped connections are
-retried once. Must not decide anything about agents or services.
+retried once for a query, never for a mutation whose answer was lost; a 429 is a firm wait
+until Railway's reset. The operations the Service reconciler needs (a deployment, a service's
+deployments, deploy a commit, roll back, redeploy) are in `railway_ops.py`. Must not decide
+anything about agents or services.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import AsyncIterator, Mapping
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, ClassVar
 
 import httpx
@@ -34,6 +38,7 @@ from graphql import (
     parse,
 )
 
+from controller.reconcile.errors import RateLimited
 from controller.reconcile.plan import Params
 
 MAX_DOCUMENT_BYTES = 16 * 1024
@@ -132,15 +137,21 @@ def _all_fields(document: DocumentNode) -> list[tuple[str, list[str]]]:
 
 
 class RailwayClient:
-    def __init__(self, client: httpx.AsyncClient, url: str) -> None:
-        self._client, self._url = client, url
+    def __init__(self, client: httpx.AsyncClient, url: str, *,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._client, self._url, self._clock = client, url, clock
+        self._limited_until = 0.0
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def open(cls, *, token: str, url: str,
+    async def open(cls, *, token: str, url: str, kind: str = "account",
                    transport: httpx.AsyncBaseTransport | None = None
                    ) -> AsyncIterator[RailwayClient]:
-        headers = {"Authorization": f"Bearer {token}", "User-Agent": "project38"}
+        """`kind`: an account or team token goes as `Authorization: Bearer`, a project token as
+        `Project-Access-Token` (RAILWAY_TOKEN_KIND)."""
+        auth = {"Project-Access-Token": token} if kind == "project" else \
+            {"Authorization": f"Bearer {token}"}
+        headers = {**auth, "User-Agent": "project38"}
         async with httpx.AsyncClient(headers=headers, transport=transport,
                                      timeout=httpx.Timeout(20.0, connect=5.0)) as client:
             yield cls(client, url)
@@ -150,7 +161,11 @@ class RailwayClient:
         """The `data` of one document; `RailwayError` with the messages of its `errors`.
         A query is sent again after a 5xx or a dropped connection; a document that `changes`
         something (a mutation) only when it certainly did not arrive (no connection): its
-        action is tried again from the top and looks first."""
+        action is tried again from the top and looks first. A 429 is `RateLimited` until
+        Railway's reset (no request is made meanwhile), never slept out here."""
+        if self._limited_until > self._clock():
+            raise RateLimited(self._limited_until - self._clock(),
+                              "Railway's rate limit is in force (not called)")
         body = {"query": document, "variables": dict(variables or {})}
         for attempt in range(1, ATTEMPTS + 1):
             try:
@@ -162,12 +177,32 @@ class RailwayClient:
                 if changes or attempt == ATTEMPTS:
                     raise RailwayError(f"Railway unreachable: {type(exc).__name__}") from exc
             else:
+                if response.status_code == 429:
+                    wait = _reset_in(response, self._clock())
+                    self._limited_until = self._clock() + wait
+                    raise RateLimited(wait, f"Railway rate limit: resets in {wait:.0f}s")
                 if response.status_code < 500:
                     return _data(response)
                 if changes or attempt == ATTEMPTS:
-                    raise RailwayError(f"Railway answered {response.status_code}")
+                    raise RailwayError(f"Railway answered {response.status_code}"
+                                       + ("; not sent again (the action looks first)"
+                                          if changes else ""))
             await asyncio.sleep(0.5)
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _reset_in(response: httpx.Response, now: float) -> float:
+    """Seconds until Railway's limit resets: `Retry-After` (seconds), else
+    `X-RateLimit-Reset` (epoch seconds), else a minute."""
+    for header, absolute in (("retry-after", False), ("x-ratelimit-reset", True)):
+        raw = response.headers.get(header)
+        try:
+            value = float(raw) if raw is not None else None
+        except ValueError:
+            value = None
+        if value is not None:
+            return max(1.0, min(3600.0, value - now if absolute else value))
+    return 60.0
 
 
 def _data(response: httpx.Response) -> Any:

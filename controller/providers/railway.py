@@ -31,6 +31,7 @@ def bundle(*, transport: Any = None) -> Bundle:
             return
         async with RailwayClient.open(token=providers.railway_token.get_secret_value(),
                                       url=providers.railway_api_url,
+                                      kind=providers.railway_token_kind,
                                       transport=transport) as client:
             yield Provider(NAME, runners=runners(client))
 
