@@ -111,3 +111,30 @@ async def test_railways_errors_come_back_with_its_messages() -> None:
     async with RailwayClient.open(token="t" * 20, url=URL, transport=refused) as client:
         with pytest.raises(RailwayError, match="Deployment not found"):
             await railway_ops.deployment(client, "nope")
+
+
+async def test_against_the_stateful_fake_deploy_fail_and_roll_back() -> None:
+    """The fake moves deployments as Railway does: a deploy is QUEUED, a success supersedes
+    the live one (REMOVED, still able to roll back), a rollback makes a new deployment of
+    the earlier commit; a rollback whose answer was lost is carried out once."""
+    from tests.fakes.railway import FakeRailway
+
+    fake = FakeRailway()
+    good = fake.add("svc", "env", "a" * 40)
+    async with RailwayClient.open(token=fake.token, url=URL,
+                                  transport=fake.transport()) as client:
+        made = await railway_ops.deploy(client, "svc", "env", "b" * 40)
+        fake.advance(made, "SUCCESS")
+        assert fake.by_id(good["id"])["status"] == "REMOVED"
+        fake.advance(made, "FAILED")
+        listed = await railway_ops.deployments(client, "svc", "env")
+        assert [(d.id, d.status, d.commit) for d in listed] == [
+            (made, "FAILED", "b" * 40), (good["id"], "REMOVED", "a" * 40)]
+        fake.lose_next()
+        with pytest.raises(RailwayError, match="not sent again"):
+            await railway_ops.rollback(client, good["id"])
+        fake.fail_next(429, headers={"Retry-After": "30"})
+        with pytest.raises(RateLimited):
+            await railway_ops.deployments(client, "svc", "env")
+    assert [kind for kind, _ in fake.mutations] == ["deploy", "rollback"]
+    assert fake.deployments[0]["meta"]["commitHash"] == "a" * 40  # the rollback's deployment
