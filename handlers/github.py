@@ -13,6 +13,7 @@ import hmac
 from collections.abc import Mapping
 from typing import Any
 
+from controller.reconcile.payloads import dig, repo_full_name
 from handlers.base import (
     Delivery,
     Rejection,
@@ -22,9 +23,11 @@ from handlers.base import (
     header,
     json_body,
     selected_headers,
+    storable,
 )
 
 SOURCE = "github"
+FULL_NAME_BYTES = 140  # GitHub: an owner of at most 39 characters, a name of at most 100
 
 KEPT_HEADERS = (
     "X-GitHub-Event", "X-GitHub-Delivery", "X-GitHub-Hook-ID",
@@ -61,6 +64,7 @@ def from_http(headers: Mapping[str, str], body: bytes, *, secret: str,
     payload, text = json_body(headers, body)
     action = payload.get("action")
     action = action if isinstance(action, str) else None
+    _repository_named(payload)
     return checked(Delivery(
         source=SOURCE,
         hook=_hook(headers, payload),
@@ -71,6 +75,20 @@ def from_http(headers: Mapping[str, str], body: bytes, *, secret: str,
         payload_json=text,
         keys=route(SOURCE, event, action, payload),
     ))
+
+
+def _repository_named(payload: Mapping[str, Any]) -> None:
+    """A `repository.full_name` that GitHub could not have sent (a NUL, longer than any, `#`,
+    `?`, `..`, more than one `/`) is refused with 400: it would become a key and an API path."""
+    full_name = dig(payload, "repository", "full_name")
+    if full_name is None:
+        return
+    if not isinstance(full_name, str):
+        raise Rejection(400, "repository.full_name is not a string")
+    storable("repository.full_name", full_name, limit=FULL_NAME_BYTES)
+    if repo_full_name(payload) is None:
+        raise Rejection(400, f"repository.full_name {full_name[:60]!r} is not owner/name as "
+                             "GitHub names repositories")
 
 
 def _hook(headers: Mapping[str, str], payload: Mapping[str, Any]) -> str:

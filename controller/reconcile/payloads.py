@@ -5,6 +5,7 @@ Pure functions, importable from handlers and reconcilers alike. No I/O.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,16 +20,26 @@ def dig(payload: Any, *path: str) -> Any:
     return node
 
 
+# GitHub's own rules: an owner is letters, digits and single hyphens; a repository name
+# letters, digits, `-`, `_` and `.`, but not `.` or `..`. Anything else never names a
+# repository, and must not reach a key or an API path (`../`, `#`, `?`).
+_FULL_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}")
+MAX_NUMBER = 2**31 - 1  # GitHub's issue and pull request numbers are 32-bit
+
+
 def repo_full_name(payload: Any) -> str | None:
-    """`owner/name` of the delivery's repository, when it has one."""
+    """`owner/name` of the delivery's repository, when it has one that GitHub could have."""
     full_name = dig(payload, "repository", "full_name")
-    return full_name if isinstance(full_name, str) and "/" in full_name else None
+    if not isinstance(full_name, str) or not _FULL_NAME.fullmatch(full_name):
+        return None
+    return None if full_name.partition("/")[2] in (".", "..") else full_name
 
 
 def number(obj: Any) -> int | None:
-    """An issue's or pull request's `number`, when it is an integer."""
+    """An issue's or pull request's `number`, when it is one GitHub could have given."""
     value = obj.get("number") if isinstance(obj, Mapping) else None
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) \
+        and 0 < value <= MAX_NUMBER else None
 
 
 def installation_id(payload: Any) -> int | None:

@@ -40,13 +40,14 @@ def validation_errors(document: str) -> list[str]:
 
 @dataclass
 class FakeRailway:
-    """Deployments (newest first) are dicts with Railway's Deployment fields (`id`, `status`, `serviceId`,
-    `environmentId`, `createdAt`, `canRollback`, `meta: {commitHash}`). The mutations act as
-    Railway does: a deploy or a redeploy makes a new QUEUED deployment (and, once it succeeds,
-    marks the service's previous SUCCESS one REMOVED), a rollback makes a new deployment of the
-    rolled-back-to one's commit; `advance(id, status)` moves one forward as Railway's builders
-    would. `fail_next(n, status)` answers the next n requests with that status (429 with a
-    `Retry-After`, or a 5xx), `lose_next(n)` carries the next n mutations out and answers 502."""
+    """Deployments (newest first) are dicts with Railway's Deployment fields (`id`,
+    `status`, `serviceId`, `environmentId`, `createdAt`, `canRollback`, `meta:
+    {commitHash}`). The mutations act as Railway does: a deploy or a redeploy makes a new
+    QUEUED deployment (and, once it succeeds, marks the service's previous SUCCESS one
+    REMOVED), a rollback makes a new deployment of the rolled-back-to one's commit;
+    `advance(id, status)` moves one forward as Railway's builders would. `fail_next(n,
+    status)` answers the next n requests with that status (429 with a `Retry-After`, or a
+    5xx), `lose_next(n)` carries the next n mutations out and answers 502."""
 
     token: str = "railway-fake-token-0123456789"
     deployments: list[dict[str, Any]] = field(default_factory=list)

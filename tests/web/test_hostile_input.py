@@ -117,8 +117,7 @@ async def test_overlong_identities_are_a_400_naming_the_field(aiohttp_client, st
     reasons = [(await a.json())["reason"] for a in answers[:2]]
     assert [a.status for a in answers] == [400, 400] + [202] * 5
     assert reasons[0] == "the delivery id is 3000 bytes long; at most 256 are accepted"
-    assert reasons[1].startswith("the object the payload names (") and \
-        reasons[1].endswith("at most 512 are accepted")
+    assert reasons[1] == "repository.full_name is 3009 bytes long; at most 140 are accepted"
     assert "index" not in " ".join(reasons)
 
 
@@ -499,3 +498,21 @@ async def test_a_compressed_body_is_refused_before_decoding(aiohttp_client, stor
                            odd=b"Content-Encoding: gzip")
     status, body = await raw(client, twice)
     assert status == 415, body
+
+
+async def test_a_repository_name_github_could_not_send_is_a_400(aiohttp_client, store: Store,
+                                                                 dsn: str) -> None:  # type: ignore[no-untyped-def]
+    """A `repository.full_name` with `#`, `..`, more than one `/` or a space would become a key
+    another object's and an API path (`/repos/octo-org/infra/../other/...`): refused, named."""
+    client = await aiohttp_client(create_app(make_settings(dsn)))
+    _, sample_body = github_request("pull_request", "opened")
+    for odd in ("octo-org/infra#8", "octo-org/infra/../other", "octo-org/..", "octo org/infra",
+                "octo-org/infra?x=1", "/infra"):
+        payload = json.loads(sample_body)
+        payload["repository"]["full_name"] = odd
+        headers, body = github_payload("pull_request", payload)
+        answer = await client.post("/webhooks/github", data=body, headers=headers)
+        assert answer.status == 400, odd
+        assert (await answer.json())["reason"] == (
+            f"repository.full_name {odd!r} is not owner/name as GitHub names repositories")
+    assert await store.fetch("queue_list", None, None, 10) == []

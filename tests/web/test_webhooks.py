@@ -223,8 +223,8 @@ async def test_many_distinct_deliveries_share_commits(aiohttp_client, store: Sto
     client = await aiohttp_client(create_app(make_settings(dsn)))
     requests = []
     for n in range(60):
-        payload = {"action": "labeled", "number": n % 7,
-                   "pull_request": {"number": n % 7, "state": "open"},
+        payload = {"action": "labeled", "number": n % 7 + 1,
+                   "pull_request": {"number": n % 7 + 1, "state": "open"},
                    "repository": {"full_name": "octo-org/infra"}}
         body = json.dumps(payload).encode()
         requests.append(({"Content-Type": "application/json", "X-GitHub-Event": "pull_request",
@@ -235,7 +235,7 @@ async def test_many_distinct_deliveries_share_commits(aiohttp_client, store: Sto
     assert [r.status for r in responses] == [202] * 60
     queue = await store.fetch("queue_list", None, None, 50)
     assert sorted(q["key"] for q in queue) == sorted(
-        f"pull:octo-org/infra#{n}" for n in range(7))
+        f"pull:octo-org/infra#{n}" for n in range(1, 8))
     assert sum(q["pending_deliveries"] for q in queue) == 60
 
 
