@@ -22,8 +22,8 @@ PULLS = 8
 
 
 def delivery(n: int) -> tuple[dict[str, str], bytes]:
-    payload = {"action": "labeled", "number": n % PULLS,
-               "pull_request": {"number": n % PULLS, "state": "open",
+    payload = {"action": "labeled", "number": n % PULLS + 1,
+               "pull_request": {"number": n % PULLS + 1, "state": "open",
                                 "head": {"sha": f"{n:040x}", "ref": f"claude/{n % PULLS}"}},
                "repository": {"full_name": "octo-org/infra", "default_branch": "main"},
                "installation": {"id": 51234567}}
