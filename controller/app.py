@@ -42,6 +42,7 @@ from controller.providers import (
     github,
     local,
     railway,
+    services,
     tasks,
 )
 from controller.reconcile.ids import key_kind
@@ -122,7 +123,7 @@ def create_app(settings: Settings, *, registry: Mapping[str, Reconciler] | None 
     agent_routes.add_routes(app)
     task_routes.add_routes(app)
     pulls.add_routes(app)
-    bundles = [local.bundle, agents.bundle, tasks.bundle,
+    bundles = [local.bundle, agents.bundle, tasks.bundle, services.bundle,
                *(default_providers() if providers is None else providers)]
 
     async def refresh_secrets(app: web.Application) -> AsyncIterator[None]:

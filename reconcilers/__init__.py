@@ -21,10 +21,10 @@ from reconcilers.github.redeliveries import Redeliveries
 from reconcilers.github.repos import Repositories
 from reconcilers.github.workflows import Workflows
 from reconcilers.gitops.manifests import ManifestSources
-from reconcilers.gitops.objects import Services
 from reconcilers.gitops.plans import PullRequestPlans
 from reconcilers.gitops.policies import PolicyObjects
 from reconcilers.railway.deployments import Deployments
+from reconcilers.railway.services import ServiceObjects
 
 
 def default_registry(*, manifests_folder: str = "manifests/") -> dict[str, Reconciler]:
@@ -34,6 +34,6 @@ def default_registry(*, manifests_folder: str = "manifests/") -> dict[str, Recon
         Repositories(), AutoMergePulls(manifests_folder=manifests_folder), Commits(), Issues(),
         Installations(), Deployments(), Workflows(),
         ManifestSources(folder=manifests_folder), PullRequestPlans(),
-        Agents(), Runs(), Schedules(), Services(), PolicyObjects(), Redeliveries(),
+        Agents(), Runs(), Schedules(), ServiceObjects(), PolicyObjects(), Redeliveries(),
         CommandIntake(), Tasks(), Sweeps()]
     return {r.kind: r for r in reconcilers}

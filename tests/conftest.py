@@ -19,7 +19,8 @@ from controller.store.migrations import migrate
 TABLES = ("deliveries", "delivery_payloads", "delivery_keys", "work_queue", "actions",
           "approvals", "resource_state", "transitions", "audit", "applied_objects",
           "manifest_blobs", "manifest_revisions", "object_status", "agent_versions",
-          "agent_runs", "agent_state", "schedule_ticks", "killswitches", "claude_tasks")
+          "agent_runs", "agent_state", "schedule_ticks", "killswitches", "claude_tasks",
+          "service_bad_commits")
 
 
 def with_database(dsn: str, name: str) -> str:

@@ -675,3 +675,25 @@ RETURNING state;
 
 -- name: claude_task_state
 SELECT state FROM claude_tasks WHERE id = $1;
+
+-- name: service_bad_mark
+-- Mark a Service's commit bad (once: a second mark of the same commit changes nothing, unless
+-- it was cleared, which marks it again).
+INSERT INTO service_bad_commits (service, commit_sha, deployment, reason)
+VALUES ($1, $2, $3, $4)
+ON CONFLICT (service, commit_sha) DO UPDATE
+    SET deployment = excluded.deployment, reason = excluded.reason, marked_at = now(),
+        cleared_at = NULL, cleared_by = NULL
+    WHERE service_bad_commits.cleared_at IS NOT NULL
+RETURNING commit_sha;
+
+-- name: service_bad_list
+-- The commits of Service $1 marked bad and not cleared, newest first.
+SELECT commit_sha, deployment, reason, marked_at FROM service_bad_commits
+WHERE service = $1 AND cleared_at IS NULL ORDER BY marked_at DESC LIMIT 100;
+
+-- name: service_bad_clear
+-- Clear a mark by hand ($3: who), returning the commit when one was marked.
+UPDATE service_bad_commits SET cleared_at = now(), cleared_by = $3
+WHERE service = $1 AND commit_sha = $2 AND cleared_at IS NULL
+RETURNING commit_sha;

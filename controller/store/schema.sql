@@ -271,6 +271,17 @@ CREATE TABLE schema_migrations (
 );
 ALTER TABLE schema_migrations ADD CONSTRAINT schema_migrations_pkey PRIMARY KEY (version);
 
+CREATE TABLE service_bad_commits (
+    service text NOT NULL,
+    commit_sha text NOT NULL,
+    deployment text NOT NULL,
+    reason text NOT NULL,
+    marked_at timestamp with time zone NOT NULL DEFAULT now(),
+    cleared_at timestamp with time zone,
+    cleared_by text
+);
+ALTER TABLE service_bad_commits ADD CONSTRAINT service_bad_commits_pkey PRIMARY KEY (service, commit_sha);
+
 CREATE TABLE transitions (
     id bigint NOT NULL DEFAULT nextval('transitions_id_seq'::regclass),
     kind text NOT NULL,
@@ -347,6 +358,7 @@ CREATE INDEX resource_state_pull_head_idx ON public.resource_state USING btree (
 CREATE INDEX schedule_ticks_fired ON public.schedule_ticks USING btree (fired_at);
 CREATE UNIQUE INDEX schedule_ticks_pkey ON public.schedule_ticks USING btree (schedule, due_at);
 CREATE UNIQUE INDEX schema_migrations_pkey ON public.schema_migrations USING btree (version);
+CREATE UNIQUE INDEX service_bad_commits_pkey ON public.service_bad_commits USING btree (service, commit_sha);
 CREATE INDEX transitions_object_idx ON public.transitions USING btree (kind, name, id DESC);
 CREATE UNIQUE INDEX transitions_pkey ON public.transitions USING btree (id);
 CREATE UNIQUE INDEX work_queue_pkey ON public.work_queue USING btree (key);

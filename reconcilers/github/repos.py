@@ -1,6 +1,8 @@
 """Repositories (`repo:owner/name`): tracks the default branch head and archived / deleted.
 
-Watches push, repository, create and delete deliveries. Pure apart from what `observe` reads.
+Watches push, repository, create and delete deliveries; a new head of the default branch is
+handed to the repository's Services that follow it (`owners_of`). Pure apart from what
+`observe` reads.
 """
 
 from __future__ import annotations
@@ -8,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import ClassVar
 
-from controller.reconcile.context import StoredPayload
+from controller.reconcile.context import ObserveContext, StoredPayload
 from controller.reconcile.fsm import StateMachine
+from controller.reconcile.ids import key_name
 from controller.reconcile.payloads import dig, repo_full_name
-from controller.reconcile.reconciler import Event, Watch, repo_of
+from controller.reconcile.reconciler import Event, Watch, object_key, repo_of
 from reconcilers.tracking import Observed, TrackingReconciler
 
 _REPOSITORY_STATES = {"archived": "archived", "unarchived": "active", "deleted": "deleted",
@@ -26,6 +29,7 @@ def keys(event: Event) -> Iterable[str]:
 
 class Repositories(TrackingReconciler):
     kind: ClassVar[str] = "repo"
+    owns: ClassVar[frozenset[str]] = frozenset({"service"})
     events: ClassVar[frozenset[str] | None] = frozenset({"push", "repository"})
     machine: ClassVar[StateMachine] = StateMachine.declare(
         "repo", initial=["active", "archived"],
@@ -53,3 +57,12 @@ class Repositories(TrackingReconciler):
             data = {"default_branch": default_branch} if isinstance(default_branch, str) else {}
             return Observed(_REPOSITORY_STATES[item.action], data)
         return None
+
+    async def owners_of(self, ctx: ObserveContext, key: str,
+                        observed: Observed) -> tuple[str, ...]:
+        """The repository's Services that follow its default branch: a push to it (a merge
+        auto-merge made included) is theirs to deploy."""
+        repo, branch = key_name(key), observed.data.get("default_branch")
+        return tuple(sorted(
+            object_key("Service", repo, o.name) for o in await ctx.applied_objects(repo)
+            if o.kind == "Service" and (dig(o.document, "spec", "branch") or "main") == branch))

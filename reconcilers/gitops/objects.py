@@ -1,13 +1,12 @@
 """Reconcilers of manifest objects (`agent:owner/repo/name`, `service:local/name`, ...): the
-shared shape, and the kinds nothing acts on yet.
+shared shape.
 
 An object's key is enqueued by its source's reconcile whenever the object is applied, updated
 or pruned. `observe` reads the object as applied from its source and whether the source still
 desires it. Desired but not applied (dry-run, held, failing): Blocked, NotApplied. Neither:
 forgotten (its status dropped, no more resync). Subclasses decide what an applied object means
-(`decide_applied`). `Service` objects are recorded as desired state and shown Blocked with
-the reason NoController until their reconciler is built, which will replace its class here
-with a module of its own. No I/O of its own.
+(`decide_applied`): agents in `reconcilers/agents/`, policies in `policies.py`, services in
+`reconcilers/railway/services.py`. No I/O of its own.
 """
 
 from __future__ import annotations
@@ -70,20 +69,3 @@ class ManifestObject(Reconciler):
     def decide_applied(self, snapshot: ObjectSnapshot, applied: AppliedObject,
                        policy: Policy) -> Plan:
         raise NotImplementedError
-
-
-class AwaitingController(ManifestObject):
-    """An applied object of a kind this release records but does not act on."""
-
-    def decide_applied(self, snapshot: ObjectSnapshot, applied: AppliedObject,
-                       policy: Policy) -> Plan:
-        return Plan("NoController",
-                    f"{self.manifest_kind}/{snapshot.name} is applied from {snapshot.source} "
-                    f"as desired state; nothing in this release acts on "
-                    f"{self.manifest_kind} objects yet", status="Blocked",
-                    revision=snapshot.revision)
-
-
-class Services(AwaitingController):
-    kind: ClassVar[str] = "service"
-    manifest_kind: ClassVar[str] = "Service"

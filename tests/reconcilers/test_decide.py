@@ -15,10 +15,11 @@ from reconcilers.github.issues import Issues
 from reconcilers.github.pulls import PullRequests
 from reconcilers.github.redeliveries import DeliveriesSnapshot, Redeliveries
 from reconcilers.gitops.manifests import ManifestSnapshot, ObjectState, decide
-from reconcilers.gitops.objects import ObjectSnapshot, Services
+from reconcilers.gitops.objects import ObjectSnapshot
 from reconcilers.gitops.plans import PullPlanSnapshot, PullRequestPlans
 from reconcilers.gitops.policies import PolicyObjects, PolicySnapshot
 from reconcilers.railway.deployments import Deployments
+from reconcilers.railway.services import ServiceObjects
 from reconcilers.tracking import Observed, TrackedSnapshot
 
 NOW = datetime(2026, 11, 21, tzinfo=UTC)
@@ -101,19 +102,15 @@ def applied(kind: str, name: str, document: dict[str, object] | None = None) -> 
          "Deleted", "Ready", True),
         (ObjectSnapshot("service:octo/infra/a", "octo/infra", "a", None, "h" * 64),
          "NotApplied", "Blocked", False),
-        (ObjectSnapshot("service:octo/infra/a", "octo/infra", "a", applied("Service", "a"),
-                        "h" * 64), "NoController", "Blocked", False),
     ],
-    ids=["gone", "desired-not-applied", "applied"],
+    ids=["gone", "desired-not-applied"],
 )
 def test_manifest_objects(snapshot: ObjectSnapshot, decision: str, status: str,
                           forget: bool) -> None:
-    """A manifest object gone is forgotten, desired but not applied is Blocked, applied says what
-    acts on it."""
-    plan = Services().decide(snapshot, Policy())
+    """A manifest object gone is forgotten, desired but not applied is Blocked (what an applied
+    Service does: tests/railway/test_services.py)."""
+    plan = ServiceObjects().decide(snapshot, Policy())
     assert (plan.decision, plan.status, plan.forget) == (decision, status, forget)
-    if decision == "NoController":
-        assert plan.revision == "c0ffee" and "Service/a is applied from octo/infra" in plan.reason
 
 
 HELD = (ObjectStatus("probe:local/a", "Blocked", "Killswitch", "", None, "local", NOW),

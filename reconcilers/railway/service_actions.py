@@ -1,0 +1,68 @@
+"""What a `Service` asks of Railway and of the controller's own records, as actions, and the
+reads its reconciler uses: the typed parameters (shared with the runners in
+`controller/providers/railway.py` and `controller/providers/services.py`) and the two reads
+protocols with their keys.
+
+The deploy and the rollback are action kinds of their own (`railway.deploy`,
+`railway.rollback`), so `approvalRequired` and every killswitch hold them. No I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar, Protocol
+
+from controller.reconcile.context import ReadsKey
+from controller.reconcile.plan import Params
+
+
+class Deploy(Params):
+    """Deploy `commit` to the service instance; the runner first looks for a deployment of
+    that commit (one already made is the answer, never a second)."""
+
+    action_kind: ClassVar[str] = "railway.deploy"
+    needs: ClassVar[str | None] = "railway"
+    service: str
+    environment: str
+    commit: str
+
+
+class Rollback(Params):
+    """Roll back to deployment `to` after `failed` failed; the runner first looks for a
+    deployment of `to`'s commit newer than `failed` (the rollback made already)."""
+
+    action_kind: ClassVar[str] = "railway.rollback"
+    needs: ClassVar[str | None] = "railway"
+    service: str
+    environment: str
+    failed: str
+    to: str
+    commit: str  # `to`'s commit
+
+
+class MarkBad(Params):
+    """Remember that `commit` must not be deployed again to this Service. Internal."""
+
+    action_kind: ClassVar[str] = "service.mark_bad"
+    service_key: str
+    commit: str
+    deployment: str
+    reason: str
+
+
+class RailwayReads(Protocol):
+    async def deployments(self, service: str, environment: str) -> list[Mapping[str, Any]]:
+        """The service's deployments in the environment, newest first: each with `id`,
+        `status`, `can_rollback`, `created_at`, `commit` (or None)."""
+        ...
+
+
+class ServiceReads(Protocol):
+    async def bad_commits(self, service_key: str) -> list[Mapping[str, Any]]:
+        """The Service's commits marked bad and not cleared: `commit`, `deployment`,
+        `reason`."""
+        ...
+
+
+RAILWAY: ReadsKey[RailwayReads] = ReadsKey("railway")
+SERVICES: ReadsKey[ServiceReads] = ReadsKey("services")

@@ -1,0 +1,185 @@
+"""Services (`service:<source>/<name>`, issue 17): deploy what is committed, roll back what
+fails, remember the bad commit.
+
+`observe` reads the applied `Service`, the head of its branch as the repository's tracker
+recorded it from pushes (a merge auto-merge made included), the service's deployments in its
+environment through Railway's API (a webhook is only a hint: `deployment:ID` enqueues its
+Service, which reads Railway before acting), and the commits marked bad. `decide` is pure, one
+step per reconcile:
+
+1. The newest deployment FAILED or CRASHED, with `rollbackOnFailure`: its commit is marked bad
+   (so no resync or restart deploys it again) and the service is rolled back
+   (`railway.rollback`, an action kind of its own) to the newest earlier deployment Railway
+   can roll back to whose commit is not bad (a superseded one is REMOVED, not SUCCESS). One
+   failed deployment is one rollback, however often it is seen.
+2. A deployment in flight: looked at again in `POLL_SECONDS` (a webhook ends the wait).
+3. The branch head has no deployment and is not bad: it is deployed (`railway.deploy`, held
+   by `requireApproval`, the Policy's `approvalRequired` and every killswitch).
+4. Otherwise it says what runs. No I/O of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import ValidationError
+
+from controller.manifests.models import ServiceSpec
+from controller.reconcile.context import AppliedObject, ObserveContext
+from controller.reconcile.errors import NotConfigured
+from controller.reconcile.plan import Action, Plan
+from reconcilers.gitops.objects import ManifestObject, ObjectSnapshot
+from reconcilers.railway.service_actions import RAILWAY, SERVICES, Deploy, MarkBad, Rollback
+
+if TYPE_CHECKING:
+    from controller.reconcile.policy import Policy
+
+POLL_SECONDS = 10.0  # while a deployment is in flight (a webhook ends the wait sooner)
+IN_FLIGHT = frozenset({"QUEUED", "WAITING", "INITIALIZING", "BUILDING", "DEPLOYING"})
+FAILED = frozenset({"FAILED", "CRASHED"})
+ROLLBACK_TARGETS = frozenset({"SUCCESS", "REMOVED", "SLEEPING"})
+
+
+def short(sha: object) -> str:
+    return str(sha or "")[:7] or "(none)"
+
+
+@dataclass(frozen=True)
+class ServiceSnapshot(ObjectSnapshot):
+    spec: ServiceSpec | None = None
+    unreadable: str = ""
+    head: str | None = None  # the branch's head commit, when it is followed
+    head_why: str = ""  # why there is none
+    deployments: tuple[Mapping[str, Any], ...] = ()  # newest first
+    bad: tuple[Mapping[str, Any], ...] = ()
+    unseen: str = ""  # why Railway could not be read
+
+
+class ServiceObjects(ManifestObject):
+    kind: ClassVar[str] = "service"
+    manifest_kind: ClassVar[str] = "Service"
+
+    async def observe(self, ctx: ObserveContext, key: str) -> ServiceSnapshot:
+        base = await super().observe(ctx, key)
+        fields = {f: getattr(base, f) for f in ("key", "source", "name", "applied", "desired")}
+        if base.applied is None:
+            return ServiceSnapshot(**fields)
+        try:
+            spec = ServiceSpec.model_validate(base.applied.document.get("spec") or {})
+        except ValidationError as exc:
+            return ServiceSnapshot(**fields, unreadable=str(exc).splitlines()[0])
+        head, why = await _head(ctx, base.source, spec.branch)
+        bad = tuple(await ctx.reads(SERVICES).bad_commits(key))
+        try:
+            deployments = tuple(await ctx.reads(RAILWAY).deployments(
+                spec.railway.service, spec.railway.environment))
+        except NotConfigured as exc:
+            return ServiceSnapshot(**fields, spec=spec, head=head, head_why=why, bad=bad,
+                                   unseen=str(exc))
+        return ServiceSnapshot(**fields, spec=spec, head=head, head_why=why,
+                               deployments=deployments, bad=bad)
+
+    def decide_applied(self, snapshot: ObjectSnapshot, applied: AppliedObject,
+                       policy: Policy) -> Plan:
+        assert isinstance(snapshot, ServiceSnapshot)
+        revision = snapshot.revision
+        if snapshot.spec is None:
+            return Plan("Unreadable", f"the applied document does not validate: "
+                                      f"{snapshot.unreadable}", status="Stalled",
+                        revision=revision)
+        if snapshot.unseen:
+            return Plan("NoRailway", f"Railway cannot be read: {snapshot.unseen}",
+                        status="Blocked", revision=revision)
+        return _Decision(snapshot, snapshot.spec).plan()
+
+
+async def _head(ctx: ObserveContext, source: str, branch: str) -> tuple[str | None, str]:
+    if source == "local":
+        return None, "a Service from a local folder follows no repository's commits"
+    repo = await ctx.resource("repo", source)
+    data = repo.data if repo is not None else {}
+    default, head = data.get("default_branch"), data.get("head_sha")
+    if branch != default:
+        return None, (f"its branch {branch} is not {source}'s default branch "
+                      f"({default or 'not known yet'}): only that branch's pushes are followed")
+    if not isinstance(head, str) or not head:
+        return None, f"no push to {branch} seen yet"
+    return head, ""
+
+
+class _Decision:
+    def __init__(self, s: ServiceSnapshot, spec: ServiceSpec) -> None:
+        self.s, self.spec = s, spec
+        self.target = (spec.railway.service, spec.railway.environment)
+        self.bad = {str(b.get("commit")) for b in s.bad}
+        self.deployments = list(s.deployments)
+
+    def plan(self) -> Plan:
+        current = self.deployments[0] if self.deployments else None
+        status = str(current.get("status")) if current else ""
+        if current is not None and status in FAILED:
+            return self._failed(current)
+        if current is not None and status in IN_FLIGHT:
+            return Plan("Deploying", f"deployment {current.get('id')} of "
+                                     f"{short(current.get('commit'))} is {status.lower()}",
+                        requeue_after=POLL_SECONDS, revision=self.s.revision)
+        head = self.s.head
+        running = (f"running deployment {current.get('id')} of {short(current.get('commit'))}"
+                   if current is not None else "nothing deployed yet")
+        if head is None:
+            return Plan("NotFollowing", f"{running}; {self.s.head_why}",
+                        revision=self.s.revision)
+        if head in self.bad:
+            return Plan("BadCommit", f"{running}; {short(head)} failed before and is not "
+                                     "deployed again (a newer commit is; `p38 services "
+                                     "clear-bad` clears the mark)", status="Blocked",
+                        revision=head)
+        if not any(d.get("commit") == head for d in self.deployments):
+            return self._deploy(head, running)
+        return Plan("Deployed", running, revision=head)
+
+    def _deploy(self, head: str, running: str) -> Plan:
+        service, environment = self.target
+        params = Deploy(service=service, environment=environment, commit=head)
+        action = params.action(f"railway.deploy:{self.s.key}@{head}",
+                               description=f"deploy {short(head)} to Railway service "
+                                           f"{service}", needs_approval=self.spec.require_approval)
+        return Plan("Deploying", f"{running}; deploying {short(head)}", actions=(action,),
+                    requeue_after=POLL_SECONDS, revision=head)
+
+    def _failed(self, failed: Mapping[str, Any]) -> Plan:
+        commit, status = failed.get("commit"), str(failed.get("status")).lower()
+        what = f"deployment {failed.get('id')} of {short(commit)} {status}"
+        if not self.spec.rollback_on_failure:
+            return Plan("Failed", f"{what} (rollbackOnFailure is false)", status="Stalled",
+                        revision=str(commit or ""))
+        actions: list[Action] = []
+        if isinstance(commit, str) and commit and commit not in self.bad:
+            mark = MarkBad(service_key=self.s.key, commit=commit,
+                           deployment=str(failed.get("id")), reason=what)
+            actions.append(mark.action(f"service.mark-bad:{self.s.key}@{commit}",
+                                       description=f"remember {short(commit)} must not be "
+                                                   "deployed again"))
+        target = next((d for d in self.deployments[1:]
+                       if d.get("status") in ROLLBACK_TARGETS and d.get("can_rollback")
+                       and d.get("commit") and d.get("commit") != commit
+                       and d.get("commit") not in self.bad), None)
+        if target is None:
+            return Plan("CannotRollBack", f"{what}; no earlier deployment Railway can roll "
+                                          "back to", actions=tuple(actions), status="Stalled",
+                        revision=str(commit or ""))
+        service, environment = self.target
+        rollback = Rollback(service=service, environment=environment,
+                            failed=str(failed.get("id")), to=str(target.get("id")),
+                            commit=str(target.get("commit")))
+        actions.append(rollback.action(
+            f"railway.rollback:{service}:{failed.get('id')}",
+            description=f"roll {service} back to deployment {target.get('id')} "
+                        f"({short(target.get('commit'))})"))
+        return Plan("RollingBack", f"{what}: rolling back to deployment {target.get('id')} "
+                                   f"of {short(target.get('commit'))}; {short(commit)} is "
+                                   "not deployed again", actions=tuple(actions),
+                    requeue_after=POLL_SECONDS, status="Reconciling",
+                    revision=str(commit or ""))

@@ -1,0 +1,177 @@
+"""Services end to end (issue 17): the real app, the real database, the stateful fake GitHub
+and the stateful fake Railway. A push to the Service's branch is deployed; a failed deployment
+(its webhook only a hint, read again through Railway's API) is rolled back once to the last
+deployment Railway can roll back to and its commit is marked bad, so that neither a resync nor
+a restart deploys it again; a newer commit is deployed; `requireApproval` holds a deploy."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from controller.app import create_app
+from controller.config import ManifestSettings, ProviderSettings
+from controller.providers import github, railway
+from controller.store import Store
+from tests.e2e.test_gitops import INSTALLATION, PRIVATE, PUBLIC, REPO, GitOps, Sleeps
+from tests.fakes.github import FakeGitHub
+from tests.fakes.railway import FakeRailway
+from tests.helpers import RAILWAY_SECRET, WRITE, WRITE_TOKEN, make_settings, wait_until
+
+SERVICE, ENVIRONMENT = "svc-web", "env-prod"
+KEY = f"service:{REPO}/web"
+
+
+def manifests(extra: str = "", readme: str = "infra\n") -> dict[str, str]:
+    return {"README.md": readme, "manifests/web.yaml": (
+        "apiVersion: p38/v1\nkind: Service\nmetadata:\n  name: web\nspec:\n"
+        f"  railway:\n    project: proj\n    environment: {ENVIRONMENT}\n"
+        f"    service: {SERVICE}\n  branch: main\n{extra}")}
+
+
+@dataclass
+class Deploys:
+    gitops: GitOps
+    railway: FakeRailway
+    serve: Any
+
+    async def hook(self, deployment: dict[str, Any], kind: str, at: int = 0) -> None:
+        """Railway's webhook for a deployment (a hint: the controller reads the API); `at`
+        makes a resent one a delivery of its own (Railway's body, not a redelivery)."""
+        body = {"type": f"Deployment.{kind}", "details": {
+                    "id": deployment["id"], "status": deployment["status"],
+                    "commitHash": deployment["meta"]["commitHash"], "branch": "main"},
+                "resource": {"project": {"id": "proj"}, "environment": {"id": ENVIRONMENT},
+                             "service": {"id": SERVICE}, "deployment": {"id": deployment["id"]}},
+                "severity": "INFO", "timestamp": f"2026-12-07T10:00:{at:02d}.000Z"}
+        response = await self.gitops.client.post(
+            "/webhooks/railway", data=json.dumps(body),
+            headers={"Content-Type": "application/json",
+                     "Authorization": f"Bearer {RAILWAY_SECRET}"})
+        assert response.status == 202, await response.text()
+
+    async def push(self, files: dict[str, str]) -> str:
+        """Commit `files` to main and deliver the push (the Service's key keeps polling while
+        a deployment is in flight, so nothing waits for the queue to be idle)."""
+        async def delivered() -> bool:
+            return True
+
+        return await self.gitops.push_until(files, delivered)
+
+    def mutations(self, kind: str) -> list[dict[str, Any]]:
+        return [args for k, args in self.railway.mutations if k == kind]
+
+    async def deployed(self, commit: str, count: int = 1) -> dict[str, Any]:
+        async def found() -> dict[str, Any] | None:
+            made = [d for d in self.railway.deployments if d["meta"]["commitHash"] == commit]
+            return made[0] if len(made) >= count else None
+
+        return await wait_until(found, what=f"a deployment of {commit[:7]}",
+                                store=self.gitops.store)
+
+    async def status(self, reason: str) -> dict[str, Any]:
+        async def found() -> dict[str, Any] | None:
+            rows = await self.gitops.store.fetch("statuses_of", [KEY])
+            return dict(rows[0]) if rows and rows[0]["reason"] == reason else None
+
+        return await wait_until(found, what=f"{KEY} {reason}", store=self.gitops.store)
+
+
+async def start(aiohttp_client: Any, store: Store, dsn: str, *, resync: float = 3600.0
+                ) -> Deploys:
+    fake = FakeGitHub(public_key=PUBLIC)
+    fake.install(INSTALLATION, REPO)
+    fake.commit(REPO, {"README.md": "infra\n"})
+    rail = FakeRailway()
+    settings = make_settings(dsn, workers=2, held_recheck=0.2).model_copy(update={
+        "providers": ProviderSettings(GITHUB_APP_ID=fake.app_id, GITHUB_APP_PRIVATE_KEY=PRIVATE,
+                                      RAILWAY_TOKEN=rail.token),
+        "manifests": ManifestSettings(P38_RESYNC_SECONDS=resync)})
+
+    async def serve() -> Any:
+        app = create_app(settings, write_token=WRITE_TOKEN, providers=[
+            github.bundle(transport=fake.transport(), sleep=Sleeps()),
+            railway.bundle(transport=rail.transport())])
+        return await aiohttp_client(app, headers=WRITE)
+
+    gitops = GitOps(await serve(), fake, store, Sleeps(), {"README.md": "infra\n"})
+    return Deploys(gitops, rail, serve)
+
+
+@pytest.fixture
+async def deploys(aiohttp_client: Any, store: Store, dsn: str) -> AsyncIterator[Deploys]:
+    yield await start(aiohttp_client, store, dsn)
+
+
+async def test_a_push_is_deployed_and_a_failure_rolled_back_once_and_not_deployed_again(
+        deploys: Deploys, aiohttp_client: Any) -> None:
+    first = await deploys.push(manifests())
+    good = await deploys.deployed(first)
+    deploys.railway.advance(good["id"], "SUCCESS")
+    await deploys.hook(good, "deployed")
+    await deploys.status("Deployed")
+
+    second = await deploys.push(manifests(readme="infra v2\n"))
+    bad = await deploys.deployed(second)
+    deploys.railway.advance(bad["id"], "SUCCESS")  # the good one is superseded: REMOVED
+    deploys.railway.advance(bad["id"], "FAILED")
+    for n in range(5):  # the same failure seen five times is one rollback
+        await deploys.hook(bad, "failed", at=n)
+    back = await deploys.deployed(first, count=2)  # a new deployment of the first commit
+    assert deploys.mutations("rollback") == [{"id": good["id"]}]
+    deploys.railway.advance(back["id"], "SUCCESS")
+    await deploys.hook(back, "deployed")
+    blocked = await deploys.status("BadCommit")
+    assert f"{second[:7]} failed before and is not deployed again" in blocked["message"]
+    rows = await deploys.gitops.store.fetch("service_bad_list", KEY)
+    assert [r["commit_sha"] for r in rows] == [second]
+
+    # A restart (a new controller on the same database) looks again: nothing is deployed.
+    await deploys.gitops.client.close()
+    deploys.gitops.client = await deploys.serve()
+    await deploys.status("BadCommit")
+    assert [args["commitSha"] for args in deploys.mutations("deploy")] == [first, second]
+    assert len(deploys.mutations("rollback")) == 1
+
+    # A newer commit is deployed.
+    third = await deploys.push(manifests(readme="infra v3\n"))
+    await deploys.deployed(third)
+    assert [args["commitSha"] for args in deploys.mutations("deploy")] == [first, second, third]
+
+
+async def test_a_webhook_the_api_contradicts_changes_nothing(deploys: Deploys) -> None:
+    first = await deploys.push(manifests())
+    good = await deploys.deployed(first)
+    deploys.railway.advance(good["id"], "SUCCESS")
+    await deploys.hook({**good, "status": "FAILED"}, "failed")  # Railway's API says SUCCESS
+    await deploys.status("Deployed")
+    assert deploys.mutations("rollback") == []
+    assert await deploys.gitops.store.fetch("service_bad_list", KEY) == []
+
+
+async def test_require_approval_holds_the_deploy_until_approved(deploys: Deploys) -> None:
+    await deploys.gitops.push_until(manifests("  requireApproval: true\n"),
+                                    lambda: _held(deploys))
+    assert deploys.mutations("deploy") == []
+    head = deploys.gitops.head
+    await deploys.gitops.store.execute("approval_grant", f"railway.deploy:{KEY}@{head}",
+                                       "dana")
+    await deploys.deployed(head)
+    assert len(deploys.mutations("deploy")) == 1
+
+
+async def test_a_deploy_whose_answer_was_lost_is_made_once(deploys: Deploys) -> None:
+    deploys.railway.lose_next()
+    first = await deploys.push(manifests())
+    await deploys.deployed(first)
+    await deploys.status("Deploying")
+    assert len(deploys.mutations("deploy")) == 1
+
+
+async def _held(deploys: Deploys) -> bool:
+    rows = await deploys.gitops.store.fetch("statuses_of", [KEY])
+    return bool(rows and rows[0]["reason"] == "AwaitingApproval")

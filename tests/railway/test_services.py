@@ -1,0 +1,83 @@
+"""What a Service decides from what Railway says (pure): deploy the branch head once, follow a
+deployment in flight, roll back a failure once to the newest earlier deployment Railway can
+roll back to (a superseded one is REMOVED) and mark its commit bad, never deploy a bad commit
+again, say why when it cannot roll back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from controller.manifests.models import ServiceSpec
+from controller.reconcile.context import AppliedObject
+from controller.reconcile.policy import Policy
+from reconcilers.railway.services import POLL_SECONDS, ServiceObjects, ServiceSnapshot
+
+KEY = "service:octo/infra/web"
+SPEC = ServiceSpec.model_validate({"railway": {"project": "p", "environment": "env",
+                                               "service": "svc"}})
+APPLIED = AppliedObject("Service", "web", "h" * 64, {"spec": {}}, revision="c0ffee",
+                        source="octo/infra")
+A, B, C = "a" * 40, "b" * 40, "c" * 40
+
+
+def dep(ident: str, status: str, commit: str, *, rollback: bool = True) -> dict[str, Any]:
+    return {"id": ident, "status": status, "can_rollback": rollback, "commit": commit,
+            "created_at": f"2026-12-07T10:0{ident[-1]}:00Z"}
+
+
+def decide(head: str | None, deployments: list[dict[str, Any]], bad: tuple[str, ...] = (),
+           spec: ServiceSpec = SPEC) -> Any:
+    snapshot = ServiceSnapshot(KEY, "octo/infra", "web", APPLIED, "h" * 64, spec=spec,
+                               head=head, deployments=tuple(deployments),
+                               bad=tuple({"commit": c} for c in bad))
+    return ServiceObjects().decide(snapshot, Policy())
+
+
+def test_the_branch_head_is_deployed_once() -> None:
+    plan = decide(B, [dep("d1", "SUCCESS", A)])
+    [action] = plan.actions
+    assert (action.kind, action.params["commit"]) == ("railway.deploy", B)
+    assert action.idempotency_key == f"railway.deploy:{KEY}@{B}"
+    assert decide(B, [dep("d2", "SUCCESS", B), dep("d1", "REMOVED", A)]).decision == "Deployed"
+
+
+def test_a_deployment_in_flight_is_followed() -> None:
+    plan = decide(B, [dep("d2", "BUILDING", B), dep("d1", "SUCCESS", A)])
+    assert plan.decision == "Deploying" and plan.actions == ()
+    assert plan.requeue_after == POLL_SECONDS
+
+
+def test_a_failure_is_rolled_back_once_to_the_last_good_deployment_and_marked_bad() -> None:
+    plan = decide(B, [dep("d2", "FAILED", B), dep("d1", "REMOVED", A)])
+    mark, rollback = plan.actions
+    assert (mark.kind, mark.params["commit"]) == ("service.mark_bad", B)
+    assert (rollback.kind, rollback.params["to"], rollback.params["failed"]) == (
+        "railway.rollback", "d1", "d2")
+    assert rollback.idempotency_key == "railway.rollback:svc:d2"  # one per failure
+    crashed = decide(B, [dep("d3", "CRASHED", B), dep("d2", "SUCCESS", B),
+                         dep("d1", "REMOVED", A)], bad=(B,))
+    assert [a.kind for a in crashed.actions] == ["railway.rollback"]
+    assert crashed.actions[0].params["to"] == "d1"  # never to a bad commit's deployment
+
+
+def test_a_bad_commit_is_not_deployed_again_a_newer_one_is() -> None:
+    running_a = [dep("d3", "SUCCESS", A), dep("d2", "FAILED", B), dep("d1", "REMOVED", A)]
+    held = decide(B, running_a, bad=(B,))
+    assert (held.decision, held.status, held.actions) == ("BadCommit", "Blocked", ())
+    assert [a.params["commit"] for a in decide(C, running_a, bad=(B,)).actions] == [C]
+
+
+def test_without_a_deployment_to_go_back_to_it_stalls_and_says_so() -> None:
+    plan = decide(B, [dep("d2", "FAILED", B), dep("d1", "REMOVED", A, rollback=False)])
+    assert (plan.decision, plan.status) == ("CannotRollBack", "Stalled")
+    assert [a.kind for a in plan.actions] == ["service.mark_bad"]
+    off = ServiceSpec.model_validate({**SPEC.model_dump(by_alias=True),
+                                      "rollbackOnFailure": False})
+    assert decide(B, [dep("d2", "FAILED", B)], spec=off).decision == "Failed"
+
+
+def test_require_approval_asks_for_one() -> None:
+    spec = ServiceSpec.model_validate({**SPEC.model_dump(by_alias=True),
+                                       "requireApproval": True})
+    [action] = decide(B, [], spec=spec).actions
+    assert action.needs_approval
