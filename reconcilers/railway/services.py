@@ -15,7 +15,11 @@ step per reconcile:
 2. A deployment in flight: looked at again in `POLL_SECONDS` (a webhook ends the wait).
 3. The branch head has no deployment and is not bad: it is deployed (`railway.deploy`, held
    by `requireApproval`, the Policy's `approvalRequired` and every killswitch).
-4. Otherwise it says what runs. No I/O of its own.
+4. Otherwise it says what runs.
+
+Each failure opens (or updates: found by its marker) one incident issue on the source
+repository saying what failed and what was done; it is closed with a comment once the branch
+head runs healthy again. No I/O of its own.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from controller.reconcile.context import AppliedObject, ObserveContext
 from controller.reconcile.errors import NotConfigured
 from controller.reconcile.plan import Action, Plan
 from reconcilers.gitops.objects import ManifestObject, ObjectSnapshot
+from reconcilers.gitops.reporting import IssueClose, IssueUpsert
 from reconcilers.railway.service_actions import RAILWAY, SERVICES, Deploy, MarkBad, Rollback
 
 if TYPE_CHECKING:
@@ -55,6 +60,7 @@ class ServiceSnapshot(ObjectSnapshot):
     deployments: tuple[Mapping[str, Any], ...] = ()  # newest first
     bad: tuple[Mapping[str, Any], ...] = ()
     unseen: str = ""  # why Railway could not be read
+    installation: int | None = None  # the App's on the source repository (for its incident)
 
 
 class ServiceObjects(ManifestObject):
@@ -72,6 +78,9 @@ class ServiceObjects(ManifestObject):
             return ServiceSnapshot(**fields, unreadable=str(exc).splitlines()[0])
         head, why = await _head(ctx, base.source, spec.branch)
         bad = tuple(await ctx.reads(SERVICES).bad_commits(key))
+        source = await ctx.resource("manifests", base.source)
+        found = source.data.get("installation_id") if source is not None else None
+        fields["installation"] = found if isinstance(found, int) else None
         try:
             deployments = tuple(await ctx.reads(RAILWAY).deployments(
                 spec.railway.service, spec.railway.environment))
@@ -138,7 +147,20 @@ class _Decision:
                         revision=head)
         if not any(d.get("commit") == head for d in self.deployments):
             return self._deploy(head, running)
-        return Plan("Deployed", running, revision=head)
+        return Plan("Deployed", running, actions=self._resolved(current, head), revision=head)
+
+    def _resolved(self, current: Mapping[str, Any] | None, head: str) -> tuple[Action, ...]:
+        """The open incident (if any) is closed once the branch head runs, healthy."""
+        s = self.s
+        if current is None or current.get("commit") != head or s.installation is None \
+                or s.source == "local":
+            return ()
+        params = IssueClose(repo=s.source, installation_id=s.installation,
+                            marker=incident_marker(s.key),
+                            comment=f"{s.name} runs {short(head)} again (deployment "
+                                    f"{current.get('id')}): resolved.")
+        return (params.action(f"incident-close:{s.key}@{current.get('id')}",
+                              description=f"close {s.name}'s incident, if one is open"),)
 
     def _deploy(self, head: str, running: str) -> Plan:
         service, environment = self.target
@@ -149,11 +171,16 @@ class _Decision:
         return Plan("Deploying", f"{running}; deploying {short(head)}", actions=(action,),
                     requeue_after=POLL_SECONDS, revision=head)
 
+    def _incident(self, failed: Mapping[str, Any],
+                  target: Mapping[str, Any] | None) -> list[Action]:
+        return list(_incident_action(self.s, failed, target))
+
     def _failed(self, failed: Mapping[str, Any]) -> Plan:
         commit, status = failed.get("commit"), str(failed.get("status")).lower()
         what = f"deployment {failed.get('id')} of {short(commit)} {status}"
         if not self.spec.rollback_on_failure:
             return Plan("Failed", f"{what} (rollbackOnFailure is false)", status="Stalled",
+                        actions=tuple(self._incident(failed, None)),
                         revision=str(commit or ""))
         actions: list[Action] = []
         if isinstance(commit, str) and commit and commit not in self.bad:
@@ -167,9 +194,11 @@ class _Decision:
                        and d.get("commit") and d.get("commit") != commit
                        and d.get("commit") not in self.bad), None)
         if target is None:
+            actions += self._incident(failed, None)
             return Plan("CannotRollBack", f"{what}; no earlier deployment Railway can roll "
                                           "back to", actions=tuple(actions), status="Stalled",
                         revision=str(commit or ""))
+        actions += self._incident(failed, target)
         service, environment = self.target
         rollback = Rollback(service=service, environment=environment,
                             failed=str(failed.get("id")), to=str(target.get("id")),
@@ -183,3 +212,38 @@ class _Decision:
                                    "not deployed again", actions=tuple(actions),
                     requeue_after=POLL_SECONDS, status="Reconciling",
                     revision=str(commit or ""))
+
+
+def incident_marker(key: str) -> str:
+    return f"<!-- p38:incident:{key} -->"
+
+
+def _incident_body(s: ServiceSnapshot, failed: Mapping[str, Any],
+                   target: Mapping[str, Any] | None) -> str:
+    commit = failed.get("commit")
+    done = [f"- marked `{short(commit)}` bad: it is not deployed again (a newer commit on the "
+            f"branch is; `p38 services clear-bad {s.name} {commit}` clears the mark)"]
+    done.append(f"- rolled back to deployment {target.get('id')} "
+                f"(`{short(target.get('commit'))}`)" if target is not None else
+                "- did not roll back (rollbackOnFailure is false, or no earlier deployment "
+                "Railway can roll back to)")
+    return "\n".join([
+        incident_marker(s.key),
+        f"**{s.name}**: Railway deployment `{failed.get('id')}` of `{commit}` is "
+        f"{str(failed.get('status')).lower()}.", "",
+        "What project38 did:", *done, "",
+        "This issue is updated on every failure of this Service and closed when the branch's "
+        "head runs healthy again."])
+
+
+def _incident_action(s: ServiceSnapshot, failed: Mapping[str, Any],
+                     target: Mapping[str, Any] | None) -> tuple[Action, ...]:
+    if s.installation is None or s.source == "local":
+        return ()  # (a local folder's Service: its status says it)
+    params = IssueUpsert(repo=s.source, installation_id=s.installation,
+                         marker=incident_marker(s.key),
+                         title=f"project38: {s.name} deployment {str(failed.get('status')).lower()}"
+                               f" ({short(failed.get('commit'))})",
+                         body=_incident_body(s, failed, target), labels=["p38", "incident"])
+    return (params.action(f"incident:{s.key}:{failed.get('id')}",
+                          description=f"open or update {s.name}'s incident"),)

@@ -129,6 +129,9 @@ async def test_a_push_is_deployed_and_a_failure_rolled_back_once_and_not_deploye
     assert f"{second[:7]} failed before and is not deployed again" in blocked["message"]
     rows = await deploys.gitops.store.fetch("service_bad_list", KEY)
     assert [r["commit_sha"] for r in rows] == [second]
+    [incident] = deploys.gitops.fake.issues[REPO]  # one, for five sightings of the failure
+    assert incident["state"] == "open" and f"`{second}` is failed" in incident["body"]
+    assert f"rolled back to deployment {good['id']}" in incident["body"]
 
     # A restart (a new controller on the same database) looks again: nothing is deployed.
     await deploys.gitops.client.close()
@@ -139,8 +142,17 @@ async def test_a_push_is_deployed_and_a_failure_rolled_back_once_and_not_deploye
 
     # A newer commit is deployed.
     third = await deploys.push(manifests(readme="infra v3\n"))
-    await deploys.deployed(third)
+    fixed = await deploys.deployed(third)
     assert [args["commitSha"] for args in deploys.mutations("deploy")] == [first, second, third]
+    deploys.railway.advance(fixed["id"], "SUCCESS")
+    await deploys.hook(fixed, "deployed", at=9)
+    await deploys.status("Deployed")
+
+    async def closed() -> bool:
+        return bool(incident["state"] == "closed")
+
+    await wait_until(closed, what="the incident closed", store=deploys.gitops.store)
+    assert f"runs {third[:7]} again" in incident["comments_list"][-1]
 
 
 async def test_a_webhook_the_api_contradicts_changes_nothing(deploys: Deploys) -> None:
