@@ -1,5 +1,5 @@
-"""`p38`: up, serve, migrate, status, replay, approve, run, prune, db-stop, validate, schema,
-plan.
+"""`p38`: up, serve, migrate, status, replay, approve, services, run, prune, db-stop, validate,
+schema, plan.
 
 Parses arguments, builds Settings from the environment (every setting checked, one line per
 problem) and hands over to the command's module: `server` (up, serve), `database` (the
@@ -28,6 +28,7 @@ from controller.cli.database import (
     cmd_status,
 )
 from controller.cli.manifests import cmd_plan, cmd_schema, cmd_validate
+from controller.cli.services import cmd_services
 from controller.config import Settings
 from controller.logs import configure_logging
 
@@ -81,6 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
     approve.add_argument("idempotency_key", type=_text)
     approve.add_argument("--by", type=_name, required=True, help="who approves (recorded)")
     approve.set_defaults(func=cmd_approve)
+    services = sub.add_parser("services", help="every Service with its status and bad "
+                                               "commits; clear-bad SERVICE SHA --by NAME "
+                                               "clears a mark")
+    services.add_argument("action", nargs="?", choices=("list", "clear-bad"), default="list")
+    services.add_argument("service", nargs="?", type=_text,
+                          help="service:<source>/<name>, <source>/<name> or a unique name")
+    services.add_argument("sha", nargs="?", type=_text, help="the commit to clear")
+    services.add_argument("--by", type=_name, help="who clears it (recorded)")
+    services.set_defaults(func=cmd_services)
     run = sub.add_parser("run", help="queue a manual run of an agent (a running controller "
                                      "carries it out)")
     run.add_argument("agent", type=_name)

@@ -25,6 +25,7 @@ from controller.reconcile.plan import Action, ActionRunner, runner
 from reconcilers.railway.service_actions import Deploy, Rollback
 
 NAME = "railway"
+NOT_LIVE = frozenset({"FAILED", "CRASHED", "REMOVED", "REMOVING", "SKIPPED"})
 UNCONFIGURED = "RAILWAY_TOKEN is not set"
 
 
@@ -56,8 +57,8 @@ def runners(client: RailwayClient) -> dict[str, ActionRunner]:
 
     async def deploy(p: Deploy, _action: Action) -> Mapping[str, Any]:
         for found in await railway_ops.deployments(client, p.service, p.environment):
-            if found.commit == p.commit:
-                return {"deployment": found.id, "found": True}
+            if found.commit == p.commit and found.status not in NOT_LIVE:
+                return {"deployment": found.id, "found": True}  # in flight or running
         made = await railway_ops.deploy(client, p.service, p.environment, p.commit)
         return {"deployment": made}
 

@@ -45,6 +45,7 @@ POLL_SECONDS = 10.0  # while a deployment is in flight (a webhook ends the wait 
 IN_FLIGHT = frozenset({"QUEUED", "WAITING", "INITIALIZING", "BUILDING", "DEPLOYING"})
 FAILED = frozenset({"FAILED", "CRASHED"})
 ROLLBACK_TARGETS = frozenset({"SUCCESS", "REMOVED", "SLEEPING"})
+GONE = frozenset({"REMOVED", "REMOVING", "SKIPPED"})
 
 
 def short(sha: object) -> str:
@@ -145,8 +146,11 @@ class _Decision:
                                      "deployed again (a newer commit is; `p38 services "
                                      "clear-bad` clears the mark)", status="Blocked",
                         revision=head)
-        if not any(d.get("commit") == head for d in self.deployments):
-            return self._deploy(head, running)
+        of_head = [d for d in self.deployments if d.get("commit") == head]
+        if not any(d.get("status") not in FAILED | GONE for d in of_head):
+            # Never deployed, or only failed (a mark cleared by hand): deployed (again).
+            tries = sum(1 for d in of_head if d.get("status") in FAILED)
+            return self._deploy(head, running, tries)
         return Plan("Deployed", running, actions=self._resolved(current, head), revision=head)
 
     def _resolved(self, current: Mapping[str, Any] | None, head: str) -> tuple[Action, ...]:
@@ -162,10 +166,11 @@ class _Decision:
         return (params.action(f"incident-close:{s.key}@{current.get('id')}",
                               description=f"close {s.name}'s incident, if one is open"),)
 
-    def _deploy(self, head: str, running: str) -> Plan:
+    def _deploy(self, head: str, running: str, tries: int) -> Plan:
         service, environment = self.target
         params = Deploy(service=service, environment=environment, commit=head)
-        action = params.action(f"railway.deploy:{self.s.key}@{head}",
+        action = params.action(f"railway.deploy:{self.s.key}@{head}"
+                               + (f":{tries + 1}" if tries else ""),
                                description=f"deploy {short(head)} to Railway service "
                                            f"{service}", needs_approval=self.spec.require_approval)
         return Plan("Deploying", f"{running}; deploying {short(head)}", actions=(action,),
@@ -186,7 +191,8 @@ class _Decision:
         if isinstance(commit, str) and commit and commit not in self.bad:
             mark = MarkBad(service_key=self.s.key, commit=commit,
                            deployment=str(failed.get("id")), reason=what)
-            actions.append(mark.action(f"service.mark-bad:{self.s.key}@{commit}",
+            actions.append(mark.action(f"service.mark-bad:{self.s.key}@{commit}:"
+                                       f"{failed.get('id')}",
                                        description=f"remember {short(commit)} must not be "
                                                    "deployed again"))
         target = next((d for d in self.deployments[1:]

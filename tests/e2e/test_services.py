@@ -20,7 +20,15 @@ from controller.store import Store
 from tests.e2e.test_gitops import INSTALLATION, PRIVATE, PUBLIC, REPO, GitOps, Sleeps
 from tests.fakes.github import FakeGitHub
 from tests.fakes.railway import FakeRailway
-from tests.helpers import RAILWAY_SECRET, WRITE, WRITE_TOKEN, make_settings, wait_until
+from tests.helpers import (
+    RAILWAY_SECRET,
+    WRITE,
+    WRITE_TOKEN,
+    env_for,
+    make_settings,
+    p38,
+    wait_until,
+)
 
 SERVICE, ENVIRONMENT = "svc-web", "env-prod"
 KEY = f"service:{REPO}/web"
@@ -140,10 +148,26 @@ async def test_a_push_is_deployed_and_a_failure_rolled_back_once_and_not_deploye
     assert [args["commitSha"] for args in deploys.mutations("deploy")] == [first, second]
     assert len(deploys.mutations("rollback")) == 1
 
+    # Cleared by hand (the failure was Railway's, say): the commit is deployed again.
+    listed = p38("services", env=env_for(deploys.gitops.store.dsn))
+    assert f"bad commit {second}" in listed.stdout, listed.stdout
+    cleared = p38("services", "clear-bad", "web", second, "--by", "dana",
+                  env=env_for(deploys.gitops.store.dsn))
+    assert cleared.returncode == 0, cleared.stderr
+    again = await deploys.deployed(second, count=2)
+    assert again["status"] == "QUEUED" and len(deploys.mutations("deploy")) == 3
+    deploys.railway.advance(again["id"], "FAILED")
+    await deploys.hook(again, "failed", at=7)
+    back = await deploys.deployed(first, count=3)  # rolled back again, once
+    deploys.railway.advance(back["id"], "SUCCESS")
+    await deploys.hook(back, "deployed", at=8)
+    await deploys.status("BadCommit")
+
     # A newer commit is deployed.
     third = await deploys.push(manifests(readme="infra v3\n"))
     fixed = await deploys.deployed(third)
-    assert [args["commitSha"] for args in deploys.mutations("deploy")] == [first, second, third]
+    assert [args["commitSha"] for args in deploys.mutations("deploy")] == [
+        first, second, second, third]
     deploys.railway.advance(fixed["id"], "SUCCESS")
     await deploys.hook(fixed, "deployed", at=9)
     await deploys.status("Deployed")
