@@ -54,6 +54,7 @@ from controller.store.embedded import resolve_dsn
 from controller.store.migrations import latest_version
 from controller.web import agents as agent_routes
 from controller.web import api, health, objects, pulls, webhooks
+from controller.web import services as service_routes
 from controller.web import tasks as task_routes
 from controller.web.budget import BodyBudget
 from controller.web.inflight import InFlight, Shutdown
@@ -123,6 +124,7 @@ def create_app(settings: Settings, *, registry: Mapping[str, Reconciler] | None 
     agent_routes.add_routes(app)
     task_routes.add_routes(app)
     pulls.add_routes(app)
+    service_routes.add_routes(app)
     bundles = [local.bundle, agents.bundle, tasks.bundle, services.bundle,
                *(default_providers() if providers is None else providers)]
 

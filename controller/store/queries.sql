@@ -697,3 +697,15 @@ WHERE service = $1 AND cleared_at IS NULL ORDER BY marked_at DESC LIMIT 100;
 UPDATE service_bad_commits SET cleared_at = now(), cleared_by = $3
 WHERE service = $1 AND commit_sha = $2 AND cleared_at IS NULL
 RETURNING commit_sha;
+
+-- name: services_list
+-- Every applied Service with its status (when reconciled), by key.
+SELECT 'service:' || a.source || '/' || a.name AS key, a.source, a.name, a.document,
+       a.revision, s.status, s.reason, s.message, s.reconciled_at
+FROM applied_objects a LEFT JOIN object_status s ON s.key = 'service:' || a.source || '/' || a.name
+WHERE a.kind = 'Service' ORDER BY a.source, a.name LIMIT 1000;
+
+-- name: deployments_of_service
+-- The Railway deployments followed from webhooks for Railway service $1, newest change first.
+SELECT name AS id, state, data, updated_at FROM resource_state
+WHERE kind = 'deployment' AND data ->> 'service' = $1 ORDER BY updated_at DESC LIMIT 50;

@@ -137,6 +137,12 @@ async def test_a_push_is_deployed_and_a_failure_rolled_back_once_and_not_deploye
     assert f"{second[:7]} failed before and is not deployed again" in blocked["message"]
     rows = await deploys.gitops.store.fetch("service_bad_list", KEY)
     assert [r["commit_sha"] for r in rows] == [second]
+    shown = await (await deploys.gitops.client.get("/api/services/web")).json()
+    assert shown["status"]["reason"] == "BadCommit" and shown["railway"]["service"] == SERVICE
+    assert [b["commit"] for b in shown["bad_commits"]] == [second]
+    assert {d["id"]: d["state"] for d in shown["deployments"]}[bad["id"]] == "failed"
+    listed = await (await deploys.gitops.client.get("/api/services")).json()
+    assert [s["key"] for s in listed["items"]] == [KEY]
     [incident] = deploys.gitops.fake.issues[REPO]  # one, for five sightings of the failure
     assert incident["state"] == "open" and f"`{second}` is failed" in incident["body"]
     assert f"rolled back to deployment {good['id']}" in incident["body"]

@@ -1,0 +1,66 @@
+"""The services API: `GET /api/services` and `GET /api/services/{name}` (`?source=` when two
+sources define the name).
+
+Each applied `Service` with its status (what runs, what is deploying, a rollback, a bad
+commit held back), its Railway ids and branch, the commits it will not deploy again, and, for
+one Service, the deployments followed from Railway's webhooks with their states. Behind
+P38_API_TOKEN like the rest of /api. Reads only: Railway itself is not called.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+
+from controller.web.json import Text, answer, expect_continue, path_text, problem, query
+from controller.web.keys import STORE
+
+
+async def service_json(store: Any, row: Mapping[str, Any], *,
+                       detail: bool = False) -> dict[str, Any]:
+    spec: Mapping[str, Any] = (row["document"] or {}).get("spec") or {}
+    railway: Mapping[str, Any] = spec.get("railway") or {}
+    bad = await store.fetch("service_bad_list", row["key"])
+    item: dict[str, Any] = {
+        "key": row["key"], "source": row["source"], "name": row["name"],
+        "revision": row["revision"], "branch": spec.get("branch", "main"),
+        "railway": {k: railway.get(k) for k in ("project", "environment", "service")},
+        "status": ({"status": row["status"], "reason": row["reason"],
+                    "message": row["message"], "reconciled_at": row["reconciled_at"]}
+                   if row["status"] else None),
+        "bad_commits": [{"commit": b["commit_sha"], "deployment": b["deployment"],
+                         "reason": b["reason"], "marked_at": b["marked_at"]} for b in bad]}
+    if detail and isinstance(railway.get("service"), str):
+        item["deployments"] = [
+            {"id": d["id"], "state": d["state"], "commit": (d["data"] or {}).get("commit"),
+             "updated_at": d["updated_at"]}
+            for d in await store.fetch("deployments_of_service", railway["service"])]
+    return item
+
+
+async def list_services(request: web.Request) -> web.Response:
+    query(request, {})
+    store = request.app[STORE]
+    rows = await store.fetch("services_list")
+    return answer({"items": [await service_json(store, r) for r in rows]})
+
+
+async def show_service(request: web.Request) -> web.Response:
+    q = query(request, {"source": Text()})
+    name = path_text(request.match_info["name"], "name")
+    store = request.app[STORE]
+    rows = [r for r in await store.fetch("services_list")
+            if r["name"] == name and q["source"] in (None, r["source"])]
+    if not rows:
+        return problem(404, f"no Service {name!r}")
+    if len(rows) > 1:
+        return problem(400, f"{len(rows)} sources define Service {name!r}: say which with "
+                            f"?source= ({', '.join(r['source'] for r in rows)})")
+    return answer(await service_json(store, rows[0], detail=True))
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/api/services", list_services, expect_handler=expect_continue)
+    app.router.add_get("/api/services/{name}", show_service, expect_handler=expect_continue)
