@@ -14,6 +14,7 @@ import gzip
 import itertools
 import json
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ import httpx
 from graphql import GraphQLSchema, build_client_schema, graphql_sync, parse, validate
 
 SCHEMA = Path(__file__).with_name("railway_schema.json.gz")
+EPOCH = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)  # the fake's deployments are made after it
 
 
 @cache
@@ -56,6 +58,7 @@ class FakeRailway:
     failures: list[tuple[int, dict[str, str]]] = field(default_factory=list)
     lost: int = 0
     _ids: Any = field(default_factory=lambda: itertools.count(1))
+    _clock: Any = field(default_factory=lambda: itertools.count(1))  # seconds after EPOCH
 
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self.handle)
@@ -66,7 +69,8 @@ class FakeRailway:
             can_rollback: bool = True) -> dict[str, Any]:
         deployment = {"id": f"dep-{next(self._ids)}", "status": status, "serviceId": service,
                       "environmentId": environment, "projectId": "proj",
-                      "createdAt": f"2026-12-07T10:{len(self.deployments):02d}:00.000Z",
+                      "createdAt": (EPOCH + timedelta(seconds=next(self._clock)))
+                      .strftime("%Y-%m-%dT%H:%M:%S.000Z"),
                       "canRollback": can_rollback, "canRedeploy": True,
                       "staticUrl": f"{service}.up.railway.app",
                       "meta": {"commitHash": commit, "branch": "main"}}
