@@ -204,7 +204,6 @@ class _Decision:
             return Plan("CannotRollBack", f"{what}; no earlier deployment Railway can roll "
                                           "back to", actions=tuple(actions), status="Stalled",
                         revision=str(commit or ""))
-        actions += self._incident(failed, target)
         service, environment = self.target
         rollback = Rollback(service=service, environment=environment,
                             failed=str(failed.get("id")), to=str(target.get("id")),
@@ -213,6 +212,7 @@ class _Decision:
             f"railway.rollback:{service}:{failed.get('id')}",
             description=f"roll {service} back to deployment {target.get('id')} "
                         f"({short(target.get('commit'))})"))
+        actions += self._incident(failed, target)  # after the rollback: GitHub never delays it
         return Plan("RollingBack", f"{what}: rolling back to deployment {target.get('id')} "
                                    f"of {short(target.get('commit'))}; {short(commit)} is "
                                    "not deployed again", actions=tuple(actions),
