@@ -189,30 +189,49 @@ class ToolClient:
         return answer
 
     async def notify(self, p: Notify) -> Mapping[str, Any]:
-        headers = {}
-        token = bound_token("NOTIFY", p.target, p.url)
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
         body = {"agent": p.agent, "run": p.run_id, "target": p.target, "text": p.text,
                 "data": p.data}
-        for attempt in range(NOTIFY_ATTEMPTS):
-            try:
-                response = await self._client.post(http_url(p.url), json=body,
-                                                   headers=headers)
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-                error = f"{type(exc).__name__}: {exc}"  # not sent: safe to send again
-            except httpx.TransportError as exc:  # may have arrived: never sent twice
-                raise RuntimeError(f"notify {p.target}: {type(exc).__name__} after sending; "
-                                   "not sent again (it may have arrived)") from exc
-            else:
-                if response.status_code != 429:
-                    if response.status_code >= 500:
-                        raise RuntimeError(f"notify {p.target}: {response.status_code}; not "
-                                           "sent again (it may have arrived)")
-                    response.raise_for_status()
-                    return {"status": response.status_code, "target": p.target}
-                error = f"429 from {p.target}"  # refused before acting: send again later
-            if attempt + 1 < NOTIFY_ATTEMPTS:
-                await asyncio.sleep(0.5 * 2 ** attempt)
-        raise RuntimeError(f"notify {p.target} failed after {NOTIFY_ATTEMPTS} attempts: "
-                           f"{error}")
+        return await send_notification(self._client, p.target, p.url, body)
+
+    async def event(self, target: str, url: str, body: Mapping[str, Any],
+                    key: str) -> Mapping[str, Any]:
+        """The controller's own notification (an outcome of a Service, say) to a Policy
+        target, through the same sender as the agents' `notify`."""
+        return await send_notification(self._client, target, url, body, key=key)
+
+
+async def send_notification(client: httpx.AsyncClient, target: str, url: str,
+                            body: Mapping[str, Any], *, key: str | None = None
+                            ) -> Mapping[str, Any]:
+    """POST `body` to a Policy notification target with its bound bearer token
+    (`P38_NOTIFY_<TARGET>_TOKEN`, only to `P38_NOTIFY_<TARGET>_URL`). Sent again only when it
+    certainly did not arrive (no connection, 429); a 5xx or a timeout after sending raises, and
+    the action is retried from the top. `key` (an idempotency key) goes in the body (`id`) and
+    in the `Idempotency-Key` header, so a receiver can drop a second copy."""
+    headers = {}
+    token = bound_token("NOTIFY", target, url)
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    if key is not None:
+        headers["Idempotency-Key"] = key
+        body = {"id": key, **body}
+    error = ""
+    for attempt in range(NOTIFY_ATTEMPTS):
+        try:
+            response = await client.post(http_url(url), json=body, headers=headers)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            error = f"{type(exc).__name__}: {exc}"  # not sent: safe to send again
+        except httpx.TransportError as exc:  # may have arrived: never sent twice
+            raise RuntimeError(f"notify {target}: {type(exc).__name__} after sending; "
+                               "not sent again (it may have arrived)") from exc
+        else:
+            if response.status_code != 429:
+                if response.status_code >= 500:
+                    raise RuntimeError(f"notify {target}: {response.status_code}; not "
+                                       "sent again (it may have arrived)")
+                response.raise_for_status()
+                return {"status": response.status_code, "target": target}
+            error = f"429 from {target}"  # refused before acting: send again later
+        if attempt + 1 < NOTIFY_ATTEMPTS:
+            await asyncio.sleep(0.5 * 2 ** attempt)
+    raise RuntimeError(f"notify {target} failed after {NOTIFY_ATTEMPTS} attempts: {error}")

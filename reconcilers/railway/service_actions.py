@@ -50,6 +50,17 @@ class MarkBad(Params):
     reason: str
 
 
+class NotifyEvent(Params):
+    """One notification of an outcome (`rolled_back`, `rollback_failed`, ...) to a Policy
+    notification target (n8n's Webhook node, say); its idempotency key goes with it."""
+
+    action_kind: ClassVar[str] = "notify.event"
+    needs: ClassVar[str | None] = "notify"
+    target: str
+    url: str
+    body: dict[str, Any]
+
+
 class RailwayReads(Protocol):
     async def deployments(self, service: str, environment: str) -> list[Mapping[str, Any]]:
         """The service's deployments in the environment, newest first: each with `id`,

@@ -18,8 +18,9 @@ step per reconcile:
 4. Otherwise it says what runs.
 
 Each failure opens (or updates: found by its marker) one incident issue on the source
-repository saying what failed and what was done; it is closed with a comment once the branch
-head runs healthy again. No I/O of its own.
+repository saying what failed and what was done, closed with a comment once the branch head
+runs healthy again, and sends one notification (`rolled_back` or `rollback_failed`) to each of
+the Policy's notification targets. No I/O of its own.
 """
 
 from __future__ import annotations
@@ -36,7 +37,14 @@ from controller.reconcile.errors import NotConfigured
 from controller.reconcile.plan import Action, Plan
 from reconcilers.gitops.objects import ManifestObject, ObjectSnapshot
 from reconcilers.gitops.reporting import IssueClose, IssueUpsert
-from reconcilers.railway.service_actions import RAILWAY, SERVICES, Deploy, MarkBad, Rollback
+from reconcilers.railway.service_actions import (
+    RAILWAY,
+    SERVICES,
+    Deploy,
+    MarkBad,
+    NotifyEvent,
+    Rollback,
+)
 
 if TYPE_CHECKING:
     from controller.reconcile.policy import Policy
@@ -102,7 +110,7 @@ class ServiceObjects(ManifestObject):
         if snapshot.unseen:
             return Plan("NoRailway", f"Railway cannot be read: {snapshot.unseen}",
                         status="Blocked", revision=revision)
-        return _Decision(snapshot, snapshot.spec).plan()
+        return _Decision(snapshot, snapshot.spec, policy).plan()
 
 
 async def _head(ctx: ObserveContext, source: str, branch: str) -> tuple[str | None, str]:
@@ -120,8 +128,8 @@ async def _head(ctx: ObserveContext, source: str, branch: str) -> tuple[str | No
 
 
 class _Decision:
-    def __init__(self, s: ServiceSnapshot, spec: ServiceSpec) -> None:
-        self.s, self.spec = s, spec
+    def __init__(self, s: ServiceSnapshot, spec: ServiceSpec, policy: Policy) -> None:
+        self.s, self.spec, self.policy = s, spec, policy
         self.target = (spec.railway.service, spec.railway.environment)
         self.bad = {str(b.get("commit")) for b in s.bad}
         self.deployments = list(s.deployments)
@@ -176,6 +184,31 @@ class _Decision:
         return Plan("Deploying", f"{running}; deploying {short(head)}", actions=(action,),
                     requeue_after=POLL_SECONDS, revision=head)
 
+    def _notify(self, event: str, severity: str, failed: Mapping[str, Any],
+                target: Mapping[str, Any] | None) -> list[Action]:
+        """One notification per outcome to each of the Policy's notification targets (the
+        failure and what was done in one body), never one per step or per sighting."""
+        s, (service, environment) = self.s, self.target
+        commit = failed.get("commit")
+        body: dict[str, Any] = {
+            "event": event, "severity": severity, "service": s.name, "source": s.source,
+            "railway_service": service, "environment": environment,
+            "deployment": {"id": failed.get("id"), "status": failed.get("status")},
+            "commit": commit,
+            "rolled_back_to": ({"deployment": target.get("id"), "commit": target.get("commit")}
+                               if target is not None else None),
+            "links": {"service": f"/api/services/{s.name}"},
+            "text": (f"{s.name}: deployment {failed.get('id')} of {short(commit)} "
+                     f"{str(failed.get('status')).lower()}; "
+                     + (f"rolled back to {target.get('id')} ({short(target.get('commit'))})"
+                        if target is not None else "could not roll back"))}
+        actions = []
+        for name, where in sorted(self.policy.spec.notifications.items()):
+            params = NotifyEvent(target=name, url=str(where.url), body=body)
+            actions.append(params.action(f"notify:{name}:{s.key}:{event}:{failed.get('id')}",
+                                         description=f"tell {name}: {event} ({s.name})"))
+        return actions
+
     def _incident(self, failed: Mapping[str, Any],
                   target: Mapping[str, Any] | None) -> list[Action]:
         return list(_incident_action(self.s, failed, target))
@@ -201,6 +234,7 @@ class _Decision:
                        and d.get("commit") not in self.bad), None)
         if target is None:
             actions += self._incident(failed, None)
+            actions += self._notify("rollback_failed", "critical", failed, None)
             return Plan("CannotRollBack", f"{what}; no earlier deployment Railway can roll "
                                           "back to", actions=tuple(actions), status="Stalled",
                         revision=str(commit or ""))
@@ -213,6 +247,7 @@ class _Decision:
             description=f"roll {service} back to deployment {target.get('id')} "
                         f"({short(target.get('commit'))})"))
         actions += self._incident(failed, target)  # after the rollback: GitHub never delays it
+        actions += self._notify("rolled_back", "critical", failed, target)
         return Plan("RollingBack", f"{what}: rolling back to deployment {target.get('id')} "
                                    f"of {short(target.get('commit'))}; {short(commit)} is "
                                    "not deployed again", actions=tuple(actions),

@@ -217,3 +217,48 @@ async def test_a_deploy_whose_answer_was_lost_is_made_once(deploys: Deploys) -> 
 async def _held(deploys: Deploys) -> bool:
     rows = await deploys.gitops.store.fetch("statuses_of", [KEY])
     return bool(rows and rows[0]["reason"] == "AwaitingApproval")
+
+
+async def test_a_failure_is_told_to_n8n_once_with_the_rollback(
+        deploys: Deploys, aiohttp_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The failure and the rollback in one body, once, to each Policy notification target,
+    with its bound token and an idempotency key, however often the failure is seen."""
+    from aiohttp import web
+
+    received: list[tuple[dict[str, str], dict[str, Any]]] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        received.append((dict(request.headers), await request.json()))
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_post("/webhook/p38-ops", hook)
+    server = await aiohttp_server(app)
+    url = str(server.make_url("/webhook/p38-ops"))
+    monkeypatch.setenv("P38_NOTIFY_OPS_URL", url)
+    monkeypatch.setenv("P38_NOTIFY_OPS_TOKEN", "n8n-ops-token-0123456789")
+    policy = ("apiVersion: p38/v1\nkind: Policy\nmetadata:\n  name: default\nspec:\n"
+              f"  notifications:\n    ops:\n      url: {url}\n")
+    first = await deploys.push({**manifests(), "manifests/policy.yaml": policy})
+    good = await deploys.deployed(first)
+    deploys.railway.advance(good["id"], "SUCCESS")
+    second = await deploys.push({**manifests(readme="v2\n"), "manifests/policy.yaml": policy})
+    bad = await deploys.deployed(second)
+    deploys.railway.advance(bad["id"], "SUCCESS")
+    deploys.railway.advance(bad["id"], "FAILED")
+    for n in range(3):
+        await deploys.hook(bad, "failed", at=n)
+    await deploys.deployed(first, count=2)
+
+    async def told() -> bool:
+        return bool(received)
+
+    await wait_until(told, what="the notification", store=deploys.gitops.store)
+    await deploys.status("Deploying")  # the rolled-back deployment is in flight
+    [(headers, body)] = received
+    assert headers["Authorization"] == "Bearer n8n-ops-token-0123456789"
+    assert headers["Idempotency-Key"] == body["id"]
+    assert (body["event"], body["severity"], body["service"], body["commit"]) == (
+        "rolled_back", "critical", "web", second)
+    assert body["rolled_back_to"] == {"deployment": good["id"], "commit": first}
+    assert body["deployment"] == {"id": bad["id"], "status": "FAILED"} and body["time"]
