@@ -126,7 +126,7 @@ def create_app(settings: Settings, *, registry: Mapping[str, Reconciler] | None 
     task_routes.add_routes(app)
     pulls.add_routes(app)
     service_routes.add_routes(app)
-    bundles = [local.bundle, agents.bundle, tasks.bundle, services.bundle, notify.bundle,
+    bundles = [local.bundle, agents.bundle, tasks.bundle, notify.bundle, services.bundle(),
                *(default_providers() if providers is None else providers)]
 
     async def refresh_secrets(app: web.Application) -> AsyncIterator[None]:

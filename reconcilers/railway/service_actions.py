@@ -50,6 +50,16 @@ class MarkBad(Params):
     reason: str
 
 
+class HealthCheck(Params):
+    """One try of a Service's `healthCheck.url` for deployment `deployment` (2xx: healthy);
+    the reconciler tries again every few seconds until `healthCheck.timeout`."""
+
+    action_kind: ClassVar[str] = "service.health_check"
+    needs: ClassVar[str | None] = "services"
+    url: str
+    deployment: str
+
+
 class NotifyEvent(Params):
     """One notification of an outcome (`rolled_back`, `rollback_failed`, ...) to a Policy
     notification target (n8n's Webhook node, say); its idempotency key goes with it."""

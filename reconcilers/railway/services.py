@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import ValidationError
 
-from controller.manifests.models import ServiceSpec
+from controller.manifests.models import ServiceSpec, duration_seconds
 from controller.reconcile.context import AppliedObject, ObserveContext
 from controller.reconcile.errors import NotConfigured
 from controller.reconcile.plan import Action, Plan
@@ -41,6 +41,7 @@ from reconcilers.railway.service_actions import (
     RAILWAY,
     SERVICES,
     Deploy,
+    HealthCheck,
     MarkBad,
     NotifyEvent,
     Rollback,
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
     from controller.reconcile.policy import Policy
 
 POLL_SECONDS = 10.0  # while a deployment is in flight (a webhook ends the wait sooner)
+HEALTH_INTERVAL = 5.0  # between health check tries, until healthCheck.timeout
 IN_FLIGHT = frozenset({"QUEUED", "WAITING", "INITIALIZING", "BUILDING", "DEPLOYING"})
 FAILED = frozenset({"FAILED", "CRASHED"})
 ROLLBACK_TARGETS = frozenset({"SUCCESS", "REMOVED", "SLEEPING"})
@@ -70,6 +72,7 @@ class ServiceSnapshot(ObjectSnapshot):
     bad: tuple[Mapping[str, Any], ...] = ()
     unseen: str = ""  # why Railway could not be read
     installation: int | None = None  # the App's on the source repository (for its incident)
+    health: tuple[Mapping[str, Any], ...] = ()  # the current deployment's probes, in order
 
 
 class ServiceObjects(ManifestObject):
@@ -96,8 +99,17 @@ class ServiceObjects(ManifestObject):
         except NotConfigured as exc:
             return ServiceSnapshot(**fields, spec=spec, head=head, head_why=why, bad=bad,
                                    unseen=str(exc))
+        health: list[Mapping[str, Any]] = []
+        current = deployments[0] if deployments else None
+        if current is not None and current.get("status") == "SUCCESS" \
+                and spec.health_check.url is not None:
+            for n in range(health_tries(spec) + 1):
+                record = await ctx.action(health_key(key, str(current.get("id")), n))
+                if record is None or record.status != "succeeded":
+                    break
+                health.append(dict(record.result or {}))
         return ServiceSnapshot(**fields, spec=spec, head=head, head_why=why,
-                               deployments=deployments, bad=bad)
+                               deployments=deployments, bad=bad, health=tuple(health))
 
     def decide_applied(self, snapshot: ObjectSnapshot, applied: AppliedObject,
                        policy: Policy) -> Plan:
@@ -155,11 +167,37 @@ class _Decision:
                                      "clear-bad` clears the mark)", status="Blocked",
                         revision=head)
         of_head = [d for d in self.deployments if d.get("commit") == head]
+        if current is not None and status == "SUCCESS" and self.spec.health_check.url:
+            judged = self._health(current)
+            if judged is not None:
+                return judged
         if not any(d.get("status") not in FAILED | GONE for d in of_head):
             # Never deployed, or only failed (a mark cleared by hand): deployed (again).
             tries = sum(1 for d in of_head if d.get("status") in FAILED)
             return self._deploy(head, running, tries)
         return Plan("Deployed", running, actions=self._resolved(current, head), revision=head)
+
+    def _health(self, current: Mapping[str, Any]) -> Plan | None:
+        """None when the deployment answered 2xx; else the next try, or, once
+        `healthCheck.timeout` has passed in tries, the failure it is."""
+        tries = self.s.health
+        if any(t.get("healthy") for t in tries):
+            return None
+        if len(tries) >= health_tries(self.spec):
+            last = tries[-1] if tries else {}
+            why = last.get("status") or last.get("error") or "no answer"
+            return self._failed({**current, "status": f"UNHEALTHY ({why})"})
+        params = HealthCheck(url=str(self.spec.health_check.url),
+                             deployment=str(current.get("id")))
+        action = params.action(health_key(self.s.key, str(current.get("id")), len(tries)),
+                               description=f"probe {self.spec.health_check.url} "
+                                           f"(try {len(tries) + 1})")
+        return Plan("CheckingHealth", f"deployment {current.get('id')} of "
+                                      f"{short(current.get('commit'))} is up; its health check "
+                                      f"has not answered 2xx yet (try {len(tries) + 1} of "
+                                      f"{health_tries(self.spec)})",
+                    actions=(action,), requeue_after=0.0 if not tries else HEALTH_INTERVAL,
+                    revision=self.s.revision)
 
     def _resolved(self, current: Mapping[str, Any] | None, head: str) -> tuple[Action, ...]:
         """The open incident (if any) is closed once the branch head runs, healthy."""
@@ -288,3 +326,12 @@ def _incident_action(s: ServiceSnapshot, failed: Mapping[str, Any],
                          body=_incident_body(s, failed, target), labels=["p38", "incident"])
     return (params.action(f"incident:{s.key}:{failed.get('id')}",
                           description=f"open or update {s.name}'s incident"),)
+
+
+def health_key(key: str, deployment: str, n: int) -> str:
+    return f"health:{key}:{deployment}:{n}"
+
+
+def health_tries(spec: ServiceSpec) -> int:
+    """Tries that fit in `healthCheck.timeout`, one every HEALTH_INTERVAL (at least one)."""
+    return max(1, int(duration_seconds(spec.health_check.timeout) // HEALTH_INTERVAL) + 1)

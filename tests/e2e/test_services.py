@@ -262,3 +262,39 @@ async def test_a_failure_is_told_to_n8n_once_with_the_rollback(
         "rolled_back", "critical", "web", second)
     assert body["rolled_back_to"] == {"deployment": good["id"], "commit": first}
     assert body["deployment"] == {"id": bad["id"], "status": "FAILED"} and body["time"]
+
+
+async def test_a_deployment_that_turns_up_unhealthy_is_rolled_back(
+        deploys: Deploys, aiohttp_server: Any) -> None:
+    """After SUCCESS, `healthCheck.url` must answer 2xx within `healthCheck.timeout`: a
+    deployment that answers 503 is a failure like FAILED (rolled back, its commit marked)."""
+    from aiohttp import web
+
+    answers = {"status": 200}
+    probes: list[str] = []
+
+    async def health(request: web.Request) -> web.Response:
+        probes.append(request.path)
+        return web.Response(status=answers["status"])
+
+    app = web.Application()
+    app.router.add_get("/health", health)
+    server = await aiohttp_server(app)
+    check = f"  healthCheck:\n    url: {server.make_url('/health')}\n    timeout: 1s\n"
+    first = await deploys.push(manifests(check))
+    good = await deploys.deployed(first)
+    deploys.railway.advance(good["id"], "SUCCESS")
+    await deploys.hook(good, "deployed")
+    await deploys.status("Deployed")
+    assert probes == ["/health"]
+
+    answers["status"] = 503
+    second = await deploys.push(manifests(check, readme="v2\n"))
+    bad = await deploys.deployed(second)
+    deploys.railway.advance(bad["id"], "SUCCESS")
+    await deploys.hook(bad, "deployed", at=1)
+    await deploys.deployed(first, count=2)  # rolled back
+    assert deploys.mutations("rollback") == [{"id": good["id"]}]
+    rows = await deploys.gitops.store.fetch("service_bad_list", KEY)
+    assert [r["commit_sha"] for r in rows] == [second]
+    assert "unhealthy (503)" in rows[0]["reason"]
