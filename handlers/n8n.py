@@ -4,8 +4,9 @@ n8n posts whatever its HTTP Request node is given; project38 documents the shape
 (docs/agents.md, docs/webhooks.md): `{"event": "execution.finished", "workflow": "name",
 "execution": "id", "status": "success"}`, and `{"event": "agent.run", "agent":
 "<source>/<name>", "input": ...}`, which starts a run of an agent (its name and the body's size
-are checked here). Extra fields are kept; `X-P38-Delivery` (or `execution`) names the
-delivery, else the body's SHA-256 does.
+are checked here), and `{"event": "service.redeploy", "service": "<source>/<name>"}`, which
+redeploys a Service (through its approval rules). Extra fields are kept; `X-P38-Delivery` (or
+`execution`) names the delivery, else the body's SHA-256 does.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from handlers.base import (
 
 SOURCE = "n8n"
 AGENT_RUN = "agent.run"  # {"event": "agent.run", "agent": "<source>/<name>", "input": ...}
+SERVICE_REDEPLOY = "service.redeploy"  # {"event": "service.redeploy", "service": "<src>/<n>"}
 MAX_INPUT_BYTES = 64 * 1024  # a run's input, as the API and `p38 run` allow
 MAX_AGENT_RUN_BYTES = MAX_INPUT_BYTES + 4 * 1024
 KEPT_HEADERS = ("User-Agent", "Content-Type", "X-P38-Delivery")
@@ -42,6 +44,8 @@ def from_http(headers: Mapping[str, str], body: bytes, *, secret: str,
         raise Rejection(400, "'event' must be a non-empty string")
     if event == AGENT_RUN:
         _check_agent_run(payload, body)
+    if event == SERVICE_REDEPLOY:
+        _check_named(payload, "service", SERVICE_REDEPLOY, "octo-org/infra/web")
     workflow = payload.get("workflow")
     execution = payload.get("execution")
     status = payload.get("status")
@@ -62,6 +66,15 @@ def from_http(headers: Mapping[str, str], body: bytes, *, secret: str,
         payload_json=body.decode("utf-8"),
         keys=route(SOURCE, event, action, payload),
     ))
+
+
+def _check_named(payload: Mapping[str, object], field: str, event: str, example: str) -> None:
+    value = payload.get(field)
+    name = value.removeprefix(f"{field}:") if isinstance(value, str) else ""
+    source, _, short = name.rpartition("/")
+    if not source or not short:
+        raise Rejection(400, f"{event} needs '{field}': '<source>/<name>', e.g. '{example}'")
+    storable(f"the {field}", name, limit=IDENTITY_BYTES)
 
 
 def _check_agent_run(payload: Mapping[str, object], body: bytes) -> None:

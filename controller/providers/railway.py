@@ -22,7 +22,7 @@ from controller.clients.railway import RailwayClient, RailwayQuery, read_only
 from controller.clients.tools import MAX_ANSWER_BYTES
 from controller.providers import Bundle, Env, Provider
 from controller.reconcile.plan import Action, ActionRunner, runner
-from reconcilers.railway.service_actions import Deploy, Rollback
+from reconcilers.railway.service_actions import Deploy, Redeploy, Rollback
 
 NAME = "railway"
 NOT_LIVE = frozenset({"FAILED", "CRASHED", "REMOVED", "REMOVING", "SKIPPED"})
@@ -72,8 +72,18 @@ def runners(client: RailwayClient) -> dict[str, ActionRunner]:
         rolled = await railway_ops.rollback(client, p.to)
         return {"rolled_back_to": p.to, "accepted": rolled}
 
+    async def redeploy(p: Redeploy, _action: Action) -> Mapping[str, Any]:
+        listed = await railway_ops.deployments(client, p.service, p.environment)
+        base = next((d for d in listed if d.id == p.deployment), None)
+        for found in listed:
+            if base is not None and found.created_at > base.created_at \
+                    and found.commit == p.commit:
+                return {"deployment": found.id, "found": True}
+        made = await railway_ops.redeploy(client, p.deployment)
+        return {"deployment": made.id}
+
     return {**runner(RailwayQuery, query), **runner(Deploy, deploy),
-            **runner(Rollback, rollback)}
+            **runner(Rollback, rollback), **runner(Redeploy, redeploy)}
 
 
 class Reads:

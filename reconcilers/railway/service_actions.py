@@ -40,6 +40,18 @@ class Rollback(Params):
     commit: str  # `to`'s commit
 
 
+class Redeploy(Params):
+    """Redeploy deployment `deployment` (n8n's `service.redeploy`); the runner first looks for
+    a deployment of the same commit newer than it (the redeploy made already)."""
+
+    action_kind: ClassVar[str] = "railway.redeploy"
+    needs: ClassVar[str | None] = "railway"
+    service: str
+    environment: str
+    deployment: str
+    commit: str
+
+
 class MarkBad(Params):
     """Remember that `commit` must not be deployed again to this Service. Internal."""
 

@@ -25,7 +25,7 @@ the Policy's notification targets. No I/O of its own.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -35,6 +35,7 @@ from controller.manifests.models import ServiceSpec, duration_seconds
 from controller.reconcile.context import AppliedObject, ObserveContext
 from controller.reconcile.errors import NotConfigured
 from controller.reconcile.plan import Action, Plan
+from controller.reconcile.reconciler import Event, Watch, object_key
 from reconcilers.gitops.objects import ManifestObject, ObjectSnapshot
 from reconcilers.gitops.reporting import IssueClose, IssueUpsert
 from reconcilers.railway.service_actions import (
@@ -44,6 +45,7 @@ from reconcilers.railway.service_actions import (
     HealthCheck,
     MarkBad,
     NotifyEvent,
+    Redeploy,
     Rollback,
 )
 
@@ -73,11 +75,25 @@ class ServiceSnapshot(ObjectSnapshot):
     unseen: str = ""  # why Railway could not be read
     installation: int | None = None  # the App's on the source repository (for its incident)
     health: tuple[Mapping[str, Any], ...] = ()  # the current deployment's probes, in order
+    redeploys: tuple[int, ...] = ()  # n8n's service.redeploy deliveries not settled yet
+
+
+def redeploy_keys(event: Event) -> Iterable[str]:
+    """n8n's `service.redeploy` names the Service (`<source>/<name>`)."""
+    if event.name != "service.redeploy":
+        return ()
+    name = event.payload.get("service")
+    name = name.removeprefix("service:") if isinstance(name, str) else ""
+    source, _, short_name = name.rpartition("/")
+    return (object_key("Service", source, short_name),) if source and short_name else ()
 
 
 class ServiceObjects(ManifestObject):
     kind: ClassVar[str] = "service"
     manifest_kind: ClassVar[str] = "Service"
+
+    def watches(self) -> Sequence[Watch]:
+        return (Watch("n8n", frozenset({"service.redeploy"}), redeploy_keys),)
 
     async def observe(self, ctx: ObserveContext, key: str) -> ServiceSnapshot:
         base = await super().observe(ctx, key)
@@ -99,6 +115,14 @@ class ServiceObjects(ManifestObject):
         except NotConfigured as exc:
             return ServiceSnapshot(**fields, spec=spec, head=head, head_why=why, bad=bad,
                                    unseen=str(exc))
+        asked = tuple(p.delivery_id for p in await ctx.recent_payloads(
+            key, 20, events=("service.redeploy",), pending=True))
+        fields["redeploys"] = asked
+        if asked and len(deployments) > 1:  # is the running one the answer to an earlier ask?
+            made = await ctx.action(redeploy_key(key, str(deployments[1].get("id"))))
+            if made is not None and made.status == "succeeded" and \
+                    (made.result or {}).get("deployment") == deployments[0].get("id"):
+                fields["redeploys"] = ()  # coalesced into the redeploy that made it
         health: list[Mapping[str, Any]] = []
         current = deployments[0] if deployments else None
         if current is not None and current.get("status") == "SUCCESS" \
@@ -151,6 +175,8 @@ class _Decision:
         status = str(current.get("status")) if current else ""
         if current is not None and status in FAILED:
             return self._failed(current)
+        if current is not None and self.s.redeploys and status not in IN_FLIGHT:
+            return self._redeploy(current)
         if current is not None and status in IN_FLIGHT:
             return Plan("Deploying", f"deployment {current.get('id')} of "
                                      f"{short(current.get('commit'))} is {status.lower()}",
@@ -176,6 +202,20 @@ class _Decision:
             tries = sum(1 for d in of_head if d.get("status") in FAILED)
             return self._deploy(head, running, tries)
         return Plan("Deployed", running, actions=self._resolved(current, head), revision=head)
+
+    def _redeploy(self, current: Mapping[str, Any]) -> Plan:
+        """n8n asked: the running deployment is redeployed once (asks that arrive before the
+        new one is up are coalesced into it)."""
+        service, environment = self.target
+        params = Redeploy(service=service, environment=environment,
+                          deployment=str(current.get("id")), commit=str(current.get("commit")))
+        action = params.action(redeploy_key(self.s.key, str(current.get("id"))),
+                               description=f"redeploy {current.get('id')} of "
+                                           f"{short(current.get('commit'))} (asked by n8n)",
+                               needs_approval=self.spec.require_approval)
+        return Plan("Redeploying", f"n8n asked for a redeploy of deployment "
+                                   f"{current.get('id')} ({short(current.get('commit'))})",
+                    actions=(action,), requeue_after=0.0, revision=self.s.revision)
 
     def _health(self, current: Mapping[str, Any]) -> Plan | None:
         """None when the deployment answered 2xx; else the next try, or, once
@@ -335,3 +375,7 @@ def health_key(key: str, deployment: str, n: int) -> str:
 def health_tries(spec: ServiceSpec) -> int:
     """Tries that fit in `healthCheck.timeout`, one every HEALTH_INTERVAL (at least one)."""
     return max(1, int(duration_seconds(spec.health_check.timeout) // HEALTH_INTERVAL) + 1)
+
+
+def redeploy_key(key: str, deployment: str) -> str:
+    return f"railway.redeploy:{key}@{deployment}"

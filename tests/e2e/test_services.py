@@ -21,6 +21,7 @@ from tests.e2e.test_gitops import INSTALLATION, PRIVATE, PUBLIC, REPO, GitOps, S
 from tests.fakes.github import FakeGitHub
 from tests.fakes.railway import FakeRailway
 from tests.helpers import (
+    N8N_SECRET,
     RAILWAY_SECRET,
     WRITE,
     WRITE_TOKEN,
@@ -298,3 +299,30 @@ async def test_a_deployment_that_turns_up_unhealthy_is_rolled_back(
     rows = await deploys.gitops.store.fetch("service_bad_list", KEY)
     assert [r["commit_sha"] for r in rows] == [second]
     assert "unhealthy (503)" in rows[0]["reason"]
+
+
+async def test_n8n_asks_for_a_redeploy_and_gets_one(deploys: Deploys) -> None:
+    """`service.redeploy` from n8n redeploys the running deployment once, however often the
+    request arrives before it is done."""
+    first = await deploys.push(manifests())
+    good = await deploys.deployed(first)
+    deploys.railway.advance(good["id"], "SUCCESS")
+    await deploys.hook(good, "deployed")
+    await deploys.status("Deployed")
+    for n in range(2):
+        response = await deploys.gitops.client.post(
+            "/webhooks/n8n", json={"event": "service.redeploy", "service": f"{REPO}/web",
+                                   "workflow": "ops", "execution": f"e{n}"},
+            headers={"Authorization": f"Bearer {N8N_SECRET}"})
+        assert response.status == 202, await response.text()
+    again = await deploys.deployed(first, count=2)
+    assert deploys.mutations("redeploy") == [{"id": good["id"]}]
+    deploys.railway.advance(again["id"], "SUCCESS")
+    await deploys.hook(again, "deployed", at=3)
+    await deploys.status("Deployed")
+    assert deploys.mutations("redeploy") == [{"id": good["id"]}]
+    bad = await deploys.gitops.client.post(
+        "/webhooks/n8n", json={"event": "service.redeploy", "service": "web"},
+        headers={"Authorization": f"Bearer {N8N_SECRET}"})
+    assert bad.status == 400
+    assert "service.redeploy needs 'service': '<source>/<name>'" in (await bad.json())["reason"]
