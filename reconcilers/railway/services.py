@@ -37,7 +37,7 @@ from controller.reconcile.errors import NotConfigured
 from controller.reconcile.plan import Action, Plan
 from controller.reconcile.reconciler import Event, Watch, object_key
 from reconcilers.gitops.objects import ManifestObject, ObjectSnapshot
-from reconcilers.gitops.reporting import IssueClose, IssueUpsert
+from reconcilers.gitops.reporting import IssueClose
 from reconcilers.railway.service_actions import (
     RAILWAY,
     SERVICES,
@@ -48,6 +48,7 @@ from reconcilers.railway.service_actions import (
     Redeploy,
     Rollback,
 )
+from reconcilers.railway.service_reports import incident_action, incident_marker, short
 
 if TYPE_CHECKING:
     from controller.reconcile.policy import Policy
@@ -58,10 +59,6 @@ IN_FLIGHT = frozenset({"QUEUED", "WAITING", "INITIALIZING", "BUILDING", "DEPLOYI
 FAILED = frozenset({"FAILED", "CRASHED"})
 ROLLBACK_TARGETS = frozenset({"SUCCESS", "REMOVED", "SLEEPING"})
 GONE = frozenset({"REMOVED", "REMOVING", "SKIPPED"})
-
-
-def short(sha: object) -> str:
-    return str(sha or "")[:7] or "(none)"
 
 
 @dataclass(frozen=True)
@@ -289,7 +286,7 @@ class _Decision:
 
     def _incident(self, failed: Mapping[str, Any],
                   target: Mapping[str, Any] | None) -> list[Action]:
-        return list(_incident_action(self.s, failed, target))
+        return list(incident_action(self.s, failed, target))
 
     def _failed(self, failed: Mapping[str, Any]) -> Plan:
         commit, status = failed.get("commit"), str(failed.get("status")).lower()
@@ -331,41 +328,6 @@ class _Decision:
                                    "not deployed again", actions=tuple(actions),
                     requeue_after=POLL_SECONDS, status="Reconciling",
                     revision=str(commit or ""))
-
-
-def incident_marker(key: str) -> str:
-    return f"<!-- p38:incident:{key} -->"
-
-
-def _incident_body(s: ServiceSnapshot, failed: Mapping[str, Any],
-                   target: Mapping[str, Any] | None) -> str:
-    commit = failed.get("commit")
-    done = [f"- marked `{short(commit)}` bad: it is not deployed again (a newer commit on the "
-            f"branch is; `p38 services clear-bad {s.name} {commit}` clears the mark)"]
-    done.append(f"- rolled back to deployment {target.get('id')} "
-                f"(`{short(target.get('commit'))}`)" if target is not None else
-                "- did not roll back (rollbackOnFailure is false, or no earlier deployment "
-                "Railway can roll back to)")
-    return "\n".join([
-        incident_marker(s.key),
-        f"**{s.name}**: Railway deployment `{failed.get('id')}` of `{commit}` is "
-        f"{str(failed.get('status')).lower()}.", "",
-        "What project38 did:", *done, "",
-        "This issue is updated on every failure of this Service and closed when the branch's "
-        "head runs healthy again."])
-
-
-def _incident_action(s: ServiceSnapshot, failed: Mapping[str, Any],
-                     target: Mapping[str, Any] | None) -> tuple[Action, ...]:
-    if s.installation is None or s.source == "local":
-        return ()  # (a local folder's Service: its status says it)
-    params = IssueUpsert(repo=s.source, installation_id=s.installation,
-                         marker=incident_marker(s.key),
-                         title=f"project38: {s.name} deployment {str(failed.get('status')).lower()}"
-                               f" ({short(failed.get('commit'))})",
-                         body=_incident_body(s, failed, target), labels=["p38", "incident"])
-    return (params.action(f"incident:{s.key}:{failed.get('id')}",
-                          description=f"open or update {s.name}'s incident"),)
 
 
 def health_key(key: str, deployment: str, n: int) -> str:
