@@ -5,7 +5,9 @@ n8n posts whatever its HTTP Request node is given; project38 documents the shape
 "execution": "id", "status": "success"}`, and `{"event": "agent.run", "agent":
 "<source>/<name>", "input": ...}`, which starts a run of an agent (its name and the body's size
 are checked here), and `{"event": "service.redeploy", "service": "<source>/<name>"}`, which
-redeploys a Service (through its approval rules). Extra fields are kept; `X-P38-Delivery` (or
+redeploys a Service (through its approval rules), and `{"event": "alert", "repo":
+"owner/name", "key": ..., "title": ..., "message": ...}` (one incident issue per key). Extra
+fields are kept; `X-P38-Delivery` (or
 `execution`) names the delivery, else the body's SHA-256 does.
 """
 
@@ -14,7 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from controller.reconcile.payloads import json_problem
+from controller.reconcile.payloads import PLAIN_NAME, json_problem, plausible_repo
 from handlers.base import (
     IDENTITY_BYTES,
     Delivery,
@@ -31,6 +33,8 @@ from handlers.base import (
 SOURCE = "n8n"
 AGENT_RUN = "agent.run"  # {"event": "agent.run", "agent": "<source>/<name>", "input": ...}
 SERVICE_REDEPLOY = "service.redeploy"  # {"event": "service.redeploy", "service": "<src>/<n>"}
+ALERT = "alert"  # {"event": "alert", "repo": "owner/repo", "key": "disk-full", "title", ...}
+
 MAX_INPUT_BYTES = 64 * 1024  # a run's input, as the API and `p38 run` allow
 MAX_AGENT_RUN_BYTES = MAX_INPUT_BYTES + 4 * 1024
 KEPT_HEADERS = ("User-Agent", "Content-Type", "X-P38-Delivery")
@@ -46,6 +50,8 @@ def from_http(headers: Mapping[str, str], body: bytes, *, secret: str,
         _check_agent_run(payload, body)
     if event == SERVICE_REDEPLOY:
         _check_named(payload, "service", SERVICE_REDEPLOY, "octo-org/infra/web")
+    if event == ALERT:
+        _check_alert(payload)
     workflow = payload.get("workflow")
     execution = payload.get("execution")
     status = payload.get("status")
@@ -66,6 +72,16 @@ def from_http(headers: Mapping[str, str], body: bytes, *, secret: str,
         payload_json=body.decode("utf-8"),
         keys=route(SOURCE, event, action, payload),
     ))
+
+
+def _check_alert(payload: Mapping[str, object]) -> None:
+    repo, key = payload.get("repo"), payload.get("key")
+    if not plausible_repo(repo):
+        raise Rejection(400, "an alert needs 'repo': 'owner/name' (the repository whose issue "
+                             "it opens)")
+    if not isinstance(key, str) or not PLAIN_NAME.fullmatch(key):
+        raise Rejection(400, "an alert needs 'key': letters, digits, '.', '_' or '-', at most "
+                             "100 (alerts with one key are one issue)")
 
 
 def _check_named(payload: Mapping[str, object], field: str, event: str, example: str) -> None:

@@ -23,6 +23,7 @@ from reconcilers.github.workflows import Workflows
 from reconcilers.gitops.manifests import ManifestSources
 from reconcilers.gitops.plans import PullRequestPlans
 from reconcilers.gitops.policies import PolicyObjects
+from reconcilers.n8n.alerts import Alerts
 from reconcilers.railway.deployments import Deployments
 from reconcilers.railway.services import ServiceObjects
 
@@ -35,5 +36,5 @@ def default_registry(*, manifests_folder: str = "manifests/") -> dict[str, Recon
         Installations(), Deployments(), Workflows(),
         ManifestSources(folder=manifests_folder), PullRequestPlans(),
         Agents(), Runs(), Schedules(), ServiceObjects(), PolicyObjects(), Redeliveries(),
-        CommandIntake(), Tasks(), Sweeps()]
+        CommandIntake(), Tasks(), Sweeps(), Alerts()]
     return {r.kind: r for r in reconcilers}

@@ -30,9 +30,17 @@ MAX_NUMBER = 2**31 - 1  # GitHub's issue and pull request numbers are 32-bit
 def repo_full_name(payload: Any) -> str | None:
     """`owner/name` of the delivery's repository, when it has one that GitHub could have."""
     full_name = dig(payload, "repository", "full_name")
-    if not isinstance(full_name, str) or not _FULL_NAME.fullmatch(full_name):
-        return None
-    return None if full_name.partition("/")[2] in (".", "..") else full_name
+    return full_name if plausible_repo(full_name) else None
+
+
+def plausible_repo(full_name: Any) -> bool:
+    """Whether `full_name` is an `owner/name` GitHub could have."""
+    return isinstance(full_name, str) and bool(_FULL_NAME.fullmatch(full_name)) \
+        and full_name.partition("/")[2] not in (".", "..")
+
+
+# A name someone else chose that becomes part of a key (an n8n alert's key): plain characters.
+PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 def number(obj: Any) -> int | None:

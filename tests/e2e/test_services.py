@@ -326,3 +326,38 @@ async def test_n8n_asks_for_a_redeploy_and_gets_one(deploys: Deploys) -> None:
         headers={"Authorization": f"Bearer {N8N_SECRET}"})
     assert bad.status == 400
     assert "service.redeploy needs 'service': '<source>/<name>'" in (await bad.json())["reason"]
+
+
+async def test_an_alert_from_n8n_is_one_incident_issue_per_key(deploys: Deploys) -> None:
+    await deploys.push(manifests())
+    await deploys.deployed(deploys.gitops.head)
+
+    async def alert(key: str, message: str, n: int) -> Any:
+        return await deploys.gitops.client.post(
+            "/webhooks/n8n", json={"event": "alert", "repo": REPO, "key": key,
+                                   "title": "Disk almost full", "message": message,
+                                   "severity": "warning", "workflow": "ops",
+                                   "execution": f"a{n}"},
+            headers={"Authorization": f"Bearer {N8N_SECRET}"})
+
+    assert (await alert("disk-full", "91% used", 1)).status == 202
+
+    async def issues(count: int) -> list[dict[str, Any]] | None:
+        found = deploys.gitops.fake.issues.get(REPO, [])
+        return found if len(found) >= count else None
+
+    [issue] = await wait_until(lambda: issues(1), what="the alert's issue")
+    assert issue["title"] == "project38 alert: Disk almost full"
+    assert "91% used" in issue["body"] and "<!-- p38:alert:disk-full -->" in issue["body"]
+    assert (await alert("disk-full", "97% used", 2)).status == 202
+
+    async def updated() -> bool:
+        return "97% used" in issue["body"]
+
+    await wait_until(updated, what="the issue updated", store=deploys.gitops.store)
+    assert len(deploys.gitops.fake.issues[REPO]) == 1
+    for odd in ({"repo": "octo-org/../x", "key": "k"}, {"repo": REPO, "key": "a b#c"}):
+        refused = await deploys.gitops.client.post(
+            "/webhooks/n8n", json={"event": "alert", **odd},
+            headers={"Authorization": f"Bearer {N8N_SECRET}"})
+        assert refused.status == 400, odd
