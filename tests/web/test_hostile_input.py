@@ -402,8 +402,8 @@ async def test_api_parameters_are_checked(aiohttp_client, store: Store, dsn: str
         "/api/queue?status=dead": "unknown parameter 'status'",
         "/api/audit?outcome=bogus": "outcome must be one of dead, done, lost, requeue, retry",
         "/api/actions?status=bogus": "status must be one of dry_run, failed, held",
-        "/api/resources?kind=bogus": "kind must be one of agent, automerge, command",
-        "/api/objects?kind=bogus": "kind must be one of agent, automerge, command",
+        "/api/resources?kind=bogus": "kind must be one of agent, alert, automerge",
+        "/api/objects?kind=bogus": "kind must be one of agent, alert, automerge",
         "/api/objects?after=%00": "after must be text without NUL",
         "/api/revisions?kind=x": "unknown parameter 'kind'",
     }
