@@ -256,33 +256,45 @@ class _Decision:
                                + (f":{tries + 1}" if tries else ""),
                                description=f"deploy {short(head)} to Railway service "
                                            f"{service}", needs_approval=self.spec.require_approval)
-        return Plan("Deploying", f"{running}; deploying {short(head)}", actions=(action,),
-                    requeue_after=POLL_SECONDS, revision=head)
+        held: list[Action] = []
+        if self.spec.require_approval or Deploy.action_kind in self.policy.approval_required:
+            held = self._tell("deploy_held", "info", f"{head}", {
+                "commit": head, "approve": action.idempotency_key,
+                "text": f"{self.s.name}: deploying {short(head)} waits for approval "
+                        f"(p38 approve {action.idempotency_key})"})
+        return Plan("Deploying", f"{running}; deploying {short(head)}",
+                    actions=(*held, action), requeue_after=POLL_SECONDS, revision=head)
+
+    def _tell(self, event: str, severity: str, about: str,
+              fields: Mapping[str, Any]) -> list[Action]:
+        """One notification of `event` about `about` (a deployment, a commit) to each of the
+        Policy's notification targets."""
+        s, (service, environment) = self.s, self.target
+        body: dict[str, Any] = {"event": event, "severity": severity, "service": s.name,
+                                "source": s.source, "railway_service": service,
+                                "environment": environment,
+                                "links": {"service": f"/api/services/{s.name}"}, **fields}
+        actions = []
+        for name, where in sorted(self.policy.spec.notifications.items()):
+            params = NotifyEvent(target=name, url=str(where.url), body=body)
+            actions.append(params.action(f"notify:{name}:{s.key}:{event}:{about}",
+                                         description=f"tell {name}: {event} ({s.name})"))
+        return actions
 
     def _notify(self, event: str, severity: str, failed: Mapping[str, Any],
                 target: Mapping[str, Any] | None) -> list[Action]:
         """One notification per outcome to each of the Policy's notification targets (the
         failure and what was done in one body), never one per step or per sighting."""
-        s, (service, environment) = self.s, self.target
         commit = failed.get("commit")
-        body: dict[str, Any] = {
-            "event": event, "severity": severity, "service": s.name, "source": s.source,
-            "railway_service": service, "environment": environment,
+        return self._tell(event, severity, str(failed.get("id")), {
             "deployment": {"id": failed.get("id"), "status": failed.get("status")},
             "commit": commit,
             "rolled_back_to": ({"deployment": target.get("id"), "commit": target.get("commit")}
                                if target is not None else None),
-            "links": {"service": f"/api/services/{s.name}"},
-            "text": (f"{s.name}: deployment {failed.get('id')} of {short(commit)} "
+            "text": (f"{self.s.name}: deployment {failed.get('id')} of {short(commit)} "
                      f"{str(failed.get('status')).lower()}; "
                      + (f"rolled back to {target.get('id')} ({short(target.get('commit'))})"
-                        if target is not None else "could not roll back"))}
-        actions = []
-        for name, where in sorted(self.policy.spec.notifications.items()):
-            params = NotifyEvent(target=name, url=str(where.url), body=body)
-            actions.append(params.action(f"notify:{name}:{s.key}:{event}:{failed.get('id')}",
-                                         description=f"tell {name}: {event} ({s.name})"))
-        return actions
+                        if target is not None else "could not roll back"))})
 
     def _incident(self, failed: Mapping[str, Any],
                   target: Mapping[str, Any] | None) -> list[Action]:

@@ -81,3 +81,19 @@ def test_require_approval_asks_for_one() -> None:
                                        "requireApproval": True})
     [action] = decide(B, [], spec=spec).actions
     assert action.needs_approval
+
+
+def test_a_held_deploy_is_told_once_with_the_key_to_approve() -> None:
+    from controller.manifests.models import PolicySpec
+
+    spec = ServiceSpec.model_validate({**SPEC.model_dump(by_alias=True),
+                                       "requireApproval": True})
+    policy = Policy(spec=PolicySpec.model_validate(
+        {"notifications": {"ops": {"url": "https://n8n.example.com/webhook/p38-ops"}}}))
+    snapshot = ServiceSnapshot(KEY, "octo/infra", "web", APPLIED, "h" * 64, spec=spec, head=B)
+    tell, deploy = ServiceObjects().decide(snapshot, policy).actions
+    assert (tell.kind, tell.params["body"]["event"], tell.params["target"]) == (
+        "notify.event", "deploy_held", "ops")
+    assert tell.params["body"]["approve"] == deploy.idempotency_key
+    assert tell.idempotency_key == f"notify:ops:{KEY}:deploy_held:{B}"
+    assert not tell.needs_approval and deploy.needs_approval
