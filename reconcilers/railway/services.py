@@ -237,17 +237,29 @@ class _Decision:
                     revision=self.s.revision)
 
     def _resolved(self, current: Mapping[str, Any] | None, head: str) -> tuple[Action, ...]:
-        """The open incident (if any) is closed once the branch head runs, healthy."""
+        """The open incident (if any) is closed once the branch head runs, healthy; after a
+        failure, `resolved` is told once (for the newest failure)."""
         s = self.s
-        if current is None or current.get("commit") != head or s.installation is None \
-                or s.source == "local":
+        if current is None or current.get("commit") != head:
             return ()
-        params = IssueClose(repo=s.source, installation_id=s.installation,
-                            marker=incident_marker(s.key),
-                            comment=f"{s.name} runs {short(head)} again (deployment "
-                                    f"{current.get('id')}): resolved.")
-        return (params.action(f"incident-close:{s.key}@{current.get('id')}",
-                              description=f"close {s.name}'s incident, if one is open"),)
+        actions: list[Action] = []
+        if s.installation is not None and s.source != "local":
+            params = IssueClose(repo=s.source, installation_id=s.installation,
+                                marker=incident_marker(s.key),
+                                comment=f"{s.name} runs {short(head)} again (deployment "
+                                        f"{current.get('id')}): resolved.")
+            actions.append(params.action(f"incident-close:{s.key}@{current.get('id')}",
+                                         description=f"close {s.name}'s incident, if one is "
+                                                     "open"))
+        if s.bad:  # (newest first) the failure this healthy deployment resolves
+            failure = s.bad[0]
+            actions += self._tell("resolved", "info", f"{failure.get('deployment')}", {
+                "deployment": {"id": current.get("id"), "status": "SUCCESS"},
+                "commit": head, "failed": {"deployment": failure.get("deployment"),
+                                           "commit": failure.get("commit")},
+                "text": f"{s.name} runs {short(head)} (deployment {current.get('id')}): "
+                        f"the failure of {short(failure.get('commit'))} is resolved"})
+        return tuple(actions)
 
     def _deploy(self, head: str, running: str, tries: int) -> Plan:
         service, environment = self.target

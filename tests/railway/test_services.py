@@ -97,3 +97,19 @@ def test_a_held_deploy_is_told_once_with_the_key_to_approve() -> None:
     assert tell.params["body"]["approve"] == deploy.idempotency_key
     assert tell.idempotency_key == f"notify:ops:{KEY}:deploy_held:{B}"
     assert not tell.needs_approval and deploy.needs_approval
+
+
+def test_the_first_healthy_head_after_a_failure_tells_resolved_once() -> None:
+    from controller.manifests.models import PolicySpec
+
+    policy = Policy(spec=PolicySpec.model_validate(
+        {"notifications": {"ops": {"url": "https://n8n.example.com/webhook/p38-ops"}}}))
+    snapshot = ServiceSnapshot(KEY, "octo/infra", "web", APPLIED, "h" * 64, spec=SPEC, head=C,
+                               deployments=(dep("d4", "SUCCESS", C), dep("d3", "REMOVED", A),
+                                            dep("d2", "FAILED", B)),
+                               bad=({"commit": B, "deployment": "d2"},))
+    plan = ServiceObjects().decide(snapshot, policy)
+    [tell] = [a for a in plan.actions if a.kind == "notify.event"]
+    assert plan.decision == "Deployed" and tell.params["body"]["event"] == "resolved"
+    assert tell.idempotency_key == f"notify:ops:{KEY}:resolved:d2"  # once per failure
+    assert tell.params["body"]["failed"] == {"deployment": "d2", "commit": B}
