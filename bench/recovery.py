@@ -9,7 +9,8 @@ service's new deployment turns FAILED and Railway's `Deployment.failed` webhook 
 times (a retrying sender); the time from the first post to the `deploymentRollback` reaching the
 fake is recorded, with the time spent inside the fakes meanwhile (the floor). Prints p50/p99 of
 webhook -> rollback and of the controller's own time (goal p99 <= 250 ms), rollbacks per
-failure (goal exactly 1: 0 duplicates) and incident issues per failure.
+failure (goal exactly 1: 0 duplicates), incident issues per failure, and the n8n
+notifications a local receiver got (goal one `rolled_back` per failure: 0 duplicates).
 
     python bench/recovery.py [--services 200]
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import time
@@ -134,13 +136,30 @@ async def bench(dsn: str, services: int) -> None:
         return [d for d in rail.deployments if d["meta"]["commitHash"] == commit]
 
     gitops = GitOps(client, fake, store, Sleeps(), {"README.md": "infra\n"})
+    from aiohttp import web
+
+    told: list[str] = []
+
+    async def n8n(request: web.Request) -> web.Response:
+        told.append((await request.json())["id"])
+        return web.json_response({"ok": True})
+
+    receiver = web.Application()
+    receiver.router.add_post("/webhook/p38-ops", n8n)
+    n8n_server = TestServer(receiver)
+    await n8n_server.start_server()
+    n8n_url = str(n8n_server.make_url("/webhook/p38-ops"))
+    os.environ["P38_NOTIFY_OPS_URL"] = n8n_url
+    os.environ["P38_NOTIFY_OPS_TOKEN"] = "bench-n8n-token-0123456789"
+    policy = ("apiVersion: p38/v1\nkind: Policy\nmetadata:\n  name: default\nspec:\n"
+              f"  notifications:\n    ops:\n      url: {n8n_url}\n")
 
     async def delivered() -> bool:
         return True
 
     to_rollback, own = [], []
     try:
-        files = {"README.md": "infra\n",
+        files = {"README.md": "infra\n", "manifests/policy.yaml": policy,
                  **{f"manifests/web-{n}.yaml": service(n) for n in range(services)}}
         first = await gitops.push_until(files, delivered)
         await until(lambda: len(deployed(first)) >= services, "the first deploys")
@@ -164,11 +183,15 @@ async def bench(dsn: str, services: int) -> None:
             back = next(x for x in rail.deployments if x["serviceId"] == d["serviceId"])
             rail.advance(back["id"], "SUCCESS")  # Railway brings the rolled-back one up
             await hook(back, "deployed", 9)
+        await until(lambda: len([t for t in told if ":rolled_back:" in t]) >= services,
+                    "every notification")
         await asyncio.sleep(1.0)  # let late reconciles show any duplicate
     finally:
         await client.close()
+        await n8n_server.close()
         await store.close()
 
+    rolled_back = [t for t in told if ":rolled_back:" in t]
     rollbacks = [args["id"] for kind, args in rail.mutations if kind == "rollback"]
     incidents = fake.issues.get(REPO, [])
     ms = 1000.0
@@ -184,11 +207,13 @@ async def bench(dsn: str, services: int) -> None:
     print(f"  rollbacks {len(rollbacks)} for {services} failures (duplicates: "
           f"{len(rollbacks) - len(set(rollbacks))}); incident issues {len(incidents)} "
           f"(one per Service that failed)")
-    print("  n8n notifications: not built yet (issue 17 open)")
+    print(f"  n8n notifications rolled_back {len(rolled_back)} for {services} failures "
+          f"(duplicates: {len(rolled_back) - len(set(rolled_back))})")
     print(json.dumps({"p50_ms": round(percentile(to_rollback, .5) * ms, 1),
                       "p99_ms": round(percentile(to_rollback, .99) * ms, 1),
                       "own_p99_ms": round(percentile(own, .99) * ms, 1),
-                      "duplicate_rollbacks": len(rollbacks) - len(set(rollbacks))}))
+                      "duplicate_rollbacks": len(rollbacks) - len(set(rollbacks)),
+                      "duplicate_notifications": len(rolled_back) - len(set(rolled_back))}))
 
 
 def main() -> None:
