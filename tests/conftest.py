@@ -20,7 +20,7 @@ TABLES = ("deliveries", "delivery_payloads", "delivery_keys", "work_queue", "act
           "approvals", "resource_state", "transitions", "audit", "applied_objects",
           "manifest_blobs", "manifest_revisions", "object_status", "agent_versions",
           "agent_runs", "agent_state", "schedule_ticks", "killswitches", "claude_tasks",
-          "service_bad_commits")
+          "service_bad_commits", "service_incidents")
 
 
 def with_database(dsn: str, name: str) -> str:

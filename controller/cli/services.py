@@ -1,4 +1,5 @@
-"""`p38 services` (every Service with its status and the commits it will not deploy again) and
+"""`p38 services` (every Service with its status, the commits it will not deploy again and its
+open incident) and
 `p38 services clear-bad SERVICE SHA --by NAME` (clear a mark by hand, recorded with who did
 it; the Service is reconciled at once and deploys the commit if it is its branch's head)."""
 
@@ -29,6 +30,13 @@ def cmd_services(args: argparse.Namespace) -> int:
             for bad in await store.fetch("service_bad_list", row["key"]):
                 print(f"  bad commit {bad['commit_sha']} (deployment "
                       f"{shown(bad['deployment'])}: {shown(bad['reason'])})")
+            for incident in await store.fetch("service_incidents_list", row["key"], 1):
+                if incident["closed_at"] is None:
+                    print(f"  open incident: deployment {shown(incident['deployment'])} of "
+                          f"{shown(incident['commit_sha'])} {shown(incident['status'])} at "
+                          f"{incident['opened_at']:%Y-%m-%d %H:%M:%S}; "
+                          + (f"rolled back to {shown(incident['rolled_back_to'])}"
+                             if incident["rolled_back_to"] else "not rolled back"))
         return 0
 
     return asyncio.run(with_store(settings, body))

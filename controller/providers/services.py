@@ -1,8 +1,9 @@
 """The services provider: the controller's own records of `Service` objects (the commits they
-must not deploy again, `service_bad_commits`): the runner that marks one, the health probe of a
-deployment (`controller/clients/health.py`), and the read the Service reconciler uses. Needs
-no credentials: always available. Idempotent by construction (a commit is marked once; a probe
-only reads).
+must not deploy again, `service_bad_commits`; their incidents, `service_incidents`): the
+runners that mark a commit, record and close an incident, and probe a deployment's health
+(`controller/clients/health.py`), and the reads the Service reconciler uses. Needs no
+credentials: always available. Idempotent by construction (a commit is marked once, an
+incident recorded once per failed deployment; a probe only reads).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from controller.clients.health import HealthProbe
 from controller.providers import Bundle, Env, Provider
 from controller.reconcile.plan import Action, ActionRunner, runner
 from controller.store import Store
-from reconcilers.railway.service_actions import HealthCheck, MarkBad
+from reconcilers.railway.service_actions import CloseIncidents, HealthCheck, MarkBad, RecordIncident
 
 NAME = "services"
 
@@ -41,7 +42,18 @@ def runners(store: Store, probe: HealthProbe) -> dict[str, ActionRunner]:
     async def health(p: HealthCheck, _action: Action) -> Mapping[str, Any]:
         return {**await probe.probe(p.url), "deployment": p.deployment}
 
-    return {**runner(MarkBad, mark_bad), **runner(HealthCheck, health)}
+    async def record_incident(p: RecordIncident, _action: Action) -> Mapping[str, Any]:
+        recorded = await store.fetchval("service_incident_record", p.service_key, p.deployment,
+                                        p.commit, p.status, p.rolled_back_to,
+                                        p.rolled_back_commit)
+        return {"deployment": p.deployment, "recorded": recorded is not None}
+
+    async def close_incidents(p: CloseIncidents, _action: Action) -> Mapping[str, Any]:
+        closed = await store.fetch("service_incidents_close", p.service_key, p.deployment)
+        return {"closed": [r["deployment"] for r in closed], "by": p.deployment}
+
+    return {**runner(MarkBad, mark_bad), **runner(HealthCheck, health),
+            **runner(RecordIncident, record_incident), **runner(CloseIncidents, close_incidents)}
 
 
 class ServiceStoreReads:
@@ -54,3 +66,10 @@ class ServiceStoreReads:
         return [{"commit": r["commit_sha"], "deployment": r["deployment"],
                  "reason": r["reason"]}
                 for r in await self._store.fetch("service_bad_list", service_key)]
+
+    async def open_incidents(self, service_key: str) -> list[Mapping[str, Any]]:
+        return [{"deployment": r["deployment"], "commit": r["commit_sha"],
+                 "status": r["status"], "rolled_back_to": r["rolled_back_to"],
+                 "rolled_back_commit": r["rolled_back_commit"]}
+                for r in await self._store.fetch("service_incidents_list", service_key, 20)
+                if r["closed_at"] is None]

@@ -698,6 +698,35 @@ UPDATE service_bad_commits SET cleared_at = now(), cleared_by = $3
 WHERE service = $1 AND commit_sha = $2 AND cleared_at IS NULL
 RETURNING commit_sha;
 
+-- name: service_incident_record
+-- Record the incident of Service $1's failed deployment $2 (once; a later record of the same
+-- failure only fills in the rollback when there was none).
+INSERT INTO service_incidents (service, deployment, commit_sha, status, rolled_back_to,
+                               rolled_back_commit)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (service, deployment) DO UPDATE
+    SET rolled_back_to = excluded.rolled_back_to,
+        rolled_back_commit = excluded.rolled_back_commit
+    WHERE service_incidents.rolled_back_to IS NULL AND excluded.rolled_back_to IS NOT NULL
+RETURNING deployment;
+
+-- name: service_incidents_close
+-- Close Service $1's open incidents: deployment $2 runs healthy.
+UPDATE service_incidents SET closed_at = now(), closed_by = $2
+WHERE service = $1 AND closed_at IS NULL
+RETURNING deployment;
+
+-- name: service_incidents_list
+-- Service $1's incidents, newest first ($2: how many); the open ones are those not closed.
+SELECT deployment, commit_sha, status, rolled_back_to, rolled_back_commit, opened_at,
+       closed_at, closed_by
+FROM service_incidents WHERE service = $1 ORDER BY opened_at DESC LIMIT $2;
+
+-- name: transitions_of_many
+-- The state changes of objects of kind $1 named in $2, oldest first (a timeline each).
+SELECT name, from_state, to_state, reason, at FROM transitions
+WHERE kind = $1 AND name = ANY($2::text[]) ORDER BY id LIMIT 2000;
+
 -- name: services_list
 -- Every applied Service with its status (when reconciled), by key.
 SELECT 'service:' || a.source || '/' || a.name AS key, a.source, a.name, a.document,

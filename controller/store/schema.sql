@@ -282,6 +282,19 @@ CREATE TABLE service_bad_commits (
 );
 ALTER TABLE service_bad_commits ADD CONSTRAINT service_bad_commits_pkey PRIMARY KEY (service, commit_sha);
 
+CREATE TABLE service_incidents (
+    service text NOT NULL,
+    deployment text NOT NULL,
+    commit_sha text,
+    status text NOT NULL,
+    rolled_back_to text,
+    rolled_back_commit text,
+    opened_at timestamp with time zone NOT NULL DEFAULT now(),
+    closed_at timestamp with time zone,
+    closed_by text
+);
+ALTER TABLE service_incidents ADD CONSTRAINT service_incidents_pkey PRIMARY KEY (service, deployment);
+
 CREATE TABLE transitions (
     id bigint NOT NULL DEFAULT nextval('transitions_id_seq'::regclass),
     kind text NOT NULL,
@@ -359,6 +372,8 @@ CREATE INDEX schedule_ticks_fired ON public.schedule_ticks USING btree (fired_at
 CREATE UNIQUE INDEX schedule_ticks_pkey ON public.schedule_ticks USING btree (schedule, due_at);
 CREATE UNIQUE INDEX schema_migrations_pkey ON public.schema_migrations USING btree (version);
 CREATE UNIQUE INDEX service_bad_commits_pkey ON public.service_bad_commits USING btree (service, commit_sha);
+CREATE INDEX service_incidents_open_idx ON public.service_incidents USING btree (service, opened_at DESC);
+CREATE UNIQUE INDEX service_incidents_pkey ON public.service_incidents USING btree (service, deployment);
 CREATE INDEX transitions_object_idx ON public.transitions USING btree (kind, name, id DESC);
 CREATE UNIQUE INDEX transitions_pkey ON public.transitions USING btree (id);
 CREATE UNIQUE INDEX work_queue_pkey ON public.work_queue USING btree (key);

@@ -2,8 +2,9 @@
 sources define the name).
 
 Each applied `Service` with its status (what runs, what is deploying, a rollback, a bad
-commit held back), its Railway ids and branch, the commits it will not deploy again, and, for
-one Service, the deployments followed from Railway's webhooks with their states. Behind
+commit held back), its Railway ids and branch, the commits it will not deploy again and its
+open incident, and, for one Service, its recent incidents and the deployments followed from
+Railway's webhooks with the timeline of their states. Behind
 P38_API_TOKEN like the rest of /api. Reads only: Railway itself is not called.
 """
 
@@ -32,12 +33,38 @@ async def service_json(store: Any, row: Mapping[str, Any], *,
                    if row["status"] else None),
         "bad_commits": [{"commit": b["commit_sha"], "deployment": b["deployment"],
                          "reason": b["reason"], "marked_at": b["marked_at"]} for b in bad]}
+    incidents = [await incident_json(store, row["key"], i)
+                 for i in await store.fetch("service_incidents_list", row["key"],
+                                            20 if detail else 1)]
+    item["incident"] = next((i for i in incidents if i["closed_at"] is None), None)
+    if detail:
+        item["incidents"] = incidents
     if detail and isinstance(railway.get("service"), str):
+        followed = await store.fetch("deployments_of_service", railway["service"])
+        timeline: dict[str, list[dict[str, Any]]] = {}
+        for t in await store.fetch("transitions_of_many", "deployment",
+                                   [d["id"] for d in followed]):
+            timeline.setdefault(t["name"], []).append(
+                {"from": t["from_state"], "to": t["to_state"], "at": t["at"]})
         item["deployments"] = [
             {"id": d["id"], "state": d["state"], "commit": (d["data"] or {}).get("commit"),
-             "updated_at": d["updated_at"]}
-            for d in await store.fetch("deployments_of_service", railway["service"])]
+             "updated_at": d["updated_at"], "timeline": timeline.get(d["id"], [])}
+            for d in followed]
     return item
+
+
+async def incident_json(store: Any, key: str, row: Mapping[str, Any]) -> dict[str, Any]:
+    """One failure as recorded, with its issue on the source repository when one was opened
+    (the `github.issue_upsert` action's answer)."""
+    issue = await store.fetchrow("action_by_key", f"incident:{key}:{row['deployment']}")
+    result = (issue["result"] or {}) if issue is not None else {}
+    return {"deployment": row["deployment"], "commit": row["commit_sha"],
+            "status": row["status"],
+            "rolled_back_to": ({"deployment": row["rolled_back_to"],
+                                "commit": row["rolled_back_commit"]}
+                               if row["rolled_back_to"] else None),
+            "opened_at": row["opened_at"], "closed_at": row["closed_at"],
+            "closed_by": row["closed_by"], "issue": result.get("issue")}
 
 
 async def list_services(request: web.Request) -> web.Response:

@@ -62,6 +62,27 @@ class MarkBad(Params):
     reason: str
 
 
+class RecordIncident(Params):
+    """Record the incident of a failed deployment (every Service, a local folder's included:
+    `/api/services` and `p38 services` show it). Internal."""
+
+    action_kind: ClassVar[str] = "service.incident"
+    service_key: str
+    deployment: str
+    commit: str | None
+    status: str
+    rolled_back_to: str | None = None
+    rolled_back_commit: str | None = None
+
+
+class CloseIncidents(Params):
+    """Close the Service's open incidents: deployment `deployment` runs healthy. Internal."""
+
+    action_kind: ClassVar[str] = "service.incident_close"
+    service_key: str
+    deployment: str
+
+
 class HealthCheck(Params):
     """One try of a Service's `healthCheck.url` for deployment `deployment` (2xx: healthy);
     the reconciler tries again every few seconds until `healthCheck.timeout`."""
@@ -94,6 +115,11 @@ class ServiceReads(Protocol):
     async def bad_commits(self, service_key: str) -> list[Mapping[str, Any]]:
         """The Service's commits marked bad and not cleared: `commit`, `deployment`,
         `reason`."""
+        ...
+
+    async def open_incidents(self, service_key: str) -> list[Mapping[str, Any]]:
+        """The Service's incidents not closed yet, newest first: `deployment`, `commit`,
+        `status`, `rolled_back_to`, `rolled_back_commit`."""
         ...
 
 

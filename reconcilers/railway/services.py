@@ -17,9 +17,9 @@ step per reconcile:
    by `requireApproval`, the Policy's `approvalRequired` and every killswitch).
 4. Otherwise it says what runs.
 
-Each failure opens (or updates: found by its marker) one incident issue on the source
-repository saying what failed and what was done, closed with a comment once the branch head
-runs healthy again, and sends one notification (`rolled_back` or `rollback_failed`) to each of
+Each failure is recorded as an incident (every Service, a local folder's included) and opens
+(or updates: found by its marker) one incident issue on the source repository saying what
+failed and what was done, both closed once the branch head runs healthy again, and sends one notification (`rolled_back` or `rollback_failed`) to each of
 the Policy's notification targets. No I/O of its own.
 """
 
@@ -41,6 +41,7 @@ from reconcilers.gitops.reporting import IssueClose
 from reconcilers.railway.service_actions import (
     RAILWAY,
     SERVICES,
+    CloseIncidents,
     Deploy,
     HealthCheck,
     MarkBad,
@@ -73,6 +74,7 @@ class ServiceSnapshot(ObjectSnapshot):
     installation: int | None = None  # the App's on the source repository (for its incident)
     health: tuple[Mapping[str, Any], ...] = ()  # the current deployment's probes, in order
     redeploys: tuple[int, ...] = ()  # n8n's service.redeploy deliveries not settled yet
+    incidents: tuple[Mapping[str, Any], ...] = ()  # open (not closed yet), newest first
 
 
 def redeploy_keys(event: Event) -> Iterable[str]:
@@ -103,6 +105,7 @@ class ServiceObjects(ManifestObject):
             return ServiceSnapshot(**fields, unreadable=str(exc).splitlines()[0])
         head, why = await _head(ctx, base.source, spec.branch)
         bad = tuple(await ctx.reads(SERVICES).bad_commits(key))
+        fields["incidents"] = tuple(await ctx.reads(SERVICES).open_incidents(key))
         source = await ctx.resource("manifests", base.source)
         found = source.data.get("installation_id") if source is not None else None
         fields["installation"] = found if isinstance(found, int) else None
@@ -178,22 +181,22 @@ class _Decision:
             return Plan("Deploying", f"deployment {current.get('id')} of "
                                      f"{short(current.get('commit'))} is {status.lower()}",
                         requeue_after=POLL_SECONDS, revision=self.s.revision)
+        if current is not None and status == "SUCCESS" and self.spec.health_check.url:
+            judged = self._health(current)  # whatever runs: the head, a rollback, Railway's
+            if judged is not None:
+                return judged
         head = self.s.head
         running = (f"running deployment {current.get('id')} of {short(current.get('commit'))}"
                    if current is not None else "nothing deployed yet")
         if head is None:
             return Plan("NotFollowing", f"{running}; {self.s.head_why}",
-                        revision=self.s.revision)
+                        actions=self._resolved_unfollowed(current), revision=self.s.revision)
         if head in self.bad:
             return Plan("BadCommit", f"{running}; {short(head)} failed before and is not "
                                      "deployed again (a newer commit is; `p38 services "
                                      "clear-bad` clears the mark)", status="Blocked",
                         revision=head)
         of_head = [d for d in self.deployments if d.get("commit") == head]
-        if current is not None and status == "SUCCESS" and self.spec.health_check.url:
-            judged = self._health(current)
-            if judged is not None:
-                return judged
         if not any(d.get("status") not in FAILED | GONE for d in of_head):
             # Never deployed, or only failed (a mark cleared by hand): deployed (again).
             tries = sum(1 for d in of_head if d.get("status") in FAILED)
@@ -242,7 +245,7 @@ class _Decision:
         s = self.s
         if current is None or current.get("commit") != head:
             return ()
-        actions: list[Action] = []
+        actions: list[Action] = self._close_incidents(current)
         if s.installation is not None and s.source != "local":
             params = IssueClose(repo=s.source, installation_id=s.installation,
                                 marker=incident_marker(s.key),
@@ -260,6 +263,25 @@ class _Decision:
                 "text": f"{s.name} runs {short(head)} (deployment {current.get('id')}): "
                         f"the failure of {short(failure.get('commit'))} is resolved"})
         return tuple(actions)
+
+    def _resolved_unfollowed(self, current: Mapping[str, Any] | None) -> tuple[Action, ...]:
+        """A Service that follows no commits (a local folder's): its open incidents close once
+        a deployment of another commit than the failed ones and the ones rolled back to runs
+        healthy (a fix Railway deployed on its own, or by hand)."""
+        if current is None or current.get("status") != "SUCCESS":
+            return ()
+        involved = {i.get(f) for i in self.s.incidents for f in ("commit", "rolled_back_commit")}
+        if current.get("commit") in involved | self.bad:
+            return ()
+        return tuple(self._close_incidents(current))
+
+    def _close_incidents(self, current: Mapping[str, Any]) -> list[Action]:
+        if not self.s.incidents:
+            return []
+        params = CloseIncidents(service_key=self.s.key, deployment=str(current.get("id")))
+        return [params.action(f"service.incident-close:{self.s.key}@{current.get('id')}",
+                              description=f"close {self.s.name}'s open incidents: deployment "
+                                          f"{current.get('id')} runs healthy")]
 
     def _deploy(self, head: str, running: str, tries: int) -> Plan:
         service, environment = self.target

@@ -15,6 +15,7 @@ import pytest
 
 from controller.app import create_app
 from controller.config import ManifestSettings, ProviderSettings
+from controller.engine.queue import WorkQueue
 from controller.providers import github, railway
 from controller.store import Store
 from tests.e2e.test_gitops import INSTALLATION, PRIVATE, PUBLIC, REPO, GitOps, Sleeps
@@ -146,6 +147,12 @@ async def test_a_push_is_deployed_and_a_failure_rolled_back_once_and_not_deploye
     assert [s["key"] for s in listed["items"]] == [KEY]
     [incident] = deploys.gitops.fake.issues[REPO]  # one, for five sightings of the failure
     assert incident["state"] == "open" and f"`{second}` is failed" in incident["body"]
+    assert (shown["incident"]["deployment"], shown["incident"]["commit"],
+            shown["incident"]["rolled_back_to"]["deployment"], shown["incident"]["issue"]) == (
+        bad["id"], second, good["id"], incident["number"])
+    assert [i["deployment"] for i in shown["incidents"]] == [bad["id"]]
+    timeline = {d["id"]: [t["to"] for t in d["timeline"]] for d in shown["deployments"]}
+    assert timeline[bad["id"]][-1] == "failed", timeline
     assert f"rolled back to deployment {good['id']}" in incident["body"]
 
     # A restart (a new controller on the same database) looks again: nothing is deployed.
@@ -184,6 +191,9 @@ async def test_a_push_is_deployed_and_a_failure_rolled_back_once_and_not_deploye
 
     await wait_until(closed, what="the incident closed", store=deploys.gitops.store)
     assert f"runs {third[:7]} again" in incident["comments_list"][-1]
+    shown = await (await deploys.gitops.client.get("/api/services/web")).json()
+    assert shown["incident"] is None
+    assert {i["closed_by"] for i in shown["incidents"]} == {fixed["id"]}  # both failures
 
 
 async def test_a_webhook_the_api_contradicts_changes_nothing(deploys: Deploys) -> None:
@@ -361,3 +371,51 @@ async def test_an_alert_from_n8n_is_one_incident_issue_per_key(deploys: Deploys)
             "/webhooks/n8n", json={"event": "alert", **odd},
             headers={"Authorization": f"Bearer {N8N_SECRET}"})
         assert refused.status == 400, odd
+
+
+async def test_a_local_folders_service_records_its_incident_and_shows_it(
+        aiohttp_client: Any, store: Store, dsn: str, tmp_path: Any) -> None:
+    """No repository to open an issue on: the failure is recorded, shown by the API and `p38
+    services`, and closed once Railway runs another commit healthy (not by the rollback)."""
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    (folder / "web.yaml").write_text(manifests()["manifests/web.yaml"])
+    rail = FakeRailway()
+    old = rail.add(SERVICE, ENVIRONMENT, "a" * 40, "SUCCESS")
+    settings = make_settings(dsn, workers=2).model_copy(update={
+        "providers": ProviderSettings(RAILWAY_TOKEN=rail.token),
+        "manifests": ManifestSettings(P38_MANIFESTS_DIR=folder, P38_RESYNC_SECONDS=3600)})
+    client = await aiohttp_client(create_app(settings, write_token=WRITE_TOKEN, providers=[
+        railway.bundle(transport=rail.transport())]), headers=WRITE)
+    key = "service:local/web"
+
+    async def reason(wanted: str) -> bool:
+        rows = await store.fetch("statuses_of", [key])
+        return bool(rows) and rows[0]["reason"] == wanted
+
+    await wait_until(lambda: reason("NotFollowing"), what="the Service applied", store=store)
+    broken = rail.add(SERVICE, ENVIRONMENT, "b" * 40, "FAILED")  # Railway's own deploy
+    await WorkQueue(store, settings.queue).enqueue_now([key])
+    await wait_until(lambda: reason("RollingBack"), what="the rollback", store=store)
+    assert [args for kind, args in rail.mutations if kind == "rollback"] == [{"id": old["id"]}]
+    back = rail.deployments[0]
+    rail.advance(back["id"], "SUCCESS")
+    await WorkQueue(store, settings.queue).enqueue_now([key])
+    await wait_until(lambda: reason("NotFollowing"), what="running the rollback", store=store)
+    shown = await (await client.get("/api/services/web")).json()
+    assert (shown["incident"]["deployment"], shown["incident"]["commit"],
+            shown["incident"]["rolled_back_to"], shown["incident"]["issue"]) == (
+        broken["id"], "b" * 40, {"deployment": old["id"], "commit": "a" * 40}, None)
+    listed = p38("services", env=env_for(store.dsn))
+    assert f"open incident: deployment {broken['id']} of {'b' * 40} FAILED" in listed.stdout
+
+    fix = rail.advance(rail.add(SERVICE, ENVIRONMENT, "c" * 40, "QUEUED")["id"], "SUCCESS")
+    await WorkQueue(store, settings.queue).enqueue_now([key])
+
+    async def closed() -> dict[str, Any] | None:
+        item = await (await client.get("/api/services/web")).json()
+        return item if item["incident"] is None else None
+
+    item = await wait_until(closed, what="the incident closed", store=store)
+    assert [(i["deployment"], i["closed_by"]) for i in item["incidents"]] == [
+        (broken["id"], fix["id"])]

@@ -26,10 +26,12 @@ def dep(ident: str, status: str, commit: str, *, rollback: bool = True) -> dict[
 
 
 def decide(head: str | None, deployments: list[dict[str, Any]], bad: tuple[str, ...] = (),
-           spec: ServiceSpec = SPEC) -> Any:
-    snapshot = ServiceSnapshot(KEY, "octo/infra", "web", APPLIED, "h" * 64, spec=spec,
+           spec: ServiceSpec = SPEC, *, source: str = "octo/infra",
+           incidents: tuple[dict[str, Any], ...] = ()) -> Any:
+    key = KEY if source == "octo/infra" else f"service:{source}/web"
+    snapshot = ServiceSnapshot(key, source, "web", APPLIED, "h" * 64, spec=spec,
                                head=head, deployments=tuple(deployments),
-                               bad=tuple({"commit": c} for c in bad))
+                               bad=tuple({"commit": c} for c in bad), incidents=incidents)
     return ServiceObjects().decide(snapshot, Policy())
 
 
@@ -49,14 +51,16 @@ def test_a_deployment_in_flight_is_followed() -> None:
 
 def test_a_failure_is_rolled_back_once_to_the_last_good_deployment_and_marked_bad() -> None:
     plan = decide(B, [dep("d2", "FAILED", B), dep("d1", "REMOVED", A)])
-    mark, rollback = plan.actions
+    mark, rollback, record = plan.actions
+    assert (record.kind, record.params["deployment"], record.params["rolled_back_to"]) == (
+        "service.incident", "d2", "d1")
     assert (mark.kind, mark.params["commit"]) == ("service.mark_bad", B)
     assert (rollback.kind, rollback.params["to"], rollback.params["failed"]) == (
         "railway.rollback", "d1", "d2")
     assert rollback.idempotency_key == "railway.rollback:svc:d2"  # one per failure
     crashed = decide(B, [dep("d3", "CRASHED", B), dep("d2", "SUCCESS", B),
                          dep("d1", "REMOVED", A)], bad=(B,))
-    assert [a.kind for a in crashed.actions] == ["railway.rollback"]
+    assert [a.kind for a in crashed.actions] == ["railway.rollback", "service.incident"]
     assert crashed.actions[0].params["to"] == "d1"  # never to a bad commit's deployment
 
 
@@ -70,7 +74,7 @@ def test_a_bad_commit_is_not_deployed_again_a_newer_one_is() -> None:
 def test_without_a_deployment_to_go_back_to_it_stalls_and_says_so() -> None:
     plan = decide(B, [dep("d2", "FAILED", B), dep("d1", "REMOVED", A, rollback=False)])
     assert (plan.decision, plan.status) == ("CannotRollBack", "Stalled")
-    assert [a.kind for a in plan.actions] == ["service.mark_bad"]
+    assert [a.kind for a in plan.actions] == ["service.mark_bad", "service.incident"]
     off = ServiceSpec.model_validate({**SPEC.model_dump(by_alias=True),
                                       "rollbackOnFailure": False})
     assert decide(B, [dep("d2", "FAILED", B)], spec=off).decision == "Failed"
@@ -113,3 +117,31 @@ def test_the_first_healthy_head_after_a_failure_tells_resolved_once() -> None:
     assert plan.decision == "Deployed" and tell.params["body"]["event"] == "resolved"
     assert tell.idempotency_key == f"notify:ops:{KEY}:resolved:d2"  # once per failure
     assert tell.params["body"]["failed"] == {"deployment": "d2", "commit": B}
+
+
+def test_a_local_folders_service_records_its_incident_and_closes_it_on_a_later_fix() -> None:
+    failed = decide(None, [dep("d2", "FAILED", B), dep("d1", "REMOVED", A)], source="local")
+    assert [a.kind for a in failed.actions] == ["service.mark_bad", "railway.rollback",
+                                                "service.incident"]
+    record = failed.actions[-1].params
+    assert (record["service_key"], record["commit"], record["rolled_back_commit"]) == (
+        "service:local/web", B, A)
+    incident = ({"deployment": "d2", "commit": B, "rolled_back_commit": A},)
+    rolled_back = [dep("d3", "SUCCESS", A), dep("d2", "FAILED", B), dep("d1", "REMOVED", A)]
+    back = decide(None, rolled_back, bad=(B,), source="local", incidents=incident)
+    assert (back.decision, back.actions) == ("NotFollowing", ())  # the rollback is no fix
+    fixed = decide(None, [dep("d4", "SUCCESS", C), *rolled_back], bad=(B,), source="local",
+                   incidents=incident)
+    [close] = fixed.actions
+    assert (close.kind, close.params["deployment"]) == ("service.incident_close", "d4")
+    assert decide(None, [dep("d4", "SUCCESS", C), *rolled_back], bad=(B,),
+                  source="local").actions == ()  # nothing open: nothing to close
+
+
+def test_a_followed_service_closes_its_incident_when_the_head_runs_healthy() -> None:
+    incident = ({"deployment": "d2", "commit": B, "rolled_back_commit": A},)
+    running = [dep("d4", "SUCCESS", C), dep("d3", "REMOVED", A), dep("d2", "FAILED", B)]
+    kinds = [a.kind for a in decide(C, running, bad=(B,), incidents=incident).actions]
+    assert kinds == ["service.incident_close"]  # (no installation: no issue to close)
+    held = decide(B, running[1:], bad=(B,), incidents=incident)
+    assert held.decision == "BadCommit" and held.actions == ()
