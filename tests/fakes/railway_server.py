@@ -5,7 +5,9 @@ real `p38 serve` by hand: point RAILWAY_API_URL at it (RAILWAY_TOKEN as printed)
 
 `GET /_fake/state` shows the deployments and the mutations received; `POST /_fake/advance`
 `{"id": "dep-1", "status": "SUCCESS"}` moves a deployment as Railway's builders would and
-answers Railway's webhook body for it, for the trial to post to `/webhooks/railway`.
+answers Railway's webhook body for it, for the trial to post to `/webhooks/railway`; `POST
+/_fake/add` `{"service": "svc", "environment": "env", "commit": "<sha>", "status": "SUCCESS"}`
+makes a deployment as Railway's own GitHub integration would, and answers the same.
 """
 
 from __future__ import annotations
@@ -25,6 +27,11 @@ def app_for(fake: FakeRailway) -> web.Application:
         if request.path == "/_fake/state":
             return web.json_response({"deployments": fake.deployments,
                                       "mutations": fake.mutations})
+        if request.path == "/_fake/add" and request.method == "POST":
+            wanted = await request.json()
+            made = fake.add(str(wanted["service"]), str(wanted["environment"]),
+                            str(wanted["commit"]), str(wanted.get("status", "QUEUED")))
+            return web.json_response(webhook(made))
         if request.path == "/_fake/advance" and request.method == "POST":
             wanted = await request.json()
             moved = fake.advance(str(wanted["id"]), str(wanted["status"]))
