@@ -19,8 +19,9 @@ step per reconcile:
 
 Each failure is recorded as an incident (every Service, a local folder's included) and opens
 (or updates: found by its marker) one incident issue on the source repository saying what
-failed and what was done, both closed once the branch head runs healthy again, and sends one notification (`rolled_back` or `rollback_failed`) to each of
-the Policy's notification targets. No I/O of its own.
+failed and what was done, both closed once the branch head runs healthy again, and sends one
+notification (`rolled_back` or `rollback_failed`) to each of the Policy's notification
+targets. No I/O of its own.
 """
 
 from __future__ import annotations
