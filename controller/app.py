@@ -4,8 +4,8 @@
 Manager refresh, the database (embedded server when DATABASE_URL is unset, migrations when
 enabled), the providers (each bundle: client, runners, reads) with the executor, the policy
 source and the reconcilers' read context, the ingest writer, the workers with their LISTEN
-connection, and the periodic tasks (local manifests watcher, resync, retention); and closes
-them in reverse order. No globals.
+connection, the heartbeat (this process's row in `controllers`), and the periodic tasks
+(local manifests watcher, resync, retention); and closes them in reverse order. No globals.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from controller.engine import background
 from controller.engine.context import StoreContext
 from controller.engine.desk import ActionDesk
 from controller.engine.executor import Executor
+from controller.engine.heartbeat import Identity, heartbeat
 from controller.engine.ingest import IngestWriter
 from controller.engine.metrics import Metrics
 from controller.engine.ooda import Worker
@@ -139,7 +140,7 @@ def create_app(settings: Settings, *, registry: Mapping[str, Reconciler] | None 
             yield
 
     app.cleanup_ctx.extend([refresh_secrets, _database, open_providers, _ingest, _workers,
-                            _at_start, _local_manifests, _resync, _prune])
+                            _heartbeat, _at_start, _local_manifests, _resync, _prune])
     return app
 
 
@@ -346,6 +347,14 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
             for task in still_running:  # their leases are released as they cancel
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _heartbeat(app: web.Application) -> AsyncIterator[None]:
+    """This process's row in `controllers` while it runs (`controller.engine.heartbeat`)."""
+    queue = app[SETTINGS].queue
+    runs = queue.run_workers if queue.workers and "run" in app[REGISTRY] else 0
+    async with heartbeat(app[STORE], Identity(workers=queue.workers, run_workers=runs)):
+        yield
 
 
 async def _at_start(app: web.Application) -> AsyncIterator[None]:

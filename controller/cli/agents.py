@@ -1,6 +1,9 @@
-"""`p38 run AGENT [--input JSON] [--wait]`: queue a manual run of an agent in the database; a
-running controller (`p38 up`, `p38 serve`) carries it out. With `--wait`, follow it to its end
-and print its outcome and result; the exit code is 0 only when it succeeded."""
+"""`p38 run AGENT [--input JSON] [--wait [--timeout S] [--cancel-on-timeout]]`: queue a manual
+run of an agent in the database; a running controller (`p38 up`, `p38 serve`) carries it out,
+and the command says at once when none is running (their heartbeat rows). With `--wait`,
+follow it to its end and print its outcome and result; the exit code is 0 only when it
+succeeded. A run still queued at the timeout stays queued (it runs when a controller starts),
+unless `--cancel-on-timeout` ends it cancelled."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import time
 import orjson
 
 from controller.cli.common import settings_from, shown, with_store
+from controller.cli.status import controllers_running
 from controller.reconcile.payloads import json_problem
 from controller.reconcile.reconciler import object_key
 from controller.store import RejectedValue, Store
@@ -28,6 +32,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     if args.input is not None and len(args.input.encode()) > MAX_INPUT_BYTES:
         print(f"--input is at most {MAX_INPUT_BYTES} bytes", file=sys.stderr)
+        return 2
+    if args.cancel_on_timeout and not args.wait:
+        print("--cancel-on-timeout goes with --wait (it cancels a run not started by "
+              "--timeout)", file=sys.stderr)
         return 2
     why = json_problem(given)
     if why is not None:
@@ -55,25 +63,53 @@ def cmd_run(args: argparse.Namespace) -> int:
         assert row is not None
         print(f"run {row['id']} of {shown(key)} queued (a running controller carries it out; "
               f"GET /api/runs/{row['id']})")
+        if not await controllers_running(store, runs=True):
+            print(f"no controller that runs agents is running: run {row['id']} stays queued "
+                  "and runs when one starts (`p38 up` or `p38 serve`; `p38 status` lists "
+                  "them)", file=sys.stderr)
         if not args.wait:
             return 0
-        return await _follow(store, row["id"], args.timeout)
+        return await _follow(store, row["id"], args.timeout, cancel=args.cancel_on_timeout)
 
     return asyncio.run(with_store(settings_from(args), body))
 
 
-async def _follow(store: Store, run_id: int, timeout: float) -> int:
+async def _follow(store: Store, run_id: int, timeout: float, *, cancel: bool = False) -> int:
     deadline = time.monotonic() + timeout
     while True:
         run = await store.fetchrow("agent_run_get", run_id)
         if run is not None and run["state"] == "finished":
             break
         if time.monotonic() > deadline:
-            print(f"run {run_id} has not ended after {timeout:.0f}s (is a controller "
-                  "running?)", file=sys.stderr)
-            return 1
+            return await _timed_out(store, run_id, timeout, cancel=cancel)
         await asyncio.sleep(POLL_SECONDS)
     print(f"run {run_id} {run['outcome']}" + (f": {shown(run['error'])}" if run["error"] else ""))
     if run["result"] is not None:
         print(orjson.dumps(run["result"], option=orjson.OPT_INDENT_2).decode())
     return 0 if run["outcome"] == "succeeded" else 1
+
+
+async def _timed_out(store: Store, run_id: int, timeout: float, *, cancel: bool) -> int:
+    """What a `--wait` that ran out of time says, and with `cancel`, does."""
+    running = await controllers_running(store, runs=True)
+    after = f"run {run_id} has not ended after {timeout:g}s"
+    if cancel and await store.fetchval(
+            "agent_run_cancel_queued", run_id,
+            f"cancelled: not started within {timeout:g}s (p38 run --cancel-on-timeout)"):
+        print(f"{after}: it had not started, and is cancelled (--cancel-on-timeout)",
+              file=sys.stderr)
+        return 1
+    run = await store.fetchrow("agent_run_get", run_id)
+    state = run["state"] if run is not None else "gone"
+    if state == "running":
+        what = ("it is running and goes on (--cancel-on-timeout cancels only a run that has "
+                f"not started; GET /api/runs/{run_id} follows it)")
+    elif state == "queued":
+        what = ("it stays queued and runs when a controller carries it out"
+                + ("" if running else " (no controller that runs agents is running: "
+                   "`p38 up` or `p38 serve` starts one)")
+                + "; --cancel-on-timeout cancels a run that has not started")
+    else:
+        what = f"it is {state} now (GET /api/runs/{run_id})"
+    print(f"{after}: {what}", file=sys.stderr)
+    return 1

@@ -738,3 +738,64 @@ WHERE a.kind = 'Service' ORDER BY a.source, a.name LIMIT 1000;
 -- The Railway deployments followed from webhooks for Railway service $1, newest change first.
 SELECT name AS id, state, data, updated_at FROM resource_state
 WHERE kind = 'deployment' AND data ->> 'service' = $1 ORDER BY updated_at DESC LIMIT 50;
+
+-- name: controller_beat
+-- A running controller says it is alive (written at start and every few seconds; a row pruned
+-- during a long outage of the database is written again).
+INSERT INTO controllers (id, host, pid, version, workers, run_workers)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (id) DO UPDATE SET last_seen = now();
+
+-- name: controller_gone
+-- A controller that stops cleanly removes its row.
+DELETE FROM controllers WHERE id = $1;
+
+-- name: controllers_prune
+-- Rows of controllers not seen for $1 seconds (killed long ago).
+DELETE FROM controllers WHERE last_seen < now() - make_interval(secs => $1);
+
+-- name: controllers_list
+-- Every controller with a row, newest first; `seen_ago`: seconds since its last beat (the
+-- database's clock), `alive`: seen within $1 seconds.
+SELECT id, host, pid, version, workers, run_workers, started_at, last_seen,
+       extract(epoch FROM now() - last_seen)::float8 AS seen_ago,
+       extract(epoch FROM now() - started_at)::float8 AS up_for,
+       last_seen > now() - make_interval(secs => $1) AS alive
+FROM controllers ORDER BY started_at DESC LIMIT 50;
+
+
+-- name: queue_summary
+-- The queue as an operator reads it: due now (or merging events for a moment), running,
+-- waiting for a later instant (a schedule's next tick, a requeue), retrying after an error,
+-- dead; with the soonest instant of each.
+SELECT CASE WHEN state = 'dead' THEN 'dead'
+            WHEN lease_expires IS NOT NULL AND lease_expires > now() THEN 'running'
+            WHEN not_before <= now() OR wait_kind = 'coalesce' THEN 'due'
+            WHEN wait_kind = 'backoff' THEN 'retrying'
+            ELSE 'later' END AS bucket,
+       count(*)::int AS n,
+       extract(epoch FROM min(not_before) - now())::float8 AS next_in
+FROM work_queue GROUP BY 1;
+
+-- name: statuses_summary
+-- Objects by status; Blocked ones apart when all they lack is a provider's credentials
+-- (reason NoCredentials, or a message naming an unconfigured provider: $1, LIKE patterns).
+SELECT status, (status = 'Blocked' AND (reason = 'NoCredentials'
+                                       OR message LIKE ANY($1::text[]))) AS credentials,
+       count(*)::int AS n
+FROM object_status GROUP BY 1, 2;
+
+-- name: statuses_not_ready
+-- Objects that are not Ready, with `credentials` as in statuses_summary, by key.
+SELECT key, status, reason, message,
+       (status = 'Blocked' AND (reason = 'NoCredentials'
+                                OR message LIKE ANY($1::text[]))) AS credentials
+FROM object_status WHERE status <> 'Ready' ORDER BY key LIMIT $2;
+
+-- name: agent_run_cancel_queued
+-- End a run that has not started (`p38 run --wait --cancel-on-timeout`); NULL when it started.
+UPDATE agent_runs
+SET state = 'finished', outcome = 'cancelled', error = $2, ended_at = now(),
+    started_at = coalesce(started_at, now())
+WHERE id = $1 AND state = 'queued'
+RETURNING id;
