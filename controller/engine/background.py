@@ -66,9 +66,10 @@ async def local_manifests(settings: ManifestSettings, queue: WorkQueue,
                     seen = now
                     log.info("local_manifests_changed", folder=str(folder))
                 first, changed = await code.changed()
-                if first or changed:
-                    await queue.hint(first + changed)
-                if changed:  # (a first look is no change: said only when a file changed)
+                if first:  # (a first look is no change: not logged, its hint says why)
+                    await queue.hint(first, event="agent_code_first_look")
+                if changed:
+                    await queue.hint(changed, event="agent_code_changed")
                     log.info("agent_code_changed", agents=changed)
             except Exception as exc:  # the database away for a moment: try at the next tick
                 log.warning("local_manifests_watch_failed", error=str(exc))
