@@ -360,12 +360,14 @@ async def _heartbeat(app: web.Application) -> AsyncIterator[None]:
 async def _at_start(app: web.Application) -> AsyncIterator[None]:
     """Hint the keys reconcilers ask for at start (objects no webhook names, every key of the
     kinds that say `every_key_at_start`), and those whose actions were only recorded for lack
-    of credentials or under dry-run: this process may have what they lacked (an
-    ANTHROPIC_API_KEY set before a restart acts at once)."""
+    of credentials or under dry-run, or whose newest version failed on a key the provider
+    refused: this process may have what they lacked (an ANTHROPIC_API_KEY set or fixed before a
+    restart acts at once)."""
     if app[SETTINGS].queue.workers:
         keys = [key for r in app[REGISTRY].values() for key in r.at_start]
         if await app[STORE].schema_version() >= latest_version():  # (else /readyz says so)
             keys += [r["key"] for r in await app[STORE].fetch("statuses_recorded_only")]
+            keys += [r["agent"] for r in await app[STORE].fetch("agents_failed_by_provider")]
             kinds = [r.kind for r in app[REGISTRY].values() if r.every_key_at_start]
             keys += [r["key"] for r in await app[STORE].fetch("queue_keys_of_kinds", kinds)]
         if keys:

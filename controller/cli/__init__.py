@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from controller.cli.agents import cmd_run
+from controller.cli.agents import add_agents_parser, cmd_run
 from controller.cli.database import (
     cmd_approve,
     cmd_db_stop,
@@ -102,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--cancel-on-timeout", action="store_true",
                      help="with --wait: cancel the run if it has not started by --timeout")
     run.set_defaults(func=cmd_run)
+    add_agents_parser(sub)
     prune = sub.add_parser("prune", help="delete settled deliveries, audit rows and idle "
                                          "statuses older than "
                                          "P38_RETENTION_DAYS now (the server does it hourly)")

@@ -3,7 +3,10 @@ run of an agent in the database; a running controller (`p38 up`, `p38 serve`) ca
 and the command says at once when none is running (their heartbeat rows). With `--wait`,
 follow it to its end and print its outcome and result; the exit code is 0 only when it
 succeeded. A run still queued at the timeout stays queued (it runs when a controller starts),
-unless `--cancel-on-timeout` ends it cancelled."""
+unless `--cancel-on-timeout` ends it cancelled.
+
+`p38 agents rebuild NAME`: ask for a new version of an agent after its newest one (a FAILED
+one, or a READY one to have Claude write it again); a running controller builds it."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import argparse
 import asyncio
 import sys
 import time
+from typing import Any
 
 import orjson
 
@@ -22,6 +26,57 @@ from controller.store import RejectedValue, Store
 
 MAX_INPUT_BYTES = 64 * 1024
 POLL_SECONDS = 0.5
+
+
+def add_agents_parser(sub: Any) -> None:
+    """`p38 agents rebuild NAME` in the command's parser (`sub`: its subparsers)."""
+    agents = sub.add_parser("agents", help="rebuild NAME: build a new version of an agent "
+                                           "now (after a FAILED one, or again)")
+    agents.add_argument("action", choices=("rebuild",))
+    agents.add_argument("agent", help="the agent's manifest name")
+    agents.add_argument("--source", help="the agent's source, when two define it")
+    agents.set_defaults(func=cmd_agents)
+
+
+def cmd_agents(args: argparse.Namespace) -> int:
+    async def body(store: Store) -> int:
+        found = await _agent_key(store, args.agent, args.source)
+        if isinstance(found, int):
+            return found
+        key = found
+        versions = await store.fetch("agent_versions_of", key, 1)
+        newest = versions[0] if versions else None
+        if newest is not None and newest["state"] not in ("READY", "FAILED"):
+            print(f"v{newest['number']} of {shown(key)} is being built now "
+                  f"({newest['state']}): a rebuild would only repeat it; ask again once it has "
+                  "ended", file=sys.stderr)
+            return 1
+        after = await store.fetchval("agent_rebuild_ask", key, "cli")
+        print(f"a new version of {shown(key)} after v{after} is asked for; a running "
+              f"controller builds it (GET /api/agents/{shown(args.agent)})")
+        if not await controllers_running(store):
+            print("no controller is running: it is built when one starts (`p38 up` or "
+                  "`p38 serve`)", file=sys.stderr)
+        return 0
+
+    return asyncio.run(with_store(settings_from(args), body))
+
+
+async def _agent_key(store: Store, name: str, source: str | None) -> str | int:
+    """The key of the applied agent `name` (of `source`), or the exit code after saying why
+    there is none."""
+    rows = [r for r in await store.fetch("applied_of_kind", "Agent")
+            if r["name"] == name and source in (None, r["source"])]
+    if not rows:
+        print(f"no applied agent named {shown(name)}"
+              + (f" in {shown(source)}" if source else ""), file=sys.stderr)
+        return 1
+    if len(rows) > 1:
+        print(f"agent {shown(name)} is defined by "
+              f"{', '.join(shown(r['source']) for r in rows)}: say which with --source",
+              file=sys.stderr)
+        return 2
+    return object_key("Agent", rows[0]["source"], name)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -43,18 +98,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
 
     async def body(store: Store) -> int:
-        rows = [r for r in await store.fetch("applied_of_kind", "Agent")
-                if r["name"] == args.agent and args.source in (None, r["source"])]
-        if not rows:
-            print(f"no applied agent named {shown(args.agent)}"
-                  + (f" in {shown(args.source)}" if args.source else ""), file=sys.stderr)
-            return 1
-        if len(rows) > 1:
-            print(f"agent {shown(args.agent)} is defined by "
-                  f"{', '.join(shown(r['source']) for r in rows)}: say which with --source",
-                  file=sys.stderr)
-            return 2
-        key = object_key("Agent", rows[0]["source"], args.agent)
+        found = await _agent_key(store, args.agent, args.source)
+        if isinstance(found, int):
+            return found
+        key = found
         try:
             row = await store.fetchrow("agent_run_create", key, "manual", "cli", None, given)
         except RejectedValue as exc:

@@ -32,8 +32,8 @@ from controller.clients.tools import (
     ToolClient,
     repo_path,
 )
-from controller.providers import Env, Provider
-from controller.providers.anthropic import AskClaude
+from controller.providers import Env, Provider, anthropic
+from controller.providers.anthropic import AskClaude, fingerprint
 from controller.reconcile.authz import Authority, Principal
 from controller.reconcile.desk import Desk
 from controller.reconcile.plan import Action, ActionRunner, runner
@@ -60,8 +60,10 @@ STOP_POLL_SECONDS = 1.0
 @contextlib.asynccontextmanager
 async def bundle(env: Env) -> AsyncIterator[Provider]:
     async with ToolClient.open() as tools:
+        key = env.settings.providers.anthropic_api_key
+        credentials = {anthropic.NAME: fingerprint(key.get_secret_value()) if key else None}
         yield Provider(NAME, runners=runners(env.store, env.desk, tools, env.sandbox),
-                       reads=AgentStoreReads(env.store))
+                       reads=AgentStoreReads(env.store, credentials))
 
 
 def runners(store: Store, desk: Desk | None, tools: ToolClient,
@@ -114,7 +116,7 @@ async def build_version(store: Store, p: BuildVersion,
                         sandbox: Sandbox = REQUIRED) -> Mapping[str, Any]:
     """Validate hand-written code and record the version READY or FAILED (`SandboxRefused`,
     leaving it VALIDATING, when its test cannot run here)."""
-    found = await store.fetchrow("agent_version_find", p.agent, p.spec_hash)
+    found = await find_version(store, p)
     if found is not None and found["state"] in ("READY", "FAILED"):
         return {"version": found["number"], "state": found["state"], "found": True}
     number = found["number"] if found is not None else await store.fetchval(
@@ -129,6 +131,15 @@ async def build_version(store: Store, p: BuildVersion,
                         0, 0, 0, 0, report.as_json(), error,
                         (time.perf_counter() - started) * 1000)
     return {"version": number, "state": state}
+
+
+async def find_version(store: Store, p: BuildVersion) -> Mapping[str, Any] | None:
+    """The version of `p`'s spec hash to finish or resume (find before create); with
+    `p.after` (a rebuild, a retry), only one newer than that."""
+    found = await store.fetchrow("agent_version_find", p.agent, p.spec_hash)
+    if found is not None and p.after is not None and found["number"] <= p.after:
+        return None
+    return found
 
 
 async def run_version(store: Store, desk: Desk | None, p: RunAgent,
@@ -361,13 +372,23 @@ async def fire_tick(store: Store, p: Tick) -> Mapping[str, Any]:
 class AgentStoreReads:
     """`reconcilers.agents.agent_actions.AgentReads` over the store."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, credentials: Mapping[str, str | None] | None = None,
+                 ) -> None:
         self._store = store
+        self._credentials = dict(credentials or {})
 
     async def versions(self, agent: str) -> list[VersionInfo]:
         rows = await self._store.fetch("agent_versions_of", agent, 100)
         return [VersionInfo(r["number"], r["spec_hash"], r["state"], r["origin"], r["error"],
-                            r["usd"], r["rounds"]) for r in rows]
+                            r["usd"], r["rounds"], r["failure"], r["failed_credential"])
+                for r in rows]
+
+    async def rebuild_after(self, agent: str) -> int | None:
+        after = await self._store.fetchval("agent_rebuild_of", agent)
+        return int(after) if after is not None else None
+
+    async def credential(self, provider: str) -> str | None:
+        return self._credentials.get(provider)
 
     async def run(self, run_id: int) -> RunInfo | None:
         row = await self._store.fetchrow("agent_run_get", run_id)

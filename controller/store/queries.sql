@@ -482,7 +482,7 @@ WHERE agent = $1 AND number = $2;
 -- An agent's versions, newest first, without their code.
 SELECT number, spec_hash, state, origin, model, rounds, input_tokens, output_tokens,
        cache_read_tokens, cache_write_tokens, usd::float8 AS usd, duration_ms, error,
-       created_at, finished_at
+       created_at, finished_at, failure, failed_credential
 FROM agent_versions WHERE agent = $1 ORDER BY number DESC LIMIT $2;
 
 -- name: agent_version_get
@@ -799,3 +799,38 @@ SET state = 'finished', outcome = 'cancelled', error = $2, ended_at = now(),
     started_at = coalesce(started_at, now())
 WHERE id = $1 AND state = 'queued'
 RETURNING id;
+
+-- name: agent_rebuild_ask
+-- `p38 agents rebuild` / POST /api/agents/{name}/rebuild: a new version after the agent's
+-- newest ($1 agent key, $2 who), and the hint that makes the agent's key look, in one
+-- statement. Returns the version the new one comes after.
+WITH asked AS (
+    INSERT INTO agent_rebuilds (agent, after_version, asked_by)
+    SELECT $1, coalesce(max(number), 0), $2 FROM agent_versions WHERE agent = $1
+    ON CONFLICT (agent) DO UPDATE
+        SET after_version = EXCLUDED.after_version, asked_by = EXCLUDED.asked_by,
+            asked_at = now()
+    RETURNING after_version
+)
+SELECT after_version, p38_hint_v1(p_keys => ARRAY[$1::text],
+                                  p_guid => 'rebuild:' || $1 || ':' || gen_random_uuid(),
+                                  p_event => 'rebuild', p_origin => jsonb_build_object('by', $2))
+FROM asked;
+
+-- name: agent_rebuild_of
+-- The version a rebuild asked for comes after (none: no rebuild asked).
+SELECT after_version FROM agent_rebuilds WHERE agent = $1;
+
+-- name: agent_version_blame
+-- Whose fault a failure is ('provider': the API refused the key), with the credential's
+-- fingerprint, written just before the version is finished FAILED.
+UPDATE agent_versions SET failure = $3, failed_credential = $4
+WHERE agent = $1 AND number = $2 AND state NOT IN ('READY', 'FAILED');
+
+-- name: agents_failed_by_provider
+-- Agents whose newest version FAILED because the provider refused its credential: a process
+-- that starts may have a new one (hinted at start).
+SELECT v.agent FROM agent_versions v
+WHERE v.failure = 'provider'
+  AND v.number = (SELECT max(number) FROM agent_versions w WHERE w.agent = v.agent)
+ORDER BY v.agent LIMIT 10000;
