@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
@@ -20,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from controller.clients.agent_validation import validate
+from controller.clients.agent_validation import Report, validate
 from controller.clients.harness import Limits, ToolRefused, run_agent
 from controller.clients.railway import RailwayQuery, read_only
 from controller.clients.sandbox import REQUIRED, Sandbox
@@ -125,12 +126,35 @@ async def build_version(store: Store, p: BuildVersion,
     await store.execute("agent_version_progress", p.agent, number, "VALIDATING", p.code,
                         p.test, 0, 0, 0, 0, 0, 0, {})
     report = await validate(p.code or "", p.test, sandbox=sandbox)
+    report = in_repository_terms(report, p.code_path, p.spec.get("test"))
     state = "READY" if report.ok else "FAILED"
     error = None if report.ok else "; ".join(report.problems)[:4000]
     await store.execute("agent_version_finish", p.agent, number, state, p.code, p.test, 0, 0,
                         0, 0, 0, 0, report.as_json(), error,
                         (time.perf_counter() - started) * 1000)
     return {"version": number, "state": state}
+
+
+_HARNESS_FILE = re.compile(r"(?:[\w.-]*/)*\b(test_agent|agent)\.py\b")
+
+
+def in_repository_terms(report: Report, code_path: str | None, test_path: Any) -> Report:
+    """Validation's messages name the harness's files (`agent.py`, `test_agent.py`); a
+    hand-written agent's author knows them by their paths in the repository
+    (`agents/uptime.py`), so they are named so. (The test still imports `from agent import
+    run`: that is the module's name in the harness.)"""
+    if code_path is None:
+        return report
+    names = {"agent": code_path,
+             "test_agent": test_path if isinstance(test_path, str) else "test_agent.py"}
+
+    def renamed(text: str) -> str:
+        return _HARNESS_FILE.sub(lambda m: names[m.group(1)], text)
+
+    steps = {step: {k: [renamed(v) for v in value] if k == "problems" and isinstance(
+                        value, list) else value for k, value in found.items()}
+             if isinstance(found, dict) else found for step, found in report.steps.items()}
+    return Report(report.ok, [renamed(problem) for problem in report.problems], steps)
 
 
 async def find_version(store: Store, p: BuildVersion) -> Mapping[str, Any] | None:
