@@ -4,8 +4,8 @@
 Manager refresh, the database (embedded server when DATABASE_URL is unset, migrations when
 enabled), the providers (each bundle: client, runners, reads) with the executor, the policy
 source and the reconcilers' read context, the ingest writer, the workers with their LISTEN
-connection, and the periodic tasks (local manifests watcher, resync, retention); and closes
-them in reverse order. No globals.
+connection, the heartbeat (this process's row in `controllers`), and the periodic tasks
+(local manifests watcher, resync, retention); and closes them in reverse order. No globals.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from controller.engine import background
 from controller.engine.context import StoreContext
 from controller.engine.desk import ActionDesk
 from controller.engine.executor import Executor
+from controller.engine.heartbeat import Identity, heartbeat
 from controller.engine.ingest import IngestWriter
 from controller.engine.metrics import Metrics
 from controller.engine.ooda import Worker
@@ -139,7 +140,7 @@ def create_app(settings: Settings, *, registry: Mapping[str, Reconciler] | None 
             yield
 
     app.cleanup_ctx.extend([refresh_secrets, _database, open_providers, _ingest, _workers,
-                            _at_start, _local_manifests, _resync, _prune])
+                            _heartbeat, _at_start, _local_manifests, _resync, _prune])
     return app
 
 
@@ -348,15 +349,25 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
             await asyncio.gather(*tasks, return_exceptions=True)
 
 
+async def _heartbeat(app: web.Application) -> AsyncIterator[None]:
+    """This process's row in `controllers` while it runs (`controller.engine.heartbeat`)."""
+    queue = app[SETTINGS].queue
+    runs = queue.run_workers if queue.workers and "run" in app[REGISTRY] else 0
+    async with heartbeat(app[STORE], Identity(workers=queue.workers, run_workers=runs)):
+        yield
+
+
 async def _at_start(app: web.Application) -> AsyncIterator[None]:
     """Hint the keys reconcilers ask for at start (objects no webhook names, every key of the
     kinds that say `every_key_at_start`), and those whose actions were only recorded for lack
-    of credentials or under dry-run: this process may have what they lacked (an
-    ANTHROPIC_API_KEY set before a restart acts at once)."""
+    of credentials or under dry-run, or whose newest version failed on a key the provider
+    refused: this process may have what they lacked (an ANTHROPIC_API_KEY set or fixed before a
+    restart acts at once)."""
     if app[SETTINGS].queue.workers:
         keys = [key for r in app[REGISTRY].values() for key in r.at_start]
         if await app[STORE].schema_version() >= latest_version():  # (else /readyz says so)
             keys += [r["key"] for r in await app[STORE].fetch("statuses_recorded_only")]
+            keys += [r["agent"] for r in await app[STORE].fetch("agents_failed_by_provider")]
             kinds = [r.kind for r in app[REGISTRY].values() if r.every_key_at_start]
             keys += [r["key"] for r in await app[STORE].fetch("queue_keys_of_kinds", kinds)]
         if keys:

@@ -20,7 +20,8 @@ TABLES = ("deliveries", "delivery_payloads", "delivery_keys", "work_queue", "act
           "approvals", "resource_state", "transitions", "audit", "applied_objects",
           "manifest_blobs", "manifest_revisions", "object_status", "agent_versions",
           "agent_runs", "agent_state", "schedule_ticks", "killswitches", "claude_tasks",
-          "service_bad_commits", "service_incidents")
+          "service_bad_commits", "service_incidents", "controllers",
+          "agent_rebuilds")
 
 
 def with_database(dsn: str, name: str) -> str:

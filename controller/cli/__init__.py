@@ -18,17 +18,17 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from controller.cli.agents import cmd_run
+from controller.cli.agents import add_agents_parser, cmd_run
 from controller.cli.database import (
     cmd_approve,
     cmd_db_stop,
     cmd_migrate,
     cmd_prune,
     cmd_replay,
-    cmd_status,
 )
 from controller.cli.manifests import cmd_plan, cmd_schema, cmd_validate
 from controller.cli.services import cmd_services
+from controller.cli.status import add_status_parser
 from controller.config import Settings
 from controller.logs import configure_logging
 
@@ -72,9 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     server_args(serve)
     serve.set_defaults(func=cmd_serve)
     sub.add_parser("migrate", help="apply pending migrations").set_defaults(func=cmd_migrate)
-    sub.add_parser("status", help="schema, deliveries, queue, killswitch and every object's "
-                                  "status at a glance").set_defaults(
-        func=cmd_status)
+    add_status_parser(sub)
     replay = sub.add_parser("replay", help="process a stored delivery again")
     replay.add_argument("delivery", type=_text, help="X-GitHub-Delivery GUID or internal id")
     replay.set_defaults(func=cmd_replay)
@@ -99,8 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--wait", action="store_true", help="follow the run to its end; exit 0 "
                                                         "only when it succeeded")
     run.add_argument("--timeout", type=_seconds, default=3700.0,
-                     help="seconds --wait waits (default 3700)")
+                     help="seconds --wait waits (default 3700); a run not started by then "
+                          "stays queued")
+    run.add_argument("--cancel-on-timeout", action="store_true",
+                     help="with --wait: cancel the run if it has not started by --timeout")
     run.set_defaults(func=cmd_run)
+    add_agents_parser(sub)
     prune = sub.add_parser("prune", help="delete settled deliveries, audit rows and idle "
                                          "statuses older than "
                                          "P38_RETENTION_DAYS now (the server does it hourly)")

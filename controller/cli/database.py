@@ -1,4 +1,5 @@
-"""The one-shot commands on the database: migrate, status, replay, approve, prune, db-stop."""
+"""The one-shot commands on the database: migrate, replay, approve, prune, db-stop (`p38 status`
+lives in `status.py`)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,8 @@ from controller.cli.common import settings_from, shown, with_store
 from controller.config import RetentionSettings
 from controller.engine import retention
 from controller.engine.queue import WorkQueue
-from controller.reconcile.plan import STATUSES
 from controller.store import Store
 from controller.store.embedded import stop_embedded
-from controller.store.migrations import latest_version
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -26,58 +25,6 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         return 0
 
     return asyncio.run(with_store(settings_from(args), body, need_schema=False, create=True))
-
-
-def cmd_status(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
-
-    async def body(store: Store) -> int:
-        version = await store.schema_version()
-        print(f"schema version {version} of {latest_version()}")
-        if version < latest_version():
-            print("migrations pending: run `p38 migrate`")
-            return 1
-        counts = await store.fetch("deliveries_counts")
-        for own, label in ((False, "deliveries:"), (True, "controller hints:")):
-            found = sorted((r["status"], r["n"]) for r in counts if r["own"] is own)
-            if found or not own:
-                print(label, ", ".join(f"{k} {v}" for k, v in found) or "none")
-        recovered = await store.fetchrow("redeliveries_summary")
-        if recovered and recovered["asked"]:
-            print(f"recovered from GitHub: {recovered['asked']} failed delivery(ies) asked "
-                  f"again, {recovered['arrived']} arrived")
-        queue: dict[str, int] = {}
-        for row in await store.fetch("queue_depth"):
-            state = "running" if row["leased"] else row["state"]
-            queue[state] = queue.get(state, 0) + row["n"]
-        print("queue:", ", ".join(f"{k} {v}" for k, v in sorted(queue.items())) or "empty")
-        for row in await store.fetch("queue_list", "dead", None, 20):
-            print(f"  dead {shown(row['key'])}: {shown(row['last_error'])}")
-        held = [shown(f"{r['source']} (Policy/{r['name']})")
-                for r in await store.fetch("applied_policies")
-                if (r["document"] or {}).get("spec", {}).get("killswitch") is True]
-        held += [shown(f"{r['source']} (/claude stop by {r['by_whom']})")
-                 for r in await store.fetch("killswitches_all")]
-        if settings.policy.killswitch:
-            held.insert(0, "everywhere (P38_KILLSWITCH)")
-        print("killswitch:", "on in " + ", ".join(held) if held else "off")
-        pulls = {r["state"]: r for r in await store.fetch("pulls_counts")}
-        if pulls:
-            opened, merged = pulls.get("open"), pulls.get("merged")
-            print("pull requests:", ", ".join(
-                f"{state} {row['n']}" for state, row in sorted(pulls.items()))
-                + f"; auto-merge: {opened['in_scope'] if opened else 0} open in scope, "
-                  f"{merged['by_us'] if merged else 0} merged by project38")
-        statuses = {r["status"]: r["n"] for r in await store.fetch("statuses_counts")}
-        print("objects:", ", ".join(f"{s} {statuses[s]}" for s in STATUSES if s in statuses)
-              or "none")
-        for status in STATUSES[1:]:  # everything that is not Ready, worst last
-            for row in await store.fetch("statuses_list", None, status, None, 20, None):
-                print(f"  {status} {shown(row['key'])}: {shown(row['reason'])}: "
-                      f"{shown(row['message'])}")
-        return 0
-
-    return asyncio.run(with_store(settings, body, need_schema=False))
 
 
 def cmd_replay(args: argparse.Namespace) -> int:

@@ -65,9 +65,11 @@ async def local_manifests(settings: ManifestSettings, queue: WorkQueue,
                     await queue.hint([LOCAL_KEY])
                     seen = now
                     log.info("local_manifests_changed", folder=str(folder))
-                changed = await code.changed()
+                first, changed = await code.changed()
+                if first:  # (a first look is no change: not logged, its hint says why)
+                    await queue.hint(first, event="agent_code_first_look")
                 if changed:
-                    await queue.hint(changed)
+                    await queue.hint(changed, event="agent_code_changed")
                     log.info("agent_code_changed", agents=changed)
             except Exception as exc:  # the database away for a moment: try at the next tick
                 log.warning("local_manifests_watch_failed", error=str(exc))
@@ -79,8 +81,8 @@ async def local_manifests(settings: ManifestSettings, queue: WorkQueue,
 class AgentFiles:
     """The files local agents are made of, and which agents' files changed. A change counts
     once it has held for two looks (an editor's save can pass through a truncated file); an
-    agent whose files are seen for the first time is looked at once (its files may have
-    changed between its apply and this first look).
+    agent whose files are seen for the first time is looked at once, quietly (its files may
+    have changed between its apply and this first look; usually nothing did).
     Which files those are is re-read from the applied agents every `REFRESH` looks."""
 
     REFRESH = 10
@@ -92,9 +94,10 @@ class AgentFiles:
         self._told: dict[str, tuple[tuple[str, int, int], ...]] = {}
         self._looks = 0
 
-    async def changed(self) -> list[str]:
+    async def changed(self) -> tuple[list[str], list[str]]:
+        """(agents seen for the first time, agents whose files changed since the last look)"""
         if self._store is None:
-            return []
+            return [], []
         if self._looks % self.REFRESH == 0:
             self._paths = {
                 object_key("Agent", "local", r["name"]): [
@@ -103,7 +106,7 @@ class AgentFiles:
                 if r["source"] == "local"
                 and isinstance(spec := (r["document"] or {}).get("spec") or {}, dict)}
         self._looks += 1
-        changed = []
+        first, changed = [], []
         for key, paths in self._paths.items():
             if not paths:
                 continue
@@ -112,11 +115,11 @@ class AgentFiles:
             self._seen[key] = now
             if before is None:  # first seen: look once, a change may have come before
                 self._told[key] = now
-                changed.append(key)
+                first.append(key)
             elif before == now and self._told.get(key) != now:
                 self._told[key] = now
                 changed.append(key)
-        return changed
+        return first, changed
 
 
 def every(seconds: float, step: Callable[[], Awaitable[None]],

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
@@ -20,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from controller.clients.agent_validation import validate
+from controller.clients.agent_validation import Report, validate
 from controller.clients.harness import Limits, ToolRefused, run_agent
 from controller.clients.railway import RailwayQuery, read_only
 from controller.clients.sandbox import REQUIRED, Sandbox
@@ -32,8 +33,8 @@ from controller.clients.tools import (
     ToolClient,
     repo_path,
 )
-from controller.providers import Env, Provider
-from controller.providers.anthropic import AskClaude
+from controller.providers import Env, Provider, anthropic
+from controller.providers.anthropic import AskClaude, fingerprint
 from controller.reconcile.authz import Authority, Principal
 from controller.reconcile.desk import Desk
 from controller.reconcile.plan import Action, ActionRunner, runner
@@ -60,8 +61,10 @@ STOP_POLL_SECONDS = 1.0
 @contextlib.asynccontextmanager
 async def bundle(env: Env) -> AsyncIterator[Provider]:
     async with ToolClient.open() as tools:
+        key = env.settings.providers.anthropic_api_key
+        credentials = {anthropic.NAME: fingerprint(key.get_secret_value()) if key else None}
         yield Provider(NAME, runners=runners(env.store, env.desk, tools, env.sandbox),
-                       reads=AgentStoreReads(env.store))
+                       reads=AgentStoreReads(env.store, credentials))
 
 
 def runners(store: Store, desk: Desk | None, tools: ToolClient,
@@ -114,7 +117,7 @@ async def build_version(store: Store, p: BuildVersion,
                         sandbox: Sandbox = REQUIRED) -> Mapping[str, Any]:
     """Validate hand-written code and record the version READY or FAILED (`SandboxRefused`,
     leaving it VALIDATING, when its test cannot run here)."""
-    found = await store.fetchrow("agent_version_find", p.agent, p.spec_hash)
+    found = await find_version(store, p)
     if found is not None and found["state"] in ("READY", "FAILED"):
         return {"version": found["number"], "state": found["state"], "found": True}
     number = found["number"] if found is not None else await store.fetchval(
@@ -123,12 +126,44 @@ async def build_version(store: Store, p: BuildVersion,
     await store.execute("agent_version_progress", p.agent, number, "VALIDATING", p.code,
                         p.test, 0, 0, 0, 0, 0, 0, {})
     report = await validate(p.code or "", p.test, sandbox=sandbox)
+    report = in_repository_terms(report, p.code_path, p.spec.get("test"))
     state = "READY" if report.ok else "FAILED"
     error = None if report.ok else "; ".join(report.problems)[:4000]
     await store.execute("agent_version_finish", p.agent, number, state, p.code, p.test, 0, 0,
                         0, 0, 0, 0, report.as_json(), error,
                         (time.perf_counter() - started) * 1000)
     return {"version": number, "state": state}
+
+
+_HARNESS_FILE = re.compile(r"(?:[\w.-]*/)*\b(test_agent|agent)\.py\b")
+
+
+def in_repository_terms(report: Report, code_path: str | None, test_path: Any) -> Report:
+    """Validation's messages name the harness's files (`agent.py`, `test_agent.py`); a
+    hand-written agent's author knows them by their paths in the repository
+    (`agents/uptime.py`), so they are named so. (The test still imports `from agent import
+    run`: that is the module's name in the harness.)"""
+    if code_path is None:
+        return report
+    names = {"agent": code_path,
+             "test_agent": test_path if isinstance(test_path, str) else "test_agent.py"}
+
+    def renamed(text: str) -> str:
+        return _HARNESS_FILE.sub(lambda m: names[m.group(1)], text)
+
+    steps = {step: {k: [renamed(v) for v in value] if k == "problems" and isinstance(
+                        value, list) else value for k, value in found.items()}
+             if isinstance(found, dict) else found for step, found in report.steps.items()}
+    return Report(report.ok, [renamed(problem) for problem in report.problems], steps)
+
+
+async def find_version(store: Store, p: BuildVersion) -> Mapping[str, Any] | None:
+    """The version of `p`'s spec hash to finish or resume (find before create); with
+    `p.after` (a rebuild, a retry), only one newer than that."""
+    found = await store.fetchrow("agent_version_find", p.agent, p.spec_hash)
+    if found is not None and p.after is not None and found["number"] <= p.after:
+        return None
+    return found
 
 
 async def run_version(store: Store, desk: Desk | None, p: RunAgent,
@@ -361,13 +396,23 @@ async def fire_tick(store: Store, p: Tick) -> Mapping[str, Any]:
 class AgentStoreReads:
     """`reconcilers.agents.agent_actions.AgentReads` over the store."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, credentials: Mapping[str, str | None] | None = None,
+                 ) -> None:
         self._store = store
+        self._credentials = dict(credentials or {})
 
     async def versions(self, agent: str) -> list[VersionInfo]:
         rows = await self._store.fetch("agent_versions_of", agent, 100)
         return [VersionInfo(r["number"], r["spec_hash"], r["state"], r["origin"], r["error"],
-                            r["usd"], r["rounds"]) for r in rows]
+                            r["usd"], r["rounds"], r["failure"], r["failed_credential"])
+                for r in rows]
+
+    async def rebuild_after(self, agent: str) -> int | None:
+        after = await self._store.fetchval("agent_rebuild_of", agent)
+        return int(after) if after is not None else None
+
+    async def credential(self, provider: str) -> str | None:
+        return self._credentials.get(provider)
 
     async def run(self, run_id: int) -> RunInfo | None:
         row = await self._store.fetchrow("agent_run_get", run_id)

@@ -12,12 +12,16 @@ files validation refuses is a fix round; a `refusal` ends it FAILED; an API that
 request (unknown model, bad request) ends it FAILED with the API's message. Rate limits and
 outages are not the agent's fault: the action is retried later on the same row; so is a
 controller that cannot sandbox the agent's test (checked before Claude is asked anything).
+A key the API refuses (401, 403) is not the agent's fault either: the version ends FAILED
+blamed on the provider, with the key's fingerprint, and the agent reconciler builds again once
+this process has a different key (`reconcilers/agents/agents.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, ClassVar
@@ -37,6 +41,13 @@ from reconcilers.claude.task_actions import WorkTask
 NAME = "anthropic"
 UNCONFIGURED = "ANTHROPIC_API_KEY is not set"
 MAX_TOKENS = 8192
+KEY_REFUSED = (401, 403)  # the API refused the key, not the request: the provider's failure
+
+
+def fingerprint(key: str) -> str:
+    """What tells two keys apart in the database and nothing more: 16 hex digits of a salted
+    SHA-256 (the key is high-entropy, so this reveals nothing of it)."""
+    return hashlib.sha256(b"p38-credential-fingerprint:" + key.encode()).hexdigest()[:16]
 
 
 class AskClaude(Params):
@@ -63,7 +74,8 @@ def bundle(*, sleep: Callable[[float], Awaitable[None]] | None = None) -> Callab
             return
         claude = Claude(key.get_secret_value(), sleep=sleep or asyncio.sleep)
         try:
-            yield Provider(NAME, runners=runners(env.store, claude, env.desk, env.sandbox))
+            yield Provider(NAME, runners=runners(env.store, claude, env.desk, env.sandbox,
+                                                 credential=fingerprint(key.get_secret_value())))
         finally:
             await claude.close()
 
@@ -71,9 +83,10 @@ def bundle(*, sleep: Callable[[float], Awaitable[None]] | None = None) -> Callab
 
 
 def runners(store: Store, claude: Claude, desk: Desk | None = None,
-            sandbox: Sandbox = REQUIRED) -> dict[str, ActionRunner]:
+            sandbox: Sandbox = REQUIRED, *, credential: str | None = None,
+            ) -> dict[str, ActionRunner]:
     async def generate(p: GenerateVersion, _action: Action) -> Mapping[str, Any]:
-        return await generate_version(store, claude, p, sandbox)
+        return await generate_version(store, claude, p, sandbox, credential=credential)
 
     async def ask(p: AskClaude, _action: Action) -> Mapping[str, Any]:
         reply = await claude.message(
@@ -111,7 +124,11 @@ class Generation:
         await self.store.execute("agent_version_progress", self.p.agent, self.number, state,
                                  self.code, self.test, *self.figures(), self.report)
 
-    async def finish(self, state: str, error: str | None = None) -> Mapping[str, Any]:
+    async def finish(self, state: str, error: str | None = None, *,
+                     blame: tuple[str, str | None] | None = None) -> Mapping[str, Any]:
+        """`blame`: (whose failure, the credential's fingerprint), when not the code's."""
+        if blame is not None:
+            await self.store.execute("agent_version_blame", self.p.agent, self.number, *blame)
         await self.store.execute("agent_version_finish", self.p.agent, self.number, state,
                                  self.code, self.test, *self.figures(), self.report,
                                  None if error is None else error[:4000],
@@ -121,8 +138,11 @@ class Generation:
 
 
 async def generate_version(store: Store, claude: Claude, p: GenerateVersion,
-                           sandbox: Sandbox = REQUIRED) -> Mapping[str, Any]:
+                           sandbox: Sandbox = REQUIRED, *,
+                           credential: str | None = None) -> Mapping[str, Any]:
     found = await store.fetchrow("agent_version_find", p.agent, p.spec_hash)
+    if found is not None and p.after is not None and found["number"] <= p.after:
+        found = None  # a rebuild or a retry: a new version after that one
     if found is not None and found["state"] in ("READY", "FAILED"):
         return {"version": found["number"], "state": found["state"], "found": True}
     if (why := sandbox.refusal()) is not None:  # its test could not run: spend nothing
@@ -145,6 +165,11 @@ async def generate_version(store: Store, claude: Claude, p: GenerateVersion,
                                          messages=cached_up_to_here(messages),
                                          max_tokens=MAX_TOKENS)
         except ClaudeRefused as exc:
+            if exc.status in KEY_REFUSED:
+                return await g.finish(
+                    "FAILED", f"the Anthropic API refused the key: {exc}; built again once "
+                              "the controller runs with another ANTHROPIC_API_KEY (or `p38 "
+                              "agents rebuild`)", blame=("provider", credential))
             return await g.finish("FAILED", f"the Anthropic API refused the request: {exc}")
         g.usage, g.usd = g.usage + reply.usage, g.usd + reply.usd
         step: dict[str, Any] = {"round": g.rounds, "stop_reason": reply.stop_reason,

@@ -482,7 +482,7 @@ WHERE agent = $1 AND number = $2;
 -- An agent's versions, newest first, without their code.
 SELECT number, spec_hash, state, origin, model, rounds, input_tokens, output_tokens,
        cache_read_tokens, cache_write_tokens, usd::float8 AS usd, duration_ms, error,
-       created_at, finished_at
+       created_at, finished_at, failure, failed_credential
 FROM agent_versions WHERE agent = $1 ORDER BY number DESC LIMIT $2;
 
 -- name: agent_version_get
@@ -738,3 +738,99 @@ WHERE a.kind = 'Service' ORDER BY a.source, a.name LIMIT 1000;
 -- The Railway deployments followed from webhooks for Railway service $1, newest change first.
 SELECT name AS id, state, data, updated_at FROM resource_state
 WHERE kind = 'deployment' AND data ->> 'service' = $1 ORDER BY updated_at DESC LIMIT 50;
+
+-- name: controller_beat
+-- A running controller says it is alive (written at start and every few seconds; a row pruned
+-- during a long outage of the database is written again).
+INSERT INTO controllers (id, host, pid, version, workers, run_workers)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (id) DO UPDATE SET last_seen = now();
+
+-- name: controller_gone
+-- A controller that stops cleanly removes its row.
+DELETE FROM controllers WHERE id = $1;
+
+-- name: controllers_prune
+-- Rows of controllers not seen for $1 seconds (killed long ago).
+DELETE FROM controllers WHERE last_seen < now() - make_interval(secs => $1);
+
+-- name: controllers_list
+-- Every controller with a row, newest first; `seen_ago`: seconds since its last beat (the
+-- database's clock), `alive`: seen within $1 seconds.
+SELECT id, host, pid, version, workers, run_workers, started_at, last_seen,
+       extract(epoch FROM now() - last_seen)::float8 AS seen_ago,
+       extract(epoch FROM now() - started_at)::float8 AS up_for,
+       last_seen > now() - make_interval(secs => $1) AS alive
+FROM controllers ORDER BY started_at DESC LIMIT 50;
+
+
+-- name: queue_summary
+-- The queue as an operator reads it: due now (or merging events for a moment), running,
+-- waiting for a later instant (a schedule's next tick, a requeue), retrying after an error,
+-- dead; with the soonest instant of each.
+SELECT CASE WHEN state = 'dead' THEN 'dead'
+            WHEN lease_expires IS NOT NULL AND lease_expires > now() THEN 'running'
+            WHEN not_before <= now() OR wait_kind = 'coalesce' THEN 'due'
+            WHEN wait_kind = 'backoff' THEN 'retrying'
+            ELSE 'later' END AS bucket,
+       count(*)::int AS n,
+       extract(epoch FROM min(not_before) - now())::float8 AS next_in
+FROM work_queue GROUP BY 1;
+
+-- name: statuses_summary
+-- Objects by status; Blocked ones apart when all they lack is a provider's credentials
+-- (reason NoCredentials, or a message naming an unconfigured provider: $1, LIKE patterns).
+SELECT status, (status = 'Blocked' AND (reason = 'NoCredentials'
+                                       OR message LIKE ANY($1::text[]))) AS credentials,
+       count(*)::int AS n
+FROM object_status GROUP BY 1, 2;
+
+-- name: statuses_not_ready
+-- Objects that are not Ready, with `credentials` as in statuses_summary, by key.
+SELECT key, status, reason, message,
+       (status = 'Blocked' AND (reason = 'NoCredentials'
+                                OR message LIKE ANY($1::text[]))) AS credentials
+FROM object_status WHERE status <> 'Ready' ORDER BY key LIMIT $2;
+
+-- name: agent_run_cancel_queued
+-- End a run that has not started (`p38 run --wait --cancel-on-timeout`); NULL when it started.
+UPDATE agent_runs
+SET state = 'finished', outcome = 'cancelled', error = $2, ended_at = now(),
+    started_at = coalesce(started_at, now())
+WHERE id = $1 AND state = 'queued'
+RETURNING id;
+
+-- name: agent_rebuild_ask
+-- `p38 agents rebuild` / POST /api/agents/{name}/rebuild: a new version after the agent's
+-- newest ($1 agent key, $2 who), and the hint that makes the agent's key look, in one
+-- statement. Returns the version the new one comes after.
+WITH asked AS (
+    INSERT INTO agent_rebuilds (agent, after_version, asked_by)
+    SELECT $1, coalesce(max(number), 0), $2 FROM agent_versions WHERE agent = $1
+    ON CONFLICT (agent) DO UPDATE
+        SET after_version = EXCLUDED.after_version, asked_by = EXCLUDED.asked_by,
+            asked_at = now()
+    RETURNING after_version
+)
+SELECT after_version, p38_hint_v1(p_keys => ARRAY[$1::text],
+                                  p_guid => 'rebuild:' || $1 || ':' || gen_random_uuid(),
+                                  p_event => 'rebuild', p_origin => jsonb_build_object('by', $2))
+FROM asked;
+
+-- name: agent_rebuild_of
+-- The version a rebuild asked for comes after (none: no rebuild asked).
+SELECT after_version FROM agent_rebuilds WHERE agent = $1;
+
+-- name: agent_version_blame
+-- Whose fault a failure is ('provider': the API refused the key), with the credential's
+-- fingerprint, written just before the version is finished FAILED.
+UPDATE agent_versions SET failure = $3, failed_credential = $4
+WHERE agent = $1 AND number = $2 AND state NOT IN ('READY', 'FAILED');
+
+-- name: agents_failed_by_provider
+-- Agents whose newest version FAILED because the provider refused its credential: a process
+-- that starts may have a new one (hinted at start).
+SELECT v.agent FROM agent_versions v
+WHERE v.failure = 'provider'
+  AND v.number = (SELECT max(number) FROM agent_versions w WHERE w.agent = v.agent)
+ORDER BY v.agent LIMIT 10000;

@@ -22,6 +22,14 @@ ALTER TABLE actions ADD CONSTRAINT actions_idempotency_key_key UNIQUE (idempoten
 ALTER TABLE actions ADD CONSTRAINT actions_pkey PRIMARY KEY (id);
 ALTER TABLE actions ADD CONSTRAINT actions_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'running'::text, 'succeeded'::text, 'failed'::text, 'dry_run'::text, 'held'::text, 'skipped'::text])));
 
+CREATE TABLE agent_rebuilds (
+    agent text NOT NULL,
+    after_version integer NOT NULL,
+    asked_by text NOT NULL,
+    asked_at timestamp with time zone NOT NULL DEFAULT now()
+);
+ALTER TABLE agent_rebuilds ADD CONSTRAINT agent_rebuilds_pkey PRIMARY KEY (agent);
+
 CREATE TABLE agent_runs (
     id bigint NOT NULL DEFAULT nextval('agent_runs_id_seq'::regclass),
     agent text NOT NULL,
@@ -77,8 +85,11 @@ CREATE TABLE agent_versions (
     duration_ms double precision,
     error text,
     created_at timestamp with time zone NOT NULL DEFAULT now(),
-    finished_at timestamp with time zone
+    finished_at timestamp with time zone,
+    failure text,
+    failed_credential text
 );
+ALTER TABLE agent_versions ADD CONSTRAINT agent_versions_failure_check CHECK (((failure IS NULL) OR (failure = ANY (ARRAY['agent'::text, 'provider'::text]))));
 ALTER TABLE agent_versions ADD CONSTRAINT agent_versions_number_check CHECK ((number > 0));
 ALTER TABLE agent_versions ADD CONSTRAINT agent_versions_origin_check CHECK ((origin = ANY (ARRAY['generated'::text, 'code'::text])));
 ALTER TABLE agent_versions ADD CONSTRAINT agent_versions_pkey PRIMARY KEY (agent, number);
@@ -160,6 +171,18 @@ ALTER TABLE claude_tasks ADD CONSTRAINT claude_tasks_pkey PRIMARY KEY (id);
 ALTER TABLE claude_tasks ADD CONSTRAINT claude_tasks_repo_comment_id_key UNIQUE (repo, comment_id);
 ALTER TABLE claude_tasks ADD CONSTRAINT claude_tasks_retry_of_fkey FOREIGN KEY (retry_of) REFERENCES claude_tasks(id);
 ALTER TABLE claude_tasks ADD CONSTRAINT claude_tasks_state_check CHECK ((state = ANY (ARRAY['RECEIVED'::text, 'AUTHORIZED'::text, 'WORKING'::text, 'PR_OPENED'::text, 'FAILED'::text, 'REFUSED'::text, 'CANCELLED'::text, 'DRY_RUN'::text])));
+
+CREATE TABLE controllers (
+    id uuid NOT NULL,
+    host text NOT NULL,
+    pid integer NOT NULL,
+    version text NOT NULL,
+    workers integer NOT NULL DEFAULT 0,
+    run_workers integer NOT NULL DEFAULT 0,
+    started_at timestamp with time zone NOT NULL DEFAULT now(),
+    last_seen timestamp with time zone NOT NULL DEFAULT now()
+);
+ALTER TABLE controllers ADD CONSTRAINT controllers_pkey PRIMARY KEY (id);
 
 CREATE TABLE deliveries (
     id bigint NOT NULL DEFAULT nextval('deliveries_id_seq'::regclass),
@@ -331,6 +354,7 @@ ALTER TABLE work_queue ADD CONSTRAINT work_queue_wait_kind_check CHECK ((wait_ki
 CREATE UNIQUE INDEX actions_idempotency_key_key ON public.actions USING btree (idempotency_key);
 CREATE INDEX actions_key_idx ON public.actions USING btree (key, id DESC);
 CREATE UNIQUE INDEX actions_pkey ON public.actions USING btree (id);
+CREATE UNIQUE INDEX agent_rebuilds_pkey ON public.agent_rebuilds USING btree (agent);
 CREATE INDEX agent_runs_active ON public.agent_runs USING btree (agent) WHERE (state <> 'finished'::text);
 CREATE INDEX agent_runs_agent ON public.agent_runs USING btree (agent, id DESC);
 CREATE INDEX agent_runs_ended ON public.agent_runs USING btree (ended_at) WHERE (state = 'finished'::text);
@@ -349,6 +373,8 @@ CREATE UNIQUE INDEX claude_tasks_pkey ON public.claude_tasks USING btree (id);
 CREATE INDEX claude_tasks_pull_idx ON public.claude_tasks USING btree (repo, pull_number) WHERE (pull_number IS NOT NULL);
 CREATE UNIQUE INDEX claude_tasks_repo_comment_id_key ON public.claude_tasks USING btree (repo, comment_id);
 CREATE INDEX claude_tasks_thread_idx ON public.claude_tasks USING btree (repo, issue, id DESC);
+CREATE INDEX controllers_last_seen_idx ON public.controllers USING btree (last_seen);
+CREATE UNIQUE INDEX controllers_pkey ON public.controllers USING btree (id);
 CREATE UNIQUE INDEX deliveries_identity ON public.deliveries USING btree (guid, source, hook);
 CREATE UNIQUE INDEX deliveries_pkey ON public.deliveries USING btree (id);
 CREATE INDEX deliveries_received_brin ON public.deliveries USING brin (received_at);

@@ -1,7 +1,8 @@
 """The agents API: `GET /api/agents`, `/api/agents/{name}` (status, versions with tokens, USD and
 rounds, recent runs, the schedules that start it and their ticks),
 `/api/agents/{name}/versions/{n}` (code, test and validation report),
-`POST /api/agents/{name}/runs` (a manual run), `GET /api/runs` and `/api/runs/{id}`.
+`POST /api/agents/{name}/runs` (a manual run), `POST /api/agents/{name}/rebuild` (a new version
+after the newest, as `p38 agents rebuild`), `GET /api/runs` and `/api/runs/{id}`.
 
 An agent is named by its manifest name; when two sources define the same name, `?source=`
 says which. Behind P38_API_TOKEN like the rest of /api. Starting a run queues it and hints its
@@ -129,6 +130,23 @@ async def start_run(request: web.Request) -> web.Response:
                    "url": f"/api/runs/{row['id']}"}, status=202)
 
 
+async def rebuild(request: web.Request) -> web.Response:
+    """A new version after the newest (a FAILED one, or again); 409 while one is building."""
+    _, key = await _agent(request)
+    allowed = authorize(API, "run", key.rpartition("/")[0])  # (the token was checked)
+    if not allowed.allowed:
+        return problem(403, allowed.why)
+    store = request.app[STORE]
+    versions = await store.fetch("agent_versions_of", key, 1)
+    newest = versions[0] if versions else None
+    if newest is not None and newest["state"] not in ("READY", "FAILED"):
+        return problem(409, f"v{newest['number']} of {key} is being built now "
+                            f"({newest['state']}); ask again once it has ended")
+    after = await store.fetchval("agent_rebuild_ask", key, "api")
+    return answer({"agent": key, "after_version": after, "state": "asked",
+                   "url": f"/api/agents/{key.rpartition('/')[2]}"}, status=202)
+
+
 async def _read_at_most(request: web.Request, limit: int) -> bytes | None:
     """The body, or None as soon as it is longer than `limit` (never read whole)."""
     if request.content_length is not None and request.content_length > limit:
@@ -209,5 +227,6 @@ def add_routes(app: web.Application) -> None:
     get("/api/agents/{name}", show_agent, expect_handler=expect_continue)
     get("/api/agents/{name}/versions/{number}", show_version, expect_handler=expect_continue)
     post("/api/agents/{name}/runs", start_run, expect_handler=expect_continue)
+    post("/api/agents/{name}/rebuild", rebuild, expect_handler=expect_continue)
     get("/api/runs", list_runs, expect_handler=expect_continue)
     get("/api/runs/{id}", show_run, expect_handler=expect_continue)

@@ -32,6 +32,7 @@ class BuildVersion(Params):
     code_path: str | None = None
     code: str | None = None
     test: str | None = None
+    after: int | None = None  # build anew unless a version newer than this one exists
 
 
 class GenerateVersion(BuildVersion):
@@ -106,6 +107,8 @@ class VersionInfo:
     error: str | None = None
     usd: float = 0.0
     rounds: int = 0
+    failure: str | None = None  # 'provider': the API refused the credential (not the code)
+    failed_credential: str | None = None  # that credential's fingerprint
 
 
 @dataclass(frozen=True)
@@ -147,6 +150,15 @@ class AgentReads(Protocol):
 
     async def now(self) -> datetime:
         """The current time (UTC): what schedules are due against."""
+        ...
+
+    async def rebuild_after(self, agent: str) -> int | None:
+        """The version a rebuild asked for (`p38 agents rebuild`) comes after; None: none."""
+        ...
+
+    async def credential(self, provider: str) -> str | None:
+        """A fingerprint of the provider's credential in this process (never the credential
+        itself); None when it is not configured."""
         ...
 
 

@@ -9,6 +9,9 @@ for the local folder, whose watcher follows them; at the resync for GitHub). A h
 version gets a build action (`agent.build` for hand-written code, `agent.generate` for
 Claude's), and the key is looked at again at once to report the result: Ready when the newest
 version of the hash is READY, Stalled when it FAILED (runs go on with the last READY version).
+A version FAILED because the provider refused its key is built again (a new version) once this
+process has a different key; `p38 agents rebuild` asks for a new version whatever the newest
+one's state.
 On a GitHub source a FAILED version opens or updates one issue (found by a hidden marker) and
 a later READY version closes it. Limits and notification targets are read at run time, so
 changing them builds nothing. n8n's `agent.run` deliveries name the agent's key; each becomes
@@ -59,6 +62,8 @@ class AgentSnapshot(ObjectSnapshot):
     schedules: tuple[str, ...] = ()  # keys of the source's schedules that start this agent
     shown: str | None = None  # the status reason people see now
     triggers: tuple[StoredPayload, ...] = ()  # n8n's `agent.run` deliveries not settled yet
+    credential: str | None = None  # fingerprint of the generating provider's key here
+    rebuild_after: int | None = None  # a rebuild asked for a version after this one
 
 
 def spec_hash(spec: AgentSpec, code: SourceFile | None, test: SourceFile | None) -> str:
@@ -103,7 +108,10 @@ class Agents(ManifestObject):
             code = await reads.source_file(where, spec.code)
             if spec.test is not None:
                 test = await reads.source_file(where, spec.test)
-        versions = await ctx.reads(AGENTS).versions(key)
+        agents = ctx.reads(AGENTS)
+        versions = await agents.versions(key)
+        credential = None if spec.code is not None else await agents.credential("anthropic")
+        rebuild_after = await agents.rebuild_after(key)
         schedules = tuple(object_key("Schedule", base.source, o.name)
                           for o in await ctx.applied_objects(base.source)
                           if o.kind == "Schedule"
@@ -111,7 +119,8 @@ class Agents(ManifestObject):
         shown = [s.reason for s in await ctx.statuses([key])]
         return replace(snapshot, spec=spec, code=code, test=test, versions=tuple(versions),
                        installation_id=installation, schedules=schedules,
-                       shown=shown[0] if shown else None)
+                       shown=shown[0] if shown else None, credential=credential,
+                       rebuild_after=rebuild_after)
 
     def decide(self, snapshot: ObjectSnapshot, policy: Policy) -> Plan:
         """Every `agent.run` delivery becomes a run, even for an agent that is not applied:
@@ -169,6 +178,16 @@ def decide_agent(snapshot: AgentSnapshot, applied: AppliedObject,
     if not ours or ours[0].state not in ("READY", "FAILED"):
         return _build(snapshot, spec, digest, revision, running, policy)
     version = ours[0]
+    newest = snapshot.versions[0].number
+    if snapshot.rebuild_after is not None and newest <= snapshot.rebuild_after:
+        return _build(snapshot, spec, digest, revision, running, policy, after=newest,
+                      why="rebuilding on demand (p38 agents rebuild)")
+    if version.state == "FAILED" and version.failure == "provider" \
+            and snapshot.credential is not None \
+            and snapshot.credential != version.failed_credential:
+        return _build(snapshot, spec, digest, revision, running, policy, after=newest,
+                      why=f"building again: v{version.number} failed on a key this "
+                          "controller no longer uses")
     if version.state == "READY":
         actions = _close_issue(snapshot, version)
         return Plan("VersionReady", f"v{version.number} is READY ({version.origin}; "
@@ -186,11 +205,13 @@ def _wake(snapshot: AgentSnapshot, decision: str) -> tuple[str, ...]:
 
 
 def _build(snapshot: AgentSnapshot, spec: AgentSpec, digest: str, revision: str | None,
-           running: str, policy: Policy | None) -> Plan:
+           running: str, policy: Policy | None, *, after: int | None = None,
+           why: str = "building a new version") -> Plan:
+    """`after`: a new version after that one even when one of this hash exists."""
     common = {"agent": snapshot.key, "spec_hash": digest, "model": spec.model,
               "spec": spec.model_dump(mode="json", by_alias=True), "code_path": spec.code,
               "code": snapshot.code.text if snapshot.code else None,
-              "test": snapshot.test.text if snapshot.test else None}
+              "test": snapshot.test.text if snapshot.test else None, "after": after}
     params: BuildVersion
     if spec.code is not None:
         params = BuildVersion(**common)
@@ -200,9 +221,10 @@ def _build(snapshot: AgentSnapshot, spec: AgentSpec, digest: str, revision: str 
                                  usd_ceiling=rules.generation_usd)
     what = (f"validate {spec.code}" if spec.code is not None
             else f"have {spec.model} write the code for: {spec.description[:200]}")
-    action = params.action(f"agent-build:{snapshot.key}:{digest[:16]}",
+    again = "" if after is None else f":after-v{after}"
+    action = params.action(f"agent-build:{snapshot.key}:{digest[:16]}{again}",
                            description=f"new version of {snapshot.name}: {what}")
-    return Plan("Building", f"building a new version{running}", actions=(action,),
+    return Plan("Building", f"{why}{running}", actions=(action,),
                 requeue_after=0.0, status="Reconciling", revision=revision)
 
 
