@@ -738,3 +738,9 @@ WHERE a.kind = 'Service' ORDER BY a.source, a.name LIMIT 1000;
 -- The Railway deployments followed from webhooks for Railway service $1, newest change first.
 SELECT name AS id, state, data, updated_at FROM resource_state
 WHERE kind = 'deployment' AND data ->> 'service' = $1 ORDER BY updated_at DESC LIMIT 50;
+
+-- name: manifest_sources_known
+-- Every manifest source the controller has a record of (`p38 plan --source` checks the name).
+SELECT name FROM resource_state WHERE kind = 'manifests'
+UNION SELECT source FROM applied_objects
+ORDER BY 1;
