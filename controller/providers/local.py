@@ -59,7 +59,8 @@ def runners(store: Store) -> dict[str, ActionRunner]:
 
     async def revision(p: RecordRevision, _action: Action) -> Mapping[str, Any]:
         await store.execute("manifest_revision_record", p.source, p.revision, p.tree,
-                            p.status, p.objects, list(p.changes), list(p.problems))
+                            p.status, p.objects, list(p.changes), list(p.problems),
+                            p.generation)
         return {"recorded": p.revision}
 
     async def killswitch(p: SetKillswitch, _action: Action) -> Mapping[str, Any]:
