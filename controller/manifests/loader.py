@@ -257,11 +257,23 @@ def manifest_files(root: Path) -> tuple[list[Path], list[Problem]]:
     return sorted(p for p in found if p.is_file()), problems
 
 
+def not_a_folder(root: Path) -> str | None:
+    """Why `root` cannot be read as a manifests folder (it does not exist, it is a file),
+    or None when it is a folder."""
+    if root.is_dir():
+        return None
+    if not root.exists():
+        return "no such folder" if not root.is_symlink() else \
+            "no such folder (a link to nothing)"
+    return "a file, not a folder: give the folder that holds the manifests" \
+        if root.is_file() else "not a folder"
+
+
 def load_dir(root: Path) -> ManifestSet:
     """Every manifest below `root`, with every problem (file, syntax, schema, references)."""
     result = ManifestSet()
-    if not root.is_dir():
-        result.problems.append(Problem(str(root), 1, 1, "not a directory"))
+    if (why := not_a_folder(root)) is not None:
+        result.problems.append(Problem(str(root), 1, 1, why))
         return result
     files, unlisted = manifest_files(root)
     result.problems.extend(unlisted)

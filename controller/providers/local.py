@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from controller.manifests.loader import manifest_files
+from controller.manifests.loader import manifest_files, not_a_folder
 from controller.providers import Env, Provider
 from controller.reconcile.errors import NotConfigured
 from controller.reconcile.plan import Action, ActionRunner, runner
@@ -59,7 +59,8 @@ def runners(store: Store) -> dict[str, ActionRunner]:
 
     async def revision(p: RecordRevision, _action: Action) -> Mapping[str, Any]:
         await store.execute("manifest_revision_record", p.source, p.revision, p.tree,
-                            p.status, p.objects, list(p.changes), list(p.problems))
+                            p.status, p.objects, list(p.changes), list(p.problems),
+                            p.generation)
         return {"recorded": p.revision}
 
     async def killswitch(p: SetKillswitch, _action: Action) -> Mapping[str, Any]:
@@ -150,8 +151,8 @@ def _read_local(folder: Path, known_tree: str | None) -> ManifestFiles:
     digest = hashlib.sha256()
     paths, problems = manifest_files(folder) if folder.is_dir() else ([], [])
     unreadable.extend(str(problem) for problem in problems)
-    if not folder.is_dir():
-        unreadable.append(f"{folder}:1:1: not a directory")
+    if (why := not_a_folder(folder)) is not None:
+        unreadable.append(f"{folder}:1:1: {why}")
     for path in paths:
         try:
             data = path.read_bytes()

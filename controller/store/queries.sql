@@ -299,12 +299,15 @@ SELECT DISTINCT ON (key) key, reconcile_id, outcome, decision, reason, error, st
 FROM audit WHERE key = ANY($1::text[]) ORDER BY key, id DESC;
 
 -- name: manifest_revision_record
-INSERT INTO manifest_revisions (source, revision, tree, status, objects, changes, problems)
-VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb)
-ON CONFLICT (source, revision, tree, status) DO NOTHING;
+-- Once per source state version ($8, generation): a return to an earlier tree is recorded
+-- again, a retry of the same record is not.
+INSERT INTO manifest_revisions (source, revision, tree, status, objects, changes, problems,
+                                generation)
+VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8)
+ON CONFLICT DO NOTHING;
 
 -- name: manifest_revisions_list
-SELECT id, source, revision, tree, status, objects, changes, problems, recorded_at
+SELECT id, source, revision, tree, status, objects, changes, problems, recorded_at, generation
 FROM manifest_revisions
 WHERE ($1::text IS NULL OR source = $1) AND ($2::bigint IS NULL OR id < $2)
 ORDER BY id DESC LIMIT $3;
@@ -834,3 +837,9 @@ SELECT v.agent FROM agent_versions v
 WHERE v.failure = 'provider'
   AND v.number = (SELECT max(number) FROM agent_versions w WHERE w.agent = v.agent)
 ORDER BY v.agent LIMIT 10000;
+
+-- name: manifest_sources_known
+-- Every manifest source the controller has a record of (`p38 plan --source` checks the name).
+SELECT name FROM resource_state WHERE kind = 'manifests'
+UNION SELECT source FROM applied_objects
+ORDER BY 1;

@@ -244,10 +244,10 @@ CREATE TABLE manifest_revisions (
     objects integer NOT NULL,
     changes jsonb NOT NULL DEFAULT '[]'::jsonb,
     problems jsonb NOT NULL DEFAULT '[]'::jsonb,
-    recorded_at timestamp with time zone NOT NULL DEFAULT now()
+    recorded_at timestamp with time zone NOT NULL DEFAULT now(),
+    generation bigint
 );
 ALTER TABLE manifest_revisions ADD CONSTRAINT manifest_revisions_pkey PRIMARY KEY (id);
-ALTER TABLE manifest_revisions ADD CONSTRAINT manifest_revisions_source_revision_tree_status_key UNIQUE (source, revision, tree, status);
 ALTER TABLE manifest_revisions ADD CONSTRAINT manifest_revisions_status_check CHECK ((status = ANY (ARRAY['applied'::text, 'invalid'::text])));
 
 CREATE TABLE object_status (
@@ -386,9 +386,9 @@ CREATE UNIQUE INDEX delivery_payloads_pkey ON public.delivery_payloads USING btr
 CREATE UNIQUE INDEX killswitches_pkey ON public.killswitches USING btree (source);
 CREATE UNIQUE INDEX manifest_blobs_pkey ON public.manifest_blobs USING btree (sha);
 CREATE INDEX manifest_blobs_used_idx ON public.manifest_blobs USING btree (used_at);
+CREATE UNIQUE INDEX manifest_revisions_once_idx ON public.manifest_revisions USING btree (source, revision, tree, status, generation);
 CREATE UNIQUE INDEX manifest_revisions_pkey ON public.manifest_revisions USING btree (id);
 CREATE INDEX manifest_revisions_source_idx ON public.manifest_revisions USING btree (source, id DESC);
-CREATE UNIQUE INDEX manifest_revisions_source_revision_tree_status_key ON public.manifest_revisions USING btree (source, revision, tree, status);
 CREATE INDEX object_status_kind_idx ON public.object_status USING btree (kind, reconciled_at);
 CREATE UNIQUE INDEX object_status_pkey ON public.object_status USING btree (key);
 CREATE INDEX object_status_source_idx ON public.object_status USING btree (source, status);

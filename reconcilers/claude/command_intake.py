@@ -227,8 +227,8 @@ def _retry_or_cancel(s: CommandSnapshot, why: str) -> Plan:
             s, f"task {last.id} is still {last.state}; `/claude cancel` it first.")))
     if last.state == "PR_OPENED":
         return Plan("Answered", why, actions=(_react(s), _reply(
-            s, f"task {last.id} opened {last.pull_url or f'#{last.pull_number}'}; to change it, "
-               "ask with `/claude <what to change>` on that pull request.")))
+            s, f"task {last.id} {last.pull_done} {last.pull_url or f'#{last.pull_number}'}; "
+               "to change it, ask with `/claude <what to change>` on that pull request.")))
     retried = replace(s, command=replace(s.command, text=last.command))
     return Plan("TaskOpened", f"{why}; retries task {last.id}",
                 actions=(_open(retried, "AUTHORIZED", f"retry of task {last.id} by @{s.login}",

@@ -180,6 +180,12 @@ class TaskInfo:
     def key(self) -> str:
         return task_key(self.repo, self.issue, self.comment_id)
 
+    @property
+    def pull_done(self) -> str:
+        """What the task did to its pull request, as a reply says it: a follow-up given on a
+        claude/ pull request adds a commit to it ("updated"), any other task "opened" one."""
+        return "updated" if self.on_pull and self.pull_number == self.issue else "opened"
+
 
 class TaskReads(Protocol):
     """What the command and task reconcilers read about tasks (provider `tasks`)."""

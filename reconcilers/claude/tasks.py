@@ -90,7 +90,7 @@ def decide_task(s: TaskSnapshot, policy: Policy) -> Plan:
     # /api/tasks shows it), so the resync does not look at every task ever again.
     if t.state == "PR_OPENED":
         return Plan("PrOpened", t.reason, actions=_answer(t, (
-            f"opened {t.pull_url or f'#{t.pull_number}'}: {t.title or ''}\n\n"
+            f"{t.pull_done} {t.pull_url or f'#{t.pull_number}'}: {t.title or ''}\n\n"
             f"{_figures(t)}")), revision=t.commit_sha, forget=True)
     if t.state == "FAILED":
         return Plan("Failed", t.reason, actions=_answer(t, (

@@ -7,6 +7,8 @@ Shared by the manifest source reconciler (push -> apply), the pull request plan 
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,3 +85,67 @@ def digest(objects: Iterable[ObjectState]) -> str:
     for obj in sorted(objects, key=lambda o: (o.kind, o.name)):
         h.update(f"{obj.kind}/{obj.name}={obj.content_hash}\n".encode())
     return h.hexdigest()[:16]
+
+
+# A field is secret when one of the words of its name (snake_case, kebab-case or camelCase)
+# is one of these, as for hard-coded secrets in agent code: `token`, `apiKey`, `secretRef`,
+# `db-password`. Everything below such a field is secret too (a Secret reference's parts).
+# `tokens_per_run` is a limit, not a token: words are matched whole.
+SECRET_WORDS = frozenset({"token", "secret", "secrets", "password", "passwd", "key", "apikey",
+                          "credential", "credentials", "pem"})
+REDACTED = "(redacted)"
+ABSENT = "(absent)"
+
+
+def _words(name: str) -> list[str]:
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name)
+    return [w.lower() for w in re.split(r"[^A-Za-z0-9]+", spaced) if w]
+
+
+def secret_path(path: str) -> bool:
+    """Whether a dotted field path names a secret or lies below one."""
+    return any(word in SECRET_WORDS for part in path.split(".") for word in _words(part))
+
+
+class _Absent:
+    """A field one side does not have."""
+
+
+def _changed(old: Any, new: Any, path: str, secret: bool
+             ) -> Iterable[tuple[str, Any, Any, bool]]:
+    """(path, old value, new value, whether secret) of each changed field, as
+    `changed_fields` walks them (values kept, so a key with a dot in it is no trouble)."""
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        for key in sorted(set(old) | set(new), key=str):
+            below = f"{path}.{key}" if path else str(key)
+            hidden = secret or secret_path(str(key))
+            if key not in old or key not in new:
+                yield below, old.get(key, _Absent), new.get(key, _Absent), hidden
+            else:
+                yield from _changed(old[key], new[key], below, hidden)
+    elif old != new:
+        yield path or "(document)", old, new, secret
+
+
+def _shown(value: Any, secret: bool) -> str:
+    if value is _Absent:
+        return ABSENT
+    if secret:
+        return REDACTED
+    return json.dumps(_masked(value), ensure_ascii=False, sort_keys=True, default=str)
+
+
+def _masked(value: Any) -> Any:
+    """A value with the secrets inside it (a whole new section) replaced."""
+    if isinstance(value, Mapping):
+        return {k: REDACTED if secret_path(str(k)) else _masked(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v) for v in value]
+    return value
+
+
+def value_changes(old: Any, new: Any) -> list[str]:
+    """`path: old -> new` for every changed field, values as JSON; a secret's values are
+    replaced by `(redacted)` (that it changed is still shown)."""
+    return [f"{path}: {_shown(before, secret)} -> {_shown(after, secret)}"
+            for path, before, after, secret in _changed(old, new, "", False)]

@@ -39,7 +39,8 @@ APPLY: dict[str, type[CreateObject]] = {"create": CreateObject, "update": Update
 
 
 class RecordRevision(Params):
-    """Record a revision of a source as applied (with its changes) or invalid."""
+    """Record a revision of a source as applied (with its changes) or invalid, at the source's
+    state version (`generation`): a return to an earlier tree is recorded again."""
 
     action_kind: ClassVar[str] = "manifest.revision"
     source: str
@@ -49,6 +50,7 @@ class RecordRevision(Params):
     objects: int
     changes: list[str] = []
     problems: list[str] = []
+    generation: int | None = None  # None: planned by a release before returns were recorded
 
 
 APPLY_KINDS = frozenset(cls.action_kind for cls in APPLY.values())

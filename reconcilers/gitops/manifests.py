@@ -269,10 +269,15 @@ def _revision(snapshot: ManifestSnapshot, status: str, *, changes: Sequence[str]
               problems: Sequence[str] = ()) -> Action:
     """Record the revision acted on (the source's history: /api/revisions)."""
     revision = snapshot.revision or ""
+    # The source's state version makes a return to an earlier tree (a revert) a record of its
+    # own, yet keeps the key stable across retries of this reconcile.
+    generation = snapshot.current.version if snapshot.current else 0
     params = RecordRevision(source=snapshot.source, revision=revision, tree=snapshot.tree,
                             status=status, objects=len(snapshot.desired), changes=list(changes),
-                            problems=list(problems[:reporting.SHOWN_PROBLEMS]))
-    return params.action(f"{snapshot.source}:revision:{revision}:{snapshot.tree}:{status}",
+                            problems=list(problems[:reporting.SHOWN_PROBLEMS]),
+                            generation=generation)
+    return params.action(f"{snapshot.source}@{generation}:revision:{revision}:"
+                         f"{snapshot.tree}:{status}",
                          description=f"record revision {reporting.short(revision)} of "
                                      f"{snapshot.source} as {status}")
 

@@ -10,6 +10,7 @@ from controller.app import create_app
 from controller.store import Store
 from controller.store.migrations import known_migrations
 from tests.helpers import env_for, github_request, make_settings, p38, wait_until
+from tests.manifest_samples import sample_manifests
 
 
 def test_migrate_then_status(fresh_database) -> None:  # type: ignore[no-untyped-def]
@@ -83,13 +84,12 @@ async def test_approve_releases_a_held_action_and_refuses_an_unknown_one(store: 
 def test_validate_schema_and_plan_exit_codes(fresh_database, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """validate: 0/1; schema: JSON Schema; plan: 0 nothing to do, 2 changes, 1 invalid."""
     import json
-    from pathlib import Path
 
-    root = Path(__file__).resolve().parents[2]
+    folder = sample_manifests(tmp_path / "repository")
     env = env_for(fresh_database("plan"))
     assert p38("migrate", env=env).returncode == 0
-    ok = p38("validate", str(root / "manifests"), env=env)
-    assert ok.returncode == 0 and ok.stdout.startswith("ok: 8 object(s) in 5 file(s)")
+    ok = p38("validate", str(folder), env=env)
+    assert ok.returncode == 0 and ok.stderr.startswith("ok: 8 object(s) in 5 file(s)")
     cut = subprocess.run(f"{sys.executable} -m controller.cli schema | head -2", shell=True,
                          env=env, capture_output=True, text=True, timeout=60, check=False)
     assert cut.stdout.count("\n") == 2 and cut.stderr == ""  # a closed pipe ends quietly
@@ -99,14 +99,14 @@ def test_validate_schema_and_plan_exit_codes(fresh_database, tmp_path) -> None: 
     (bad / "a.yaml").write_text("apiVersion: p38/v1\nkind: Agent\nmetadata: {name: A}\n")
     result = p38("validate", str(bad), env=env)
     assert result.returncode == 1
-    assert f"{bad}/a.yaml:3:18: metadata.name: must be" in result.stderr
-    assert f"{bad}/a.yaml:1:1: spec: required field is missing" in result.stderr
+    assert f"{bad}/a.yaml:3:18: metadata.name: must be" in result.stdout
+    assert f"{bad}/a.yaml:1:1: spec: required field is missing" in result.stdout
     assert p38("plan", str(bad), env=env).returncode == 1
 
     schema = json.loads(p38("schema", env=env).stdout)
     assert set(schema["discriminator"]["mapping"]) == {"Agent", "Schedule", "Service", "Policy"}
 
-    plan = p38("plan", str(root / "manifests"), env=env)
+    plan = p38("plan", str(folder), env=env)
     assert plan.returncode == 2, plan.stderr
     assert "+ Agent/tesla-watch" in plan.stdout
     assert "Plan (local): 8 to create, 0 to update, 0 to delete." in plan.stdout

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import env_for, p38, p38_running, terminate
+from tests.manifest_samples import MANIFESTS, sample_manifests
 
-ROOT = Path(__file__).resolve().parents[2]
 NOWHERE = "postgresql://postgres@127.0.0.1:1/nothing"  # nothing listens on port 1
 
 
@@ -97,7 +97,7 @@ def test_an_unreachable_database_is_one_line_before_any_banner() -> None:
     assert served.stderr.strip() == ("cannot start: cannot reach the database at "
                                      "127.0.0.1:1/nothing: connection refused (is PostgreSQL "
                                      "running there?)")
-    for command in (["status"], ["plan", str(ROOT / "manifests")], ["migrate"]):
+    for command in (["status"], ["plan", str(MANIFESTS)], ["migrate"]):
         result = p38(*command, env={**os.environ, "DATABASE_URL": NOWHERE})
         assert result.returncode == 3, command
         assert result.stderr.startswith("cannot run: cannot reach the database at 127.0.0.1:1")
@@ -120,7 +120,8 @@ def test_port_zero_prints_the_port_and_sigterm_is_logged(dsn: str, tmp_path: Pat
     """`p38 up --port 0`: the banner names the port bound, the routes, providers and the
     killswitch; /readyz says the same; SIGTERM logs a line and exits 0."""
     env = {**env_for(dsn), "GITHUB_WEBHOOK_SECRET": "gh-secret-123456", "P38_HOME": str(tmp_path)}
-    with p38_running("up", "--port", "0", "--manifests", str(ROOT / "manifests"), env=env,
+    folder = str(sample_manifests(tmp_path))
+    with p38_running("up", "--port", "0", "--manifests", folder, env=env,
                      cwd=tmp_path) as process:
         assert process.stderr is not None
         banner = [process.stderr.readline() for _ in range(4)]
@@ -148,13 +149,13 @@ def test_plan_on_a_fresh_database_and_on_nothing(fresh_database, tmp_path: Path)
     """A database never migrated has applied nothing (every object a create, exit 2, and it is
     not migrated by plan); an empty folder is a problem (exit 1); `--version` answers."""
     env = env_for(fresh_database("plan_fresh"))
-    result = p38("plan", str(ROOT / "manifests"), env=env)
+    result = p38("plan", str(MANIFESTS), env=env)
     assert result.returncode == 2, result.stderr
     assert "Plan (local): 8 to create, 0 to update, 0 to delete." in result.stdout
     assert "migrations pending" in p38("status", env=env).stdout  # plan migrated nothing
     empty = p38("plan", str(tmp_path), env=env)
     assert empty.returncode == 1
-    assert f"{tmp_path}:1:1: no manifests found" in empty.stderr
+    assert f"{tmp_path}:1:1: no manifests found" in empty.stdout
     version = p38("--version", env=env)
     assert version.returncode == 0 and version.stdout.startswith("p38 ")
     nothing = p38("validate", str(tmp_path), env=env)  # nothing to validate
@@ -184,7 +185,7 @@ def test_a_folder_that_cannot_be_listed_is_a_problem_not_a_prune(tmp_path: Path)
 
     for name in ("policy.yaml", "agents/tesla-watch.yaml"):
         (tmp_path / name).parent.mkdir(exist_ok=True)
-        (tmp_path / name).write_text((ROOT / "manifests" / name).read_text())
+        (tmp_path / name).write_text((MANIFESTS / name).read_text())
     assert p38("validate", str(tmp_path), env=env_for("postgresql://unused@127.0.0.1:1/x")
                ).returncode == 0
     _unlistable_folder(tmp_path)
@@ -203,7 +204,8 @@ def test_another_unreadable_folder_is_another_revision(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     missing, a_file = _read_local(tmp_path / "missing", None), _read_local(tmp_path / "file", None)
     assert missing.revision != a_file.revision
-    assert a_file.unreadable == (f"{tmp_path / 'file'}:1:1: not a directory",)
+    assert a_file.unreadable == (f"{tmp_path / 'file'}:1:1: a file, not a folder: give the "
+                                 "folder that holds the manifests",)
 
 
 def test_a_look_never_creates_the_embedded_database(tmp_path: Path) -> None:
@@ -214,7 +216,7 @@ def test_a_look_never_creates_the_embedded_database(tmp_path: Path) -> None:
     status = p38("status", env=env)
     assert status.returncode == 3
     assert "does not exist yet (`p38 up` or `p38 migrate` creates it)" in status.stderr
-    plan = p38("plan", str(ROOT / "manifests"), env=env)
+    plan = p38("plan", str(MANIFESTS), env=env)
     assert plan.returncode == 2, plan.stderr
     assert "Plan (local): 8 to create, 0 to update, 0 to delete." in plan.stdout
     assert not (tmp_path / "home").exists()
@@ -222,7 +224,7 @@ def test_a_look_never_creates_the_embedded_database(tmp_path: Path) -> None:
     # is not started by a look either; plan cannot know what it applied.
     (tmp_path / "home" / "pgdata").mkdir(parents=True)
     (tmp_path / "home" / "pgdata" / "PG_VERSION").write_text("16\n")
-    for args in (("status",), ("plan", str(ROOT / "manifests"))):
+    for args in (("status",), ("plan", str(MANIFESTS))):
         stopped = p38(*args, env=env)
         assert stopped.returncode == 3 and "is stopped (`p38 up` starts it)" in stopped.stderr
     assert not (tmp_path / "home" / "pgdata" / "postmaster.pid").exists()

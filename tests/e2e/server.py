@@ -29,7 +29,8 @@ class ServerProcess:
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "controller.cli", self.command, "--unix", str(self.socket)],
-                env=self.env, stdout=log, stderr=log)
+                env=self.env, stdout=log, stderr=log,
+                cwd=self.socket.parent)  # `p38 up` in the repository would read its manifests/
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while loop.time() < deadline:

@@ -140,8 +140,11 @@ async def test_a_follow_up_on_the_pull_request_adds_a_commit_to_its_branch(
     readme = files_at(gitops, first["branch"])["README.md"]
     assert readme.endswith("## X\n\nThis section is about X.\n\n## Y\n\nThis section is about "
                            "Y.\n")
-    assert any(f"opened https://github.com/{REPO}/pull/{number}" in b
-               for b in thread(gitops, number))
+    # The first task opened the pull request; the follow-up updated it, and says so.
+    url = f"https://github.com/{REPO}/pull/{number}"
+    assert any(f"opened {url}" in b for b in thread(gitops))
+    [answer] = [b for b in thread(gitops, number) if "p38:command:602" in b]
+    assert f"updated {url}: " in answer and "opened" not in answer
 
 
 @pytest.mark.parametrize(("path", "glob"), [("manifests/policy.yaml", "manifests/**"),

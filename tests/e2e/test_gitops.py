@@ -11,7 +11,6 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,11 +22,12 @@ from controller.store import Store
 from controller.web.keys import QUEUE
 from tests.fakes.github import FakeGitHub, make_key_pair
 from tests.helpers import SAMPLES, WRITE, WRITE_TOKEN, github_payload, make_settings, wait_until
+from tests.manifest_samples import MANIFESTS as SAMPLE_MANIFESTS
 
 REPO = "octo-org/infra"
 INSTALLATION = 51234567
 PRIVATE, PUBLIC = make_key_pair()
-OWN = Path(__file__).parents[2] / "manifests"
+OWN = SAMPLE_MANIFESTS  # a copy of the shipped manifests; never the working tree's
 MANIFESTS = {f"manifests/{p.relative_to(OWN)}": p.read_text()
              for p in sorted(OWN.rglob("*.yaml"))}
 

@@ -18,9 +18,10 @@ from controller.store import Store
 from controller.web.keys import QUEUE
 from reconcilers import default_registry
 from tests.helpers import make_settings, wait_until
+from tests.manifest_samples import MANIFESTS as SAMPLE_MANIFESTS
 from tests.probes import Probe
 
-OWN = Path(__file__).parents[2] / "manifests"
+OWN = SAMPLE_MANIFESTS  # a copy of the shipped manifests; never the working tree's
 POKE = Action("probe.poke", {"target": "the world"}, "poke:local/x:1", needs="probe",
               description="poke the world")
 

@@ -14,8 +14,9 @@ from controller.config import ManifestSettings
 from controller.store import Store
 from controller.web.keys import QUEUE
 from tests.helpers import make_settings, wait_until
+from tests.manifest_samples import MANIFESTS as SAMPLE_MANIFESTS
 
-OWN = Path(__file__).parents[2] / "manifests"
+OWN = SAMPLE_MANIFESTS  # a copy of the shipped manifests; never the working tree's
 OWN_AGENTS = OWN.parent / "agents"
 OBJECT_KEYS = {"agent:local/pr-digest", "agent:local/tesla-watch", "policy:local/default",
                "schedule:local/pr-digest-weekdays", "schedule:local/tesla-watch-market-hours",

@@ -12,8 +12,9 @@ from controller.app import create_app
 from controller.config import ManifestSettings
 from controller.store import Store
 from tests.helpers import RAILWAY_SECRET, make_settings, sample, wait_until
+from tests.manifest_samples import MANIFESTS as SAMPLE_MANIFESTS
 
-OWN = Path(__file__).parents[2] / "manifests"
+OWN = SAMPLE_MANIFESTS  # a copy of the shipped manifests; never the working tree's
 SERVICE_ID = "c9b8a7d6-e5f4-4321-9abc-def012345678"  # the service in the Railway sample
 DEPLOYMENT = "deployment:7a3c1e2b-5d4f-4a6b-9c8d-0e1f2a3b4c5d"
 
