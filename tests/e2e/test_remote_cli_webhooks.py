@@ -48,6 +48,14 @@ async def test_send_webhook_signs_and_posts_each_source(aiohttp_server: Any, sto
     stored = await store.fetchrow("delivery_by_guid", "trial-guid-1")
     assert stored["event"] == "pull_request" and stored["action"] == "opened"
 
+    # The delivery is what `describe` shows for the key it named, through the API too (a key
+    # with `#` in the URL's path).
+    described = await run_p38("describe", "pull:octo-org/infra#12", "-o", "json", env=env)
+    assert described.returncode == 0, described.stderr
+    found = json.loads(described.stdout)
+    assert found["queue"]["state"] == "queued"  # no workers here: waiting for one
+    assert [d["guid"] for d in found["deliveries"]] == ["trial-guid-1"]
+
     wrapped = tmp_path / "push.json"  # what the fake GitHub's /_fake/commit answers
     wrapped.write_text(json.dumps({"event": "push", "payload": json.loads(
         (SAMPLES / "push" / "default-branch" / "payload.json").read_text())}))
