@@ -56,6 +56,7 @@ from controller.store.embedded import resolve_dsn
 from controller.store.migrations import latest_version
 from controller.web import agents as agent_routes
 from controller.web import api, health, objects, pulls, webhooks
+from controller.web import describe as describe_routes
 from controller.web import services as service_routes
 from controller.web import tasks as task_routes
 from controller.web.budget import BodyBudget
@@ -123,6 +124,7 @@ def create_app(settings: Settings, *, registry: Mapping[str, Reconciler] | None 
     health.add_routes(app)
     api.add_routes(app)
     objects.add_routes(app)
+    describe_routes.add_routes(app)
     agent_routes.add_routes(app)
     task_routes.add_routes(app)
     pulls.add_routes(app)

@@ -27,6 +27,7 @@ from controller.cli.database import (
     cmd_replay,
 )
 from controller.cli.manifests import cmd_plan, cmd_schema, cmd_validate
+from controller.cli.reads import add_parsers as add_read_parsers
 from controller.cli.services import cmd_services
 from controller.cli.status import add_status_parser
 from controller.config import Settings
@@ -124,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--source", default="local",
                       help="applied set to compare with: local, or OWNER/NAME")
     plan.set_defaults(func=cmd_plan)
+    add_read_parsers(sub)  # get, describe, runs, tasks, logs, send-webhook
     return parser
 
 

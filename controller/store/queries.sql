@@ -843,3 +843,17 @@ ORDER BY v.agent LIMIT 10000;
 SELECT name FROM resource_state WHERE kind = 'manifests'
 UNION SELECT source FROM applied_objects
 ORDER BY 1;
+
+-- name: queue_of_key
+-- One key's work-queue row (none: nothing is waiting for it), as `p38 describe` shows it.
+SELECT key, kind, state, not_before, wait_kind, attempts, failing_since, last_error,
+       (lease_expires IS NOT NULL AND lease_expires > now()) AS leased
+FROM work_queue WHERE key = $1;
+
+-- name: deliveries_of_key
+-- The newest deliveries (at most $2) that named key $1, without their payloads; the
+-- controller's own hints (source p38) included: they say why it looked again.
+SELECT d.id, d.source, d.guid, d.event, d.action, d.status, d.received_at, d.processed_at,
+       k.status AS key_status
+FROM delivery_keys k JOIN deliveries d ON d.id = k.delivery_id
+WHERE k.key = $1 ORDER BY k.delivery_id DESC LIMIT $2;

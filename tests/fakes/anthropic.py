@@ -324,8 +324,16 @@ async def _serve(key: str, port: int) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--key", required=True)
-    parser.add_argument("--port", type=int, default=0)
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.fakes.anthropic",
+        description="A stateful fake of Anthropic's Messages API (POST /v1/messages), served "
+                    "over real HTTP on 127.0.0.1; it prints its base URL, for "
+                    "ANTHROPIC_BASE_URL. Without a script it writes a working agent for any "
+                    "description and, for a /claude task, appends a section to README.md.")
+    parser.add_argument("--key", required=True,
+                        help="the API key it accepts; give the controller the same as "
+                             "ANTHROPIC_API_KEY.")
+    parser.add_argument("--port", type=int, default=0,
+                        help="the port to listen on (default 0: a free one, printed).")
     args = parser.parse_args()
     asyncio.run(_serve(args.key, args.port))

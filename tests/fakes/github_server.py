@@ -1,5 +1,6 @@
 """The stateful fake GitHub (`tests/fakes/github.py`) served over real HTTP, for trying the real
-`p38 serve` by hand: point GITHUB_API_URL at it and send signed webhooks with curl.
+`p38 serve` by hand: point GITHUB_API_URL at it and post the webhooks it answers with
+`p38 send-webhook github FILE` (docs/trying.md).
 
     python -m tests.fakes.github_server --key-file /tmp/app.pem \\
         [--repo octo-org/infra] [--installation 51234567] [--writer dana-ops] [--issue 11]
@@ -10,7 +11,7 @@ the base URL and the App id. `GET /_fake/state` shows the branches, pull request
 reactions, check runs and merges as JSON, so a trial can see what the controller did.
 
 Arranging a trial (each answers `{"event": ..., "payload": ...}`, the webhook GitHub would
-send, for the trial to sign and post to the controller):
+send, for `p38 send-webhook github FILE` to sign and post to the controller):
 
     POST /_fake/commit  {"files": {...}}                      a commit on main (a push)
     POST /_fake/pull    {"number": 7, "branch": "claude/7-x",
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -118,15 +120,33 @@ async def serve(args: argparse.Namespace, public: str) -> None:
     await asyncio.Event().wait()
 
 
+def parser() -> argparse.ArgumentParser:
+    """The command line; --help says in whole sentences what it does (the module's text)."""
+    summary, _, rest = (__doc__ or "").partition("\n\n")
+    made = argparse.ArgumentParser(
+        prog="python -m tests.fakes.github_server",
+        description=textwrap.fill(" ".join(summary.split()), 79),
+        epilog=rest, formatter_class=argparse.RawDescriptionHelpFormatter)
+    made.add_argument("--key-file", required=True,
+                      help="where to write the App's private key (PEM); give the same path "
+                           "to the controller as GITHUB_APP_PRIVATE_KEY.")
+    made.add_argument("--repo", default="octo-org/infra",
+                      help="the repository the App is installed on (default octo-org/infra).")
+    made.add_argument("--installation", type=int, default=51234567,
+                      help="the installation's id (default 51234567).")
+    made.add_argument("--writer", default="dana-ops",
+                      help="a user with write permission, the author of the issue (default "
+                           "dana-ops).")
+    made.add_argument("--issue", type=int, default=11,
+                      help="the number of the open issue (default 11).")
+    made.add_argument("--port", type=int, default=0,
+                      help="the port to listen on, on 127.0.0.1 (default 0: a free one, "
+                           "printed).")
+    return made
+
+
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--key-file", required=True)
-    parser.add_argument("--repo", default="octo-org/infra")
-    parser.add_argument("--installation", type=int, default=51234567)
-    parser.add_argument("--writer", default="dana-ops")
-    parser.add_argument("--issue", type=int, default=11)
-    parser.add_argument("--port", type=int, default=0)
-    arguments = parser.parse_args()
+    arguments = parser().parse_args()
     private_key, public_key = make_key_pair()
     Path(arguments.key_file).write_text(private_key)
     asyncio.run(serve(arguments, public_key))

@@ -5,7 +5,7 @@ real `p38 serve` by hand: point RAILWAY_API_URL at it (RAILWAY_TOKEN as printed)
 
 `GET /_fake/state` shows the deployments and the mutations received; `POST /_fake/advance`
 `{"id": "dep-1", "status": "SUCCESS"}` moves a deployment as Railway's builders would and
-answers Railway's webhook body for it, for the trial to post to `/webhooks/railway`; `POST
+answers Railway's webhook body for it, for `p38 send-webhook railway FILE` to post; `POST
 /_fake/add` `{"service": "svc", "environment": "env", "commit": "<sha>", "status": "SUCCESS"}`
 makes a deployment as Railway's own GitHub integration would, and answers the same.
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import textwrap
 from typing import Any
 
 import httpx
@@ -75,7 +76,18 @@ async def serve(port: int) -> None:
     await asyncio.Event().wait()
 
 
+def parser() -> argparse.ArgumentParser:
+    """The command line; --help says in whole sentences what it does (the module's text)."""
+    summary, _, rest = (__doc__ or "").partition("\n\n")
+    made = argparse.ArgumentParser(
+        prog="python -m tests.fakes.railway_server",
+        description=textwrap.fill(" ".join(summary.split()), 79),
+        epilog=rest, formatter_class=argparse.RawDescriptionHelpFormatter)
+    made.add_argument("--port", type=int, default=0,
+                      help="the port to listen on, on 127.0.0.1 (default 0: a free one, "
+                           "printed).")
+    return made
+
+
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=0)
-    asyncio.run(serve(parser.parse_args().port))
+    asyncio.run(serve(parser().parse_args().port))
