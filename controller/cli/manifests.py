@@ -3,8 +3,9 @@
 What a command finds is its output (stdout: one `path:line:col: message` per problem; plan:
 one line per planned change, its changed fields' old -> new values, and the plan's line);
 validate's summary and the problem count go to stderr, so `p38 validate | grep` sees only
-the problems. A folder that is not there and
-a source the controller does not know are usage errors: one line, exit 2.
+the problems. A folder that is not there and a source the controller does not know are one
+line on stderr: exit 2 for validate, exit 1 for plan (whose 2 means "changes", as with
+`terraform plan -detailed-exitcode`, so a script never reads a typo as pending changes).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from reconcilers.gitops.manifests import LOCAL_SOURCE, object_changes, snapshot_
 from reconcilers.gitops.manifests import decide as manifests_decide
 
 EXIT_USAGE = 2
+EXIT_PLAN_ERROR = 1  # plan's 2 means "changes"
 
 
 def _print_problems(manifests: ManifestSet) -> None:
@@ -35,13 +37,13 @@ def _print_problems(manifests: ManifestSet) -> None:
         print(shown(problem))
 
 
-def _missing_folder(command: str, folder: str) -> int | None:
-    """Exit 2 with one line when the folder argument is no folder (absent, a file)."""
+def _missing_folder(command: str, folder: str, code: int = EXIT_USAGE) -> int | None:
+    """`code` with one line when the folder argument is no folder (absent, a file)."""
     why = not_a_folder(Path(folder))
     if why is None:
         return None
     print(f"p38 {command}: {Path(folder).absolute()}: {why}", file=sys.stderr)
-    return EXIT_USAGE
+    return code
 
 
 def _load(folder: str) -> ManifestSet:
@@ -84,7 +86,7 @@ def _unknown_source(source: str, known: list[str], *, database: bool) -> int:
         f"there is no database here, so the only known source is {names}"
     print(f"p38 plan: --source {shown(source)} is not a source this controller knows: "
           f"{where} (a GitHub source is OWNER/NAME)", file=sys.stderr)
-    return EXIT_USAGE
+    return EXIT_PLAN_ERROR
 
 
 def _plan_lines(manifests: ManifestSet, rows: list[Any], source: str) -> tuple[list[str], str]:
@@ -107,10 +109,10 @@ def _plan_lines(manifests: ManifestSet, rows: list[Any], source: str) -> tuple[l
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    """Exit 0: nothing would change; 2: something would (or a usage error: no such folder,
-    an unknown source; then nothing is on stdout); 1: the manifests are invalid or empty;
-    3: no database to compare with."""
-    if (refused := _missing_folder("plan", args.dir)) is not None:
+    """Exit 0: nothing would change; 2: something would; 1: the manifests are invalid or
+    empty, the folder is not there, or the source is unknown; 3: no database to compare
+    with."""
+    if (refused := _missing_folder("plan", args.dir, EXIT_PLAN_ERROR)) is not None:
         return refused
 
     def against(rows: list[Any]) -> int:

@@ -26,7 +26,7 @@ async def test_plan_shows_old_and_new_values_and_refuses_an_unknown_source(  # t
         aiohttp_client, store: Store, dsn: str, tmp_path: Path) -> None:
     """After the controller applied a folder, an edit plans one update whose changed fields
     read `path: old -> new`; a label named like a token shows `(redacted)` and never its
-    value; `--source typo` is exit 2 naming the sources the controller knows."""
+    value; `--source typo` is exit 1 (2 means changes) naming the sources the controller knows."""
     folder = tmp_path / "manifests"
     folder.mkdir()
     (folder / "policy.yaml").write_text(POLICY)
@@ -62,7 +62,7 @@ async def test_plan_shows_old_and_new_values_and_refuses_an_unknown_source(  # t
     assert "tok-" not in plan.stdout + plan.stderr
 
     typo = p38("plan", str(edited), "--source", "octo/infar", env=env)
-    assert typo.returncode == 2 and typo.stdout == ""
+    assert typo.returncode == 1 and typo.stdout == ""
     assert typo.stderr == ("p38 plan: --source octo/infar is not a source this controller "
                            "knows: the known sources are local (a GitHub source is "
                            "OWNER/NAME)\n")
@@ -77,7 +77,7 @@ def test_an_unknown_source_with_no_database_is_refused(tmp_path: Path) -> None:
     env = {**env_for(""), "P38_HOME": str(tmp_path / "home")}
     env.pop("DATABASE_URL")
     typo = p38("plan", str(folder), "--source", "typo", env=env)
-    assert (typo.returncode, typo.stdout) == (2, ""), typo.stderr
+    assert (typo.returncode, typo.stdout) == (1, ""), typo.stderr
     assert "there is no database here, so the only known source is local" in typo.stderr
     assert not (tmp_path / "home" / "pgdata").exists()
     local = p38("plan", str(folder), env=env)

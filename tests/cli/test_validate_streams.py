@@ -43,17 +43,18 @@ def test_problems_go_to_stdout_and_the_summary_to_stderr(tmp_path: Path) -> None
 
 def test_a_missing_folder_or_a_file_is_named_for_what_it_is(tmp_path: Path) -> None:
     """`validate /nonexistent` says there is no such folder, `validate file.yaml` that it is
-    a file; with the absolute path, exit 2, nothing on stdout; the same for `plan`."""
+    a file; with the absolute path, exit 2 (plan: 1, its 2 means changes), nothing on
+    stdout."""
     env = env_for(NO_DATABASE)
     a_file = tmp_path / "policy.yaml"
     a_file.write_text("kind: Policy\n")
-    for command in ("validate", "plan"):
+    for command, code in (("validate", 2), ("plan", 1)):
         missing = subprocess.run([sys.executable, "-m", "controller.cli", command, "typo"],
                                  env=env, cwd=tmp_path, capture_output=True, text=True,
                                  timeout=60, check=False)
-        assert (missing.returncode, missing.stdout) == (2, "")
+        assert (missing.returncode, missing.stdout) == (code, "")
         assert missing.stderr == f"p38 {command}: {tmp_path / 'typo'}: no such folder\n"
         file = p38(command, str(a_file), env=env)
-        assert (file.returncode, file.stdout) == (2, "")
+        assert (file.returncode, file.stdout) == (code, "")
         assert file.stderr == f"p38 {command}: {a_file}: a file, not a folder: give the " \
                               "folder that holds the manifests\n"
