@@ -1,4 +1,5 @@
-"""structlog configuration: JSON off a terminal, console on one, secrets redacted.
+"""structlog configuration: JSON off a terminal, console on one (coloured only on a terminal),
+secrets redacted.
 
 The redaction processor replaces every configured secret value wherever it appears in an event
 dict's string values, for structlog's loggers and for every standard-library logger (aiohttp's
@@ -91,8 +92,11 @@ def configure_logging(*, fmt: str = "auto", level: str = "info",
                       redactor: SecretRedactor | None = None) -> SecretRedactor:
     """Configure structlog once per process; returns the redactor so secrets can be added."""
     redactor = redactor or SecretRedactor()
-    use_console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
-    renderer: Any = (structlog.dev.ConsoleRenderer() if use_console
+    on_terminal = sys.stderr.isatty()
+    use_console = fmt == "console" or (fmt == "auto" and on_terminal)
+    # Colour only on a terminal: P38_LOG_FORMAT=console into a file or a pipe (a log
+    # collector, `2>p38.log`) gets plain text, not escape codes.
+    renderer: Any = (structlog.dev.ConsoleRenderer(colors=on_terminal) if use_console
                      else structlog.processors.JSONRenderer(serializer=_orjson_dumps))
     structlog.configure(
         processors=[

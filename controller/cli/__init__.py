@@ -29,6 +29,7 @@ from controller.cli.database import (
 )
 from controller.cli.manifests import cmd_plan, cmd_schema, cmd_validate
 from controller.cli.services import cmd_services
+from controller.cli.suggest import unknown_command
 from controller.config import Settings
 from controller.logs import configure_logging
 
@@ -189,7 +190,11 @@ _ALSO_READ_FROM = {"P38_PORT": "PORT"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    if problem := unknown_command(parser, sys.argv[1:] if argv is None else argv):
+        print(f"p38: {problem}", file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
     try:
         settings = Settings()
     except ValidationError as exc:  # a bad environment variable: say which and why (never

@@ -134,8 +134,9 @@ def cmd_prune(args: argparse.Namespace) -> int:
             rule = exc.errors()[0]["msg"].removeprefix("Value error, ")
             print(f"--days {args.days}: {rule}", file=sys.stderr)
             return 2
-    if days == 0:
-        print("retention is off (P38_RETENTION_DAYS=0): nothing pruned")
+    if days == 0:  # named as it was given: the flag, or else the variable
+        print("--days 0 keeps everything: nothing pruned" if args.days is not None
+              else "retention is off (P38_RETENTION_DAYS=0): nothing pruned")
         return 0
 
     async def body(store: Store) -> int:
