@@ -108,8 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--days", type=_ranged(0, 36500),
                        help="instead of P38_RETENTION_DAYS (0, or 7 to 36500)")
     prune.set_defaults(func=cmd_prune)
-    sub.add_parser("db-stop", help="stop the embedded PostgreSQL in P38_HOME").set_defaults(
-        func=cmd_db_stop)
+    db_stop = sub.add_parser("db-stop", help="stop the embedded PostgreSQL in P38_HOME "
+                                             "(refused while a controller uses it)")
+    db_stop.add_argument("--force", action="store_true",
+                         help="stop it even while a controller or another client uses it")
+    db_stop.set_defaults(func=cmd_db_stop)
     validate = sub.add_parser("validate", help="check manifests; every problem as path:line:col")
     validate.add_argument("dir", nargs="?", default="manifests")
     validate.set_defaults(func=cmd_validate)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from pathlib import Path
 
 from pydantic import ValidationError
 
@@ -13,8 +14,8 @@ from controller.config import RetentionSettings
 from controller.engine import retention
 from controller.engine.queue import WorkQueue
 from controller.reconcile.plan import STATUSES
-from controller.store import Store
-from controller.store.embedded import stop_embedded
+from controller.store import DatabaseUnavailable, Store
+from controller.store.embedded import embedded_state, start_embedded, stop_embedded
 from controller.store.migrations import latest_version
 
 
@@ -151,8 +152,36 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 
 def cmd_db_stop(args: argparse.Namespace) -> int:
+    """Stop the embedded server, unless a controller (or any other client) still uses it:
+    stopping it under a running controller is an outage that nothing announces."""
     home = settings_from(args).store.home
+    pgdata = home / "pgdata"
+    if embedded_state(home) == "running":
+        unknown: str | None = None
+        try:
+            users = asyncio.run(_clients(home))
+        except DatabaseUnavailable as exc:
+            users, unknown = [], str(exc)
+        if (users or unknown) and not getattr(args, "force", False):
+            who = f"cannot tell who uses it ({unknown})" if unknown else \
+                "in use by " + "; ".join(users)
+            print(f"not stopped: the embedded PostgreSQL in {pgdata} is {who}. Stop the "
+                  "controller first (SIGTERM, or Ctrl-C where `p38 up` runs), or run "
+                  "`p38 db-stop --force` to stop it anyway (a controller then waits for its "
+                  "database, saying so once a minute, until it runs again)", file=sys.stderr)
+            return 1
     stopped = stop_embedded(home)
-    print(f"embedded PostgreSQL in {home / 'pgdata'} "
-          f"{'stopped' if stopped else 'was not running'}")
+    print(f"embedded PostgreSQL in {pgdata} {'stopped' if stopped else 'was not running'}")
     return 0
+
+
+async def _clients(home: Path) -> list[str]:
+    """Who else is connected to the embedded server in `home`, one entry per process."""
+    dsn = await asyncio.to_thread(start_embedded, home)  # running: only its address
+    store = await Store.connect(dsn, min_size=1, max_size=1)
+    try:
+        rows = await store.fetch("database_clients")
+    finally:
+        await store.close()
+    return [shown(f"{r['name']} ({r['connections']} connection(s) since "
+                  f"{r['since']:%Y-%m-%d %H:%M:%S %Z})") for r in rows]

@@ -738,3 +738,12 @@ WHERE a.kind = 'Service' ORDER BY a.source, a.name LIMIT 1000;
 -- The Railway deployments followed from webhooks for Railway service $1, newest change first.
 SELECT name AS id, state, data, updated_at FROM resource_state
 WHERE kind = 'deployment' AND data ->> 'service' = $1 ORDER BY updated_at DESC LIMIT 50;
+
+-- name: database_clients
+-- The other client connections of this server, by the name they gave (a controller's:
+-- "p38 pid N on HOST"): what `p38 db-stop` would cut.
+SELECT coalesce(nullif(application_name, ''), 'a client') AS name,
+       count(*)::int AS connections, min(backend_start) AS since
+FROM pg_stat_activity
+WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
+GROUP BY 1 ORDER BY 3;

@@ -1,0 +1,99 @@
+"""The database going away, said once: one error line when it becomes unreachable, one line
+every `every` seconds while it stays so, one line when it is back.
+
+Every loop that polls the database (the workers' claims, LISTEN, the resync, retention, the
+local manifests watcher) reports its failures here instead of logging each one: a stopped
+database would otherwise be ten warnings a second. A failure that is not the database being
+unreachable (a bug, a refused value) is not taken: `failed` returns False and the caller logs
+it as before. In memory only; no I/O beyond log lines.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import asyncpg
+import structlog
+
+log = structlog.get_logger("p38.store")
+
+# What "the database cannot be reached" looks like, wherever in an exception's chain: the
+# socket gone or refused (OSError: a stopped embedded server's socket file is missing), the
+# server shutting down or terminating us, the database dropped, a pooled connection closed.
+_UNREACHABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.InvalidCatalogNameError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.InternalClientError,  # a pooled connection the server terminated
+)
+
+
+def unreachable(exc: BaseException) -> bool:
+    """True when `exc` (or what caused it) says the database cannot be reached."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, _UNREACHABLE) or type(current).__name__ == "DatabaseUnavailable":
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _describe(exc: BaseException) -> str:
+    """The first cause (the socket's error, not the wrappers around it), in words."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    if isinstance(exc, FileNotFoundError | ConnectionRefusedError):
+        return f"{type(exc).__name__}: no server listens there (stopped?)"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+class Outage:
+    """Whether the database is reachable, as the process last saw it, and the lines saying so."""
+
+    def __init__(self, *, every: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.every = every
+        self._clock = clock
+        self.since: float | None = None  # when the outage began (monotonic), None: reachable
+        self._said_at = 0.0
+        self._failures = 0
+
+    @property
+    def down(self) -> bool:
+        return self.since is not None
+
+    def failed(self, exc: BaseException, *, where: str) -> bool:
+        """Report a failure of `where` (claim, listen, resync...). True when it is the
+        database being unreachable (then it is logged here, once or at the slow interval);
+        False when it is something else, for the caller to log."""
+        if not unreachable(exc):
+            return False
+        now = self._clock()
+        self._failures += 1
+        if self.since is None:
+            self.since, self._said_at, self._failures = now, now, 1
+            log.error("database_unreachable", where=where, error=_describe(exc),
+                      meaning="nothing is reconciled and webhooks are answered 503 until it "
+                              f"is back; tried again all the while, said again every "
+                              f"{self.every:g}s while it lasts")
+        elif now - self._said_at >= self.every:
+            self._said_at = now
+            log.warning("database_still_unreachable", for_seconds=round(now - self.since),
+                        failures=self._failures, error=_describe(exc))
+        return True
+
+    def ok(self) -> None:
+        """A query succeeded: if the database was unreachable, say it is back (once)."""
+        if self.since is None:
+            return
+        log.info("database_back", after_seconds=round(self._clock() - self.since, 1),
+                 failures=self._failures)
+        self.since, self._failures = None, 0
