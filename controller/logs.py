@@ -127,6 +127,7 @@ def configure_logging(*, fmt: str = "auto", level: str = "info",
     handler.setFormatter(formatter)
     handler.addFilter(ClientFaults())
     handler.addFilter(AcceptErrors())
+    handler.addFilter(PoolFloorRetries())
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(logging.getLevelNamesMapping().get(level.upper(), logging.INFO))
@@ -172,6 +173,16 @@ class AcceptErrors(logging.Filter):
         record.args, record.exc_info, record.exc_text = (), None, None
         self.count, self.logged_at = 0, record.created
         return True
+
+
+class PoolFloorRetries(logging.Filter):
+    """asyncpg's pool logs a warning with a traceback each time it fails to reconnect its
+    minimum of connections: while the database is away, that repeats what the store's one
+    `database_unreachable` line (and its reminder a minute) already says. Dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.name == "asyncpg.pool"
+                    and "Failed to restore the pool connection floor" in str(record.msg))
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]

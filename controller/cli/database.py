@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import re
 import sys
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from controller.config import RetentionSettings
 from controller.engine import retention
 from controller.engine.queue import WorkQueue
 from controller.reconcile.plan import STATUSES
-from controller.store import DatabaseUnavailable, Store
+from controller.store import DatabaseUnavailable, Store, application_name
 from controller.store.embedded import embedded_state, start_embedded, stop_embedded
 from controller.store.migrations import latest_version
 
@@ -184,4 +186,20 @@ async def _clients(home: Path) -> list[str]:
     finally:
         await store.close()
     return [shown(f"{r['name']} ({r['connections']} connection(s) since "
-                  f"{r['since']:%Y-%m-%d %H:%M:%S %Z})") for r in rows]
+                  f"{r['since']:%Y-%m-%d %H:%M:%S %Z})") for r in rows
+            if not _gone(str(r["name"]))]
+
+
+def _gone(name: str) -> bool:
+    """A p38 process of this host that has exited (its connections may outlive it for a
+    moment, while the server notices)."""
+    found = re.match(r"p38 pid (\d+) on ", name)
+    if found is None or name != application_name(int(found.group(1))):
+        return False
+    try:
+        os.kill(int(found.group(1)), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False

@@ -111,10 +111,11 @@ async def _keep_session(_conn: asyncpg.Connection) -> None:
     every release is skipped."""
 
 
-def application_name() -> str:
-    """How this process's connections are named in pg_stat_activity (at most 63 bytes):
-    `p38 db-stop` names the controllers still using the database by it."""
-    return f"p38 pid {os.getpid()} on {socket.gethostname()}"[:63]
+def application_name(pid: int | None = None) -> str:
+    """How the connections of this process (or process `pid` of this host) are named in
+    pg_stat_activity (at most 63 bytes): `p38 db-stop` names the controllers still using the
+    database by it."""
+    return f"p38 pid {os.getpid() if pid is None else pid} on {socket.gethostname()}"[:63]
 
 
 def _named() -> dict[str, str]:

@@ -1,5 +1,7 @@
 """The database going away, said once: one error line when it becomes unreachable, one line
-every `every` seconds while it stays so, one line when it is back.
+every `every` seconds while it stays so, one line when it is back. A blip shorter than `grace`
+seconds (a pooled connection answering once more while the server shuts down, a restart that
+a retry rode out) is not announced, so the lines do not flap.
 
 Every loop that polls the database (the workers' claims, LISTEN, the resync, retention, the
 local manifests watcher) reports its failures here instead of logging each one: a stopped
@@ -58,12 +60,12 @@ def _describe(exc: BaseException) -> str:
 class Outage:
     """Whether the database is reachable, as the process last saw it, and the lines saying so."""
 
-    def __init__(self, *, every: float = 60.0,
+    def __init__(self, *, every: float = 60.0, grace: float = 2.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.every = every
+        self.every, self.grace = every, grace
         self._clock = clock
-        self.since: float | None = None  # when the outage began (monotonic), None: reachable
-        self._said_at = 0.0
+        self.since: float | None = None  # when failures began (monotonic), None: reachable
+        self._said_at: float | None = None  # when it was announced, None: not (yet)
         self._failures = 0
 
     @property
@@ -79,11 +81,15 @@ class Outage:
         now = self._clock()
         self._failures += 1
         if self.since is None:
-            self.since, self._said_at, self._failures = now, now, 1
-            log.error("database_unreachable", where=where, error=_describe(exc),
-                      meaning="nothing is reconciled and webhooks are answered 503 until it "
-                              f"is back; tried again all the while, said again every "
-                              f"{self.every:g}s while it lasts")
+            self.since, self._failures = now, 1
+        if self._said_at is None:
+            if now - self.since >= self.grace:
+                self._said_at = now
+                log.error("database_unreachable", where=where, error=_describe(exc),
+                          for_seconds=round(now - self.since, 1), failures=self._failures,
+                          meaning="nothing is reconciled and webhooks are answered 503 until "
+                                  "it is back; tried again all the while, said again every "
+                                  f"{self.every:g}s while it lasts")
         elif now - self._said_at >= self.every:
             self._said_at = now
             log.warning("database_still_unreachable", for_seconds=round(now - self.since),
@@ -91,9 +97,11 @@ class Outage:
         return True
 
     def ok(self) -> None:
-        """A query succeeded: if the database was unreachable, say it is back (once)."""
+        """A query succeeded: if the database was said to be unreachable, say it is back
+        (once); a blip never announced ends silently."""
         if self.since is None:
             return
-        log.info("database_back", after_seconds=round(self._clock() - self.since, 1),
-                 failures=self._failures)
-        self.since, self._failures = None, 0
+        if self._said_at is not None:
+            log.info("database_back", after_seconds=round(self._clock() - self.since, 1),
+                     failures=self._failures)
+        self.since, self._said_at, self._failures = None, None, 0

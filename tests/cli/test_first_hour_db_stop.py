@@ -1,7 +1,7 @@
 """`p38 db-stop` under a running controller, through the real command and a real embedded
 PostgreSQL in a temporary P38_HOME: refused while the controller is connected (naming it),
 `--force` stops it, and the controller says once that its database is gone (not ten warnings a
-second), then that it is back."""
+second), then that it is back; a killed controller holds nothing."""
 
 from __future__ import annotations
 
@@ -71,16 +71,24 @@ async def test_db_stop_refuses_under_a_controller_and_a_forced_stop_is_said_once
             return _events(log, "database_back")
 
         [came_back] = await wait_until(back, timeout=60, what="the controller seeing it back")
-    finally:
-        process.terminate()
+        # A controller that is gone (killed) does not hold the database, even while the
+        # server has not yet noticed its connections closed.
+        process.kill()
         process.wait(timeout=30)
+        stopped = await asyncio.to_thread(p38, "db-stop", env=env)
+        assert (stopped.returncode, stopped.stdout.strip()) == (
+            0, f"embedded PostgreSQL in {tmp_path / 'home' / 'pgdata'} stopped"), stopped.stderr
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
         subprocess.run([sys.executable, "-m", "controller.cli", "db-stop", "--force"], env=env,
                        capture_output=True, timeout=60, check=False)
-    [gone] = _events(log, "database_unreachable")
+    [gone] = _events(log, "database_unreachable")  # no flapping as the server went down
     assert gone["level"] == "error" and gone["error"]  # shutting down, or no socket any more
     assert "webhooks are answered 503 until it is back" in gone["meaning"]
     assert came_back["failures"] > 1  # the workers kept polling (every 50 ms) meanwhile...
     noisy = [line for line in _lines(log) if line.get("event") in (
         "claim_failed", "listen_connect_failed", "resync_failed", "reconcile_not_settled",
-        "database_still_unreachable")]
+        "database_still_unreachable", "Failed to restore the pool connection floor; retrying")]
     assert noisy == []  # ...and said nothing more (the next reminder is a minute away)
