@@ -204,6 +204,13 @@ class ProviderSettings(_Group):
         description="What RAILWAY_TOKEN is: an account or team (workspace) token is sent as "
                     "`Authorization: Bearer`, a project token as `Project-Access-Token`.")
     anthropic_api_key: SecretStr | None = Field(None, validation_alias="ANTHROPIC_API_KEY")
+
+    @field_validator("github_app_private_key")
+    @classmethod
+    def _a_private_key(cls, key: SecretStr | None) -> SecretStr | None:
+        if key is not None and (problem := private_key_problem(key.get_secret_value())):
+            raise ValueError(problem)
+        return key
     gcp_project_id: str | None = Field(
         None, validation_alias="GCP_PROJECT_ID",
         description="When set, secrets are read from Google Secret Manager in this project.")
@@ -221,6 +228,50 @@ class ProviderSettings(_Group):
     def any_credentials(self) -> bool:
         """True when at least one provider could be written to."""
         return bool(self.configured())
+
+
+PEM_MARK = "-----BEGIN"
+
+
+def private_key_problem(value: str) -> str | None:
+    """Why `value` is not a usable GitHub App private key (a PEM, a PEM with escaped newlines
+    as environment variables often carry it, or the path of a file holding one), or None.
+    The message never quotes the value, nor a file's content: either may be the key."""
+    text = value.strip()
+    where = "it"
+    if PEM_MARK not in text:
+        path = Path(text).expanduser()
+        try:
+            found = path.is_file()
+        except (OSError, ValueError):  # a name too long, a NUL byte: not a path either
+            found = False
+        if not found:
+            shown = f" ({path.absolute()})" if _path_like(text) else ""
+            return ("neither a PEM private key (-----BEGIN RSA PRIVATE KEY----- ...) nor the "
+                    f"path of an existing file{shown}")
+        try:
+            text = path.read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            return f"cannot read {path.absolute()}: {getattr(exc, 'strerror', None) or exc}"
+        where = str(path.absolute())
+        if PEM_MARK not in text:
+            return f"{where} does not hold a PEM private key (no -----BEGIN line)"
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    try:
+        load_pem_private_key(text.replace("\\n", "\n").strip().encode() + b"\n", None)
+    except (ValueError, TypeError, UnicodeEncodeError):  # TypeError: it needs a password
+        return (f"{'the PEM' if where == 'it' else 'the PEM in ' + where} does not parse as "
+                "an unencrypted private key (download a new one from the GitHub App's "
+                "settings; the value is not shown)")
+    return None
+
+
+def _path_like(text: str) -> bool:
+    """A value that reads as a file path (shown in a message), not as a mangled key (never
+    shown): one short line starting like a path."""
+    return text.startswith(("/", "~", "./", "../")) and len(text) <= 255 \
+        and not any(c.isspace() for c in text)
 
 
 class ManifestSettings(_Group):
@@ -282,9 +333,27 @@ class StoreSettings(_Group):
     database_url: str | None = Field(
         None, validation_alias="DATABASE_URL",
         description="PostgreSQL 14+ DSN; unset means the embedded server in P38_HOME/pgdata.")
-    home: Path = Field(Path(".p38"), validation_alias="P38_HOME",
-                       description="State directory for the embedded database.")
+    home: Path = Field(Path(".p38"), validation_alias="P38_HOME", validate_default=True,
+                       description="State directory for the embedded database and the API's "
+                                   "write token; a relative path is taken from the folder "
+                                   "`p38` starts in, and every message shows it absolute.")
     migrate_on_start: bool = Field(True, validation_alias="P38_MIGRATE_ON_START")
+
+    @field_validator("home")
+    @classmethod
+    def _a_usable_folder(cls, home: Path) -> Path:
+        # Absolute from here on: a relative P38_HOME run from another folder is another
+        # (empty) database, and a message naming `.p38/pgdata` would hide it.
+        home = home.expanduser().absolute()
+        if home.exists() and not home.is_dir():
+            raise ValueError(f"{home} exists and is not a directory")
+        existing = next(p for p in (home, *home.parents) if p.exists())
+        if not existing.is_dir():
+            raise ValueError(f"{home} cannot be created: {existing} is not a directory")
+        # Whether it can be created or written is found when it is needed (`p38 up`, `serve`
+        # and `migrate` create it): a `p38 serve` with DATABASE_URL and P38_API_TOKEN set
+        # never uses it, and may run where the working folder is read-only.
+        return home
 
     @field_validator("database_url")
     @classmethod

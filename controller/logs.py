@@ -1,4 +1,5 @@
-"""structlog configuration: JSON off a terminal, console on one, secrets redacted.
+"""structlog configuration: JSON off a terminal, console on one (coloured only on a terminal),
+secrets redacted.
 
 The redaction processor replaces every configured secret value wherever it appears in an event
 dict's string values, for structlog's loggers and for every standard-library logger (aiohttp's
@@ -91,8 +92,11 @@ def configure_logging(*, fmt: str = "auto", level: str = "info",
                       redactor: SecretRedactor | None = None) -> SecretRedactor:
     """Configure structlog once per process; returns the redactor so secrets can be added."""
     redactor = redactor or SecretRedactor()
-    use_console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
-    renderer: Any = (structlog.dev.ConsoleRenderer() if use_console
+    on_terminal = sys.stderr.isatty()
+    use_console = fmt == "console" or (fmt == "auto" and on_terminal)
+    # Colour only on a terminal: P38_LOG_FORMAT=console into a file or a pipe (a log
+    # collector, `2>p38.log`) gets plain text, not escape codes.
+    renderer: Any = (structlog.dev.ConsoleRenderer(colors=on_terminal) if use_console
                      else structlog.processors.JSONRenderer(serializer=_orjson_dumps))
     structlog.configure(
         processors=[
@@ -123,6 +127,7 @@ def configure_logging(*, fmt: str = "auto", level: str = "info",
     handler.setFormatter(formatter)
     handler.addFilter(ClientFaults())
     handler.addFilter(AcceptErrors())
+    handler.addFilter(PoolFloorRetries())
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(logging.getLevelNamesMapping().get(level.upper(), logging.INFO))
@@ -168,6 +173,16 @@ class AcceptErrors(logging.Filter):
         record.args, record.exc_info, record.exc_text = (), None, None
         self.count, self.logged_at = 0, record.created
         return True
+
+
+class PoolFloorRetries(logging.Filter):
+    """asyncpg's pool logs a warning with a traceback each time it fails to reconnect its
+    minimum of connections: while the database is away, that repeats what the store's one
+    `database_unreachable` line (and its reminder a minute) already says. Dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.name == "asyncpg.pool"
+                    and "Failed to restore the pool connection floor" in str(record.msg))
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]

@@ -51,7 +51,7 @@ async def _serve(settings: Settings, *, secrets: SecretSource | None, banner: bo
     where = f"unix:{unix}" if unix else f"{host}:{port}"
     folder = settings.manifests.directory
     if folder is not None and not folder.is_dir():  # a typo would serve a Stalled source
-        print(f"cannot start: the manifests folder {folder} is not a directory "
+        print(f"cannot start: the manifests folder {folder.absolute()} is not a directory "
               "(--manifests or P38_MANIFESTS_DIR)", file=sys.stderr)
         return EXIT_CANNOT_START
     if unix and (problem := _unix_path_taken(unix)):
@@ -152,19 +152,22 @@ def _unix_path_taken(path: str) -> str | None:
     if not os.path.lexists(path):
         return None
     if not stat.S_ISSOCK(os.lstat(path).st_mode):
-        return f"cannot start: {path} already exists and is not a socket; choose another path"
+        return (f"cannot start: {os.path.abspath(path)} already exists and is not a socket; "
+                "choose another path")
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
         try:
             probe.connect(path)
         except OSError:
             os.unlink(path)
             return None
-    return f"cannot start: {path} is in use (another p38?); choose another path with --unix"
+    return (f"cannot start: {os.path.abspath(path)} is in use (another p38?); choose another "
+            "path with --unix")
 
 
 def _listen_problem(where: str, exc: OSError) -> str:
     if exc.errno == errno.EADDRINUSE and where.startswith("unix:"):
-        return (f"cannot start: {where.removeprefix('unix:')} already exists; remove it or "
+        return (f"cannot start: {os.path.abspath(where.removeprefix('unix:'))} already "
+                "exists; remove it or "
                 "choose another path with --unix")
     if exc.errno == errno.EADDRINUSE:
         return (f"cannot start: {where} is already in use (another p38?); choose another "

@@ -30,6 +30,7 @@ from controller.cli.manifests import cmd_plan, cmd_schema, cmd_validate
 from controller.cli.reads import add_parsers as add_read_parsers
 from controller.cli.services import cmd_services
 from controller.cli.status import add_status_parser
+from controller.cli.suggest import unknown_command
 from controller.config import Settings
 from controller.logs import configure_logging
 
@@ -110,8 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--days", type=_ranged(0, 36500),
                        help="instead of P38_RETENTION_DAYS (0, or 7 to 36500)")
     prune.set_defaults(func=cmd_prune)
-    sub.add_parser("db-stop", help="stop the embedded PostgreSQL in P38_HOME").set_defaults(
-        func=cmd_db_stop)
+    db_stop = sub.add_parser("db-stop", help="stop the embedded PostgreSQL in P38_HOME "
+                                             "(refused while a controller uses it)")
+    db_stop.add_argument("--force", action="store_true",
+                         help="stop it even while a controller or another client uses it")
+    db_stop.set_defaults(func=cmd_db_stop)
     validate = sub.add_parser("validate", help="check manifests; every problem as path:line:col")
     validate.add_argument("dir", nargs="?", default="manifests")
     validate.set_defaults(func=cmd_validate)
@@ -193,7 +197,11 @@ _ALSO_READ_FROM = {"P38_PORT": "PORT"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    if problem := unknown_command(parser, sys.argv[1:] if argv is None else argv):
+        print(f"p38: {problem}", file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
     try:
         settings = Settings()
     except ValidationError as exc:  # a bad environment variable: say which and why (never

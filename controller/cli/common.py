@@ -58,8 +58,9 @@ async def with_store(settings: Settings, body: Callable[[Store], Awaitable[int]]
                               if state == "absent" else "is stopped (`p38 up` starts it)"),
               file=sys.stderr)
         return EXIT_CANNOT_RUN
-    dsn = await asyncio.to_thread(resolve_dsn, settings.store.database_url, settings.store.home)
-    try:
+    try:  # an embedded database P38_HOME cannot hold is DatabaseUnavailable too
+        dsn = await asyncio.to_thread(resolve_dsn, settings.store.database_url,
+                                      settings.store.home)
         store = await Store.connect(dsn, min_size=1, max_size=2)
     except DatabaseUnavailable as exc:
         print(f"cannot run: {exc}", file=sys.stderr)

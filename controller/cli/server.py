@@ -19,6 +19,7 @@ from controller.clients.secrets import load as load_secrets
 from controller.config import Settings
 from controller.logs import SecretRedactor
 from controller.serving import EXIT_CANNOT_START
+from controller.store.embedded import HomeUnusable, prepare_home
 
 
 def _with_secret_manager(settings: Settings, redactor: SecretRedactor
@@ -37,11 +38,17 @@ def _with_secret_manager(settings: Settings, redactor: SecretRedactor
 def _serve(settings: Settings, *, banner: bool, unix: str | None = None,
            redactor: SecretRedactor | None = None) -> int:
     redactor = redactor or SecretRedactor()
+    if settings.store.database_url is None or settings.server.api_token is None:
+        try:  # the embedded database or the API's write token lives there: made now
+            prepare_home(settings.store.home)
+        except HomeUnusable as exc:
+            print(f"configuration error: {exc}", file=sys.stderr)
+            return EXIT_CANNOT_START
     settings, secrets = _with_secret_manager(settings, redactor)
     write_token = None
     if settings.server.api_token is None:  # writes need a token whatever: the one kept here
         try:
-            write_token = api_write_token(settings.store.home.resolve())
+            write_token = api_write_token(settings.store.home)
         except (OSError, ValueError) as exc:
             print(f"cannot start: the API's write token: {exc}", file=sys.stderr)
             return EXIT_CANNOT_START

@@ -24,6 +24,7 @@ from controller.engine.queue import WorkQueue
 from controller.providers.local import code_signature, local_signature
 from controller.reconcile.reconciler import object_key
 from controller.store import Store
+from controller.store.outage import Outage
 from controller.tasks import running
 
 log = structlog.get_logger("p38.background")
@@ -72,7 +73,8 @@ async def local_manifests(settings: ManifestSettings, queue: WorkQueue,
                     await queue.hint(changed, event="agent_code_changed")
                     log.info("agent_code_changed", agents=changed)
             except Exception as exc:  # the database away for a moment: try at the next tick
-                log.warning("local_manifests_watch_failed", error=str(exc))
+                if not queue.outage.failed(exc, where="local manifests watch"):
+                    log.warning("local_manifests_watch_failed", error=str(exc))
 
     async with running(watch, "local-manifests"):
         yield
@@ -122,17 +124,18 @@ class AgentFiles:
         return first, changed
 
 
-def every(seconds: float, step: Callable[[], Awaitable[None]],
-          failure: str) -> Callable[[], Coroutine[Any, Any, None]]:
-    """A task body running `step` every `seconds`; a failed step (the database away for a
-    moment) is logged as `failure` and tried again at the next tick."""
+def every(seconds: float, step: Callable[[], Awaitable[None]], failure: str,
+          outage: Outage | None = None) -> Callable[[], Coroutine[Any, Any, None]]:
+    """A task body running `step` every `seconds`; a failed step is logged as `failure` (the
+    database away: said by `outage`, once) and tried again at the next tick."""
     async def loop() -> None:
         while True:
             await asyncio.sleep(seconds)
             try:
                 await step()
             except Exception as exc:
-                log.warning(failure, error=str(exc))
+                if outage is None or not outage.failed(exc, where=failure):
+                    log.warning(failure, error=str(exc))
 
     return loop
 
@@ -153,7 +156,7 @@ async def resync(queue: WorkQueue, periods: dict[str, float]) -> AsyncIterator[N
         if keys:
             log.info("resync", keys=keys[:20], count=len(keys))
 
-    async with running(every(tick, step, "resync_failed"), "resync"):
+    async with running(every(tick, step, "resync_failed", queue.outage), "resync"):
         yield
 
 
@@ -172,5 +175,6 @@ async def prune(store: Store, settings: RetentionSettings) -> AsyncIterator[None
                      audit=pruned.audit, statuses=pruned.statuses, runs=pruned.runs,
                      ticks=pruned.ticks, blobs=pruned.blobs)
 
-    async with running(every(settings.every_seconds, step, "prune_failed"), "prune"):
+    async with running(every(settings.every_seconds, step, "prune_failed", store.outage),
+                       "prune"):
         yield

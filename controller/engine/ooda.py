@@ -86,8 +86,10 @@ class Worker:
             self._wake.clear()
             try:
                 lease = await self._queue.claim(self.name, self.kinds)
-            except Exception as exc:  # database away: keep trying, do not die
-                log.warning("claim_failed", worker=self.name, error=str(exc))
+                self._store.outage.ok()
+            except Exception as exc:  # database away: keep trying (said once), do not die
+                if not self._store.outage.failed(exc, where="claim"):
+                    log.warning("claim_failed", worker=self.name, error=str(exc))
                 lease = None
             if lease is None:
                 due = await self._seconds_until_due(poll)
@@ -96,9 +98,10 @@ class Worker:
             try:
                 await self.process(lease)
             except Exception as exc:  # the database went away mid-settle, say: never die
-                log.error("reconcile_not_settled", worker=self.name, key=lease.key,
-                          error=f"{type(exc).__name__}: {exc}",
-                          meaning="the lease expires and the key is retried")
+                if not self._store.outage.failed(exc, where=f"settle {lease.key}"):
+                    log.error("reconcile_not_settled", worker=self.name, key=lease.key,
+                              error=f"{type(exc).__name__}: {exc}",
+                              meaning="the lease expires and the key is retried")
                 await _wait_any(self._wake, stopping, timeout=poll)
 
     async def _seconds_until_due(self, poll: float) -> float:

@@ -88,6 +88,7 @@ class WorkQueue:
     def __init__(self, store: Store, settings: QueueSettings) -> None:
         self._store = store
         self.settings = settings
+        self.outage = store.outage  # where the pollers of the queue report a lost database
 
     async def enqueue_now(self, keys: Sequence[str]) -> int:
         """An operator's word (`p38 replay`, `p38 approve`): due now whatever the key waits

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -19,6 +21,7 @@ import structlog
 
 from controller.reconcile.errors import ConcurrentUpdate, LeaseLost, P38Error
 from controller.store import migrations
+from controller.store.outage import Outage
 from controller.store.queries import queries
 from controller.tasks import running
 
@@ -108,6 +111,17 @@ async def _keep_session(_conn: asyncpg.Connection) -> None:
     every release is skipped."""
 
 
+def application_name(pid: int | None = None) -> str:
+    """How the connections of this process (or process `pid` of this host) are named in
+    pg_stat_activity (at most 63 bytes): `p38 db-stop` names the controllers still using the
+    database by it."""
+    return f"p38 pid {os.getpid() if pid is None else pid} on {socket.gethostname()}"[:63]
+
+
+def _named() -> dict[str, str]:
+    return {"application_name": application_name()}
+
+
 class Queries:
     """Run named queries on a connection (a pool's or a transaction's)."""
 
@@ -140,6 +154,7 @@ class Store(Queries):
         super().__init__(pool)
         self.pool = pool
         self.dsn = dsn
+        self.outage = Outage()  # the pollers report here: a lost database is said once
 
     @classmethod
     async def connect(cls, dsn: str, *, min_size: int = 2, max_size: int = 10,
@@ -149,6 +164,7 @@ class Store(Queries):
         try:
             pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size,
                                              init=_init_connection, reset=_keep_session,
+                                             server_settings=_named(),
                                              command_timeout=60, timeout=timeout)
         except (OSError, TimeoutError, ValueError, asyncpg.PostgresError,
                 asyncpg.exceptions.InterfaceError) as exc:  # ValueError: a DSN it cannot parse
@@ -172,7 +188,7 @@ class Store(Queries):
 
     async def migrate(self) -> list[int]:
         # Its own connection: the session advisory lock must never go back into the pool.
-        conn = await asyncpg.connect(self.dsn)
+        conn = await asyncpg.connect(self.dsn, server_settings=_named())
         try:
             return await migrations.migrate(conn)
         finally:
@@ -203,15 +219,17 @@ class Store(Queries):
         while True:
             conn: asyncpg.Connection | None = None
             try:
-                conn = await asyncpg.connect(self.dsn)
+                conn = await asyncpg.connect(self.dsn, server_settings=_named())
                 lost = asyncio.Event()
                 conn.add_termination_listener(lambda _c, lost=lost: lost.set())
                 await conn.add_listener(channel, lambda *_a: on_notify())
+                self.outage.ok()
                 on_notify()  # anything enqueued while we were not listening
                 await lost.wait()
                 log.warning("listen_connection_lost", channel=channel)
             except (OSError, asyncpg.PostgresError) as exc:
-                log.warning("listen_connect_failed", channel=channel, error=str(exc))
+                if not self.outage.failed(exc, where=f"listen:{channel}"):
+                    log.warning("listen_connect_failed", channel=channel, error=str(exc))
             finally:
                 if conn is not None and not conn.is_closed():
                     await conn.close()

@@ -14,10 +14,31 @@ import time
 import warnings
 from pathlib import Path
 
+from controller.store import DatabaseUnavailable
+
+
+class HomeUnusable(DatabaseUnavailable):
+    """P38_HOME cannot be created or written (the message names it, absolute, and why)."""
+
+
+def prepare_home(home: Path) -> Path:
+    """`home` made (with its parents) if missing and checked writable; its absolute path.
+    `HomeUnusable` says why not, in one line naming P38_HOME."""
+    home = home.absolute()
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HomeUnusable(f"P38_HOME: cannot create {home}: "
+                           f"{exc.strerror or type(exc).__name__}") from None
+    if not os.access(home, os.W_OK | os.X_OK):
+        raise HomeUnusable(f"P38_HOME: {home} is not writable by this user")
+    return home
+
 
 def start_embedded(home: Path) -> str:
-    """Start (or find running) the embedded server; returns its DSN."""
-    home.mkdir(parents=True, exist_ok=True)
+    """Start (or find running) the embedded server; returns its DSN. `HomeUnusable` when
+    P38_HOME cannot be made."""
+    home = prepare_home(home)
     logging.getLogger("pgserver").setLevel(logging.WARNING)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -857,3 +857,12 @@ SELECT d.id, d.source, d.guid, d.event, d.action, d.status, d.received_at, d.pro
        k.status AS key_status
 FROM delivery_keys k JOIN deliveries d ON d.id = k.delivery_id
 WHERE k.key = $1 ORDER BY k.delivery_id DESC LIMIT $2;
+
+-- name: database_clients
+-- The other client connections of this server, by the name they gave (a controller's:
+-- "p38 pid N on HOST"): what `p38 db-stop` would cut.
+SELECT coalesce(nullif(application_name, ''), 'a client') AS name,
+       count(*)::int AS connections, min(backend_start) AS since
+FROM pg_stat_activity
+WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
+GROUP BY 1 ORDER BY 3;

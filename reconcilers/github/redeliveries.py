@@ -6,9 +6,12 @@ than its 10 s); it keeps it for a few days and lets the App list and redeliver i
 lists the App's recent deliveries and which of their GUIDs are stored here; `decide` (pure)
 plans one `github.redeliver` for each GUID that no attempt delivered, that is not stored, and
 whose last attempt is over a minute old (it may still be arriving), oldest first and at most
-`BATCH` a reconcile (the rest a little later). Each GUID is asked once: the action's idempotency
-key is the GUID, so a retry or a second replica never asks twice. Enqueued when the app starts
-and resynced every P38_RESYNC_SECONDS. Without App credentials: Blocked, with the reason.
+`BATCH` a reconcile (the rest a little later). A failed attempt still under its minute is looked
+at again when the minute ends (the youngest one's, plus a margin): what a short restart lost
+is asked for about a minute later, not at the next resync. Each GUID is asked once: the
+action's idempotency key is the GUID, so a retry or a second replica never asks twice. Enqueued
+when the app starts and resynced every P38_RESYNC_SECONDS. Without App credentials: Blocked,
+with the reason.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ SETTLING = timedelta(minutes=1)  # an attempt younger than this may still be on 
 WINDOW = timedelta(days=3)  # GitHub keeps deliveries for about this long
 BATCH = 10  # redeliveries asked per reconcile, so a long outage does not burst GitHub
 NEXT_BATCH_SECONDS = 30.0
+SETTLED_MARGIN_SECONDS = 2.0  # past the minute, for a clock a little behind GitHub's
 
 
 class Redeliver(Params):
@@ -73,6 +77,25 @@ def _when(attempt: Mapping[str, Any]) -> datetime | None:
 def lost(snapshot: DeliveriesSnapshot) -> list[Mapping[str, Any]]:
     """The newest attempt of each GUID GitHub never handed over and that is not stored,
     settled and within the window, oldest first."""
+    now = snapshot.observed_at
+    return [attempt for when, attempt in _failed(snapshot)
+            if now is not None and SETTLING < now - when < WINDOW]
+
+
+def settling_for(snapshot: DeliveriesSnapshot) -> float | None:
+    """Seconds until the youngest failed attempt still settling (under a minute old, not
+    stored) is a minute old, plus a margin: the look that asks for it then. None when none
+    settles."""
+    now = snapshot.observed_at
+    young = [when for when, _ in _failed(snapshot) if now is not None and now - when <= SETTLING]
+    if now is None or not young:
+        return None
+    return max(1.0, (max(young) + SETTLING - now).total_seconds() + SETTLED_MARGIN_SECONDS)
+
+
+def _failed(snapshot: DeliveriesSnapshot) -> list[tuple[datetime, Mapping[str, Any]]]:
+    """(when, attempt): the newest attempt of each GUID no attempt delivered and that is not
+    stored here, oldest first."""
     newest: dict[str, tuple[datetime, Mapping[str, Any]]] = {}
     delivered: set[str] = set()
     for attempt in snapshot.attempts:
@@ -83,13 +106,9 @@ def lost(snapshot: DeliveriesSnapshot) -> list[Mapping[str, Any]]:
             delivered.add(guid)
         if guid not in newest or when > newest[guid][0]:
             newest[guid] = (when, attempt)
-    now = snapshot.observed_at
-    if now is None:
-        return []
     found = sorted((when, guid, attempt) for guid, (when, attempt) in newest.items()
-                   if guid not in delivered and guid not in snapshot.stored
-                   and SETTLING < now - when < WINDOW)
-    return [attempt for _, _, attempt in found]
+                   if guid not in delivered and guid not in snapshot.stored)
+    return [(when, attempt) for when, _, attempt in found]
 
 
 class Redeliveries(Reconciler):
@@ -115,14 +134,21 @@ class Redeliveries(Reconciler):
         asked = missing[:BATCH]
         actions = tuple(_redeliver(a) for a in asked)
         seen = len({a.get("guid") for a in snapshot.attempts})
+        settling = settling_for(snapshot)  # lost in a restart a moment ago: asked in a minute
         if not actions:
+            if settling is not None:
+                return Plan("Settling", "failed deliveries under a minute old (they may still "
+                                        f"arrive): looked at again in {settling:.0f}s",
+                            requeue_after=settling)
             return Plan("NothingLost", f"{seen} recent deliveries: each was handed over or is "
                                        "stored here")
         more = len(missing) - len(asked)
+        again = [NEXT_BATCH_SECONDS] if more else []
+        again += [settling] if settling is not None else []
         return Plan("Redelivering", f"{len(asked)} delivery(ies) GitHub could not hand over "
                                     f"asked again" + (f"; {more} more in {NEXT_BATCH_SECONDS:g}s"
                                                       if more else ""),
-                    actions=actions, requeue_after=NEXT_BATCH_SECONDS if more else None)
+                    actions=actions, requeue_after=min(again) if again else None)
 
 
 def _redeliver(attempt: Mapping[str, Any]) -> Action:

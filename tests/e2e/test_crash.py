@@ -123,7 +123,7 @@ async def test_embedded_database_survives_sigkill(tmp_path: Path) -> None:
 
 
 def _stop_embedded(pgdata: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "controller.cli", "db-stop"],
+    result = subprocess.run([sys.executable, "-m", "controller.cli", "db-stop", "--force"],
                             env={**os.environ, "P38_HOME": str(pgdata.parent)},
                             capture_output=True, text=True, timeout=60, check=True)
     assert "stopped" in result.stdout

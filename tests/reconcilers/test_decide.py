@@ -229,16 +229,22 @@ def attempt(guid: str, minutes_ago: float, status_code: int, id_: int = 1) -> di
         ((attempt("a", 5, 0),), (), ["a"], None),
         ((attempt("a", 5, 0), attempt("a", 4, 200, 2)), (), [], None),  # a later one got it
         ((attempt("a", 5, 502),), ("a",), [], None),  # it reached us after all
-        ((attempt("a", 0.5, 0),), (), [], None),  # too recent: may still be arriving
+        ((attempt("a", 0.5, 0),), (), [], 32.0),  # may still be arriving: looked at in its minute
+        ((attempt("a", 0.5, 0), attempt("b", 0.25, 502, 2)), (), [], 47.0),  # the youngest's
+        ((attempt("a", 5, 0), attempt("b", 0.75, 0, 2)), (), ["a"], 17.0),  # one now, one soon
+        ((attempt("a", 0.5, 0), attempt("a", 0.25, 200, 2)), (), [], None),  # it arrived
+        ((attempt("a", 0.5, 0),), ("a",), [], None),  # stored: nothing to wait for
         ((attempt("a", 60 * 24 * 4, 0),), (), [], None),  # past GitHub's window
         (tuple(attempt(f"g{n:02d}", 30 - n, 0, n) for n in range(12)), (),
          [f"g{n:02d}" for n in range(10)], 30.0),  # oldest first, ten at a time
     ],
-    ids=["lost", "delivered-later", "stored", "settling", "too-old", "batched"],
+    ids=["lost", "delivered-later", "stored", "settling", "settling-two", "lost-and-settling",
+         "settling-delivered", "settling-stored", "too-old", "batched"],
 )
 def test_redeliveries(attempts: tuple[dict[str, object], ...], stored: tuple[str, ...],
                       asked: list[str], requeue: float | None) -> None:
-    """The App's failed deliveries not stored here are asked again, each once, ten at a time."""
+    """The App's failed deliveries not stored here are asked again, each once, ten at a time;
+    one still in its settling minute is looked at again when the youngest's minute ends."""
     snapshot = DeliveriesSnapshot(attempts, frozenset(stored), NOW)
     plan = Redeliveries().decide(snapshot, Policy())
     assert [a.params["guid"] for a in plan.actions] == asked
