@@ -167,8 +167,13 @@ async def test_a_green_required_check_merges_the_checked_head_and_deletes_the_br
                      what="the branch deleted")
     done = await merging.says(head, "Merged " + head[:7])
     assert (done["status"], done["conclusion"]) == ("completed", "success")
-    pull = await merging.pull()
-    assert pull["state"] == "merged" and pull["automerge"]["merge"]["by"] == "project38"
+
+    async def shown_merged() -> dict[str, Any] | None:  # recorded when the reconcile settles
+        pull = await merging.pull()
+        return pull if pull["state"] == "merged" else None
+
+    pull = await wait_until(shown_merged, what="the pull request shown merged")
+    assert pull["automerge"]["merge"]["by"] == "project38"
     assert pull["automerge"]["merge"]["method"] == "squash"
     assert merging.calls("PUT", "/pulls/7/merge") == 1
     listed = await (await merging.gitops.client.get(f"/api/pulls?repo={REPO}&state=merged")
