@@ -200,8 +200,12 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
             response.headers["Allow"] = allow
     except TimeoutError:
         response = problem(503, f"the database did not answer within {API_TIMEOUT:g}s")
-    except (TransientStoreError, DatabaseUnavailable) as exc:
-        response = problem(503, f"the database is not available: {exc}")
+    except (TransientStoreError, DatabaseUnavailable):
+        # The cause (an exception's text: a socket path, a driver's class) is the log's and
+        # /readyz's business; an API client gets what it can act on.
+        response = problem(503, "the database is not available: the controller is waiting "
+                                "for it; try again shortly (its log and /readyz say why)")
+        response.headers["Retry-After"] = "5"
     except Exception as exc:
         log.exception("request_failed", method=request.method, path=request.path)
         response = problem(500, f"internal error ({type(exc).__name__}); see the log")

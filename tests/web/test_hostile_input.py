@@ -435,7 +435,9 @@ async def test_the_database_away_is_a_503_for_the_api_and_stale_metrics(
                             " WHERE datname = $1 AND pid <> pg_backend_pid()", database)
         api = await client.get("/api/deliveries")
         assert api.status == 503
-        assert (await api.json())["reason"].startswith("the database is not available")
+        reason = (await api.json())["reason"]
+        assert reason.startswith("the database is not available") and "Error" not in reason
+        assert api.headers["Retry-After"] == "5"
         metrics = await client.get("/metrics")
         assert metrics.status == 200 and "p38_queue_depth_stale 1.0" in await metrics.text()
         assert (await client.get("/healthz")).status == 200
