@@ -55,7 +55,7 @@ from controller.store import DatabaseUnavailable, Store, TransientStoreError
 from controller.store.embedded import resolve_dsn
 from controller.store.migrations import latest_version
 from controller.web import agents as agent_routes
-from controller.web import api, health, objects, pulls, webhooks
+from controller.web import api, health, objects, overview, pulls, webhooks
 from controller.web import describe as describe_routes
 from controller.web import services as service_routes
 from controller.web import tasks as task_routes
@@ -125,6 +125,7 @@ def create_app(settings: Settings, *, registry: Mapping[str, Reconciler] | None 
     api.add_routes(app)
     objects.add_routes(app)
     describe_routes.add_routes(app)
+    overview.add_routes(app)
     agent_routes.add_routes(app)
     task_routes.add_routes(app)
     pulls.add_routes(app)

@@ -131,6 +131,10 @@ def configure_logging(*, fmt: str = "auto", level: str = "info",
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(logging.getLevelNamesMapping().get(level.upper(), logging.INFO))
+    # httpx says "HTTP Request: GET ..." at info for every call: the actions and their results
+    # already record what was sent; at debug the lines come back.
+    logging.getLogger("httpx").setLevel(logging.NOTSET if level.lower() == "debug"
+                                        else logging.WARNING)
     return redactor
 
 

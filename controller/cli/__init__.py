@@ -28,6 +28,7 @@ from controller.cli.database import (
 )
 from controller.cli.manifests import cmd_plan, cmd_schema, cmd_validate
 from controller.cli.reads import add_parsers as add_read_parsers
+from controller.cli.remote import add_server_flag
 from controller.cli.services import cmd_services
 from controller.cli.status import add_status_parser
 from controller.cli.suggest import unknown_command
@@ -90,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="service:<source>/<name>, <source>/<name> or a unique name")
     services.add_argument("sha", nargs="?", type=_text, help="the commit to clear")
     services.add_argument("--by", type=_name, help="who clears it (recorded)")
+    services.add_argument("-o", "--output", choices=("text", "json"), default="text",
+                          help="json: the Services as GET /api/services gives them")
+    add_server_flag(services)
     services.set_defaults(func=cmd_services)
     run = sub.add_parser("run", help="queue a manual run of an agent (a running controller "
                                      "carries it out)")

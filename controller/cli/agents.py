@@ -19,10 +19,10 @@ from typing import Any
 import orjson
 
 from controller.cli.common import settings_from, shown, with_store
-from controller.cli.status import controllers_running
 from controller.reconcile.payloads import json_problem
 from controller.reconcile.reconciler import object_key
 from controller.store import RejectedValue, Store
+from controller.web.overview import controllers_running
 
 MAX_INPUT_BYTES = 64 * 1024
 POLL_SECONDS = 0.5

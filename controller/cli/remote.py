@@ -2,9 +2,10 @@
 controller's HTTP API (`--server URL` / `P38_SERVER`, with `P38_API_TOKEN` as Bearer), so an
 operator can look at production without the database password.
 
-`Reader` is what `p38 get`, `describe`, `runs`, `tasks` and `logs` need; `StoreReader` builds
-each answer with the functions the API routes use (controller/web/views.py) and passes it
-through the same JSON encoding, `ApiReader` asks the API, so both give the same dicts and each
+`Reader` is what `p38 status`, `get`, `describe`, `runs`, `tasks` and `logs` need;
+`StoreReader` builds each answer with the functions the API routes use
+(controller/web/views.py, controller/web/overview.py) and passes it through the same JSON
+encoding, `ApiReader` asks the API, so both give the same dicts and each
 command is written once. `run_read(args, body)` opens the one the arguments ask for and turns
 what goes wrong into one line and an exit code. No command's output here.
 """
@@ -29,8 +30,10 @@ from controller.clients.controller_api import (
     check_server_url,
     key_path,
 )
+from controller.config import Settings
 from controller.store import Store
-from controller.web import views
+from controller.web import overview, views
+from controller.web import services as service_views
 from controller.web.json import _default
 
 PAGE = 500
@@ -41,6 +44,10 @@ class NotFound(Exception):
 
 
 class Reader(Protocol):
+    async def status(self) -> dict[str, Any]: ...
+
+    async def services(self) -> list[dict[str, Any]]: ...
+
     async def objects(self, kind: str | None) -> list[dict[str, Any]]: ...
 
     async def describe(self, key: str) -> dict[str, Any]: ...
@@ -60,8 +67,14 @@ def _plain(value: Any) -> Any:
 
 
 class StoreReader:
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store, self.settings = store, settings
+
+    async def status(self) -> dict[str, Any]:
+        return dict(_plain(await overview.gather(self.store, self.settings)))
+
+    async def services(self) -> list[dict[str, Any]]:
+        return list(_plain(await service_views.services(self.store)))
 
     async def objects(self, kind: str | None) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
@@ -127,6 +140,12 @@ class ApiReader:
                 raise AmbiguousName(exc.reason) from None
             raise
 
+    async def status(self) -> dict[str, Any]:
+        return dict(await self._get("/api/status"))
+
+    async def services(self) -> list[dict[str, Any]]:
+        return list((await self._get("/api/services"))["items"])
+
     async def objects(self, kind: str | None) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
         after = None
@@ -178,7 +197,8 @@ def quiet_http_log() -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
-def run_read(args: argparse.Namespace, body: Callable[[Reader], Awaitable[int]]) -> int:
+def run_read(args: argparse.Namespace, body: Callable[[Reader], Awaitable[int]], *,
+             need_schema: bool = True) -> int:
     """Run `body` with the reader the arguments ask for; what fails is one line on stderr:
     not found 1, refused (a token needed or wrong) or a bad request 2, unreachable 3."""
     settings = settings_from(args)
@@ -195,7 +215,8 @@ def run_read(args: argparse.Namespace, body: Callable[[Reader], Awaitable[int]])
             return 2
         except ApiError as exc:
             if exc.status in (401, 403):
-                hint = "" if settings.server.api_token else " (set P38_API_TOKEN)"
+                hint = (" (the token in P38_API_TOKEN is not the one it accepts)"
+                        if settings.server.api_token else " (set P38_API_TOKEN)")
                 print(f"the controller at {server} refused: {shown(exc.reason)}{hint}",
                       file=sys.stderr)
                 return 2
@@ -207,7 +228,8 @@ def run_read(args: argparse.Namespace, body: Callable[[Reader], Awaitable[int]])
             return EXIT_CANNOT_RUN
 
     if server is None:
-        return asyncio.run(with_store(settings, lambda store: guarded(StoreReader(store))))
+        return asyncio.run(with_store(settings, lambda store: guarded(StoreReader(store, settings)),
+                                      need_schema=need_schema))
     token = settings.server.api_token
     quiet_http_log()
 

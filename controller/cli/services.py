@@ -1,5 +1,5 @@
-"""`p38 services` (every Service with its status, the commits it will not deploy again and its
-open incident) and
+"""`p38 services [-o json] [--server URL]` (every Service with its status, the commits it will
+not deploy again and its open incident, from the database or a controller's API) and
 `p38 services clear-bad SERVICE SHA --by NAME` (clear a mark by hand, recorded with who did
 it; the Service is reconciled at once and deploys the commit if it is its branch's head)."""
 
@@ -9,37 +9,50 @@ import argparse
 import asyncio
 import sys
 
+import orjson
+
 from controller.cli.common import settings_from, shown, with_store
+from controller.cli.remote import Reader, run_read, server_of
 from controller.config import Settings
 from controller.engine.queue import WorkQueue
 from controller.store import Store
 
 
 def cmd_services(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
+    if args.action == "clear-bad":
+        if server_of(args) is not None:
+            print("p38 services clear-bad writes: it needs the database (DATABASE_URL), not "
+                  "--server", file=sys.stderr)
+            return 2
+        settings = settings_from(args)
+        return asyncio.run(with_store(settings, lambda store: _clear(store, settings, args)))
 
-    async def body(store: Store) -> int:
-        if args.action == "clear-bad":
-            return await _clear(store, settings, args)
-        rows = await store.fetch("statuses_list", "service", None, None, 500, None)
-        if not rows:
+    async def body(reader: Reader) -> int:
+        items = await reader.services()
+        if getattr(args, "output", "text") == "json":
+            print(orjson.dumps(items).decode())
+            return 0
+        if not items:
             print("no Service objects")
-        for row in rows:
-            print(f"{shown(row['key'])}: {row['status']} {shown(row['reason'])}: "
-                  f"{shown(row['message'])}")
-            for bad in await store.fetch("service_bad_list", row["key"]):
-                print(f"  bad commit {bad['commit_sha']} (deployment "
+        for item in items:
+            status = item["status"] or {"status": "(not reconciled yet)", "reason": "",
+                                        "message": ""}
+            print(f"{shown(item['key'])}: {status['status']} {shown(status['reason'])}: "
+                  f"{shown(status['message'])}")
+            for bad in item["bad_commits"]:
+                print(f"  bad commit {bad['commit']} (deployment "
                       f"{shown(bad['deployment'])}: {shown(bad['reason'])})")
-            for incident in await store.fetch("service_incidents_list", row["key"], 1):
-                if incident["closed_at"] is None:
-                    print(f"  open incident: deployment {shown(incident['deployment'])} of "
-                          f"{shown(incident['commit_sha'])} {shown(incident['status'])} at "
-                          f"{incident['opened_at']:%Y-%m-%d %H:%M:%S}; "
-                          + (f"rolled back to {shown(incident['rolled_back_to'])}"
-                             if incident["rolled_back_to"] else "not rolled back"))
+            if (incident := item["incident"]) is not None:
+                back = incident["rolled_back_to"]
+                print(f"  open incident: deployment {shown(incident['deployment'])} of "
+                      f"{shown(incident['commit'])} {shown(incident['status'])} at "
+                      f"{shown(incident['opened_at'])}; "
+                      + (f"rolled back to {shown(back['deployment'])}" if back
+                         else "not rolled back")
+                      + (f" (issue #{incident['issue']})" if incident["issue"] else ""))
         return 0
 
-    return asyncio.run(with_store(settings, body))
+    return run_read(args, body)
 
 
 async def _clear(store: Store, settings: Settings, args: argparse.Namespace) -> int:

@@ -63,8 +63,12 @@ async def validate(code: str, test: str | None, *, limits: Limits = TEST_LIMITS,
                             "stderr": finished.stderr[-2000:]}
     if finished.outcome != "succeeded":
         failed = tests.get("failed") or []
-        report.problems = [f"test_agent.py: {f.get('name')}: {f.get('error')}\n"
-                           f"{f.get('trace') or ''}".rstrip() for f in failed] or \
+        # One line each (the trace is in the report's `test` step): where it failed, in the
+        # agent's or its test's file, and why.
+        report.problems = [f"{f.get('file') or 'test_agent.py'}"
+                           + (f":{f['line']}" if isinstance(f.get("line"), int) else "")
+                           + f": {f.get('name')}: {_one_line(f.get('error'))}"
+                           for f in failed] or \
             [f"test_agent.py: the test run {finished.outcome}: {finished.error}\n"
              f"{finished.trace or ''}".rstrip()]
         return report
@@ -94,3 +98,19 @@ async def ruff(code: str, filename: str) -> list[str]:
                 f"{err.decode('utf-8', 'replace').strip()[:500]}"]
     return [line for line in out.decode("utf-8", "replace").splitlines()
             if line.startswith(filename + ":")]
+
+
+def _one_line(text: object) -> str:
+    """An exception's text on one line (an assertion's message may span several)."""
+    return " ".join(str(text or "").split())[:300]
+
+
+def with_traces(report: Report) -> list[str]:
+    """The report's problems, each failed test's followed by its trace: what the author (Claude,
+    in a fix round) needs to see, where a status or a log wants one line."""
+    failed = (report.steps.get("test") or {}).get("failed") or []
+    traces = [str(f.get("trace") or "").rstrip() for f in failed]
+    if len(traces) != len(report.problems):
+        return list(report.problems)
+    return [f"{problem}\n{trace}".rstrip() for problem, trace in
+            zip(report.problems, traces, strict=True)]

@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, ClassVar
 
 from controller.clients.agent_prompt import brief, fix, parse_files, system_blocks
-from controller.clients.agent_validation import validate
+from controller.clients.agent_validation import validate, with_traces
 from controller.clients.claude import Claude, ClaudeRefused, Usage, cached_up_to_here
 from controller.clients.sandbox import REQUIRED, Sandbox, SandboxRefused
 from controller.providers import Env, Provider
@@ -178,6 +178,7 @@ async def generate_version(store: Store, claude: Claude, p: GenerateVersion,
         if reply.stop_reason == "refusal":
             return await g.finish("FAILED", "Claude declined to write this agent (stop_reason "
                                             "refusal); change its description")
+        shown_to_author: list[str] | None = None  # a failed test's trace goes back to Claude
         if reply.stop_reason == "max_tokens":
             problems: tuple[str, ...] = (f"the reply was cut off at {MAX_TOKENS} tokens "
                                          "(stop_reason max_tokens): write a shorter module "
@@ -194,6 +195,7 @@ async def generate_version(store: Store, claude: Claude, p: GenerateVersion,
                 problems = tuple(report.problems)
                 if report.ok:
                     return await g.finish("READY")
+                shown_to_author = with_traces(report)
         step["problems"] = list(problems)
         if g.rounds >= p.fix_rounds:
             return await g.finish("FAILED", (
@@ -201,4 +203,4 @@ async def generate_version(store: Store, claude: Claude, p: GenerateVersion,
                 f"{p.fix_rounds}): " + "; ".join(problems)))
         g.rounds += 1
         messages += [{"role": "assistant", "content": reply.text.strip() or "(no text)"},
-                     {"role": "user", "content": fix(problems)}]
+                     {"role": "user", "content": fix(shown_to_author or problems)}]

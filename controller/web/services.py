@@ -67,11 +67,14 @@ async def incident_json(store: Any, key: str, row: Mapping[str, Any]) -> dict[st
             "closed_by": row["closed_by"], "issue": result.get("issue")}
 
 
+async def services(store: Any) -> list[dict[str, Any]]:
+    """Every applied Service as `GET /api/services` and `p38 services` show it."""
+    return [await service_json(store, r) for r in await store.fetch("services_list")]
+
+
 async def list_services(request: web.Request) -> web.Response:
     query(request, {})
-    store = request.app[STORE]
-    rows = await store.fetch("services_list")
-    return answer({"items": [await service_json(store, r) for r in rows]})
+    return answer({"items": await services(request.app[STORE])})
 
 
 async def show_service(request: web.Request) -> web.Response:

@@ -128,8 +128,12 @@ async def test_code_that_fails_its_test_or_the_check_is_a_failed_version(
     assert wrong["reason"] == "VersionFailed"
     # Validation names the files as the repository knows them, not as the harness does.
     error = wrong["versions"][0]["error"]
-    assert error.startswith("agents/test_wrong.py: test_counts"), error
-    assert "test_agent.py" not in error
+    assert error.startswith("agents/test_wrong.py:6: test_counts: AssertionError"), error
+    assert "test_agent.py" not in error and "bootstrap" not in error and "\n" not in error
+    number = wrong["versions"][0]["number"]
+    version = await (await client.get(f"/api/agents/wrong/versions/{number}")).json()
+    [failure] = version["report"]["steps"]["test"]["failed"]  # the whole trace is kept here
+    assert "bootstrap" not in failure["trace"] and "line 6, in test_counts" in failure["trace"]
     sneaky = await wait_until(lambda: stalled("sneaky"), what="sneaky FAILED", store=store)
     assert sneaky["versions"][0]["error"].startswith(
         "agents/sneaky.py:1: import os is not allowed")

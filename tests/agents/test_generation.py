@@ -14,7 +14,15 @@ from controller.providers.anthropic import generate_version
 from controller.reconcile.errors import RateLimited
 from controller.store import Store
 from reconcilers.agents.agent_actions import GenerateVersion
-from tests.fakes.anthropic import GOOD_TEST, FakeAnthropic, fail, files, say
+from tests.fakes.anthropic import (
+    BROKEN_TEST,
+    GOOD_CODE,
+    GOOD_TEST,
+    FakeAnthropic,
+    fail,
+    files,
+    say,
+)
 
 MODEL = "claude-sonnet-5-5"
 
@@ -121,6 +129,21 @@ async def test_a_fix_round_sends_the_exact_problems_back(
     assert "agent.py:1: import os is not allowed" in second[2]["content"][0]["text"]
     assert "Echo the input." in second[0]["content"]
     assert row["report"]["ok"] is True and len(row["report"]["rounds"]) == 2
+
+
+async def test_a_failed_test_goes_back_with_its_trace_and_is_one_line_elsewhere(
+        store: Store, fake: FakeAnthropic, claude: tuple[Claude, list[float]]) -> None:
+    """The fix round shows Claude where the test failed (its trace from the test's frame on,
+    the harness's left out); the version's recorded problems stay one line each."""
+    client, _ = claude
+    fake.script.append(say(files(GOOD_CODE % "x", BROKEN_TEST)))
+    done = await generate_version(store, client, params())
+    assert (done["state"], done["rounds"]) == ("READY", 1)
+    sent = fake.requests[1]["body"]["messages"][2]["content"][0]["text"]
+    assert "- test_agent.py:7: test_counts_and_echoes: AssertionError" in sent
+    assert 'line 7, in test_counts_and_echoes' in sent and "bootstrap" not in sent
+    [first, _] = (await version(store))["report"]["rounds"]
+    assert first["problems"] == ["test_agent.py:7: test_counts_and_echoes: AssertionError"]
 
 
 CUT_OFF = say("```python agent.py\ndef run(task):\n    return [" + "1, " * 50, "max_tokens")

@@ -40,11 +40,19 @@ async def test_reads_through_the_api_match_the_database(aiohttp_server: Any, sto
                     ("describe", "echo", "-o", "json"),
                     ("runs", "-o", "json"), ("runs", "echo", "-o", "json"),
                     ("logs", str(run_id), "-o", "json"), ("tasks", "-o", "json"),
-                    ("tasks", "1", "-o", "json")):
+                    ("tasks", "1", "-o", "json"), ("services", "-o", "json")):
         there = await run_p38(*command, env=remote)
         here = await run_p38(*command, env=local)
         assert there.returncode == 0 and here.returncode == 0, there.stderr + here.stderr
         assert json.loads(there.stdout) == json.loads(here.stdout), command
+    # `p38 status` too (the seconds since a beat or until a tick move between the two reads).
+    there = await run_p38("status", "-o", "json", env=remote)
+    here = await run_p38("status", "-o", "json", env=local)
+    assert there.returncode == 0 and here.returncode == 0, there.stderr + here.stderr
+    assert _timeless(json.loads(there.stdout)) == _timeless(json.loads(here.stdout))
+    assert json.loads(there.stdout)["schema"]["version"] >= 18
+    text = await run_p38("status", env=remote)
+    assert "webhook deliveries:" in text.stdout and "Traceback" not in text.stderr
     # Text too (ages may differ by a second between the two: compare without them).
     table = await run_p38("describe", "agent:local/echo", env=remote)
     assert "Status:      Ready (VersionReady)" in table.stdout
@@ -87,3 +95,13 @@ async def test_an_unreachable_or_malformed_server_is_one_line(tmp_path: Path) ->
         "host, e.g. http://127.0.0.1:8080"
     for result in (gone, bad):
         assert "Traceback" not in result.stderr
+
+
+def _timeless(found: Any) -> Any:
+    """`p38 status -o json` without the values that move with the clock."""
+    if isinstance(found, dict):
+        return {k: _timeless(v) for k, v in found.items()
+                if not k.endswith(("seconds", "seconds_ago", "_in_seconds"))}
+    if isinstance(found, list):
+        return [_timeless(v) for v in found]
+    return found

@@ -408,6 +408,8 @@ async def test_a_local_folders_service_records_its_incident_and_shows_it(
         broken["id"], "b" * 40, {"deployment": old["id"], "commit": "a" * 40}, None)
     listed = p38("services", env=env_for(store.dsn))
     assert f"open incident: deployment {broken['id']} of {'b' * 40} FAILED" in listed.stdout
+    [as_json] = json.loads(p38("services", "-o", "json", env=env_for(store.dsn)).stdout)
+    assert as_json["incident"] == shown["incident"]  # the API's own shape
 
     fix = rail.advance(rail.add(SERVICE, ENVIRONMENT, "c" * 40, "QUEUED")["id"], "SUCCESS")
     await WorkQueue(store, settings.queue).enqueue_now([key])

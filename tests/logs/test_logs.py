@@ -16,11 +16,12 @@ from controller.logs import REDACTED, SecretRedactor, configure_logging
 def _restore_structlog() -> Iterator[None]:
     import logging
 
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
+    root, httpx = logging.getLogger(), logging.getLogger("httpx")
+    handlers, level, httpx_level = list(root.handlers), root.level, httpx.level
     yield
     structlog.reset_defaults()
     root.handlers, root.level = handlers, level
+    httpx.setLevel(httpx_level)
 
 
 def test_configured_secrets_are_redacted_from_json_lines(capsys) -> None:  # type: ignore[no-untyped-def]
@@ -134,3 +135,18 @@ def test_a_flood_of_accept_errors_is_one_warning_per_period(capsys) -> None:  # 
     records = [json.loads(line) for line in capsys.readouterr().err.strip().splitlines()]
     assert [(r["level"], r["event"]) for r in records] == [
         ("warning", "accept() failed 1 time(s): out of file descriptors")]
+
+
+def test_httpx_request_lines_are_kept_out_at_info(capsys) -> None:  # type: ignore[no-untyped-def]
+    """httpx's "HTTP Request: ..." line per call is not in the log at info (the actions record
+    what was sent), and comes back at debug."""
+    import logging
+
+    configure_logging(fmt="json", level="info")
+    logging.getLogger("httpx").info("HTTP Request: GET http://127.0.0.1/x \"HTTP/1.1 200 OK\"")
+    logging.getLogger("httpx").warning("a warning still shows")
+    lines = capsys.readouterr().err
+    assert "HTTP Request" not in lines and "a warning still shows" in lines
+    configure_logging(fmt="json", level="debug")
+    logging.getLogger("httpx").info("HTTP Request: GET http://127.0.0.1/y")
+    assert "HTTP Request: GET http://127.0.0.1/y" in capsys.readouterr().err

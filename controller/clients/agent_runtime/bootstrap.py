@@ -131,6 +131,19 @@ def _run(start: dict[str, Any], send: Any) -> dict[str, Any]:
     return {"output": output, "state": task.state}
 
 
+def _where(exc: BaseException) -> dict[str, Any]:
+    """The trace from the test's own frame on (the harness's frame left out), and the deepest
+    line of the agent's or its test's file it passed through (`file`, `line`)."""
+    below = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
+    trace = "".join(traceback.format_exception(type(exc), exc, below))[-TRACE_CHARS:]
+    ours = [f for f in traceback.extract_tb(below)
+            if f.filename.rpartition("/")[2] in ("agent.py", "test_agent.py")]
+    if not ours:
+        return {"trace": trace}
+    return {"trace": trace, "file": ours[-1].filename.rpartition("/")[2],
+            "line": ours[-1].lineno}
+
+
 def _run_tests() -> dict[str, Any]:
     import test_agent  # type: ignore[import-not-found]
 
@@ -143,8 +156,9 @@ def _run_tests() -> dict[str, Any]:
         except MemoryError:
             raise
         except BaseException as exc:
-            failed.append({"name": name, "error": f"{type(exc).__name__}: {exc}"[:1000],
-                           "trace": traceback.format_exc()[-TRACE_CHARS:]})
+            said = f": {exc}" if str(exc) else ""  # a bare assert says nothing more
+            failed.append({"name": name, "error": f"{type(exc).__name__}{said}"[:1000],
+                           **_where(exc)})
         else:
             passed.append(name)
     return {"passed": passed, "failed": failed}
