@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from difflib import get_close_matches
 from typing import Any
 
 from controller.cli import send_webhook, tables
@@ -36,7 +37,9 @@ def _kind(value: str) -> str:
         return lowered
     if lowered.endswith("s") and lowered[:-1] in known:
         return lowered[:-1]
-    raise argparse.ArgumentTypeError(f"unknown kind {value[:40]!r}; the kinds are "
+    near = get_close_matches(lowered.removesuffix("s"), known, n=1, cutoff=0.6)
+    hint = f"did you mean {near[0]}? " if near else ""
+    raise argparse.ArgumentTypeError(f"unknown kind {value[:40]!r}; {hint}the kinds are "
                                      f"{', '.join(known)} (or all)")
 
 

@@ -13,11 +13,12 @@ import hashlib
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from difflib import get_close_matches
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_origin
 
 import orjson
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
@@ -130,16 +131,52 @@ def _position(node: Any, loc: Sequence[str | int], start: tuple[int, int], *,
     return pos
 
 
-def _message(error: Mapping[str, Any]) -> str:
+def _message(error: Mapping[str, Any], model: type[BaseModel] | None = None) -> str:
     loc = [p for p in error["loc"] if p != "[key]"]
     where = ".".join(str(p) for p in loc)
     kind = error["type"]
     if kind == "missing":
         return f"{where}: required field is missing"
     if kind == "extra_forbidden":
-        return f"{where}: unknown field"
+        near = get_close_matches(str(loc[-1]), _fields_at(model, loc[:-1]), n=1, cutoff=0.6) \
+            if model is not None and loc else []
+        return f"{where}: unknown field" + (f"; did you mean {near[0]}?" if near else "")
     message = str(error["msg"]).removeprefix("Value error, ")
     return f"{where}: {message}" if where else message
+
+
+def _fields_at(model: type[BaseModel], loc: Sequence[str | int]) -> list[str]:
+    """The YAML names of the fields of the model found at `loc` inside `model` (none when the
+    path leaves the models). A list's index and a mapping's free key (a notification target's
+    name) pass to the model of its items."""
+    current: Any = model
+    keyed = False  # `current` is the model of a mapping's values: the next part is a key
+    for part in loc:
+        if isinstance(part, int) or keyed:
+            keyed = False
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return []
+        found = next((f for name, f in current.model_fields.items()
+                      if part in (name, f.alias)), None)
+        if found is None:
+            return []
+        current = _model_in(found.annotation)
+        keyed = get_origin(found.annotation) in (dict, Mapping)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return [f.alias or name for name, f in current.model_fields.items()]
+    return []
+
+
+def _model_in(annotation: Any) -> Any:
+    """The model an annotation holds (`X`, `X | None`, `list[X]`, `dict[str, X]`), else the
+    annotation."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+    return annotation
 
 
 def parse_text(text: str, path: str) -> tuple[list[Loaded], list[Problem]]:
@@ -182,7 +219,7 @@ def parse_text(text: str, path: str) -> tuple[list[Loaded], list[Problem]]:
         except ValidationError as exc:
             for error in exc.errors():
                 loc = [p for p in error["loc"] if p != "[key]"]
-                problem(index, loc, _message(error),
+                problem(index, loc, _message(error, model),
                         key=error["type"] == "extra_forbidden" or "[key]" in error["loc"])
             continue
         loaded.append(Loaded(manifest, path, index, source))

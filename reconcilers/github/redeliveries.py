@@ -129,7 +129,7 @@ class Redeliveries(Reconciler):
 
     def decide(self, snapshot: DeliveriesSnapshot, policy: Policy) -> Plan:
         if snapshot.blocked is not None:
-            return Plan("Blocked", snapshot.blocked, status="Blocked")
+            return Plan("NoCredentials", snapshot.blocked, status="Blocked")
         missing = lost(snapshot)
         asked = missing[:BATCH]
         actions = tuple(_redeliver(a) for a in asked)

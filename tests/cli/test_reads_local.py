@@ -38,6 +38,8 @@ async def test_get_describe_runs_and_logs_show_an_agent(aiohttp_client: Any, sto
     unknown = await run_p38("get", "gizmos", env=env)
     assert unknown.returncode == 2 and "unknown kind 'gizmos'; the kinds are" in unknown.stderr
     assert "Traceback" not in unknown.stderr
+    typo = await run_p38("get", "agnets", env=env)
+    assert typo.returncode == 2 and "unknown kind 'agnets'; did you mean agent?" in typo.stderr
 
     described = await run_p38("describe", "agent:local/echo", env=env)
     assert described.returncode == 0, described.stderr

@@ -86,6 +86,7 @@ async def test_local_folder_is_applied_and_followed(aiohttp_client, store: Store
                                           "schedule:local/heartbeat-every-minute"} | {
         "webhooks:github"}
     assert blocked["schedule:local/tesla-watch-market-hours"]["reason"] == "AgentNotReady"
+    assert blocked["webhooks:github"]["reason"] == "NoCredentials"  # waits for them
     assert blocked["webhooks:github"]["message"].startswith("no GitHub App credentials")
     assert "deliveries GitHub could not hand over are not recovered" in \
         blocked["webhooks:github"]["message"]

@@ -109,3 +109,19 @@ def test_content_hash_ignores_formatting_but_not_meaning() -> None:
                                       "claude-sonnet-5-5"), "b.yaml")
     [c], _ = parse_text(AGENT.replace("[http]", "[http, notify]"), "c.yaml")
     assert a.content_hash == b.content_hash != c.content_hash
+
+
+def test_an_unknown_field_suggests_the_closest_one_at_its_place() -> None:
+    """A misspelt field is answered with the field it most likely meant, at any depth (a
+    list's item, a mapping's free key such as a notification target's name); nothing is
+    suggested when nothing is close."""
+    text = ("apiVersion: p38/v1\nkind: Policy\nmetadata:\n  name: p\nspec:\n"
+            "  autoMerg: {}\n  autoMerge:\n    requiredCheks: [test]\n"
+            "  notifications:\n    ops:\n      urll: http://127.0.0.1/x\n"
+            "  zzzzzz: 1\n")
+    _, problems = parse_text(text, "p.yaml")
+    said = {p.message for p in problems}
+    assert "spec.autoMerg: unknown field; did you mean autoMerge?" in said
+    assert "spec.autoMerge.requiredCheks: unknown field; did you mean requiredChecks?" in said
+    assert "spec.notifications.ops.urll: unknown field; did you mean url?" in said
+    assert "spec.zzzzzz: unknown field" in said

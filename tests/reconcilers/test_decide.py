@@ -256,4 +256,4 @@ def test_redeliveries_without_credentials_are_blocked() -> None:
     """No App credentials: nothing is listed, and the status says what is not recovered."""
     plan = Redeliveries().decide(DeliveriesSnapshot(blocked="no GitHub App credentials"),
                                  Policy())
-    assert (plan.status, plan.decision, plan.actions) == ("Blocked", "Blocked", ())
+    assert (plan.status, plan.decision, plan.actions) == ("Blocked", "NoCredentials", ())
