@@ -255,7 +255,8 @@ def _bearer(request: web.Request, token: str) -> bool:
 async def _database(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     dsn = await asyncio.to_thread(resolve_dsn, settings.store.database_url, settings.store.home)
-    pool_size = settings.queue.workers + settings.queue.run_workers + settings.ingest.writers + 4
+    pool_size = (settings.queue.workers + settings.queue.run_workers
+                 + settings.queue.generation_workers + settings.ingest.writers + 4)
     store = await Store.connect(dsn, min_size=2, max_size=pool_size)
     if settings.store.migrate_on_start:
         applied = await store.migrate()
@@ -329,10 +330,13 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     store, wake = app[STORE], app[WAKE]
     prefix = f"{socket.gethostname()}:{os.getpid()}"
-    runs_here = "run" in app[REGISTRY]
-    pools = [(Kinds(never=("run",)), settings.queue.workers, "")]
-    if runs_here:  # agent runs hold their worker for the run: a pool of their own
-        pools.append((Kinds(only=("run",)), settings.queue.run_workers, "run"))
+    # Long work has pools of its own (reconcilers/jobs.py): a reconcile worker never waits
+    # on it, and each kind's concurrency is its own.
+    own_pools = [(kind, count) for kind, count in (
+        ("run", settings.queue.run_workers),  # a run holds its worker for the run
+        ("generation", settings.queue.generation_workers)) if kind in app[REGISTRY]]
+    pools = [(Kinds(never=tuple(kind for kind, _ in own_pools)), settings.queue.workers, "")]
+    pools += [(Kinds(only=(kind,)), count, kind) for kind, count in own_pools]
     workers = [
         Worker(f"{prefix}:{label}{n}", store=store, queue=app[QUEUE], registry=app[REGISTRY],
                executor=app[EXECUTOR], policies=app[POLICIES], metrics=app[METRICS],

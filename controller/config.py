@@ -115,6 +115,10 @@ class QueueSettings(_Group):
     run_workers: int = Field(4, validation_alias="P38_RUN_WORKERS", ge=1, le=64,
                              description="Agent runs at once per process; a run holds its "
                                          "worker (not a reconcile worker) until it ends.")
+    generation_workers: int = Field(
+        2, validation_alias="P38_JOB_WORKERS_GENERATION", ge=1, le=16,
+        description="Agent generations (Claude writing a version) at once per process, on job "
+                    "workers of their own: a reconcile worker never waits on Claude.")
     lease_seconds: float = Field(30.0, validation_alias="P38_LEASE_SECONDS", gt=0,
                                  description="Seconds a claim is held without a heartbeat; a "
                                              "crashed worker's key is retried after this.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from controller.reconcile.reconciler import Reconciler
 from reconcilers.agents.agents import Agents
+from reconcilers.agents.generations import Generations
 from reconcilers.agents.runs import Runs
 from reconcilers.agents.schedules import Schedules
 from reconcilers.automerge.pulls import AutoMergePulls
@@ -36,5 +37,5 @@ def default_registry(*, manifests_folder: str = "manifests/") -> dict[str, Recon
         Installations(), Deployments(), Workflows(),
         ManifestSources(folder=manifests_folder), PullRequestPlans(),
         Agents(), Runs(), Schedules(), ServiceObjects(), PolicyObjects(), Redeliveries(),
-        CommandIntake(), Tasks(), Sweeps(), Alerts()]
+        CommandIntake(), Tasks(), Sweeps(), Alerts(), Generations()]
     return {r.kind: r for r in reconcilers}

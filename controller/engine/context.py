@@ -80,6 +80,16 @@ class StoreContext:
         return ActionRecord(idempotency_key, row["kind"], row["status"], key, row["result"],
                             row["error"], self._sources(key) if key else None)
 
+    async def action_by_id(self, action_id: int) -> ActionRecord | None:
+        row = await self._store.fetchrow("action_by_id", action_id)
+        if row is None:
+            return None
+        key = row["key"]
+        return ActionRecord(row["idempotency_key"], row["kind"], row["status"], key,
+                            row["result"], row["error"], self._sources(key) if key else None,
+                            id=action_id, params=row["params"],
+                            description=row["description"] or "")
+
     async def held(self, source: str) -> list[ObjectStatus]:
         return [_status(r) for r in await self._store.fetch("statuses_held", source)]
 

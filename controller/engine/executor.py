@@ -4,7 +4,9 @@ Each action has a kind, params and an idempotency key. Its row is written first 
 running -> succeeded | failed; dry_run and held are recorded and not run); a key that already
 succeeded never runs again. Runners are registered by action kind (the providers' bundles) and
 do the outbound I/O through `controller.clients`; short retries belong to the clients. A runner
-that says `Waiting` (a rate limit minutes away) leaves its action pending with the reason.
+that says `Waiting` (a rate limit minutes away) leaves its action pending with the reason. An
+action of long work (`Params.job`) is not run here: it is queued for its kind's job workers
+(`<job>:<source>#<action id>`) and the plan stops there, its reconcile waiting for the job.
 Because a crash can fall between a runner's call and the record of its success, every runner
 first looks for what it would create (docs/extending.md). It decides nothing about retries or
 waits (the worker does) and calls no provider but through its runners.
@@ -13,12 +15,14 @@ waits (the worker does) and calls no provider but through its runners.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
+from controller.reconcile import ids
 from controller.reconcile.errors import NoActionRunner, Waiting
 from controller.reconcile.plan import ActionRunner
 from controller.reconcile.policy import Gated, Verdict
@@ -36,7 +40,7 @@ class ActionOutcome:
     action_id: int
     kind: str
     idempotency_key: str
-    status: str  # succeeded | already_succeeded | dry_run | held
+    status: str  # succeeded | already_succeeded | dry_run | held | queued (as a job)
     reason: str
     result: Mapping[str, Any] | None = None  # what the runner returned (this attempt)
 
@@ -80,6 +84,16 @@ class Executor:
                 outcomes.append(ActionOutcome(action_id, action.kind, action.idempotency_key,
                                               status, item.reason))
                 continue
+            if action.job is not None:
+                # Long work: its job workers run it (reconcilers/jobs.py); this reconcile
+                # only queues it and waits, woken when the job ends. A job already queued or
+                # running is hinted again (a lost or dead job key comes back).
+                job_key = ids.job_key(action.job, key, action_id)
+                await self._store.fetchval("queue_hint", [job_key], str(uuid.uuid4()), "job",
+                                           {"from": key, "action": action_id})
+                outcomes.append(ActionOutcome(action_id, action.kind, action.idempotency_key,
+                                              "queued", f"queued as {job_key}"))
+                break  # what follows waits for the job's result
             runner = self.runners.get(action.kind)
             if runner is None:
                 error = NoActionRunner(f"no runner for action kind {action.kind!r}")

@@ -58,6 +58,7 @@ from controller.reconcile.policy import Gated, Verdict, gate
 from controller.reconcile.reconciler import Reconciler
 from controller.store import Store
 
+JOB_SAFETY_NET_SECONDS = 600.0  # a key waiting for its job looks again at least this often
 log = structlog.get_logger("p38.ooda")
 
 
@@ -209,6 +210,12 @@ class Worker:
             # an approval, the recheck) decides it again and emits the held actions again.
             return Requeue(self._settings.held_recheck_seconds, "actions held", plan,
                            carried_out=False)
+        queued = next((o for o in record.actions if o.status == "queued"), None)
+        if queued is not None:
+            # Long work went to its job workers: wait for it (its end hints this key), with a
+            # safety net in case that hint is lost.
+            return Requeue(max(plan.requeue_after or 0.0, JOB_SAFETY_NET_SECONDS),
+                           f"{queued.kind} {queued.reason}", plan)
         dry_run = any(v.verdict is Verdict.DRY_RUN for v in record.verdicts)
         if plan.requeue_after is not None and not (dry_run and plan.requeue_after < 1):
             # (A plan looks again at once to see what its actions did; recorded as dry-run,

@@ -61,6 +61,9 @@ class ActionRecord:
     result: Mapping[str, Any] | None = None  # what its runner answered, once it ran
     error: str | None = None  # why it failed, when it did
     source: str | None = None  # the source of `key` (whose Policy governs it)
+    id: int | None = None
+    params: Mapping[str, Any] | None = None
+    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,10 @@ class ObserveContext(Protocol):
 
     async def action(self, idempotency_key: str) -> ActionRecord | None:
         """The outbox's record of an action (what `/claude approve` releases)."""
+        ...
+
+    async def action_by_id(self, action_id: int) -> ActionRecord | None:
+        """The outbox's record of an action by its id, with its params (a job's work)."""
         ...
 
     async def held(self, source: str) -> list[ObjectStatus]:

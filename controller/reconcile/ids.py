@@ -25,3 +25,20 @@ def key_name(key: str) -> str:
 
 def make_key(kind: str, name: str) -> Key:
     return Key(f"{kind}:{name}")
+
+
+def job_key(job: str, owner: str, action_id: int) -> str:
+    """`<job kind>:<source>#<action id>`: the long work (an action) that the reconcile of
+    `owner` queued; the source is the owner's (`agent:octo/infra/x` -> `octo/infra`, whose
+    Policy governs the job too), `-` for none."""
+    name = key_name(owner).partition("#")[0]
+    source = name.rpartition("/")[0]
+    return f"{job}:{source or '-'}#{action_id}"
+
+
+def job_ref(key: str) -> tuple[str | None, int] | None:
+    """(source, action id) of a job key; None when it is not one."""
+    source, sep, number = key_name(key).rpartition("#")
+    if not sep or not (number.isascii() and number.isdigit()) or len(number) > 18:
+        return None
+    return (None if source in ("", "-") else source), int(number)

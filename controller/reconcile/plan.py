@@ -36,6 +36,7 @@ class Action:
     needs: str | None = None  # the provider whose credentials it uses (None: internal)
     authority: Authority | None = None  # planned on someone's behalf: the gate checks them
     answer: bool = False  # `/claude resume`'s answer: no killswitch holds it
+    job: str | None = None  # long work: run by that kind's job workers, not in this reconcile
 
 
 ActionRunner = Callable[[Action], Awaitable[Mapping[str, Any] | None]]
@@ -49,12 +50,15 @@ class Params(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     action_kind: ClassVar[str]
     needs: ClassVar[str | None] = None  # the provider whose credentials it uses
+    # Long work (a Claude session, a generation, a run): the kind of job workers that run it,
+    # so that the reconcile that plans it only queues it and waits (controller/engine/jobs).
+    job: ClassVar[str | None] = None
 
     def action(self, key: str, *, description: str, needs_approval: bool = False,
                authority: Authority | None = None, answer: bool = False) -> Action:
         return Action(self.action_kind, self.model_dump(mode="json"), key,
                       description=description, needs_approval=needs_approval, needs=self.needs,
-                      authority=authority, answer=answer)
+                      authority=authority, answer=answer, job=self.job)
 
     @classmethod
     def of(cls, action: Action) -> Self:

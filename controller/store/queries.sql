@@ -426,6 +426,11 @@ FROM applied_objects WHERE kind = $1 ORDER BY source, name;
 -- name: action_by_key
 SELECT id, kind, status, key, result, error FROM actions WHERE idempotency_key = $1;
 
+-- name: action_by_id
+-- One action with its params (a job worker's work: controller/engine/executor.py).
+SELECT idempotency_key, kind, status, key, params, result, error, description
+FROM actions WHERE id = $1;
+
 -- name: prune_statuses
 -- Delete up to $2 statuses of objects not reconciled for $1 days and not queued (a pull
 -- request closed long ago); objects that resync are reconciled far more often than that.

@@ -40,6 +40,7 @@ class GenerateVersion(BuildVersion):
 
     action_kind: ClassVar[str] = "agent.generate"
     needs: ClassVar[str | None] = "anthropic"
+    job: ClassVar[str | None] = "generation"  # minutes of Claude: its own workers
     fix_rounds: int = 3  # the Policy's agents.fixRounds
     usd_ceiling: float = 3.0  # the Policy's agents.generationUsd
 
