@@ -256,7 +256,8 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     dsn = await asyncio.to_thread(resolve_dsn, settings.store.database_url, settings.store.home)
     pool_size = (settings.queue.workers + settings.queue.run_workers
-                 + settings.queue.generation_workers + settings.ingest.writers + 4)
+                 + settings.queue.generation_workers + settings.queue.session_workers
+                 + settings.ingest.writers + 4)
     store = await Store.connect(dsn, min_size=2, max_size=pool_size)
     if settings.store.migrate_on_start:
         applied = await store.migrate()
@@ -334,7 +335,8 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
     # on it, and each kind's concurrency is its own.
     own_pools = [(kind, count) for kind, count in (
         ("run", settings.queue.run_workers),  # a run holds its worker for the run
-        ("generation", settings.queue.generation_workers)) if kind in app[REGISTRY]]
+        ("generation", settings.queue.generation_workers),
+        ("session", settings.queue.session_workers)) if kind in app[REGISTRY]]
     pools = [(Kinds(never=tuple(kind for kind, _ in own_pools)), settings.queue.workers, "")]
     pools += [(Kinds(only=(kind,)), count, kind) for kind, count in own_pools]
     workers = [

@@ -119,6 +119,10 @@ class QueueSettings(_Group):
         2, validation_alias="P38_JOB_WORKERS_GENERATION", ge=1, le=16,
         description="Agent generations (Claude writing a version) at once per process, on job "
                     "workers of their own: a reconcile worker never waits on Claude.")
+    session_workers: int = Field(
+        2, validation_alias="P38_JOB_WORKERS_SESSION", ge=1, le=16,
+        description="`/claude` task sessions at once per process, on job workers of their "
+                    "own (a session may last half an hour).")
     lease_seconds: float = Field(30.0, validation_alias="P38_LEASE_SECONDS", gt=0,
                                  description="Seconds a claim is held without a heartbeat; a "
                                              "crashed worker's key is retried after this.")

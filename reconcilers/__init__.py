@@ -15,6 +15,7 @@ from reconcilers.agents.schedules import Schedules
 from reconcilers.automerge.pulls import AutoMergePulls
 from reconcilers.automerge.sweep import Commits, Sweeps
 from reconcilers.claude.command_intake import CommandIntake
+from reconcilers.claude.sessions import Sessions
 from reconcilers.claude.tasks import Tasks
 from reconcilers.github.installations import Installations
 from reconcilers.github.issues import Issues
@@ -37,5 +38,6 @@ def default_registry(*, manifests_folder: str = "manifests/") -> dict[str, Recon
         Installations(), Deployments(), Workflows(),
         ManifestSources(folder=manifests_folder), PullRequestPlans(),
         Agents(), Runs(), Schedules(), ServiceObjects(), PolicyObjects(), Redeliveries(),
-        CommandIntake(), Tasks(), Sweeps(), Alerts(), Generations()]
+        CommandIntake(), Tasks(), Sweeps(), Alerts(), Generations(),
+        Sessions()]
     return {r.kind: r for r in reconcilers}

@@ -7,8 +7,10 @@ the planning key waits (controller/engine/executor.py, ooda.py). A job worker cl
 like any other (a lease, SKIP LOCKED, renewed while it works), and `decide` plans the same
 action to run here, under the job kind's deadline, with the planning key enqueued so that the
 job's end wakes it in the settle's own transaction. An action that succeeded is not run again
-(its key is forgotten); one that failed is retried by this key's backoff, from the top: its
-runner finds what an interrupted attempt did (docs/extending.md). A job whose worker stopped
+(its key is forgotten); one that failed is retried by this key's backoff, from the top (its
+runner finds what an interrupted attempt did, docs/extending.md), and its failure wakes the
+planning key too, which decides again (a killswitch turned on meanwhile holds the action:
+recorded held, this key then lets it go). A job whose worker stopped
 (a deploy's SIGTERM, a crash) is claimed again on any process. No I/O of its own.
 """
 
@@ -37,6 +39,7 @@ class JobReconciler(Reconciler):
     plan it (woken when it ends), `deadline` the longest such work may take."""
 
     params: ClassVar[type[Params]]
+    wakes_on_failure: ClassVar[bool] = True  # the planning key sees the failure and decides
 
     def source(self, key: str) -> str | None:
         ref = job_ref(key)

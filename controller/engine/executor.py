@@ -23,7 +23,7 @@ from typing import Any
 import structlog
 
 from controller.reconcile import ids
-from controller.reconcile.errors import NoActionRunner, Waiting
+from controller.reconcile.errors import JobGaveUp, NoActionRunner, Waiting
 from controller.reconcile.plan import ActionRunner
 from controller.reconcile.policy import Gated, Verdict
 from controller.store import Store
@@ -64,8 +64,8 @@ class Executor:
         self._store = store
         self.runners: dict[str, ActionRunner] = dict(runners or {})
 
-    async def act(self, gated: Sequence[Gated], *, key: str,
-                  reconcile_id: str) -> list[ActionOutcome]:
+    async def act(self, gated: Sequence[Gated], *, key: str, reconcile_id: str,
+                  source: str | None = None) -> list[ActionOutcome]:
         """Record and (when allowed) run each action in order; stop at the first failure."""
         outcomes: list[ActionOutcome] = []
         for item in gated:
@@ -88,7 +88,11 @@ class Executor:
                 # Long work: its job workers run it (reconcilers/jobs.py); this reconcile
                 # only queues it and waits, woken when the job ends. A job already queued or
                 # running is hinted again (a lost or dead job key comes back).
-                job_key = ids.job_key(action.job, key, action_id)
+                job_key = ids.job_key(action.job, source, action_id)
+                queued = await self._store.fetchrow("queue_of_key", job_key)
+                if queued is not None and queued["state"] == "dead":
+                    raise ActionFailed(outcomes, action.kind, JobGaveUp(
+                        f"{job_key} gave up: {queued['last_error']}"))
                 await self._store.fetchval("queue_hint", [job_key], str(uuid.uuid4()), "job",
                                            {"from": key, "action": action_id})
                 outcomes.append(ActionOutcome(action_id, action.kind, action.idempotency_key,

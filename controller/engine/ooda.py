@@ -45,6 +45,7 @@ from controller.reconcile.context import ObserveContext
 from controller.reconcile.errors import (
     ConcurrentUpdate,
     DeadlineExceeded,
+    JobGaveUp,
     LeaseLost,
     SettleFailed,
     TerminalError,
@@ -193,7 +194,8 @@ class Worker:
             t = time.perf_counter()
             record.phase = "act"
             record.actions = await self._executor.act(
-                record.verdicts, key=lease.key, reconcile_id=record.reconcile_id)
+                record.verdicts, key=lease.key, reconcile_id=record.reconcile_id,
+                source=reconciler.source(lease.key))
             record.phases["act"] = {"ms": _ms(t), "actions": len(record.actions)}
             for outcome in record.actions:
                 self._metrics.actions.labels(outcome.kind, outcome.status).inc()
@@ -261,10 +263,17 @@ class Worker:
                                      f"{delay:.0f}s)")
             case Stalled(error=exc):
                 label, error = "dead", _describe(exc)
-                status = StatusEntry("Stalled", type(exc).__name__, error)
+                # (a job that gave up: its planning key gave up with it, and is revived by
+                # the resync like any key that gave up)
+                status = StatusEntry("Stalled", "GaveUp" if isinstance(exc, JobGaveUp)
+                                     else type(exc).__name__, error)
         plan = plan if label in ("done", "requeue") and carried_out else None
         status = replace(status, source=reconciler.source(lease.key) if reconciler else None)
         enqueue = plan.enqueue if plan else ()
+        woken: tuple[str, ...] = ()
+        if label in ("retry", "dead") and reconciler is not None \
+                and reconciler.wakes_on_failure and record.plan is not None:
+            woken = record.plan.enqueue  # (a job's failure: the key that queued it decides)
         try:
             await self._queue.settle(
                 lease, label, delay=delay, error=error,
@@ -287,6 +296,8 @@ class Worker:
             record.plan = None
             await self._settle(lease, Retry(SettleFailed(_describe(exc))), record, reconciler)
             return
+        if woken:  # (the settle writes a plan's keys only when the plan was carried out)
+            await self._queue.hint(woken, event="job-failed", origin={"from": lease.key})
         if status.status == "Stalled":  # only a person can fix it: say so on the console too
             log.warning("stalled", reason=status.reason, message=status.message)
         duration = time.perf_counter() - record.t0

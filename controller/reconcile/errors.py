@@ -20,6 +20,11 @@ class TerminalError(P38Error):
     """Retrying cannot fix this; the object is stalled until a person acts."""
 
 
+class JobGaveUp(TerminalError):
+    """Long work queued as a job failed until its key gave up: the key that queued it stalls
+    too, saying why (a person asks again: `p38 agents rebuild`, `/claude retry`)."""
+
+
 class InvalidTransition(TerminalError):
     """The state machine does not allow this transition."""
 

@@ -27,12 +27,10 @@ def make_key(kind: str, name: str) -> Key:
     return Key(f"{kind}:{name}")
 
 
-def job_key(job: str, owner: str, action_id: int) -> str:
-    """`<job kind>:<source>#<action id>`: the long work (an action) that the reconcile of
-    `owner` queued; the source is the owner's (`agent:octo/infra/x` -> `octo/infra`, whose
-    Policy governs the job too), `-` for none."""
-    name = key_name(owner).partition("#")[0]
-    source = name.rpartition("/")[0]
+def job_key(job: str, source: str | None, action_id: int) -> str:
+    """`<job kind>:<source>#<action id>`: the long work (an action) a reconcile queued; the
+    source is that of the key that planned it (whose Policy governs the job too), `-` for
+    none."""
     return f"{job}:{source or '-'}#{action_id}"
 
 

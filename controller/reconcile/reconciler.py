@@ -71,6 +71,8 @@ class Reconciler:
     exists without any webhook naming it, such as the App's webhook deliveries);
     `every_key_at_start`: every known key of its kind is hinted when the app starts (what may
     have changed while it was down, as a repository's open pull requests).
+    `wakes_on_failure`: a reconcile that fails still enqueues its plan's keys (a job's
+    failure wakes the key that queued it, which decides what it means: reconcilers/jobs.py).
     """
 
     kind: ClassVar[str]
@@ -81,6 +83,7 @@ class Reconciler:
     resync: ClassVar[bool] = False
     at_start: ClassVar[tuple[str, ...]] = ()
     every_key_at_start: ClassVar[bool] = False
+    wakes_on_failure: ClassVar[bool] = False  # a failed reconcile still enqueues its plan's keys
 
     def watches(self) -> Sequence[Watch]:
         return ()

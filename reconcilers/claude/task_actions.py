@@ -95,6 +95,7 @@ class WorkTask(Params):
 
     action_kind: ClassVar[str] = "claude.task"
     needs: ClassVar[str | None] = "anthropic"
+    job: ClassVar[str | None] = "session"  # up to half an hour: its own workers
     task_id: int
     key: str
     limits: TaskLimits
