@@ -9,7 +9,10 @@ change on the task (nothing is written to GitHub here: the push is the task's ne
 repository's files are untrusted text: they are given inside `<untrusted>` tags, and whatever
 they say, a write outside `claude.allow`, inside `claude.deny`, past `maxFiles`/`maxBytes`,
 past `maxToolCalls`, or a call past `maxTokens`/`maxUsd` ends the task FAILED with the limit's
-name, and nothing is written. A cancelled task stops before its next model call.
+name, and nothing is written. A cancelled task stops before its next model call. After every
+turn the session is saved on the task (`claude_tasks.session`: messages, tool results, the
+change so far), so a session stopped by a deploy resumes at its last turn on whichever
+controller takes its job up, and no turn is asked, or paid for, twice.
 """
 
 from __future__ import annotations
@@ -238,8 +241,20 @@ async def _converse(s: Session) -> Mapping[str, Any]:
         max_files=limits.max_files, max_bytes=limits.max_bytes,
         max_tool_calls=limits.max_tool_calls)}]
     messages: list[dict[str, Any]] = [{"role": "user", "content": brief(row, s.context)}]
-    finished: Mapping[str, Any] | None = None
     nudged = False
+    saved = row.get("session")
+    if isinstance(saved, dict) and saved.get("messages"):  # stopped mid-way: resume there
+        messages = list(saved["messages"])
+        s.change = dict(saved.get("change") or {})
+        s.partial = set(saved.get("partial") or ())
+        nudged = bool(saved.get("nudged"))
+
+    async def checkpoint() -> None:  # after every turn: what a resume starts from
+        await s.store.execute("claude_task_session_save", s.p.task_id, {
+            "messages": messages, "change": s.change, "partial": sorted(s.partial),
+            "nudged": nudged})
+
+    finished: Mapping[str, Any] | None = None
     while finished is None:
         state = await s.store.fetchval("claude_task_state", s.p.task_id)
         if state not in ACTIVE:
@@ -273,6 +288,7 @@ async def _converse(s: Session) -> Mapping[str, Any]:
             nudged = True
             messages.append({"role": "user", "content": "Call `finish` with a title and a "
                                                         "summary, or keep working."})
+            await checkpoint()
             continue
         results = []
         for use in uses:
@@ -299,6 +315,8 @@ async def _converse(s: Session) -> Mapping[str, Any]:
                             **({"is_error": True} if error else {})})
         await s.save_figures()
         messages.append({"role": "user", "content": results})
+        if finished is None:
+            await checkpoint()
     title = printable(str(finished.get("title") or "")).strip()[:200] or row["command"][:72]
     summary = printable(str(finished.get("summary") or "")).strip()[:4000]
     if not s.change:

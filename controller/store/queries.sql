@@ -656,6 +656,11 @@ SET state = $2, reason = $3, updated_at = now(),
 WHERE id = $1 AND state = ANY($4::text[])
 RETURNING state;
 
+-- name: claude_task_session_save
+-- The session as of its last turn (messages, change, files read in part), while it works.
+UPDATE claude_tasks SET session = $2::jsonb, updated_at = now()
+WHERE id = $1 AND state = 'WORKING';
+
 -- name: claude_task_figures
 -- What the task has spent so far (written after every model call and tool call).
 UPDATE claude_tasks

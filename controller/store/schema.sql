@@ -165,7 +165,8 @@ CREATE TABLE claude_tasks (
     created_at timestamp with time zone NOT NULL DEFAULT now(),
     updated_at timestamp with time zone NOT NULL DEFAULT now(),
     finished_at timestamp with time zone,
-    untrusted_input text[] NOT NULL DEFAULT '{}'::text[]
+    untrusted_input text[] NOT NULL DEFAULT '{}'::text[],
+    session jsonb
 );
 ALTER TABLE claude_tasks ADD CONSTRAINT claude_tasks_pkey PRIMARY KEY (id);
 ALTER TABLE claude_tasks ADD CONSTRAINT claude_tasks_repo_comment_id_key UNIQUE (repo, comment_id);

@@ -139,6 +139,8 @@ class FakeAnthropic:
     author: Callable[[dict[str, Any]], Step] = author_for
     script: deque[Step] = field(default_factory=deque)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    # The token counts of each message answered (input, output, cache write, cache read).
+    answered: list[dict[str, int]] = field(default_factory=list)
     cache: set[str] = field(default_factory=set)
     # Awaited with each request's index before it is answered (a test acting mid-session).
     before: Callable[[int], Awaitable[None]] | None = None
@@ -188,6 +190,8 @@ class FakeAnthropic:
         produced = output + "".join(str(b.get("input", "")) for b in content)
         if tokens(produced) > body["max_tokens"]:
             stop = "max_tokens"
+        self.answered.append({"input": uncached, "output": tokens(produced),
+                              "cache_write": written, "cache_read": read})
         return {
             "id": f"msg_01{next(self._ids):022d}", "type": "message", "role": "assistant",
             "model": body["model"], "content": content,
