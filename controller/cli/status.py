@@ -96,6 +96,10 @@ def render(found: dict[str, Any]) -> str:
         lines.append(f"recovered from GitHub: {recovered['asked']} failed delivery(ies) asked "
                      f"again, {recovered['arrived']} arrived")
     lines.append(_queue(found["queue"]))
+    jobs = found.get("jobs") or {}
+    lines.append("jobs: " + ("; ".join(
+        f"{kind} " + ", ".join(f"{state} {n}" for state, n in sorted(by_state.items()))
+        for kind, by_state in jobs.items() if by_state) or "none (generations, sessions, runs)"))
     lines += [f"  dead {shown(d['key'])}: {shown(d['error'])}" for d in found["dead"]]
     held = found["killswitch"]
     lines.append("killswitch: " + ("on in " + ", ".join(shown(h) for h in held) if held

@@ -790,6 +790,16 @@ SELECT CASE WHEN state = 'dead' THEN 'dead'
        extract(epoch FROM min(not_before) - now())::float8 AS next_in
 FROM work_queue GROUP BY 1;
 
+-- name: jobs_summary
+-- Long work by kind ($1: the job kinds) and state: running (leased), queued (due), waiting
+-- (retrying later, or held), gave_up.
+SELECT kind, CASE WHEN state = 'dead' THEN 'gave_up'
+                  WHEN lease_expires IS NOT NULL AND lease_expires > now() THEN 'running'
+                  WHEN not_before <= now() THEN 'queued'
+                  ELSE 'waiting' END AS state,
+       count(*)::int AS n
+FROM work_queue WHERE kind = ANY($1::text[]) GROUP BY 1, 2;
+
 -- name: statuses_summary
 -- Objects by status; Blocked ones apart when all they lack is a provider's credentials
 -- (reason NoCredentials, or a message naming an unconfigured provider: $1, LIKE patterns).

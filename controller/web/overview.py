@@ -1,7 +1,8 @@
 """The system at a glance, as `p38 status` and `GET /api/status` show it: the schema, the
 controllers running (heartbeat rows; one killed without a word is shown as gone), webhook
 deliveries and the controller's own events, what was recovered from GitHub after a restart,
-the queue (work due now apart from keys waiting for a later instant), dead keys, the
+the queue (work due now apart from keys waiting for a later instant), long work (jobs) by
+kind and state, dead keys, the
 killswitches, pull requests, and objects by status, those only waiting for a provider's
 credentials apart from real trouble. Reads only; renders nothing (the CLI writes the text).
 """
@@ -27,6 +28,7 @@ from controller.web.keys import SETTINGS, STORE
 # an object Blocked for this only waits for credentials, it has not failed.
 UNCONFIGURED = ("%ANTHROPIC_API_KEY is not set%", "%RAILWAY_TOKEN is not set%",
                 "%no GitHub App credentials%")
+JOB_KINDS = ("generation", "session", "run")  # long work, on workers of its own
 LISTED = 20  # objects not Ready listed by name, dead keys too
 
 async def gather(store: Store, settings: Settings) -> dict[str, Any]:
@@ -53,6 +55,10 @@ async def gather(store: Store, settings: Settings) -> dict[str, Any]:
     found["queue"] = {bucket: queue.get(bucket, {"n": 0})["n"]
                       for bucket in ("due", "running", "later", "retrying", "dead")}
     found["queue"]["next_later_in_seconds"] = (queue.get("later") or {}).get("next_in_seconds")
+    jobs: dict[str, dict[str, int]] = {kind: {} for kind in JOB_KINDS}
+    for counted in await store.fetch("jobs_summary", list(JOB_KINDS)):
+        jobs[counted["kind"]][counted["state"]] = counted["n"]
+    found["jobs"] = jobs
     found["dead"] = [{"key": r["key"], "error": r["last_error"]}
                      for r in await store.fetch("queue_list", "dead", None, LISTED)]
     held = [f"{r['source']} (Policy/{r['name']})"

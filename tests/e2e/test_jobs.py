@@ -72,7 +72,7 @@ async def test_a_slow_generation_holds_no_reconcile_worker_and_wakes_its_agent(
     (folder / "digest.yaml").write_text(AGENT)
     claude = FakeAnthropic()
     asked, release = held(claude)
-    await start(aiohttp_client, aiohttp_server, dsn, folder, claude, monkeypatch)
+    client = await start(aiohttp_client, aiohttp_server, dsn, folder, claude, monkeypatch)
     await asyncio.wait_for(asked.wait(), timeout=60)
 
     # Claude has not answered; the one reconcile worker is free: a new object is applied.
@@ -87,6 +87,8 @@ async def test_a_slow_generation_holds_no_reconcile_worker_and_wakes_its_agent(
     [job] = [r for r in await store.fetch("queue_list", None, None, 100)
              if r["key"].startswith("generation:local#")]
     assert job["kind"] == "generation"
+    shown = await (await client.get("/api/status")).json()  # what p38 status says
+    assert shown["jobs"]["generation"] == {"running": 1}, shown["jobs"]
 
     release.set()
 
