@@ -163,6 +163,10 @@ class AgentSpec(Strict):
     model: str = Field("claude-sonnet-5-5", description="Anthropic model that writes and runs it.")
     tools: list[Tool] = Field(default_factory=list, description="Capabilities it may use.")
     limits: Limits = Field(default_factory=lambda: Limits())
+    retry_on_interrupt: bool | None = Field(
+        None, description="Run a run once more when the controller stops in the middle of it "
+                          "(a deploy, a crash); unset: scheduled runs are, manual and n8n "
+                          "runs end `interrupted`.")
     notify: list[Name] = Field(default_factory=list,
                                description="Notification targets (names from the Policy).")
     workflows: list[Name] = Field(default_factory=list,

@@ -173,10 +173,26 @@ async def run_version(store: Store, desk: Desk | None, p: RunAgent,
         row = await store.fetchrow("agent_run_get", p.run_id)
         if row is None or row["state"] == "finished":
             return {"run": p.run_id, "found": row["outcome"] if row else "gone"}
-        await store.execute(  # `running`: a worker died during it; never run twice
-            "agent_run_finish", p.run_id, "failed", None, "interrupted: the controller "
-            "stopped during the run; it is not run again", None, [], 0, 0, None, p.version)
-        return {"run": p.run_id, "outcome": "failed", "interrupted": True}
+        # `running`, and no worker carries it out (a crash): once more, or ended interrupted.
+        left = await store.fetchval("agent_run_interrupted", p.run_id, p.retry_on_interrupt,
+                                    INTERRUPTED)
+        if left != "queued" or await store.fetchval("agent_run_start", p.run_id,
+                                                    p.version) is None:
+            return {"run": p.run_id, "outcome": "interrupted"}
+    try:
+        return await _run(store, desk, p, sandbox)
+    except asyncio.CancelledError:  # a shutdown past its grace: the run is put back, or ends
+        await asyncio.shield(store.fetchval("agent_run_interrupted", p.run_id,
+                                            p.retry_on_interrupt, INTERRUPTED))
+        raise
+
+
+INTERRUPTED = ("interrupted: the controller stopped during the run (a deploy, a crash); it "
+               "is run once more only when its agent allows it (spec.retryOnInterrupt)")
+
+
+async def _run(store: Store, desk: Desk | None, p: RunAgent,
+               sandbox: Sandbox) -> Mapping[str, Any]:
     version = await store.fetchrow("agent_version_get", p.agent, p.version)
     run = await store.fetchrow("agent_run_get", p.run_id)
     assert version is not None and run is not None
@@ -187,7 +203,13 @@ async def run_version(store: Store, desk: Desk | None, p: RunAgent,
     harness = asyncio.ensure_future(run_agent(
         code=version["code"] or "", input=run["input"], state=state or {}, tools=p.tools,
         limits=limits, serve=serve, sandbox=sandbox))
-    stopped = await _until_done_or_stopped(store, p.run_id, harness, serve)
+    try:
+        stopped = await _until_done_or_stopped(store, p.run_id, harness, serve)
+    except asyncio.CancelledError:
+        harness.cancel()  # the agent's process group is killed, not left running
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await harness
+        raise
     outcome: str
     error: str | None
     result: dict[str, Any] | None

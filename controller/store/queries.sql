@@ -519,7 +519,7 @@ FROM run;
 -- name: agent_run_get
 SELECT id, agent, version, trigger, requested_by, schedule, input, state, outcome, result,
        error, stderr, tool_calls, tokens, usd::float8 AS usd, isolation, stop_requested,
-       requested_at, started_at, ended_at,
+       requested_at, started_at, ended_at, interruptions,
        EXTRACT(EPOCH FROM coalesce(ended_at, now()) - started_at)::float8 AS seconds
 FROM agent_runs WHERE id = $1;
 
@@ -528,6 +528,19 @@ FROM agent_runs WHERE id = $1;
 UPDATE agent_runs SET state = 'running', version = $2, started_at = now()
 WHERE id = $1 AND state = 'queued'
 RETURNING id;
+
+-- name: agent_run_interrupted
+-- A run found `running` that no worker carries out any more (a shutdown, a crash): queued
+-- again when $2 (its agent allows a retry) and it was not interrupted before, else finished
+-- `interrupted` with reason $3. Returns the state it is left in (NULL: it was not running).
+UPDATE agent_runs
+SET state = CASE WHEN $2 AND interruptions = 0 THEN 'queued' ELSE 'finished' END,
+    outcome = CASE WHEN $2 AND interruptions = 0 THEN NULL ELSE 'interrupted' END,
+    error = CASE WHEN $2 AND interruptions = 0 THEN NULL ELSE $3 END,
+    ended_at = CASE WHEN $2 AND interruptions = 0 THEN NULL ELSE now() END,
+    interruptions = interruptions + 1
+WHERE id = $1 AND state = 'running'
+RETURNING state;
 
 -- name: agent_run_finish
 UPDATE agent_runs

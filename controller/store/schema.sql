@@ -50,9 +50,10 @@ CREATE TABLE agent_runs (
     stop_requested text,
     requested_at timestamp with time zone NOT NULL DEFAULT now(),
     started_at timestamp with time zone,
-    ended_at timestamp with time zone
+    ended_at timestamp with time zone,
+    interruptions integer NOT NULL DEFAULT 0
 );
-ALTER TABLE agent_runs ADD CONSTRAINT agent_runs_outcome_check CHECK ((outcome = ANY (ARRAY['succeeded'::text, 'failed'::text, 'timed_out'::text, 'killed'::text, 'over_budget'::text, 'cancelled'::text])));
+ALTER TABLE agent_runs ADD CONSTRAINT agent_runs_outcome_check CHECK ((outcome = ANY (ARRAY['succeeded'::text, 'failed'::text, 'timed_out'::text, 'killed'::text, 'over_budget'::text, 'cancelled'::text, 'interrupted'::text])));
 ALTER TABLE agent_runs ADD CONSTRAINT agent_runs_pkey PRIMARY KEY (id);
 ALTER TABLE agent_runs ADD CONSTRAINT agent_runs_state_check CHECK ((state = ANY (ARRAY['queued'::text, 'running'::text, 'finished'::text])));
 ALTER TABLE agent_runs ADD CONSTRAINT agent_runs_trigger_check CHECK ((trigger = ANY (ARRAY['schedule'::text, 'manual'::text, 'n8n'::text])));

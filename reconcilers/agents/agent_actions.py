@@ -58,6 +58,7 @@ class RunAgent(Params):
     timeout_seconds: float
     memory_bytes: int
     tokens_per_run: int
+    retry_on_interrupt: bool = False  # run once more if a shutdown interrupts it
     notify: list[str]
     notify_urls: dict[str, str] = {}  # the Policy's URL of each of `notify`
     model: str = ""  # what the claude tool asks

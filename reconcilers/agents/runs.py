@@ -132,7 +132,10 @@ def decide_run(snapshot: RunSnapshot, policy: Policy) -> Plan:
                                      policy.spec.workflows.items() if n in spec.workflows},
                       notify_urls={n: str(t.url) for n, t in
                                    policy.spec.notifications.items() if n in spec.notify},
-                      installation_id=snapshot.installation_id)
+                      installation_id=snapshot.installation_id,
+                      retry_on_interrupt=(spec.retry_on_interrupt
+                                          if spec.retry_on_interrupt is not None
+                                          else run.trigger == "schedule"))
     return Plan("Run", f"run {run.id} of {snapshot.name} v{version.number} ({run.trigger})",
                 actions=(params.action(f"run:{run.id}", description=(
                     f"run {snapshot.name} v{version.number} ({run.trigger}, timeout "
