@@ -152,6 +152,11 @@ async def generate_version(store: Store, claude: Claude, p: GenerateVersion,
     g = Generation(store, p, number, dict(found) if found is not None else {})
     name = p.agent.rpartition("/")[2]
     messages: list[dict[str, Any]] = [{"role": "user", "content": brief(name, p.spec)}]
+    saved = found["session"] if found is not None else None
+    if isinstance(saved, dict) and saved.get("messages"):  # stopped mid-way: resume there
+        messages = list(saved["messages"])
+        g.rounds = int(saved.get("rounds") or 0)
+        g.report = dict(saved.get("report") or {"rounds": []})
     system = system_blocks()
     while True:
         if g.usd >= p.usd_ceiling:
@@ -204,3 +209,5 @@ async def generate_version(store: Store, claude: Claude, p: GenerateVersion,
         g.rounds += 1
         messages += [{"role": "assistant", "content": reply.text.strip() or "(no text)"},
                      {"role": "user", "content": fix(shown_to_author or problems)}]
+        await store.execute("agent_version_session_save", p.agent, number, {
+            "messages": messages, "rounds": g.rounds, "report": g.report})

@@ -460,8 +460,13 @@ WHERE a.kind = 'github.redeliver' AND a.status = 'succeeded' AND a.result ? 'req
 -- name: agent_version_find
 -- The newest version of an agent built from this spec hash (find before create).
 SELECT number, state, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
-       usd::float8 AS usd
+       usd::float8 AS usd, session
 FROM agent_versions WHERE agent = $1 AND spec_hash = $2 ORDER BY number DESC LIMIT 1;
+
+-- name: agent_version_session_save
+-- A generation as of its last round (messages, round, report), while it is unfinished.
+UPDATE agent_versions SET session = $3::jsonb
+WHERE agent = $1 AND number = $2 AND state NOT IN ('READY', 'FAILED');
 
 -- name: agent_version_create
 -- A new version, numbered after the agent's last; PENDING until its build starts.

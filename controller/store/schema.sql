@@ -88,7 +88,8 @@ CREATE TABLE agent_versions (
     created_at timestamp with time zone NOT NULL DEFAULT now(),
     finished_at timestamp with time zone,
     failure text,
-    failed_credential text
+    failed_credential text,
+    session jsonb
 );
 ALTER TABLE agent_versions ADD CONSTRAINT agent_versions_failure_check CHECK (((failure IS NULL) OR (failure = ANY (ARRAY['agent'::text, 'provider'::text]))));
 ALTER TABLE agent_versions ADD CONSTRAINT agent_versions_number_check CHECK ((number > 0));

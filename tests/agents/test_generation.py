@@ -195,5 +195,10 @@ async def test_a_rate_limited_generation_resumes_on_its_row(
     waiting = await version(store)
     assert waiting["state"] == "GENERATING" and waiting["usd"] > 0
     done = await generate_version(store, client, params())
-    assert (done["version"], done["state"]) == (1, "READY")
+    assert (done["version"], done["state"], done["rounds"]) == (1, "READY", 1)
     assert (await version(store))["usd"] > waiting["usd"]  # the first spend still counts
+    # Resumed at its last round: the fix round's request, not the first one again.
+    resumed = fake.requests[-1]["body"]["messages"]
+    assert [m["role"] for m in resumed] == ["user", "assistant", "user"]
+    assert resumed[1]["content"] == "no code"
+    assert len(fake.requests) == 3  # answered, rate-limited, the fix round resumed
