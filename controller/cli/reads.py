@@ -107,9 +107,12 @@ def add_parsers(sub: Any) -> None:
     common(describe)
     describe.set_defaults(func=cmd_describe)
 
-    runs = sub.add_parser("runs", help="agent runs, newest first (of one agent when named)")
+    runs = sub.add_parser("runs", help="agent runs, newest first (of one agent when named); "
+                                       "`runs cancel ID --by NAME` stops one")
     runs.add_argument("agent", nargs="?", type=_text,
-                      help="an agent's name, or its key agent:<source>/<name>")
+                      help="an agent's name, or its key agent:<source>/<name>; or `cancel`")
+    runs.add_argument("run", nargs="?", type=_positive, help="with `cancel`: the run's id")
+    runs.add_argument("--by", type=_text, help="with `cancel`: who asks (recorded)")
     runs.add_argument("--limit", type=_limit, default=20, help="how many (default 20, "
                                                                "at most 500)")
     common(runs)
@@ -255,6 +258,9 @@ async def _resolve(reader: Reader, what: str, name: str | None) -> str | None:
 # --- runs, logs, tasks -----------------------------------------------------------------------
 
 def cmd_runs(args: argparse.Namespace) -> int:
+    if args.agent == "cancel":
+        return _cancel(args)
+
     async def body(reader: Reader) -> int:
         items = await reader.runs(args.agent, args.limit)
         if args.output == "json":
@@ -270,6 +276,29 @@ def cmd_runs(args: argparse.Namespace) -> int:
                   r["state"], r["outcome"], tables.age(r["requested_at"]), r["tool_calls"],
                   r["usd"], r["error"]] for r in items]))
         return 0
+
+    return run_read(args, body)
+
+
+def _cancel(args: argparse.Namespace) -> int:
+    """`p38 runs cancel ID --by NAME`: a queued run ends cancelled, a running one is stopped
+    within a second (its process group killed); recorded with who asked."""
+    if args.run is None or not args.by:
+        print("usage: p38 runs cancel ID --by NAME", file=sys.stderr)
+        return 2
+
+    async def body(reader: Reader) -> int:
+        found = await reader.cancel_run(args.run, args.by)
+        if args.output == "json":
+            tables.emit_json(found)
+        elif not found["asked"]:
+            print(f"run {args.run} has already ended ({found.get('outcome') or 'finished'})",
+                  file=sys.stderr)
+            return 1
+        else:
+            print(f"run {args.run} ({found['state']}) is asked to stop (by {shown(args.by)}); "
+                  f"`p38 logs {args.run}` shows how it ended")
+        return 0 if found["asked"] else 1
 
     return run_read(args, body)
 

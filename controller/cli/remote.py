@@ -48,6 +48,8 @@ class Reader(Protocol):
 
     async def services(self) -> list[dict[str, Any]]: ...
 
+    async def cancel_run(self, run_id: int, by: str) -> dict[str, Any]: ...
+
     async def objects(self, kind: str | None) -> list[dict[str, Any]]: ...
 
     async def describe(self, key: str) -> dict[str, Any]: ...
@@ -75,6 +77,12 @@ class StoreReader:
 
     async def services(self) -> list[dict[str, Any]]:
         return list(_plain(await service_views.services(self.store)))
+
+    async def cancel_run(self, run_id: int, by: str) -> dict[str, Any]:
+        found = await views.cancel_run(self.store, run_id, by)
+        if found is None:
+            raise NotFound(f"no run {run_id} (`p38 runs` lists them)")
+        return dict(_plain(found))
 
     async def objects(self, kind: str | None) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
@@ -145,6 +153,19 @@ class ApiReader:
 
     async def services(self) -> list[dict[str, Any]]:
         return list((await self._get("/api/services"))["items"])
+
+    async def cancel_run(self, run_id: int, by: str) -> dict[str, Any]:
+        status, answer = await self.api.post(f"/api/runs/{run_id}/cancel",
+                                             orjson.dumps({"by": by}),
+                                             {"Content-Type": "application/json"})
+        reason = answer.get("reason") if isinstance(answer, dict) else str(answer)
+        if status == 404:
+            raise NotFound(str(reason))
+        if status == 409:
+            return {"run": run_id, "state": "finished", "asked": False, "reason": reason}
+        if status >= 400:
+            raise ApiError(status, str(reason))
+        return dict(answer)
 
     async def objects(self, kind: str | None) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []

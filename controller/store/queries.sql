@@ -561,6 +561,22 @@ RETURNING id;
 UPDATE agent_runs SET stop_requested = $2 WHERE id = $1 AND state <> 'finished'
 RETURNING id;
 
+-- name: agent_run_cancel
+-- An operator stops a run ($2: why, with who): a queued one ends cancelled at its next look,
+-- a running one within a second (its process group killed); the run's key is hinted in the
+-- same statement. Returns the run's state (NULL: no such run).
+WITH asked AS (
+    UPDATE agent_runs SET stop_requested = coalesce(stop_requested, $2)
+    WHERE id = $1 AND state <> 'finished'
+    RETURNING id, agent, state
+)
+SELECT r.state, r.outcome,
+       (SELECT p38_hint_v1(p_keys => ARRAY['run:' || substring(a.agent from 7) || '#' || a.id],
+                           p_guid => 'cancel:' || a.id || ':' || gen_random_uuid(),
+                           p_event => 'cancel', p_origin => jsonb_build_object('by', $2))
+        FROM asked a) AS hinted
+FROM agent_runs r WHERE r.id = $1;
+
 -- name: agent_run_stop_requested
 SELECT stop_requested FROM agent_runs WHERE id = $1;
 

@@ -21,6 +21,7 @@ from controller.reconcile.authz import API, authorize
 from controller.reconcile.payloads import json_problem
 from controller.reconcile.reconciler import object_key
 from controller.store import RejectedValue
+from controller.web import views
 from controller.web.json import (
     BadQuery,
     Int,
@@ -130,6 +131,31 @@ async def start_run(request: web.Request) -> web.Response:
                    "url": f"/api/runs/{row['id']}"}, status=202)
 
 
+async def cancel(request: web.Request) -> web.Response:
+    """Stop a run (the write token; `{"by": NAME}` names who asks, recorded with the run)."""
+    raw = request.match_info["id"]
+    if not (raw.isascii() and raw.isdigit() and 0 < len(raw) < 19):
+        return problem(400, f"a run's id is a positive integer, not {raw[:20]!r}")
+    body = await _read_at_most(request, 4096) if request.can_read_body else b""
+    if body is None:
+        return problem(413, "the body is at most 4096 bytes")
+    try:
+        given = orjson.loads(body) if body.strip() else {}
+    except orjson.JSONDecodeError as exc:
+        return problem(400, f"the body is not JSON: {exc}")
+    who = given.get("by") if isinstance(given, dict) else None
+    if who is not None and not (isinstance(who, str) and 0 < len(who) <= 100
+                                and who.isprintable()):
+        return problem(400, 'the body is {"by": "<who asks, 1 to 100 printable characters>"}')
+    found = await views.cancel_run(request.app[STORE], int(raw), f"api ({who})" if who
+                                   else "api")
+    if found is None:
+        return problem(404, f"no run {int(raw)}")
+    if not found["asked"]:
+        return problem(409, f"run {int(raw)} has ended ({found['outcome']})")
+    return answer(found, status=202)
+
+
 async def rebuild(request: web.Request) -> web.Response:
     """A new version after the newest (a FAILED one, or again); 409 while one is building."""
     _, key = await _agent(request)
@@ -230,3 +256,4 @@ def add_routes(app: web.Application) -> None:
     post("/api/agents/{name}/rebuild", rebuild, expect_handler=expect_continue)
     get("/api/runs", list_runs, expect_handler=expect_continue)
     get("/api/runs/{id}", show_run, expect_handler=expect_continue)
+    post("/api/runs/{id}/cancel", cancel, expect_handler=expect_continue)

@@ -119,6 +119,16 @@ async def run(store: Store, run_id: int) -> dict[str, Any] | None:
     return None if row is None else dict(row)
 
 
+async def cancel_run(store: Store, run_id: int, by: str) -> dict[str, Any] | None:
+    """`p38 runs cancel ID` and `POST /api/runs/{id}/cancel`: stop a run, recorded with who
+    asked (its `stop_requested`). None: no such run; `state` finished: it had already ended."""
+    row = await store.fetchrow("agent_run_cancel", run_id, f"cancelled by {by}")
+    if row is None or row["state"] is None:
+        return None
+    return {"run": run_id, "state": row["state"], "outcome": row["outcome"],
+            "asked": row["state"] != "finished"}
+
+
 async def tasks(store: Store, *, state: str | None, repo: str | None, before: int | None,
                 limit: int) -> dict[str, Any]:
     """`/api/tasks`: `/claude` tasks newest first."""
