@@ -18,9 +18,9 @@ from controller.store import Store
 from tests.agents.test_generation_e2e import open_both
 from tests.e2e.test_claude_tasks import arrange, ended, pulls
 from tests.e2e.test_commands import comment, send
-from tests.e2e.test_gitops import PRIVATE, GitOps
+from tests.e2e.test_gitops import PRIVATE, REPO, GitOps
 from tests.fakes.anthropic import FakeAnthropic
-from tests.helpers import WRITE, WRITE_TOKEN, make_settings
+from tests.helpers import WRITE, WRITE_TOKEN, make_settings, wait_until
 
 
 async def test_a_session_stopped_between_turns_resumes_at_its_last_turn(
@@ -67,3 +67,35 @@ async def test_a_session_stopped_between_turns_resumes_at_its_last_turn(
     # Every answered turn is counted once: the first controller's two and the second's one.
     answered = first.answered[:2] + second.answered
     assert task["tokens"] == sum(sum(u.values()) for u in answered), (task, answered)
+
+
+async def test_claude_cancel_stops_a_running_session_at_its_next_turn(
+        aiohttp_client: Any, aiohttp_server: Any, store: Store, dsn: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`/claude cancel` lands while the session's job is waiting for Claude's second answer:
+    the session asks nothing more, nothing is written to the repository, and the task ends
+    CANCELLED, answered on the issue."""
+    gitops, claude = await open_both(aiohttp_client, aiohttp_server, store, dsn, monkeypatch)
+    arrange(gitops)
+    asked, release = asyncio.Event(), asyncio.Event()
+
+    async def hold_the_second_answer(index: int) -> None:
+        if index == 1:
+            asked.set()
+            await release.wait()
+
+    claude.before = hold_the_second_answer
+    await send(gitops, comment("/claude add a README section about X", comment_id=995))
+    await asyncio.wait_for(asked.wait(), timeout=60)
+    await send(gitops, comment("/claude cancel", comment_id=996))
+
+    async def cancelled() -> bool:
+        rows = await store.fetch("claude_tasks_list", None, None, None, 10)
+        return bool(rows) and rows[0]["state"] == "CANCELLED"
+
+    await wait_until(cancelled, what="the task cancelled while Claude answers", store=store)
+    release.set()
+    [task] = await ended(gitops)
+    assert task["state"] == "CANCELLED" and not pulls(gitops)
+    assert len(claude.requests) == 2  # the answer in flight was the last: nothing more asked
+    assert set(gitops.fake.repos[REPO].branches) == {"main"}
