@@ -4,9 +4,10 @@ A run is queued by a schedule's tick, `p38 run`, `POST /api/agents/{name}/runs` 
 the hint that brings it here. `decide` starts it (`agent.run`: the harness, for the agent's
 newest READY version, under the manifest's limits as they are now) unless it cannot run: the
 agent is gone, has no READY version, spent its `usdPerDay`, or the run was asked to stop.
-A run found `running` (its worker died mid-run) is ended by the runner as failed, never run
-twice. Runs have no status of their own (they are records: /api/runs); the key is forgotten
-once the run has ended. No I/O of its own.
+A run cut off by a shutdown or a crash is queued once more by the runner when its agent allows
+it (`retryOnInterrupt`), once only, else it ends `interrupted`. Runs have no status of their
+own (they are records: /api/runs); the key is forgotten once the run has ended. No I/O of its
+own.
 """
 
 from __future__ import annotations
