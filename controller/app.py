@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -23,7 +22,8 @@ from aiohttp import web
 from controller.clients.sandbox import Sandbox, verdict
 from controller.clients.sandbox import probe as probe_sandbox
 from controller.clients.secrets import SecretSource
-from controller.config import Settings
+from controller.config import JOB_KINDS, Settings
+from controller.config.role import Role
 from controller.engine import background
 from controller.engine.context import StoreContext
 from controller.engine.desk import ActionDesk
@@ -51,17 +51,16 @@ from controller.reconcile.ids import key_kind
 from controller.reconcile.plan import ActionRunner
 from controller.reconcile.policy import Policy
 from controller.reconcile.reconciler import Reconciler, Router
-from controller.store import DatabaseUnavailable, Store, TransientStoreError
+from controller.store import Store
 from controller.store.embedded import resolve_dsn
 from controller.store.migrations import latest_version
 from controller.web import agents as agent_routes
-from controller.web import api, health, objects, overview, pulls, webhooks
+from controller.web import api, health, middleware, objects, overview, pulls, webhooks
 from controller.web import describe as describe_routes
 from controller.web import services as service_routes
 from controller.web import tasks as task_routes
 from controller.web.budget import BodyBudget
 from controller.web.inflight import InFlight, Shutdown
-from controller.web.json import problem
 from controller.web.keys import (
     BODIES,
     CONTEXT,
@@ -74,6 +73,7 @@ from controller.web.keys import (
     PROVIDERS,
     QUEUE,
     REGISTRY,
+    ROLE,
     ROUTER,
     SANDBOX,
     SETTINGS,
@@ -83,7 +83,6 @@ from controller.web.keys import (
     WORKERS,
     WRITE_TOKEN,
 )
-from handlers.base import as_bytes
 from reconcilers import default_registry
 
 log = structlog.get_logger("p38.app")
@@ -99,14 +98,17 @@ def default_providers() -> list[Bundle]:
 def create_app(settings: Settings, *, registry: Mapping[str, Reconciler] | None = None,
                providers: Sequence[Bundle] | None = None,
                secrets: SecretSource | None = None,
-               write_token: str | None = None) -> web.Application:
+               write_token: str | None = None,
+               worker: Sequence[str] | None = None) -> web.Application:
     """`providers`: the external providers' bundles (default: `default_providers()`; tests
     pass ones opened on fakes). `secrets`: Secret Manager values, refreshed every
     P38_SECRETS_TTL_SECONDS while the app runs. `write_token`: what writes to the API need
     when P38_API_TOKEN is not set (`p38 up` keeps one in $P38_HOME); with neither, the API
-    takes no writes."""
+    takes no writes. `worker`: the job kinds of a `p38 worker` process, which runs only their
+    job workers (no webhooks, no API, no reconciles) and answers only the health routes."""
     app = web.Application(client_max_size=settings.server.max_body_bytes,
-                          middlewares=[_in_flight, _json_errors, _api_auth],
+                          middlewares=[middleware.in_flight, middleware.json_errors,
+                                       middleware.api_auth],
                           # bodies are read as sent: a compressed one is refused, never decoded
                           handler_args={"auto_decompress": False})
     app[SETTINGS] = settings
@@ -120,16 +122,10 @@ def create_app(settings: Settings, *, registry: Mapping[str, Reconciler] | None 
     app[BODIES] = BodyBudget(settings.server.reading_bodies_bytes)
     app[IN_FLIGHT] = InFlight()
     app[SHUTDOWN] = Shutdown()
-    app.router.add_post("/webhooks/{source}", webhooks.receive, expect_handler=webhooks.expect)
+    app[ROLE] = Role.of(settings, worker)
     health.add_routes(app)
-    api.add_routes(app)
-    objects.add_routes(app)
-    describe_routes.add_routes(app)
-    overview.add_routes(app)
-    agent_routes.add_routes(app)
-    task_routes.add_routes(app)
-    pulls.add_routes(app)
-    service_routes.add_routes(app)
+    if worker is None:
+        _serving_routes(app)
     bundles = [local.bundle, agents.bundle, tasks.bundle, notify.bundle, services.bundle(),
                *(default_providers() if providers is None else providers)]
 
@@ -142,9 +138,25 @@ def create_app(settings: Settings, *, registry: Mapping[str, Reconciler] | None 
         async with _providers(app, bundles, secrets):
             yield
 
+    if worker is not None:
+        app.cleanup_ctx.extend([refresh_secrets, _database, open_providers, _workers,
+                                _heartbeat])
+        return app
     app.cleanup_ctx.extend([refresh_secrets, _database, open_providers, _ingest, _workers,
                             _heartbeat, _at_start, _local_manifests, _resync, _prune])
     return app
+
+
+def _serving_routes(app: web.Application) -> None:
+    app.router.add_post("/webhooks/{source}", webhooks.receive, expect_handler=webhooks.expect)
+    api.add_routes(app)
+    objects.add_routes(app)
+    describe_routes.add_routes(app)
+    overview.add_routes(app)
+    agent_routes.add_routes(app)
+    task_routes.add_routes(app)
+    pulls.add_routes(app)
+    service_routes.add_routes(app)
 
 
 def _source_of(registry: Mapping[str, Reconciler], key: str) -> str | None:
@@ -162,102 +174,12 @@ def check_registry(registry: Mapping[str, Reconciler]) -> None:
                              "reconciler in the registry handles")
 
 
-API_TIMEOUT = 10.0  # seconds an API answer may take (a hung database must not hold it)
-
-
-@web.middleware
-async def _in_flight(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Counted while handled, so a shutdown waits for it (`controller.web.inflight`); once the
-    stop began, each answer closes its connection (a keep-alive client goes elsewhere)."""
-    with request.app[IN_FLIGHT].request():
-        response = await handler(request)
-    if request.app[SHUTDOWN].requested.is_set():
-        response.force_close()
-    return response
-
-
-@web.middleware
-async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every answer is JSON with a reason: aiohttp's own 4xx (unknown route, wrong method), a
-    database that is away or too slow for the API (503), and a bug (500, trace in the log).
-    API requests get one log line each."""
-    started = asyncio.get_running_loop().time()
-    response: web.StreamResponse
-    try:
-        if request.path.startswith("/api/"):
-            async with asyncio.timeout(API_TIMEOUT):
-                response = await handler(request)
-        else:
-            response = await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        if exc.content_type == "application/json":  # a 400 of ours: its log line, then up
-            _log_api(request, exc.status, started)
-            raise
-        shown = request.path if len(request.path) <= 100 else request.path[:100] + "…"
-        response = problem(exc.status, f"{exc.reason}: {request.method} {shown}")
-        if allow := exc.headers.get("Allow"):  # a 405 says what is allowed
-            response.headers["Allow"] = allow
-    except TimeoutError:
-        response = problem(503, f"the database did not answer within {API_TIMEOUT:g}s")
-    except (TransientStoreError, DatabaseUnavailable):
-        # The cause (an exception's text: a socket path, a driver's class) is the log's and
-        # /readyz's business; an API client gets what it can act on.
-        response = problem(503, "the database is not available: the controller is waiting "
-                                "for it; try again shortly (its log and /readyz say why)")
-        response.headers["Retry-After"] = "5"
-    except Exception as exc:
-        log.exception("request_failed", method=request.method, path=request.path)
-        response = problem(500, f"internal error ({type(exc).__name__}); see the log")
-    _log_api(request, response.status, started)
-    return response
-
-
-def _log_api(request: web.Request, status: int, started: float) -> None:
-    if request.path.startswith("/api/"):
-        path = request.path if len(request.path) <= 200 else request.path[:200] + "…"
-        log.info("api_request", method=request.method, path=path, status=status,
-                 ms=round((asyncio.get_running_loop().time() - started) * 1000, 2))
-
-
-READS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
-@web.middleware
-async def _api_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """`/api/*` (but `/api/health`): with P38_API_TOKEN, every request needs it; without,
-    reads are open and writes need the write token ($P38_HOME/api-token), never nothing."""
-    path = request.path
-    if not path.startswith("/api/") or path == "/api/health" \
-            or request.match_info.http_exception is not None:  # no such route: 404/405 say so
-        return await handler(request)
-    configured = request.app[SETTINGS].server.api_token
-    if configured is not None:
-        if not _bearer(request, configured.get_secret_value()):
-            return problem(401, "this API needs Authorization: Bearer <P38_API_TOKEN>")
-    elif request.method not in READS:
-        write_token = request.app[WRITE_TOKEN]
-        if write_token is None:
-            return problem(401, "writes to this API need a token: set P38_API_TOKEN")
-        if not _bearer(request, write_token):
-            return problem(401, "writes to this API need Authorization: Bearer <token> (the "
-                                "token in $P38_HOME/api-token, or P38_API_TOKEN)")
-    return await handler(request)
-
-
-def _bearer(request: web.Request, token: str) -> bool:
-    scheme, _, offered = request.headers.get("Authorization", "").strip().partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(as_bytes(offered.strip()),
-                                                              token.encode())
-
-
 async def _database(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     dsn = await asyncio.to_thread(resolve_dsn, settings.store.database_url, settings.store.home)
-    pool_size = (settings.queue.workers + settings.queue.run_workers
-                 + settings.queue.generation_workers + settings.queue.session_workers
-                 + settings.ingest.writers + 4)
+    role = app[ROLE]
+    pool_size = (role.reconcile_workers + sum(role.jobs.values())
+                 + (settings.ingest.writers if role.name == "serve" else 0) + 4)
     store = await Store.connect(dsn, min_size=2, max_size=pool_size)
     if settings.store.migrate_on_start:
         applied = await store.migrate()
@@ -328,23 +250,22 @@ async def _ingest(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _workers(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
+    settings, role = app[SETTINGS], app[ROLE]
     store, wake = app[STORE], app[WAKE]
     prefix = f"{socket.gethostname()}:{os.getpid()}"
     # Long work has pools of its own (reconcilers/jobs.py): a reconcile worker never waits
-    # on it, and each kind's concurrency is its own.
-    own_pools = [(kind, count) for kind, count in (
-        ("run", settings.queue.run_workers),  # a run holds its worker for the run
-        ("generation", settings.queue.generation_workers),
-        ("session", settings.queue.session_workers)) if kind in app[REGISTRY]]
-    pools = [(Kinds(never=tuple(kind for kind, _ in own_pools)), settings.queue.workers, "")]
-    pools += [(Kinds(only=(kind,)), count, kind) for kind, count in own_pools]
+    # on it, and each kind's concurrency is its own. The reconcile workers leave every job
+    # kind alone, whether this process or a `p38 worker` carries it out.
+    job_kinds = tuple(kind for kind in JOB_KINDS if kind in app[REGISTRY])
+    pools = [(Kinds(never=job_kinds), role.reconcile_workers, "")]
+    pools += [(Kinds(only=(kind,)), count, kind) for kind, count in role.jobs.items()
+              if kind in job_kinds]
     workers = [
         Worker(f"{prefix}:{label}{n}", store=store, queue=app[QUEUE], registry=app[REGISTRY],
                executor=app[EXECUTOR], policies=app[POLICIES], metrics=app[METRICS],
                wake=wake, context=app[CONTEXT], kinds=kinds)
         for kinds, count, label in pools for n in range(count)
-    ] if settings.queue.workers else []
+    ]
     app[WORKERS] = workers
     shutdown = app[SHUTDOWN]
     stopping = shutdown.requested  # set by a signal (serving), or below when the app ends
@@ -364,9 +285,10 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
 
 async def _heartbeat(app: web.Application) -> AsyncIterator[None]:
     """This process's row in `controllers` while it runs (`controller.engine.heartbeat`)."""
-    queue = app[SETTINGS].queue
-    runs = queue.run_workers if queue.workers and "run" in app[REGISTRY] else 0
-    async with heartbeat(app[STORE], Identity(workers=queue.workers, run_workers=runs)):
+    role = app[ROLE]
+    jobs = {kind: count for kind, count in role.jobs.items() if kind in app[REGISTRY]}
+    async with heartbeat(app[STORE], Identity(workers=role.reconcile_workers, jobs=jobs,
+                                              role=role.name)):
         yield
 
 

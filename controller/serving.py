@@ -1,4 +1,5 @@
-"""Running the app on a socket: `p38 up` and `p38 serve`.
+"""Running the app on a socket: `p38 up` and `p38 serve`, and `p38 worker` (job workers only,
+on a socket only for its health routes, when asked).
 
 Start-up opens everything first (database, migrations, providers, workers), then listens, then
 says what runs: an unreachable database or a busy port is one line and exit 2, before any
@@ -18,6 +19,7 @@ import signal
 import socket
 import stat
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
@@ -29,7 +31,7 @@ from controller.config import Settings
 from controller.store import DatabaseUnavailable
 from controller.web.connections import GuardedRunner
 from controller.web.health import describe
-from controller.web.keys import IN_FLIGHT, SHUTDOWN
+from controller.web.keys import IN_FLIGHT, ROLE, SHUTDOWN
 
 log = structlog.get_logger("p38.serve")
 
@@ -38,15 +40,18 @@ AFTER_DRAIN_SECONDS = 0.5  # what aiohttp gives connections once the requests we
 
 
 def serve(settings: Settings, *, secrets: SecretSource | None, banner: bool,
-          unix: str | None = None, write_token: str | None = None) -> int:
+          unix: str | None = None, write_token: str | None = None,
+          worker: Sequence[str] | None = None, listen: bool = True) -> int:
     """Run until SIGTERM/SIGINT; the exit code. `write_token`: what API writes need when
-    P38_API_TOKEN is not set."""
+    P38_API_TOKEN is not set. `worker`: the job kinds of a `p38 worker` (which listens, for
+    its health routes, only when `listen`)."""
     return asyncio.run(_serve(settings, secrets=secrets, banner=banner, unix=unix,
-                              write_token=write_token))
+                              write_token=write_token, worker=worker, listen=listen))
 
 
 async def _serve(settings: Settings, *, secrets: SecretSource | None, banner: bool,
-                 unix: str | None, write_token: str | None = None) -> int:
+                 unix: str | None, write_token: str | None = None,
+                 worker: Sequence[str] | None = None, listen: bool = True) -> int:
     host, port = settings.server.host, settings.server.port
     where = f"unix:{unix}" if unix else f"{host}:{port}"
     folder = settings.manifests.directory
@@ -54,13 +59,13 @@ async def _serve(settings: Settings, *, secrets: SecretSource | None, banner: bo
         print(f"cannot start: the manifests folder {folder.absolute()} is not a directory "
               "(--manifests or P38_MANIFESTS_DIR)", file=sys.stderr)
         return EXIT_CANNOT_START
-    if unix and (problem := _unix_path_taken(unix)):
+    if listen and unix and (problem := _unix_path_taken(unix)):
         print(problem, file=sys.stderr)
         return EXIT_CANNOT_START
-    if not unix and (problem := _port_taken(host, port)):
+    if listen and not unix and (problem := _port_taken(host, port)):
         print(problem, file=sys.stderr)  # before anything starts
         return EXIT_CANNOT_START
-    app = create_app(settings, secrets=secrets, write_token=write_token)
+    app = create_app(settings, secrets=secrets, write_token=write_token, worker=worker)
     grace = settings.server.shutdown_grace_seconds
     server = settings.server
     runner = GuardedRunner(app, access_log=None, handle_signals=False,
@@ -74,21 +79,30 @@ async def _serve(settings: Settings, *, secrets: SecretSource | None, banner: bo
         await app.cleanup()  # close what started before the database was tried
         print(f"cannot start: {exc}", file=sys.stderr)
         return EXIT_CANNOT_START
-    try:
-        site: web.BaseSite = web.UnixSite(runner, unix) if unix else \
-            web.TCPSite(runner, host, port)
-        await site.start()
-    except OSError as exc:  # taken between the check and now, or a Unix socket path
-        await runner.cleanup()
-        print(_listen_problem(where, exc), file=sys.stderr)
-        return EXIT_CANNOT_START
-    url = f"unix:{unix}" if unix else f"http://{host}:{_bound_port(site, port)}"
+    url = None
+    if listen:
+        try:
+            site: web.BaseSite = web.UnixSite(runner, unix) if unix else \
+                web.TCPSite(runner, host, port)
+            await site.start()
+        except OSError as exc:  # taken between the check and now, or a Unix socket path
+            await runner.cleanup()
+            print(_listen_problem(where, exc), file=sys.stderr)
+            return EXIT_CANNOT_START
+        url = f"unix:{unix}" if unix else f"http://{host}:{_bound_port(site, port)}"
     state = await describe(app)
-    if banner:
+    role = app[ROLE]
+    if worker is not None:
+        jobs = ", ".join(f"{kind} {n}" for kind, n in role.jobs.items())
+        print(f"p38 worker: job workers {jobs}" + (f", health on {url}" if url else "")
+              + f" (database: {_database(settings)})", file=sys.stderr)
+    elif banner and url:
         for line in _banner(url, settings, state):
             print(line, file=sys.stderr)
-    log.info("serving", url=url, routes=state["routes"], providers=state["providers"],
-             killswitch=state["killswitch"], workers=settings.queue.workers)
+    log.info("serving" if worker is None else "working", url=url, role=role.name,
+             routes=state["routes"] if worker is None else None,
+             providers=state["providers"], killswitch=state["killswitch"],
+             workers=role.reconcile_workers, jobs=dict(role.jobs))
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     received: list[str] = []
@@ -181,10 +195,13 @@ def _bound_port(site: web.BaseSite, configured: int) -> int:
     return int(sockets[0].getsockname()[1]) if sockets else configured
 
 
+def _database(settings: Settings) -> str:
+    return ("DATABASE_URL" if settings.store.database_url
+            else f"embedded PostgreSQL in {settings.store.home.resolve() / 'pgdata'}")
+
+
 def _banner(url: str, settings: Settings, state: dict[str, Any]) -> list[str]:
-    db = ("DATABASE_URL" if settings.store.database_url
-          else f"embedded PostgreSQL in {settings.store.home.resolve() / 'pgdata'}")
-    lines = [f"project38 on {url}  (database: {db})"]
+    lines = [f"project38 on {url}  (database: {_database(settings)})"]
     if settings.manifests.directory is not None:
         lines.append(f"reconciling {settings.manifests.directory.resolve()} as source `local` "
                      f"(see {url}/api/objects)")
@@ -200,6 +217,12 @@ def _banner(url: str, settings: Settings, state: dict[str, Any]) -> list[str]:
     if settings.queue.workers == 0:
         lines.append("workers: 0 (--workers 0): this process only ingests; another must "
                      "reconcile")
+    elif not settings.queue.job_kinds():
+        lines.append("jobs: none here (P38_JOBS=none): a `p38 worker` carries out runs, "
+                     "generations and sessions")
+    elif settings.queue.jobs != "all":
+        lines.append(f"jobs here: {settings.queue.jobs.replace(',', ', ')} (P38_JOBS); a "
+                     "`p38 worker` carries out the others")
     killswitch = state["killswitch"]
     lines.append("killswitch: " + ("on in " + ", ".join(killswitch["on"]) if killswitch["on"]
                                    else "off"))

@@ -32,7 +32,7 @@ from controller.cli.remote import add_server_flag
 from controller.cli.services import cmd_services
 from controller.cli.status import add_status_parser
 from controller.cli.suggest import unknown_command
-from controller.config import Settings
+from controller.config import JOB_KINDS, Settings
 from controller.logs import configure_logging
 
 
@@ -46,6 +46,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from controller.cli.server import cmd_serve as serve
 
     return serve(args)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from controller.cli.server import cmd_worker as worker
+
+    return worker(args)
+
+
+def _job_kinds(text: str) -> list[str]:
+    kinds = [part.strip().lower() for part in text.split(",") if part.strip()]
+    unknown = sorted(set(kinds) - set(JOB_KINDS))
+    if unknown or not kinds:
+        raise argparse.ArgumentTypeError(
+            f"unknown job kind {', '.join(unknown) or '(none given)'}: use "
+            f"{', '.join(JOB_KINDS)}")
+    return [kind for kind in JOB_KINDS if kind in kinds]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,6 +90,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve (production entry point)")
     server_args(serve)
     serve.set_defaults(func=cmd_serve)
+    worker = sub.add_parser(
+        "worker", help="carry out long work only (agent runs, generations, /claude sessions) "
+                       "beside `p38 serve` processes on the same database")
+    worker.add_argument("--kinds", type=_job_kinds, default=list(JOB_KINDS),
+                        help=f"comma-separated job kinds, of {', '.join(JOB_KINDS)} (default: "
+                             "all); each with P38_JOB_WORKERS_<KIND> workers")
+    worker.add_argument("--host", help="bind address of the health routes (default P38_HOST)")
+    worker.add_argument("--port", type=_ranged(0, 65535),
+                        help="serve /healthz and /readyz on this port (default: no listener)")
+    worker.add_argument("--unix", metavar="PATH", type=_path,
+                        help="serve the health routes on a Unix socket instead")
+    worker.set_defaults(func=cmd_worker)
     sub.add_parser("migrate", help="apply pending migrations").set_defaults(func=cmd_migrate)
     add_status_parser(sub)
     replay = sub.add_parser("replay", help="process a stored delivery again")

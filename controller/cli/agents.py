@@ -112,8 +112,8 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"GET /api/runs/{row['id']})")
         if not await controllers_running(store, runs=True):
             print(f"no controller that runs agents is running: run {row['id']} stays queued "
-                  "and runs when one starts (`p38 up` or `p38 serve`; `p38 status` lists "
-                  "them)", file=sys.stderr)
+                  "and runs when one starts (`p38 up`, `p38 serve` or `p38 worker --kinds run`; "
+                  "`p38 status` lists them)", file=sys.stderr)
         if not args.wait:
             return 0
         return await _follow(store, row["id"], args.timeout, cancel=args.cancel_on_timeout)
@@ -154,7 +154,7 @@ async def _timed_out(store: Store, run_id: int, timeout: float, *, cancel: bool)
     elif state == "queued":
         what = ("it stays queued and runs when a controller carries it out"
                 + ("" if running else " (no controller that runs agents is running: "
-                   "`p38 up` or `p38 serve` starts one)")
+                   "`p38 up`, `p38 serve` or `p38 worker --kinds run` starts one)")
                 + "; --cancel-on-timeout cancels a run that has not started")
     else:
         what = f"it is {state} now (GET /api/runs/{run_id})"

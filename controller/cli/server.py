@@ -1,4 +1,5 @@
-"""`p38 up` and `p38 serve`: settings and Secret Manager, then `controller.serving`."""
+"""`p38 up`, `p38 serve` and `p38 worker`: settings and Secret Manager, then
+`controller.serving`."""
 
 from __future__ import annotations
 
@@ -38,12 +39,9 @@ def _with_secret_manager(settings: Settings, redactor: SecretRedactor
 def _serve(settings: Settings, *, banner: bool, unix: str | None = None,
            redactor: SecretRedactor | None = None) -> int:
     redactor = redactor or SecretRedactor()
-    if settings.store.database_url is None or settings.server.api_token is None:
-        try:  # the embedded database or the API's write token lives there: made now
-            prepare_home(settings.store.home)
-        except HomeUnusable as exc:
-            print(f"configuration error: {exc}", file=sys.stderr)
-            return EXIT_CANNOT_START
+    problem = _home_problem(settings)
+    if problem is not None:
+        return problem
     settings, secrets = _with_secret_manager(settings, redactor)
     write_token = None
     if settings.server.api_token is None:  # writes need a token whatever: the one kept here
@@ -63,3 +61,25 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     return _serve(settings_from(args), banner=False, unix=args.unix, redactor=args.redactor)
+
+
+def _home_problem(settings: Settings, *, token: bool = True) -> int | None:
+    if settings.store.database_url is None or (token and settings.server.api_token is None):
+        try:  # the embedded database or the API's write token lives there: made now
+            prepare_home(settings.store.home)
+        except HomeUnusable as exc:
+            print(f"configuration error: {exc}", file=sys.stderr)
+            return EXIT_CANNOT_START
+    return None
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Job workers only (`--kinds`), beside `p38 serve` processes on the same database."""
+    settings = settings_from(args)
+    problem = _home_problem(settings, token=False)
+    if problem is not None:
+        return problem
+    redactor = args.redactor or SecretRedactor()
+    settings, secrets = _with_secret_manager(settings, redactor)
+    return serving.serve(settings, secrets=secrets, banner=False, unix=args.unix,
+                         worker=args.kinds, listen=args.port is not None or bool(args.unix))

@@ -96,10 +96,8 @@ def render(found: dict[str, Any]) -> str:
         lines.append(f"recovered from GitHub: {recovered['asked']} failed delivery(ies) asked "
                      f"again, {recovered['arrived']} arrived")
     lines.append(_queue(found["queue"]))
-    jobs = found.get("jobs") or {}
-    lines.append("jobs: " + ("; ".join(
-        f"{kind} " + ", ".join(f"{state} {n}" for state, n in sorted(by_state.items()))
-        for kind, by_state in jobs.items() if by_state) or "none (generations, sessions, runs)"))
+    lines += _jobs(found.get("jobs") or {}, found.get("job_workers") or {},
+                   found.get("jobs_without_workers") or [])
     lines += [f"  dead {shown(d['key'])}: {shown(d['error'])}" for d in found["dead"]]
     held = found["killswitch"]
     lines.append("killswitch: " + ("on in " + ", ".join(shown(h) for h in held) if held
@@ -131,8 +129,14 @@ def _controllers(controllers: dict[str, list[dict[str, Any]]]) -> list[str]:
              "controllers: none running: queued work waits until one starts "
              "(`p38 up` or `p38 serve`)"]
     for c in running:
-        work = (f"{_n(c['workers'], 'worker')}, {_n(c['run_workers'], 'run worker')}"
-                if c["workers"] else "ingest only (--workers 0)")
+        jobs = ", ".join(f"{kind} {n}" for kind, n in sorted((c.get("jobs") or {}).items()))
+        if c.get("role") == "worker":
+            work = f"p38 worker, job workers: {jobs or 'none'}"
+        elif c["workers"]:
+            work = (f"{_n(c['workers'], 'worker')}, job workers: "
+                    f"{jobs or 'none (P38_JOBS=none)'}")
+        else:
+            work = "ingest only (--workers 0)"
         lines.append(f"  {shown(c['host'])} pid {c['pid']}: p38 {shown(c['version'])}, "
                      f"{work}, up {_age(c['up_seconds'])}, seen {_age(c['seen_seconds_ago'])} "
                      "ago")
@@ -140,6 +144,19 @@ def _controllers(controllers: dict[str, list[dict[str, Any]]]) -> list[str]:
         lines.append(f"  gone: {shown(c['host'])} pid {c['pid']} (p38 {shown(c['version'])}), "
                      f"last seen {_age(c['seen_seconds_ago'])} ago: it stopped without "
                      "saying so (killed, or lost its database)")
+    return lines
+
+
+def _jobs(jobs: dict[str, dict[str, int]], workers: dict[str, int],
+          orphaned: list[str]) -> list[str]:
+    """Long work by kind and state, and each kind's live job workers."""
+    busy = [f"{kind} " + ", ".join(f"{state} {n}" for state, n in sorted(by_state.items()))
+            for kind, by_state in jobs.items() if by_state]
+    lines = ["jobs: " + ("; ".join(busy) or "none (generations, sessions, runs)")
+             + ("; job workers alive: " + ", ".join(f"{k} {n}" for k, n in workers.items())
+                if workers else "")]
+    lines += [f"  no live process carries out {kind} jobs: start `p38 worker --kinds {kind}` "
+              f"or a `p38 serve` whose P38_JOBS includes {kind}" for kind in orphaned]
     return lines
 
 

@@ -23,7 +23,7 @@ from controller.config.providers import (
     SecretsSettings,
     private_key_problem,
 )
-from controller.config.serving import IngestSettings, QueueSettings, ServerSettings
+from controller.config.serving import JOB_KINDS, IngestSettings, QueueSettings, ServerSettings
 from controller.config.storage import (
     LOG_LEVELS,
     LogSettings,
@@ -33,7 +33,7 @@ from controller.config.storage import (
     StoreSettings,
 )
 
-__all__ = ["LOG_LEVELS", "LONGEST_SECONDS", "PEM_MARK", "PROVIDERS", "SHORTEST_SECRET",
+__all__ = ["JOB_KINDS", "LOG_LEVELS", "LONGEST_SECONDS", "PEM_MARK", "PROVIDERS", "SHORTEST_SECRET",
            "IngestSettings", "LogSettings", "ManifestSettings", "PolicySettings",
            "ProviderSettings", "QueueSettings", "RetentionSettings", "SecretsSettings",
            "ServerSettings", "Settings", "StoreSettings", "private_key_problem"]

@@ -14,6 +14,8 @@ from pydantic import (
 
 from controller.config.base import _ENV, _Group, _strong
 
+JOB_KINDS = ("run", "generation", "session")  # long work, on job workers of its own
+
 
 class ServerSettings(_Group):
     """Where the HTTP server listens and what it accepts."""
@@ -73,7 +75,8 @@ class QueueSettings(_Group):
                          description="Concurrent reconciles per process; reconciles wait on I/O. "
                                      "Each may hold a database connection (PostgreSQL allows "
                                      "100 by default): scale out with processes instead.")
-    run_workers: int = Field(4, validation_alias="P38_RUN_WORKERS", ge=1, le=64,
+    run_workers: int = Field(4, validation_alias=AliasChoices("P38_JOB_WORKERS_RUN",
+                                                              "P38_RUN_WORKERS"), ge=1, le=64,
                              description="Agent runs at once per process; a run holds its "
                                          "worker (not a reconcile worker) until it ends.")
     generation_workers: int = Field(
@@ -84,6 +87,35 @@ class QueueSettings(_Group):
         2, validation_alias="P38_JOB_WORKERS_SESSION", ge=1, le=16,
         description="`/claude` task sessions at once per process, on job workers of their "
                     "own (a session may last half an hour).")
+    jobs: str = Field(
+        "all", validation_alias="P38_JOBS",
+        description="The kinds of long work this process carries out on its job workers: "
+                    "`all`, `none`, or a comma-separated list of run, generation, session. "
+                    "`none` (or a list without a kind): a `p38 worker` process must run them.")
+
+    @field_validator("jobs")
+    @classmethod
+    def _known_job_kinds(cls, value: str) -> str:
+        named = [part.strip().lower() for part in value.split(",") if part.strip()]
+        if named in (["all"], ["none"]):
+            return named[0]
+        unknown = sorted(set(named) - set(JOB_KINDS))
+        if unknown or not named:
+            raise ValueError(f"unknown job kind {', '.join(unknown) or '(empty)'}: use all, "
+                             f"none, or a comma-separated list of {', '.join(JOB_KINDS)}")
+        return ",".join(kind for kind in JOB_KINDS if kind in named)
+
+    def job_kinds(self) -> tuple[str, ...]:
+        """The job kinds P38_JOBS names, in JOB_KINDS order."""
+        if self.jobs == "all":
+            return JOB_KINDS
+        return () if self.jobs == "none" else tuple(self.jobs.split(","))
+
+    def job_workers(self, kind: str) -> int:
+        """How many job workers of `kind` a process that runs that kind starts."""
+        return {"run": self.run_workers, "generation": self.generation_workers,
+                "session": self.session_workers}[kind]
+
     lease_seconds: float = Field(30.0, validation_alias="P38_LEASE_SECONDS", gt=0,
                                  description="Seconds a claim is held without a heartbeat; a "
                                              "crashed worker's key is retried after this.")

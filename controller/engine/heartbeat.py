@@ -1,6 +1,7 @@
 """The controller's heartbeat: one row per running process in `controllers` (host, pid,
-version, workers, started, last seen), so `p38 status` and `p38 run --wait` can tell a live
-controller from one that was killed.
+version, role, reconcile workers, job workers by kind, started, last seen), so `p38 status`
+and `p38 run --wait` can tell a live controller from one that was killed, and which long work
+has a live process to carry it out.
 
 The row is written when the process starts and every `BEAT_SECONDS` while it runs, and removed
 when it stops cleanly; a row not seen for `GONE_AFTER_SECONDS` is a process that died (or lost
@@ -16,7 +17,7 @@ import contextlib
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import version as package_version
 
@@ -36,8 +37,9 @@ PRUNE_AFTER_SECONDS = 24 * 3600.0  # a killed controller stays visible for a day
 class Identity:
     """What a controller's row says about it."""
 
-    workers: int
-    run_workers: int
+    workers: int  # reconcile workers
+    jobs: Mapping[str, int] = field(default_factory=dict)  # job workers by job kind
+    role: str = "serve"  # or "worker" (`p38 worker`)
     id: uuid.UUID = field(default_factory=uuid.uuid4)
     host: str = field(default_factory=socket.gethostname)
     pid: int = field(default_factory=os.getpid)
@@ -54,7 +56,7 @@ async def heartbeat(store: Store, me: Identity, *,
         nonlocal failing
         try:
             await store.execute("controller_beat", me.id, me.host, me.pid, me.version,
-                                me.workers, me.run_workers)
+                                me.workers, me.role, dict(me.jobs))
             await store.execute("controllers_prune", PRUNE_AFTER_SECONDS)
         except Exception as exc:
             if not failing:

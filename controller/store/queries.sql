@@ -789,8 +789,8 @@ WHERE kind = 'deployment' AND data ->> 'service' = $1 ORDER BY updated_at DESC L
 -- name: controller_beat
 -- A running controller says it is alive (written at start and every few seconds; a row pruned
 -- during a long outage of the database is written again).
-INSERT INTO controllers (id, host, pid, version, workers, run_workers)
-VALUES ($1, $2, $3, $4, $5, $6)
+INSERT INTO controllers (id, host, pid, version, workers, run_workers, role, jobs)
+VALUES ($1, $2, $3, $4, $5, coalesce(($7::jsonb->>'run')::int, 0), $6, $7::jsonb)
 ON CONFLICT (id) DO UPDATE SET last_seen = now();
 
 -- name: controller_gone
@@ -804,7 +804,7 @@ DELETE FROM controllers WHERE last_seen < now() - make_interval(secs => $1);
 -- name: controllers_list
 -- Every controller with a row, newest first; `seen_ago`: seconds since its last beat (the
 -- database's clock), `alive`: seen within $1 seconds.
-SELECT id, host, pid, version, workers, run_workers, started_at, last_seen,
+SELECT id, host, pid, version, workers, run_workers, role, jobs, started_at, last_seen,
        extract(epoch FROM now() - last_seen)::float8 AS seen_ago,
        extract(epoch FROM now() - started_at)::float8 AS up_for,
        last_seen > now() - make_interval(secs => $1) AS alive

@@ -183,9 +183,12 @@ CREATE TABLE controllers (
     workers integer NOT NULL DEFAULT 0,
     run_workers integer NOT NULL DEFAULT 0,
     started_at timestamp with time zone NOT NULL DEFAULT now(),
-    last_seen timestamp with time zone NOT NULL DEFAULT now()
+    last_seen timestamp with time zone NOT NULL DEFAULT now(),
+    role text NOT NULL DEFAULT 'serve'::text,
+    jobs jsonb NOT NULL DEFAULT '{}'::jsonb
 );
 ALTER TABLE controllers ADD CONSTRAINT controllers_pkey PRIMARY KEY (id);
+ALTER TABLE controllers ADD CONSTRAINT controllers_role_check CHECK ((role = ANY (ARRAY['serve'::text, 'worker'::text])));
 
 CREATE TABLE deliveries (
     id bigint NOT NULL DEFAULT nextval('deliveries_id_seq'::regclass),

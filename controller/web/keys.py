@@ -9,6 +9,7 @@ from aiohttp import web
 
 from controller.clients.sandbox import Sandbox
 from controller.config import Settings
+from controller.config.role import Role
 from controller.engine.context import StoreContext
 from controller.engine.executor import Executor
 from controller.engine.ingest import IngestWriter
@@ -41,4 +42,5 @@ BODIES = web.AppKey("bodies", BodyBudget)
 IN_FLIGHT = web.AppKey("in_flight", InFlight)
 SHUTDOWN = web.AppKey("shutdown", Shutdown)
 WRITE_TOKEN: web.AppKey[str | None] = web.AppKey("write_token")  # without P38_API_TOKEN
+ROLE = web.AppKey("role", Role)  # serve, or a `p38 worker` of some job kinds
 SANDBOX = web.AppKey("sandbox", Sandbox)  # how agent processes are fenced in, probed at start

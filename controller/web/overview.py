@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from controller.config import Settings
+from controller.config import JOB_KINDS, Settings
 from controller.engine.heartbeat import GONE_AFTER_SECONDS
 from controller.reconcile.plan import STATUSES
 from controller.reconcile.reconciler import object_key
@@ -28,7 +28,6 @@ from controller.web.keys import SETTINGS, STORE
 # an object Blocked for this only waits for credentials, it has not failed.
 UNCONFIGURED = ("%ANTHROPIC_API_KEY is not set%", "%RAILWAY_TOKEN is not set%",
                 "%no GitHub App credentials%")
-JOB_KINDS = ("generation", "session", "run")  # long work, on workers of its own
 LISTED = 20  # objects not Ready listed by name, dead keys too
 
 async def gather(store: Store, settings: Settings) -> dict[str, Any]:
@@ -59,6 +58,13 @@ async def gather(store: Store, settings: Settings) -> dict[str, Any]:
     for counted in await store.fetch("jobs_summary", list(JOB_KINDS)):
         jobs[counted["kind"]][counted["state"]] = counted["n"]
     found["jobs"] = jobs
+    alive = found["controllers"]["running"]
+    found["job_workers"] = {kind: sum(int(c["jobs"].get(kind) or 0) for c in alive)
+                            for kind in JOB_KINDS}
+    # Long work queued where no live process carries out its kind (P38_JOBS, `p38 worker`).
+    found["jobs_without_workers"] = [
+        kind for kind in JOB_KINDS if not found["job_workers"][kind]
+        and (jobs[kind].get("queued") or jobs[kind].get("waiting"))]
     found["dead"] = [{"key": r["key"], "error": r["last_error"]}
                      for r in await store.fetch("queue_list", "dead", None, LISTED)]
     held = [f"{r['source']} (Policy/{r['name']})"
@@ -107,10 +113,11 @@ async def gather(store: Store, settings: Settings) -> dict[str, Any]:
 
 
 async def controllers_running(store: Store, *, runs: bool = False) -> int:
-    """How many controllers are alive now that carry out work (`runs`: agent runs)."""
+    """How many controllers are alive now that reconcile (`runs`: that carry out agent runs,
+    a `p38 worker` of runs among them)."""
     here = socket.gethostname()
     return sum(1 for r in await store.fetch("controllers_list", GONE_AFTER_SECONDS)
-               if r["alive"] and r["workers"] and (r["run_workers"] or not runs)
+               if r["alive"] and (r["run_workers"] if runs else r["workers"])
                and (r["host"] != here or _exists(r["pid"])))
 
 
@@ -126,7 +133,8 @@ def _exists(pid: int) -> bool:
 
 def _controller(row: dict[str, Any]) -> dict[str, Any]:
     return {"host": row["host"], "pid": row["pid"], "version": row["version"],
-            "workers": row["workers"], "run_workers": row["run_workers"],
+            "role": row["role"], "workers": row["workers"], "run_workers": row["run_workers"],
+            "jobs": dict(row["jobs"] or {}),
             "started_at": row["started_at"], "last_seen": row["last_seen"],
             "seen_seconds_ago": round(row["seen_ago"], 1),
             "up_seconds": round(row["up_for"], 1)}

@@ -21,7 +21,7 @@ def test_a_mistyped_command_gets_the_closest_one(tmp_path: Path) -> None:
     nothing = p38("frobnicate", env=env)
     assert nothing.returncode == 2
     assert nothing.stderr.startswith("p38: unknown command 'frobnicate'; the commands are: up, "
-                                     "serve, migrate, status,")
+                                     "serve, worker, migrate, status,")
     assert "usage:" not in typo.stderr + nothing.stderr
     known = p38("status", "--help", env=env)  # a real command is still parsed as before
     assert known.returncode == 0 and known.stdout.startswith("usage: p38 status")
