@@ -2,7 +2,8 @@
 and what runs: webhook routes, providers, killswitch, the agents' sandbox), `/metrics`
 (Prometheus text).
 
-`describe(app)` is the truth at a glance, shared with the start banner. `/readyz` answers
+`describe(app)` is the truth at a glance, shared with the start banner (a `p38 worker` has no
+webhook routes: it lists none, and says its role and job workers). `/readyz` answers
 within `READY_TIMEOUT` seconds even when PostgreSQL hangs; `/metrics` answers during a database
 outage, keeping the last queue depths and marking them stale. No writes.
 """
@@ -17,7 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from controller.store.migrations import latest_version
 from controller.web.json import answer, expect_continue
-from controller.web.keys import METRICS, POLICY, SANDBOX, SETTINGS, STORE
+from controller.web.keys import METRICS, POLICY, ROLE, SANDBOX, SETTINGS, STORE
 
 READY_TIMEOUT = 3.0  # seconds: under the usual 5 s probe timeout of an orchestrator
 METRICS_DB_TIMEOUT = 2.0
@@ -29,9 +30,9 @@ async def describe(app: web.Application) -> dict[str, Any]:
     """What this process runs: each webhook route (enabled, or why not), each provider (live,
     or dry-run and why), and where a killswitch is on (the environment's and each source's
     applied Policy; the latter read from the database)."""
-    settings, policy = app[SETTINGS], app[POLICY]
+    settings, policy, role = app[SETTINGS], app[POLICY], app[ROLE]
     routes = []
-    for source, variable in WEBHOOK_SECRETS.items():
+    for source, variable in WEBHOOK_SECRETS.items() if role.name == "serve" else ():
         secret = getattr(settings.secrets, f"{source}_webhook_secret")
         enabled = secret is not None and bool(secret.get_secret_value())
         routes.append({"path": f"/webhooks/{source}", "enabled": enabled,
@@ -50,7 +51,8 @@ async def describe(app: web.Application) -> dict[str, Any]:
     for row in await app[STORE].fetch("killswitches_all"):
         on.append(f"{row['source']} (/claude stop by {row['by_whom']})")
     sandbox = app.get(SANDBOX)
-    return {"routes": routes, "providers": providers, "dry_run": policy.dry_run,
+    return {"role": role.name, "jobs": dict(role.jobs),
+            "routes": routes, "providers": providers, "dry_run": policy.dry_run,
             "killswitch": {"on": on, "environment": settings.policy.killswitch},
             "agents": sandbox.describe() if sandbox is not None else {"sandbox": "unknown"}}
 

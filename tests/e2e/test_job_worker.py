@@ -67,6 +67,8 @@ async def test_a_worker_process_carries_out_the_jobs_serve_leaves_to_it(
     assert shown["job_workers"]["generation"] == 2 and shown["jobs_without_workers"] == []
 
     assert (await worker.get("/healthz")).status == 200
+    ready = await (await worker.get("/readyz")).json()
+    assert (ready["role"], ready["jobs"], ready["routes"]) == ("worker", {"generation": 2}, [])
     assert (await worker.post("/webhooks/github", data=b"{}")).status == 404
     assert (await worker.get("/api/status")).status == 404
 

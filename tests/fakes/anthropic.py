@@ -149,7 +149,12 @@ class FakeAnthropic:
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/v1/messages", self.messages)
+        app.router.add_get("/_fake/answered", self.show_answered)
         return app
+
+    async def show_answered(self, _request: web.Request) -> web.Response:
+        """What was asked and answered so far (a trial compares a task's accounting to it)."""
+        return web.json_response({"requests": len(self.requests), "answered": self.answered})
 
     async def messages(self, request: web.Request) -> web.Response:
         request_id = f"req_{secrets.token_hex(12)}"
@@ -317,8 +322,14 @@ def _error(status: int, kind: str, message: str, request_id: str,
                              headers={"request-id": request_id, **(headers or {})})
 
 
-async def _serve(key: str, port: int) -> None:
-    runner = web.AppRunner(FakeAnthropic(api_key=key).app())
+async def _serve(key: str, port: int, delay: float = 0.0) -> None:
+    fake = FakeAnthropic(api_key=key)
+    if delay:
+        async def slowly(_index: int) -> None:
+            await asyncio.sleep(delay)
+
+        fake.before = slowly
+    runner = web.AppRunner(fake.app())
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
@@ -339,5 +350,9 @@ if __name__ == "__main__":
                              "ANTHROPIC_API_KEY.")
     parser.add_argument("--port", type=int, default=0,
                         help="the port to listen on (default 0: a free one, printed).")
+    parser.add_argument("--delay", type=float, default=0.0,
+                        help="seconds each answer takes (a trial stops the controller in the "
+                             "middle of a session); GET /_fake/answered lists the token "
+                             "counts of every answer.")
     args = parser.parse_args()
-    asyncio.run(_serve(args.key, args.port))
+    asyncio.run(_serve(args.key, args.port, args.delay))
