@@ -57,6 +57,7 @@ from controller.store.migrations import latest_version
 from controller.web import agents as agent_routes
 from controller.web import api, health, middleware, objects, overview, pulls, webhooks
 from controller.web import describe as describe_routes
+from controller.web import operator as operator_routes
 from controller.web import services as service_routes
 from controller.web import tasks as task_routes
 from controller.web.budget import BodyBudget
@@ -157,6 +158,7 @@ def _serving_routes(app: web.Application) -> None:
     task_routes.add_routes(app)
     pulls.add_routes(app)
     service_routes.add_routes(app)
+    operator_routes.add_routes(app)
 
 
 def _source_of(registry: Mapping[str, Reconciler], key: str) -> str | None:

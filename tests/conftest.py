@@ -21,7 +21,7 @@ TABLES = ("deliveries", "delivery_payloads", "delivery_keys", "work_queue", "act
           "manifest_blobs", "manifest_revisions", "object_status", "agent_versions",
           "agent_runs", "agent_state", "schedule_ticks", "killswitches", "claude_tasks",
           "service_bad_commits", "service_incidents", "controllers",
-          "agent_rebuilds")
+          "agent_rebuilds", "operator_actions")
 
 
 def with_database(dsn: str, name: str) -> str:

@@ -22,9 +22,11 @@ from controller.cli.agents import add_agents_parser, cmd_run
 from controller.cli.database import (
     cmd_approve,
     cmd_db_stop,
+    cmd_killswitch,
     cmd_migrate,
     cmd_prune,
     cmd_replay,
+    cmd_revive,
 )
 from controller.cli.manifests import cmd_plan, cmd_schema, cmd_validate
 from controller.cli.reads import add_parsers as add_read_parsers
@@ -106,7 +108,18 @@ def build_parser() -> argparse.ArgumentParser:
     add_status_parser(sub)
     replay = sub.add_parser("replay", help="process a stored delivery again")
     replay.add_argument("delivery", type=_text, help="X-GitHub-Delivery GUID or internal id")
+    replay.add_argument("--by", type=_name, help="who replays it (recorded; default $USER)")
     replay.set_defaults(func=cmd_replay)
+    revive = sub.add_parser("revive", help="queue a dead key again now, with a fresh count")
+    revive.add_argument("key", type=_text, help="the key, as p38 status lists dead ones")
+    revive.add_argument("--by", type=_name, required=True, help="who revives it (recorded)")
+    revive.set_defaults(func=cmd_revive)
+    killswitch = sub.add_parser("killswitch", help="set or lift a source's killswitch (its "
+                                                   "actions are held while it is on)")
+    killswitch.add_argument("state", choices=("on", "off"))
+    killswitch.add_argument("source", type=_text, help="`local` or owner/repo")
+    killswitch.add_argument("--by", type=_name, required=True, help="who sets it (recorded)")
+    killswitch.set_defaults(func=cmd_killswitch)
     approve = sub.add_parser("approve", help="approve a held action by its idempotency key")
     approve.add_argument("idempotency_key", type=_text)
     approve.add_argument("--by", type=_name, required=True, help="who approves (recorded)")

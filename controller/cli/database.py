@@ -1,5 +1,6 @@
-"""The one-shot commands on the database: migrate, replay, approve, prune, db-stop (`p38 status`
-lives in `status.py`)."""
+"""The one-shot commands on the database: migrate, the operator's words (replay, approve,
+revive, killswitch: controller/engine/operator.py, recorded with who gave them), prune,
+db-stop (`p38 status` lives in `status.py`)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ import asyncio
 import os
 import re
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from controller.cli.common import settings_from, shown, with_store
 from controller.config import RetentionSettings
-from controller.engine import retention
+from controller.engine import operator, retention
 from controller.engine.queue import WorkQueue
 from controller.store import DatabaseUnavailable, Store, application_name
 from controller.store.embedded import embedded_state, start_embedded, stop_embedded
@@ -30,48 +32,42 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return asyncio.run(with_store(settings_from(args), body, need_schema=False, create=True))
 
 
-def cmd_replay(args: argparse.Namespace) -> int:
+def _operator_word(args: argparse.Namespace,
+                   act: Callable[[Store, WorkQueue], Awaitable[operator.Done]]) -> int:
+    """Run one operator's word (controller/engine/operator.py) on the database: its message,
+    exit 0, or 1 when its target does not exist."""
     settings = settings_from(args)
 
     async def body(store: Store) -> int:
-        ref: str = args.delivery
-        row = await store.fetchrow("delivery_by_guid", ref)
-        if row is None and ref.isascii() and ref.isdigit() and int(ref) < 2**62:
-            row = await store.fetchrow("delivery_by_id", int(ref))
-        if row is None:
-            print(f"no delivery with GUID or id {ref!r}", file=sys.stderr)
-            return 1
-        keys = await store.fetchval("delivery_reopen", row["id"])
-        if not keys:
-            print(f"delivery {row['id']} ({shown(row['event'])}) produced no keys: nothing to "
-                  "replay")
-            return 0
-        await WorkQueue(store, settings.queue).enqueue_now(keys)
-        print(f"delivery {row['id']} ({shown(row['event'])}) re-enqueued: "
-              f"{shown(', '.join(keys))}")
-        return 0
+        done = await act(store, WorkQueue(store, settings.queue))
+        print(shown(done.message), file=sys.stdout if done.found else sys.stderr)
+        return 0 if done.found else 1
 
     return asyncio.run(with_store(settings, body))
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    return _operator_word(args, lambda store, queue: operator.replay(
+        store, queue, args.delivery, by=args.by or _who(), via="cli"))
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
+    return _operator_word(args, lambda store, queue: operator.approve(
+        store, queue, args.idempotency_key, by=args.by, via="cli"))
 
-    async def body(store: Store) -> int:
-        row = await store.fetchrow("action_by_key", args.idempotency_key)
-        if row is None:
-            print(f"no action with idempotency key {args.idempotency_key!r} (see "
-                  "/api/actions?status=held)", file=sys.stderr)
-            return 1
-        await store.execute("approval_grant", args.idempotency_key, args.by)
-        if row["key"]:
-            await WorkQueue(store, settings.queue).enqueue_now([row["key"]])
-        print(f"approved {shown(args.idempotency_key)} (by {shown(args.by)}); "
-              f"{shown(row['key'])} is reconciled "
-              "now, and the action runs unless the killswitch is on")
-        return 0
 
-    return asyncio.run(with_store(settings, body))
+def cmd_revive(args: argparse.Namespace) -> int:
+    return _operator_word(args, lambda store, queue: operator.revive(
+        store, queue, args.key, by=args.by, via="cli"))
+
+
+def cmd_killswitch(args: argparse.Namespace) -> int:
+    return _operator_word(args, lambda store, _queue: operator.killswitch(
+        store, args.source, args.state == "on", by=args.by, via="cli"))
+
+
+def _who() -> str:
+    return os.environ.get("USER") or "operator"
 
 
 def cmd_prune(args: argparse.Namespace) -> int:

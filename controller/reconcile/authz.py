@@ -2,7 +2,8 @@
 RBAC answers "can this subject do this verb on this resource in this namespace".
 
 The principals the product knows: the `operator` (the CLI, with the database), an `api` client
-(holding the write token), an `anonymous` API caller, a webhook `sender` (its delivery
+(holding the write token: the API and the operator's page), a `reader` (the page with
+P38_DASHBOARD_TOKEN: reads only), an `anonymous` API caller, a webhook `sender` (its delivery
 verified), a `commenter` (a GitHub user writing `/claude ...` in a repository), `agent` code
 (one run of an agent of a source), and the `controller` itself acting for an object. The verbs
 are what they ask for; the source is the one the action touches (`local` or `owner/repo`, None
@@ -21,7 +22,8 @@ from typing import Literal
 
 from controller.manifests.models import Commands
 
-Kind = Literal["operator", "api", "anonymous", "sender", "commenter", "agent", "controller"]
+Kind = Literal["operator", "api", "reader", "anonymous", "sender", "commenter", "agent",
+               "controller"]
 Verb = Literal["read", "deliver", "run", "tool", "help", "status", "work", "retry", "cancel",
                "stop", "resume", "approve"]
 VERBS: tuple[Verb, ...] = ("read", "deliver", "run", "tool", "help", "status", "work", "retry",
@@ -29,6 +31,9 @@ VERBS: tuple[Verb, ...] = ("read", "deliver", "run", "tool", "help", "status", "
 COMMAND_VERBS: frozenset[Verb] = frozenset({"help", "status", "work", "retry", "cancel", "stop",
                                             "resume", "approve"})
 WRITERS = ("admin", "maintain", "write")
+# What the write token lets the API and the operator's page do: an operator's words, by hand.
+API_VERBS: frozenset[Verb] = frozenset({"read", "run", "cancel", "approve", "retry", "stop",
+                                        "resume"})
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,7 @@ OPERATOR = Principal("operator", "the operator (p38 on the database)")
 CONTROLLER = Principal("controller", "the controller")
 API = Principal("api", "an API client with the write token")
 ANONYMOUS = Principal("anonymous", "an API caller without a token")
+READER = Principal("reader", "a reader with the dashboard token")
 
 
 @dataclass(frozen=True)
@@ -80,10 +86,15 @@ def authorize(who: Principal, verb: Verb, source: str | None,
     section of that source (who may give /claude commands there)."""
     if who.kind in ("operator", "controller"):
         return Decision(True, f"{who.name} may {verb} anywhere")
-    if who.kind == "api":
-        if verb in ("read", "run"):
+    if who.kind == "api":  # the write token is the operator's: the page and the API
+        if verb in API_VERBS:
             return Decision(True, f"{who.name} may {verb} in any source")
         return Decision(False, f"the API does not {verb}; p38 (or a comment) does")
+    if who.kind == "reader":
+        if verb == "read":
+            return Decision(True, f"{who.name} may read")
+        return Decision(False, f"{who.name} may only read (P38_DASHBOARD_TOKEN); {verb} "
+                               "needs the write token")
     if who.kind == "anonymous":
         if verb == "read":
             return Decision(True, "reads are open (P38_API_TOKEN is not set)")

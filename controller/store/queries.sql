@@ -920,3 +920,15 @@ SELECT coalesce(nullif(application_name, ''), 'a client') AS name,
 FROM pg_stat_activity
 WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
 GROUP BY 1 ORDER BY 3;
+
+-- name: operator_action_record
+-- An operator's word and what came of it (controller/engine/operator.py).
+INSERT INTO operator_actions (by_whom, via, verb, target, outcome, detail)
+VALUES ($1, $2, $3, $4, $5, $6::jsonb)
+RETURNING id;
+
+-- name: operator_actions_list
+-- Newest first, below id $1 (NULL: from the newest), of target $2 when given.
+SELECT id, at, by_whom, via, verb, target, outcome, detail FROM operator_actions
+WHERE ($1::bigint IS NULL OR id < $1) AND ($2::text IS NULL OR target = $2)
+ORDER BY id DESC LIMIT $3;

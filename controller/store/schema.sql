@@ -271,6 +271,19 @@ CREATE TABLE object_status (
 ALTER TABLE object_status ADD CONSTRAINT object_status_pkey PRIMARY KEY (key);
 ALTER TABLE object_status ADD CONSTRAINT object_status_status_check CHECK ((status = ANY (ARRAY['Ready'::text, 'Reconciling'::text, 'Waiting'::text, 'Stalled'::text, 'Blocked'::text])));
 
+CREATE TABLE operator_actions (
+    id bigint NOT NULL DEFAULT nextval('operator_actions_id_seq'::regclass),
+    at timestamp with time zone NOT NULL DEFAULT now(),
+    by_whom text NOT NULL,
+    via text NOT NULL,
+    verb text NOT NULL,
+    target text NOT NULL,
+    outcome text NOT NULL,
+    detail jsonb
+);
+ALTER TABLE operator_actions ADD CONSTRAINT operator_actions_pkey PRIMARY KEY (id);
+ALTER TABLE operator_actions ADD CONSTRAINT operator_actions_via_check CHECK ((via = ANY (ARRAY['cli'::text, 'api'::text, 'page'::text])));
+
 CREATE TABLE resource_state (
     kind text NOT NULL,
     name text NOT NULL,
@@ -398,6 +411,8 @@ CREATE INDEX manifest_revisions_source_idx ON public.manifest_revisions USING bt
 CREATE INDEX object_status_kind_idx ON public.object_status USING btree (kind, reconciled_at);
 CREATE UNIQUE INDEX object_status_pkey ON public.object_status USING btree (key);
 CREATE INDEX object_status_source_idx ON public.object_status USING btree (source, status);
+CREATE UNIQUE INDEX operator_actions_pkey ON public.operator_actions USING btree (id);
+CREATE INDEX operator_actions_target_idx ON public.operator_actions USING btree (target, id DESC);
 CREATE UNIQUE INDEX resource_state_pkey ON public.resource_state USING btree (kind, name);
 CREATE INDEX resource_state_pull_head_idx ON public.resource_state USING btree (((data ->> 'head_sha'::text))) WHERE (kind = 'pull'::text);
 CREATE INDEX schedule_ticks_fired ON public.schedule_ticks USING btree (fired_at);

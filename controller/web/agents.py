@@ -31,6 +31,7 @@ from controller.web.json import (
     path_text,
     problem,
     query,
+    read_at_most,
 )
 from controller.web.keys import STORE
 
@@ -106,7 +107,7 @@ async def start_run(request: web.Request) -> web.Response:
     if request.content_type != "application/json":  # (a web page cannot send it unasked)
         return problem(415, 'send Content-Type: application/json, with {"input": <any JSON>} '
                             "or an empty body")
-    body = await _read_at_most(request, MAX_INPUT_BYTES)
+    body = await read_at_most(request, MAX_INPUT_BYTES)
     if body is None:
         return problem(413, f"a run's input is at most {MAX_INPUT_BYTES} bytes")
     try:
@@ -136,7 +137,7 @@ async def cancel(request: web.Request) -> web.Response:
     raw = request.match_info["id"]
     if not (raw.isascii() and raw.isdigit() and 0 < len(raw) < 19):
         return problem(400, f"a run's id is a positive integer, not {raw[:20]!r}")
-    body = await _read_at_most(request, 4096) if request.can_read_body else b""
+    body = await read_at_most(request, 4096) if request.can_read_body else b""
     if body is None:
         return problem(413, "the body is at most 4096 bytes")
     try:
@@ -171,18 +172,6 @@ async def rebuild(request: web.Request) -> web.Response:
     after = await store.fetchval("agent_rebuild_ask", key, "api")
     return answer({"agent": key, "after_version": after, "state": "asked",
                    "url": f"/api/agents/{key.rpartition('/')[2]}"}, status=202)
-
-
-async def _read_at_most(request: web.Request, limit: int) -> bytes | None:
-    """The body, or None as soon as it is longer than `limit` (never read whole)."""
-    if request.content_length is not None and request.content_length > limit:
-        return None
-    body = bytearray()
-    while chunk := await request.content.read(limit + 1 - len(body)):
-        body += chunk
-        if len(body) > limit:
-            return None
-    return bytes(body)
 
 
 async def list_runs(request: web.Request) -> web.Response:

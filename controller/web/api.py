@@ -25,7 +25,7 @@ OUTCOMES = ("done", "requeue", "retry", "dead", "lost")
 ACTION_STATUSES = ("pending", "running", "succeeded", "failed", "dry_run", "held", "skipped")
 
 
-def _page(items: list[dict[str, Any]], limit: int, cursor: str) -> dict[str, Any]:
+def page(items: list[dict[str, Any]], limit: int, cursor: str) -> dict[str, Any]:
     more = len(items) > limit
     items = items[:limit]
     return {"items": items, "next": items[-1][cursor] if more and items else None}
@@ -36,7 +36,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
                         "status": Text(DELIVERY_STATUSES), "before": BEFORE, "limit": LIMIT})
     rows = await request.app[STORE].fetch("deliveries_list", q["source"], q["event"],
                                           q["status"], q["before"], q["limit"] + 1)
-    return answer(_page([dict(r) for r in rows], q["limit"], "id"))
+    return answer(page([dict(r) for r in rows], q["limit"], "id"))
 
 
 async def get_delivery(request: web.Request) -> web.Response:
@@ -56,7 +56,7 @@ async def get_delivery(request: web.Request) -> web.Response:
 async def list_queue(request: web.Request) -> web.Response:
     q = query(request, {"state": Text(("queued", "dead")), "after": Text(), "limit": LIMIT})
     rows = await request.app[STORE].fetch("queue_list", q["state"], q["after"], q["limit"] + 1)
-    return answer(_page([dict(r) for r in rows], q["limit"], "key"))
+    return answer(page([dict(r) for r in rows], q["limit"], "key"))
 
 
 async def list_audit(request: web.Request) -> web.Response:
@@ -64,7 +64,7 @@ async def list_audit(request: web.Request) -> web.Response:
                         "limit": LIMIT})
     rows = await request.app[STORE].fetch("audit_list", q["key"], q["outcome"], q["before"],
                                           q["limit"] + 1)
-    return answer(_page([dict(r) for r in rows], q["limit"], "id"))
+    return answer(page([dict(r) for r in rows], q["limit"], "id"))
 
 
 async def list_actions(request: web.Request) -> web.Response:
@@ -72,7 +72,7 @@ async def list_actions(request: web.Request) -> web.Response:
                         "limit": LIMIT})
     rows = await request.app[STORE].fetch("actions_list", q["key"], q["before"],
                                           q["limit"] + 1, q["status"])
-    return answer(_page([dict(r) for r in rows], q["limit"], "id"))
+    return answer(page([dict(r) for r in rows], q["limit"], "id"))
 
 
 async def list_resources(request: web.Request) -> web.Response:
@@ -86,7 +86,7 @@ async def list_revisions(request: web.Request) -> web.Response:
     q = query(request, {"source": Text(), "before": BEFORE, "limit": LIMIT})
     rows = await request.app[STORE].fetch("manifest_revisions_list", q["source"], q["before"],
                                           q["limit"] + 1)
-    return answer(_page([dict(r) for r in rows], q["limit"], "id"))
+    return answer(page([dict(r) for r in rows], q["limit"], "id"))
 
 
 def add_routes(app: web.Application) -> None:
