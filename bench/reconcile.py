@@ -19,9 +19,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from controller.manifests.loader import load_dir  # noqa: E402
-from reconcilers.gitops.manifests import (  # noqa: E402
+from reconcilers.gitops.diff import ObjectState  # noqa: E402
+from reconcilers.gitops.manifest_decide import (  # noqa: E402
     ManifestSnapshot,
-    ObjectState,
     decide,
     desired_states,
 )

@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from controller.cli.agents import add_agents_parser, cmd_run
+from controller.cli.common import path, positive_seconds, ranged, text, utf8
 from controller.cli.database import (
     cmd_approve,
     cmd_db_stop,
@@ -36,6 +37,9 @@ from controller.cli.status import add_status_parser
 from controller.cli.suggest import unknown_command
 from controller.config import JOB_KINDS, Settings
 from controller.logs import configure_logging
+
+_TEXT = text()  # an argument the database records
+_NAME = text(empty="an empty name")  # who did something, recorded: not blank
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -56,8 +60,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return worker(args)
 
 
-def _job_kinds(text: str) -> list[str]:
-    kinds = [part.strip().lower() for part in text.split(",") if part.strip()]
+def _job_kinds(given: str) -> list[str]:
+    kinds = [part.strip().lower() for part in given.split(",") if part.strip()]
     unknown = sorted(set(kinds) - set(JOB_KINDS))
     if unknown or not kinds:
         raise argparse.ArgumentTypeError(
@@ -74,12 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     def server_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--host", help="bind address (default P38_HOST or 127.0.0.1)")
-        p.add_argument("--port", type=_ranged(0, 65535),
+        p.add_argument("--port", type=ranged(0, 65535),
                        help="port, 0-65535; 0: any free port, printed (default P38_PORT or 8080)")
-        p.add_argument("--workers", type=_ranged(0, 64),
+        p.add_argument("--workers", type=ranged(0, 64),
                        help="reconcile workers (default P38_WORKERS); 0: this process only "
                             "ingests")
-        p.add_argument("--unix", metavar="PATH", type=_path,
+        p.add_argument("--unix", metavar="PATH", type=path,
                        help="listen on a Unix socket instead of TCP")
         p.add_argument("--manifests", metavar="DIR",
                        help="reconcile this folder as the source `local`, re-read when its "
@@ -99,51 +103,51 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"comma-separated job kinds, of {', '.join(JOB_KINDS)} (default: "
                              "all); each with P38_JOB_WORKERS_<KIND> workers")
     worker.add_argument("--host", help="bind address of the health routes (default P38_HOST)")
-    worker.add_argument("--port", type=_ranged(0, 65535),
+    worker.add_argument("--port", type=ranged(0, 65535),
                         help="serve /healthz and /readyz on this port (default: no listener)")
-    worker.add_argument("--unix", metavar="PATH", type=_path,
+    worker.add_argument("--unix", metavar="PATH", type=path,
                         help="serve the health routes on a Unix socket instead")
     worker.set_defaults(func=cmd_worker)
     sub.add_parser("migrate", help="apply pending migrations").set_defaults(func=cmd_migrate)
     add_status_parser(sub)
     replay = sub.add_parser("replay", help="process a stored delivery again")
-    replay.add_argument("delivery", type=_text, help="X-GitHub-Delivery GUID or internal id")
-    replay.add_argument("--by", type=_name, help="who replays it (recorded; default $USER)")
+    replay.add_argument("delivery", type=_TEXT, help="X-GitHub-Delivery GUID or internal id")
+    replay.add_argument("--by", type=_NAME, help="who replays it (recorded; default $USER)")
     replay.set_defaults(func=cmd_replay)
     revive = sub.add_parser("revive", help="queue a dead key again now, with a fresh count")
-    revive.add_argument("key", type=_text, help="the key, as p38 status lists dead ones")
-    revive.add_argument("--by", type=_name, required=True, help="who revives it (recorded)")
+    revive.add_argument("key", type=_TEXT, help="the key, as p38 status lists dead ones")
+    revive.add_argument("--by", type=_NAME, required=True, help="who revives it (recorded)")
     revive.set_defaults(func=cmd_revive)
     killswitch = sub.add_parser("killswitch", help="set or lift a source's killswitch (its "
                                                    "actions are held while it is on)")
     killswitch.add_argument("state", choices=("on", "off"))
-    killswitch.add_argument("source", type=_text, help="`local` or owner/repo")
-    killswitch.add_argument("--by", type=_name, required=True, help="who sets it (recorded)")
+    killswitch.add_argument("source", type=_TEXT, help="`local` or owner/repo")
+    killswitch.add_argument("--by", type=_NAME, required=True, help="who sets it (recorded)")
     killswitch.set_defaults(func=cmd_killswitch)
     approve = sub.add_parser("approve", help="approve a held action by its idempotency key")
-    approve.add_argument("idempotency_key", type=_text)
-    approve.add_argument("--by", type=_name, required=True, help="who approves (recorded)")
+    approve.add_argument("idempotency_key", type=_TEXT)
+    approve.add_argument("--by", type=_NAME, required=True, help="who approves (recorded)")
     approve.set_defaults(func=cmd_approve)
     services = sub.add_parser("services", help="every Service with its status and bad "
                                                "commits; clear-bad SERVICE SHA --by NAME "
                                                "clears a mark")
     services.add_argument("action", nargs="?", choices=("list", "clear-bad"), default="list")
-    services.add_argument("service", nargs="?", type=_text,
+    services.add_argument("service", nargs="?", type=_TEXT,
                           help="service:<source>/<name>, <source>/<name> or a unique name")
-    services.add_argument("sha", nargs="?", type=_text, help="the commit to clear")
-    services.add_argument("--by", type=_name, help="who clears it (recorded)")
+    services.add_argument("sha", nargs="?", type=_TEXT, help="the commit to clear")
+    services.add_argument("--by", type=_NAME, help="who clears it (recorded)")
     services.add_argument("-o", "--output", choices=("text", "json"), default="text",
                           help="json: the Services as GET /api/services gives them")
     add_server_flag(services)
     services.set_defaults(func=cmd_services)
     run = sub.add_parser("run", help="queue a manual run of an agent (a running controller "
                                      "carries it out)")
-    run.add_argument("agent", type=_name)
-    run.add_argument("--input", type=_utf8, help="the run's input, as JSON (at most 64 KiB)")
-    run.add_argument("--source", type=_text, help="the agent's source, when two define it")
+    run.add_argument("agent", type=_NAME)
+    run.add_argument("--input", type=utf8, help="the run's input, as JSON (at most 64 KiB)")
+    run.add_argument("--source", type=_TEXT, help="the agent's source, when two define it")
     run.add_argument("--wait", action="store_true", help="follow the run to its end; exit 0 "
                                                         "only when it succeeded")
-    run.add_argument("--timeout", type=_seconds, default=3700.0,
+    run.add_argument("--timeout", type=positive_seconds, default=3700.0,
                      help="seconds --wait waits (default 3700); a run not started by then "
                           "stays queued")
     run.add_argument("--cancel-on-timeout", action="store_true",
@@ -153,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     prune = sub.add_parser("prune", help="delete settled deliveries, audit rows and idle "
                                          "statuses older than "
                                          "P38_RETENTION_DAYS now (the server does it hourly)")
-    prune.add_argument("--days", type=_ranged(0, 36500),
+    prune.add_argument("--days", type=ranged(0, 36500),
                        help="instead of P38_RETENTION_DAYS (0, or 7 to 36500)")
     prune.set_defaults(func=cmd_prune)
     db_stop = sub.add_parser("db-stop", help="stop the embedded PostgreSQL in P38_HOME "
@@ -176,65 +180,6 @@ def build_parser() -> argparse.ArgumentParser:
     plan.set_defaults(func=cmd_plan)
     add_read_parsers(sub)  # get, describe, runs, tasks, logs, send-webhook
     return parser
-
-
-def _ranged(low: int, high: int) -> Callable[[str], int]:
-    """An argparse type: an integer from `low` to `high` (what the environment variable of the
-    same setting is checked against)."""
-    def parse(text: str) -> int:
-        digits = text.removeprefix("-")
-        if not (digits.isascii() and digits.isdigit()):  # int() takes Arabic digits, "+5", "1_0"
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer")
-        value = int(text)
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{value} is not between {low} and {high}")
-        return value
-    return parse
-
-
-def _utf8(value: str) -> str:
-    """An argparse type: valid UTF-8, of any length (the command checks its own limit)."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise argparse.ArgumentTypeError("not valid UTF-8") from None
-    return value
-
-
-def _seconds(value: str) -> float:
-    """An argparse type: a positive, finite number of seconds."""
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds") from None
-    if not 0 < seconds < float("inf"):
-        raise argparse.ArgumentTypeError("must be more than 0 seconds")
-    return seconds
-
-
-def _text(value: str) -> str:
-    """An argparse type: text the database can hold (a terminal may pass undecodable bytes)."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise argparse.ArgumentTypeError("not valid UTF-8") from None
-    if len(value) > 1000:
-        raise argparse.ArgumentTypeError("longer than 1000 characters")
-    return value
-
-
-def _name(value: str) -> str:
-    """An argparse type: a name that is recorded, so not blank."""
-    if not value.strip():
-        raise argparse.ArgumentTypeError("an empty name")
-    return _text(value)
-
-
-def _path(value: str) -> str:
-    """An argparse type: a path that is not empty (an empty one would silently mean "none")."""
-    if not value:
-        raise argparse.ArgumentTypeError("an empty path")
-    return value
 
 
 # A setting read from either of two variables is named by the one that is set.

@@ -1,5 +1,6 @@
 """What every `p38` command shares: the settings (the environment, then the flags), the exit
-codes, and the database for the one-shot commands. No command logic here."""
+codes, the database for the one-shot commands, and the argparse types that check the
+arguments. No command logic here."""
 
 from __future__ import annotations
 
@@ -86,3 +87,85 @@ def shown(value: object) -> str:
     on a terminal: what a terminal would act on is printed as an escape."""
     return _UNSHOWN.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"),
                         str(value))
+
+
+# The argparse types: each returns the value or raises ArgumentTypeError saying what is wrong
+# (argparse prints it after the argument's name and exits 2).
+
+def ranged(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: an integer from `low` to `high` (what the environment variable of the
+    same setting is checked against)."""
+    def parse(text: str) -> int:
+        digits = text.removeprefix("-")
+        if not (digits.isascii() and digits.isdigit()):  # int() takes Arabic digits, "+5", "1_0"
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer")
+        value = int(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is not between {low} and {high}")
+        return value
+    return parse
+
+
+def positive_int(value: str) -> int:
+    """An argparse type: an id or a count, 1 or more (and below 2**62, a BIGINT)."""
+    if not (value.isascii() and value.isdigit()) or not 0 < int(value) < 2**62:
+        raise argparse.ArgumentTypeError(f"{value[:40]!r} is not a positive integer")
+    return int(value)
+
+
+def _number_of_seconds(value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value[:40]!r} is not a number of seconds") \
+            from None
+
+
+def seconds(low: float, high: float) -> Callable[[str], float]:
+    """An argparse type: a number of seconds from `low` to `high`."""
+    def parse(value: str) -> float:
+        number = _number_of_seconds(value)
+        if not low <= number <= high:  # NaN is not either
+            raise argparse.ArgumentTypeError(f"must be between {low:g} and {high:g} seconds")
+        return number
+    return parse
+
+
+def positive_seconds(value: str) -> float:
+    """An argparse type: a positive, finite number of seconds."""
+    number = _number_of_seconds(value)
+    if not 0 < number < float("inf"):
+        raise argparse.ArgumentTypeError("must be more than 0 seconds")
+    return number
+
+
+def utf8(value: str) -> str:
+    """An argparse type: valid UTF-8 (a terminal may pass undecodable bytes), of any length
+    (the command checks its own limit)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise argparse.ArgumentTypeError("not valid UTF-8") from None
+    return value
+
+
+def text(most: int = 1000, *, empty: str | None = None) -> Callable[[str], str]:
+    """An argparse type: text the database can hold (valid UTF-8, no NUL), at most `most`
+    characters; with `empty`, blank text is refused with that message."""
+    def parse(value: str) -> str:
+        if empty is not None and not value.strip():
+            raise argparse.ArgumentTypeError(empty)
+        utf8(value)
+        if "\x00" in value:
+            raise argparse.ArgumentTypeError("contains a NUL character")
+        if len(value) > most:
+            raise argparse.ArgumentTypeError(f"longer than {most} characters")
+        return value
+    return parse
+
+
+def path(value: str) -> str:
+    """An argparse type: a path that is not empty (an empty one would silently mean "none")."""
+    if not value:
+        raise argparse.ArgumentTypeError("an empty path")
+    return value

@@ -25,8 +25,8 @@ from controller.manifests.loader import ManifestSet, Problem, load_dir, not_a_fo
 from controller.manifests.models import json_schema
 from controller.store import Store
 from reconcilers.gitops.diff import ObjectState, value_changes
-from reconcilers.gitops.manifests import LOCAL_SOURCE, object_changes, snapshot_of
-from reconcilers.gitops.manifests import decide as manifests_decide
+from reconcilers.gitops.manifest_decide import LOCAL_SOURCE, object_changes, snapshot_of
+from reconcilers.gitops.manifest_decide import decide as manifests_decide
 
 EXIT_USAGE = 2
 EXIT_PLAN_ERROR = 1  # plan's 2 means "changes"

@@ -15,7 +15,7 @@ from difflib import get_close_matches
 from typing import Any
 
 from controller.cli import send_webhook, tables
-from controller.cli.common import shown
+from controller.cli.common import positive_int, seconds, shown, text
 from controller.cli.describe_text import describe_lines
 from controller.cli.remote import Reader, add_server_flag, run_read
 from reconcilers import default_registry
@@ -43,38 +43,15 @@ def _kind(value: str) -> str:
                                      f"{', '.join(known)} (or all)")
 
 
-def _positive(value: str) -> int:
-    if not (value.isascii() and value.isdigit()) or not 0 < int(value) < 2**62:
-        raise argparse.ArgumentTypeError(f"{value[:40]!r} is not a positive integer")
-    return int(value)
-
-
 def _limit(value: str) -> int:
-    number = _positive(value)
+    number = positive_int(value)
     if number > 500:
         raise argparse.ArgumentTypeError("at most 500")
     return number
 
 
-def _seconds(value: str) -> float:
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value[:40]!r} is not a number of seconds") \
-            from None
-    if not 0.1 <= seconds <= 3600:
-        raise argparse.ArgumentTypeError("between 0.1 and 3600 seconds")
-    return seconds
-
-
-def _text(value: str) -> str:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise argparse.ArgumentTypeError("not valid UTF-8") from None
-    if not value.strip() or len(value) > 500 or "\x00" in value:
-        raise argparse.ArgumentTypeError("must be 1 to 500 characters of text")
-    return value
+_TEXT = text(500, empty="must not be blank")
+_INTERVAL = seconds(0.1, 3600)
 
 
 def add_parsers(sub: Any) -> None:
@@ -88,12 +65,12 @@ def add_parsers(sub: Any) -> None:
                                      "(like kubectl get); --watch follows changes")
     get.add_argument("kind", nargs="?", type=_kind, default="all",
                      help=f"one of {', '.join(kinds())}, or all (default)")
-    get.add_argument("name", nargs="?", type=_text,
+    get.add_argument("name", nargs="?", type=_TEXT,
                      help="only this object: its name, or its key")
     get.add_argument("-w", "--watch", action="store_true",
                      help="after the table, print each object whose status changes, until "
                           "interrupted")
-    get.add_argument("--interval", type=_seconds, default=WATCH_SECONDS,
+    get.add_argument("--interval", type=_INTERVAL, default=WATCH_SECONDS,
                      help=f"seconds between looks with --watch (default {WATCH_SECONDS:g})")
     common(get)
     get.set_defaults(func=cmd_get)
@@ -101,18 +78,18 @@ def add_parsers(sub: Any) -> None:
     describe = sub.add_parser("describe", help="one object: status, last reconciles with "
                                                "their reasons, actions, deliveries; an "
                                                "agent's versions and runs")
-    describe.add_argument("what", type=_text, help="a key (agent:local/uptime), or a kind")
-    describe.add_argument("name", nargs="?", type=_text,
+    describe.add_argument("what", type=_TEXT, help="a key (agent:local/uptime), or a kind")
+    describe.add_argument("name", nargs="?", type=_TEXT,
                           help="with a kind: the object's name")
     common(describe)
     describe.set_defaults(func=cmd_describe)
 
     runs = sub.add_parser("runs", help="agent runs, newest first (of one agent when named); "
                                        "`runs cancel ID --by NAME` stops one")
-    runs.add_argument("agent", nargs="?", type=_text,
+    runs.add_argument("agent", nargs="?", type=_TEXT,
                       help="an agent's name, or its key agent:<source>/<name>; or `cancel`")
-    runs.add_argument("run", nargs="?", type=_positive, help="with `cancel`: the run's id")
-    runs.add_argument("--by", type=_text, help="with `cancel`: who asks (recorded)")
+    runs.add_argument("run", nargs="?", type=positive_int, help="with `cancel`: the run's id")
+    runs.add_argument("--by", type=_TEXT, help="with `cancel`: who asks (recorded)")
     runs.add_argument("--limit", type=_limit, default=20, help="how many (default 20, "
                                                                "at most 500)")
     common(runs)
@@ -120,7 +97,7 @@ def add_parsers(sub: Any) -> None:
 
     tasks = sub.add_parser("tasks", help="/claude tasks, newest first; with an id, one task "
                                          "and its history")
-    tasks.add_argument("id", nargs="?", type=_positive, help="one task's id")
+    tasks.add_argument("id", nargs="?", type=positive_int, help="one task's id")
     tasks.add_argument("--state", type=str.upper, help="only tasks in this state "
                                                        "(e.g. WORKING, PR_OPENED, FAILED)")
     tasks.add_argument("--limit", type=_limit, default=20, help="how many (default 20, "
@@ -129,7 +106,7 @@ def add_parsers(sub: Any) -> None:
     tasks.set_defaults(func=cmd_tasks)
 
     logs = sub.add_parser("logs", help="a run's outcome, error, stderr and tool calls")
-    logs.add_argument("run", type=_positive, help="the run's id (see p38 runs)")
+    logs.add_argument("run", type=positive_int, help="the run's id (see p38 runs)")
     common(logs)
     logs.set_defaults(func=cmd_logs)
     send_webhook.add_parser(sub)

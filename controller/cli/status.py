@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from controller.cli.common import shown
+from controller.cli.common import seconds, shown
 from controller.cli.remote import Reader, add_server_flag, run_read
 from controller.clients.controller_api import ApiError, Unreachable
 from controller.store import DatabaseUnavailable, TransientStoreError
@@ -33,21 +33,10 @@ def add_status_parser(sub: Any) -> None:
                                            "and every object's status at a glance")
     status.add_argument("-o", "--output", choices=("text", "json"), default="text",
                         help="json: one JSON document (one per frame with --watch)")
-    status.add_argument("--watch", metavar="SECONDS", type=_interval, nargs="?", const=2.0,
+    status.add_argument("--watch", metavar="SECONDS", type=seconds(0.5, 3600), nargs="?", const=2.0,
                         help="redraw every SECONDS (default 2) until Ctrl-C")
     add_server_flag(status)
     status.set_defaults(func=cmd_status)
-
-
-def _interval(text: str) -> float:
-    """An argparse type: seconds between frames, 0.5 to 3600."""
-    try:
-        seconds = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 0.5 <= seconds <= 3600:
-        raise argparse.ArgumentTypeError("must be between 0.5 and 3600 seconds")
-    return seconds
 
 
 def cmd_status(args: argparse.Namespace) -> int:

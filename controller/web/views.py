@@ -14,7 +14,6 @@ from typing import Any
 
 from controller.reconcile.reconciler import object_key, object_ref
 from controller.store import Store
-from controller.web.objects import MANIFEST_KINDS, _item
 from controller.web.tasks import task_json
 
 RECONCILES = 10  # audit rows `describe` shows (the API's /api/audit?key= pages the rest)
@@ -22,6 +21,17 @@ ACTIONS = 20
 DELIVERIES = 20
 VERSIONS = 10
 RUNS = 10
+
+MANIFEST_KINDS = {"agent": "Agent", "schedule": "Schedule", "service": "Service",
+                  "policy": "Policy"}
+
+
+def object_state(desired: str | None, applied: str | None) -> str:
+    """A manifest object's `applied`: Applied (the content desired), Pending (desired, not
+    applied yet) or Pruning (no longer desired)."""
+    if desired is None:
+        return "Pruning"
+    return "Applied" if desired == applied else "Pending"
 
 
 async def objects_page(store: Store, *, kind: str | None, status: str | None,
@@ -36,6 +46,38 @@ async def objects_page(store: Store, *, kind: str | None, status: str | None,
     items = [_item(row, sources, applied) for row in rows[:limit]]
     more = len(rows) > limit
     return {"items": items, "next": rows[limit - 1]["key"] if more else None}
+
+
+def _item(row: Mapping[str, Any], sources: Mapping[str, Mapping[str, Any]],
+          applied: Mapping[tuple[str, str, str], Mapping[str, Any]]) -> dict[str, Any]:
+    key, kind = row["key"], row["kind"]
+    item: dict[str, Any] = {
+        "key": key, "kind": kind, "name": key.partition(":")[2], "status": row["status"],
+        "reason": row["reason"], "message": row["message"], "revision": row["revision"],
+        "since": row["since"], "reconciled_at": row["reconciled_at"],
+        "reconciling": bool(row["leased"]),
+        "queue": None if row["queue_state"] is None else {
+            "state": row["queue_state"], "not_before": row["not_before"],
+            "wait": row["wait_kind"], "attempts": row["attempts"]}}
+    source = row["source"]
+    if source is not None:
+        item["source"] = source
+    if kind == "manifests":
+        data = sources.get(source or "", {})
+        item["problems"] = data.get("problems", [])
+        item["objects"] = len(data.get("objects") or {})
+    elif kind in MANIFEST_KINDS and source is not None:
+        manifest_kind, name = MANIFEST_KINDS[kind], object_ref(key)[2]
+        desired = (sources.get(source, {}).get("objects") or {}).get(f"{manifest_kind}/{name}")
+        found = applied.get((source, manifest_kind, name))
+        item["name"] = name
+        item["manifest"] = {
+            "kind": manifest_kind,
+            "applied": object_state(desired, found["content_hash"] if found else None),
+            "content_hash": desired or (found["content_hash"] if found else None),
+            "applied_revision": found["revision"] if found else None,
+            "applied_at": found["applied_at"] if found else None}
+    return item
 
 
 async def describe(store: Store, key: str) -> dict[str, Any] | None:

@@ -1,7 +1,7 @@
 """The actions a manifest source plans on the controller's own records, as typed parameters
-shared by `reconcilers/gitops/manifests.py`, which builds them, and the `local` provider's runners
-(`controller/providers/local.py`), which carry them out: an object applied (created or
-updated), an object pruned, a revision recorded. Pure data; no I/O.
+shared by `reconcilers/gitops/manifest_decide.py`, which builds them, and the `local`
+provider's runners (`controller/providers/local.py`), which carry them out: an object applied
+(created or updated), an object pruned, a revision recorded. Pure data; no I/O.
 """
 
 from __future__ import annotations

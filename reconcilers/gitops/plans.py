@@ -24,7 +24,7 @@ from controller.reconcile.reads import GITHUB, Where
 from controller.reconcile.reconciler import Event, Reconciler, Watch, repo_of
 from reconcilers.gitops import reporting
 from reconcilers.gitops.diff import ObjectState, counts, diff, digest
-from reconcilers.gitops.manifests import parse
+from reconcilers.gitops.manifest_decide import parse
 
 if TYPE_CHECKING:
     from controller.reconcile.policy import Policy

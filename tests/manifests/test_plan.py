@@ -7,11 +7,9 @@ import dataclasses
 from controller.manifests.loader import parse_text
 from controller.reconcile.plan import Resource
 from controller.reconcile.reads import Where
-from reconcilers.gitops.manifests import (
-    Change,
+from reconcilers.gitops.diff import Change, ObjectState, changed_fields
+from reconcilers.gitops.manifest_decide import (
     ManifestSnapshot,
-    ObjectState,
-    changed_fields,
     decide,
     desired_states,
     object_changes,

@@ -14,7 +14,8 @@ from controller.reconcile.policy import Policy
 from reconcilers.github.issues import Issues
 from reconcilers.github.pulls import PullRequests
 from reconcilers.github.redeliveries import DeliveriesSnapshot, Redeliveries
-from reconcilers.gitops.manifests import ManifestSnapshot, ObjectState, decide
+from reconcilers.gitops.diff import ObjectState
+from reconcilers.gitops.manifest_decide import ManifestSnapshot, decide
 from reconcilers.gitops.objects import ObjectSnapshot
 from reconcilers.gitops.plans import PullPlanSnapshot, PullRequestPlans
 from reconcilers.gitops.policies import PolicyObjects, PolicySnapshot
