@@ -55,7 +55,7 @@ from controller.store import Store
 from controller.store.embedded import resolve_dsn
 from controller.store.migrations import latest_version
 from controller.web import agents as agent_routes
-from controller.web import api, health, middleware, objects, overview, pulls, webhooks
+from controller.web import api, health, middleware, objects, overview, pages, pulls, webhooks
 from controller.web import describe as describe_routes
 from controller.web import operator as operator_routes
 from controller.web import services as service_routes
@@ -159,6 +159,7 @@ def _serving_routes(app: web.Application) -> None:
     pulls.add_routes(app)
     service_routes.add_routes(app)
     operator_routes.add_routes(app)
+    pages.add_routes(app)
 
 
 def _source_of(registry: Mapping[str, Reconciler], key: str) -> str | None:

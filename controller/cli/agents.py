@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 import orjson
 
 from controller.cli.common import settings_from, shown, with_store
+from controller.engine import operator
 from controller.reconcile.payloads import json_problem
 from controller.reconcile.reconciler import object_key
 from controller.store import RejectedValue, Store
@@ -103,20 +105,21 @@ def cmd_run(args: argparse.Namespace) -> int:
             return found
         key = found
         try:
-            row = await store.fetchrow("agent_run_create", key, "manual", "cli", None, given)
+            done = await operator.run_agent(store, key, given,
+                                            by=os.environ.get("USER") or "cli", via="cli")
         except RejectedValue as exc:
             print(f"the input cannot be stored: {exc}", file=sys.stderr)
             return 2
-        assert row is not None
-        print(f"run {row['id']} of {shown(key)} queued (a running controller carries it out; "
-              f"GET /api/runs/{row['id']})")
+        run_id = done.detail["run"]
+        print(f"run {run_id} of {shown(key)} queued (a running controller carries it out; "
+              f"GET /api/runs/{run_id})")
         if not await controllers_running(store, runs=True):
-            print(f"no controller that runs agents is running: run {row['id']} stays queued "
+            print(f"no controller that runs agents is running: run {run_id} stays queued "
                   "and runs when one starts (`p38 up`, `p38 serve` or `p38 worker --kinds run`; "
                   "`p38 status` lists them)", file=sys.stderr)
         if not args.wait:
             return 0
-        return await _follow(store, row["id"], args.timeout, cancel=args.cancel_on_timeout)
+        return await _follow(store, run_id, args.timeout, cancel=args.cancel_on_timeout)
 
     return asyncio.run(with_store(settings_from(args), body))
 

@@ -35,7 +35,12 @@ class ServerSettings(_Group):
     api_token: SecretStr | None = Field(
         None, validation_alias="P38_API_TOKEN",
         description="When set, /api/* (but /api/health) requires Authorization: Bearer <token>.")
-    @field_validator("api_token")
+    dashboard_token: SecretStr | None = Field(
+        None, validation_alias="P38_DASHBOARD_TOKEN",
+        description="When set, the operator's page needs a sign-in with this token (reads "
+                    "only) or the write token (reads and the operator's words).")
+
+    @field_validator("api_token", "dashboard_token")
     @classmethod
     def _long_enough(cls, token: SecretStr | None) -> SecretStr | None:
         return _strong(token)

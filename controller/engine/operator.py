@@ -97,3 +97,13 @@ async def killswitch(store: Store, source: str, on: bool, *, by: str, via: Via) 
                     if was else f"the killswitch of {source} was not on", detail={"was": was})
     return await _record(store, by, via, "killswitch_on" if on else "killswitch_off",
                          source, done)
+
+
+async def run_agent(store: Store, key: str, given: Any, *, by: str, via: Via) -> Done:
+    """Queue a manual run of the agent `key` with input `given` (checked by the caller); a run
+    worker carries it out. `detail["run"]`: its id."""
+    requested_by = f"page ({by})" if via == "page" else via  # (as runs always said)
+    row = await store.fetchrow("agent_run_create", key, "manual", requested_by, None, given)
+    assert row is not None
+    done = Done(True, f"run {row['id']} of {key} queued (by {by})", detail={"run": row["id"]})
+    return await _record(store, by, via, "run", key, done)

@@ -932,3 +932,29 @@ RETURNING id;
 SELECT id, at, by_whom, via, verb, target, outcome, detail FROM operator_actions
 WHERE ($1::bigint IS NULL OR id < $1) AND ($2::text IS NULL OR target = $2)
 ORDER BY id DESC LIMIT $3;
+
+-- name: actions_held
+-- The actions held for an approval or a killswitch, newest first (the operator's page).
+SELECT id, idempotency_key, kind, description, status, reason, key, created_at, updated_at
+FROM actions WHERE status = 'held' ORDER BY id DESC LIMIT $1;
+
+-- name: page_activity
+-- Webhook deliveries and reconciles per minute over the last hour (the overview's chart).
+SELECT 'deliveries' AS series, date_trunc('minute', received_at) AS minute, count(*)::int AS n
+FROM deliveries
+WHERE received_at >= date_trunc('minute', now()) - interval '59 minutes' AND source <> 'p38'
+GROUP BY 2
+UNION ALL
+SELECT 'reconciles', date_trunc('minute', started_at), count(*)::int
+FROM audit WHERE started_at >= date_trunc('minute', now()) - interval '59 minutes'
+GROUP BY 2;
+
+-- name: page_sources
+-- Every source the controller knows of (its applied objects, a killswitch set on it).
+SELECT source FROM applied_objects GROUP BY source
+UNION SELECT source FROM killswitches ORDER BY 1;
+
+-- name: page_failures
+-- The newest reconciles that failed (retried or gave up), for the overview.
+SELECT id, key, kind, outcome, decision, reason, error, started_at
+FROM audit WHERE outcome IN ('retry', 'dead') ORDER BY id DESC LIMIT $1;

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from controller.engine import operator
 from controller.reconcile.authz import API, authorize
 from controller.reconcile.payloads import json_problem
 from controller.reconcile.reconciler import object_key
@@ -123,13 +124,13 @@ async def start_run(request: web.Request) -> web.Response:
     if not allowed.allowed:
         return problem(403, allowed.why)
     try:
-        row = await request.app[STORE].fetchrow("agent_run_create", key, "manual", "api",
-                                                None, given.get("input"))
+        done = await operator.run_agent(request.app[STORE], key, given.get("input"),
+                                        by="api", via="api")
     except RejectedValue as exc:  # a NUL (\u0000) in a string: PostgreSQL's JSON refuses it
         return problem(400, f"the input cannot be stored: {exc}")
-    assert row is not None
-    return answer({"run": row["id"], "agent": key, "state": "queued",
-                   "url": f"/api/runs/{row['id']}"}, status=202)
+    run_id = done.detail["run"]
+    return answer({"run": run_id, "agent": key, "state": "queued",
+                   "url": f"/api/runs/{run_id}"}, status=202)
 
 
 async def cancel(request: web.Request) -> web.Response:

@@ -13,3 +13,8 @@ CREATE TABLE operator_actions (
     detail jsonb
 );
 CREATE INDEX operator_actions_target_idx ON operator_actions (target, id DESC);
+
+-- The held actions, newest first, for the operator's page (a few among many).
+CREATE INDEX actions_held_idx ON actions (id DESC) WHERE status = 'held';
+-- The reconciles that failed, newest first (the overview's recent failures).
+CREATE INDEX audit_failed_idx ON audit (id DESC) WHERE outcome IN ('retry', 'dead');
