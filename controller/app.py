@@ -144,7 +144,8 @@ def create_app(settings: Settings, *, registry: Mapping[str, Reconciler] | None 
                                 _heartbeat])
         return app
     app.cleanup_ctx.extend([refresh_secrets, _database, open_providers, _ingest, _workers,
-                            _heartbeat, _at_start, _local_manifests, _resync, _prune])
+                            _heartbeat, _at_start, _local_manifests, _resync, _prune,
+                            pages.keep_counting])
     return app
 
 

@@ -14,9 +14,11 @@ import jinja2
 from aiohttp import web
 
 from controller.web.pages import overview, words
+from controller.web.pages.activity import ACTIVITY, Activity, keep_counting
 from controller.web.pages.filters import FILTERS
 
 HERE = Path(__file__).parent
+__all__ = ["add_routes", "keep_counting"]
 
 
 def add_routes(app: web.Application) -> None:
@@ -26,5 +28,6 @@ def add_routes(app: web.Application) -> None:
     static = app.router.add_static("/static/", HERE / "static", name="static",
                                    append_version=True)
     env.globals["static"] = lambda name: str(static.url_for(filename=name))
+    app[ACTIVITY] = Activity()
     for module in (overview, words):
         module.add_routes(app)

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from controller.web.keys import SETTINGS, STORE
 from controller.web.overview import gather
+from controller.web.pages.activity import ACTIVITY
 from controller.web.pages.chart import HEIGHT, WIDTH, activity
 from controller.web.pages.render import reader, render
 from controller.web.pages.session import Viewer
@@ -25,12 +26,13 @@ async def overview(request: web.Request, who: Viewer) -> web.Response:
     found = await gather(store, request.app[SETTINGS])
     if found.get("migrations_pending"):
         return render(request, who, "overview.html", {"title": "Overview", "found": found})
-    now = await store.fetchval("clock_now")
-    series = activity(await store.fetch("page_activity"), now or datetime.now(UTC))
+    rows, counted_at = await request.app[ACTIVITY].current(store)
+    series = activity(rows, counted_at or datetime.now(UTC))
     switches = {r["source"]: r for r in await store.fetch("killswitches_all")}
     sources = [r["source"] for r in await store.fetch("page_sources")]
     return render(request, who, "overview.html", {
         "title": "Overview", "found": found, "series": series, "width": WIDTH, "refresh": True,
+        "counted_at": counted_at,
         "height": HEIGHT, "held": [dict(r) for r in await store.fetch("actions_held", LISTED)],
         "failures": [dict(r) for r in await store.fetch("page_failures", 10)],
         "switches": switches, "sources": sources})
