@@ -226,4 +226,8 @@ def _banner(url: str, settings: Settings, state: dict[str, Any]) -> list[str]:
     killswitch = state["killswitch"]
     lines.append("killswitch: " + ("on in " + ", ".join(killswitch["on"]) if killswitch["on"]
                                    else "off"))
+    if url.startswith("http"):
+        token = ("P38_API_TOKEN" if settings.server.api_token is not None
+                 else f"the token in {settings.store.home.resolve() / 'api-token'}")
+        lines.append(f"operator's page: {url}/  (to act there, sign in with {token})")
     return lines
