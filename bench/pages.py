@@ -48,7 +48,8 @@ INSERT INTO delivery_keys (delivery_id, key, status)
 SELECT id, 'issue:octo-org/infra#' || (id % $2), 'done' FROM deliveries;
 INSERT INTO object_status (key, kind, status, reason, message, source, since, reconciled_at)
 SELECT k.kind || ':bench/' || k.kind || '-' || n, k.kind,
-       (ARRAY['Ready', 'Ready', 'Ready', 'Reconciling', 'Waiting', 'Stalled', 'Blocked'])[1 + n % 7],
+       (ARRAY['Ready', 'Ready', 'Ready', 'Reconciling', 'Waiting', 'Stalled',
+              'Blocked'])[1 + n % 7],
        'Bench', 'object ' || n || ' of the benchmark', 'bench',
        now() - make_interval(secs => n), now() - make_interval(secs => n)
 FROM generate_series(1, $2 / 5) AS n,

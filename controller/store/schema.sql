@@ -370,6 +370,7 @@ ALTER TABLE work_queue ADD CONSTRAINT work_queue_pkey PRIMARY KEY (key);
 ALTER TABLE work_queue ADD CONSTRAINT work_queue_state_check CHECK ((state = ANY (ARRAY['queued'::text, 'dead'::text])));
 ALTER TABLE work_queue ADD CONSTRAINT work_queue_wait_kind_check CHECK ((wait_kind = ANY (ARRAY['requeue'::text, 'backoff'::text, 'coalesce'::text])));
 
+CREATE INDEX actions_held_idx ON public.actions USING btree (id DESC) WHERE (status = 'held'::text);
 CREATE UNIQUE INDEX actions_idempotency_key_key ON public.actions USING btree (idempotency_key);
 CREATE INDEX actions_key_idx ON public.actions USING btree (key, id DESC);
 CREATE UNIQUE INDEX actions_pkey ON public.actions USING btree (id);
@@ -383,6 +384,7 @@ CREATE INDEX agent_versions_hash ON public.agent_versions USING btree (agent, sp
 CREATE UNIQUE INDEX agent_versions_pkey ON public.agent_versions USING btree (agent, number);
 CREATE UNIQUE INDEX applied_objects_pkey ON public.applied_objects USING btree (source, kind, name);
 CREATE UNIQUE INDEX approvals_pkey ON public.approvals USING btree (idempotency_key);
+CREATE INDEX audit_failed_idx ON public.audit USING btree (id DESC) WHERE (outcome = ANY (ARRAY['retry'::text, 'dead'::text]));
 CREATE INDEX audit_key_idx ON public.audit USING btree (key, id DESC);
 CREATE UNIQUE INDEX audit_pkey ON public.audit USING btree (id);
 CREATE UNIQUE INDEX audit_reconcile_id_key ON public.audit USING btree (reconcile_id);

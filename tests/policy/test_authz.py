@@ -12,6 +12,7 @@ from controller.reconcile.authz import (
     API,
     CONTROLLER,
     OPERATOR,
+    READER,
     VERBS,
     Principal,
     authorize,
@@ -28,9 +29,9 @@ def expected(who: Principal, verb: str, source: str | None) -> bool:
     """The rules, written out once more: what the table holds the function to."""
     if who.kind in ("operator", "controller"):
         return True
-    if who.kind == "api":
-        return verb in ("read", "run")
-    if who.kind == "anonymous":
+    if who.kind == "api":  # the write token: the operator's words, from the API or the page
+        return verb in ("read", "run", "cancel", "approve", "retry", "stop", "resume")
+    if who.kind in ("anonymous", "reader"):
         return verb == "read"
     if who.kind == "sender":
         return verb == "deliver" and source == who.source
@@ -39,7 +40,7 @@ def expected(who: Principal, verb: str, source: str | None) -> bool:
     return verb in COMMANDS and source == who.source
 
 
-PRINCIPALS = {"operator": OPERATOR, "controller": CONTROLLER, "api": API,
+PRINCIPALS = {"operator": OPERATOR, "controller": CONTROLLER, "api": API, "reader": READER,
               "anonymous": ANONYMOUS, "sender": SENDER, "agent": AGENT, "writer": WRITER}
 SOURCES = {"own": OWN, "other": OTHER, "none": None}
 
