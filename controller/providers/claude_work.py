@@ -288,7 +288,7 @@ async def _converse(s: Session) -> Mapping[str, Any]:
         if not uses:
             if not s.change or nudged:
                 return await s.fail("Claude stopped without finishing: "
-                                             f"{reply.text.strip()[:300] or '(no text)'}")
+                                    f"{reply.text.strip()[:300] or '(no text)'}")
             nudged = True
             messages.append({"role": "user", "content": "Call `finish` with a title and a "
                                                         "summary, or keep working."})
@@ -325,7 +325,7 @@ async def _converse(s: Session) -> Mapping[str, Any]:
     summary = printable(str(finished.get("summary") or "")).strip()[:4000]
     if not s.change:
         return await s.fail(f"Claude finished without changing a file: "
-                                     f"{summary[:300] or title}")
+                            f"{summary[:300] or title}")
     branch = s.context.get("branch") or branch_name(row["issue"], row["command"])
     await s.store.execute("claude_task_change", s.p.task_id, s.context["base_branch"],
                           s.context["base_sha"], branch, s.change, title, summary,
