@@ -21,6 +21,7 @@ import orjson
 
 from controller.cli.common import settings_from, shown, with_store
 from controller.engine import operator
+from controller.providers.lifecycle import RUNS, move
 from controller.reconcile.payloads import json_problem
 from controller.reconcile.reconciler import object_key
 from controller.store import RejectedValue, Store
@@ -143,9 +144,9 @@ async def _timed_out(store: Store, run_id: int, timeout: float, *, cancel: bool)
     """What a `--wait` that ran out of time says, and with `cancel`, does."""
     running = await controllers_running(store, runs=True)
     after = f"run {run_id} has not ended after {timeout:g}s"
-    if cancel and await store.fetchval(
-            "agent_run_cancel_queued", run_id,
-            f"cancelled: not started within {timeout:g}s (p38 run --cancel-on-timeout)"):
+    why = f"cancelled: not started within {timeout:g}s (p38 run --cancel-on-timeout)"
+    if cancel and await move(store, RUNS, (run_id,), "finished", why, only_from=("queued",),
+                             outcome="cancelled", error=why):
         print(f"{after}: it had not started, and is cancelled (--cancel-on-timeout)",
               file=sys.stderr)
         return 1

@@ -6,7 +6,8 @@ process group, and the run's record written at its end.
 
 A run starts only from `queued`. A run cut off by a shutdown (its process group killed) or
 found `running` after a crash is queued once more when its agent allows it
-(`retryOnInterrupt`), once only, else it ends `interrupted` with the reason.
+(`retryOnInterrupt`), once only, else it ends `interrupted` with the reason. Every change of
+the run's state is a move of its machine (`controller.providers.lifecycle.move`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from controller.clients.tools import (
     repo_path,
 )
 from controller.providers.anthropic import AskClaude
+from controller.providers.lifecycle import RUNS, move
 from controller.reconcile.authz import Authority, Principal
 from controller.reconcile.desk import Desk
 from controller.store import Store
@@ -47,22 +49,38 @@ STOP_POLL_SECONDS = 1.0
 async def run_version(store: Store, desk: Desk | None, p: RunAgent,
                       sandbox: Sandbox = REQUIRED) -> Mapping[str, Any]:
     """Carry out one run in the harness and record how it ended."""
-    if await store.fetchval("agent_run_start", p.run_id, p.version) is None:
+    if not await _start(store, p):
         row = await store.fetchrow("agent_run_get", p.run_id)
         if row is None or row["state"] == "finished":
             return {"run": p.run_id, "found": row["outcome"] if row else "gone"}
         # `running`, and no worker carries it out (a crash): once more, or ended interrupted.
-        left = await store.fetchval("agent_run_interrupted", p.run_id, p.retry_on_interrupt,
-                                    INTERRUPTED)
-        if left != "queued" or await store.fetchval("agent_run_start", p.run_id,
-                                                    p.version) is None:
+        if await interrupted(store, p) != "queued" or not await _start(store, p):
             return {"run": p.run_id, "outcome": "interrupted"}
     try:
         return await _run(store, desk, p, sandbox)
     except asyncio.CancelledError:  # a shutdown past its grace: the run is put back, or ends
-        await asyncio.shield(store.fetchval("agent_run_interrupted", p.run_id,
-                                            p.retry_on_interrupt, INTERRUPTED))
+        await asyncio.shield(interrupted(store, p))
         raise
+
+
+async def _start(store: Store, p: RunAgent) -> bool:
+    """queued -> running; False when the run is not queued (a second attempt finds it)."""
+    return (await move(store, RUNS, (p.run_id,), "running",
+                       f"a run worker starts v{p.version}", version=p.version)).moved
+
+
+async def interrupted(store: Store, p: RunAgent) -> str | None:
+    """A run found `running` that no worker carries out any more (a shutdown, a crash): queued
+    again when its agent allows a retry and it was not interrupted before, else finished
+    `interrupted`. Returns the state it is left in (None: it was not running)."""
+    if p.retry_on_interrupt and await move(
+            store, RUNS, (p.run_id,), "queued", "interrupted: run once more (retryOnInterrupt)",
+            interrupted=True, max_interruptions=1):
+        return "queued"
+    if await move(store, RUNS, (p.run_id,), "finished", INTERRUPTED, only_from=("running",),
+                  outcome="interrupted", error=INTERRUPTED, interrupted=True):
+        return "finished"
+    return None
 
 
 INTERRUPTED = ("interrupted: the controller stopped during the run (a deploy, a crash); it "
@@ -112,10 +130,10 @@ async def _run(store: Store, desk: Desk | None, p: RunAgent,
                                         "the previous state is kept")
         else:
             await store.execute("agent_state_put", p.agent, handed, p.run_id)
-    await store.execute(
-        "agent_run_finish", p.run_id, outcome, result, error,
-        (finished.stderr if finished else None), calls[:MAX_RECORDED_CALLS],
-        serve.tokens, serve.usd, (finished.isolation if finished else None), p.version)
+    await move(store, RUNS, (p.run_id,), "finished", error or outcome, outcome=outcome,
+               result=result, error=error, stderr=finished.stderr if finished else None,
+               tool_calls=calls[:MAX_RECORDED_CALLS], tokens=serve.tokens, usd=serve.usd,
+               isolation=finished.isolation if finished else None, version=p.version)
     return {"run": p.run_id, "outcome": outcome, "tool_calls": len(calls)}
 
 

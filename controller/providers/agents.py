@@ -5,6 +5,8 @@ schedule reconcilers use. Needs no credentials: always available.
 Runners find before they create: a build resumes the unfinished version of its spec hash; a
 run starts only from `queued` (controller/providers/agent_runs.py: the run itself, its tool
 calls, a run cut off by a shutdown or a crash); a tick is one row per schedule and due time.
+Versions and runs change state only through `controller.providers.lifecycle.move`, from the
+states their machines allow (reconcilers/agents/lifecycles.py).
 Generation by Claude (`agent.generate`) belongs to the Anthropic provider.
 """
 
@@ -28,6 +30,7 @@ from controller.clients.tools import (
 from controller.providers import Env, Provider, anthropic
 from controller.providers.agent_runs import run_version
 from controller.providers.anthropic import fingerprint
+from controller.providers.lifecycle import RUNS, VERSIONS, move
 from controller.reconcile.desk import Desk
 from controller.reconcile.plan import Action, ActionRunner, runner
 from controller.store import RejectedValue, Store
@@ -63,8 +66,8 @@ def runners(store: Store, desk: Desk | None, tools: ToolClient,
         return await run_version(store, desk, p, sandbox)
 
     async def finish(p: FinishRun, _action: Action) -> Mapping[str, Any]:
-        await store.execute("agent_run_finish", p.run_id, p.outcome, None, p.error, None, [],
-                            0, 0, None, None)
+        await move(store, RUNS, (p.run_id,), "finished", p.error, outcome=p.outcome,
+                   error=p.error)
         return {"run": p.run_id, "outcome": p.outcome}
 
     async def tick(p: Tick, _action: Action) -> Mapping[str, Any]:
@@ -78,9 +81,8 @@ def runners(store: Store, desk: Desk | None, tools: ToolClient,
             row = await store.fetchrow("agent_run_create", p.agent, p.trigger, p.requested_by,
                                        None, None)
             assert row is not None
-            await store.execute("agent_run_finish", row["id"], "failed", None,
-                                f"the input cannot be stored: {exc}"[:1000], None, [], 0, 0,
-                                None, None)
+            why = f"the input cannot be stored: {exc}"[:1000]
+            await move(store, RUNS, (row["id"],), "finished", why, outcome="failed", error=why)
             return {"run": row["id"], "refused_input": True}
         assert row is not None
         return {"run": row["id"]}
@@ -110,15 +112,15 @@ async def build_version(store: Store, p: BuildVersion,
     number = found["number"] if found is not None else await store.fetchval(
         "agent_version_create", p.agent, p.spec_hash, "code", None, p.spec)
     started = time.perf_counter()
-    await store.execute("agent_version_progress", p.agent, number, "VALIDATING", p.code,
-                        p.test, 0, 0, 0, 0, 0, 0, {})
+    (await move(store, VERSIONS, (p.agent, number), "VALIDATING", "hand-written code: its test "
+                "runs", code=p.code, test=p.test, report={})).required()
     report = await validate(p.code or "", p.test, sandbox=sandbox)
     report = in_repository_terms(report, p.code_path, p.spec.get("test"))
     state = "READY" if report.ok else "FAILED"
     error = None if report.ok else "; ".join(report.problems)[:4000]
-    await store.execute("agent_version_finish", p.agent, number, state, p.code, p.test, 0, 0,
-                        0, 0, 0, 0, report.as_json(), error,
-                        (time.perf_counter() - started) * 1000)
+    (await move(store, VERSIONS, (p.agent, number), state, error or "its test passed",
+                code=p.code, test=p.test, report=report.as_json(), error=error,
+                duration_ms=(time.perf_counter() - started) * 1000)).required()
     return {"version": number, "state": state}
 
 

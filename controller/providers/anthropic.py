@@ -14,7 +14,8 @@ outages are not the agent's fault: the action is retried later on the same row; 
 controller that cannot sandbox the agent's test (checked before Claude is asked anything).
 A key the API refuses (401, 403) is not the agent's fault either: the version ends FAILED
 blamed on the provider, with the key's fingerprint, and the agent reconciler builds again once
-this process has a different key (`reconcilers/agents/agents.py`).
+this process has a different key (`reconcilers/agents/agents.py`). Each step is a move of the
+version's machine (`controller.providers.lifecycle.move`), refused once the version is finished.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from controller.clients.claude import Claude, ClaudeRefused, Usage, cached_up_to
 from controller.clients.sandbox import REQUIRED, Sandbox, SandboxRefused
 from controller.providers import Env, Provider
 from controller.providers.claude_work import work_task
+from controller.providers.lifecycle import VERSIONS, move
 from controller.reconcile.desk import Desk
 from controller.reconcile.plan import Action, ActionRunner, Params, runner
 from controller.store import Store
@@ -116,23 +118,28 @@ class Generation:
         self.report: dict[str, Any] = {"rounds": []}
         self.started = time.perf_counter()
 
-    def figures(self) -> tuple[Any, ...]:
+    def figures(self) -> dict[str, Any]:
         u = self.usage
-        return (self.rounds, u.input, u.output, u.cache_read, u.cache_write, self.usd)
+        return {"code": self.code, "test": self.test, "rounds": self.rounds,
+                "input_tokens": u.input, "output_tokens": u.output,
+                "cache_read_tokens": u.cache_read, "cache_write_tokens": u.cache_write,
+                "usd": self.usd, "report": self.report}
 
     async def progress(self, state: str) -> None:
-        await self.store.execute("agent_version_progress", self.p.agent, self.number, state,
-                                 self.code, self.test, *self.figures(), self.report)
+        """A step of the build (GENERATING, VALIDATING) with what it has so far; refused when
+        the version was finished meanwhile (`ConcurrentUpdate`: the next attempt finds it)."""
+        (await move(self.store, VERSIONS, (self.p.agent, self.number), state,
+                    f"round {self.rounds}", **self.figures())).required()
 
     async def finish(self, state: str, error: str | None = None, *,
                      blame: tuple[str, str | None] | None = None) -> Mapping[str, Any]:
         """`blame`: (whose failure, the credential's fingerprint), when not the code's."""
         if blame is not None:
             await self.store.execute("agent_version_blame", self.p.agent, self.number, *blame)
-        await self.store.execute("agent_version_finish", self.p.agent, self.number, state,
-                                 self.code, self.test, *self.figures(), self.report,
-                                 None if error is None else error[:4000],
-                                 (time.perf_counter() - self.started) * 1000)
+        (await move(self.store, VERSIONS, (self.p.agent, self.number), state,
+                    error or f"validated after {self.rounds} fix round(s)", **self.figures(),
+                    error=None if error is None else error[:4000],
+                    duration_ms=(time.perf_counter() - self.started) * 1000)).required()
         return {"version": self.number, "state": state, "rounds": self.rounds,
                 "usd": round(self.usd, 6), **({"error": error} if error else {})}
 

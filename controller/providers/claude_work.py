@@ -8,11 +8,16 @@ change on the task (nothing is written to GitHub here: the push is the task's ne
 `finish` ends the session with a pull request title and summary. The issue, its thread and the
 repository's files are untrusted text: they are given inside `<untrusted>` tags, and whatever
 they say, a write outside `claude.allow`, inside `claude.deny`, past `maxFiles`/`maxBytes`,
-past `maxToolCalls`, or a call past `maxTokens`/`maxUsd` ends the task FAILED with the limit's
+past `maxToolCalls`, or a call past `maxTokens`/`maxUsd` ends the session with the limit's
 name, and nothing is written. A cancelled task stops before its next model call. After every
 turn the session is saved on the task (`claude_tasks.session`: messages, tool results, the
 change so far), so a session stopped by a deploy resumes at its last turn on whichever
 controller takes its job up, and no turn is asked, or paid for, twice.
+
+The session writes no state: the task reconciler moves the task to WORKING before it hands
+the session over (a task still AUTHORIZED is not worked on), and reads how the session ended
+from its result (`{"ended": "FAILED", "reason": ...}`) to move the task on
+(reconcilers/claude/lifecycle.py).
 """
 
 from __future__ import annotations
@@ -33,8 +38,8 @@ from controller.providers.claude_brief import (
 from controller.reconcile.desk import Desk
 from controller.reconcile.errors import ProviderError
 from controller.store import Store
+from reconcilers.claude.lifecycle import ACTIVE
 from reconcilers.claude.task_actions import (
-    ACTIVE,
     RepoRead,
     WorkTask,
     branch_name,
@@ -54,8 +59,8 @@ class ToolError(Exception):
 
 
 class ReadFailed(Exception):
-    """The repository could not be read (GitHub refused, or retries ran out): the task ends
-    FAILED with why, and `/claude retry` starts it again."""
+    """The repository could not be read (GitHub refused, or retries ran out): the session
+    ends with why (the task FAILED), and `/claude retry` starts it again."""
 
 
 class Session:
@@ -81,12 +86,11 @@ class Session:
                                  u.input, u.output, u.cache_read, u.cache_write, self.usd,
                                  self.tool_calls)
 
-    async def end(self, state: str, reason: str) -> Mapping[str, Any]:
+    async def fail(self, reason: str) -> Mapping[str, Any]:
+        """The session's end without a change: its figures saved, the task's next state and
+        why returned (the task reconciler moves it there)."""
         await self.save_figures()
-        reason = printable(reason)
-        await self.store.fetchval("claude_task_step", self.p.task_id, state, reason[:2000],
-                                  list(ACTIVE))
-        return {"task": self.p.task_id, "state": state, "reason": reason[:500]}
+        return {"task": self.p.task_id, "ended": "FAILED", "reason": printable(reason)[:2000]}
 
     async def read(self, op: str, **fields: Any) -> Mapping[str, Any]:
         row = self.row
@@ -216,20 +220,20 @@ async def work_task(store: Store, claude: Claude, desk: Desk | None,
         return {"task": p.task_id, "gone": True}
     if row["state"] not in ACTIVE or row["change"] is not None:
         return {"task": p.task_id, "state": row["state"]}
+    if row["state"] != "WORKING":  # its WORKING step did not run (a plan of an older release)
+        raise ProviderError(f"task {p.task_id} is {row['state']}, not WORKING: the task "
+                            "moves to WORKING before its session runs")
     if desk is None:
         raise ProviderError("the controller is still starting (no desk)")
-    if row["state"] == "AUTHORIZED":
-        await store.fetchval("claude_task_step", p.task_id, "WORKING",
-                             f"Claude ({p.limits.model}) is working", ["AUTHORIZED"])
     s = Session(store, claude, desk, p, dict(row))
     try:
         return await _converse(s)
     except LimitReached as exc:
-        return await s.end("FAILED", f"limit reached: {exc}")
+        return await s.fail(f"limit reached: {exc}")
     except ClaudeRefused as exc:
-        return await s.end("FAILED", f"the Anthropic API refused the request: {exc}")
+        return await s.fail(f"the Anthropic API refused the request: {exc}")
     except ReadFailed as exc:
-        return await s.end("FAILED", str(exc))
+        return await s.fail(str(exc))
 
 
 async def _converse(s: Session) -> Mapping[str, Any]:
@@ -274,7 +278,7 @@ async def _converse(s: Session) -> Mapping[str, Any]:
         s.usage, s.usd = s.usage + reply.usage, s.usd + reply.usd
         await s.save_figures()
         if reply.stop_reason == "refusal":
-            return await s.end("FAILED", "Claude declined the task (stop_reason refusal)")
+            return await s.fail("Claude declined the task (stop_reason refusal)")
         # Only what a request takes back: an empty text block (the API sends some before a
         # tool_use) is refused when sent back.
         content = [_block(b) for b in reply.content if b.get("type") == "tool_use"
@@ -283,8 +287,8 @@ async def _converse(s: Session) -> Mapping[str, Any]:
         messages.append({"role": "assistant", "content": content or "(nothing)"})
         if not uses:
             if not s.change or nudged:
-                return await s.end("FAILED", "Claude stopped without finishing: "
-                                             f"{reply.text.strip()[:300] or '(no text)'}")
+                return await s.fail("Claude stopped without finishing: "
+                                    f"{reply.text.strip()[:300] or '(no text)'}")
             nudged = True
             messages.append({"role": "user", "content": "Call `finish` with a title and a "
                                                         "summary, or keep working."})
@@ -320,8 +324,8 @@ async def _converse(s: Session) -> Mapping[str, Any]:
     title = printable(str(finished.get("title") or "")).strip()[:200] or row["command"][:72]
     summary = printable(str(finished.get("summary") or "")).strip()[:4000]
     if not s.change:
-        return await s.end("FAILED", f"Claude finished without changing a file: "
-                                     f"{summary[:300] or title}")
+        return await s.fail(f"Claude finished without changing a file: "
+                            f"{summary[:300] or title}")
     branch = s.context.get("branch") or branch_name(row["issue"], row["command"])
     await s.store.execute("claude_task_change", s.p.task_id, s.context["base_branch"],
                           s.context["base_sha"], branch, s.change, title, summary,

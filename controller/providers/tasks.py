@@ -3,8 +3,9 @@ runners that open a task, move it a step and record its pull request, and the re
 command and task reconcilers use. Needs no credentials: always available.
 
 Runners are idempotent by construction: a task is one row per comment (opening it twice
-returns the first), a step only moves a task from the states it names, and a finished task
-never changes. Claude's session (`claude.task`) belongs to the Anthropic provider, the push
+returns the first), and its state moves only through `controller.providers.lifecycle.move`,
+from the states its machine allows (a finished task never changes; a refused move is returned
+as `moved: false`). Claude's session (`claude.task`) belongs to the Anthropic provider, the push
 (`github.push_change`) to the GitHub provider.
 """
 
@@ -15,6 +16,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from controller.providers import Env, Provider
+from controller.providers.lifecycle import TASKS, move
 from controller.reconcile.plan import Action, ActionRunner, runner
 from controller.store import Record, Store
 from reconcilers.claude.task_actions import FinishTask, OpenTask, StepTask, TaskInfo
@@ -28,24 +30,34 @@ async def bundle(env: Env) -> AsyncIterator[Provider]:
 
 
 def runners(store: Store) -> dict[str, ActionRunner]:
-    async def open_task(p: OpenTask, _action: Action) -> Mapping[str, Any]:
-        task_id = await store.fetchval(
-            "claude_task_open", p.repo, p.issue, p.comment_id, p.installation_id, p.on_pull,
-            p.requested_by, p.command, p.retry_of, p.state, p.reason)
-        return {"task": task_id, "state": p.state}
+    async def open_(p: OpenTask, _action: Action) -> Mapping[str, Any]:
+        return {"task": await open_task(store, p), "state": p.state}
 
     async def step(p: StepTask, _action: Action) -> Mapping[str, Any]:
-        moved = await store.fetchval("claude_task_step", p.task_id, p.state, p.reason,
-                                     list(p.from_states))
-        return {"task": p.task_id, "state": p.state, "moved": moved is not None}
+        moved = await move(store, TASKS, (p.task_id,), p.state, p.reason)
+        return {"task": p.task_id, "state": p.state, "moved": moved.moved}
 
     async def opened(p: FinishTask, _action: Action) -> Mapping[str, Any]:
-        moved = await store.fetchval("claude_task_opened", p.task_id, p.pull_number,
-                                     p.pull_url, p.commit_sha, p.reason)
-        return {"task": p.task_id, "pull": p.pull_number, "moved": moved is not None}
+        moved = await move(store, TASKS, (p.task_id,), "PR_OPENED", p.reason,
+                           pull_number=p.pull_number, pull_url=p.pull_url,
+                           commit_sha=p.commit_sha)
+        return {"task": p.task_id, "pull": p.pull_number, "moved": moved.moved}
 
-    return {**runner(OpenTask, open_task), **runner(StepTask, step),
+    return {**runner(OpenTask, open_), **runner(StepTask, step),
             **runner(FinishTask, opened)}
+
+
+async def open_task(store: Store, p: OpenTask) -> int:
+    """The task of `p`'s comment (once per comment): RECEIVED, then `p.state` for `p.reason`,
+    in one transaction. Returns its id (the first one's, when the comment has a task)."""
+    async with store.transaction() as tx:
+        row = await tx.fetchrow("claude_task_open", p.repo, p.issue, p.comment_id,
+                                p.installation_id, p.on_pull, p.requested_by, p.command,
+                                p.retry_of)
+        assert row is not None
+        if row["made"]:
+            (await move(tx, TASKS, (row["id"],), p.state, p.reason)).required()
+    return int(row["id"])
 
 
 def task_info(row: Record) -> TaskInfo:

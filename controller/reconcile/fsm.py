@@ -2,7 +2,9 @@
 
 A `StateMachine` is data (states, allowed transitions, initial states). `check` is pure and
 raises `InvalidTransition`; persistence (with a version for optimistic concurrency) is in
-`controller.engine.ooda` through the store. No I/O here.
+`controller.engine.ooda` through the store. A job's record (a `/claude` task, an agent version,
+a run) moves only through `controller.providers.lifecycle.move`, whose conditional UPDATE
+allows exactly `sources(target)`. No I/O here.
 """
 
 from __future__ import annotations
@@ -39,6 +41,16 @@ class StateMachine:
         if current is None:
             return target in self.initial
         return current == target or (current, target) in self.transitions
+
+    def sources(self, target: str) -> frozenset[str]:
+        """The states a move to `target` may start from: declared pairs only (staying in a
+        state is a move only where the table says so, e.g. a version's next round)."""
+        return frozenset(src for src, dst in self.transitions if dst == target)
+
+    @property
+    def terminal(self) -> frozenset[str]:
+        """The states with no way out: an object in one never changes again."""
+        return self.states - {src for src, _ in self.transitions}
 
     def check(self, current: str | None, target: str) -> None:
         """Raise `InvalidTransition` unless `current -> target` is declared."""

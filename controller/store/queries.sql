@@ -475,21 +475,29 @@ SELECT $1, coalesce(max(number), 0) + 1, $2, $3, $4, $5::jsonb
 FROM agent_versions WHERE agent = $1
 RETURNING number;
 
--- name: agent_version_progress
--- A step of the build (GENERATING, VALIDATING) with what it has so far.
-UPDATE agent_versions
-SET state = $3, code = coalesce($4, code), test = coalesce($5, test), rounds = $6,
-    input_tokens = $7, output_tokens = $8, cache_read_tokens = $9, cache_write_tokens = $10,
-    usd = $11, report = $12::jsonb
-WHERE agent = $1 AND number = $2;
-
--- name: agent_version_finish
--- READY or FAILED: the version's last write (the trigger refuses any later one).
-UPDATE agent_versions
-SET state = $3, code = coalesce($4, code), test = coalesce($5, test), rounds = $6,
-    input_tokens = $7, output_tokens = $8, cache_read_tokens = $9, cache_write_tokens = $10,
-    usd = $11, report = $12::jsonb, error = $13, duration_ms = $14, finished_at = now()
-WHERE agent = $1 AND number = $2;
+-- name: agent_version_move
+-- The one write of a version's state (controller/providers/lifecycle.py): to $3, only from
+-- the states $4 its machine allows ($5: the state ends it: READY, FAILED), with what it has so
+-- far (NULL: kept). Returns the new state (`moved`, NULL when refused) and the state it was
+-- in (`was`, NULL: no such version). A finished version matches no from-state, so the
+-- trigger that freezes it is never reached from here.
+WITH moved AS (
+    UPDATE agent_versions
+    SET state = $3, code = coalesce($6::text, code), test = coalesce($7::text, test),
+        rounds = coalesce($8::int, rounds),
+        input_tokens = coalesce($9::bigint, input_tokens),
+        output_tokens = coalesce($10::bigint, output_tokens),
+        cache_read_tokens = coalesce($11::bigint, cache_read_tokens),
+        cache_write_tokens = coalesce($12::bigint, cache_write_tokens),
+        usd = coalesce($13::numeric, usd), report = coalesce($14::jsonb, report),
+        error = coalesce($15::text, error),
+        duration_ms = coalesce($16::float8, duration_ms),
+        finished_at = CASE WHEN $5::boolean THEN now() END
+    WHERE agent = $1 AND number = $2 AND state = ANY($4::text[])
+    RETURNING state
+)
+SELECT (SELECT state FROM moved) AS moved,
+       (SELECT state FROM agent_versions WHERE agent = $1 AND number = $2) AS was;
 
 -- name: agent_versions_of
 -- An agent's versions, newest first, without their code.
@@ -528,33 +536,33 @@ SELECT id, agent, version, trigger, requested_by, schedule, input, state, outcom
        EXTRACT(EPOCH FROM coalesce(ended_at, now()) - started_at)::float8 AS seconds
 FROM agent_runs WHERE id = $1;
 
--- name: agent_run_start
--- queued -> running; NULL when the run is not queued any more (a second attempt finds it).
-UPDATE agent_runs SET state = 'running', version = $2, started_at = now()
-WHERE id = $1 AND state = 'queued'
-RETURNING id;
-
--- name: agent_run_interrupted
--- A run found `running` that no worker carries out any more (a shutdown, a crash): queued
--- again when $2 (its agent allows a retry) and it was not interrupted before, else finished
--- `interrupted` with reason $3. Returns the state it is left in (NULL: it was not running).
-UPDATE agent_runs
-SET state = CASE WHEN $2 AND interruptions = 0 THEN 'queued' ELSE 'finished' END,
-    outcome = CASE WHEN $2 AND interruptions = 0 THEN NULL ELSE 'interrupted' END,
-    error = CASE WHEN $2 AND interruptions = 0 THEN NULL ELSE $3 END,
-    ended_at = CASE WHEN $2 AND interruptions = 0 THEN NULL ELSE now() END,
-    interruptions = interruptions + 1
-WHERE id = $1 AND state = 'running'
-RETURNING state;
-
--- name: agent_run_finish
-UPDATE agent_runs
-SET state = 'finished', outcome = $2, result = $3::jsonb, error = $4, stderr = $5,
-    tool_calls = $6::jsonb, tokens = $7, usd = $8, isolation = $9::jsonb,
-    version = coalesce(version, $10), ended_at = now(),
-    started_at = coalesce(started_at, now())
-WHERE id = $1 AND state <> 'finished'
-RETURNING id;
+-- name: agent_run_move
+-- The one write of a run's state (controller/providers/lifecycle.py): to $2, only from the
+-- states $3 its machine allows; $4: the state ends it (`finished`, with outcome $5 and error
+-- $7); what the run did ($6 result, $8 stderr, $9 tool calls, $10 tokens, $11 usd, $12
+-- isolation, $13 version; NULL: kept); $14: an interruption (counted); $15: only while it has
+-- been interrupted fewer times than that. Returns the new state (`moved`, NULL when refused)
+-- and the state it was in (`was`, NULL: no such run).
+WITH moved AS (
+    UPDATE agent_runs
+    SET state = $2,
+        outcome = CASE WHEN $4::boolean THEN $5::text END,
+        error = CASE WHEN $4::boolean THEN $7::text END,
+        result = coalesce($6::jsonb, result), stderr = coalesce($8::text, stderr),
+        tool_calls = coalesce($9::jsonb, tool_calls), tokens = coalesce($10::bigint, tokens),
+        usd = coalesce($11::numeric, usd), isolation = coalesce($12::jsonb, isolation),
+        version = coalesce($13::int, version),
+        started_at = CASE WHEN $2 = 'running' THEN now()
+                          WHEN $4::boolean THEN coalesce(started_at, now())
+                          ELSE started_at END,
+        ended_at = CASE WHEN $4::boolean THEN now() END,
+        interruptions = interruptions + CASE WHEN coalesce($14::boolean, false) THEN 1
+                                             ELSE 0 END
+    WHERE id = $1 AND state = ANY($3::text[])
+      AND ($15::int IS NULL OR interruptions < $15::int)
+    RETURNING state
+)
+SELECT (SELECT state FROM moved) AS moved, (SELECT state FROM agent_runs WHERE id = $1) AS was;
 
 -- name: agent_run_stop
 -- Ask a queued or running run to stop (a schedule's `replace`, an operator).
@@ -632,24 +640,22 @@ WHERE schedule = $1 ORDER BY due_at DESC LIMIT $2;
 SELECT now();
 
 -- name: claude_task_open
--- A `/claude` work command's task, once per comment: RECEIVED, then AUTHORIZED or REFUSED
--- ($9, with $10 the reason), both steps in its history. Returns the id (an existing task's
--- when the comment already has one).
+-- A `/claude` work command's task, once per comment, RECEIVED (the first step of its
+-- history); the intake's verdict moves it on in the same transaction (claude_task_move).
+-- Returns its id and `made` (false: the comment already has this task).
 WITH made AS (
     INSERT INTO claude_tasks (repo, issue, comment_id, installation_id, on_pull, requested_by,
-                              command, retry_of, state, reason, history, finished_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
+                              command, retry_of, history)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
             jsonb_build_array(
                 jsonb_build_object('state', 'RECEIVED', 'at', now(),
-                                   'reason', 'comment ' || $3::bigint::text || ' by @' || $6::text),
-                jsonb_build_object('state', $9::text, 'at', now(), 'reason', $10::text)),
-            CASE WHEN $9 = 'REFUSED' THEN now() END)
+                                   'reason', 'comment ' || $3::bigint::text || ' by @' || $6::text)))
     ON CONFLICT (repo, comment_id) DO NOTHING
     RETURNING id
 )
-SELECT id FROM made
+SELECT id, true AS made FROM made
 UNION ALL
-SELECT id FROM claude_tasks WHERE repo = $1 AND comment_id = $3
+SELECT id, false FROM claude_tasks WHERE repo = $1 AND comment_id = $3
 LIMIT 1;
 
 -- name: claude_task_get
@@ -678,17 +684,23 @@ WHERE ($1::bigint IS NULL OR id < $1) AND ($2::text IS NULL OR state = $2)
   AND ($3::text IS NULL OR repo = $3)
 ORDER BY id DESC LIMIT $4;
 
--- name: claude_task_step
--- Move a task to state $2 for reason $3, only from the states $4 (a finished task never
--- changes): NULL when it was not in one of them.
-UPDATE claude_tasks
-SET state = $2, reason = $3, updated_at = now(),
-    history = history || jsonb_build_array(jsonb_build_object('state', $2::text, 'at', now(),
-                                                              'reason', $3::text)),
-    finished_at = CASE WHEN $2 IN ('PR_OPENED', 'FAILED', 'REFUSED', 'CANCELLED', 'DRY_RUN')
-                       THEN now() END
-WHERE id = $1 AND state = ANY($4::text[])
-RETURNING state;
+-- name: claude_task_move
+-- The one write of a task's state (controller/providers/lifecycle.py): to $2 for reason $5
+-- (in its history too), only from the states $3 its machine allows; $4: the state ends it.
+-- With PR_OPENED, its pull request ($6 number, $7 URL, $8 commit; NULL: kept). Returns the
+-- new state (`moved`, NULL when refused) and the state it was in (`was`, NULL: no such task).
+WITH moved AS (
+    UPDATE claude_tasks
+    SET state = $2, reason = $5, updated_at = now(),
+        history = history || jsonb_build_array(jsonb_build_object('state', $2::text, 'at', now(),
+                                                                  'reason', $5::text)),
+        finished_at = CASE WHEN $4::boolean THEN now() END,
+        pull_number = coalesce($6::int, pull_number), pull_url = coalesce($7::text, pull_url),
+        commit_sha = coalesce($8::text, commit_sha)
+    WHERE id = $1 AND state = ANY($3::text[])
+    RETURNING state
+)
+SELECT (SELECT state FROM moved) AS moved, (SELECT state FROM claude_tasks WHERE id = $1) AS was;
 
 -- name: claude_task_session_save
 -- The session as of its last turn (messages, change, files read in part), while it works.
@@ -709,16 +721,6 @@ UPDATE claude_tasks
 SET base_branch = $2, base_sha = $3, branch = $4, change = $5::jsonb, title = $6,
     summary = $7, pull_number = $8, untrusted_input = $9::text[], updated_at = now()
 WHERE id = $1 AND state = 'WORKING';
-
--- name: claude_task_opened
--- The pushed change and its pull request: PR_OPENED.
-UPDATE claude_tasks
-SET state = 'PR_OPENED', reason = $5, pull_number = $2, pull_url = $3, commit_sha = $4,
-    updated_at = now(), finished_at = now(),
-    history = history || jsonb_build_array(jsonb_build_object('state', 'PR_OPENED',
-                                                              'at', now(), 'reason', $5::text))
-WHERE id = $1 AND state = 'WORKING'
-RETURNING state;
 
 -- name: claude_task_state
 SELECT state FROM claude_tasks WHERE id = $1;
@@ -848,14 +850,6 @@ SELECT key, status, reason, message,
        (status = 'Blocked' AND (reason = 'NoCredentials'
                                 OR message LIKE ANY($1::text[]))) AS credentials
 FROM object_status WHERE status <> 'Ready' ORDER BY key LIMIT $2;
-
--- name: agent_run_cancel_queued
--- End a run that has not started (`p38 run --wait --cancel-on-timeout`); NULL when it started.
-UPDATE agent_runs
-SET state = 'finished', outcome = 'cancelled', error = $2, ended_at = now(),
-    started_at = coalesce(started_at, now())
-WHERE id = $1 AND state = 'queued'
-RETURNING id;
 
 -- name: agent_rebuild_ask
 -- `p38 agents rebuild` / POST /api/agents/{name}/rebuild: a new version after the agent's

@@ -6,8 +6,10 @@ newest READY version, under the manifest's limits as they are now) unless it can
 agent is gone, has no READY version, spent its `usdPerDay`, or the run was asked to stop.
 A run cut off by a shutdown or a crash is queued once more by the runner when its agent allows
 it (`retryOnInterrupt`), once only, else it ends `interrupted`. Runs have no status of their
-own (they are records: /api/runs); the key is forgotten once the run has ended. No I/O of its
-own.
+own (they are records: /api/runs); the key is forgotten once the run has ended. `machine` is
+the run's lifecycle (reconcilers/agents/lifecycles.py: queued -> running -> finished, running
+-> queued once after an interruption), moved only through `controller.providers.lifecycle.move`.
+No I/O of its own.
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ from pydantic import ValidationError
 
 from controller.manifests.models import AgentSpec, duration_seconds
 from controller.reconcile.context import AppliedObject, ObserveContext
+from controller.reconcile.fsm import StateMachine
 from controller.reconcile.ids import key_name
 from controller.reconcile.plan import Plan
 from controller.reconcile.reconciler import Reconciler, object_key
 from reconcilers.agents.agent_actions import AGENTS, FinishRun, RunAgent, RunInfo, VersionInfo
+from reconcilers.agents.lifecycles import RUN_MACHINE
 
 if TYPE_CHECKING:
     from controller.reconcile.policy import Policy
@@ -63,6 +67,7 @@ class RunSnapshot:
 
 class Runs(Reconciler):
     kind: ClassVar[str] = "run"
+    machine: ClassVar[StateMachine | None] = RUN_MACHINE
     deadline: ClassVar[float | None] = 3600.0 + 120.0  # the longest run, and its records
 
     def source(self, key: str) -> str | None:

@@ -26,7 +26,8 @@ from controller.reconcile.reads import GITHUB
 from controller.reconcile.reconciler import Event, Reconciler, Watch
 from reconcilers.automerge.actions import explain
 from reconcilers.claude.commands import Command, Verdict, author_of, parse, screen
-from reconcilers.claude.task_actions import ACTIVE, TASKS, OpenTask, StepTask, TaskInfo, task_key
+from reconcilers.claude.lifecycle import ACTIVE
+from reconcilers.claude.task_actions import TASKS, OpenTask, StepTask, TaskInfo, task_key
 
 if TYPE_CHECKING:
     from controller.reconcile.policy import Policy

@@ -19,9 +19,9 @@ from pydantic import BaseModel, ConfigDict
 from controller.reconcile.context import ReadsKey
 from controller.reconcile.globs import matches
 from controller.reconcile.plan import Params
+from reconcilers.claude.lifecycle import TASK_MACHINE
 
-TERMINAL = frozenset({"PR_OPENED", "FAILED", "REFUSED", "CANCELLED", "DRY_RUN"})
-ACTIVE = ("AUTHORIZED", "WORKING")
+TERMINAL = TASK_MACHINE.terminal  # PR_OPENED, FAILED, REFUSED, CANCELLED, DRY_RUN
 BRANCH_PREFIX = "claude/"
 
 
@@ -65,14 +65,13 @@ class OpenTask(Params):
 
 
 class StepTask(Params):
-    """Move a task to `state` for `reason`, only from `from_states` (a finished task never
-    changes). Internal."""
+    """Move a task to `state` for `reason`, from the states its machine allows that move from
+    (`TASK_MACHINE`: a finished task never changes). Internal."""
 
     action_kind: ClassVar[str] = "task.step"
     task_id: int
     state: str
     reason: str
-    from_states: tuple[str, ...] = ACTIVE
 
 
 class TaskLimits(BaseModel):

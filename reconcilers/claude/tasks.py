@@ -1,28 +1,31 @@
 """`/claude` tasks (`task:owner/repo#N@COMMENT`): an authorised work command becomes one pull
 request.
 
-The task record (`claude_tasks`, provider `tasks`) holds its state: AUTHORIZED (recorded by
-the command intake) -> WORKING (Claude works through the task's tools: `claude.task`) ->
-PR_OPENED once the change it finished with is pushed (`github.push_change`: a `claude/`
-branch, one commit, the pull request) | FAILED (a limit, the model, a refused push) |
-CANCELLED (`/claude cancel`) | DRY_RUN (no Anthropic key or no App credentials: recorded with
-what it would have done). Every step is one reconcile, so each is in the audit with its reason;
-the push is its own action, so the killswitch holds it (Blocked) and `/claude resume` releases
-it. A finished task answers the command once in its thread, then is Ready. No I/O of its own.
+The task record (`claude_tasks`, provider `tasks`) holds its state, declared in
+`reconcilers/claude/lifecycle.py`: AUTHORIZED (recorded by the command intake) -> WORKING (moved
+here, in the plan that hands Claude's session to a session worker: `claude.task`) -> PR_OPENED
+once the change it finished with is pushed (`github.push_change`: a `claude/` branch, one
+commit, the pull request) | FAILED (a limit or the model, from the session's result; a refused
+push) | CANCELLED (`/claude cancel`) | DRY_RUN (no Anthropic key or no App credentials:
+recorded with what it would have done). The session writes no state: every move is planned
+here (`task.step`, `task.opened`). Every step is one reconcile, so each is in the audit with
+its reason; the push is its own action, so the killswitch holds it (Blocked) and `/claude
+resume` releases it. A finished task answers the command once in its thread, then is Ready.
+No I/O of its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from controller.reconcile.context import ActionRecord, ObserveContext
+from controller.reconcile.fsm import StateMachine
 from controller.reconcile.plan import Action, Plan
 from controller.reconcile.reconciler import Reconciler
 from reconcilers.claude.command_intake import reply_action
+from reconcilers.claude.lifecycle import ACTIVE, TASK_MACHINE
 from reconcilers.claude.task_actions import (
-    ACTIVE,
     TASKS,
     FinishTask,
     PushChange,
@@ -57,6 +60,7 @@ def push_key(task_id: int) -> str:
 
 class Tasks(Reconciler):
     kind: ClassVar[str] = "task"
+    machine: ClassVar[StateMachine | None] = TASK_MACHINE  # moved by its plans only
     deadline: ClassVar[float | None] = 1800.0  # Claude's whole session is one action
     resync: ClassVar[bool] = True  # a task whose key gave up comes back, and ends FAILED
 
@@ -105,6 +109,8 @@ def decide_task(s: TaskSnapshot, policy: Policy) -> Plan:
             f"recorded as a dry run, nothing was done: {t.reason}")), status="Blocked")
     if t.state == "REFUSED":
         return Plan("Refused", t.reason, forget=True)  # the intake answered it
+    if t.state not in ACTIVE:  # RECEIVED: opened and moved on in one transaction, never seen
+        return Plan("NotOpened", f"task {t.id} is {t.state}", status="Stalled", forget=True)
     if s.gave_up is not None:  # its key gave up: the task ends, and can be retried
         why = f"the controller gave up on it: {s.gave_up}"
         return Plan("Failed", why, actions=(_step(t, "FAILED", why[:2000]),),
@@ -123,8 +129,13 @@ def decide_task(s: TaskSnapshot, policy: Policy) -> Plan:
 
 
 def _work(s: TaskSnapshot, t: TaskInfo, policy: Policy) -> Plan:
+    ended = s.work.result if s.work is not None and s.work.status == "succeeded" else None
+    if ended is not None and ended.get("ended") == "FAILED":  # the session's own verdict
+        why = str(ended.get("reason") or "Claude's session ended without a change")
+        return Plan("Failed", why, actions=(_step(t, "FAILED", why),), requeue_after=0.0,
+                    status="Reconciling")
     if s.work is not None and s.work.status == "succeeded":
-        # The runner ends every session with a change or a final state: nothing to wait for.
+        # A session ends with a change or a verdict: what it did is about to be read.
         return Plan("Working", "Claude's session ended; reading its outcome", requeue_after=5.0,
                     status="Reconciling")
     c = policy.spec.claude
@@ -133,8 +144,12 @@ def _work(s: TaskSnapshot, t: TaskInfo, policy: Policy) -> Plan:
                         max_usd=c.max_usd, max_tool_calls=c.max_tool_calls)
     work = WorkTask(task_id=t.id, key=t.key, limits=limits).action(
         work_key(t.id), description=f"Claude works on task {t.id}: {t.command[:80]!r}")
+    # WORKING first (the executor runs a plan's actions in order and stops at the job it
+    # queues), so the session saves its turns and its change on a WORKING task.
+    start = (_step(t, "WORKING", f"Claude ({c.model}) is working"),) \
+        if t.state == "AUTHORIZED" else ()
     return Plan("Working", f"task {t.id}: Claude ({c.model}) works on {t.repo}",
-                actions=(work,), requeue_after=0.0, status="Reconciling")
+                actions=(*start, work), requeue_after=0.0, status="Reconciling")
 
 
 def _push(s: TaskSnapshot, t: TaskInfo) -> Plan:
@@ -183,9 +198,10 @@ def _figures(t: TaskInfo) -> str:
             f"{f' ({t.model})' if t.model else ''}.")
 
 
-def _step(t: TaskInfo, state: str, reason: str, from_states: Sequence[str] = ACTIVE) -> Action:
-    return StepTask(task_id=t.id, state=state, reason=reason[:2000],
-                    from_states=tuple(from_states)).action(
+def _step(t: TaskInfo, state: str, reason: str) -> Action:
+    """Move the task to `state` (from where its machine allows: the runner's UPDATE)."""
+    TASK_MACHINE.check(t.state, state)
+    return StepTask(task_id=t.id, state=state, reason=reason[:2000]).action(
         f"task-step:{t.id}:{state}", description=f"task {t.id}: {state}")
 
 

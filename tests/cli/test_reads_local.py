@@ -7,7 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from controller.providers.tasks import open_task
 from controller.store import Store
+from reconcilers.claude.task_actions import OpenTask
 from tests.cli.reads_trial import agent_ran, app_for, make_folder, run_p38
 from tests.helpers import env_for, wait_until
 
@@ -106,9 +108,10 @@ async def test_tasks_lists_and_shows_claude_tasks(store: Store, dsn: str) -> Non
     env = env_for(dsn)
     for comment, state, reason in ((501, "AUTHORIZED", "dana-ops may write"),
                                    (502, "REFUSED", "mallory cannot write")):
-        await store.fetchval("claude_task_open", "octo-org/infra", 11, comment, 51234567,
-                             False, "dana-ops" if comment == 501 else "mallory",
-                             f"/claude task {comment}", None, state, reason)
+        await open_task(store, OpenTask(
+            repo="octo-org/infra", issue=11, comment_id=comment, installation_id=51234567,
+            on_pull=False, requested_by="dana-ops" if comment == 501 else "mallory",
+            command=f"/claude task {comment}", state=state, reason=reason))
     listed = await run_p38("tasks", env=env)
     assert listed.returncode == 0, listed.stderr
     header, newest, oldest = listed.stdout.splitlines()

@@ -219,6 +219,11 @@ async def test_budget_and_file_count_limits(both: tuple[GitOps, FakeAnthropic]) 
     assert files["state"] == "FAILED"
     assert files["reason"] == ("limit reached: too many files: 2 changed, Policy "
                                "claude.maxFiles is 1")
+    # The session wrote no state: it returned its end, and the task's plan moved the task.
+    session = await gitops.store.fetchval("action_result", f"task-work:{files['id']}")
+    assert session == {"task": files["id"], "ended": "FAILED", "reason": files["reason"]}
+    step = await gitops.store.fetchval("action_result", f"task-step:{files['id']}:FAILED")
+    assert step == {"task": files["id"], "state": "FAILED", "moved": True}
 
     # A reply that costs more than the task may spend: the next call is not made.
     claude.script.append(use(("list_files", {"path": ""}), text="x" * 100_000))

@@ -8,7 +8,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from controller.providers.tasks import open_task
 from controller.store import Store
+from reconcilers.claude.task_actions import OpenTask
 from tests.cli.reads_trial import (
     agent_ran,
     app_for,
@@ -30,8 +32,10 @@ async def test_reads_through_the_api_match_the_database(aiohttp_server: Any, sto
     url = str(server.make_url("")).rstrip("/")
     local = env_for(dsn)
     run_id = await agent_ran(store, local)
-    await store.fetchval("claude_task_open", "octo-org/infra", 11, 601, 51234567, False,
-                         "dana-ops", "/claude add a README", None, "AUTHORIZED", "writer")
+    await open_task(store, OpenTask(
+        repo="octo-org/infra", issue=11, comment_id=601, installation_id=51234567,
+        on_pull=False, requested_by="dana-ops", command="/claude add a README",
+        state="AUTHORIZED", reason="writer"))
     remote = {**without_database(local, tmp_path / "no-home"), "P38_SERVER": url,
               "P38_API_TOKEN": TOKEN}
 

@@ -38,11 +38,14 @@ def test_undeclared_transitions_raise(current: str | None, target: str, message:
 
 def test_declared_machines_are_named_after_their_kind() -> None:
     """A reconciler that declares a machine (optional) names it after its kind, with initial
-    states; the trackers of lifecycles declare one."""
+    states; the trackers of lifecycles declare one, and so does each job kind: a job's is
+    the lifecycle of the record it works on (a session's task, a generation's version)."""
     declared = {kind: r.machine for kind, r in default_registry().items() if r.machine}
-    assert {"pull", "issue", "repo", "installation", "deployment", "manifests"} <= set(declared)
+    assert {"pull", "issue", "repo", "installation", "deployment", "manifests", "task",
+            "session", "generation", "run"} <= set(declared)
+    records = {"session": "task", "generation": "version"}
     for kind, machine in declared.items():
-        assert machine.name == kind
+        assert machine.name == records.get(kind, kind)
         assert machine.initial <= machine.states
 
 

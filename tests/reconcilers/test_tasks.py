@@ -10,6 +10,7 @@ import pytest
 
 from controller.manifests.models import PolicySpec
 from controller.reconcile.context import ActionRecord
+from controller.reconcile.errors import InvalidTransition
 from controller.reconcile.policy import Policy
 from reconcilers.claude.command_intake import CommandSnapshot, decide_command
 from reconcilers.claude.commands import parse
@@ -20,7 +21,7 @@ from reconcilers.claude.task_actions import (
     task_key,
     task_ref,
 )
-from reconcilers.claude.tasks import TaskSnapshot, decide_task, push_key
+from reconcilers.claude.tasks import TaskSnapshot, _step, decide_task, push_key, work_key
 
 ALLOW, DENY = ("**",), (".github/workflows/**",)
 
@@ -78,9 +79,13 @@ def kinds(plan: object) -> list[str]:
 
 def test_each_state_has_one_next_step() -> None:
     work = decide_task(TaskSnapshot(TASK.key, TASK), POLICY)
-    assert (work.decision, kinds(work)) == ("Working", ["claude.task"])
-    assert work.actions[0].params["limits"]["deny"] == [".github/**", ".gitmodules",
+    assert (work.decision, kinds(work)) == ("Working", ["task.step", "claude.task"])
+    assert work.actions[0].params["state"] == "WORKING"  # before the session is handed over
+    assert work.actions[1].params["limits"]["deny"] == [".github/**", ".gitmodules",
                                                         "manifests/**", "agents/**"]
+    working = replace(TASK, state="WORKING")
+    resumed = decide_task(TaskSnapshot(TASK.key, working), POLICY)
+    assert (resumed.decision, kinds(resumed)) == ("Working", ["claude.task"])
 
     pending = replace(TASK, state="WORKING", change=CHANGE, branch="claude/11-x",
                       base_sha="a" * 40, base_branch="main", title="Add X", summary="adds X")
@@ -111,6 +116,28 @@ def test_each_state_has_one_next_step() -> None:
 
     gone = decide_task(TaskSnapshot(TASK.key, None), POLICY)
     assert gone.forget
+
+
+def test_a_session_returns_its_end_and_the_task_moves_from_it() -> None:
+    """The session writes no state: its result says how it ended, and the plan moves the task
+    (FAILED with the session's reason); a session that ended with a change leads to the push."""
+    working = replace(TASK, state="WORKING")
+    ended = ActionRecord(work_key(7), "claude.task", "succeeded", TASK.key, {
+        "task": 7, "ended": "FAILED", "reason": "limit reached: too many files"})
+    failed = decide_task(TaskSnapshot(TASK.key, working, work=ended), POLICY)
+    assert (failed.decision, kinds(failed)) == ("Failed", ["task.step"])
+    assert failed.actions[0].params == {"task_id": 7, "state": "FAILED",
+                                        "reason": "limit reached: too many files"}
+    held = ActionRecord(work_key(7), "claude.task", "held", TASK.key, None)
+    again = decide_task(TaskSnapshot(TASK.key, working, work=held), POLICY)
+    assert kinds(again) == ["claude.task"]  # planned again; WORKING already
+
+
+def test_a_move_the_machine_refuses_is_never_planned() -> None:
+    """A plan that would move a task where its machine does not allow stops (InvalidTransition)
+    instead of reaching the store."""
+    with pytest.raises(InvalidTransition, match="task: AUTHORIZED -> PR_OPENED"):
+        _step(TASK, "PR_OPENED", "no push yet")
 
 
 def test_no_key_or_no_app_is_a_dry_run_saying_what_it_would_do() -> None:
