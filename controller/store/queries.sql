@@ -952,3 +952,76 @@ UNION SELECT source FROM killswitches ORDER BY 1;
 -- The newest reconciles that failed (retried or gave up), for the overview.
 SELECT id, key, kind, outcome, decision, reason, error, started_at
 FROM audit WHERE outcome IN ('retry', 'dead') ORDER BY id DESC LIMIT $1;
+
+-- pages: pages-b
+
+-- name: page_agents
+-- Applied agents after source $1 and name $2 (NULL: from the first), at most $3, in key
+-- order (the primary key's), with their status, the version runs use, the newest version
+-- and what the runs asked for since midnight UTC spent (as agent_spend_today counts them;
+-- found through the indexes of unfinished runs and of runs that ended today).
+WITH agents AS (
+    SELECT a.source, a.name, a.document, 'agent:' || a.source || '/' || a.name AS key
+    FROM applied_objects a
+    WHERE a.kind = 'Agent'
+      AND ($1::text IS NULL OR (a.source, a.kind, a.name) > ($1::text, 'Agent', $2::text))
+    ORDER BY a.source, a.kind, a.name LIMIT $3
+), midnight AS (
+    SELECT date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS at
+), today AS (
+    SELECT r.agent, count(*)::int AS runs, sum(r.tokens)::bigint AS tokens,
+           sum(r.usd)::float8 AS usd
+    FROM agent_runs r, midnight m
+    WHERE r.agent IN (SELECT key FROM agents) AND r.requested_at >= m.at
+      AND (r.state <> 'finished' OR (r.state = 'finished' AND r.ended_at >= m.at))
+    GROUP BY r.agent
+)
+SELECT g.key, g.source, g.name, g.document, s.status, s.reason, s.message,
+       (SELECT v.number FROM agent_versions v WHERE v.agent = g.key AND v.state = 'READY'
+        ORDER BY v.number DESC LIMIT 1) AS running_version,
+       n.number AS newest_version, n.state AS newest_state,
+       coalesce(t.runs, 0) AS runs_today, coalesce(t.tokens, 0)::bigint AS tokens_today,
+       coalesce(t.usd, 0)::float8 AS usd_today
+FROM agents g
+LEFT JOIN object_status s ON s.key = g.key
+LEFT JOIN LATERAL (SELECT v.number, v.state FROM agent_versions v WHERE v.agent = g.key
+                   ORDER BY v.number DESC LIMIT 1) n ON true
+LEFT JOIN today t ON t.agent = g.key
+ORDER BY g.source, g.name;
+
+-- name: page_agent_versions
+-- Agent $1's versions below number $2 (NULL: from the newest), at most $3, without code.
+SELECT number, state, origin, model, rounds, input_tokens, output_tokens, cache_read_tokens,
+       cache_write_tokens, usd::float8 AS usd, duration_ms, error, created_at, finished_at
+FROM agent_versions WHERE agent = $1 AND ($2::int IS NULL OR number < $2)
+ORDER BY number DESC LIMIT $3;
+
+-- name: page_services
+-- Applied Services after source $1 and name $2 (NULL: from the first), at most $3, in key
+-- order, with their status: services_list's rows, a page at a time.
+SELECT 'service:' || a.source || '/' || a.name AS key, a.source, a.name, a.document,
+       a.revision, s.status, s.reason, s.message, s.reconciled_at
+FROM applied_objects a
+LEFT JOIN object_status s ON s.key = 'service:' || a.source || '/' || a.name
+WHERE a.kind = 'Service'
+  AND ($1::text IS NULL OR (a.source, a.kind, a.name) > ($1::text, 'Service', $2::text))
+ORDER BY a.source, a.kind, a.name LIMIT $3;
+
+-- name: page_service
+-- One applied Service (source $1, name $2) as services_list shows it.
+SELECT 'service:' || a.source || '/' || a.name AS key, a.source, a.name, a.document,
+       a.revision, s.status, s.reason, s.message, s.reconciled_at
+FROM applied_objects a
+LEFT JOIN object_status s ON s.key = 'service:' || a.source || '/' || a.name
+WHERE a.source = $1 AND a.kind = 'Service' AND a.name = $2;
+
+-- name: page_pulls
+-- Tracked pull requests after name $1 (`owner/repo#N`; NULL: from the first), of repository
+-- $2 and state $3 when given, at most $4, by name (the primary key's order), with their
+-- status: pulls_list's rows, a page at a time.
+SELECT r.name, r.state, r.version, r.data, r.updated_at, s.status, s.reason, s.message
+FROM resource_state r LEFT JOIN object_status s ON s.key = 'pull:' || r.name
+WHERE r.kind = 'pull' AND ($1::text IS NULL OR r.name > $1)
+  AND ($2::text IS NULL OR starts_with(r.name, $2 || '#'))
+  AND ($3::text IS NULL OR r.state = $3)
+ORDER BY r.name LIMIT $4;
