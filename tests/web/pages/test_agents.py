@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import quote
 
 from controller.app import create_app
+from controller.providers import lifecycle
 from controller.store import Store
 from controller.web.pages.agents import AGENTS, RUNS, VERSIONS
 from tests.helpers import GITHUB_SECRET, WRITE_TOKEN, make_settings
@@ -33,9 +34,15 @@ async def _apply(store: Store, name: str, *, description: str = "echoes its inpu
 async def _version(store: Store, state: str, *, code: str, error: str | None = None) -> int:
     number: int = await store.fetchval("agent_version_create", KEY, "spec-hash", "generated",
                                        "claude-sonnet-5-5", {"description": "echo"})
-    await store.execute("agent_version_finish", KEY, number, state, code,
-                        "def test_echo():\n    assert True\n", 2, 1200, 300, 0, 0, 0.0125,
-                        {"ok": state == "READY", "steps": {"ruff": "clean"}}, error, 900)
+    test = "def test_echo():\n    assert True\n"
+    versions = lifecycle.VERSIONS
+    assert await lifecycle.move(store, versions, (KEY, number), "VALIDATING", "its test runs",
+                                code=code, test=test)
+    assert await lifecycle.move(
+        store, versions, (KEY, number), state, "validated", code=code, test=test, rounds=2,
+        input_tokens=1200, output_tokens=300, cache_read_tokens=0, cache_write_tokens=0,
+        usd=0.0125, report={"ok": state == "READY", "steps": {"ruff": "clean"}}, error=error,
+        duration_ms=900)
     return number
 
 
@@ -43,11 +50,14 @@ async def _run(store: Store, n: int, *, finish: bool = True) -> int:
     row = await store.fetchrow("agent_run_create", KEY, "manual", "api", None, {"n": n})
     assert row is not None
     if finish:
-        await store.fetchval("agent_run_start", row["id"], 1)
-        await store.fetchval(
-            "agent_run_finish", row["id"], "succeeded", {"echo": n, "api_key": "k-123456"},
-            None, f"printed {GITHUB_SECRET} by mistake", [{"tool": "http", "ok": True}], 100,
-            0.5, {"landlock": True}, 1)
+        runs = lifecycle.RUNS
+        assert await lifecycle.move(store, runs, (row["id"],), "running", "started", version=1)
+        assert await lifecycle.move(
+            store, runs, (row["id"],), "finished", "done", outcome="succeeded",
+            result={"echo": n, "api_key": "k-123456"},
+            stderr=f"printed {GITHUB_SECRET} by mistake",
+            tool_calls=[{"tool": "http", "ok": True}], tokens=100, usd=0.5,
+            isolation={"landlock": True})
     return int(row["id"])
 
 
