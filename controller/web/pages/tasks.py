@@ -10,6 +10,7 @@ templates escape them; a pull request's address is linked only when it is an htt
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -58,10 +59,19 @@ async def task(request: web.Request, who: Viewer) -> web.Response:
     where = f"{found['repo']}#{found['issue']}@{found['comment_id']}"
     return render(request, who, "task.html", {
         "title": f"Task {task_id}", "task": found,
-        "history": [h for h in found["history"] or [] if isinstance(h, dict)],
-        "keys": [("the command", f"command:{where}"), ("the task", f"task:{where}"),
-                 ("its work with Claude", f"task-work:{task_id}"),
-                 ("its push and pull request", f"task-push:{task_id}")]})
+        "history": [{**h, "at": _when(h.get("at"))} for h in found["history"] or []
+                    if isinstance(h, dict)],
+        "keys": [("The command", f"command:{where}"), ("The task", f"task:{where}"),
+                 ("Its work with Claude", f"task-work:{task_id}"),
+                 ("Its push and pull request", f"task-push:{task_id}")]})
+
+
+def _when(at: Any) -> datetime | str:
+    """A history step's time (ISO text in the task's JSON) as a time, when it reads as one."""
+    try:
+        return datetime.fromisoformat(str(at))
+    except ValueError:
+        return str(at)
 
 
 def _shown(item: dict[str, Any]) -> dict[str, Any]:

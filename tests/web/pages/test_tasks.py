@@ -92,12 +92,14 @@ async def test_one_task_shows_its_command_escaped_history_cost_and_pull(
     html = await response.text()
     assert f"<h1>Task {task_id}</h1>" in html
     assert "<script>" not in html
-    assert ("<pre aria-labelledby=\"command\">/claude add &lt;script&gt;alert(&#39;task&#39;)"
+    assert ("<pre>/claude add &lt;script&gt;alert(&#39;task&#39;)"
             "&lt;/script&gt; to the README</pre>") in html
     assert "Wrote &lt;b&gt;the section&lt;/b&gt;" in html  # Claude's summary, escaped
     for step in ("comment 100 by @dana-ops", "may write", "Claude works on it",
                  "pull request #7 opened"):
         assert step in html, step
+    history = html.split('id="history"', 1)[1].split("</section>", 1)[0]
+    assert history.count(" UTC</td>") == 4 and "+00:00" not in history
     assert "15960 (12000 in, 3400 out, 500 cache read, 60 cache write)" in html
     assert "$0.0875" in html and "claude-sonnet-5-5" in html
     assert "<code>README.md</code></td><td>written" in html
