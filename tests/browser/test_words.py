@@ -44,6 +44,8 @@ async def test_approving_the_held_deploy_from_the_page_releases_it(browser: Any,
     await sign_in(page, site, "Dana Ops")
     await expect(page.locator("header .who")).to_contain_text("Dana Ops (write)")
     await shoot(page, shots, "overview-signed-in")
+    await page.set_viewport_size({"width": 1000, "height": 1300})  # the README's picture
+    await page.screenshot(path=str(shots / "readme-overview.png"))
 
     row = page.locator("section:has(h2#held) tbody tr", has_text=DEPLOY.idempotency_key)
     async with page.expect_navigation() as went:
