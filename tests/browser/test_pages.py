@@ -1,6 +1,7 @@
 """Every page of the operator's site in a real browser: the pages that exist answer 200 (each
-nav link is followed; a section still being built may answer 404 until it lands, then it is
-checked like the others), and each passes the accessibility basics (tests/browser/a11y.py),
+nav link is followed, then one page of each kind the pages link to, an object's, a run's...; a
+section still being built may answer 404 until it lands, then it is checked like the
+others), and each passes the accessibility basics (tests/browser/a11y.py),
 read by someone signed out and by someone signed in with the write token (whose pages carry
 the forms). Each page is saved as a screenshot."""
 
@@ -24,19 +25,23 @@ PAGES = ("/", "/login")
 # What the nav links to while some sections are still being built (they may answer 404).
 SECTIONS = ("/", "/objects", "/deliveries", "/agents", "/tasks", "/services", "/pulls",
             "/operator-log")
+# One page of each kind linked from the pages (`/objects/{key}`, `/runs/{id}`...) is checked
+# too; it must answer once its section is in PAGES (a run's page is part of the agents').
+PART_OF = {"/runs": "/agents"}
 
 
-async def _visit(page: Any, site: Site, path: str, shots: Path, label: str) -> int:
+async def _visit(page: Any, site: Site, path: str, shots: Path, label: str, *,
+                 required: bool = False) -> int:
     """Load the page; when it is there, check it and save its picture. Its status."""
     response = await page.goto(site.at(path))
     assert response is not None
-    if response.status == 404 and path not in PAGES:
+    if response.status == 404 and not required and path not in PAGES:
         return 404
     assert response.status == 200, (path, response.status)
     assert await page.title(), path
     found = await a11y.problems(page)
     assert found == [], (path, label, found)
-    name = path.strip("/").replace("/", "-") or "overview"
+    name = re.sub(r"[^A-Za-z0-9]+", "-", path.split("?")[0]).strip("-") or "overview"
     await shoot(page, shots, f"page-{name}-{label}")
     return 200
 
@@ -53,8 +58,19 @@ async def test_each_page_answers_and_passes_the_accessibility_basics(
     assert all(answered[path] == 200 for path in PAGES), answered
 
     await sign_in(page, site, "ally")
+    details: dict[str, str] = {}  # one page of each kind the pages link to in their <main>
     for path in dict.fromkeys((*PAGES, *linked)):
         assert await _visit(page, site, path, shots, "signed-in") == answered[path], path
+        if answered[path] == 200:
+            for href in await page.eval_on_selector_all(
+                    "main a[href^='/']", "links => links.map(a => a.getAttribute('href'))"):
+                target = href.split("#")[0].split("?")[0]
+                if target not in (*PAGES, *SECTIONS) and not target.startswith("/api/"):
+                    details.setdefault("/" + target.strip("/").split("/")[0], href)
+    assert "/objects" in details, details  # (the overview links its objects)
+    for kind, href in details.items():
+        required = PART_OF.get(kind, kind) in PAGES
+        assert await _visit(page, site, href, shots, "detail", required=required) in (200, 404)
     # The signed-in overview carries the forms: each word's button is named, its fields hidden.
     await page.goto(site.url)
     assert await page.locator("form.word button").count() >= 3

@@ -64,16 +64,18 @@ async def test_approving_the_held_deploy_from_the_page_releases_it(browser: Any,
     await expect(page.get_by_role("status")).to_have_count(0)  # the notice was shown once
     await shoot(page, shots, "overview-after-approve")
 
+    async def ran() -> bool:  # (it leaves the held list when it starts; then it ends)
+        action = await site.store.fetchrow("action_by_key", DEPLOY.idempotency_key)
+        [status] = await site.store.fetch("statuses_of", [HELD_KEY])
+        return action["status"] == "succeeded" and status["status"] == "Ready"
+
+    await wait_until(ran, what="the deploy run and its object Ready", store=site.store)
+    assert site.deployed == [DEPLOY.params]  # released: it ran, once
     granted = await site.store.pool.fetchrow(
         "SELECT approved_by FROM approvals WHERE idempotency_key = $1", DEPLOY.idempotency_key)
     assert granted["approved_by"] == "Dana Ops"
     assert await _words(site) == [
         ("Dana Ops", "page", "approve", DEPLOY.idempotency_key, "done")]
-    action = await site.store.fetchrow("action_by_key", DEPLOY.idempotency_key)
-    assert action["status"] == "succeeded"
-    assert site.deployed == [DEPLOY.params]  # released: it ran, once
-    [status] = await site.store.fetch("statuses_of", [HELD_KEY])
-    assert status["status"] == "Ready"
 
 
 async def test_a_killswitch_is_set_and_lifted_from_the_page(browser: Any, site: Site,
