@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from controller.app import create_app
 from controller.store import Store
@@ -68,3 +68,20 @@ async def test_every_word_is_listed_linked_filtered_and_paged(aiohttp_client: An
     second = await (await client.get(older.group(1).replace("&amp;", "&"))).text()
     assert "killswitch_on" in second and "revive" not in second
     assert 'rel="next"' not in second
+
+
+async def test_these_pages_send_a_stranger_to_sign_in(aiohttp_client: Any, store: Store,
+                                                       dsn: str) -> None:
+    """With P38_API_TOKEN set, reading needs a sign-in: each page sends a stranger to it and
+    back, and shows nothing of the store."""
+    await reconcile(store, "issue:o/r#1", status=("Ready", "Quiet", "secret-ish message"))
+    client = await aiohttp_client(create_app(make_settings(dsn, api_token=WRITE_TOKEN)))
+    for url in ("/objects", f"/objects/{quote('issue:o/r#1', safe='')}", "/deliveries",
+                "/deliveries/1", "/operator-log"):
+        answer = await client.get(url, allow_redirects=False)
+        assert answer.status == 303, url
+        where, _, back = answer.headers["Location"].partition("?next=")
+        assert where == "/login" and unquote(unquote(back)) == unquote(url), url
+    await sign_in(client, "reader")
+    shown = await client.get(f"/objects/{quote('issue:o/r#1', safe='')}")
+    assert shown.status == 200 and "secret-ish message" in await shown.text()
