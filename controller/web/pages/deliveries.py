@@ -1,8 +1,9 @@
 """Webhook deliveries on the operator's page: `/deliveries` (newest first, filters source,
 event and status, keyset-paged by id through `deliveries_list`, as `GET /api/deliveries`) and
 `/deliveries/{id}` (one delivery: its headers that carry no credentials, its payload
-pretty-printed with secrets redacted (redact.py), the keys it produced, each linking to its
-object, and a Replay button). Reads only: Replay posts to words.py.
+pretty-printed with secrets redacted (redact.py; the controller's own secret values too), the
+keys it produced, each linking to its object, and a Replay button). Reads only: Replay posts
+to words.py.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from aiohttp import web
 
 from controller.web.api import DELIVERY_STATUSES, SOURCES
 from controller.web.json import Int, Text
-from controller.web.keys import STORE
+from controller.web.keys import SETTINGS, STORE, WRITE_TOKEN
 from controller.web.pages.paging import checked, link, page_of
 from controller.web.pages.redact import pretty_payload, safe_headers, scrub_text
 from controller.web.pages.render import reader, refused, render
@@ -51,13 +52,14 @@ async def one_delivery(request: web.Request, who: Viewer) -> web.Response:
     if row is None:
         return refused(request, who, "no delivery with that id (the list at /deliveries has "
                                      "them)", status=404)
-    payload, cut = pretty_payload(row["payload"])
-    headers, withheld = safe_headers(row["headers"] or {})
+    known = [*request.app[SETTINGS].secret_values(), request.app[WRITE_TOKEN] or ""]
+    payload, cut = pretty_payload(row["payload"], known)
+    headers, withheld = safe_headers(row["headers"] or {}, known)
     keys = [dict(k) for k in await store.fetch("delivery_keys_of", row["id"])]
     return render(request, who, "delivery.html", {
         "title": f"Delivery {row['id']}", "d": dict(row), "payload": payload, "cut": cut,
         "headers": headers, "withheld": withheld, "keys": keys,
-        "error": scrub_text(row["error"]) if row["error"] else None})
+        "error": scrub_text(row["error"], known) if row["error"] else None})
 
 
 def add_routes(app: web.Application) -> None:

@@ -17,7 +17,7 @@ from aiohttp import web
 from controller.reconcile.plan import STATUSES
 from controller.web import views
 from controller.web.json import MAX_TEXT, Int, Text
-from controller.web.keys import REGISTRY, STORE
+from controller.web.keys import REGISTRY, SETTINGS, STORE
 from controller.web.pages.filters import url_part
 from controller.web.pages.paging import checked, link, page_of
 from controller.web.pages.redact import redact
@@ -77,7 +77,8 @@ async def one_object(request: web.Request, who: Viewer) -> web.Response:
     return render(request, who, "object.html", {
         "title": key, "key": key, "found": found, "timeline": timeline, "actions": actions,
         "words": words[:WORDS], "more_words": len(words) > WORDS,
-        "spec": _pretty(manifest.get("spec")) if manifest else None,
+        "spec": _pretty(manifest.get("spec"), request.app[SETTINGS].secret_values())
+        if manifest else None,
         "older_reconciles": link(here, kept, reconciles_before=timeline[-1]["id"])
         if older_reconciles else None,
         "older_actions": link(here, kept, actions_before=actions[-1]["id"])
@@ -85,11 +86,11 @@ async def one_object(request: web.Request, who: Viewer) -> web.Response:
         "paged": q["reconciles_before"] is not None or q["actions_before"] is not None})
 
 
-def _pretty(value: Any) -> str | None:
+def _pretty(value: Any, known: list[str]) -> str | None:
     """A manifest's spec as the page shows it: indented, secret-looking values redacted."""
     if value is None:
         return None
-    return orjson.dumps(redact(value), option=orjson.OPT_INDENT_2).decode()
+    return orjson.dumps(redact(value, known), option=orjson.OPT_INDENT_2).decode()
 
 
 def add_routes(app: web.Application) -> None:

@@ -1,13 +1,14 @@
 """What of a stored delivery the operator's page may show: its payload with secrets redacted
-(the values of keys that look like secrets, at any depth, and values that look like tokens
-wherever they are), pretty-printed, and its headers without those that carry credentials.
-Pure: text and mappings in, text and mappings out; no I/O, no HTML (the templates escape).
+(the values of keys that look like secrets, at any depth; values that look like tokens, and
+the controller's own secret values (`known`), wherever they are), pretty-printed, and its
+headers without those that carry credentials. Pure: text and mappings in, text and mappings
+out; no I/O, no HTML (the templates escape).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -48,45 +49,52 @@ def secret_name(name: str) -> bool:
     return False
 
 
-def scrub_text(text: str) -> str:
-    """`text` with every credential-looking value in it replaced."""
-    return _VALUES.sub(REDACTED, text)
+def scrub_text(text: str, known: Iterable[str] = ()) -> str:
+    """`text` with every credential-looking value in it, and every `known` secret value (at
+    least 6 characters: shorter ones would shred ordinary words), replaced."""
+    text = _VALUES.sub(REDACTED, text)
+    for secret in sorted((s for s in known if len(s) >= 6), key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    return text
 
 
-def redact(value: Any) -> Any:
+def redact(value: Any, known: Iterable[str] = ()) -> Any:
     """`value` (parsed JSON) with the values of secret-looking keys replaced at any depth
-    (null and true/false are kept: they carry no secret) and token-looking strings scrubbed."""
+    (null and true/false are kept: they carry no secret) and strings scrubbed."""
+    known = tuple(known)
     if isinstance(value, Mapping):
         return {k: (REDACTED if secret_name(str(k)) and v is not None
-                    and not isinstance(v, bool) else redact(v))
+                    and not isinstance(v, bool) else redact(v, known))
                 for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [redact(v) for v in value]
+        return [redact(v, known) for v in value]
     if isinstance(value, str):
-        return scrub_text(value)
+        return scrub_text(value, known)
     return value
 
 
-def pretty_payload(raw: str) -> tuple[str, bool]:
+def pretty_payload(raw: str, known: Iterable[str] = ()) -> tuple[str, bool]:
     """The stored payload text, redacted and indented, and whether it was cut. A payload that
-    is not JSON is shown as it is, scrubbed of token-looking values."""
+    is not JSON is shown as it is, scrubbed."""
+    known = tuple(known)
     try:
-        shown = orjson.dumps(redact(orjson.loads(raw)),
+        shown = orjson.dumps(redact(orjson.loads(raw), known),
                              option=orjson.OPT_INDENT_2).decode()
     except orjson.JSONDecodeError:
-        shown = scrub_text(raw)
+        shown = scrub_text(raw, known)
     if len(shown) <= SHOWN_BYTES:
         return shown, False
     return shown[:SHOWN_BYTES], True
 
 
-def safe_headers(headers: Mapping[str, Any]) -> tuple[list[tuple[str, str]], int]:
+def safe_headers(headers: Mapping[str, Any], known: Iterable[str] = ()
+                 ) -> tuple[list[tuple[str, str]], int]:
     """The headers that may be shown, sorted by name, and how many were withheld because
     their names say they carry credentials (Authorization, Cookie, X-Hub-Signature-256...)."""
-    shown, withheld = [], 0
+    shown, withheld, known = [], 0, tuple(known)
     for name, value in headers.items():
         if secret_name(str(name)):
             withheld += 1
         else:
-            shown.append((str(name), scrub_text(str(value))))
+            shown.append((str(name), scrub_text(str(value), known)))
     return sorted(shown, key=lambda h: h[0].lower()), withheld

@@ -15,7 +15,14 @@ from controller.app import create_app
 from controller.engine.ingest import IngestWriter
 from controller.store import Store
 from handlers.base import Delivery
-from tests.helpers import WRITE_TOKEN, github_payload, make_settings, sample, store_delivery
+from tests.helpers import (
+    GITHUB_SECRET,
+    WRITE_TOKEN,
+    github_payload,
+    make_settings,
+    sample,
+    store_delivery,
+)
 from tests.web.pages.seed import form_of, reconcile, sign_in
 
 HOSTILE = "<script>alert('owned')</script>"
@@ -36,6 +43,7 @@ async def _hostile_pull_request(client: Any) -> int:
     payload["token"] = TOKEN
     payload["hook"] = {"config": {"url": "https://example.test/hook", "secret": HOOK_SECRET}}
     payload["comment"] = {"body": f"my token is {TOKEN}, oops"}
+    payload["sender"]["bio"] = f"echoes the webhook secret {GITHUB_SECRET}"
     headers, raw = github_payload("pull_request", payload)
     answer = await client.post("/webhooks/github", data=raw, headers=headers)
     assert answer.status == 202, await answer.text()
@@ -56,7 +64,8 @@ async def test_one_delivery_is_shown_redacted_escaped_and_linked(aiohttp_client:
     assert "pull_request.opened" in text
     assert HOSTILE not in text
     assert '&#34;title&#34;: &#34;&lt;script&gt;alert(&#39;owned&#39;)&lt;/script&gt;&#34;' in text
-    assert TOKEN not in text and HOOK_SECRET not in text
+    assert TOKEN not in text and HOOK_SECRET not in text and GITHUB_SECRET not in text
+    assert "echoes the webhook secret [redacted]" in text
     assert "&#34;token&#34;: &#34;[redacted]&#34;" in text
     assert "&#34;secret&#34;: &#34;[redacted]&#34;" in text
     assert "my token is [redacted], oops" in text

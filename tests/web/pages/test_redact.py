@@ -88,3 +88,14 @@ def test_headers_carrying_credentials_are_withheld() -> None:
         "X-Hub-Signature-256": "sha256=00", "User-Agent": "GitHub-Hookshot/1"})
     assert shown == [("User-Agent", "GitHub-Hookshot/1"), ("X-GitHub-Event", "push")]
     assert withheld == 3
+
+
+def test_the_controllers_own_secrets_are_scrubbed_wherever_they_appear() -> None:
+    """A payload echoing a configured secret (the webhook secret, the API token) under an
+    innocent key shows it redacted; values too short to find safely are left alone."""
+    known = ["webhook-secret-5f2a", "abc"]
+    text, _ = pretty_payload('{"echo": "sent with webhook-secret-5f2a", "word": "abc"}', known)
+    assert "webhook-secret-5f2a" not in text
+    assert json.loads(text) == {"echo": f"sent with {REDACTED}", "word": "abc"}
+    shown, _ = safe_headers({"User-Agent": "bot webhook-secret-5f2a"}, known)
+    assert shown == [("User-Agent", f"bot {REDACTED}")]
