@@ -13,7 +13,17 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from controller.web.pages import agents, overview, pulls, services, tasks, words
+from controller.web.pages import (
+    agents,
+    deliveries,
+    objects,
+    oplog,
+    overview,
+    pulls,
+    services,
+    tasks,
+    words,
+)
 from controller.web.pages.activity import ACTIVITY, Activity, keep_counting
 from controller.web.pages.filters import FILTERS
 
@@ -29,5 +39,6 @@ def add_routes(app: web.Application) -> None:
                                    append_version=True)
     env.globals["static"] = lambda name: str(static.url_for(filename=name))
     app[ACTIVITY] = Activity()
-    for module in (overview, agents, tasks, services, pulls, words):
+    for module in (overview, objects, deliveries, oplog, agents, tasks, services, pulls,
+                   words):
         module.add_routes(app)
