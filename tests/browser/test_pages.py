@@ -21,7 +21,8 @@ expect = pytest.importorskip("playwright.async_api",
                              reason="the playwright package is not installed").expect
 
 # The pages that must answer 200: add a section here when it lands on main.
-PAGES = ("/", "/login")
+PAGES = ("/", "/login", "/objects", "/deliveries", "/agents", "/tasks", "/services", "/pulls",
+         "/operator-log")
 # What the nav links to while some sections are still being built (they may answer 404).
 SECTIONS = ("/", "/objects", "/deliveries", "/agents", "/tasks", "/services", "/pulls",
             "/operator-log")

@@ -8,7 +8,6 @@ templates escape what this returns.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -17,17 +16,10 @@ from aiohttp import web
 
 from controller.web.json import BadQuery, Declared, query
 from controller.web.keys import SETTINGS
+from controller.web.pages.redact import redact, scrub_text
 from controller.web.pages.render import reader, refused, render
 from controller.web.pages.session import Viewer
 
-REDACTED = "[redacted]"
-SECRET_KEY = re.compile(
-    r"token|secret|passw|authori[sz]ation|^auth$|signature|cookie|credential|session[-_]?id"
-    r"|api[-_]?key|private[-_]?key|(^|[-_.])key($|[-_.])", re.IGNORECASE)
-CAMEL_KEY = re.compile(r"[a-z0-9]Key$")  # apiKey, accessKey (but not monkey)
-SECRET_VALUE = re.compile(
-    r"^\s*(bearer|basic|token)\s+\S{8,}|\b(gh[pousr]_[A-Za-z0-9]{20,}|github_pat_\w{20,}"
-    r"|sk-ant-[\w-]{16,}|xox[abpr]-[\w-]{10,})", re.IGNORECASE)
 MAX_SHOWN = 200_000  # characters of one payload shown; the rest is cut with a note
 Page = Callable[[web.Request, Viewer], Awaitable[web.StreamResponse]]
 
@@ -82,27 +74,16 @@ def secrets_of(request: web.Request) -> list[str]:
 
 
 def redacted(value: Any) -> Any:
-    """`value` with the values of secret-looking keys, and token-looking strings, replaced."""
-    if isinstance(value, dict):
-        return {k: REDACTED if _secret_key(k) and v not in (None, "", [], {}) else redacted(v)
-                for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [redacted(v) for v in value]
-    if isinstance(value, str) and SECRET_VALUE.search(value):
-        return REDACTED
-    return value
-
-
-def _secret_key(name: Any) -> bool:
-    return isinstance(name, str) and bool(SECRET_KEY.search(name) or CAMEL_KEY.search(name))
+    """`value` with the values of secret-looking keys, and token-looking strings, replaced
+    (the one rule of controller/web/pages/redact.py)."""
+    return redact(value)
 
 
 def scrub(text: str | None, secrets: Iterable[str]) -> str | None:
     """`text` without the controller's own secret values (an agent's stderr may print one)."""
     if text is None:
         return None
-    for secret in secrets:
-        text = text.replace(secret, REDACTED)
+    text = scrub_text(text, secrets)
     return text if len(text) <= MAX_SHOWN else \
         text[:MAX_SHOWN] + f"\n… ({len(text) - MAX_SHOWN} more characters not shown)"
 
@@ -111,7 +92,7 @@ def pretty(value: Any, secrets: Iterable[str] = ()) -> str | None:
     """A payload as indented JSON, secrets redacted (None stays None)."""
     if value is None:
         return None
-    text = orjson.dumps(redacted(value), default=str,
+    text = orjson.dumps(redact(value, tuple(secrets)), default=str,
                         option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode()
     return scrub(text, secrets)
 

@@ -1,5 +1,6 @@
-"""What the pages show of a payload: secret-looking keys' values and token-looking strings
-redacted at any depth, the controller's own secrets wherever they appear, the rest as is."""
+"""What the agents', runs', tasks' pages show of a payload: the same redaction as the
+deliveries' (controller/web/pages/redact.py): secret-looking keys' values and token-looking
+strings at any depth, the controller's own secrets wherever they appear, the rest as is."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from controller.web.pages.reading import REDACTED, pretty, redacted, scrub
+from controller.web.pages.reading import pretty, redacted, scrub
+from controller.web.pages.redact import REDACTED
 
 
 @pytest.mark.parametrize(("given", "shown"), [
@@ -16,8 +18,11 @@ from controller.web.pages.reading import REDACTED, pretty, redacted, scrub
      {"token": REDACTED, "Password": REDACTED, "apiKey": REDACTED, "api_key": REDACTED,
       "X-Hub-Signature-256": REDACTED, "Authorization": REDACTED, "cookie": REDACTED,
       "client_secret": REDACTED, "key": REDACTED}),
-    ({"monkey": "banana", "keys": ["a"], "n": 1, "token": None, "secret": ""},
-     {"monkey": "banana", "keys": ["a"], "n": 1, "token": None, "secret": ""}),
+    # One rule for every page (redact.py), erring on hiding: a word ending in "key" is hidden
+    # ("monkey" too), an empty secret as well; null carries nothing and stays.
+    ({"monkey": "banana", "keys": ["a"], "n": 1, "token": None, "secret": "", "name": "ok"},
+     {"monkey": REDACTED, "keys": REDACTED, "n": 1, "token": None, "secret": REDACTED,
+      "name": "ok"}),
     ({"a": [{"b": {"password": "deep"}}, "Bearer abcdefgh12345", "ghp_" + "x" * 36]},
      {"a": [{"b": {"password": REDACTED}}, REDACTED, REDACTED]}),
     ({"note": "a token is needed", "sk": "sk-ant-" + "y" * 20}, {"note": "a token is needed",
