@@ -1025,3 +1025,13 @@ WHERE r.kind = 'pull' AND ($1::text IS NULL OR r.name > $1)
   AND ($2::text IS NULL OR starts_with(r.name, $2 || '#'))
   AND ($3::text IS NULL OR r.state = $3)
 ORDER BY r.name LIMIT $4;
+
+-- name: applied_objects_of_refs
+-- The applied objects of these (source, kind, name) triples only (one page's objects).
+SELECT a.source, a.kind, a.name, a.content_hash, a.revision, a.applied_at
+FROM unnest($1::text[], $2::text[], $3::text[]) AS k(source, kind, name)
+JOIN applied_objects a ON a.source = k.source AND a.kind = k.kind AND a.name = k.name;
+
+-- name: resources_named
+-- The records of kind $1 named in $2 only.
+SELECT name, data FROM resource_state WHERE kind = $1 AND name = ANY($2::text[]);

@@ -39,11 +39,18 @@ async def objects_page(store: Store, *, kind: str | None, status: str | None,
                        limit: int) -> dict[str, Any]:
     """`/api/objects`: one page of objects with their status, keyset-paged by key."""
     rows = await store.fetch("statuses_list", kind, status, after, limit + 1, source)
-    sources = {r["name"]: r["data"] or {} for r in await store.fetch("resources_list",
-                                                                       "manifests", 10_000)}
+    shown = rows[:limit]
+    # Only what this page's objects need: their sources' records, their applied objects.
+    named = sorted({r["source"] for r in shown if r["source"] is not None})
+    sources = {r["name"]: r["data"] or {} for r in await store.fetch("resources_named",
+                                                                       "manifests", named)}
+    refs = [(r["source"], MANIFEST_KINDS[r["kind"]], object_ref(r["key"])[2]) for r in shown
+            if r["kind"] in MANIFEST_KINDS and r["source"] is not None]
     applied: dict[tuple[str, str, str], Mapping[str, Any]] = {
-        (r["source"], r["kind"], r["name"]): r for r in await store.fetch("applied_objects_all")}
-    items = [_item(row, sources, applied) for row in rows[:limit]]
+        (r["source"], r["kind"], r["name"]): r for r in await store.fetch(
+            "applied_objects_of_refs", [s for s, _, _ in refs], [k for _, k, _ in refs],
+            [n for _, _, n in refs])}
+    items = [_item(row, sources, applied) for row in shown]
     more = len(rows) > limit
     return {"items": items, "next": rows[limit - 1]["key"] if more else None}
 
