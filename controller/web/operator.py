@@ -6,6 +6,8 @@ controller/engine/operator.py, as the CLI and the operator's page do.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import orjson
 from aiohttp import web
 
@@ -46,49 +48,38 @@ def _refused(verb: Verb) -> web.Response | None:
     return None if allowed.allowed else problem(403, allowed.why)
 
 
-async def approve(request: web.Request) -> web.Response:
-    who = await _by(request)
-    if isinstance(who, web.Response):
-        return who
-    if (refused := _refused("approve")) is not None:
-        return refused
-    key = path_text(request.match_info["idempotency_key"], "the action's idempotency key")
-    return _answer(await operator.approve(request.app[STORE], request.app[QUEUE], key,
-                                          by=who, via="api"))
+Act = Callable[[web.Request, str], Awaitable[operator.Done]]
 
 
-async def replay(request: web.Request) -> web.Response:
-    who = await _by(request)
-    if isinstance(who, web.Response):
-        return who
-    if (refused := _refused("retry")) is not None:
-        return refused
-    ref = path_text(request.match_info["ref"], "the delivery's GUID or id")
-    return _answer(await operator.replay(request.app[STORE], request.app[QUEUE], ref, by=who,
-                                         via="api"))
+def _word(verb: Verb | Callable[[web.Request], Verb], act: Act
+          ) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """A route for one operator's word: who asks (`{"by": NAME}`), may the API say it, then
+    `act(request, who)`."""
+    async def handler(request: web.Request) -> web.Response:
+        who = await _by(request)
+        if isinstance(who, web.Response):
+            return who
+        if (refused := _refused(verb(request) if callable(verb) else verb)) is not None:
+            return refused
+        return _answer(await act(request, who))
+
+    return handler
 
 
-async def revive(request: web.Request) -> web.Response:
-    who = await _by(request)
-    if isinstance(who, web.Response):
-        return who
-    if (refused := _refused("retry")) is not None:
-        return refused
-    key = path_text(request.match_info["key"], "the key")
-    return _answer(await operator.revive(request.app[STORE], request.app[QUEUE], key, by=who,
-                                         via="api"))
-
-
-async def killswitch(request: web.Request) -> web.Response:
-    who = await _by(request)
-    if isinstance(who, web.Response):
-        return who
-    on = request.method == "PUT"
-    if (refused := _refused("stop" if on else "resume")) is not None:
-        return refused
-    source = path_text(request.match_info["source"], "the source")
-    return _answer(await operator.killswitch(request.app[STORE], source, on, by=who,
-                                             via="api"))
+approve = _word("approve", lambda request, who: operator.approve(
+    request.app[STORE], request.app[QUEUE],
+    path_text(request.match_info["idempotency_key"], "the action's idempotency key"),
+    by=who, via="api"))
+replay = _word("retry", lambda request, who: operator.replay(
+    request.app[STORE], request.app[QUEUE],
+    path_text(request.match_info["ref"], "the delivery's GUID or id"), by=who, via="api"))
+revive = _word("retry", lambda request, who: operator.revive(
+    request.app[STORE], request.app[QUEUE], path_text(request.match_info["key"], "the key"),
+    by=who, via="api"))
+killswitch = _word(lambda request: "stop" if request.method == "PUT" else "resume",
+                   lambda request, who: operator.killswitch(
+                       request.app[STORE], path_text(request.match_info["source"], "the source"),
+                       request.method == "PUT", by=who, via="api"))
 
 
 async def list_operator_actions(request: web.Request) -> web.Response:
