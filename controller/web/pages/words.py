@@ -99,8 +99,8 @@ def _word(act: Word) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
 
 def _field(form: dict[str, str], name: str) -> str:
     value = form.get(name, "").strip()
-    if not value or len(value) > 1000:
-        raise ValueError(f"the form needs {name} (1 to 1000 characters)")
+    if not value or len(value) > 1000 or not value.isprintable():
+        raise ValueError(f"the form needs {name} (1 to 1000 printable characters)")
     return value
 
 

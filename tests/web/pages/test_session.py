@@ -266,3 +266,23 @@ async def test_pages_carry_the_security_headers(aiohttp_client: Any, store: Stor
         assert headers["Referrer-Policy"] == "same-origin"
         assert headers["Cache-Control"] == "no-store"
         assert headers["Content-Type"].startswith("text/html")
+
+
+@pytest.mark.parametrize("field", ["source", "idempotency_key"])
+async def test_a_word_with_a_nul_or_control_character_is_a_400(aiohttp_client: Any,
+                                                               store: Store, dsn: str,
+                                                               field: str) -> None:
+    """A field PostgreSQL cannot store (NUL) or a control character is refused with a reason
+    page, never a 500, and nothing is recorded."""
+    client = await _client(aiohttp_client, dsn)
+    await _held(store)
+    await _sign_in(client, WRITE_TOKEN)
+    csrf = await _csrf(client)
+    action = "/killswitch" if field == "source" else "/approve"
+    for bad in ("local\x00x", "local\x1b[31m"):
+        answer = await client.post(action, data={"csrf": csrf, "back": "/", "state": "on",
+                                                 field: bad}, allow_redirects=False)
+        assert answer.status == 400, await answer.text()
+        assert "printable characters" in await answer.text()
+    assert await store.fetch("killswitches_all") == []
+    assert await store.fetch("operator_actions_list", None, None, 10) == []
