@@ -43,8 +43,10 @@ def manifest_files(files: int, per_file: int) -> dict[str, str]:
 
 
 async def settled(store: Any) -> bool:
-    """The queue is empty and no delivery waits for a reconcile."""
-    return not (await store.fetch("queue_list", None, None, 1)
+    """No key is due or running (a schedule stays queued for its next tick: it waits, with
+    a wait kind) and no delivery waits for a reconcile."""
+    rows = await store.fetch("queue_list", None, None, 100000)
+    return not (any(r["wait_kind"] != "requeue" or r["lease_holder"] for r in rows)
                 or await store.fetch("deliveries_list", None, None, "pending", None, 1))
 
 
@@ -54,7 +56,7 @@ async def bench(dsn: str, files: dict[str, str]) -> bool:
     from controller.app import create_app
     from controller.config import ManifestSettings, ProviderSettings, QueueSettings
     from controller.providers import github
-    from controller.store import Store
+    from controller.store import Store, statements
     from controller.store.migrations import migrate
     from tests.fakes.github import FakeGitHub, make_key_pair
     from tests.helpers import SAMPLES, github_payload, make_settings, wait_until
@@ -89,6 +91,7 @@ async def bench(dsn: str, files: dict[str, str]) -> bool:
         payload = {**template, "before": before, "after": head, "forced": forced,
                    "commits": [commit], "head_commit": commit}
         headers, body = github_payload("push", payload)
+        sent = statements.snapshot()
         t0 = time.perf_counter()
         response = await client.post("/webhooks/github", data=body, headers=headers)
         assert response.status == 202, await response.text()
@@ -106,13 +109,17 @@ async def bench(dsn: str, files: dict[str, str]) -> bool:
         blobs = [q for q in calls if "/git/blobs/" in q.url.path]
         recorded = await store.pool.fetchval("SELECT count(*) FROM actions") - actions
         [audit] = await store.fetch("audit_list", f"manifests:{REPO}", None, None, 1)
-        objects = await store.pool.fetchval(
-            "SELECT count(*) FROM audit WHERE id > $1"
+        window = statements.snapshot() - sent
+        objects, per_object = await store.pool.fetchrow(
+            "SELECT count(*), percentile_disc(0.5) WITHIN GROUP"
+            " (ORDER BY (phases->>'statements')::int) FROM audit WHERE id > $1"
             " AND kind IN ('agent', 'schedule', 'service', 'policy')", last_audit)
         print(f"{label:34s} applied {applied * 1000:7.1f} ms, settled {elapsed * 1000:7.1f} ms "
               f"({objects:4d} object reconciles)  GitHub: {len(calls) - len(writes):3d} "
               f"reads ({len(blobs):3d} blobs), {len(writes):2d} writes; actions recorded: "
               f"{recorded:4d}; {audit['decision']}: {audit['reason']}")
+        print(f"{'':34s} SQL statements: {sum(window.values())} in all, "
+              f"{per_object} per object reconcile (median; claim and settle included)")
         return {"writes": len(writes), "actions": recorded, "blobs": len(blobs)}
 
     try:

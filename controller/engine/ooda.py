@@ -57,7 +57,7 @@ from controller.reconcile.ids import key_kind
 from controller.reconcile.plan import Plan
 from controller.reconcile.policy import Gated, Verdict, gate
 from controller.reconcile.reconciler import Reconciler
-from controller.store import Store
+from controller.store import Store, statements
 
 JOB_SAFETY_NET_SECONDS = 600.0  # a key waiting for its job looks again at least this often
 log = structlog.get_logger("p38.ooda")
@@ -120,14 +120,8 @@ class Worker:
         reconciler = self._registry.get(lease.kind)
         structlog.contextvars.bind_contextvars(key=lease.key, reconcile_id=record.reconcile_id)
         try:
-            try:
-                outcome = await self._with_heartbeat(lease, self._reconcile(lease, record,
-                                                                            reconciler))
-            except LeaseLost as exc:
-                await self._audit_lost(lease, record, exc)
-                return None
-            await self._settle(lease, outcome, record, reconciler)
-            return outcome
+            with statements.counting() as record.statements:
+                return await self._process(lease, record, reconciler)
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._queue.release(lease))
@@ -135,6 +129,17 @@ class Worker:
         finally:
             self.current = None
             structlog.contextvars.unbind_contextvars("key", "reconcile_id")
+
+    async def _process(self, lease: Lease, record: Record,
+                       reconciler: Reconciler | None) -> Outcome | None:
+        try:
+            outcome = await self._with_heartbeat(lease, self._reconcile(lease, record,
+                                                                        reconciler))
+        except LeaseLost as exc:
+            await self._audit_lost(lease, record, exc)
+            return None
+        await self._settle(lease, outcome, record, reconciler)
+        return outcome
 
     async def _with_heartbeat(self, lease: Lease, body: Any) -> Outcome:
         task: asyncio.Task[Outcome] = asyncio.ensure_future(body)
@@ -309,6 +314,8 @@ class Worker:
 
     def _entry(self, record: Record) -> AuditEntry:
         plan = record.plan
+        # Round trips to PostgreSQL: the claim, what the reconcile sent, and its settle.
+        record.phases["statements"] = 1 + sum(record.statements.values()) + 1
         return AuditEntry(
             reconcile_id=record.reconcile_id, started=record.started,
             duration_ms=(time.perf_counter() - record.t0) * 1000, phases=record.phases,

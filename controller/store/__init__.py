@@ -23,6 +23,7 @@ from controller.reconcile.errors import ConcurrentUpdate, LeaseLost, P38Error
 from controller.store import migrations
 from controller.store.outage import Outage
 from controller.store.queries import queries
+from controller.store.statements import TRANSACTION, sent
 from controller.tasks import running
 
 log = structlog.get_logger("p38.store")
@@ -130,19 +131,23 @@ class Queries:
         self._sql = queries()
 
     async def fetch(self, name: str, *args: Any) -> list[Record]:
+        sent(name)
         with _translated():
             return list(await self._conn.fetch(self._sql[name], *args))
 
     async def fetchrow(self, name: str, *args: Any) -> Record | None:
+        sent(name)
         with _translated():
             row: Record | None = await self._conn.fetchrow(self._sql[name], *args)
             return row
 
     async def fetchval(self, name: str, *args: Any) -> Any:
+        sent(name)
         with _translated():
             return await self._conn.fetchval(self._sql[name], *args)
 
     async def execute(self, name: str, *args: Any) -> str:
+        sent(name)
         with _translated():
             return str(await self._conn.execute(self._sql[name], *args))
 
@@ -182,6 +187,7 @@ class Store(Queries):
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Queries]:
+        sent(TRANSACTION, 2)
         with _translated():
             async with self.pool.acquire() as conn, conn.transaction():
                 yield Queries(conn)
