@@ -1,7 +1,8 @@
 """The executor: every side effect goes through here, recorded before it runs.
 
-Each action has a kind, params and an idempotency key. Its row is written first (pending ->
-running -> succeeded | failed; dry_run and held are recorded and not run); a key that already
+Each action has a kind, params and an idempotency key. Its row is written first, in the same
+statement that starts it when it runs now (running -> succeeded | failed; pending while it
+waits; dry_run and held are recorded and not run); a key that already
 succeeded never runs again. Runners are registered by action kind (the providers' bundles) and
 do the outbound I/O through `controller.clients`; short retries belong to the clients. A runner
 that says `Waiting` (a rate limit minutes away) leaves its action pending with the reason. An
@@ -70,10 +71,18 @@ class Executor:
         outcomes: list[ActionOutcome] = []
         for item in gated:
             action = item.action
-            row = await self._store.fetchrow(
-                "action_record", action.idempotency_key, action.kind, dict(action.params),
-                _RECORDED_STATUS[item.verdict], item.reason, key, reconcile_id,
-                action.description)
+            runner = self.runners.get(action.kind)
+            if item.verdict is Verdict.RUN and action.job is None and runner is not None:
+                # Recorded and started in one statement: its runner runs it now.
+                row = await self._store.fetchrow(
+                    "action_begin", action.idempotency_key, action.kind, dict(action.params),
+                    item.reason, key, reconcile_id, action.description)
+            else:
+                runner = None
+                row = await self._store.fetchrow(
+                    "action_record", action.idempotency_key, action.kind,
+                    dict(action.params), _RECORDED_STATUS[item.verdict], item.reason, key,
+                    reconcile_id, action.description)
             assert row is not None
             action_id, status = row["id"], row["status"]
             if status == "succeeded":
@@ -98,12 +107,10 @@ class Executor:
                 outcomes.append(ActionOutcome(action_id, action.kind, action.idempotency_key,
                                               "queued", f"queued as {job_key}"))
                 break  # what follows waits for the job's result
-            runner = self.runners.get(action.kind)
             if runner is None:
                 error = NoActionRunner(f"no runner for action kind {action.kind!r}")
                 await self._store.execute("action_finish", action_id, "failed", None, str(error))
                 raise error
-            await self._store.fetchval("action_start", action_id)
             try:
                 result = await runner(action)
             except asyncio.CancelledError:  # the deadline passed, or the worker is stopping

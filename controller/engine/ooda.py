@@ -182,8 +182,21 @@ class Worker:
 
             t = time.perf_counter()
             record.phase = "decide"
-            policy = (await self._policies.current()).for_source(reconciler.source(lease.key))
-            plan = reconciler.decide(snapshot, policy)
+            source = reconciler.source(lease.key)
+            epoch, policies = await self._policies.current(lease.policy_epoch)
+            plan = reconciler.decide(snapshot, policies.for_source(source))
+            approved: set[str] = set()
+            if plan.actions:
+                # The gate's policies as they are now: read again (and the plan decided
+                # again) when a Policy or a killswitch changed since the claim.
+                record.phase = "gate"
+                now, approved = await self._policies.approvals(
+                    [a.idempotency_key for a in plan.actions])
+                if now is None or now != epoch:
+                    epoch, policies = await self._policies.current(now)
+                    plan = reconciler.decide(snapshot, policies.for_source(source))
+                    approved = await self._approved([a.idempotency_key for a in plan.actions])
+            policy = policies.for_source(source)
             record.plan = plan
             record.phases["decide"] = {"ms": _ms(t), "decision": plan.decision}
             if plan.enqueue:
@@ -191,7 +204,6 @@ class Worker:
             _check_owns(reconciler, plan)
 
             record.phase = "gate"
-            approved = await self._approved([a.idempotency_key for a in plan.actions])
             record.verdicts = gate(plan.actions, policy, approved)
             record.phases["gate"] = {v.action.idempotency_key: v.verdict.value
                                      for v in record.verdicts}

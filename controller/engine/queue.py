@@ -50,6 +50,7 @@ class Lease:
     token: uuid.UUID
     holder: str
     failing_for: float | None = None  # seconds since this key's current failures began
+    policy_epoch: int | None = None  # the gate's policy epoch at the claim (migration 0025)
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,7 @@ class WorkQueue:
             return None
         return Lease(key=row["key"], kind=row["kind"], attempt=row["attempts"],
                      deliveries=tuple(row["deliveries"]), token=token, holder=holder,
-                     failing_for=row["failing_for"])
+                     failing_for=row["failing_for"], policy_epoch=row["policy_epoch"])
 
     async def renew(self, lease: Lease) -> bool:
         """Extend the lease; False when another worker holds the key now."""

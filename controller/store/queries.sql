@@ -62,7 +62,8 @@ WITH claimed AS (
 )
 SELECT c.key, c.kind, c.attempts, c.failing_for,
        ARRAY(SELECT delivery_id FROM delivery_keys
-             WHERE key = c.key AND status = 'pending' ORDER BY delivery_id) AS deliveries
+             WHERE key = c.key AND status = 'pending' ORDER BY delivery_id) AS deliveries,
+       (SELECT epoch FROM policy_epoch) AS policy_epoch
 FROM claimed c;
 
 -- name: queue_next_due
@@ -173,6 +174,23 @@ ON CONFLICT (idempotency_key) DO UPDATE
         reason = CASE WHEN a.status = 'succeeded' THEN a.reason ELSE excluded.reason END,
         reconcile_id = CASE WHEN a.status = 'succeeded' THEN a.reconcile_id
                             ELSE excluded.reconcile_id END,
+        updated_at = now()
+RETURNING id, status;
+
+-- name: action_begin
+-- Record an action and start it, in one statement (its runner is about to run it): the row is
+-- written running with its first attempt, or an earlier row of the key (pending, failed,
+-- running when a crash cut it off) is started again. A key that already succeeded keeps its
+-- row untouched and is returned 'succeeded' (never run again).
+INSERT INTO actions AS a (idempotency_key, kind, params, status, reason, key, reconcile_id,
+                          description, attempts)
+VALUES ($1, $2, $3::jsonb, 'running', $4, $5, $6, $7, 1)
+ON CONFLICT (idempotency_key) DO UPDATE
+    SET status = CASE WHEN a.status = 'succeeded' THEN a.status ELSE 'running' END,
+        reason = CASE WHEN a.status = 'succeeded' THEN a.reason ELSE excluded.reason END,
+        reconcile_id = CASE WHEN a.status = 'succeeded' THEN a.reconcile_id
+                            ELSE excluded.reconcile_id END,
+        attempts = CASE WHEN a.status = 'succeeded' THEN a.attempts ELSE a.attempts + 1 END,
         updated_at = now()
 RETURNING id, status;
 
@@ -407,6 +425,21 @@ ON CONFLICT (source) DO NOTHING;
 
 -- name: killswitch_off
 DELETE FROM killswitches WHERE source = $1 RETURNING by_whom;
+
+-- name: policies_current
+-- What the gate needs, in one snapshot: the policy epoch (migration 0025), the Policy object
+-- applied from each source (at most one per source) and the killswitches turned on.
+SELECT (SELECT epoch FROM policy_epoch) AS epoch,
+       ARRAY(SELECT ROW(source, name, document::text) FROM applied_objects WHERE kind = 'Policy'
+             ORDER BY source, name) AS policies,
+       ARRAY(SELECT ROW(source, by_whom) FROM killswitches ORDER BY source) AS killswitches;
+
+-- name: policy_epoch_approvals
+-- Just before a plan's actions run: which of them a person approved, and the policy epoch now
+-- (moved since the claim: the gate's policies are read again and the plan decided again).
+SELECT (SELECT epoch FROM policy_epoch) AS epoch,
+       ARRAY(SELECT idempotency_key FROM approvals
+             WHERE idempotency_key = ANY($1::text[])) AS approved;
 
 -- name: killswitches_all
 SELECT source, by_whom, since FROM killswitches ORDER BY source;
