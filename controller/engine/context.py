@@ -4,7 +4,8 @@ objects, statuses, and each provider's reads.
 Implements `controller.reconcile.context.ObserveContext` over the store and the opened
 providers. Its store reads go through `store.gathered`: reads an `observe` awaits together
 (`asyncio.gather`) reach PostgreSQL as one statement. Reads only (a provider's read may fill
-a cache of immutable content, as GitHub's manifest blobs); writes go through the executor and the worker's end-of-reconcile transaction.
+a cache of immutable content, as GitHub's manifest blobs); writes go through the executor
+and the worker's end-of-reconcile transaction.
 """
 
 from __future__ import annotations

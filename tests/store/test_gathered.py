@@ -55,7 +55,7 @@ async def test_a_read_alone_is_sent_as_it_is(store: Store) -> None:
 
 
 async def test_a_failure_reaches_every_read_of_its_statement(store: Store) -> None:
-    with pytest.raises(Exception, match="invalid input|expected|str"):
+    with pytest.raises(Exception, match=r"invalid input|expected|str"):
         await asyncio.gather(store.gathered.fetch("applied_objects_of", "octo/infra"),
                              store.gathered.fetch("action_by_id", "not a number"))
     # and the next reads are unaffected
