@@ -194,6 +194,29 @@ ON CONFLICT (idempotency_key) DO UPDATE
         updated_at = now()
 RETURNING id, status;
 
+-- name: actions_begin_many
+-- action_begin for a run of actions of one kind, in one statement ($1, $3, $4, $7: one entry
+-- per action, in order; the idempotency keys are distinct). Returns each action's id and
+-- status with its key.
+INSERT INTO actions AS a (idempotency_key, kind, params, status, reason, key, reconcile_id,
+                          description, attempts)
+SELECT u.k, $2, u.p, 'running', u.r, $5, $6, u.d, 1
+FROM unnest($1::text[], $3::jsonb[], $4::text[], $7::text[]) AS u(k, p, r, d)
+ON CONFLICT (idempotency_key) DO UPDATE
+    SET status = CASE WHEN a.status = 'succeeded' THEN a.status ELSE 'running' END,
+        reason = CASE WHEN a.status = 'succeeded' THEN a.reason ELSE excluded.reason END,
+        reconcile_id = CASE WHEN a.status = 'succeeded' THEN a.reconcile_id
+                            ELSE excluded.reconcile_id END,
+        attempts = CASE WHEN a.status = 'succeeded' THEN a.attempts ELSE a.attempts + 1 END,
+        updated_at = now()
+RETURNING id, status, idempotency_key;
+
+-- name: actions_finish_many
+-- action_finish for many actions: $1 ids, $3 their results (one per id), $2 the status and
+-- $4 the error shared by all.
+UPDATE actions AS a SET status = $2, result = u.r, error = $4, updated_at = now()
+FROM unnest($1::bigint[], $3::jsonb[]) AS u(id, r) WHERE a.id = u.id;
+
 -- name: action_start
 UPDATE actions SET status = 'running', attempts = attempts + 1, updated_at = now()
 WHERE id = $1 AND status <> 'succeeded'
@@ -288,6 +311,14 @@ FROM applied_objects ORDER BY source, kind, name;
 -- name: applied_object_upsert
 INSERT INTO applied_objects (source, kind, name, content_hash, document, revision)
 VALUES ($1, $2, $3, $4, $5::jsonb, $6)
+ON CONFLICT (source, kind, name) DO UPDATE
+    SET content_hash = excluded.content_hash, document = excluded.document,
+        revision = excluded.revision, applied_at = now();
+
+-- name: applied_objects_upsert_many
+-- applied_object_upsert for many objects in one statement (one array per column, in order).
+INSERT INTO applied_objects (source, kind, name, content_hash, document, revision)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::text[])
 ON CONFLICT (source, kind, name) DO UPDATE
     SET content_hash = excluded.content_hash, document = excluded.document,
         revision = excluded.revision, applied_at = now();
