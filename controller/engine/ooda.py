@@ -87,15 +87,15 @@ class Worker:
         while not stopping.is_set():
             self._wake.clear()
             try:
-                lease = await self._queue.claim(self.name, self.kinds)
+                lease, due = await self._queue.claim_or_wait(self.name, self.kinds)
                 self._store.outage.ok()
             except Exception as exc:  # database away: keep trying (said once), do not die
                 if not self._store.outage.failed(exc, where="claim"):
                     log.warning("claim_failed", worker=self.name, error=str(exc))
-                lease = None
+                lease, due = None, poll
             if lease is None:
-                due = await self._seconds_until_due(poll)
-                await _wait_any(self._wake, stopping, timeout=due)
+                wait = poll if due is None else max(0.01, min(poll, due))
+                await _wait_any(self._wake, stopping, timeout=wait)
                 continue
             try:
                 await self.process(lease)
@@ -105,13 +105,6 @@ class Worker:
                               error=f"{type(exc).__name__}: {exc}",
                               meaning="the lease expires and the key is retried")
                 await _wait_any(self._wake, stopping, timeout=poll)
-
-    async def _seconds_until_due(self, poll: float) -> float:
-        try:
-            due = await self._queue.seconds_until_due(self.kinds)
-        except Exception:
-            return poll
-        return poll if due is None else max(0.01, min(poll, due))
 
     async def process(self, lease: Lease) -> Outcome | None:
         """Reconcile one leased key and settle it; releases the lease if cancelled."""

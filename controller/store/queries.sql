@@ -63,8 +63,17 @@ WITH claimed AS (
 SELECT c.key, c.kind, c.attempts, c.failing_for,
        ARRAY(SELECT delivery_id FROM delivery_keys
              WHERE key = c.key AND status = 'pending' ORDER BY delivery_id) AS deliveries,
-       (SELECT epoch FROM policy_epoch) AS policy_epoch
-FROM claimed c;
+       (SELECT epoch FROM policy_epoch) AS policy_epoch, NULL::float8 AS next_due
+FROM claimed c
+UNION ALL
+-- Nothing to claim: when the next key (of these kinds) is due, as queue_next_due says, so
+-- an idle worker needs no second statement to know how long to wait.
+SELECT NULL, NULL, NULL, NULL, NULL, NULL,
+       (SELECT EXTRACT(EPOCH FROM min(GREATEST(not_before, coalesce(lease_expires, not_before)))
+                                  - now())::float8
+        FROM work_queue WHERE state = 'queued'
+          AND ($4::text[] IS NULL OR kind = ANY($4::text[])) AND NOT (kind = ANY($5::text[])))
+WHERE NOT EXISTS (SELECT 1 FROM claimed);
 
 -- name: queue_next_due
 -- Seconds until the next queued key becomes due (negative: due already), NULL when the queue is
