@@ -67,6 +67,11 @@ class StoreContext:
         rows = await self._store.gathered.fetch("applied_of_kind", kind)
         return [_applied(r, r["source"]) for r in rows]
 
+    async def applied_referring(self, source: str, kind: str, field: str,
+                                value: str) -> list[AppliedObject]:
+        rows = await self._store.gathered.fetch("applied_referring", source, kind, field, value)
+        return [_applied(r, source) for r in rows]
+
     async def stored_deliveries(self, source: str, guids: Sequence[str]) -> set[str]:
         rows = await self._store.gathered.fetch("deliveries_stored", source, list(guids))
         return {r["guid"] for r in rows}

@@ -488,6 +488,13 @@ SELECT source, by_whom, since FROM killswitches ORDER BY source;
 -- The Policy object applied from each source (at most one per source).
 SELECT source, name, document FROM applied_objects WHERE kind = 'Policy' ORDER BY source, name;
 
+-- name: applied_referring
+-- The applied objects of one kind in a source whose spec.<$3> is $4 (the Schedules of an Agent).
+SELECT kind, name, content_hash, document, revision, applied_at
+FROM applied_objects
+WHERE source = $1 AND kind = $2 AND document -> 'spec' ->> $3::text = $4::text
+ORDER BY name;
+
 -- name: applied_object_get
 SELECT kind, name, content_hash, document, revision, applied_at
 FROM applied_objects WHERE source = $1 AND kind = $2 AND name = $3;

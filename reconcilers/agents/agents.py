@@ -31,7 +31,6 @@ from pydantic import ValidationError
 
 from controller.manifests.models import AgentSpec, AgentsPolicy
 from controller.reconcile.context import AppliedObject, ObserveContext, StoredPayload
-from controller.reconcile.payloads import as_mapping
 from controller.reconcile.plan import Action, Plan
 from controller.reconcile.reads import GITHUB, LOCAL, SourceFile, Where
 from controller.reconcile.reconciler import Event, Watch, object_key, object_ref
@@ -93,7 +92,8 @@ class Agents(ManifestObject):
         base, triggers, versions, rebuild_after, applied, shown = await asyncio.gather(
             super().observe(ctx, key),
             ctx.recent_payloads(key, MAX_TRIGGERS, events=("agent.run",), pending=True),
-            agents.versions(key), agents.rebuild_after(key), ctx.applied_objects(source),
+            agents.versions(key), agents.rebuild_after(key),
+            ctx.applied_referring(source, "Schedule", "agent", object_ref(key)[2]),
             ctx.statuses([key]))
         snapshot = AgentSnapshot(base.key, base.source, base.name, base.applied, base.desired,
                                  triggers=tuple(triggers))
@@ -116,10 +116,7 @@ class Agents(ManifestObject):
             if spec.test is not None:
                 test = await reads.source_file(where, spec.test)
         credential = None if spec.code is not None else await agents.credential("anthropic")
-        schedules = tuple(object_key("Schedule", base.source, o.name)
-                          for o in applied
-                          if o.kind == "Schedule"
-                          and as_mapping(o.document.get("spec")).get("agent") == base.name)
+        schedules = tuple(object_key("Schedule", base.source, o.name) for o in applied)
         return replace(snapshot, spec=spec, code=code, test=test, versions=tuple(versions),
                        installation_id=installation, schedules=schedules,
                        shown=shown[0].reason if shown else None, credential=credential,
