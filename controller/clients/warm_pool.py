@@ -67,9 +67,10 @@ class WarmPool:
     @classmethod
     @contextlib.asynccontextmanager
     async def open(cls, size: int, *, sandbox: Sandbox = REQUIRED,
-                   python: str = sys.executable) -> AsyncIterator[WarmPool]:
+                   python: str = sys.executable,
+                   memory_bytes: int = MEMORY_CEILING) -> AsyncIterator[WarmPool]:
         """The pool, filling in the background while the block runs; closed after it."""
-        pool = cls(size, sandbox=sandbox, python=python)
+        pool = cls(size, sandbox=sandbox, python=python, memory_bytes=memory_bytes)
         pool.fill()
         try:
             yield pool
@@ -104,6 +105,20 @@ class WarmPool:
                 and len(self._idle) + len(self._starting) < self.size:
             task = asyncio.create_task(self._start_one(), name="p38-warm-start")
             self._starting.add(task)
+            task.add_done_callback(self._starting.discard)
+
+    async def wait_full(self) -> None:
+        """Until `size` processes are idle and ready and the folders of those used are
+        removed (or the pool cannot fill: closed, refused, a start failed)."""
+        while (len(self._idle) < self.size or self._removing) and not self._closed \
+                and self.refused is None and self.failed is None:
+            self.fill()
+            await self.wait_changed()
+
+    async def wait_changed(self) -> None:
+        """Until a process becomes ready or dies, a start fails, or a folder is removed."""
+        self._changed.clear()
+        await self._changed.wait()
 
     async def take(self) -> AgentProcess | None:
         """A ready process, now this caller's alone (it kills it after its run), or None when
@@ -120,8 +135,7 @@ class WarmPool:
             if self._closed or self.refused is not None or self.failed is not None \
                     or not self._starting:
                 return None
-            self._changed.clear()
-            await self._changed.wait()
+            await self.wait_changed()
 
     def done(self, agent: AgentProcess) -> None:
         """A process taken from the pool ended (its run's caller killed and reaped it): its
@@ -129,8 +143,12 @@ class WarmPool:
         a start then would compete with the run for the CPU and the event loop.)"""
         task = asyncio.create_task(agent.remove_folder(), name="p38-warm-remove")
         self._removing.add(task)
-        task.add_done_callback(self._removing.discard)
+        task.add_done_callback(self._removed)
         self.fill()
+
+    def _removed(self, task: asyncio.Task[None]) -> None:
+        self._removing.discard(task)
+        self._changed.set()
 
     async def close(self) -> None:
         """Kill every idle and starting process and remove its folder."""
@@ -155,8 +173,6 @@ class WarmPool:
             self.failed = f"{type(exc).__name__}: {exc}"
             log.warning("warm_pool_start_failed", error=self.failed)
             agent = None
-        finally:
-            self._starting.discard(asyncio.current_task())
         if agent is not None:
             self.started += 1
             if self._closed:

@@ -1,0 +1,128 @@
+"""The warm pool with real processes: a process serves one run and is never handed out again,
+the pool refills and stays within its bound, a process that dies while idle is replaced, and
+closing it leaves no process and no folder behind."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from controller.clients.harness import Limits, run_agent
+from controller.clients.warm_pool import WarmPool
+
+QUICK = Limits(timeout=20.0, memory_bytes=256 * 1024 * 1024)
+
+LEAVE_TRACES = '''import os
+import sys
+
+
+def run(task):
+    found = {"pid": os.getpid(), "file": os.path.exists("left-by-run-1"),
+             "memory": hasattr(sys, "left_by_run_1"), "cwd": os.getcwd()}
+    with open("left-by-run-1", "w") as out:
+        out.write("x")
+    sys.left_by_run_1 = True
+    return found
+'''
+
+
+def gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+async def test_a_process_serves_one_run_and_is_never_reused() -> None:
+    """Two runs on a pool of one: different processes; what the first left in its working
+    directory and its memory is not there for the second; the first's process is gone."""
+    async with WarmPool.open(1) as pool:
+        await pool.wait_full()
+        first = await run_agent(code=LEAVE_TRACES, tools=[], limits=QUICK, pool=pool)
+        await pool.wait_full()
+        second = await run_agent(code=LEAVE_TRACES, tools=[], limits=QUICK, pool=pool)
+        assert first.outcome == second.outcome == "succeeded", (first, second)
+        assert first.output["pid"] != second.output["pid"]
+        assert (second.output["file"], second.output["memory"]) == (False, False)
+        assert first.output["cwd"] != second.output["cwd"]
+        assert gone(first.output["pid"])
+        assert not await asyncio.to_thread(Path(first.output["cwd"]).exists)
+        assert second.output["pid"] not in pool.pids()
+
+
+async def test_the_pool_refills_after_a_run() -> None:
+    async with WarmPool.open(2) as pool:
+        await pool.wait_full()
+        ready = pool.pids()
+        done = await run_agent(code="import os\n\n\ndef run(task):\n    return os.getpid()\n",
+                               tools=[], limits=QUICK, pool=pool)
+        assert done.output in ready
+        await pool.wait_full()
+        assert len(pool.pids()) == 2 and done.output not in pool.pids()
+        assert pool.started == 3
+
+
+async def test_a_process_that_dies_while_idle_is_replaced() -> None:
+    async with WarmPool.open(2) as pool:
+        await pool.wait_full()
+        victim = pool.pids()[0]
+        os.kill(victim, signal.SIGKILL)
+        while pool.started < 3 or len(pool.pids()) < 2:
+            await pool.wait_changed()
+        assert victim not in pool.pids() and gone(victim)
+        done = await run_agent(code="def run(task):\n    return 1\n", tools=[],
+                               limits=QUICK, pool=pool)
+        assert done.outcome == "succeeded" and done.output == 1
+
+
+async def test_closing_leaves_no_process_and_no_folder() -> None:
+    async with WarmPool.open(3) as pool:
+        await pool.wait_full()
+        pids = pool.pids()
+        folders = [agent.workdir for agent, _ in pool._idle]
+        assert len(pids) == 3 and all(f.is_dir() for f in folders)
+        done = await run_agent(code="import os\n\n\ndef run(task):\n    return os.getcwd()\n",
+                               tools=[], limits=QUICK, pool=pool)
+        # (its replacement is starting and its folder may be being removed as it closes)
+    assert all(gone(pid) for pid in pids)
+    folders.append(Path(done.output).parent)
+    assert not any(f.exists() for f in folders)
+    assert (pool.idle, pool.starting) == (0, 0) and pool.started in (3, 4)
+
+
+async def test_the_pool_never_holds_more_than_its_bound() -> None:
+    """Six runs at once on a pool of two: while they run (each one's tool call looks), at
+    most two processes are idle or starting; every run got a process of its own."""
+    async with WarmPool.open(2) as pool:
+        seen: list[int] = []
+
+        async def serve(tool: str, method: str, args: Mapping[str, Any]) -> Any:
+            seen.append(pool.idle + pool.starting)
+            return None
+
+        code = ("import os\n\n\ndef run(task):\n    task.tools.http.get(url='x')\n"
+                "    return os.getpid()\n")
+        runs = await asyncio.gather(*(run_agent(code=code, tools=["http"], limits=QUICK,
+                                                serve=serve, pool=pool) for _ in range(6)))
+        assert [r.outcome for r in runs] == ["succeeded"] * 6, runs
+        assert len({r.output for r in runs}) == 6
+        assert len(seen) == 6 and max(seen) <= 2
+        assert pool.idle + pool.starting <= 2
+
+
+async def test_a_run_above_the_ceilings_starts_its_own_process() -> None:
+    """Memory above the pool's ceiling: the cold path, whose launcher sets the run's limit."""
+    async with WarmPool.open(1, memory_bytes=512 * 1024 * 1024) as pool:
+        await pool.wait_full()
+        ready = pool.pids()
+        big = Limits(timeout=20.0, memory_bytes=1024 * 1024 * 1024)
+        done = await run_agent(code="import os\n\n\ndef run(task):\n    return os.getpid()\n",
+                               tools=[], limits=big, pool=pool)
+        assert done.outcome == "succeeded" and done.output not in ready
+        assert done.isolation["memory"] == f"RLIMIT_AS {big.memory_bytes} bytes"
+        assert pool.pids() == ready
