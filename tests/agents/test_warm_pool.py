@@ -11,8 +11,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from controller.app import create_app
 from controller.clients.harness import Limits, run_agent
 from controller.clients.warm_pool import WarmPool
+from tests.helpers import make_settings, wait_until
 
 QUICK = Limits(timeout=20.0, memory_bytes=256 * 1024 * 1024)
 
@@ -126,3 +128,36 @@ async def test_a_run_above_the_ceilings_starts_its_own_process() -> None:
         assert done.outcome == "succeeded" and done.output not in ready
         assert done.isolation["memory"] == f"RLIMIT_AS {big.memory_bytes} bytes"
         assert pool.pids() == ready
+
+
+def pooled_children() -> dict[int, Path]:
+    """This process's children that are agent bootstraps, with their run folders."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        script = next((a.decode() for a in argv if a.endswith(b"/code/bootstrap.py")), None)
+        if ppid == os.getpid() and script is not None:
+            found[int(entry.name)] = Path(script).parent.parent
+    return found
+
+
+async def test_the_app_keeps_a_pool_per_process_and_leaves_nothing_when_it_stops(
+        aiohttp_client: Any, dsn: str) -> None:
+    """An app that carries out runs starts P38_RUN_WORKERS pooled processes; stopping it
+    kills them and removes their folders."""
+    settings = make_settings(dsn, workers=1)
+    size = settings.queue.run_workers
+    client = await aiohttp_client(create_app(settings))
+    children = await wait_until(
+        lambda: asyncio.to_thread(lambda: (c := pooled_children()) and len(c) == size and c),
+        what=f"{size} pooled processes")
+    await client.close()
+    assert await asyncio.to_thread(pooled_children) == {}
+    assert all(gone(pid) for pid in children)
+    assert not any(await asyncio.to_thread(lambda: [f.exists() for f in children.values()]))
