@@ -9,12 +9,13 @@ with the runtime imported. A run takes one (`take`), writes its code into it, an
 bootstrap lowers `RLIMIT_AS` and `RLIMIT_CPU` to the run's before the code is read; the
 process serves that one run and is killed after it, never handed out twice. At most `size`
 processes are idle or starting at once (`P38_RUN_WORKERS`, the runs this process carries out
-at once); each one taken is replaced in the background, and one that dies while idle is
-removed and replaced. When the launcher refuses (the kernel cannot sandbox here and the
-sandbox is required), or starting fails, the pool stops refilling and `take` answers None:
-the run starts its own process (the cold path) and ends as it would without a pool. `close`
-kills every idle process and removes its folder. Owned by the app (`controller/app.py`), one
-per controller process; decides nothing about runs.
+at once); each one taken is replaced in the background (when its run ends, or
+`REFILL_AFTER` into a run that has not), and one that dies while idle is removed and replaced.
+When the launcher refuses (the kernel cannot sandbox here and the sandbox is required), or
+starting fails, the pool stops refilling and `take` answers None: the run starts its own
+process (the cold path) and ends as it would without a pool. `close` kills every idle process
+and removes its folder. Owned by the app (`controller/app.py`), one per controller process;
+decides nothing about runs.
 """
 
 from __future__ import annotations
@@ -34,11 +35,12 @@ from controller.clients.sandbox import REQUIRED, Sandbox, interpreter
 if TYPE_CHECKING:
     from controller.clients.harness import Limits
 
-log = structlog.get_logger(__name__)
+log = structlog.get_logger("p38.warm_pool")
 
 MEMORY_CEILING = 4 * 1024 ** 3  # RLIMIT_AS a pooled process starts under; a run lowers it
 TIMEOUT_CEILING = 3600.0  # (an agent's run may take an hour at most: manifests' MAX_RUN_SECONDS)
 START_TIMEOUT = 30.0  # seconds a pooled process may take to become ready
+REFILL_AFTER = 0.05  # seconds into a run before its replacement starts (if it has not ended)
 MAX_LINE, MAX_STDERR = 1024 * 1024, 16 * 1024  # the harness's default Limits
 
 
@@ -61,6 +63,7 @@ class WarmPool:
         self._starting: set[asyncio.Task[None]] = set()
         self._watching: set[asyncio.Task[None]] = set()
         self._removing: set[asyncio.Task[None]] = set()
+        self._refills: dict[int, asyncio.TimerHandle] = {}  # by pid: a taken one's refill
         self._changed = asyncio.Event()  # a process became ready, died, or a start failed
         self._closed = False
 
@@ -129,6 +132,8 @@ class WarmPool:
                 agent, watch = self._idle.popleft()
                 watch.cancel()
                 if agent.alive():
+                    self._refills[agent.pid] = asyncio.get_running_loop().call_later(
+                        REFILL_AFTER, self.fill)
                     return agent
                 await self._discard(agent, "died while idle")
             self.fill()
@@ -139,8 +144,13 @@ class WarmPool:
 
     def done(self, agent: AgentProcess) -> None:
         """A process taken from the pool ended (its run's caller killed and reaped it): its
-        folder is removed and its replacement started, in the background. (Not at `take`:
-        a start then would compete with the run for the CPU and the event loop.)"""
+        folder is removed and its replacement started, in the background. (The replacement
+        of a taken process starts when its run ends or `REFILL_AFTER` into it, whichever
+        comes first, not at `take`: a start competes with the run for the CPU and the event
+        loop, and most runs that are short end before.)"""
+        refill = self._refills.pop(agent.pid, None)
+        if refill is not None:
+            refill.cancel()
         task = asyncio.create_task(agent.remove_folder(), name="p38-warm-remove")
         self._removing.add(task)
         task.add_done_callback(self._removed)
@@ -153,6 +163,8 @@ class WarmPool:
     async def close(self) -> None:
         """Kill every idle and starting process and remove its folder."""
         self._closed = True
+        for refill in self._refills.values():
+            refill.cancel()
         for task in (*self._starting, *self._watching):
             task.cancel()
         await asyncio.gather(*self._starting, *self._watching, *self._removing,
