@@ -40,6 +40,47 @@ def gone(pid: int) -> bool:
     return False
 
 
+def fenced_in(pid: int) -> dict[str, Any]:
+    """What the kernel says of a process: its namespaces, seccomp, no_new_privs, session,
+    environment, limits and working directory."""
+    proc = Path(f"/proc/{pid}")
+    status = dict(line.split(":", 1) for line in (proc / "status").read_text().splitlines())
+    limits = {line[:26].strip(): line[26:].split()[:2]
+              for line in (proc / "limits").read_text().splitlines()[1:]}
+    return {"namespaces": {n: os.readlink(proc / "ns" / n) != os.readlink(f"/proc/self/ns/{n}")
+                           for n in ("net", "user", "mnt", "ipc")},
+            "seccomp": status["Seccomp"].strip(), "no_new_privs": status["NoNewPrivs"].strip(),
+            "session": (os.getsid(pid), os.getpgid(pid)),
+            "environ": sorted(k.split(b"=")[0].decode() for k in
+                              (proc / "environ").read_bytes().split(b"\0") if k),
+            "memory": limits["Max address space"], "cpu": limits["Max cpu time"],
+            "files": limits["Max open files"], "cwd": os.readlink(proc / "cwd")}
+
+
+async def test_an_idle_process_is_fenced_in_before_it_has_any_code() -> None:
+    """While it waits: no agent code in its folder, its own namespaces, seccomp and
+    no_new_privs on, its own session, a clean environment, the pool's ceilings, its working
+    directory; the run's own memory limit is in place when the agent's code runs."""
+    async with WarmPool.open(1) as pool:
+        await pool.wait_full()
+        (agent, _), = pool._idle
+        assert sorted(p.name for p in (agent.workdir / "code").iterdir()) == [
+            "bootstrap.py", "p38_agent.py"]
+        assert agent.isolation["sandbox"] == "complete"
+        seen = await asyncio.to_thread(fenced_in, agent.pid)
+        assert seen == {
+            "namespaces": {"net": True, "user": True, "mnt": True, "ipc": True},
+            "seccomp": "2", "no_new_privs": "1", "session": (agent.pid, agent.pid),
+            "environ": ["HOME", "LANG", "LC_ALL", "PATH", "PYTHONDONTWRITEBYTECODE",
+                        "PYTHONIOENCODING", "TMPDIR", "TZ"],
+            "memory": [str(pool.memory_bytes)] * 2, "cpu": [str(int(pool.timeout) + 6)] * 2,
+            "files": ["256", "256"], "cwd": str(agent.workdir / "files")}
+        done = await run_agent(code="import resource\n\n\ndef run(task):\n"
+                                    "    return resource.getrlimit(resource.RLIMIT_AS)\n",
+                               tools=[], limits=QUICK, pool=pool)
+        assert done.outcome == "succeeded" and done.output == [QUICK.memory_bytes] * 2
+
+
 async def test_a_process_serves_one_run_and_is_never_reused() -> None:
     """Two runs on a pool of one: different processes; what the first left in its working
     directory and its memory is not there for the second; the first's process is gone."""
