@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import shutil
 import sys
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
@@ -151,6 +152,9 @@ class WarmPool:
         refill = self._refills.pop(agent.pid, None)
         if refill is not None:
             refill.cancel()
+        if self._closed:  # (a run that outlived the pool: nothing would await a task)
+            shutil.rmtree(agent.workdir, True)
+            return
         task = asyncio.create_task(agent.remove_folder(), name="p38-warm-remove")
         self._removing.add(task)
         task.add_done_callback(self._removed)

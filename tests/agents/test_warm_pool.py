@@ -202,3 +202,29 @@ async def test_the_app_keeps_a_pool_per_process_and_leaves_nothing_when_it_stops
     assert await asyncio.to_thread(pooled_children) == {}
     assert all(gone(pid) for pid in children)
     assert not any(await asyncio.to_thread(lambda: [f.exists() for f in children.values()]))
+
+
+async def test_a_run_that_outlives_the_pool_leaves_no_folder() -> None:
+    """The pool closes while a run holds one of its processes: the run ends as usual and its
+    folder is removed when it does."""
+    pool = WarmPool(1)
+    await pool.wait_full()
+    called = asyncio.Event()
+    release = asyncio.Event()
+
+    async def serve(tool: str, method: str, args: Mapping[str, Any]) -> Any:
+        called.set()
+        await release.wait()
+        return "late"
+
+    code = ("import os\n\n\ndef run(task):\n"
+            "    return [os.getcwd(), task.tools.http.get(url='x')]\n")
+    running = asyncio.create_task(run_agent(code=code, tools=["http"], limits=QUICK,
+                                            serve=serve, pool=pool))
+    await called.wait()
+    await pool.close()
+    release.set()
+    done = await running
+    assert done.outcome == "succeeded" and done.output[1] == "late", done
+    assert not await asyncio.to_thread(Path(done.output[0]).parent.exists)
+    assert (pool.idle, pool.starting) == (0, 0)
