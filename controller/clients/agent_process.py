@@ -54,9 +54,10 @@ def _runtime() -> tuple[tuple[str, str], ...]:
     return tuple((name, files.joinpath(name).read_text("utf-8")) for name in RUNTIME_FILES)
 
 
-def make_folder() -> Path:
-    """The run's folder with the runtime in `code/` and an empty `files/` (no agent code)."""
-    workdir = Path(tempfile.mkdtemp(prefix="p38-run-"))
+def make_folder(parent: Path | None = None) -> Path:
+    """The run's folder with the runtime in `code/` and an empty `files/` (no agent code),
+    in `parent` (default: the temporary folder)."""
+    workdir = Path(tempfile.mkdtemp(prefix="p38-run-", dir=parent))
     (workdir / CODE).mkdir()
     (workdir / FILES).mkdir()
     for name, text in _runtime():
@@ -116,12 +117,12 @@ class AgentProcess:
 
 
 async def start(*, memory_bytes: int, timeout: float, sandbox: Sandbox, python: str,
-                max_line: int, max_stderr: int) -> AgentProcess:
+                max_line: int, max_stderr: int, parent: Path | None = None) -> AgentProcess:
     """Start one agent process and wait until it is fenced in and ready (or the launcher
     refused: then `isolation` says why and the process has ended). Cancelled or failed
     part-way, it leaves no process and no folder behind."""
     python = interpreter(python)
-    workdir = make_folder()
+    workdir = make_folder(parent)
     process: asyncio.subprocess.Process | None = None
     try:
         scratch = workdir / FILES

@@ -14,8 +14,10 @@ at once); each one taken is replaced in the background (when its run ends, or
 When the launcher refuses (the kernel cannot sandbox here and the sandbox is required), or
 starting fails, the pool stops refilling and `take` answers None: the run starts its own
 process (the cold path) and ends as it would without a pool. `close` kills every idle process
-and removes its folder. Owned by the app (`controller/app.py`), one per controller process;
-decides nothing about runs.
+and removes its folder. The pool's folders are in one of its own, `p38-pool-<pid>-*` in the
+temporary folder; opening a pool removes those of controller processes that no longer exist
+(a crash, a SIGKILL: their processes died with them, `PR_SET_PDEATHSIG`). Owned by the app
+(`controller/app.py`), one per controller process; decides nothing about runs.
 """
 
 from __future__ import annotations
@@ -23,9 +25,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import os
 import shutil
 import sys
+import tempfile
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import structlog
@@ -42,6 +47,7 @@ MEMORY_CEILING = 4 * 1024 ** 3  # RLIMIT_AS a pooled process starts under; a run
 TIMEOUT_CEILING = 3600.0  # (an agent's run may take an hour at most: manifests' MAX_RUN_SECONDS)
 START_TIMEOUT = 30.0  # seconds a pooled process may take to become ready
 REFILL_AFTER = 0.05  # seconds into a run before its replacement starts (if it has not ended)
+FOLDER_PREFIX = "p38-pool-"  # then the controller process's id
 MAX_LINE, MAX_STDERR = 1024 * 1024, 16 * 1024  # the harness's default Limits
 
 
@@ -67,6 +73,7 @@ class WarmPool:
         self._refills: dict[int, asyncio.TimerHandle] = {}  # by pid: a taken one's refill
         self._changed = asyncio.Event()  # a process became ready, died, or a start failed
         self._closed = False
+        self.folder = Path(tempfile.mkdtemp(prefix=f"{FOLDER_PREFIX}{os.getpid()}-"))
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -74,6 +81,7 @@ class WarmPool:
                    python: str = sys.executable,
                    memory_bytes: int = MEMORY_CEILING) -> AsyncIterator[WarmPool]:
         """The pool, filling in the background while the block runs; closed after it."""
+        await asyncio.to_thread(sweep)
         pool = cls(size, sandbox=sandbox, python=python, memory_bytes=memory_bytes)
         pool.fill()
         try:
@@ -154,6 +162,8 @@ class WarmPool:
             refill.cancel()
         if self._closed:  # (a run that outlived the pool: nothing would await a task)
             shutil.rmtree(agent.workdir, True)
+            with contextlib.suppress(OSError):
+                self.folder.rmdir()
             return
         task = asyncio.create_task(agent.remove_folder(), name="p38-warm-remove")
         self._removing.add(task)
@@ -176,13 +186,16 @@ class WarmPool:
         while self._idle:
             agent, _watch = self._idle.popleft()
             await agent.end()
+        with contextlib.suppress(OSError):  # (not empty while a run outlives the pool)
+            self.folder.rmdir()
         self._changed.set()
 
     async def _start_one(self) -> None:
         try:
             agent: AgentProcess | None = await asyncio.wait_for(start(
                 memory_bytes=self.memory_bytes, timeout=self.timeout, sandbox=self.sandbox,
-                python=self.python, max_line=MAX_LINE, max_stderr=MAX_STDERR), START_TIMEOUT)
+                python=self.python, max_line=MAX_LINE, max_stderr=MAX_STDERR,
+                parent=self.folder), START_TIMEOUT)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # no descriptors left, the interpreter gone, too slow...
@@ -221,3 +234,20 @@ class WarmPool:
     async def _discard(self, agent: AgentProcess, why: str) -> None:
         log.info("warm_pool_discarded", pid=agent.pid, why=why)
         await agent.end()
+
+
+def sweep() -> list[Path]:
+    """Remove the pool folders of controller processes that no longer exist; the removed."""
+    removed = []
+    for folder in Path(tempfile.gettempdir()).glob(f"{FOLDER_PREFIX}*"):
+        pid = folder.name[len(FOLDER_PREFIX):].partition("-")[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, True)
+            removed.append(folder)
+        except PermissionError:
+            pass  # another user's process, alive
+    return removed

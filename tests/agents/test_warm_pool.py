@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
+import sys
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from controller.app import create_app
 from controller.clients.harness import Limits, run_agent
-from controller.clients.warm_pool import WarmPool
+from controller.clients.warm_pool import FOLDER_PREFIX, WarmPool
 from tests.helpers import make_settings, wait_until
 
 QUICK = Limits(timeout=20.0, memory_bytes=256 * 1024 * 1024)
@@ -136,6 +139,7 @@ async def test_closing_leaves_no_process_and_no_folder() -> None:
     folders.append(Path(done.output).parent)
     assert not any(f.exists() for f in folders)
     assert (pool.idle, pool.starting) == (0, 0) and pool.started in (3, 4)
+    assert not pool.folder.exists()
 
 
 async def test_the_pool_never_holds_more_than_its_bound() -> None:
@@ -227,4 +231,26 @@ async def test_a_run_that_outlives_the_pool_leaves_no_folder() -> None:
     done = await running
     assert done.outcome == "succeeded" and done.output[1] == "late", done
     assert not await asyncio.to_thread(Path(done.output[0]).parent.exists)
+    assert not await asyncio.to_thread(pool.folder.exists)
     assert (pool.idle, pool.starting) == (0, 0)
+
+
+async def test_opening_a_pool_removes_the_folders_of_a_controller_that_died(
+        tmp_path: Path) -> None:
+    """A controller killed with SIGKILL leaves its pool's folder (its processes die with it);
+    the next pool opened on the machine removes it, and leaves a live process's alone."""
+    dead = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+    await dead.wait()
+    temp = Path(tempfile.gettempdir())
+    left = temp / f"{FOLDER_PREFIX}{dead.pid}-crashed"
+    alive = temp / f"{FOLDER_PREFIX}{os.getpid()}-other"
+    for folder in (left, alive):
+        (folder / "p38-run-x" / "code").mkdir(parents=True)
+    try:
+        async with WarmPool.open(1) as pool:
+            assert not left.exists() and alive.is_dir()
+            assert pool.folder.parent == temp and pool.folder.name.startswith(
+                f"{FOLDER_PREFIX}{os.getpid()}-")
+    finally:
+        shutil.rmtree(left, True)
+        shutil.rmtree(alive, True)
