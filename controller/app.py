@@ -22,6 +22,7 @@ from aiohttp import web
 from controller.clients.sandbox import Sandbox, verdict
 from controller.clients.sandbox import probe as probe_sandbox
 from controller.clients.secrets import SecretSource
+from controller.clients.warm_pool import WarmPool
 from controller.config import JOB_KINDS, Settings
 from controller.config.role import Role
 from controller.engine import background
@@ -210,9 +211,12 @@ async def _providers(app: web.Application, bundles: Sequence[Bundle],
     else:
         log.warning("agents_sandbox", verdict=verdict(sandbox.found, sandbox),
                     **{k: v for k, v in sandbox.found.items() if k != "sandbox"})
-    env = Env(settings, store, secrets.secrets if secrets is not None else None, desk=desk,
-              sandbox=sandbox)
     async with contextlib.AsyncExitStack() as stack:
+        runs = app[ROLE].jobs.get("run", 0)  # agent runs this process carries out at once
+        pool = await stack.enter_async_context(WarmPool.open(runs, sandbox=sandbox)) \
+            if runs and sandbox.refusal() is None else None
+        env = Env(settings, store, secrets.secrets if secrets is not None else None,
+                  desk=desk, sandbox=sandbox, pool=pool)
         opened: dict[str, Provider] = {}
         for open_bundle in bundles:
             provider = await stack.enter_async_context(open_bundle(env))

@@ -30,6 +30,7 @@ from controller.clients.tools import (
     StartWorkflow,
     repo_path,
 )
+from controller.clients.warm_pool import WarmPool
 from controller.providers.anthropic import AskClaude
 from controller.providers.lifecycle import RUNS, move
 from controller.reconcile.authz import Authority, Principal
@@ -47,7 +48,8 @@ STOP_POLL_SECONDS = 1.0
 
 
 async def run_version(store: Store, desk: Desk | None, p: RunAgent,
-                      sandbox: Sandbox = REQUIRED) -> Mapping[str, Any]:
+                      sandbox: Sandbox = REQUIRED, *,
+                      pool: WarmPool | None = None) -> Mapping[str, Any]:
     """Carry out one run in the harness and record how it ended."""
     if not await _start(store, p):
         row = await store.fetchrow("agent_run_get", p.run_id)
@@ -57,7 +59,7 @@ async def run_version(store: Store, desk: Desk | None, p: RunAgent,
         if await interrupted(store, p) != "queued" or not await _start(store, p):
             return {"run": p.run_id, "outcome": "interrupted"}
     try:
-        return await _run(store, desk, p, sandbox)
+        return await _run(store, desk, p, sandbox, pool)
     except asyncio.CancelledError:  # a shutdown past its grace: the run is put back, or ends
         await asyncio.shield(interrupted(store, p))
         raise
@@ -87,8 +89,8 @@ INTERRUPTED = ("interrupted: the controller stopped during the run (a deploy, a 
                "is run once more only when its agent allows it (spec.retryOnInterrupt)")
 
 
-async def _run(store: Store, desk: Desk | None, p: RunAgent,
-               sandbox: Sandbox) -> Mapping[str, Any]:
+async def _run(store: Store, desk: Desk | None, p: RunAgent, sandbox: Sandbox,
+               pool: WarmPool | None) -> Mapping[str, Any]:
     version = await store.fetchrow("agent_version_get", p.agent, p.version)
     run = await store.fetchrow("agent_run_get", p.run_id)
     assert version is not None and run is not None
@@ -98,7 +100,7 @@ async def _run(store: Store, desk: Desk | None, p: RunAgent,
     limits = Limits(timeout=p.timeout_seconds, memory_bytes=p.memory_bytes)
     harness = asyncio.ensure_future(run_agent(
         code=version["code"] or "", input=run["input"], state=state or {}, tools=p.tools,
-        limits=limits, serve=serve, sandbox=sandbox))
+        limits=limits, serve=serve, sandbox=sandbox, pool=pool))
     try:
         stopped = await _until_done_or_stopped(store, p.run_id, harness, serve)
     except asyncio.CancelledError:

@@ -27,6 +27,7 @@ from controller.clients.tools import (
     StartWorkflow,
     ToolClient,
 )
+from controller.clients.warm_pool import WarmPool
 from controller.providers import Env, Provider, anthropic
 from controller.providers.agent_runs import run_version
 from controller.providers.anthropic import fingerprint
@@ -53,17 +54,19 @@ async def bundle(env: Env) -> AsyncIterator[Provider]:
     async with ToolClient.open() as tools:
         key = env.settings.providers.anthropic_api_key
         credentials = {anthropic.NAME: fingerprint(key.get_secret_value()) if key else None}
-        yield Provider(NAME, runners=runners(env.store, env.desk, tools, env.sandbox),
+        yield Provider(NAME, runners=runners(env.store, env.desk, tools, env.sandbox,
+                                             pool=env.pool),
                        reads=AgentStoreReads(env.store, credentials))
 
 
 def runners(store: Store, desk: Desk | None, tools: ToolClient,
-            sandbox: Sandbox = REQUIRED) -> dict[str, ActionRunner]:
+            sandbox: Sandbox = REQUIRED, *,
+            pool: WarmPool | None = None) -> dict[str, ActionRunner]:
     async def build(p: BuildVersion, _action: Action) -> Mapping[str, Any]:
         return await build_version(store, p, sandbox)
 
     async def run(p: RunAgent, _action: Action) -> Mapping[str, Any]:
-        return await run_version(store, desk, p, sandbox)
+        return await run_version(store, desk, p, sandbox, pool=pool)
 
     async def finish(p: FinishRun, _action: Action) -> Mapping[str, Any]:
         await move(store, RUNS, (p.run_id,), "finished", p.error, outcome=p.outcome,
