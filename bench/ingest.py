@@ -2,13 +2,21 @@
 
 Measures, in one run and with the same load generator:
   1. the ceiling: a bare aiohttp endpoint that only verifies the HMAC and answers 202;
-  2. the controller: the real app (`create_app`), durable ingest into PostgreSQL with group
-     commit, its workers reconciling what arrives.
+  2. the durable peer: a Probot (Node) app that verifies the signature with Probot's webhooks
+     and awaits one INSERT per delivery into the same PostgreSQL (bench/peer/; skipped, with
+     the command that installs it, when node or bench/peer/node_modules is missing);
+  3. the controller: the real app (`create_app`) served as `p38 serve` serves it (the guarded
+     connections), durable ingest into PostgreSQL with group commit, its workers reconciling
+     what arrives.
 Each server runs in its own process on a socket this script binds (the OS picks the port).
-Prints deliveries/s, p50 and p99 for both, the ratio, the targets from issue 2, the CPU each
-process group used per delivery and how much of the machine stayed idle.
+Prints deliveries/s, p50 and p99 for each, the ratios controller/ceiling and controller/peer,
+the targets, the CPU each process group used per delivery, how much of the machine stayed idle,
+and each server process's resident memory (VmRSS) sampled during the measured window.
 
     python bench/ingest.py [--connections 50] [--duration 10] [--warmup 2] [--breakdown]
+                           [--workers N] [--no-peer]
+
+The peer is installed once with `npm ci --prefix bench/peer` (node 20.18+).
 
 `--breakdown` adds a diagnostic third run: the same application with its ingest writer replaced
 by one that answers at once and stores nothing. It is not the product; it shows how much of
@@ -27,9 +35,12 @@ import hmac
 import json
 import multiprocessing
 import os
+import shutil
 import socket
+import subprocess
 import sys
 import tempfile
+import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,6 +106,26 @@ def bare_server(sock: socket.socket) -> None:
     web.run_app(app, sock=sock, print=None, access_log=None)
 
 
+PEER = ROOT / "bench" / "peer"
+PEER_INSTALL = "npm ci --prefix bench/peer"
+
+
+def peer_missing() -> str | None:
+    """Why the Probot peer cannot run here, or None."""
+    if shutil.which("node") is None:
+        return "node is not on PATH"
+    if not (PEER / "node_modules" / "probot").is_dir():
+        return "bench/peer/node_modules missing"
+    return None
+
+
+def peer_server(sock: socket.socket, dsn: str) -> None:
+    """The durable peer: Probot verifying the signature and awaiting one INSERT per delivery
+    (bench/peer/app.mjs), on the socket this script bound."""
+    fd = sock.fileno()
+    os.execvp("node", ["node", str(PEER / "app.mjs"), str(fd), dsn, SECRET])
+
+
 def controller_server(sock: socket.socket, dsn: str, log_path: str,
                       workers: int | None, store: bool = True) -> None:
     from aiohttp import web
@@ -121,7 +152,26 @@ def controller_server(sock: socket.socket, dsn: str, log_path: str,
             app[INGEST] = AnswerAtOnce()  # type: ignore[assignment]
 
         app.on_startup.append(replace_writer)
-    web.run_app(app, sock=sock, print=None, access_log=None)
+    asyncio.run(serve_guarded(app, sock, settings))
+
+
+async def serve_guarded(app, sock: socket.socket, settings) -> None:  # type: ignore[no-untyped-def]
+    """Serve `app` as `p38 serve` does (controller.serving): the guarded runner, its
+    connection cap, head deadline and keep-alive limit, no access log."""
+    from aiohttp import web
+
+    from controller.serving import AFTER_DRAIN_SECONDS, _connection_cap
+    from controller.web.connections import GuardedRunner
+
+    server = settings.server
+    runner = GuardedRunner(app, access_log=None, handle_signals=False,
+                           shutdown_timeout=AFTER_DRAIN_SECONDS,
+                           max_connections=_connection_cap(server.max_connections),
+                           head_seconds=server.header_timeout_seconds,
+                           keepalive_seconds=server.keepalive_seconds)
+    await runner.setup()
+    await web.SockSite(runner, sock).start()
+    await asyncio.Event().wait()  # until terminated
 
 
 def bound_socket() -> socket.socket:
@@ -175,18 +225,41 @@ def machine_ticks() -> tuple[int, int]:
     return fields[3] + fields[4], sum(fields)
 
 
+def rss_mb(pid: int) -> float | None:
+    """The resident memory of a process (VmRSS), MB, from /proc."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
 @dataclass
 class CpuWindow:
     """CPU used by the load generator, the server and PostgreSQL during the measured window,
-    and the share of the machine that stayed idle."""
+    the share of the machine that stayed idle, and the server's resident memory sampled every
+    100 ms during the window (a thread, so the load generator's loop is not involved)."""
 
     server_pid: int
 
     def __post_init__(self) -> None:
         self.marks: dict[str, dict[str, float]] = {}
         self.ticks: dict[str, tuple[int, int]] = {}
+        self.rss: list[float] = []
+        self._sampling = threading.Event()
+
+    def _sample(self) -> None:
+        while not self._sampling.wait(0.1):
+            if (mb := rss_mb(self.server_pid)) is not None:
+                self.rss.append(mb)
 
     def __call__(self, mark: str) -> None:
+        if mark == "start":
+            threading.Thread(target=self._sample, daemon=True).start()
+        else:
+            self._sampling.set()
         self.marks[mark] = {
             "load generator": cpu_seconds(os.getpid()),
             "server": cpu_seconds(self.server_pid),
@@ -215,6 +288,8 @@ def measure(target, args, name: str, ready_path: str) -> tuple[Result, CpuWindow
     proc.start()
     assert proc.pid is not None
     window = CpuWindow(proc.pid)
+    if ARGS.profile and name == "controller":
+        threading.Timer(ARGS.warmup + 2, profile, (proc.pid,)).start()
     try:
         asyncio.run(wait_ready(port, ready_path))
         result = asyncio.run(run("127.0.0.1", port, request_factory("127.0.0.1", port),
@@ -227,7 +302,19 @@ def measure(target, args, name: str, ready_path: str) -> tuple[Result, CpuWindow
         sock.close()
 
 
-def report(name: str, measured: tuple[Result, CpuWindow], duration: float) -> float:
+def profile(pid: int) -> None:
+    """--profile: py-spy samples the controller for 5 s of the measured window."""
+    out = Path(tempfile.gettempdir()) / f"p38-ingest-profile-{pid}.txt"
+    with out.open("w") as f:
+        subprocess.run(["py-spy", "record", "--pid", str(pid), "--duration", "5", "--format",
+                        "raw", "--output", str(out.with_suffix(".raw")), "--nonblocking"],
+                       stdout=f, stderr=subprocess.STDOUT, check=False)
+    print(f"profile: {out.with_suffix('.raw')}", flush=True)
+
+
+def report(name: str, measured: tuple[Result, CpuWindow] | None, duration: float) -> float:
+    if measured is None:
+        return 0.0
     result, window = measured
     rate = len(result.latencies) / duration
     print(f"{name:<28} {rate:9.0f} deliveries/s   p50 {result.percentile(0.5) * 1000:6.2f} ms"
@@ -239,6 +326,10 @@ def report(name: str, measured: tuple[Result, CpuWindow], duration: float) -> fl
         print(" " * 29 + "CPU per delivery: " + ", ".join(
             f"{k} {v:.0f} us" for k, v in cpu.items()) + f" (total {sum(cpu.values()):.0f} us)"
             + (f"; machine idle {idle:.0%}" if idle is not None else ""))
+    if window.rss:
+        ordered = sorted(window.rss)
+        print(" " * 29 + f"server RSS under load: median {ordered[len(ordered) // 2]:.0f} MB, "
+              f"peak {ordered[-1]:.0f} MB")
     return rate
 
 
@@ -267,12 +358,17 @@ def benchmark(dsn: str) -> None:
           f"(after {ARGS.warmup:.0f} s warm-up), signed {len(bodies()[0][0])}-byte push payloads "
           f"over {REPOS} repositories, controller workers: {workers}, {os.cpu_count()} cores")
     ceiling = measure(bare_server, (), "ceiling", "/")
+    missing = "--no-peer" if ARGS.no_peer else peer_missing()
+    peer = None if missing else measure(peer_server, (dsn,), "peer", "/")
     controller = measure(controller_server, (dsn, log_path, ARGS.workers), "controller",
                          "/readyz")
     stored, pending, reconciles = asyncio.run(count_stored(dsn))
     unstored = (measure(controller_server, (dsn, log_path, 0, False),
                         "controller without storing", "/readyz") if ARGS.breakdown else None)
     c_rate = report("ceiling (HMAC + 202 only)", ceiling, ARGS.duration)
+    peer_rate = report("peer: Probot + INSERT", peer, ARGS.duration)
+    if missing:
+        print(f"peer: skipped ({missing}: run `{PEER_INSTALL}`)")
     p_rate = report("controller (durable ingest)", controller, ARGS.duration)
     if unstored is not None:
         u_rate = report("diagnostic: nothing stored", unstored, ARGS.duration)
@@ -281,7 +377,14 @@ def benchmark(dsn: str) -> None:
     ratio = p_rate / c_rate if c_rate else 0.0
     p99 = controller[0].percentile(0.99) * 1000
     accepted = sum(n for s, n in controller[0].statuses.items() if s in (200, 202))
-    print(f"ratio controller/ceiling     {ratio:9.1%}   (target >= 60%)")
+    rss = max(controller[1].rss, default=0.0)
+    print(f"ratio controller/ceiling     {ratio:9.1%}   (issue 20: >= 30%; issue 2: >= 60%)")
+    if peer is not None:
+        print(f"ratio controller/peer        {p_rate / peer_rate if peer_rate else 0.0:9.2f}x  "
+              "(issue 20: >= 1.5x the durable Probot)")
+        peer_ok = sum(n for s, n in peer[0].statuses.items() if 200 <= s < 300)
+        print(f"peer answers 2xx: {peer_ok} in the window")
+    print(f"controller RSS peak          {rss:9.0f} MB (issue 20: <= 100 MB under load)")
     print(f"controller p99               {p99:9.2f} ms (target <= 25 ms at 50 connections)")
     print(f"stored rows {stored} (>= {accepted} answered 2xx in the window; warm-up included); "
           f"still pending reconcile when stopped: {pending}; reconciles run: {reconciles}")
@@ -298,6 +401,11 @@ if __name__ == "__main__":
     parser.add_argument("--workers", type=int, default=None,
                         help="controller reconcile workers (default: P38_WORKERS or 4; 0 "
                              "measures ingest alone)")
+    parser.add_argument("--no-peer", action="store_true",
+                        help="leave out the Probot peer run")
+    parser.add_argument("--profile", action="store_true",
+                        help="py-spy record the controller for 5 s of its window (raw "
+                             "stacks in the temporary directory)")
     parser.add_argument("--breakdown", action="store_true",
                         help="also run the application with a writer that stores nothing "
                              "(a diagnostic of the request path's own cost)")
