@@ -243,6 +243,7 @@ class CpuWindow:
     100 ms during the window (a thread, so the load generator's loop is not involved)."""
 
     server_pid: int
+    profile: bool = False
 
     def __post_init__(self) -> None:
         self.marks: dict[str, dict[str, float]] = {}
@@ -258,6 +259,8 @@ class CpuWindow:
     def __call__(self, mark: str) -> None:
         if mark == "start":
             threading.Thread(target=self._sample, daemon=True).start()
+            if self.profile:
+                threading.Thread(target=profile, args=(self.server_pid,), daemon=True).start()
         else:
             self._sampling.set()
         self.marks[mark] = {
@@ -287,9 +290,7 @@ def measure(target, args, name: str, ready_path: str) -> tuple[Result, CpuWindow
     proc = ctx.Process(target=target, args=(sock, *args), daemon=True)
     proc.start()
     assert proc.pid is not None
-    window = CpuWindow(proc.pid)
-    if ARGS.profile and name == "controller":
-        threading.Timer(ARGS.warmup + 2, profile, (proc.pid,)).start()
+    window = CpuWindow(proc.pid, profile=ARGS.profile and name == "controller")
     try:
         asyncio.run(wait_ready(port, ready_path))
         result = asyncio.run(run("127.0.0.1", port, request_factory("127.0.0.1", port),
@@ -303,10 +304,12 @@ def measure(target, args, name: str, ready_path: str) -> tuple[Result, CpuWindow
 
 
 def profile(pid: int) -> None:
-    """--profile: py-spy samples the controller for 5 s of the measured window."""
+    """--profile: py-spy samples the controller during the measured window."""
     out = Path(tempfile.gettempdir()) / f"p38-ingest-profile-{pid}.txt"
+    seconds = str(max(1, int(ARGS.duration) - 1))
     with out.open("w") as f:
-        subprocess.run(["py-spy", "record", "--pid", str(pid), "--duration", "5", "--format",
+        subprocess.run(["py-spy", "record", "--pid", str(pid), "--duration", seconds,
+                        "--rate", "200", "--format",
                         "raw", "--output", str(out.with_suffix(".raw")), "--nonblocking"],
                        stdout=f, stderr=subprocess.STDOUT, check=False)
     print(f"profile: {out.with_suffix('.raw')}", flush=True)
