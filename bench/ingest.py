@@ -249,6 +249,7 @@ class CpuWindow:
         self.marks: dict[str, dict[str, float]] = {}
         self.ticks: dict[str, tuple[int, int]] = {}
         self.rss: list[float] = []
+        self.before_load: float | None = None
         self._sampling = threading.Event()
 
     def _sample(self) -> None:
@@ -293,6 +294,7 @@ def measure(target, args, name: str, ready_path: str) -> tuple[Result, CpuWindow
     window = CpuWindow(proc.pid, profile=ARGS.profile and name == "controller")
     try:
         asyncio.run(wait_ready(port, ready_path))
+        window.before_load = rss_mb(proc.pid)
         result = asyncio.run(run("127.0.0.1", port, request_factory("127.0.0.1", port),
                                  connections=ARGS.connections, warmup=ARGS.warmup,
                                  duration=ARGS.duration, on_window=window))
@@ -332,7 +334,8 @@ def report(name: str, measured: tuple[Result, CpuWindow] | None, duration: float
     if window.rss:
         ordered = sorted(window.rss)
         print(" " * 29 + f"server RSS under load: median {ordered[len(ordered) // 2]:.0f} MB, "
-              f"peak {ordered[-1]:.0f} MB")
+              f"peak {ordered[-1]:.0f} MB (ready, before any load: "
+              f"{window.before_load or 0:.0f} MB)")
     return rate
 
 
