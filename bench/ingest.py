@@ -14,7 +14,7 @@ the targets, the CPU each process group used per delivery, how much of the machi
 and each server process's resident memory (VmRSS) sampled during the measured window.
 
     python bench/ingest.py [--connections 50] [--duration 10] [--warmup 2] [--breakdown]
-                           [--workers N] [--no-peer]
+                           [--workers N] [--no-peer] [--profile] [--baseline CHECKOUT]
 
 The peer is installed once with `npm ci --prefix bench/peer` (node 20.18+).
 
@@ -127,7 +127,12 @@ def peer_server(sock: socket.socket, dsn: str) -> None:
 
 
 def controller_server(sock: socket.socket, dsn: str, log_path: str,
-                      workers: int | None, store: bool = True) -> None:
+                      workers: int | None, store: bool = True, tree: str | None = None) -> None:
+    if tree is not None:  # --baseline: the application of another checkout, in this child
+        for name in list(sys.modules):
+            if name.split(".")[0] in ("controller", "handlers", "reconcilers"):
+                del sys.modules[name]
+        sys.path.insert(0, tree)
     from aiohttp import web
 
     from controller.app import create_app
@@ -147,6 +152,11 @@ def controller_server(sock: socket.socket, dsn: str, log_path: str,
         class AnswerAtOnce:
             async def submit(self, _delivery: object) -> Ingested:
                 return Ingested(Outcome.STORED, None)
+
+            def enqueue(self, _delivery: object) -> asyncio.Future[Ingested]:
+                future = asyncio.get_running_loop().create_future()
+                future.set_result(Ingested(Outcome.STORED, None))
+                return future
 
         async def replace_writer(app: web.Application) -> None:
             app[INGEST] = AnswerAtOnce()  # type: ignore[assignment]
@@ -207,6 +217,36 @@ def cpu_seconds(pid: int) -> float:
     return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
+def database_pids(dsn: str) -> list[int]:
+    """The PostgreSQL processes serving the bench's database now, and the server's own
+    background processes (WAL writer, checkpointer...): not the backends of other databases,
+    which other users of a shared server keep busy."""
+    import asyncpg
+
+    async def query() -> list[int]:
+        conn = await asyncpg.connect(dsn)
+        try:
+            rows = await conn.fetch("SELECT pid FROM pg_stat_activity WHERE datname = "
+                                    "current_database() OR backend_type <> 'client backend'")
+            return [row["pid"] for row in rows]
+        finally:
+            await conn.close()
+
+    found: list[int] = []
+
+    def look() -> None:
+        try:
+            found.extend(asyncio.run(query()))
+        except Exception as exc:  # (too many clients on a busy server...): count them all
+            print(f"(PostgreSQL CPU: every postgres process counted: {exc})", flush=True)
+            found.extend(postgres_pids())
+
+    thread = threading.Thread(target=look)
+    thread.start()  # the caller runs in the load generator's event loop
+    thread.join()
+    return found
+
+
 def postgres_pids() -> list[int]:
     pids = []
     for entry in Path("/proc").iterdir():
@@ -244,12 +284,14 @@ class CpuWindow:
 
     server_pid: int
     profile: bool = False
+    dsn: str | None = None  # PostgreSQL's CPU: only what serves this database (else all)
 
     def __post_init__(self) -> None:
         self.marks: dict[str, dict[str, float]] = {}
         self.ticks: dict[str, tuple[int, int]] = {}
         self.rss: list[float] = []
         self.before_load: float | None = None
+        self.pg_pids: list[int] = []
         self._sampling = threading.Event()
 
     def _sample(self) -> None:
@@ -259,6 +301,7 @@ class CpuWindow:
 
     def __call__(self, mark: str) -> None:
         if mark == "start":
+            self.pg_pids = database_pids(self.dsn) if self.dsn else postgres_pids()
             threading.Thread(target=self._sample, daemon=True).start()
             if self.profile:
                 threading.Thread(target=profile, args=(self.server_pid,), daemon=True).start()
@@ -267,7 +310,7 @@ class CpuWindow:
         self.marks[mark] = {
             "load generator": cpu_seconds(os.getpid()),
             "server": cpu_seconds(self.server_pid),
-            "postgres": sum(cpu_seconds(p) for p in postgres_pids()),
+            "postgres": sum(cpu_seconds(p) for p in self.pg_pids),
         }
         self.ticks[mark] = machine_ticks()
 
@@ -284,14 +327,15 @@ class CpuWindow:
                 for k in self.marks["start"]}
 
 
-def measure(target, args, name: str, ready_path: str) -> tuple[Result, CpuWindow]:  # type: ignore[no-untyped-def]
+def measure(target, args, name: str, ready_path: str,  # type: ignore[no-untyped-def]
+            dsn: str | None = None) -> tuple[Result, CpuWindow]:
     sock = bound_socket()
     port = sock.getsockname()[1]
     ctx = multiprocessing.get_context("fork")
     proc = ctx.Process(target=target, args=(sock, *args), daemon=True)
     proc.start()
     assert proc.pid is not None
-    window = CpuWindow(proc.pid, profile=ARGS.profile and name == "controller")
+    window = CpuWindow(proc.pid, profile=ARGS.profile and name == "controller", dsn=dsn)
     try:
         asyncio.run(wait_ready(port, ready_path))
         window.before_load = rss_mb(proc.pid)
@@ -365,21 +409,39 @@ def benchmark(dsn: str) -> None:
           f"over {REPOS} repositories, controller workers: {workers}, {os.cpu_count()} cores")
     ceiling = measure(bare_server, (), "ceiling", "/")
     missing = "--no-peer" if ARGS.no_peer else peer_missing()
-    peer = None if missing else measure(peer_server, (dsn,), "peer", "/")
+    peer = None if missing else measure(peer_server, (dsn,), "peer", "/", dsn)
     controller = measure(controller_server, (dsn, log_path, ARGS.workers), "controller",
-                         "/readyz")
+                         "/readyz", dsn)
     stored, pending, reconciles = asyncio.run(count_stored(dsn))
+    baseline = baseline_unstored = None
+    if ARGS.baseline:
+        with throwaway_database("ingest_baseline") as other:
+            baseline = measure(controller_server, (other, log_path, ARGS.workers, True,
+                                                   ARGS.baseline), "baseline", "/readyz", other)
+            if ARGS.breakdown:
+                baseline_unstored = measure(controller_server, (other, log_path, 0, False,
+                                                                ARGS.baseline),
+                                            "baseline without storing", "/readyz", other)
     unstored = (measure(controller_server, (dsn, log_path, 0, False),
-                        "controller without storing", "/readyz") if ARGS.breakdown else None)
+                        "controller without storing", "/readyz", dsn)
+                if ARGS.breakdown else None)
     c_rate = report("ceiling (HMAC + 202 only)", ceiling, ARGS.duration)
     peer_rate = report("peer: Probot + INSERT", peer, ARGS.duration)
     if missing:
         print(f"peer: skipped ({missing}: run `{PEER_INSTALL}`)")
     p_rate = report("controller (durable ingest)", controller, ARGS.duration)
+    if baseline is not None:
+        b_rate = report("baseline (--baseline tree)", baseline, ARGS.duration)
+        print(f"ratio controller/baseline    {p_rate / b_rate if b_rate else 0.0:9.2f}x  "
+              f"(baseline: the application in {ARGS.baseline}, same load, same run)")
     if unstored is not None:
         u_rate = report("diagnostic: nothing stored", unstored, ARGS.duration)
         print(f"ratio without storing        {u_rate / c_rate if c_rate else 0.0:9.1%}   "
               "(the request path alone: parse, keys, log line, metrics, answer)")
+        if baseline_unstored is not None:
+            bu_rate = report("baseline: nothing stored", baseline_unstored, ARGS.duration)
+            print(f"ratio, nothing stored, controller/baseline "
+                  f"{u_rate / bu_rate if bu_rate else 0.0:5.2f}x")
     ratio = p_rate / c_rate if c_rate else 0.0
     p99 = controller[0].percentile(0.99) * 1000
     accepted = sum(n for s, n in controller[0].statuses.items() if s in (200, 202))
@@ -407,6 +469,9 @@ if __name__ == "__main__":
     parser.add_argument("--workers", type=int, default=None,
                         help="controller reconcile workers (default: P38_WORKERS or 4; 0 "
                              "measures ingest alone)")
+    parser.add_argument("--baseline", metavar="CHECKOUT",
+                        help="also run the application of another checkout (e.g. a worktree "
+                             "of the release before) in this run, for a same-sitting ratio")
     parser.add_argument("--no-peer", action="store_true",
                         help="leave out the Probot peer run")
     parser.add_argument("--profile", action="store_true",
