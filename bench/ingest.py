@@ -351,6 +351,9 @@ def measure(target, args, name: str, ready_path: str,  # type: ignore[no-untyped
 
 def profile(pid: int) -> None:
     """--profile: py-spy samples the controller during the measured window."""
+    if shutil.which("py-spy") is None:
+        print("profile: skipped (py-spy is not installed: pip install py-spy)", flush=True)
+        return
     out = Path(tempfile.gettempdir()) / f"p38-ingest-profile-{pid}.txt"
     seconds = str(max(1, int(ARGS.duration) - 1))
     with out.open("w") as f:
