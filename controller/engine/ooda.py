@@ -57,7 +57,7 @@ from controller.reconcile.ids import key_kind
 from controller.reconcile.plan import Plan
 from controller.reconcile.policy import Gated, Verdict, gate
 from controller.reconcile.reconciler import Reconciler
-from controller.store import Store
+from controller.store import Store, statements
 
 JOB_SAFETY_NET_SECONDS = 600.0  # a key waiting for its job looks again at least this often
 log = structlog.get_logger("p38.ooda")
@@ -87,15 +87,15 @@ class Worker:
         while not stopping.is_set():
             self._wake.clear()
             try:
-                lease = await self._queue.claim(self.name, self.kinds)
+                lease, due = await self._queue.claim_or_wait(self.name, self.kinds)
                 self._store.outage.ok()
             except Exception as exc:  # database away: keep trying (said once), do not die
                 if not self._store.outage.failed(exc, where="claim"):
                     log.warning("claim_failed", worker=self.name, error=str(exc))
-                lease = None
+                lease, due = None, poll
             if lease is None:
-                due = await self._seconds_until_due(poll)
-                await _wait_any(self._wake, stopping, timeout=due)
+                wait = poll if due is None else max(0.01, min(poll, due))
+                await _wait_any(self._wake, stopping, timeout=wait)
                 continue
             try:
                 await self.process(lease)
@@ -106,13 +106,6 @@ class Worker:
                               meaning="the lease expires and the key is retried")
                 await _wait_any(self._wake, stopping, timeout=poll)
 
-    async def _seconds_until_due(self, poll: float) -> float:
-        try:
-            due = await self._queue.seconds_until_due(self.kinds)
-        except Exception:
-            return poll
-        return poll if due is None else max(0.01, min(poll, due))
-
     async def process(self, lease: Lease) -> Outcome | None:
         """Reconcile one leased key and settle it; releases the lease if cancelled."""
         self.current = lease
@@ -120,14 +113,8 @@ class Worker:
         reconciler = self._registry.get(lease.kind)
         structlog.contextvars.bind_contextvars(key=lease.key, reconcile_id=record.reconcile_id)
         try:
-            try:
-                outcome = await self._with_heartbeat(lease, self._reconcile(lease, record,
-                                                                            reconciler))
-            except LeaseLost as exc:
-                await self._audit_lost(lease, record, exc)
-                return None
-            await self._settle(lease, outcome, record, reconciler)
-            return outcome
+            with statements.counting() as record.statements:
+                return await self._process(lease, record, reconciler)
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._queue.release(lease))
@@ -135,6 +122,17 @@ class Worker:
         finally:
             self.current = None
             structlog.contextvars.unbind_contextvars("key", "reconcile_id")
+
+    async def _process(self, lease: Lease, record: Record,
+                       reconciler: Reconciler | None) -> Outcome | None:
+        try:
+            outcome = await self._with_heartbeat(lease, self._reconcile(lease, record,
+                                                                        reconciler))
+        except LeaseLost as exc:
+            await self._audit_lost(lease, record, exc)
+            return None
+        await self._settle(lease, outcome, record, reconciler)
+        return outcome
 
     async def _with_heartbeat(self, lease: Lease, body: Any) -> Outcome:
         task: asyncio.Task[Outcome] = asyncio.ensure_future(body)
@@ -177,8 +175,21 @@ class Worker:
 
             t = time.perf_counter()
             record.phase = "decide"
-            policy = (await self._policies.current()).for_source(reconciler.source(lease.key))
-            plan = reconciler.decide(snapshot, policy)
+            source = reconciler.source(lease.key)
+            epoch, policies = await self._policies.current(lease.policy_epoch)
+            plan = reconciler.decide(snapshot, policies.for_source(source))
+            approved: set[str] = set()
+            if plan.actions:
+                # The gate's policies as they are now: read again (and the plan decided
+                # again) when a Policy or a killswitch changed since the claim.
+                record.phase = "gate"
+                now, approved = await self._policies.approvals(
+                    [a.idempotency_key for a in plan.actions])
+                if now is None or now != epoch:
+                    epoch, policies = await self._policies.current(now)
+                    plan = reconciler.decide(snapshot, policies.for_source(source))
+                    approved = await self._approved([a.idempotency_key for a in plan.actions])
+            policy = policies.for_source(source)
             record.plan = plan
             record.phases["decide"] = {"ms": _ms(t), "decision": plan.decision}
             if plan.enqueue:
@@ -186,7 +197,6 @@ class Worker:
             _check_owns(reconciler, plan)
 
             record.phase = "gate"
-            approved = await self._approved([a.idempotency_key for a in plan.actions])
             record.verdicts = gate(plan.actions, policy, approved)
             record.phases["gate"] = {v.action.idempotency_key: v.verdict.value
                                      for v in record.verdicts}
@@ -309,6 +319,8 @@ class Worker:
 
     def _entry(self, record: Record) -> AuditEntry:
         plan = record.plan
+        # Round trips to PostgreSQL: the claim, what the reconcile sent, and its settle.
+        record.phases["statements"] = 1 + sum(record.statements.values()) + 1
         return AuditEntry(
             reconcile_id=record.reconcile_id, started=record.started,
             duration_ms=(time.perf_counter() - record.t0) * 1000, phases=record.phases,

@@ -6,6 +6,7 @@ Plain data for the worker loop (`controller/engine/ooda.py`); no I/O.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -60,6 +61,7 @@ class Record:
     plan: Plan | None = None
     verdicts: list[Gated] = field(default_factory=list)
     actions: list[ActionOutcome] = field(default_factory=list)
+    statements: Counter[str] = field(default_factory=Counter)  # sent by this reconcile
 
 
 @dataclass(frozen=True)

@@ -182,36 +182,36 @@ class AgentStoreReads:
         self._credentials = dict(credentials or {})
 
     async def versions(self, agent: str) -> list[VersionInfo]:
-        rows = await self._store.fetch("agent_versions_of", agent, 100)
+        rows = await self._store.gathered.fetch("agent_versions_of", agent, 100)
         return [VersionInfo(r["number"], r["spec_hash"], r["state"], r["origin"], r["error"],
                             r["usd"], r["rounds"], r["failure"], r["failed_credential"])
                 for r in rows]
 
     async def rebuild_after(self, agent: str) -> int | None:
-        after = await self._store.fetchval("agent_rebuild_of", agent)
+        after = await self._store.gathered.fetchval("agent_rebuild_of", agent)
         return int(after) if after is not None else None
 
     async def credential(self, provider: str) -> str | None:
         return self._credentials.get(provider)
 
     async def run(self, run_id: int) -> RunInfo | None:
-        row = await self._store.fetchrow("agent_run_get", run_id)
+        row = await self._store.gathered.fetchrow("agent_run_get", run_id)
         return None if row is None else _run_info(row)
 
     async def active_runs(self, agent: str) -> list[RunInfo]:
-        rows = await self._store.fetch("agent_runs_active", agent)
+        rows = await self._store.gathered.fetch("agent_runs_active", agent)
         return [RunInfo(r["id"], agent, r["state"], "schedule" if r["schedule"] else "manual",
                         r["schedule"]) for r in rows]
 
     async def spent_today(self, agent: str) -> float:
-        return float(await self._store.fetchval("agent_spend_today", agent) or 0.0)
+        return float(await self._store.gathered.fetchval("agent_spend_today", agent) or 0.0)
 
     async def last_tick(self, schedule: str) -> TickInfo | None:
-        row = await self._store.fetchrow("schedule_tick_last", schedule)
+        row = await self._store.gathered.fetchrow("schedule_tick_last", schedule)
         return None if row is None else TickInfo(row["due_at"], row["outcome"])
 
     async def now(self) -> datetime:
-        return await self._store.fetchval("clock_now")  # type: ignore[no-any-return]
+        return await self._store.gathered.fetchval("clock_now")  # type: ignore[no-any-return]
 
 
 def _run_info(row: Mapping[str, Any]) -> RunInfo:
