@@ -106,6 +106,7 @@ def bare_server(sock: socket.socket) -> None:
     web.run_app(app, sock=sock, print=None, access_log=None)
 
 
+STATEMENTS_PATH = "/bench/statements"  # the controller's statement counts, for the window
 PEER = ROOT / "bench" / "peer"
 PEER_INSTALL = "npm ci --prefix bench/peer"
 
@@ -162,6 +163,15 @@ def controller_server(sock: socket.socket, dsn: str, log_path: str,
             app[INGEST] = AnswerAtOnce()  # type: ignore[assignment]
 
         app.on_startup.append(replace_writer)
+    try:  # the store's statement counter (a release before it has none)
+        from controller.store import statements
+    except ImportError:
+        statements = None  # type: ignore[assignment]
+    if statements is not None:
+        async def counted(_request: web.Request) -> web.Response:
+            return web.json_response(dict(statements.snapshot()))
+
+        app.router.add_get(STATEMENTS_PATH, counted)
     asyncio.run(serve_guarded(app, sock, settings))
 
 
@@ -265,6 +275,28 @@ def machine_ticks() -> tuple[int, int]:
     return fields[3] + fields[4], sum(fields)
 
 
+def statement_counts(port: int) -> dict[str, int] | None:
+    """The SQL statements the controller on `port` has sent, by query (None: not counted)."""
+    import urllib.error
+    import urllib.request
+
+    found: list[dict[str, int]] = []
+
+    def look() -> None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{STATEMENTS_PATH}",
+                                        timeout=10) as answer:
+                if answer.status == 200:
+                    found.append(json.loads(answer.read()))
+        except (OSError, ValueError, urllib.error.URLError):
+            pass
+
+    thread = threading.Thread(target=look)
+    thread.start()  # the caller runs in the load generator's event loop
+    thread.join()
+    return found[0] if found else None
+
+
 def rss_mb(pid: int) -> float | None:
     """The resident memory of a process (VmRSS), MB, from /proc."""
     try:
@@ -285,6 +317,7 @@ class CpuWindow:
     server_pid: int
     profile: bool = False
     dsn: str | None = None  # PostgreSQL's CPU: only what serves this database (else all)
+    port: int | None = None  # a controller's: its statement counts are read at both marks
 
     def __post_init__(self) -> None:
         self.marks: dict[str, dict[str, float]] = {}
@@ -292,6 +325,7 @@ class CpuWindow:
         self.rss: list[float] = []
         self.before_load: float | None = None
         self.pg_pids: list[int] = []
+        self.statements: dict[str, dict[str, int] | None] = {}
         self._sampling = threading.Event()
 
     def _sample(self) -> None:
@@ -302,6 +336,8 @@ class CpuWindow:
     def __call__(self, mark: str) -> None:
         if mark == "start":
             self.pg_pids = database_pids(self.dsn) if self.dsn else postgres_pids()
+        if self.port is not None:
+            self.statements[mark] = statement_counts(self.port)
             threading.Thread(target=self._sample, daemon=True).start()
             if self.profile:
                 threading.Thread(target=profile, args=(self.server_pid,), daemon=True).start()
@@ -335,7 +371,8 @@ def measure(target, args, name: str, ready_path: str,  # type: ignore[no-untyped
     proc = ctx.Process(target=target, args=(sock, *args), daemon=True)
     proc.start()
     assert proc.pid is not None
-    window = CpuWindow(proc.pid, profile=ARGS.profile and name == "controller", dsn=dsn)
+    window = CpuWindow(proc.pid, profile=ARGS.profile and name == "controller", dsn=dsn,
+                       port=port if ready_path == "/readyz" else None)
     try:
         asyncio.run(wait_ready(port, ready_path))
         window.before_load = rss_mb(proc.pid)
@@ -378,6 +415,13 @@ def report(name: str, measured: tuple[Result, CpuWindow] | None, duration: float
         print(" " * 29 + "CPU per delivery: " + ", ".join(
             f"{k} {v:.0f} us" for k, v in cpu.items()) + f" (total {sum(cpu.values()):.0f} us)"
             + (f"; machine idle {idle:.0%}" if idle is not None else ""))
+    start, stop = window.statements.get("start"), window.statements.get("stop")
+    if start is not None and stop is not None and result.latencies:
+        delta = {k: v - start.get(k, 0) for k, v in stop.items() if v - start.get(k, 0)}
+        top = sorted(delta.items(), key=lambda kv: -kv[1])[:4]
+        print(" " * 29 + f"SQL statements per delivery: "
+              f"{sum(delta.values()) / len(result.latencies):.2f} (most: " + ", ".join(
+                  f"{k} {v / len(result.latencies):.2f}" for k, v in top) + ")")
     if window.rss:
         ordered = sorted(window.rss)
         print(" " * 29 + f"server RSS under load: median {ordered[len(ordered) // 2]:.0f} MB, "
