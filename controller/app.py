@@ -66,6 +66,7 @@ from controller.web.inflight import InFlight, Shutdown
 from controller.web.keys import (
     BODIES,
     CONTEXT,
+    DELIVERY_LOG,
     EXECUTOR,
     IN_FLIGHT,
     INGEST,
@@ -109,8 +110,7 @@ def create_app(settings: Settings, *, registry: Mapping[str, Reconciler] | None 
     takes no writes. `worker`: the job kinds of a `p38 worker` process, which runs only their
     job workers (no webhooks, no API, no reconciles) and answers only the health routes."""
     app = web.Application(client_max_size=settings.server.max_body_bytes,
-                          middlewares=[middleware.in_flight, middleware.json_errors,
-                                       middleware.api_auth],
+                          middlewares=[middleware.requests],  # webhooks: see its doc
                           # bodies are read as sent: a compressed one is refused, never decoded
                           handler_args={"auto_decompress": False})
     app[SETTINGS] = settings
@@ -123,6 +123,7 @@ def create_app(settings: Settings, *, registry: Mapping[str, Reconciler] | None 
     app[WAKE] = asyncio.Event()
     app[BODIES] = BodyBudget(settings.server.reading_bodies_bytes)
     app[IN_FLIGHT] = InFlight()
+    app[DELIVERY_LOG] = webhooks.delivery_log()
     app[SHUTDOWN] = Shutdown()
     app[ROLE] = Role.of(settings, worker)
     health.add_routes(app)
