@@ -52,6 +52,11 @@ class ActionOutcome:
                 "status": self.status, "reason": self.reason}
 
 
+class PolicyMoved(Exception):
+    """The policy epoch moved between the gate and the first record: nothing was written or
+    run; the plan is decided and gated again under the policy as it is now."""
+
+
 class ActionFailed(Exception):
     """An action's runner raised `error`; what that means (retry, wait, stall) is the
     worker's to decide from the error's type."""
@@ -68,16 +73,21 @@ class Executor:
         self.runners: dict[str, ActionRunner] = dict(runners or {})
 
     async def act(self, gated: Sequence[Gated], *, key: str, reconcile_id: str,
-                  source: str | None = None) -> list[ActionOutcome]:
-        """Record and (when allowed) run each action in order; stop at the first failure."""
+                  source: str | None = None, epoch: int | None = None) -> list[ActionOutcome]:
+        """Record and (when allowed) run each action in order; stop at the first failure.
+
+        `epoch`: the policy epoch the actions were gated under; the first record checks it
+        in the same statement, and when it moved nothing is written or run (`PolicyMoved`)."""
         outcomes: list[ActionOutcome] = []
         gated = list(gated)
         at = 0
         while at < len(gated):
+            check, epoch = epoch, None  # (only the first statement checks: nothing ran yet)
             together = self._run_together(gated, at)
             if len(together) > 1:
                 outcomes.extend(await self._act_together(together, outcomes, key=key,
-                                                         reconcile_id=reconcile_id))
+                                                         reconcile_id=reconcile_id,
+                                                         epoch=check))
                 at += len(together)
                 continue
             item = gated[at]
@@ -88,14 +98,15 @@ class Executor:
                 # Recorded and started in one statement: its runner runs it now.
                 row = await self._store.fetchrow(
                     "action_begin", action.idempotency_key, action.kind, dict(action.params),
-                    item.reason, key, reconcile_id, action.description)
+                    item.reason, key, reconcile_id, action.description, check)
             else:
                 runner = None
                 row = await self._store.fetchrow(
                     "action_record", action.idempotency_key, action.kind,
                     dict(action.params), _RECORDED_STATUS[item.verdict], item.reason, key,
-                    reconcile_id, action.description)
-            assert row is not None
+                    reconcile_id, action.description, check)
+            if row is None:
+                raise PolicyMoved("a Policy or a killswitch changed since the plan was gated")
             action_id, status = row["id"], row["status"]
             if status == "succeeded":
                 outcomes.append(ActionOutcome(action_id, action.kind, action.idempotency_key,
@@ -165,7 +176,8 @@ class Executor:
         return gated[at:max(end, at + 1)]
 
     async def _act_together(self, together: Sequence[Gated], so_far: list[ActionOutcome], *,
-                            key: str, reconcile_id: str) -> list[ActionOutcome]:
+                            key: str, reconcile_id: str,
+                            epoch: int | None) -> list[ActionOutcome]:
         """Record, run and finish a run of actions of one kind in three statements."""
         kind = together[0].action.kind
         runner = self.runners[kind]
@@ -173,7 +185,9 @@ class Executor:
         rows = await self._store.fetch(
             "actions_begin_many", [g.action.idempotency_key for g in together], kind,
             [dict(g.action.params) for g in together], [g.reason for g in together], key,
-            reconcile_id, [g.action.description for g in together])
+            reconcile_id, [g.action.description for g in together], epoch)
+        if not rows:
+            raise PolicyMoved("a Policy or a killswitch changed since the plan was gated")
         recorded = {r["idempotency_key"]: (r["id"], r["status"]) for r in rows}
         outcomes: list[ActionOutcome] = []
         to_run: list[tuple[int, Gated]] = []

@@ -175,9 +175,12 @@ ORDER BY k.delivery_id DESC LIMIT $2;
 
 -- name: action_record
 -- Record an action before it runs. A key that already succeeded keeps its row untouched.
+-- $9: the policy epoch the plan was gated under (migration 0025): when the epoch moved since,
+-- nothing is written and no row is returned (the plan is gated again); NULL: no check.
 INSERT INTO actions AS a (idempotency_key, kind, params, status, reason, key, reconcile_id,
                           description)
-VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8)
+SELECT $1, $2, $3::jsonb, $4, $5, $6, $7, $8
+WHERE $9::bigint IS NULL OR $9::bigint = (SELECT epoch FROM policy_epoch)
 ON CONFLICT (idempotency_key) DO UPDATE
     SET status = CASE WHEN a.status = 'succeeded' THEN a.status ELSE excluded.status END,
         reason = CASE WHEN a.status = 'succeeded' THEN a.reason ELSE excluded.reason END,
@@ -193,7 +196,8 @@ RETURNING id, status;
 -- row untouched and is returned 'succeeded' (never run again).
 INSERT INTO actions AS a (idempotency_key, kind, params, status, reason, key, reconcile_id,
                           description, attempts)
-VALUES ($1, $2, $3::jsonb, 'running', $4, $5, $6, $7, 1)
+SELECT $1, $2, $3::jsonb, 'running', $4, $5, $6, $7, 1
+WHERE $8::bigint IS NULL OR $8::bigint = (SELECT epoch FROM policy_epoch)  -- (as action_record)
 ON CONFLICT (idempotency_key) DO UPDATE
     SET status = CASE WHEN a.status = 'succeeded' THEN a.status ELSE 'running' END,
         reason = CASE WHEN a.status = 'succeeded' THEN a.reason ELSE excluded.reason END,
@@ -211,6 +215,7 @@ INSERT INTO actions AS a (idempotency_key, kind, params, status, reason, key, re
                           description, attempts)
 SELECT u.k, $2, u.p, 'running', u.r, $5, $6, u.d, 1
 FROM unnest($1::text[], $3::jsonb[], $4::text[], $7::text[]) AS u(k, p, r, d)
+WHERE $8::bigint IS NULL OR $8::bigint = (SELECT epoch FROM policy_epoch)  -- (as action_record)
 ON CONFLICT (idempotency_key) DO UPDATE
     SET status = CASE WHEN a.status = 'succeeded' THEN a.status ELSE 'running' END,
         reason = CASE WHEN a.status = 'succeeded' THEN a.reason ELSE excluded.reason END,
