@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import copy
+import importlib
 import json
 import os
 import statistics
@@ -46,6 +47,9 @@ def percentile(values: list[float], q: float) -> float:
 async def bench(dsn: str, tasks: int) -> None:
     from aiohttp import web
     from aiohttp.test_utils import TestClient, TestServer
+
+    importlib.import_module("anthropic")  # before the timing, as a process that carries
+    # sessions loads it at its start (docs/operations.md)
 
     from controller.app import create_app
     from controller.config import ManifestSettings, ProviderSettings, QueueSettings

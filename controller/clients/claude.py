@@ -11,12 +11,14 @@ here. Must not know what the calls are for (agents, `/claude` tasks).
 
 The SDK (some 3,000 modules, ~50 MB resident) is imported and built at the first call, not
 when the provider opens: a process that never calls Claude (an ingest-only replica, a `serve`
-whose `p38 worker` carries the generations and sessions) does not carry it.
+whose `p38 worker` carries the generations and sessions) does not carry it. The import runs
+in a thread, so that first call does not stall the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -132,6 +134,7 @@ class Claude:
         self._options: dict[str, Any] = {"api_key": api_key, "base_url": base_url,
                                           "timeout": timeout, "max_retries": 0}
         self._sdk: anthropic.AsyncAnthropic | None = None  # built at the first call
+        self._loading = asyncio.Lock()
         self._attempts, self._max_sleep, self._backoff = attempts, max_sleep, backoff
         self._sleep = sleep
 
@@ -139,19 +142,26 @@ class Claude:
         if self._sdk is not None:
             await self._sdk.close()
 
-    def _client(self) -> anthropic.AsyncAnthropic:
-        if self._sdk is None:
-            import anthropic  # here, not at the top: see the docstring
+    async def warm(self) -> None:
+        """Load the SDK now, in a thread (a process that carries generations or sessions
+        does this at start, so its first call does not wait for the import)."""
+        await self._client()
 
-            self._sdk = anthropic.AsyncAnthropic(**self._options)
+    async def _client(self) -> anthropic.AsyncAnthropic:
+        if self._sdk is None:
+            async with self._loading:
+                if self._sdk is None:
+                    # Imported in a thread: importing ~3,000 modules takes a second or more,
+                    # and in the event loop it would stall every webhook and reconcile.
+                    sdk = await asyncio.to_thread(importlib.import_module, "anthropic")
+                    self._sdk = sdk.AsyncAnthropic(**self._options)
         return self._sdk
 
     async def message(self, *, model: str, system: Sequence[dict[str, Any]] | str,
                       messages: Sequence[dict[str, Any]], max_tokens: int,
                       tools: Sequence[dict[str, Any]] | None = None) -> Reply:
+        sdk = await self._client()
         import anthropic  # loaded by _client: a lookup
-
-        sdk = self._client()
         extra: dict[str, Any] = {"tools": list(tools)} if tools else {}
         for attempt in range(1, self._attempts + 1):
             last = attempt == self._attempts

@@ -75,10 +75,18 @@ def bundle(*, sleep: Callable[[float], Awaitable[None]] | None = None) -> Callab
             yield Provider(NAME, unavailable=UNCONFIGURED)
             return
         claude = Claude(key.get_secret_value(), sleep=sleep or asyncio.sleep)
+        # A process that carries generations or sessions loads the SDK now, in a thread;
+        # one that never calls Claude never carries it (docs/operations.md).
+        talks = {"generation", "session"} & set(env.settings.queue.job_kinds())
+        warming = asyncio.ensure_future(claude.warm()) if talks else None
         try:
             yield Provider(NAME, runners=runners(env.store, claude, env.desk, env.sandbox,
                                                  credential=fingerprint(key.get_secret_value())))
         finally:
+            if warming is not None:
+                warming.cancel()
+                with contextlib.suppress(BaseException):
+                    await warming
             await claude.close()
 
     return open_anthropic
