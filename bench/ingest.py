@@ -180,15 +180,9 @@ async def serve_guarded(app, sock: socket.socket, settings) -> None:  # type: ig
     connection cap, head deadline and keep-alive limit, no access log."""
     from aiohttp import web
 
-    from controller.serving import AFTER_DRAIN_SECONDS, _connection_cap
-    from controller.web.connections import GuardedRunner
+    from controller.serving import guarded_runner
 
-    server = settings.server
-    runner = GuardedRunner(app, access_log=None, handle_signals=False,
-                           shutdown_timeout=AFTER_DRAIN_SECONDS,
-                           max_connections=_connection_cap(server.max_connections),
-                           head_seconds=server.header_timeout_seconds,
-                           keepalive_seconds=server.keepalive_seconds)
+    runner = guarded_runner(app, settings)
     await runner.setup()
     await web.SockSite(runner, sock).start()
     await asyncio.Event().wait()  # until terminated

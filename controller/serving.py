@@ -67,12 +67,7 @@ async def _serve(settings: Settings, *, secrets: SecretSource | None, banner: bo
         return EXIT_CANNOT_START
     app = create_app(settings, secrets=secrets, write_token=write_token, worker=worker)
     grace = settings.server.shutdown_grace_seconds
-    server = settings.server
-    runner = GuardedRunner(app, access_log=None, handle_signals=False,
-                           shutdown_timeout=AFTER_DRAIN_SECONDS,
-                           max_connections=_connection_cap(server.max_connections),
-                           head_seconds=server.header_timeout_seconds,
-                           keepalive_seconds=server.keepalive_seconds)
+    runner = guarded_runner(app, settings)
     try:
         await runner.setup()
     except DatabaseUnavailable as exc:
@@ -126,6 +121,17 @@ async def _serve(settings: Settings, *, secrets: SecretSource | None, banner: bo
     await runner.cleanup()
     log.info("stopped")
     return EXIT_OK
+
+
+def guarded_runner(app: web.Application, settings: Settings) -> GuardedRunner:
+    """The runner `p38 serve` serves `app` with: the connection guard (its cap, the head
+    deadline, the keep-alive limit), no access log, signals left to the caller."""
+    server = settings.server
+    return GuardedRunner(app, access_log=None, handle_signals=False,
+                         shutdown_timeout=AFTER_DRAIN_SECONDS,
+                         max_connections=_connection_cap(server.max_connections),
+                         head_seconds=server.header_timeout_seconds,
+                         keepalive_seconds=server.keepalive_seconds)
 
 
 def _connection_cap(configured: int) -> int:

@@ -97,8 +97,9 @@ class Executor:
             if item.verdict is Verdict.RUN and action.job is None and runner is not None:
                 # Recorded and started in one statement: its runner runs it now.
                 row = await self._store.fetchrow(
-                    "action_begin", action.idempotency_key, action.kind, dict(action.params),
-                    item.reason, key, reconcile_id, action.description, check)
+                    "actions_begin_many", [action.idempotency_key], action.kind,
+                    [dict(action.params)], [item.reason], key, reconcile_id,
+                    [action.description], check)
             else:
                 runner = None
                 row = await self._store.fetchrow(

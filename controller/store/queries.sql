@@ -189,33 +189,19 @@ ON CONFLICT (idempotency_key) DO UPDATE
         updated_at = now()
 RETURNING id, status;
 
--- name: action_begin
--- Record an action and start it, in one statement (its runner is about to run it): the row is
--- written running with its first attempt, or an earlier row of the key (pending, failed,
--- running when a crash cut it off) is started again. A key that already succeeded keeps its
--- row untouched and is returned 'succeeded' (never run again).
-INSERT INTO actions AS a (idempotency_key, kind, params, status, reason, key, reconcile_id,
-                          description, attempts)
-SELECT $1, $2, $3::jsonb, 'running', $4, $5, $6, $7, 1
-WHERE $8::bigint IS NULL OR $8::bigint = (SELECT epoch FROM policy_epoch)  -- (as action_record)
-ON CONFLICT (idempotency_key) DO UPDATE
-    SET status = CASE WHEN a.status = 'succeeded' THEN a.status ELSE 'running' END,
-        reason = CASE WHEN a.status = 'succeeded' THEN a.reason ELSE excluded.reason END,
-        reconcile_id = CASE WHEN a.status = 'succeeded' THEN a.reconcile_id
-                            ELSE excluded.reconcile_id END,
-        attempts = CASE WHEN a.status = 'succeeded' THEN a.attempts ELSE a.attempts + 1 END,
-        updated_at = now()
-RETURNING id, status;
-
 -- name: actions_begin_many
--- action_begin for a run of actions of one kind, in one statement ($1, $3, $4, $7: one entry
--- per action, in order; the idempotency keys are distinct). Returns each action's id and
--- status with its key.
+-- Record actions of one kind and start them, in one statement (their runner is about to run
+-- them): each row is written running with its first attempt, or an earlier row of the key
+-- (pending, failed, running when a crash cut it off) is started again; a key that already
+-- succeeded keeps its row untouched and is returned 'succeeded' (never run again). $1, $3,
+-- $4, $7: one entry per action, in order (the keys distinct). $8: the policy epoch the
+-- actions were gated under (as action_record). Returns each action's id and status with its
+-- key.
 INSERT INTO actions AS a (idempotency_key, kind, params, status, reason, key, reconcile_id,
                           description, attempts)
 SELECT u.k, $2, u.p, 'running', u.r, $5, $6, u.d, 1
 FROM unnest($1::text[], $3::jsonb[], $4::text[], $7::text[]) AS u(k, p, r, d)
-WHERE $8::bigint IS NULL OR $8::bigint = (SELECT epoch FROM policy_epoch)  -- (as action_record)
+WHERE $8::bigint IS NULL OR $8::bigint = (SELECT epoch FROM policy_epoch)
 ON CONFLICT (idempotency_key) DO UPDATE
     SET status = CASE WHEN a.status = 'succeeded' THEN a.status ELSE 'running' END,
         reason = CASE WHEN a.status = 'succeeded' THEN a.reason ELSE excluded.reason END,
