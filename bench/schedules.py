@@ -113,8 +113,8 @@ def main(agents: int, processes: int, minutes: int) -> None:
             started = time.monotonic()
             while asyncio.run(value(dsn, "SELECT count(*) FROM object_status WHERE kind = "
                                          "'schedule'")) != agents:
-                if time.monotonic() - started > 300:
-                    raise SystemExit("the schedules were not all seen within 5 minutes")
+                if time.monotonic() - started > 900:
+                    raise SystemExit("the schedules were not all seen within 15 minutes")
                 time.sleep(1)
             setup = time.monotonic() - started
             window = asyncio.run(query(dsn, "SELECT date_trunc('minute', now()) + interval "
@@ -151,7 +151,15 @@ def report(dsn: str, agents: int, minutes: int, t0: object) -> None:
                 ORDER BY extract(epoch FROM r.started_at - w.due_at))
             FROM w JOIN agent_runs r ON r.id = w.run_id) AS start_lag,
            (SELECT count(*) FROM w JOIN agent_runs r ON r.id = w.run_id
-            WHERE r.outcome = 'succeeded') AS succeeded"""
+            WHERE r.outcome = 'succeeded') AS succeeded,
+           (SELECT count(*) FROM w JOIN agent_runs r ON r.id = w.run_id
+            WHERE r.requested_at < w.due_at) AS armed,
+           (SELECT coalesce(sum((a.phases->>'statements')::int), 0) FROM audit a
+            WHERE a.kind IN ('schedule', 'run') AND a.started_at >= $1
+              AND a.started_at < $1 + make_interval(mins => $2)) AS statements,
+           (SELECT count(*) FROM audit a
+            WHERE a.kind IN ('schedule', 'run') AND a.started_at >= $1
+              AND a.started_at < $1 + make_interval(mins => $2)) AS reconciles"""
     row = asyncio.run(query(dsn, sql, t0, minutes))[0]
     expected = agents * minutes
     r = dict(row)  # type: ignore[call-overload]
@@ -159,9 +167,16 @@ def report(dsn: str, agents: int, minutes: int, t0: object) -> None:
     print(f"ticks expected {expected}: fired {r['fired']}, skipped {r['skipped']}, "
           f"missed {expected - r['rows']}, duplicated {r['duplicated']}; runs succeeded "
           f"{r['succeeded']}")
-    print(f"tick lag (fired_at - due): p50 {tick[0]:.3f}s, p99 {tick[1]:.3f}s")
+    print(f"runs written before their instant (armed ahead): {r['armed']} of {r['fired']}")
+    print(f"tick lag (fired_at - due; fired_at is when the tick was decided and its run "
+          f"queued or, armed, claimed): p50 {tick[0]:.3f}s, p99 {tick[1]:.3f}s")
     print(f"run start lag (started_at - due): p50 {start[0]:.3f}s, p99 {start[1]:.3f}s")
-    print("goal (issue 9): missed 0, duplicated 0, start lag p99 <= 1 s")
+    per_tick = r["statements"] / max(1, r["fired"] + r["skipped"])
+    print(f"statements (claim + sent + settle of every schedule and run reconcile started in "
+          f"the window): {r['statements']} in {r['reconciles']} reconciles, "
+          f"{per_tick:.1f} per tick and its run")
+    print("goal (issue 20): missed 0, duplicated 0, tick lag p99 <= 1 s, <= 12 statements "
+          "per tick and its run; run start lag p99 <= 10 s at 1,000 runs, <= 1 s at 100")
 
 
 if __name__ == "__main__":
