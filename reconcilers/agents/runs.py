@@ -83,6 +83,7 @@ class RunSnapshot:
 class Runs(Reconciler):
     kind: ClassVar[str] = "run"
     machine: ClassVar[StateMachine | None] = RUN_MACHINE
+    owns: ClassVar[frozenset[str]] = frozenset({"schedule"})  # an armed tick claimed late
     deadline: ClassVar[float | None] = 3600.0 + 120.0  # the longest run, and its records
 
     def source(self, key: str) -> str | None:
