@@ -543,8 +543,11 @@ FROM agent_runs WHERE id = $1;
 -- states $3 its machine allows; $4: the state ends it (`finished`, with outcome $5 and error
 -- $7); what the run did ($6 result, $8 stderr, $9 tool calls, $10 tokens, $11 usd, $12
 -- isolation, $13 version; NULL: kept); $14: an interruption (counted); $15: only while it has
--- been interrupted fewer times than that. Returns the new state (`moved`, NULL when refused)
--- and the state it was in (`was`, NULL: no such run).
+-- been interrupted fewer times than that; $16: the state the run hands to the agent's next
+-- run (written with the move, never over a newer run's). Returns the new state (`moved`, NULL
+-- when refused) and the state it was in (`was`, NULL: no such run); moving to `running`, also
+-- what the run starts with (its `input`, version $13's `code`, the agent's `handed` state), so
+-- a start is one round trip.
 WITH moved AS (
     UPDATE agent_runs
     SET state = $2,
@@ -562,9 +565,23 @@ WITH moved AS (
                                              ELSE 0 END
     WHERE id = $1 AND state = ANY($3::text[])
       AND ($15::int IS NULL OR interruptions < $15::int)
-    RETURNING state
+    RETURNING id, agent, state
+), handed AS (
+    INSERT INTO agent_state (agent, state, run_id)
+    SELECT m.agent, $16::jsonb, m.id FROM moved m WHERE $16::jsonb IS NOT NULL
+    ON CONFLICT (agent) DO UPDATE SET state = EXCLUDED.state, run_id = EXCLUDED.run_id,
+                                      updated_at = now()
+    WHERE agent_state.run_id < EXCLUDED.run_id
 )
-SELECT (SELECT state FROM moved) AS moved, (SELECT state FROM agent_runs WHERE id = $1) AS was;
+SELECT (SELECT state FROM moved) AS moved, r.state AS was,
+       CASE WHEN $2 = 'running' THEN r.input END AS input,
+       CASE WHEN $2 = 'running' THEN (SELECT v.code FROM agent_versions v
+                                      WHERE v.agent = r.agent AND v.number = $13::int)
+       END AS code,
+       CASE WHEN $2 = 'running' THEN (SELECT s.state FROM agent_state s
+                                      WHERE s.agent = r.agent)
+       END AS handed
+FROM (SELECT 1) AS one LEFT JOIN agent_runs r ON r.id = $1;
 
 -- name: agent_run_stop
 -- Ask a queued or running run to stop (a schedule's `replace`, an operator).
