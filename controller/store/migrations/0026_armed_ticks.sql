@@ -78,7 +78,7 @@ BEGIN
     INSERT INTO agent_runs (agent, trigger, requested_by, schedule, input)
     VALUES (p_agent, 'schedule', NULL, p_schedule,
             jsonb_build_object('due_at', to_char(p_due_at AT TIME ZONE 'UTC',
-                                                 'YYYY-MM-DD"T"HH24:MI:SSOF":00"')))
+                                                 'YYYY-MM-DD"T"HH24:MI:SS"+00:00"')))
     RETURNING id INTO v_run;
     UPDATE schedule_ticks SET run_id = v_run WHERE schedule = p_schedule AND due_at = p_due_at;
     INSERT INTO work_queue (key, kind, not_before, wait_kind)
