@@ -85,7 +85,14 @@ async def seed(dsn: str, agents: int) -> None:
 async def query(dsn: str, sql: str, *args: object) -> list[object]:
     import asyncpg
 
-    conn = await asyncpg.connect(dsn)
+    for _ in range(30):  # (a shared server may be at max_connections for a moment)
+        try:
+            conn = await asyncpg.connect(dsn)
+            break
+        except asyncpg.TooManyConnectionsError:
+            await asyncio.sleep(2)
+    else:
+        conn = await asyncpg.connect(dsn)
     try:
         return list(await conn.fetch(sql, *args))
     finally:
