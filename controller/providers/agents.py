@@ -1,10 +1,12 @@
 """The agents provider: the runners of the agent actions (build a version, run one, end a run,
-fire a schedule's tick), the tools an agent's run may call, and the reads the agent, run and
-schedule reconcilers use. Needs no credentials: always available.
+fire a schedule's tick, arm one ahead and decide an armed one at its instant), the tools an
+agent's run may call, and the reads the agent, run and schedule reconcilers use. Needs no
+credentials: always available.
 
 Runners find before they create: a build resumes the unfinished version of its spec hash; a
 run starts only from `queued` (controller/providers/agent_runs.py: the run itself, its tool
-calls, a run cut off by a shutdown or a crash); a tick is one row per schedule and due time.
+calls, a run cut off by a shutdown or a crash); a tick is one row per schedule and due time,
+and an armed one is decided only while its row still says `armed` (migration 0026).
 Versions and runs change state only through `controller.providers.lifecycle.move`, from the
 states their machines allow (reconcilers/agents/lifecycles.py).
 Generation by Claude (`agent.generate`) belongs to the Anthropic provider.
