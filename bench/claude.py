@@ -51,7 +51,7 @@ async def bench(dsn: str, tasks: int) -> None:
     from controller.config import ManifestSettings, ProviderSettings, QueueSettings
     from controller.logs import configure_logging
     from controller.providers import anthropic, github
-    from controller.store import Store
+    from controller.store import Store, statements
     from controller.store.migrations import migrate
     from tests.fakes.anthropic import FakeAnthropic
     from tests.fakes.github import FakeGitHub, make_key_pair
@@ -108,7 +108,7 @@ async def bench(dsn: str, tasks: int) -> None:
     await client.start_server()
     template = json.loads((SAMPLES / "issue_comment" / "claude-command" / "payload.json")
                           .read_text())
-    to_pr, to_reply, fakes_time = [], [], []
+    to_pr, to_reply, fakes_time, per_task = [], [], [], []
     try:
         for n in range(tasks):
             issue = 1000 + n
@@ -120,6 +120,7 @@ async def bench(dsn: str, tasks: int) -> None:
                                       body=f"/claude add a README section about topic {n}")
             headers, body = github_payload("issue_comment", payload)
             before = dict(inside)
+            sent_before = sum(statements.total.values())
             started = time.perf_counter()
             response = await client.post("/webhooks/github", data=body, headers=headers)
             assert response.status == 202, await response.text()
@@ -136,6 +137,7 @@ async def bench(dsn: str, tasks: int) -> None:
             to_pr.append(opened[branch] - started)
             to_reply.append(replied - started)
             fakes_time.append(sum(inside.values()) - sum(before.values()))
+            per_task.append(sum(statements.total.values()) - sent_before)
     finally:
         await client.close()
         await model_server.close()
@@ -155,6 +157,8 @@ async def bench(dsn: str, tasks: int) -> None:
               f"mean {statistics.fmean(values) * ms:7.1f} ms")
     print(f"  GitHub calls {len(fake.requests)} ({len(fake.write_calls)} writes), "
           f"model calls {len(claude.requests)}")
+    print(f"  SQL statements per task (delivery to reply): p50 {percentile(per_task, .5):.0f}, "
+          f"max {max(per_task):.0f}")
 
 
 async def _tasks(dsn: str) -> int:

@@ -68,7 +68,7 @@ async def bench(dsn: str, files: dict[str, str]) -> bool:
     settings = make_settings(dsn, workers=2).model_copy(update={
         "providers": ProviderSettings(GITHUB_APP_ID=fake.app_id, GITHUB_APP_PRIVATE_KEY=private),
         "manifests": ManifestSettings(P38_RESYNC_SECONDS=3600),
-        "queue": QueueSettings(P38_WORKERS=2, P38_POLL_SECONDS=0.01)})
+        "queue": QueueSettings(P38_WORKERS=2)})  # (polling as deployed: LISTEN wakes them)
     store = await Store.connect(dsn, min_size=1, max_size=2)
     import asyncpg
 
@@ -121,7 +121,31 @@ async def bench(dsn: str, files: dict[str, str]) -> bool:
               f"{recorded:4d}; {audit['decision']}: {audit['reason']}")
         print(f"{'':34s} SQL statements: {sum(window.values())} in all, "
               f"{per_object} per object reconcile (median; claim and settle included)")
+        await print_kinds(store, last_audit)
         return {"writes": len(writes), "actions": recorded, "blobs": len(blobs)}
+
+    async def look_again() -> None:
+        """Every object hinted once more with nothing changed: no-op reconciles."""
+        keys = [r["key"] for r in await store.fetch("statuses_list", None, None, None, 100000,
+                                                    None)
+                if r["kind"] in ("agent", "schedule", "service", "policy")]
+        last_audit = await store.pool.fetchval("SELECT coalesce(max(id), 0) FROM audit")
+        sent = statements.snapshot()
+        t0 = time.perf_counter()
+        await store.fetchval("queue_hint", keys, "bench-look-again", "bench", {"from": "bench"})
+
+        async def looked() -> bool:
+            done = await store.pool.fetchval(
+                "SELECT count(DISTINCT key) FROM audit WHERE id > $1", last_audit)
+            return bool(done >= len(keys)) and await settled(store)
+
+        await wait_until(looked, timeout=120, what="every object looked at again")
+        elapsed = time.perf_counter() - t0
+        window = statements.snapshot() - sent
+        print(f"{'4. every object looked at again':34s} settled {elapsed * 1000:7.1f} ms "
+              f"({len(keys)} object reconciles, nothing changed); SQL statements: "
+              f"{sum(window.values())} in all")
+        await print_kinds(store, last_audit)
 
     try:
         await push(files, "1. first push (create all)")
@@ -130,6 +154,7 @@ async def bench(dsn: str, files: dict[str, str]) -> bool:
             "tools: [http, notify]", "tools: [http]")
         await push(changed, "2. one file changed")
         noop = await push(changed, "3. push that changes nothing", forced=True)
+        await look_again()
     finally:
         await client.close()
         await store.close()
@@ -138,6 +163,19 @@ async def bench(dsn: str, files: dict[str, str]) -> bool:
           f"{noop['blobs']} blob downloads (target: zero writes) -> "
           f"{'meets the target' if ok else 'BELOW TARGET'}")
     return ok
+
+
+async def print_kinds(store: Any, after: int) -> None:
+    """Statements per reconcile by kind and decision (median, claim and settle included)."""
+    rows = await store.pool.fetch(
+        "SELECT kind, decision, count(*) AS n, percentile_disc(0.5) WITHIN GROUP"
+        " (ORDER BY (phases->>'statements')::int) AS median,"
+        " percentile_disc(0.5) WITHIN GROUP (ORDER BY duration_ms) AS ms"
+        " FROM audit WHERE id > $1"
+        " GROUP BY 1, 2 ORDER BY 1, 2", after)
+    print(f"{'':34s} per reconcile: " + "; ".join(
+        f"{r['kind']} {r['decision']} {r['median']} (x{r['n']}, {r['ms']:.1f} ms)"
+        for r in rows))
 
 
 def main() -> None:

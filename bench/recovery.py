@@ -57,7 +57,7 @@ async def bench(dsn: str, services: int) -> None:
     from controller.config import ManifestSettings, ProviderSettings, QueueSettings
     from controller.logs import configure_logging
     from controller.providers import github, railway
-    from controller.store import Store
+    from controller.store import Store, statements
     from controller.store.migrations import migrate
     from tests.e2e.test_gitops import GitOps, Sleeps
     from tests.fakes.github import FakeGitHub, make_key_pair
@@ -157,7 +157,7 @@ async def bench(dsn: str, services: int) -> None:
     async def delivered() -> bool:
         return True
 
-    to_rollback, own = [], []
+    to_rollback, own, per_failure = [], [], []
     try:
         files = {"README.md": "infra\n", "manifests/policy.yaml": policy,
                  **{f"manifests/web-{n}.yaml": service(n) for n in range(services)}}
@@ -172,6 +172,7 @@ async def bench(dsn: str, services: int) -> None:
         for d in sorted(deployed(second), key=lambda d: d["serviceId"]):
             rail.advance(d["id"], "FAILED")
             before = inside[0]
+            sent_before = sum(statements.total.values())
             started = time.perf_counter()
             for at in range(3):  # a sender that retries: still one rollback
                 await hook(d, "failed", at)
@@ -180,6 +181,7 @@ async def bench(dsn: str, services: int) -> None:
             took = rolled[d["serviceId"]] - started
             to_rollback.append(took)
             own.append(took - (inside[0] - before))
+            per_failure.append(sum(statements.total.values()) - sent_before)
             back = next(x for x in rail.deployments if x["serviceId"] == d["serviceId"])
             rail.advance(back["id"], "SUCCESS")  # Railway brings the rolled-back one up
             await hook(back, "deployed", 9)
@@ -204,6 +206,8 @@ async def bench(dsn: str, services: int) -> None:
               f"mean {statistics.fmean(values) * ms:7.1f} ms")
     print(f"  goal: controller's own time p99 <= 250 ms: "
           f"{'met' if percentile(own, .99) <= 0.25 else 'NOT met'}")
+    print(f"  SQL statements per failure (first post to the rollback): p50 "
+          f"{percentile(per_failure, .5):.0f}, max {max(per_failure):.0f}")
     print(f"  rollbacks {len(rollbacks)} for {services} failures (duplicates: "
           f"{len(rollbacks) - len(set(rollbacks))}); incident issues {len(incidents)} "
           f"(one per Service that failed)")

@@ -22,6 +22,7 @@ from aiohttp import web
 from controller.clients.sandbox import Sandbox, verdict
 from controller.clients.sandbox import probe as probe_sandbox
 from controller.clients.secrets import SecretSource
+from controller.clients.warm_pool import WarmPool
 from controller.config import JOB_KINDS, Settings
 from controller.config.role import Role
 from controller.engine import background
@@ -65,6 +66,7 @@ from controller.web.inflight import InFlight, Shutdown
 from controller.web.keys import (
     BODIES,
     CONTEXT,
+    DELIVERY_LOG,
     EXECUTOR,
     IN_FLIGHT,
     INGEST,
@@ -108,8 +110,7 @@ def create_app(settings: Settings, *, registry: Mapping[str, Reconciler] | None 
     takes no writes. `worker`: the job kinds of a `p38 worker` process, which runs only their
     job workers (no webhooks, no API, no reconciles) and answers only the health routes."""
     app = web.Application(client_max_size=settings.server.max_body_bytes,
-                          middlewares=[middleware.in_flight, middleware.json_errors,
-                                       middleware.api_auth],
+                          middlewares=[middleware.requests],  # webhooks: see its doc
                           # bodies are read as sent: a compressed one is refused, never decoded
                           handler_args={"auto_decompress": False})
     app[SETTINGS] = settings
@@ -122,6 +123,7 @@ def create_app(settings: Settings, *, registry: Mapping[str, Reconciler] | None 
     app[WAKE] = asyncio.Event()
     app[BODIES] = BodyBudget(settings.server.reading_bodies_bytes)
     app[IN_FLIGHT] = InFlight()
+    app[DELIVERY_LOG] = webhooks.delivery_log()
     app[SHUTDOWN] = Shutdown()
     app[ROLE] = Role.of(settings, worker)
     health.add_routes(app)
@@ -210,9 +212,12 @@ async def _providers(app: web.Application, bundles: Sequence[Bundle],
     else:
         log.warning("agents_sandbox", verdict=verdict(sandbox.found, sandbox),
                     **{k: v for k, v in sandbox.found.items() if k != "sandbox"})
-    env = Env(settings, store, secrets.secrets if secrets is not None else None, desk=desk,
-              sandbox=sandbox)
     async with contextlib.AsyncExitStack() as stack:
+        runs = app[ROLE].jobs.get("run", 0)  # agent runs this process carries out at once
+        pool = await stack.enter_async_context(WarmPool.open(runs, sandbox=sandbox)) \
+            if runs and sandbox.refusal() is None else None
+        env = Env(settings, store, secrets.secrets if secrets is not None else None,
+                  desk=desk, sandbox=sandbox, pool=pool)
         opened: dict[str, Provider] = {}
         for open_bundle in bundles:
             provider = await stack.enter_async_context(open_bundle(env))

@@ -12,6 +12,7 @@ Subclasses declare `kind`, `machine`, `events`, `read` and their watches. No I/O
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -65,11 +66,15 @@ class TrackingReconciler(Reconciler):
         return ()
 
     async def observe(self, ctx: ObserveContext, key: str) -> TrackedSnapshot:
-        current = await ctx.resource(self.kind, key_name(key))
+        # The recorded state and the first page of deliveries, in one round trip.
+        current, first = await asyncio.gather(
+            ctx.resource(self.kind, key_name(key)),
+            ctx.recent_payloads(key, self.first_page, events=self.events))
         before: int | None = None
         scanned, size = 0, self.first_page
         while scanned < self.scan_limit:
-            page = await ctx.recent_payloads(key, size, events=self.events, before=before)
+            page = first if before is None else \
+                await ctx.recent_payloads(key, size, events=self.events, before=before)
             for item in page:
                 observed = self.read(item)
                 if observed is None:

@@ -8,6 +8,10 @@ comes back then); 529 `overloaded_error`, other 5xx, timeouts and dropped connec
 retried with backoff, then `ClaudeUnavailable` (the engine retries the action later); any
 other 4xx is `ClaudeRefused` with the API's own message. The price table is here and only
 here. Must not know what the calls are for (agents, `/claude` tasks).
+
+The SDK (some 3,000 modules, ~50 MB resident) is imported and built at the first call, not
+when the provider opens: a process that never calls Claude (an ingest-only replica, a `serve`
+whose `p38 worker` carries the generations and sessions) does not carry it.
 """
 
 from __future__ import annotations
@@ -15,11 +19,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import anthropic
+from typing import TYPE_CHECKING, Any
 
 from controller.reconcile.errors import ProviderError, ProviderRefused, RateLimited
+
+if TYPE_CHECKING:
+    import anthropic
 
 
 @dataclass(frozen=True)
@@ -124,22 +129,34 @@ class Claude:
     def __init__(self, api_key: str, *, base_url: str | None = None, timeout: float = 120.0,
                  attempts: int = 4, max_sleep: float = 10.0, backoff: float = 1.0,
                  sleep: Sleep = asyncio.sleep) -> None:
-        self._sdk = anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url,
-                                             timeout=timeout, max_retries=0)
+        self._options: dict[str, Any] = {"api_key": api_key, "base_url": base_url,
+                                          "timeout": timeout, "max_retries": 0}
+        self._sdk: anthropic.AsyncAnthropic | None = None  # built at the first call
         self._attempts, self._max_sleep, self._backoff = attempts, max_sleep, backoff
         self._sleep = sleep
 
     async def close(self) -> None:
-        await self._sdk.close()
+        if self._sdk is not None:
+            await self._sdk.close()
+
+    def _client(self) -> anthropic.AsyncAnthropic:
+        if self._sdk is None:
+            import anthropic  # here, not at the top: see the docstring
+
+            self._sdk = anthropic.AsyncAnthropic(**self._options)
+        return self._sdk
 
     async def message(self, *, model: str, system: Sequence[dict[str, Any]] | str,
                       messages: Sequence[dict[str, Any]], max_tokens: int,
                       tools: Sequence[dict[str, Any]] | None = None) -> Reply:
+        import anthropic  # loaded by _client: a lookup
+
+        sdk = self._client()
         extra: dict[str, Any] = {"tools": list(tools)} if tools else {}
         for attempt in range(1, self._attempts + 1):
             last = attempt == self._attempts
             try:
-                response = await self._sdk.messages.create(
+                response = await sdk.messages.create(
                     model=model, system=system, messages=list(messages),  # type: ignore[arg-type]
                     max_tokens=max_tokens, **extra)
             except anthropic.RateLimitError as exc:

@@ -1,13 +1,18 @@
 """The harness: runs one agent module (or its tests) in a process of its own, fenced in by the
 kernel, and serves its tool calls over JSON lines on the process's stdin/stdout.
 
-Each run gets a fresh temporary working directory holding the agent's module, its test, and the
-runtime (`agent_runtime/`); a clean environment (no variable of the controller's, so no secret);
-its own process group (`start_new_session`), killed whole past the timeout or when the run ends.
-The process starts as the sandbox launcher (`agent_runtime/launcher.py`: namespaces, Landlock,
-seccomp, limits), which reports what it set up on a descriptor of its own and then execs the
-bootstrap; that report is the run's `isolation`, and when the sandbox is required and the
-kernel cannot give it, the run ends `refused` before any agent code exists. Lines are at most
+Each run gets a process of its own, never used before nor after (`agent_process.py`): a fresh
+temporary working directory holding the runtime (`agent_runtime/`), then the agent's module and
+its test; a clean environment (no variable of the controller's, so no secret); its own process
+group (`start_new_session`), killed whole past the timeout or when the run ends. The process
+starts as the sandbox launcher (`agent_runtime/launcher.py`: namespaces, Landlock, seccomp,
+limits), which reports what it set up on a descriptor of its own and then execs the bootstrap;
+that report is the run's `isolation`, and when the sandbox is required and the kernel cannot
+give it, the run ends `refused` before any agent code exists. With a warm pool
+(`warm_pool.py`) that process was started and fenced in ahead, waiting for a run; without, the
+run starts it (the cold path): the same process either way, the agent's code written only once
+it is fenced in. A run that answered is killed at once; a test run is left to exit (its
+verdict is its exit status). Lines are at most
 `max_line` bytes, `max_output` bytes in all on stdout; stderr is kept up to `max_stderr` bytes.
 Tool calls are handed to `serve(tool, method, args)`; whatever it raises as `ToolRefused` is
 answered to the agent as an error, anything else ends the run as failed. A test run's verdict
@@ -19,35 +24,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import shutil
-import signal
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from importlib import resources
-from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
-from controller.clients.sandbox import (
-    REQUIRED,
-    UNSANDBOXED_HINT,
-    Sandbox,
-    encode,
-    interpreter,
-    launch_config,
-    launcher_path,
-    read_report,
-)
+from controller.clients.agent_process import AgentProcess, cpu_seconds, start
+from controller.clients.sandbox import REQUIRED, UNSANDBOXED_HINT, Sandbox
 
-RUNTIME_FILES = ("bootstrap.py", "p38_agent.py")
-CODE, FILES = "code", "files"  # the run folder's two parts
-CLEAN_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
-             "PYTHONIOENCODING": "utf-8", "PYTHONDONTWRITEBYTECODE": "1", "TZ": "UTC"}
+if TYPE_CHECKING:
+    from controller.clients.warm_pool import WarmPool
+
 EXIT_GRACE = 2.0  # seconds a finished agent has to exit before its group is killed
 
 Outcome = Literal["succeeded", "failed", "timed_out", "killed", "refused"]
@@ -90,95 +80,84 @@ class Finished:
 async def run_agent(*, code: str, test: str | None = None, mode: Literal["run", "test"] = "run",
                     input: Any = None, state: Mapping[str, Any] | None = None,
                     tools: list[str], limits: Limits, serve: Serve | None = None,
-                    sandbox: Sandbox = REQUIRED, python: str = sys.executable) -> Finished:
-    """Run `code`'s `run(task)` (mode run) or `test`'s test functions (mode test)."""
+                    sandbox: Sandbox = REQUIRED, python: str = sys.executable,
+                    pool: WarmPool | None = None) -> Finished:
+    """Run `code`'s `run(task)` (mode run) or `test`'s test functions (mode test). With a
+    `pool` whose processes fit this run (its sandbox, its interpreter, limits under its
+    ceilings), the run takes a pooled process, already fenced in; else it starts its own."""
     started = time.perf_counter()
-    workdir = await asyncio.to_thread(_prepare, code, test)
-    try:
-        finished = await _supervise(workdir, mode=mode, input=input, state=state, tools=tools,
-                                    limits=limits, serve=serve, sandbox=sandbox,
-                                    python=interpreter(python))
-    finally:
-        await asyncio.to_thread(shutil.rmtree, workdir, True)
-    finished.seconds = time.perf_counter() - started
-    return finished
-
-
-def _prepare(code: str, test: str | None) -> Path:
-    """The run's folder: `code/` (the module, its test, the runtime: read only to the agent,
-    the only folder it imports from) and `files/`, its working directory."""
-    workdir = Path(tempfile.mkdtemp(prefix="p38-run-"))
-    (workdir / CODE).mkdir()
-    (workdir / FILES).mkdir()
-    runtime = resources.files("controller.clients.agent_runtime")
-    for name in RUNTIME_FILES:
-        (workdir / CODE / name).write_text(runtime.joinpath(name).read_text("utf-8"), "utf-8")
-    (workdir / CODE / "agent.py").write_text(code, "utf-8")
-    if test is not None:
-        (workdir / CODE / "test_agent.py").write_text(test, "utf-8")
-    return workdir
-
-
-async def _supervise(workdir: Path, *, mode: str, input: Any, state: Mapping[str, Any] | None,
-                     tools: list[str], limits: Limits, serve: Serve | None, sandbox: Sandbox,
-                     python: str) -> Finished:
-    scratch = workdir / FILES
-    env = dict(CLEAN_ENV, HOME=str(scratch), TMPDIR=str(scratch))
-    read_end, write_end = os.pipe()
-    config = launch_config(code=workdir / CODE, scratch=scratch, python=python,
-                           argv=["-I", "-S", "-B", str(workdir / CODE / "bootstrap.py")],
-                           env=env, memory_bytes=limits.memory_bytes, timeout=limits.timeout,
-                           report_fd=write_end, sandbox=sandbox)
-    try:
-        process = await asyncio.create_subprocess_exec(
-            python, "-I", "-S", "-B", launcher_path(), encode(config),
-            cwd=scratch, env=env, stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            start_new_session=True, limit=limits.max_line, pass_fds=(write_end,))
-    except BaseException:
-        os.close(read_end)
-        raise
-    finally:
-        os.close(write_end)
-    stderr = asyncio.ensure_future(_tail(process.stderr, limits.max_stderr))
-    session = _Session(process, limits, serve, testing=mode == "test")
+    agent: AgentProcess | None = None
+    pooled = False
+    session: _Session | None = None
     isolation: dict[str, str] = {}
     try:
         try:
             async with asyncio.timeout(limits.timeout):
-                isolation = await read_report(read_end)
+                if pool is not None and pool.fits(limits, sandbox, python):
+                    agent = await pool.take()
+                    pooled = agent is not None
+                if agent is None:
+                    agent = await start(memory_bytes=limits.memory_bytes,
+                                        timeout=limits.timeout, sandbox=sandbox, python=python,
+                                        max_line=limits.max_line, max_stderr=limits.max_stderr)
+                isolation = _isolation(agent, limits)
                 if "refused" in isolation:
                     finished = Finished("refused", error=(
                         f"the agent was not started: the kernel cannot sandbox it here "
                         f"({isolation['refused']}); {UNSANDBOXED_HINT}"))
-                else:
+                elif isolation:
+                    agent.write_code(code, test)
+                    session = _Session(agent.process, limits, serve, testing=mode == "test")
                     await session.send({"mode": mode, "input": input,
-                                        "state": dict(state or {}), "tools": tools})
+                                        "state": dict(state or {}), "tools": tools,
+                                        "limits": {"memory": limits.memory_bytes,
+                                                   "cpu": cpu_seconds(limits.timeout)}})
                     finished = await session.converse()
+                else:
+                    finished = Finished("failed")
         except TimeoutError:
             finished = Finished("timed_out", error=f"the run took longer than its timeout of "
                                                    f"{limits.timeout:g}s; its process group "
                                                    "was killed")
-        if finished.outcome != "timed_out":
+        if agent is not None and finished.outcome != "timed_out" and \
+                (mode == "test" or session is None or session.ended):
+            # (A run that answered is killed at once; a test run's verdict is its exit
+            # status, and a process that closed its stdout is ending: they get a grace.)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(EXIT_GRACE):
-                    await process.wait()
+                    await agent.process.wait()
     finally:
-        _kill_group(process)
-        await process.wait()
-    finished.stderr = await stderr
-    finished.tool_calls = session.tool_calls
+        stderr = await agent.end(remove=not pooled) if agent is not None else ""
+        if pooled and pool is not None and agent is not None:
+            pool.done(agent)  # its folder removed and its replacement started, meanwhile
+    finished.stderr = stderr
+    returncode = agent.process.returncode if agent is not None else None
+    finished.tool_calls = session.tool_calls if session is not None else 0
     finished.isolation = isolation
     if mode == "test" and finished.outcome in ("succeeded", "failed"):
-        _judge_tests(finished, process.returncode)
-    if finished.outcome == "failed" and process.returncode is not None \
-            and process.returncode < 0 and finished.error is None:
+        _judge_tests(finished, returncode)
+    if finished.outcome == "failed" and returncode is not None \
+            and returncode < 0 and finished.error is None:
         finished.outcome = "killed"
-        finished.error = f"the agent process was killed by signal {-process.returncode}"
+        finished.error = f"the agent process was killed by signal {-returncode}"
     if not isolation and finished.outcome != "timed_out":
         finished.outcome, finished.error = "failed", (
             "the sandbox launcher ended without a report (see its stderr)")
+    finished.seconds = time.perf_counter() - started
     return finished
+
+
+def _isolation(agent: AgentProcess, limits: Limits) -> dict[str, str]:
+    """What the launcher reported; for a pooled process started under the pool's ceilings,
+    the limits its bootstrap lowers to this run's before reading the agent's code."""
+    isolation = dict(agent.isolation)
+    if isolation and agent.memory_bytes != limits.memory_bytes:
+        isolation["memory"] = (f"RLIMIT_AS {limits.memory_bytes} bytes (set by the bootstrap "
+                               "before the agent's code was read)")
+    if isolation and agent.cpu_seconds != cpu_seconds(limits.timeout):
+        isolation["cpu_time"] = (f"RLIMIT_CPU {cpu_seconds(limits.timeout)} s (set by the "
+                                 "bootstrap before the agent's code was read)")
+    return isolation
 
 
 def _judge_tests(finished: Finished, returncode: int | None) -> None:
@@ -208,6 +187,7 @@ class _Session:
         self.tool_calls = 0
         self.tests: dict[str, Any] | None = None  # the last test report, read to the end
         self._testing = testing  # a test run has no tool calls and no result
+        self.ended = False  # its stdout reached its end: the process is exiting
 
     async def send(self, message: Mapping[str, Any]) -> None:
         self._stdin.write(orjson.dumps(message, default=str) + b"\n")
@@ -222,6 +202,7 @@ class _Session:
                 return Finished("killed", error=f"the agent wrote a line longer than "
                                                 f"{self._limits.max_line} bytes")
             if not line:
+                self.ended = True
                 if self.tests is not None:
                     return Finished("failed", tests=self.tests)  # judged by the exit status
                 return Finished("failed", error="the agent process ended without a result "
@@ -272,18 +253,3 @@ class _Session:
             await self.send({"id": ident, "ok": False, "error": str(exc)})
             return
         await self.send({"id": ident, "ok": True, "value": value})
-
-
-async def _tail(stream: asyncio.StreamReader | None, keep: int) -> str:
-    """The last `keep` bytes of a stream, read to its end (a flood costs no memory)."""
-    if stream is None:
-        return ""
-    kept = b""
-    while chunk := await stream.read(65536):
-        kept = (kept + chunk)[-keep:]
-    return kept.decode("utf-8", "replace")
-
-
-def _kill_group(process: asyncio.subprocess.Process) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)

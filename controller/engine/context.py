@@ -2,8 +2,10 @@
 objects, statuses, and each provider's reads.
 
 Implements `controller.reconcile.context.ObserveContext` over the store and the opened
-providers. Reads only (a provider's read may fill a cache of immutable content, as GitHub's
-manifest blobs); writes go through the executor and the worker's end-of-reconcile transaction.
+providers. Its store reads go through `store.gathered`: reads an `observe` awaits together
+(`asyncio.gather`) reach PostgreSQL as one statement. Reads only (a provider's read may fill
+a cache of immutable content, as GitHub's manifest blobs); writes go through the executor
+and the worker's end-of-reconcile transaction.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ class StoreContext:
         self._sources = sources
 
     async def resource(self, kind: str, name: str) -> Resource | None:
-        row = await self._store.fetchrow("resource_get", kind, name)
+        row = await self._store.gathered.fetchrow("resource_get", kind, name)
         if row is None:
             return None
         return Resource(state=row["state"], version=row["version"], data=row["data"])
@@ -46,7 +48,7 @@ class StoreContext:
                               events: Collection[str] | None = None,
                               before: int | None = None,
                               pending: bool = False) -> list[StoredPayload]:
-        rows = await self._store.fetch("recent_payloads_for_key", key, limit,
+        rows = await self._store.gathered.fetch("recent_payloads_for_key", key, limit,
                                        sorted(events) if events is not None else None, before,
                                        pending)
         return [StoredPayload(delivery_id=r["id"], source=r["source"], event=r["event"],
@@ -54,26 +56,31 @@ class StoreContext:
                 for r in rows]
 
     async def applied_objects(self, source: str) -> list[AppliedObject]:
-        return [_applied(r, source) for r in await self._store.fetch("applied_objects_of",
+        return [_applied(r, source) for r in await self._store.gathered.fetch("applied_objects_of",
                                                                      source)]
 
     async def applied_object(self, source: str, kind: str, name: str) -> AppliedObject | None:
-        row = await self._store.fetchrow("applied_object_get", source, kind, name)
+        row = await self._store.gathered.fetchrow("applied_object_get", source, kind, name)
         return None if row is None else _applied(row, source)
 
     async def applied_of_kind(self, kind: str) -> list[AppliedObject]:
-        return [_applied(r, r["source"]) for r in await self._store.fetch("applied_of_kind",
-                                                                          kind)]
+        rows = await self._store.gathered.fetch("applied_of_kind", kind)
+        return [_applied(r, r["source"]) for r in rows]
+
+    async def applied_referring(self, source: str, kind: str, field: str,
+                                value: str) -> list[AppliedObject]:
+        rows = await self._store.gathered.fetch("applied_referring", source, kind, field, value)
+        return [_applied(r, source) for r in rows]
 
     async def stored_deliveries(self, source: str, guids: Sequence[str]) -> set[str]:
-        rows = await self._store.fetch("deliveries_stored", source, list(guids))
+        rows = await self._store.gathered.fetch("deliveries_stored", source, list(guids))
         return {r["guid"] for r in rows}
 
     async def statuses(self, keys: Sequence[str]) -> list[ObjectStatus]:
-        return [_status(r) for r in await self._store.fetch("statuses_of", list(keys))]
+        return [_status(r) for r in await self._store.gathered.fetch("statuses_of", list(keys))]
 
     async def action(self, idempotency_key: str) -> ActionRecord | None:
-        row = await self._store.fetchrow("action_by_key", idempotency_key)
+        row = await self._store.gathered.fetchrow("action_by_key", idempotency_key)
         if row is None:
             return None
         key = row["key"]
@@ -81,7 +88,7 @@ class StoreContext:
                             row["error"], self._sources(key) if key else None)
 
     async def action_by_id(self, action_id: int) -> ActionRecord | None:
-        row = await self._store.fetchrow("action_by_id", action_id)
+        row = await self._store.gathered.fetchrow("action_by_id", action_id)
         if row is None:
             return None
         key = row["key"]
@@ -91,10 +98,10 @@ class StoreContext:
                             description=row["description"] or "")
 
     async def held(self, source: str) -> list[ObjectStatus]:
-        return [_status(r) for r in await self._store.fetch("statuses_held", source)]
+        return [_status(r) for r in await self._store.gathered.fetch("statuses_held", source)]
 
     async def pulls_with_head(self, repo: str, sha: str) -> list[str]:
-        return [r["name"] for r in await self._store.fetch("pulls_with_head", repo, sha)]
+        return [r["name"] for r in await self._store.gathered.fetch("pulls_with_head", repo, sha)]
 
     def reads(self, key: ReadsKey[R]) -> R:
         provider = self._providers.get(key.provider)

@@ -25,7 +25,7 @@ class ActionDesk:
     async def perform(self, action: Action, *, key: str, source: str | None) -> Performed:
         if self.policies is None:
             return Performed("held", "the controller is still starting")
-        policy = (await self.policies.current()).for_source(source)
+        policy = (await self.policies.current())[1].for_source(source)
         gated = gate([action], policy, approved=set())
         try:
             outcomes = await self._executor.act(gated, key=key, reconcile_id=str(uuid.uuid4()))

@@ -87,9 +87,14 @@ class IngestWriter:
                 await task
 
     async def submit(self, delivery: Delivery) -> Ingested:
+        return await self.enqueue(delivery)
+
+    def enqueue(self, delivery: Delivery) -> asyncio.Future[Ingested]:
+        """The future of `delivery`'s write (what `submit` awaits): a request handler that
+        bounds its wait shields this future, with no task around it."""
         future: asyncio.Future[Ingested] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Pending(delivery, future))
-        return await future
+        return future
 
     async def _run(self) -> None:
         carried: _Pending | None = None  # taken from the queue, but for the next batch

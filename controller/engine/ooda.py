@@ -21,7 +21,7 @@ from typing import Any
 
 import structlog
 
-from controller.engine.executor import ActionFailed, Executor
+from controller.engine.executor import ActionFailed, Executor, PolicyMoved
 from controller.engine.metrics import Metrics
 from controller.engine.outcomes import (
     Done,
@@ -55,10 +55,11 @@ from controller.reconcile.errors import (
 )
 from controller.reconcile.ids import key_kind
 from controller.reconcile.plan import Plan
-from controller.reconcile.policy import Gated, Verdict, gate
+from controller.reconcile.policy import Gated, Policy, Verdict, gate, needs_approval
 from controller.reconcile.reconciler import Reconciler
 from controller.store import Store, statements
 
+POLICY_TRIES = 3  # gate again at most this often when the policies change meanwhile
 JOB_SAFETY_NET_SECONDS = 600.0  # a key waiting for its job looks again at least this often
 log = structlog.get_logger("p38.ooda")
 
@@ -87,15 +88,15 @@ class Worker:
         while not stopping.is_set():
             self._wake.clear()
             try:
-                lease = await self._queue.claim(self.name, self.kinds)
+                lease, due = await self._queue.claim_or_wait(self.name, self.kinds)
                 self._store.outage.ok()
             except Exception as exc:  # database away: keep trying (said once), do not die
                 if not self._store.outage.failed(exc, where="claim"):
                     log.warning("claim_failed", worker=self.name, error=str(exc))
-                lease = None
+                lease, due = None, poll
             if lease is None:
-                due = await self._seconds_until_due(poll)
-                await _wait_any(self._wake, stopping, timeout=due)
+                wait = poll if due is None else max(0.01, min(poll, due))
+                await _wait_any(self._wake, stopping, timeout=wait)
                 continue
             try:
                 await self.process(lease)
@@ -105,13 +106,6 @@ class Worker:
                               error=f"{type(exc).__name__}: {exc}",
                               meaning="the lease expires and the key is retried")
                 await _wait_any(self._wake, stopping, timeout=poll)
-
-    async def _seconds_until_due(self, poll: float) -> float:
-        try:
-            due = await self._queue.seconds_until_due(self.kinds)
-        except Exception:
-            return poll
-        return poll if due is None else max(0.01, min(poll, due))
 
     async def process(self, lease: Lease) -> Outcome | None:
         """Reconcile one leased key and settle it; releases the lease if cancelled."""
@@ -180,27 +174,29 @@ class Worker:
             snapshot = await reconciler.observe(self._context, lease.key)
             record.phases["observe"] = {"ms": _ms(t)}
 
-            t = time.perf_counter()
-            record.phase = "decide"
-            policy = (await self._policies.current()).for_source(reconciler.source(lease.key))
-            plan = reconciler.decide(snapshot, policy)
-            record.plan = plan
-            record.phases["decide"] = {"ms": _ms(t), "decision": plan.decision}
-            if plan.enqueue:
-                record.phases["decide"]["enqueue"] = list(plan.enqueue)
-            _check_owns(reconciler, plan)
-
-            record.phase = "gate"
-            approved = await self._approved([a.idempotency_key for a in plan.actions])
-            record.verdicts = gate(plan.actions, policy, approved)
-            record.phases["gate"] = {v.action.idempotency_key: v.verdict.value
-                                     for v in record.verdicts}
-
-            t = time.perf_counter()
-            record.phase = "act"
-            record.actions = await self._executor.act(
-                record.verdicts, key=lease.key, reconcile_id=record.reconcile_id,
-                source=reconciler.source(lease.key))
+            source = reconciler.source(lease.key)
+            epoch, policies = await self._policies.current(lease.policy_epoch)
+            for _ in range(POLICY_TRIES):
+                if await self._decide_and_gate(record, reconciler, snapshot,
+                                               policies.for_source(source), epoch):
+                    epoch, policies = await self._policies.current(None)
+                    continue
+                t = time.perf_counter()
+                record.phase = "act"
+                try:
+                    # The first record checks that the epoch is still the one gated under.
+                    record.actions = await self._executor.act(
+                        record.verdicts, key=lease.key, reconcile_id=record.reconcile_id,
+                        source=source, epoch=epoch)
+                except PolicyMoved:  # nothing written or run: decide and gate again
+                    epoch, policies = await self._policies.current(None)
+                    continue
+                break
+            else:
+                return Retry(PolicyMoved("the policies kept changing while this reconcile "
+                                         "gated its plan"))
+            plan = record.plan
+            assert plan is not None
             record.phases["act"] = {"ms": _ms(t), "actions": len(record.actions)}
             for outcome in record.actions:
                 self._metrics.actions.labels(outcome.kind, outcome.status).inc()
@@ -230,11 +226,31 @@ class Worker:
             return Requeue(plan.requeue_after, plan.reason, plan)
         return Done(plan)
 
-    async def _approved(self, keys: list[str]) -> set[str]:
-        if not keys:
-            return set()
-        rows = await self._store.fetch("approvals_for", keys)
-        return {r["idempotency_key"] for r in rows}
+    async def _decide_and_gate(self, record: Record, reconciler: Reconciler, snapshot: Any,
+                               policy: Policy, epoch: int | None) -> bool:
+        """Decide under `policy` (read at `epoch`) and gate the plan's actions, the approvals
+        read only for those that need one. True when that read saw the epoch move: the
+        policies are read again and this is done again."""
+        t = time.perf_counter()
+        record.phase = "decide"
+        plan = reconciler.decide(snapshot, policy)
+        record.plan = plan
+        record.phases["decide"] = {"ms": _ms(t), "decision": plan.decision}
+        if plan.enqueue:
+            record.phases["decide"]["enqueue"] = list(plan.enqueue)
+        _check_owns(reconciler, plan)
+        record.phase = "gate"
+        wanted = [a.idempotency_key for a in plan.actions if needs_approval(a, policy)]
+        approved: set[str] = set()
+        now: int | None = None
+        if wanted:
+            now, approved = await self._policies.approvals(wanted)
+        if wanted and epoch is not None and now != epoch:
+            return True
+        record.verdicts = gate(plan.actions, policy, approved)
+        record.phases["gate"] = {v.action.idempotency_key: v.verdict.value
+                                 for v in record.verdicts}
+        return False
 
     async def _settle(self, lease: Lease, outcome: Outcome, record: Record,
                       reconciler: Reconciler | None) -> None:

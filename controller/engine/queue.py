@@ -50,6 +50,7 @@ class Lease:
     token: uuid.UUID
     holder: str
     failing_for: float | None = None  # seconds since this key's current failures began
+    policy_epoch: int | None = None  # the gate's policy epoch at the claim (migration 0025)
 
 
 @dataclass(frozen=True)
@@ -112,15 +113,25 @@ class WorkQueue:
 
     async def claim(self, holder: str, kinds: Kinds | None = None) -> Lease | None:
         """Lease the next due key (of `kinds` when given)."""
+        lease, _ = await self.claim_or_wait(holder, kinds)
+        return lease
+
+    async def claim_or_wait(self, holder: str, kinds: Kinds | None = None
+                            ) -> tuple[Lease | None, float | None]:
+        """Lease the next due key (of `kinds`), or say in how many seconds the next one is
+        due (None: none queued), in one statement."""
         token = uuid.uuid4()
         only, never = (kinds or Kinds()).args()
         row = await self._store.fetchrow("queue_claim", holder, token,
                                          self.settings.lease_seconds, only, never)
         if row is None:
-            return None
+            return None, None
+        if row["key"] is None:
+            due = row["next_due"]
+            return None, None if due is None else max(0.0, float(due))
         return Lease(key=row["key"], kind=row["kind"], attempt=row["attempts"],
                      deliveries=tuple(row["deliveries"]), token=token, holder=holder,
-                     failing_for=row["failing_for"])
+                     failing_for=row["failing_for"], policy_epoch=row["policy_epoch"]), None
 
     async def renew(self, lease: Lease) -> bool:
         """Extend the lease; False when another worker holds the key now."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from controller.clients.sandbox import REQUIRED, Sandbox
 from controller.clients.secrets import Secrets
+from controller.clients.warm_pool import WarmPool
 from controller.config import Settings
 from controller.reconcile.desk import Desk
 from controller.reconcile.plan import ActionRunner
@@ -31,6 +32,7 @@ class Env:
     secrets: Secrets | None = None  # Secret Manager values, refreshed while the app runs
     desk: Desk | None = None  # has actions gated and run on a runner's behalf (tool calls)
     sandbox: Sandbox = REQUIRED  # how agent processes are fenced in (probed at start)
+    pool: WarmPool | None = None  # agent processes started ahead for runs (None: cold starts)
 
 
 @dataclass(frozen=True)

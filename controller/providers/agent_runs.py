@@ -30,6 +30,7 @@ from controller.clients.tools import (
     StartWorkflow,
     repo_path,
 )
+from controller.clients.warm_pool import WarmPool
 from controller.providers.anthropic import AskClaude
 from controller.providers.lifecycle import RUNS, Moved, move
 from controller.reconcile.authz import Authority, Principal
@@ -47,7 +48,8 @@ STOP_POLL_SECONDS = 1.0
 
 
 async def run_version(store: Store, desk: Desk | None, p: RunAgent,
-                      sandbox: Sandbox = REQUIRED) -> Mapping[str, Any]:
+                      sandbox: Sandbox = REQUIRED, *,
+                      pool: WarmPool | None = None) -> Mapping[str, Any]:
     """Carry out one run in the harness and record how it ended."""
     started = await _start(store, p)
     if not started:
@@ -58,7 +60,7 @@ async def run_version(store: Store, desk: Desk | None, p: RunAgent,
         if await interrupted(store, p) != "queued" or not (started := await _start(store, p)):
             return {"run": p.run_id, "outcome": "interrupted"}
     try:
-        return await _run(store, desk, p, sandbox, started)
+        return await _run(store, desk, p, sandbox, started, pool)
     except asyncio.CancelledError:  # a shutdown past its grace: the run is put back, or ends
         await asyncio.shield(interrupted(store, p))
         raise
@@ -90,7 +92,7 @@ INTERRUPTED = ("interrupted: the controller stopped during the run (a deploy, a 
 
 
 async def _run(store: Store, desk: Desk | None, p: RunAgent, sandbox: Sandbox,
-               started: Moved) -> Mapping[str, Any]:
+               started: Moved, pool: WarmPool | None) -> Mapping[str, Any]:
     begun = started.row
     assert begun is not None
     state = begun["handed"]
@@ -99,7 +101,7 @@ async def _run(store: Store, desk: Desk | None, p: RunAgent, sandbox: Sandbox,
     limits = Limits(timeout=p.timeout_seconds, memory_bytes=p.memory_bytes)
     harness = asyncio.ensure_future(run_agent(
         code=begun["code"] or "", input=begun["input"], state=state or {}, tools=p.tools,
-        limits=limits, serve=serve, sandbox=sandbox))
+        limits=limits, serve=serve, sandbox=sandbox, pool=pool))
     try:
         stopped = await _until_done_or_stopped(store, p.run_id, harness, serve)
     except asyncio.CancelledError:

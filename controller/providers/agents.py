@@ -29,6 +29,7 @@ from controller.clients.tools import (
     StartWorkflow,
     ToolClient,
 )
+from controller.clients.warm_pool import WarmPool
 from controller.providers import Env, Provider, anthropic
 from controller.providers.agent_runs import run_version
 from controller.providers.anthropic import fingerprint
@@ -60,12 +61,14 @@ async def bundle(env: Env) -> AsyncIterator[Provider]:
     async with ToolClient.open() as tools:
         key = env.settings.providers.anthropic_api_key
         credentials = {anthropic.NAME: fingerprint(key.get_secret_value()) if key else None}
-        yield Provider(NAME, runners=runners(env.store, env.desk, tools, env.sandbox),
+        yield Provider(NAME, runners=runners(env.store, env.desk, tools, env.sandbox,
+                                             pool=env.pool),
                        reads=AgentStoreReads(env.store, credentials))
 
 
 def runners(store: Store, desk: Desk | None, tools: ToolClient,
-            sandbox: Sandbox = REQUIRED) -> dict[str, ActionRunner]:
+            sandbox: Sandbox = REQUIRED, *,
+            pool: WarmPool | None = None) -> dict[str, ActionRunner]:
     async def build(p: BuildVersion, _action: Action) -> Mapping[str, Any]:
         return await build_version(store, p, sandbox)
 
@@ -74,7 +77,7 @@ def runners(store: Store, desk: Desk | None, tools: ToolClient,
             fired = await fire_armed(store, p.armed)
             if not fired.get("decided"):
                 return {"run": p.run_id, **fired}  # withdrawn meanwhile: nothing runs
-        return await run_version(store, desk, p, sandbox)
+        return await run_version(store, desk, p, sandbox, pool=pool)
 
     async def finish(p: FinishRun, _action: Action) -> Mapping[str, Any]:
         await move(store, RUNS, (p.run_id,), "finished", p.error, outcome=p.outcome,
@@ -226,36 +229,36 @@ class AgentStoreReads:
         self._credentials = dict(credentials or {})
 
     async def versions(self, agent: str) -> list[VersionInfo]:
-        rows = await self._store.fetch("agent_versions_of", agent, 100)
+        rows = await self._store.gathered.fetch("agent_versions_of", agent, 100)
         return [VersionInfo(r["number"], r["spec_hash"], r["state"], r["origin"], r["error"],
                             r["usd"], r["rounds"], r["failure"], r["failed_credential"])
                 for r in rows]
 
     async def rebuild_after(self, agent: str) -> int | None:
-        after = await self._store.fetchval("agent_rebuild_of", agent)
+        after = await self._store.gathered.fetchval("agent_rebuild_of", agent)
         return int(after) if after is not None else None
 
     async def credential(self, provider: str) -> str | None:
         return self._credentials.get(provider)
 
     async def run(self, run_id: int) -> RunInfo | None:
-        row = await self._store.fetchrow("agent_run_get", run_id)
+        row = await self._store.gathered.fetchrow("agent_run_get", run_id)
         return None if row is None else _run_info(row)
 
     async def active_runs(self, agent: str) -> list[RunInfo]:
-        rows = await self._store.fetch("agent_runs_active", agent)
+        rows = await self._store.gathered.fetch("agent_runs_active", agent)
         return [RunInfo(r["id"], agent, r["state"], "schedule" if r["schedule"] else "manual",
                         r["schedule"]) for r in rows]
 
     async def spent_today(self, agent: str) -> float:
-        return float(await self._store.fetchval("agent_spend_today", agent) or 0.0)
+        return float(await self._store.gathered.fetchval("agent_spend_today", agent) or 0.0)
 
     async def last_tick(self, schedule: str) -> TickInfo | None:
-        row = await self._store.fetchrow("schedule_tick_last", schedule)
+        row = await self._store.gathered.fetchrow("schedule_tick_last", schedule)
         return None if row is None else TickInfo(row["due_at"], row["outcome"])
 
     async def armed_tick(self, schedule: str) -> ArmedTick | None:
-        row = await self._store.fetchrow("schedule_tick_armed", schedule)
+        row = await self._store.gathered.fetchrow("schedule_tick_armed", schedule)
         return None if row is None else _armed(row["due_at"], row["run_id"], row["armed"])
 
     async def run_observed(self, run_id: int, source: str, name: str) -> RunObserved:
@@ -281,7 +284,7 @@ class AgentStoreReads:
                          for a in row["active"]))
 
     async def now(self) -> datetime:
-        return await self._store.fetchval("clock_now")  # type: ignore[no-any-return]
+        return await self._store.gathered.fetchval("clock_now")  # type: ignore[no-any-return]
 
 
 def _armed(due_at: datetime, run_id: int, armed: Mapping[str, Any] | None) -> ArmedTick:

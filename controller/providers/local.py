@@ -18,7 +18,7 @@ from typing import Any
 from controller.manifests.loader import manifest_files, not_a_folder
 from controller.providers import Env, Provider
 from controller.reconcile.errors import NotConfigured
-from controller.reconcile.plan import Action, ActionRunner, runner
+from controller.reconcile.plan import Action, ActionRunner, Batched, runner
 from controller.reconcile.reads import (
     MAX_SOURCE_FILE_BYTES,
     ManifestFiles,
@@ -79,7 +79,18 @@ def runners(store: Store) -> dict[str, ActionRunner]:
             await store.execute("queue_enqueue", [p.key])
         return {"approved": p.idempotency_key, "by": p.by}
 
-    return {**runner(CreateObject, apply), **runner(UpdateObject, apply),
+    async def apply_many(actions: Sequence[Action]) -> list[Mapping[str, Any]]:
+        objects = [CreateObject.model_validate(dict(a.params)) for a in actions]
+        await store.execute(
+            "applied_objects_upsert_many", [p.source for p in objects],
+            [p.kind for p in objects], [p.name for p in objects],
+            [p.content_hash for p in objects], [p.document for p in objects],
+            [p.revision for p in objects])
+        return [{"applied": p.content_hash} for p in objects]
+
+    batched = {kind: Batched(one, apply_many) for kind, one in
+               {**runner(CreateObject, apply), **runner(UpdateObject, apply)}.items()}
+    return {**batched,
             **runner(DeleteObject, delete), **runner(RecordRevision, revision),
             **runner(SetKillswitch, killswitch), **runner(GrantApproval, approve)}
 

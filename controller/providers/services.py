@@ -65,11 +65,11 @@ class ServiceStoreReads:
     async def bad_commits(self, service_key: str) -> list[Mapping[str, Any]]:
         return [{"commit": r["commit_sha"], "deployment": r["deployment"],
                  "reason": r["reason"]}
-                for r in await self._store.fetch("service_bad_list", service_key)]
+                for r in await self._store.gathered.fetch("service_bad_list", service_key)]
 
     async def open_incidents(self, service_key: str) -> list[Mapping[str, Any]]:
         return [{"deployment": r["deployment"], "commit": r["commit_sha"],
                  "status": r["status"], "rolled_back_to": r["rolled_back_to"],
                  "rolled_back_commit": r["rolled_back_commit"]}
-                for r in await self._store.fetch("service_incidents_list", service_key, 20)
+                for r in await self._store.gathered.fetch("service_incidents_list", service_key, 20)
                 if r["closed_at"] is None]

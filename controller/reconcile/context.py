@@ -105,6 +105,12 @@ class ObserveContext(Protocol):
         """Every applied object of one manifest kind, from every source."""
         ...
 
+    async def applied_referring(self, source: str, kind: str, field: str,
+                                value: str) -> list[AppliedObject]:
+        """The applied objects of `kind` in `source` whose `spec.<field>` is `value` (the
+        Schedules of an Agent): found by the store, not by reading every object."""
+        ...
+
     async def stored_deliveries(self, source: str, guids: Sequence[str]) -> set[str]:
         """Which of these delivery GUIDs from `source` are stored here."""
         ...

@@ -7,7 +7,7 @@ providers whose runners execute the actions. Imports no I/O library; no clock.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Self, TypeVar
 
@@ -41,6 +41,20 @@ class Action:
 
 ActionRunner = Callable[[Action], Awaitable[Mapping[str, Any] | None]]
 """Executes one kind of action: the action in, a JSON-able result out (recorded with it)."""
+
+
+@dataclass(frozen=True)
+class Batched:
+    """A runner that can also run many actions of its kind at once (one write for all, as
+    the store's upserts): the executor hands `many` each run of consecutive allowed actions
+    of the kind, and records them together. `many` answers one result per action, in order,
+    or raises for all of them."""
+
+    one: ActionRunner
+    many: Callable[[Sequence[Action]], Awaitable[Sequence[Mapping[str, Any] | None]]]
+
+    async def __call__(self, action: Action) -> Mapping[str, Any] | None:
+        return await self.one(action)
 
 
 class Params(BaseModel):

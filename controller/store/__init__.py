@@ -21,6 +21,7 @@ import structlog
 
 from controller.reconcile.errors import ConcurrentUpdate, LeaseLost, P38Error
 from controller.store import migrations
+from controller.store.gathered import Gathered
 from controller.store.outage import Outage
 from controller.store.queries import queries
 from controller.store.statements import TRANSACTION, sent
@@ -99,10 +100,20 @@ def _translated() -> Any:
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
-    for typename in ("json", "jsonb"):
-        await conn.set_type_codec(
-            typename, schema="pg_catalog",
-            encoder=lambda v: orjson.dumps(v).decode(), decoder=orjson.loads)
+    # Binary formats, so that JSON inside a row value (the gathered reads' arrays of rows)
+    # decodes too: json is its text, jsonb a version byte (1) and its text.
+    await conn.set_type_codec("json", schema="pg_catalog", format="binary",
+                              encoder=orjson.dumps, decoder=orjson.loads)
+    await conn.set_type_codec("jsonb", schema="pg_catalog", format="binary",
+                              encoder=_jsonb, decoder=_from_jsonb)
+
+
+def _jsonb(value: Any) -> bytes:
+    return b"\x01" + orjson.dumps(value)
+
+
+def _from_jsonb(data: bytes) -> Any:
+    return orjson.loads(data[1:])
 
 
 async def _keep_session(_conn: asyncpg.Connection) -> None:
@@ -151,6 +162,27 @@ class Queries:
         with _translated():
             return str(await self._conn.execute(self._sql[name], *args))
 
+    def sql(self, name: str) -> str:
+        return self._sql[name]
+
+    async def fetchrow_sql(self, label: str, sql: str, *args: Any) -> Record | None:
+        """A statement composed from named queries (`label` says which, for the counts)."""
+        sent(label)
+        with _translated():
+            row: Record | None = await self._conn.fetchrow(sql, *args)
+            return row
+
+    async def columns(self, name: str) -> tuple[str, ...]:
+        """The column names of query `name` (described by the server, not run)."""
+        sent("(describe)")
+        with _translated():
+            if isinstance(self._conn, asyncpg.Pool):
+                async with self._conn.acquire() as conn:
+                    statement = await conn.prepare(self._sql[name])
+                    return tuple(a.name for a in statement.get_attributes())
+            statement = await self._conn.prepare(self._sql[name])
+            return tuple(a.name for a in statement.get_attributes())
+
 
 class Store(Queries):
     """An asyncpg pool with named queries."""
@@ -160,6 +192,7 @@ class Store(Queries):
         self.pool = pool
         self.dsn = dsn
         self.outage = Outage()  # the pollers report here: a lost database is said once
+        self.gathered = Gathered(self)  # reads awaited together, sent as one statement
 
     @classmethod
     async def connect(cls, dsn: str, *, min_size: int = 2, max_size: int = 10,

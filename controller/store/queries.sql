@@ -62,8 +62,18 @@ WITH claimed AS (
 )
 SELECT c.key, c.kind, c.attempts, c.failing_for,
        ARRAY(SELECT delivery_id FROM delivery_keys
-             WHERE key = c.key AND status = 'pending' ORDER BY delivery_id) AS deliveries
-FROM claimed c;
+             WHERE key = c.key AND status = 'pending' ORDER BY delivery_id) AS deliveries,
+       (SELECT epoch FROM policy_epoch) AS policy_epoch, NULL::float8 AS next_due
+FROM claimed c
+UNION ALL
+-- Nothing to claim: when the next key (of these kinds) is due, as queue_next_due says, so
+-- an idle worker needs no second statement to know how long to wait.
+SELECT NULL, NULL, NULL, NULL, NULL, NULL,
+       (SELECT EXTRACT(EPOCH FROM min(GREATEST(not_before, coalesce(lease_expires, not_before)))
+                                  - now())::float8
+        FROM work_queue WHERE state = 'queued'
+          AND ($4::text[] IS NULL OR kind = ANY($4::text[])) AND NOT (kind = ANY($5::text[])))
+WHERE NOT EXISTS (SELECT 1 FROM claimed);
 
 -- name: queue_next_due
 -- Seconds until the next queued key becomes due (negative: due already), NULL when the queue is
@@ -165,9 +175,12 @@ ORDER BY k.delivery_id DESC LIMIT $2;
 
 -- name: action_record
 -- Record an action before it runs. A key that already succeeded keeps its row untouched.
+-- $9: the policy epoch the plan was gated under (migration 0025): when the epoch moved since,
+-- nothing is written and no row is returned (the plan is gated again); NULL: no check.
 INSERT INTO actions AS a (idempotency_key, kind, params, status, reason, key, reconcile_id,
                           description)
-VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8)
+SELECT $1, $2, $3::jsonb, $4, $5, $6, $7, $8
+WHERE $9::bigint IS NULL OR $9::bigint = (SELECT epoch FROM policy_epoch)
 ON CONFLICT (idempotency_key) DO UPDATE
     SET status = CASE WHEN a.status = 'succeeded' THEN a.status ELSE excluded.status END,
         reason = CASE WHEN a.status = 'succeeded' THEN a.reason ELSE excluded.reason END,
@@ -175,6 +188,48 @@ ON CONFLICT (idempotency_key) DO UPDATE
                             ELSE excluded.reconcile_id END,
         updated_at = now()
 RETURNING id, status;
+
+-- name: action_begin
+-- Record an action and start it, in one statement (its runner is about to run it): the row is
+-- written running with its first attempt, or an earlier row of the key (pending, failed,
+-- running when a crash cut it off) is started again. A key that already succeeded keeps its
+-- row untouched and is returned 'succeeded' (never run again).
+INSERT INTO actions AS a (idempotency_key, kind, params, status, reason, key, reconcile_id,
+                          description, attempts)
+SELECT $1, $2, $3::jsonb, 'running', $4, $5, $6, $7, 1
+WHERE $8::bigint IS NULL OR $8::bigint = (SELECT epoch FROM policy_epoch)  -- (as action_record)
+ON CONFLICT (idempotency_key) DO UPDATE
+    SET status = CASE WHEN a.status = 'succeeded' THEN a.status ELSE 'running' END,
+        reason = CASE WHEN a.status = 'succeeded' THEN a.reason ELSE excluded.reason END,
+        reconcile_id = CASE WHEN a.status = 'succeeded' THEN a.reconcile_id
+                            ELSE excluded.reconcile_id END,
+        attempts = CASE WHEN a.status = 'succeeded' THEN a.attempts ELSE a.attempts + 1 END,
+        updated_at = now()
+RETURNING id, status;
+
+-- name: actions_begin_many
+-- action_begin for a run of actions of one kind, in one statement ($1, $3, $4, $7: one entry
+-- per action, in order; the idempotency keys are distinct). Returns each action's id and
+-- status with its key.
+INSERT INTO actions AS a (idempotency_key, kind, params, status, reason, key, reconcile_id,
+                          description, attempts)
+SELECT u.k, $2, u.p, 'running', u.r, $5, $6, u.d, 1
+FROM unnest($1::text[], $3::jsonb[], $4::text[], $7::text[]) AS u(k, p, r, d)
+WHERE $8::bigint IS NULL OR $8::bigint = (SELECT epoch FROM policy_epoch)  -- (as action_record)
+ON CONFLICT (idempotency_key) DO UPDATE
+    SET status = CASE WHEN a.status = 'succeeded' THEN a.status ELSE 'running' END,
+        reason = CASE WHEN a.status = 'succeeded' THEN a.reason ELSE excluded.reason END,
+        reconcile_id = CASE WHEN a.status = 'succeeded' THEN a.reconcile_id
+                            ELSE excluded.reconcile_id END,
+        attempts = CASE WHEN a.status = 'succeeded' THEN a.attempts ELSE a.attempts + 1 END,
+        updated_at = now()
+RETURNING id, status, idempotency_key;
+
+-- name: actions_finish_many
+-- action_finish for many actions: $1 ids, $3 their results (one per id), $2 the status and
+-- $4 the error shared by all.
+UPDATE actions AS a SET status = $2, result = u.r, error = $4, updated_at = now()
+FROM unnest($1::bigint[], $3::jsonb[]) AS u(id, r) WHERE a.id = u.id;
 
 -- name: action_start
 UPDATE actions SET status = 'running', attempts = attempts + 1, updated_at = now()
@@ -270,6 +325,14 @@ FROM applied_objects ORDER BY source, kind, name;
 -- name: applied_object_upsert
 INSERT INTO applied_objects (source, kind, name, content_hash, document, revision)
 VALUES ($1, $2, $3, $4, $5::jsonb, $6)
+ON CONFLICT (source, kind, name) DO UPDATE
+    SET content_hash = excluded.content_hash, document = excluded.document,
+        revision = excluded.revision, applied_at = now();
+
+-- name: applied_objects_upsert_many
+-- applied_object_upsert for many objects in one statement (one array per column, in order).
+INSERT INTO applied_objects (source, kind, name, content_hash, document, revision)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::text[])
 ON CONFLICT (source, kind, name) DO UPDATE
     SET content_hash = excluded.content_hash, document = excluded.document,
         revision = excluded.revision, applied_at = now();
@@ -410,12 +473,34 @@ ON CONFLICT (source) DO NOTHING;
 -- name: killswitch_off
 DELETE FROM killswitches WHERE source = $1 RETURNING by_whom;
 
+-- name: policies_current
+-- What the gate needs, in one snapshot: the policy epoch (migration 0025), the Policy object
+-- applied from each source (at most one per source) and the killswitches turned on.
+SELECT (SELECT epoch FROM policy_epoch) AS epoch,
+       ARRAY(SELECT ROW(source, name, document::text) FROM applied_objects WHERE kind = 'Policy'
+             ORDER BY source, name) AS policies,
+       ARRAY(SELECT ROW(source, by_whom) FROM killswitches ORDER BY source) AS killswitches;
+
+-- name: policy_epoch_approvals
+-- Just before a plan's actions run: which of them a person approved, and the policy epoch now
+-- (moved since the claim: the gate's policies are read again and the plan decided again).
+SELECT (SELECT epoch FROM policy_epoch) AS epoch,
+       ARRAY(SELECT idempotency_key FROM approvals
+             WHERE idempotency_key = ANY($1::text[])) AS approved;
+
 -- name: killswitches_all
 SELECT source, by_whom, since FROM killswitches ORDER BY source;
 
 -- name: applied_policies
 -- The Policy object applied from each source (at most one per source).
 SELECT source, name, document FROM applied_objects WHERE kind = 'Policy' ORDER BY source, name;
+
+-- name: applied_referring
+-- The applied objects of one kind in a source whose spec.<$3> is $4 (the Schedules of an Agent).
+SELECT kind, name, content_hash, document, revision, applied_at
+FROM applied_objects
+WHERE source = $1 AND kind = $2 AND document -> 'spec' ->> $3::text = $4::text
+ORDER BY name;
 
 -- name: applied_object_get
 SELECT kind, name, content_hash, document, revision, applied_at

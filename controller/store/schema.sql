@@ -284,6 +284,13 @@ CREATE TABLE operator_actions (
 ALTER TABLE operator_actions ADD CONSTRAINT operator_actions_pkey PRIMARY KEY (id);
 ALTER TABLE operator_actions ADD CONSTRAINT operator_actions_via_check CHECK ((via = ANY (ARRAY['cli'::text, 'api'::text, 'page'::text])));
 
+CREATE TABLE policy_epoch (
+    only_row boolean NOT NULL DEFAULT true,
+    epoch bigint NOT NULL
+);
+ALTER TABLE policy_epoch ADD CONSTRAINT policy_epoch_only_row_check CHECK (only_row);
+ALTER TABLE policy_epoch ADD CONSTRAINT policy_epoch_pkey PRIMARY KEY (only_row);
+
 CREATE TABLE resource_state (
     kind text NOT NULL,
     name text NOT NULL,
@@ -416,6 +423,7 @@ CREATE UNIQUE INDEX object_status_pkey ON public.object_status USING btree (key)
 CREATE INDEX object_status_source_idx ON public.object_status USING btree (source, status);
 CREATE UNIQUE INDEX operator_actions_pkey ON public.operator_actions USING btree (id);
 CREATE INDEX operator_actions_target_idx ON public.operator_actions USING btree (target, id DESC);
+CREATE UNIQUE INDEX policy_epoch_pkey ON public.policy_epoch USING btree (only_row);
 CREATE UNIQUE INDEX resource_state_pkey ON public.resource_state USING btree (kind, name);
 CREATE INDEX resource_state_pull_head_idx ON public.resource_state USING btree (((data ->> 'head_sha'::text))) WHERE (kind = 'pull'::text);
 CREATE INDEX schedule_ticks_armed ON public.schedule_ticks USING btree (run_id) WHERE (outcome = 'armed'::text);
@@ -695,6 +703,15 @@ BEGIN
             PERFORM pg_advisory_xact_lock_shared(1338, r.h);
         END IF;
     END LOOP;
+END $function$;
+
+CREATE OR REPLACE FUNCTION public.p38_policy_epoch_bump_v1()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+    UPDATE policy_epoch SET epoch = epoch + 1;
+    RETURN NULL;
 END $function$;
 
 CREATE OR REPLACE FUNCTION public.p38_resync_v1(p_kinds text[], p_periods double precision[], p_guid text)

@@ -45,6 +45,11 @@ def counting() -> Iterator[Counter[str]]:
             outer.update(block)
 
 
+def block() -> Counter[str] | None:
+    """The innermost counting block this task runs in (None: outside any)."""
+    return _current.get()
+
+
 def snapshot() -> Counter[str]:
     """A copy of the process's totals (subtract two snapshots to count a window)."""
     return Counter(total)

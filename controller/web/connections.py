@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Coroutine
 from typing import Any
 
 import structlog
@@ -65,17 +66,21 @@ class GuardedHandler(web_protocol.RequestHandler):
         self._head_deadline()
 
     def data_received(self, data: bytes) -> None:
-        waiting = not self._request_in_progress  # idle: these bytes start a new head
-        parsed = self._request_count
-        super().data_received(data)
-        if waiting and self._waiter is not None and not self._waiter.done():
+        if self._request_in_progress:  # the body of the request being handled (or pipelined)
+            parsed = self._request_count
+            super().data_received(data)
+            if self._request_count > parsed and self._current_request is not None \
+                    and self._messages and isinstance(self._messages[-1][0],
+                                                      web_protocol._ErrInfo):
+                # The parser refused what followed: a body that broke off (a bad chunk).
+                # aiohttp would queue the refusal and leave the request waiting for the rest
+                # until its body timeout; fail its body now, so it is answered 400 at once.
+                self._current_request._cancel(
+                    web.RequestPayloadError("the request body is malformed"))
+            return
+        super().data_received(data)  # idle: these bytes start a new head
+        if self._waiter is not None and not self._waiter.done():
             self._head_deadline()  # the head is not complete yet
-        elif self._request_count > parsed and self._current_request is not None \
-                and self._messages and isinstance(self._messages[-1][0], web_protocol._ErrInfo):
-            # The parser refused what followed: a body that broke off (a bad chunk). aiohttp
-            # would queue the refusal and leave the request waiting for the rest until its
-            # body timeout; fail its body now, so it is answered 400 at once.
-            self._current_request._cancel(web.RequestPayloadError("the request body is malformed"))
 
     def _head_deadline(self) -> None:
         """aiohttp's keep-alive timer closes a connection still waiting for a request when it
@@ -89,13 +94,15 @@ class GuardedHandler(web_protocol.RequestHandler):
             self._keepalive_handle.cancel()
         self._keepalive_handle = self._loop.call_at(deadline, self._process_keepalive)
 
-    async def finish_response(self, request: BaseRequest, resp: web.StreamResponse,
-                              start_time: float | None) -> tuple[web.StreamResponse, bool]:
+    def finish_response(self, request: BaseRequest, resp: web.StreamResponse,
+                        start_time: float | None,
+                        ) -> Coroutine[Any, Any, tuple[web.StreamResponse, bool]]:
         # aiohttp answers an Expect it does not know on a path or method no route takes
         # (routes have their own handler) with text quoting the header: JSON instead.
+        # (Not a coroutine of its own: aiohttp's, returned, is what is awaited.)
         if resp.status == 417 and resp.content_type != "application/json":
             resp = problem(417, "the only expectation understood is Expect: 100-continue")
-        return await super().finish_response(request, resp, start_time)
+        return super().finish_response(request, resp, start_time)
 
     def handle_error(self, request: BaseRequest, status: int = 500,
                      exc: BaseException | None = None,

@@ -10,8 +10,6 @@ lock. No I/O.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Iterator
 
 
 class InFlight:
@@ -20,16 +18,16 @@ class InFlight:
         self._idle = asyncio.Event()
         self._idle.set()
 
-    @contextlib.contextmanager
-    def request(self) -> Iterator[None]:
+    def enter(self) -> None:
+        """A request began (pair with `leave`, in a `finally`)."""
         self.count += 1
-        self._idle.clear()
-        try:
-            yield
-        finally:
-            self.count -= 1
-            if not self.count:
-                self._idle.set()
+        if self.count == 1:
+            self._idle.clear()
+
+    def leave(self) -> None:
+        self.count -= 1
+        if not self.count:
+            self._idle.set()
 
     async def drained(self, timeout: float) -> bool:
         """Whether every request in flight ended within `timeout` seconds."""

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Mapping
 
 from aiohttp import web
+from structlog.typing import FilteringBoundLogger
 
 from controller.clients.sandbox import Sandbox
 from controller.config import Settings
@@ -43,4 +44,5 @@ IN_FLIGHT = web.AppKey("in_flight", InFlight)
 SHUTDOWN = web.AppKey("shutdown", Shutdown)
 WRITE_TOKEN: web.AppKey[str | None] = web.AppKey("write_token")  # without P38_API_TOKEN
 ROLE = web.AppKey("role", Role)  # serve, or a `p38 worker` of some job kinds
+DELIVERY_LOG = web.AppKey("delivery_log", FilteringBoundLogger)  # bound once: webhooks.py
 SANDBOX = web.AppKey("sandbox", Sandbox)  # how agent processes are fenced in, probed at start

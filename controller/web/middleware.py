@@ -1,5 +1,12 @@
-"""The app's middlewares: requests counted for a graceful stop, every answer JSON with a reason
-(and one log line per API request), and the API's bearer token. No routes, no store access.
+"""The app's one middleware: requests counted for a graceful stop, every answer JSON with a
+reason (and one log line per API request), and the API's bearer token. No routes, no store
+access.
+
+One middleware, not three: aiohttp runs every middleware around every request, and the
+webhook route, the one a sender's load falls on, needs none of it (`webhooks.receive` counts
+itself for the stop, answers every failure as JSON itself, and takes no API token). So the
+middleware hands a webhook request straight to its handler, and does the three jobs in one
+frame for every other route and for aiohttp's own 404/405.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from aiohttp import web
 from controller.store import DatabaseUnavailable, TransientStoreError
 from controller.web.json import problem
 from controller.web.keys import IN_FLIGHT, SETTINGS, SHUTDOWN, WRITE_TOKEN
+from controller.web.webhooks import receive
 from handlers.base import as_bytes
 
 log = structlog.get_logger("p38.app")
@@ -25,18 +33,26 @@ API_TIMEOUT = 10.0  # seconds an API answer may take (a hung database must not h
 
 
 @web.middleware
-async def in_flight(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Counted while handled, so a shutdown waits for it (`controller.web.inflight`); once the
-    stop began, each answer closes its connection (a keep-alive client goes elsewhere)."""
-    with request.app[IN_FLIGHT].request():
-        response = await handler(request)
-    if request.app[SHUTDOWN].requested.is_set():
+async def requests(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A webhook: its handler, as it is. Anything else: counted while handled, so a shutdown
+    waits for it (`controller.web.inflight`), and once the stop began each answer closes its
+    connection (a keep-alive client goes elsewhere); answered as JSON whatever happens
+    (`_json_errors`), and an API request needs its token (`_api_auth`)."""
+    if handler is receive:
+        return await handler(request)
+    app = request.app
+    counter = app[IN_FLIGHT]
+    counter.enter()
+    try:
+        response = await _json_errors(request, handler)
+    finally:
+        counter.leave()
+    if app[SHUTDOWN].requested.is_set():
         response.force_close()
     return response
 
 
-@web.middleware
-async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every answer is JSON with a reason: aiohttp's own 4xx (unknown route, wrong method), a
     database that is away or too slow for the API (503), and a bug (500, trace in the log).
     API requests get one log line each."""
@@ -45,7 +61,7 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     try:
         if request.path.startswith("/api/"):
             async with asyncio.timeout(API_TIMEOUT):
-                response = await handler(request)
+                response = await _api_auth(request, handler)
         else:
             response = await handler(request)
     except web.HTTPException as exc:
@@ -83,8 +99,7 @@ def _log_api(request: web.Request, status: int, started: float) -> None:
 READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-@web.middleware
-async def api_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def _api_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     """`/api/*` (but `/api/health`): with P38_API_TOKEN, every request needs it; without,
     reads are open and writes need the write token ($P38_HOME/api-token), never nothing."""
     path = request.path

@@ -6,6 +6,11 @@ configured, the database is unavailable, or too many bodies are being read at on
 and the bytes of bodies being read at once share one budget (P38_READING_BODIES_BYTES), so
 senders nobody authenticated cannot fill the memory. Every request gets one log line. Nothing
 outbound happens before the answer.
+
+The app's middleware leaves this route alone (it is where a sender's load falls), so
+`receive` does for itself what the middleware does for the others: it is counted while
+handled, so a graceful stop waits for it, it closes its keep-alive connection once the stop
+began, and every failure, a bug included, is answered as JSON with a reason.
 """
 
 from __future__ import annotations
@@ -18,12 +23,22 @@ from collections.abc import Callable, Mapping
 import structlog
 from aiohttp import web
 from pydantic import SecretStr
+from structlog.typing import FilteringBoundLogger
 
 from controller.config import SecretsSettings
 from controller.engine.ingest import Outcome, StoreUnavailable
 from controller.web.budget import BodyBudget
 from controller.web.json import answer, expect_continue, problem
-from controller.web.keys import BODIES, INGEST, METRICS, ROUTER, SETTINGS
+from controller.web.keys import (
+    BODIES,
+    DELIVERY_LOG,
+    IN_FLIGHT,
+    INGEST,
+    METRICS,
+    ROUTER,
+    SETTINGS,
+    SHUTDOWN,
+)
 from handlers import github, n8n, railway
 from handlers.base import Delivery, Rejection, Route, check_token
 
@@ -68,23 +83,39 @@ def _secret(secrets: SecretsSettings, source: str) -> str | None:
     return value.get_secret_value() if value is not None and value.get_secret_value() else None
 
 
+def delivery_log() -> FilteringBoundLogger:
+    """The logger of the line each delivery gets, bound once per app (when it is made, after
+    logging is configured) rather than at every line: a structlog proxy binds a new logger,
+    and opens a new output, at each call."""
+    bound: FilteringBoundLogger = log.bind()
+    return bound
+
+
 async def receive(request: web.Request) -> web.Response:
     started = time.perf_counter()
-    source = request.match_info["source"]
-    metrics = request.app[METRICS]
+    app = request.app
+    counter = app[IN_FLIGHT]
+    counter.enter()  # a graceful stop waits for this request
     try:
-        response, event, outcome = await _receive(request, source)
-    except Exception as exc:  # a bug: still one answer with a reason, and the log line
-        log.exception("delivery_failed", error=f"{type(exc).__name__}: {exc}")
-        response, event, outcome = (problem(500, "the delivery could not be handled; it was "
-                                                 "not stored"), None, "error")
-    elapsed = time.perf_counter() - started
-    if source in SOURCES:  # no label values from unknown paths or unverified headers
-        metrics.count_delivery(source, event or "", outcome, elapsed)
-    log.info("delivery", source=_short(source), webhook_event=event, status=response.status,
-             outcome=outcome, guid=_short(request.headers.get("X-GitHub-Delivery")),
-             reason=None if response.status < 300 else _reason(response),
-             ms=round(elapsed * 1000, 2))
+        source = request.match_info["source"]
+        try:
+            response, event, outcome = await _receive(request, source)
+        except Exception as exc:  # a bug: still one answer with a reason, and the log line
+            log.exception("delivery_failed", error=f"{type(exc).__name__}: {exc}")
+            response, event, outcome = (problem(500, "the delivery could not be handled; it "
+                                                     "was not stored"), None, "error")
+        elapsed = time.perf_counter() - started
+        if source in SOURCES:  # no label values from unknown paths or unverified headers
+            app[METRICS].count_delivery(source, event or "", outcome, elapsed)
+        app[DELIVERY_LOG].info(
+            "delivery", source=_short(source), webhook_event=event, status=response.status,
+            outcome=outcome, guid=_short(request.headers.get("X-GitHub-Delivery")),
+            reason=None if response.status < 300 else _reason(response),
+            ms=round(elapsed * 1000, 2))
+    finally:
+        counter.leave()
+    if app[SHUTDOWN].requested.is_set():  # the stop began: the sender goes elsewhere
+        response.force_close()
     return response
 
 
@@ -118,8 +149,11 @@ async def _receive(request: web.Request,
     budget = request.app[BODIES]
     held = Held(budget)
     try:
-        async with asyncio.timeout(settings.server.body_timeout_seconds):
-            body = await _read(request, held, limit)
+        if request.content.is_eof():  # the whole body came with the head: nothing to wait for
+            body = _read_arrived(request, held, limit)
+        else:
+            async with asyncio.timeout(settings.server.body_timeout_seconds):
+                body = await _read(request, held, limit)
     except TooLarge:
         return problem(413, f"body is larger than the limit of {limit} bytes"), None, "too_large"
     except Busy:
@@ -141,8 +175,9 @@ async def _receive(request: web.Request,
     try:
         delivery = parse(request.headers, body, secret, request.query,
                          request.app[ROUTER].keys)
-        result = await asyncio.wait_for(asyncio.shield(request.app[INGEST].submit(delivery)),
-                                        settings.ingest.timeout_seconds)
+        stored = request.app[INGEST].enqueue(delivery)
+        async with asyncio.timeout(settings.ingest.timeout_seconds):
+            result = await asyncio.shield(stored)  # a timeout leaves the write to go on
     except TimeoutError:  # the write may still commit: a redelivery is then a duplicate
         log.error("store_too_slow", seconds=settings.ingest.timeout_seconds)
         return (problem(503, f"the delivery could not be stored within "
@@ -210,6 +245,15 @@ async def _read(request: web.Request, held: Held, limit: int) -> bytes:
         held.take(len(chunk))
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _read_arrived(request: web.Request, held: Held, limit: int) -> bytes:
+    """The body when all of it has arrived already (the common case for a few kilobytes)."""
+    body = request.content.read_nowait()
+    if len(body) > limit:
+        raise TooLarge
+    held.take(len(body))
+    return body
 
 
 def _short(value: str | None, limit: int = 100) -> str | None:

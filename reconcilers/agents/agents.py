@@ -20,6 +20,7 @@ one queued run. No I/O of its own.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -30,10 +31,9 @@ from pydantic import ValidationError
 
 from controller.manifests.models import AgentSpec, AgentsPolicy
 from controller.reconcile.context import AppliedObject, ObserveContext, StoredPayload
-from controller.reconcile.payloads import as_mapping
 from controller.reconcile.plan import Action, Plan
 from controller.reconcile.reads import GITHUB, LOCAL, SourceFile, Where
-from controller.reconcile.reconciler import Event, Watch, object_key
+from controller.reconcile.reconciler import Event, Watch, object_key, object_ref
 from reconcilers.agents.agent_actions import (
     AGENTS,
     BuildVersion,
@@ -85,9 +85,16 @@ class Agents(ManifestObject):
     resync: ClassVar[bool] = True  # a hand-written module can change without its manifest
 
     async def observe(self, ctx: ObserveContext, key: str) -> AgentSnapshot:
-        base = await super().observe(ctx, key)
-        triggers = await ctx.recent_payloads(key, MAX_TRIGGERS, events=("agent.run",),
-                                             pending=True)
+        agents = ctx.reads(AGENTS)
+        source = object_ref(key)[1]
+        # Every store read at once (one round trip), even those an agent not applied does
+        # not need; only the module's files, read from the source, wait for the spec.
+        base, triggers, versions, rebuild_after, applied, shown = await asyncio.gather(
+            super().observe(ctx, key),
+            ctx.recent_payloads(key, MAX_TRIGGERS, events=("agent.run",), pending=True),
+            agents.versions(key), agents.rebuild_after(key),
+            ctx.applied_referring(source, "Schedule", "agent", object_ref(key)[2]),
+            ctx.statuses([key]))
         snapshot = AgentSnapshot(base.key, base.source, base.name, base.applied, base.desired,
                                  triggers=tuple(triggers))
         if base.applied is None:
@@ -96,7 +103,7 @@ class Agents(ManifestObject):
             spec = AgentSpec.model_validate(base.applied.document.get("spec") or {})
         except ValidationError as exc:
             return replace(snapshot, unreadable=str(exc).splitlines()[0])
-        state = await ctx.resource("manifests", base.source)
+        state = base.source_state
         installation = (state.data.get("installation_id") if state else None)
         installation = installation if isinstance(installation, int) else None
         code = test = None
@@ -108,18 +115,11 @@ class Agents(ManifestObject):
             code = await reads.source_file(where, spec.code)
             if spec.test is not None:
                 test = await reads.source_file(where, spec.test)
-        agents = ctx.reads(AGENTS)
-        versions = await agents.versions(key)
         credential = None if spec.code is not None else await agents.credential("anthropic")
-        rebuild_after = await agents.rebuild_after(key)
-        schedules = tuple(object_key("Schedule", base.source, o.name)
-                          for o in await ctx.applied_objects(base.source)
-                          if o.kind == "Schedule"
-                          and as_mapping(o.document.get("spec")).get("agent") == base.name)
-        shown = [s.reason for s in await ctx.statuses([key])]
+        schedules = tuple(object_key("Schedule", base.source, o.name) for o in applied)
         return replace(snapshot, spec=spec, code=code, test=test, versions=tuple(versions),
                        installation_id=installation, schedules=schedules,
-                       shown=shown[0] if shown else None, credential=credential,
+                       shown=shown[0].reason if shown else None, credential=credential,
                        rebuild_after=rebuild_after)
 
     def decide(self, snapshot: ObjectSnapshot, policy: Policy) -> Plan:

@@ -13,10 +13,11 @@ Reads and routing only: every choice is made by `decide` in `manifest_decide.py`
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from controller.reconcile.context import ObserveContext
+from controller.reconcile.context import ObserveContext, StoredPayload
 from controller.reconcile.errors import NotConfigured
 from controller.reconcile.fsm import StateMachine
 from controller.reconcile.ids import key_name
@@ -103,12 +104,15 @@ class ManifestSources(Reconciler):
 
     async def observe(self, ctx: ObserveContext, key: str) -> ManifestSnapshot:
         source = key_name(key)
-        current = await ctx.resource(self.kind, source)
-        data: Mapping[str, Any] = current.data if current else {}
         local = source == LOCAL_SOURCE
-        where = Where(source) if local else await self._github_where(ctx, key, data)
+        # What is recorded, what is applied and the newest delivery, in one round trip.
+        current, applied_objects, newest = await asyncio.gather(
+            ctx.resource(self.kind, source), ctx.applied_objects(source),
+            ctx.recent_payloads(key, 1))
+        data: Mapping[str, Any] = current.data if current else {}
+        where = Where(source) if local else self._github_where(source, newest, data)
         applied = tuple(ObjectState(o.kind, o.name, o.content_hash, o.document)
-                        for o in await ctx.applied_objects(source))
+                        for o in applied_objects)
         object_keys = [object_key(o.kind, source, o.name) for o in applied
                        if o.kind.lower() in OBJECT_KINDS]
         seen = {s.key for s in await ctx.statuses(object_keys)}
@@ -132,16 +136,16 @@ class ManifestSources(Reconciler):
                                 unchanged=files.files is None, current=current,
                                 where=None if local else where, unreconciled=unreconciled)
 
-    async def _github_where(self, ctx: ObserveContext, key: str,
-                            data: Mapping[str, Any]) -> Where:
+    def _github_where(self, source: str, newest: Sequence[StoredPayload],
+                      data: Mapping[str, Any]) -> Where:
         """The installation and default branch: from the newest delivery for this source
         (a push or an installation event), else as recorded at the last reconcile."""
         installation, branch = data.get("installation_id"), data.get("branch")
-        for item in await ctx.recent_payloads(key, 1):
+        for item in newest:
             installation = dig(item.payload, "installation", "id") or installation
             default = dig(item.payload, "repository", "default_branch")
             branch = default if isinstance(default, str) else branch
-        return Where(key_name(key), installation_id=installation if isinstance(
+        return Where(source, installation_id=installation if isinstance(
             installation, int) else None, branch=branch if isinstance(branch, str) else None)
 
     def decide(self, snapshot: ManifestSnapshot, policy: Policy) -> Plan:

@@ -11,11 +11,12 @@ forgotten (its status dropped, no more resync). Subclasses decide what an applie
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from controller.reconcile.context import AppliedObject, ObserveContext
-from controller.reconcile.plan import Plan
+from controller.reconcile.plan import Plan, Resource
 from controller.reconcile.reconciler import Reconciler, object_ref
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ class ObjectSnapshot:
     name: str
     applied: AppliedObject | None
     desired: str | None = None  # its content hash in the source's last valid revision
+    source_state: Resource | None = None  # the source's record (installation, objects)
 
     @property
     def revision(self) -> str | None:
@@ -49,12 +51,13 @@ class ManifestObject(Reconciler):
 
     async def observe(self, ctx: ObserveContext, key: str) -> ObjectSnapshot:
         _, source, name = object_ref(key)
-        applied = await ctx.applied_object(source, self.manifest_kind, name)
-        state = await ctx.resource("manifests", source)
+        applied, state = await asyncio.gather(  # (reads awaited together: one round trip)
+            ctx.applied_object(source, self.manifest_kind, name),
+            ctx.resource("manifests", source))
         objects = (state.data.get("objects") if state else None) or {}
         desired = objects.get(f"{self.manifest_kind}/{name}")
         return ObjectSnapshot(key, source, name, applied,
-                              desired if isinstance(desired, str) else None)
+                              desired if isinstance(desired, str) else None, state)
 
     def decide(self, snapshot: ObjectSnapshot, policy: Policy) -> Plan:
         ident = f"{self.manifest_kind}/{snapshot.name}"

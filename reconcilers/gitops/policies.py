@@ -11,6 +11,7 @@ sweep of its open pull requests (`automerge:owner/repo`). No I/O of its own.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, ClassVar
 
@@ -19,6 +20,7 @@ from pydantic import ValidationError
 from controller.manifests.models import PolicySpec
 from controller.reconcile.context import AppliedObject, ObjectStatus, ObserveContext
 from controller.reconcile.plan import Plan
+from controller.reconcile.reconciler import object_ref
 from reconcilers.gitops.objects import ManifestObject, ObjectSnapshot
 
 if TYPE_CHECKING:
@@ -53,9 +55,10 @@ class PolicyObjects(ManifestObject):
     owns: ClassVar[frozenset[str]] = frozenset({"*"})  # a Policy governs every kind
 
     async def observe(self, ctx: ObserveContext, key: str) -> PolicySnapshot:
-        base = await super().observe(ctx, key)
+        base, held = await asyncio.gather(super().observe(ctx, key),
+                                          ctx.held(object_ref(key)[1]))
         return PolicySnapshot(base.key, base.source, base.name, base.applied, base.desired,
-                              held=tuple(await ctx.held(base.source)))
+                              held=tuple(held))
 
     def decide(self, snapshot: ObjectSnapshot, policy: Policy) -> Plan:
         plan = super().decide(snapshot, policy)

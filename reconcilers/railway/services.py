@@ -26,6 +26,7 @@ targets. No I/O of its own.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -35,8 +36,8 @@ from pydantic import ValidationError
 from controller.manifests.models import ServiceSpec, duration_seconds
 from controller.reconcile.context import AppliedObject, ObserveContext
 from controller.reconcile.errors import NotConfigured
-from controller.reconcile.plan import Action, Plan
-from controller.reconcile.reconciler import Event, Watch, object_key
+from controller.reconcile.plan import Action, Plan, Resource
+from controller.reconcile.reconciler import Event, Watch, object_key, object_ref
 from reconcilers.gitops.objects import ManifestObject, ObjectSnapshot
 from reconcilers.gitops.reporting import IssueClose
 from reconcilers.railway.service_actions import (
@@ -96,7 +97,14 @@ class ServiceObjects(ManifestObject):
         return (Watch("n8n", frozenset({"service.redeploy"}), redeploy_keys),)
 
     async def observe(self, ctx: ObserveContext, key: str) -> ServiceSnapshot:
-        base = await super().observe(ctx, key)
+        source_name = object_ref(key)[1]
+        services = ctx.reads(SERVICES)
+        # The store's reads at once (one round trip); Railway's after the spec.
+        base, repo, bad_commits, incidents, redeploys = await asyncio.gather(
+            super().observe(ctx, key),
+            ctx.resource("repo", source_name) if source_name != "local" else _nothing(),
+            services.bad_commits(key), services.open_incidents(key),
+            ctx.recent_payloads(key, 20, events=("service.redeploy",), pending=True))
         fields = {f: getattr(base, f) for f in ("key", "source", "name", "applied", "desired")}
         if base.applied is None:
             return ServiceSnapshot(**fields)
@@ -104,10 +112,10 @@ class ServiceObjects(ManifestObject):
             spec = ServiceSpec.model_validate(base.applied.document.get("spec") or {})
         except ValidationError as exc:
             return ServiceSnapshot(**fields, unreadable=str(exc).splitlines()[0])
-        head, why = await _head(ctx, base.source, spec.branch)
-        bad = tuple(await ctx.reads(SERVICES).bad_commits(key))
-        fields["incidents"] = tuple(await ctx.reads(SERVICES).open_incidents(key))
-        source = await ctx.resource("manifests", base.source)
+        head, why = _head(repo, base.source, spec.branch)
+        bad = tuple(bad_commits)
+        fields["incidents"] = tuple(incidents)
+        source = base.source_state
         found = source.data.get("installation_id") if source is not None else None
         fields["installation"] = found if isinstance(found, int) else None
         try:
@@ -116,8 +124,7 @@ class ServiceObjects(ManifestObject):
         except NotConfigured as exc:
             return ServiceSnapshot(**fields, spec=spec, head=head, head_why=why, bad=bad,
                                    unseen=str(exc))
-        asked = tuple(p.delivery_id for p in await ctx.recent_payloads(
-            key, 20, events=("service.redeploy",), pending=True))
+        asked = tuple(p.delivery_id for p in redeploys)
         fields["redeploys"] = asked
         if asked and len(deployments) > 1:  # is the running one the answer to an earlier ask?
             made = await ctx.action(redeploy_key(key, str(deployments[1].get("id"))))
@@ -150,10 +157,13 @@ class ServiceObjects(ManifestObject):
         return _Decision(snapshot, snapshot.spec, policy).plan()
 
 
-async def _head(ctx: ObserveContext, source: str, branch: str) -> tuple[str | None, str]:
+async def _nothing() -> None:
+    return None
+
+
+def _head(repo: Resource | None, source: str, branch: str) -> tuple[str | None, str]:
     if source == "local":
         return None, "a Service from a local folder follows no repository's commits"
-    repo = await ctx.resource("repo", source)
     data = repo.data if repo is not None else {}
     default, head = data.get("default_branch"), data.get("head_sha")
     if branch != default:

@@ -16,8 +16,9 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from controller.clients.harness import Limits, run_agent
+from controller.clients.harness import Limits
 from controller.clients.sandbox import Sandbox, probe, verdict
+from tests.agents.conftest import RunAgent
 
 QUICK = Limits(timeout=20.0, memory_bytes=256 * 1024 * 1024)
 
@@ -62,7 +63,8 @@ def run(task):
 '''
 
 
-async def test_code_that_undoes_the_guard_is_still_held_by_the_kernel(tmp_path: Path) -> None:
+async def test_code_that_undoes_the_guard_is_still_held_by_the_kernel(run: RunAgent,
+                                                                      tmp_path: Path) -> None:
     """/etc/passwd, the controller's /proc environment, a key under a home folder, the
     controller's P38_HOME; a file outside the run; a connection to a listener on 127.0.0.1
     (nothing arrives); a fork bomb; an exec; a signal to the controller; ctypes."""
@@ -79,7 +81,7 @@ async def test_code_that_undoes_the_guard_is_still_held_by_the_kernel(tmp_path: 
         listener.bind(("127.0.0.1", 0))
         listener.listen()
         listener.setblocking(False)
-        done = await run_agent(code=HOSTILE, tools=[], limits=QUICK, input={
+        done = await run(code=HOSTILE, tools=[], limits=QUICK, input={
             "secrets": secrets, "outside": str(outside), "port": listener.getsockname()[1]})
         assert done.outcome == "succeeded", (done.error, done.stderr)
         found: dict[str, Any] = done.output
@@ -102,13 +104,13 @@ async def test_code_that_undoes_the_guard_is_still_held_by_the_kernel(tmp_path: 
     assert "ABI" in done.isolation["landlock"] and "instructions" in done.isolation["seccomp"]
 
 
-async def test_memory_bomb_and_a_thread_storm_end_the_run() -> None:
+async def test_memory_bomb_and_a_thread_storm_end_the_run(run: RunAgent) -> None:
     """RLIMIT_AS holds after the guard is gone; threads cannot multiply past it."""
-    bomb = await run_agent(code=UNDO_THE_GUARD + "\n\ndef run(task):\n"
+    bomb = await run(code=UNDO_THE_GUARD + "\n\ndef run(task):\n"
                                                  "    return len(bytearray(1 << 31))\n",
                            tools=[], limits=QUICK)
     assert bomb.outcome == "killed" and "memory limit" in (bomb.error or "")
-    storm = await run_agent(code=UNDO_THE_GUARD + '''
+    storm = await run(code=UNDO_THE_GUARD + '''
 
 def run(task):
     import threading
@@ -168,7 +170,8 @@ def run(task):
 '''
 
 
-async def test_what_the_same_user_could_do_is_refused_too(tmp_path: Path) -> None:
+async def test_what_the_same_user_could_do_is_refused_too(run: RunAgent,
+                                                          tmp_path: Path) -> None:
     """A hostile pass found these with the first sandbox: another process's limits, another
     file's mode, times and attributes (the agent runs as the controller's user), a module
     shadowed by a file the agent wrote, code mapped from it, memory outside RLIMIT_AS in a
@@ -177,7 +180,7 @@ async def test_what_the_same_user_could_do_is_refused_too(tmp_path: Path) -> Non
     victim.write_text("mine")
     victim.chmod(0o600)
     before = victim.stat()
-    done = await run_agent(code=SAME_USER, tools=[], limits=QUICK,
+    done = await run(code=SAME_USER, tools=[], limits=QUICK,
                            input={"victim": str(victim)})
     assert done.outcome == "succeeded", (done.error, done.stderr)
     found: dict[str, Any] = done.output
@@ -208,7 +211,7 @@ def forge(message):
 '''
 
 
-async def test_a_failing_test_cannot_write_its_way_to_a_pass() -> None:
+async def test_a_failing_test_cannot_write_its_way_to_a_pass(run: RunAgent) -> None:
     """The test writes a 'passed' report on every descriptor it has, then fails: the verdict
     is the process's exit status."""
     test = FORGE + '''
@@ -218,13 +221,13 @@ def test_forged():
     forge({"result": {"output": "fine"}})
     assert False, "this test fails"
 '''
-    done = await run_agent(code="def run(task):\n    return 1\n", test=test, mode="test",
+    done = await run(code="def run(task):\n    return 1\n", test=test, mode="test",
                            tools=[], limits=QUICK)
     assert done.outcome == "failed"
     assert [f["name"] for f in (done.tests or {}).get("failed", [])] == ["test_forged"]
 
 
-async def test_a_run_cannot_forge_its_isolation() -> None:
+async def test_a_run_cannot_forge_its_isolation(run: RunAgent) -> None:
     """An `isolation` line written by the agent is not taken: the run's isolation is what the
     launcher set up and reported before the agent existed."""
     code = FORGE + '''
@@ -233,7 +236,7 @@ def run(task):
     forge({"isolation": {"sandbox": "none", "network": "full"}})
     return "done"
 '''
-    done = await run_agent(code=code, tools=[], limits=QUICK)
+    done = await run(code=code, tools=[], limits=QUICK)
     assert done.outcome == "succeeded" and done.output == "done"
     assert done.isolation["sandbox"] == "complete" and "network" not in done.isolation
     assert "new user (itself as nobody" in done.isolation["namespaces"]
@@ -250,12 +253,13 @@ AGENTS = Path(__file__).resolve().parents[2] / "agents"
 HEARTBEAT = (AGENTS / "heartbeat.py").read_text(), (AGENTS / "test_heartbeat.py").read_text()
 
 
-async def test_the_repositorys_own_agent_still_runs_and_passes_its_test() -> None:
+async def test_the_repositorys_own_agent_still_runs_and_passes_its_test(
+        run: RunAgent) -> None:
     code, test = HEARTBEAT
-    tested = await run_agent(code=code, test=test,
+    tested = await run(code=code, test=test,
                              mode="test", tools=[], limits=QUICK)
     assert tested.outcome == "succeeded" and tested.tests and tested.tests["passed"], tested
-    ran = await run_agent(code=code, input={"note": "hi"}, state={"runs": 2}, tools=[],
+    ran = await run(code=code, input={"note": "hi"}, state={"runs": 2}, tools=[],
                           limits=QUICK)
     assert ran.outcome == "succeeded", ran
     assert (ran.output["runs"], ran.output["note"], ran.state["runs"]) == (3, "hi", 3)

@@ -69,7 +69,8 @@ async def test_approve_releases_a_held_action_and_refuses_an_unknown_one(store: 
     assert await store.fetch("approvals_for", ["rollback:svc:42"]) == []
 
     await store.fetchrow("action_record", "rollback:svc:42", "railway.rollback", {}, "held",
-                         "held: waiting for approval", "service:o/r/api", None, "roll back")
+                         "held: waiting for approval", "service:o/r/api", None, "roll back",
+                         None)
     await store.pool.execute(  # the key looks again in a minute, as a held key does
         "INSERT INTO work_queue (key, kind, not_before, wait_kind)"
         " VALUES ('service:o/r/api', 'service', now() + interval '60 seconds', 'requeue')")

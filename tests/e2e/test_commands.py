@@ -130,7 +130,8 @@ async def test_approve_releases_a_held_action(gitops: GitOps) -> None:  # noqa: 
                           "labels": []}]
     fake.permissions[(REPO, "dana-ops")] = "write"
     await store.fetchrow("action_record", "rollback:svc:42", "railway.rollback", {}, "held",
-                         "held: waiting for approval", f"service:{REPO}/api", None, "roll back")
+                         "held: waiting for approval", f"service:{REPO}/api", None, "roll back",
+                         None)
     await store.pool.execute(
         "INSERT INTO work_queue (key, kind, not_before, wait_kind)"
         " VALUES ($1, 'service', now() + interval '60 seconds', 'requeue')", f"service:{REPO}/api")
@@ -165,7 +166,7 @@ async def test_a_comment_cannot_approve_another_repositorys_action(
     fake.permissions[(REPO, "dana-ops")] = "admin"
     await store.fetchrow("action_record", "rollback:prod:7", "railway.rollback", {}, "held",
                          "held: waiting for approval", "service:octo-org/prod/api", None,
-                         "roll back prod")
+                         "roll back prod", None)
     await send(gitops, comment("/claude approve rollback:prod:7", comment_id=311,
                                association="OWNER"))
 

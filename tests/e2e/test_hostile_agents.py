@@ -88,6 +88,9 @@ async def test_hostile_agents_through_the_app(aiohttp_client: Any, store: Store,
     isolated = await ready_then_run(client, "isolated", store)
     assert isolated["outcome"] == "succeeded", isolated
     assert isolated["isolation"]["sandbox"] == "complete"
+    assert isolated["isolation"]["memory"] == (  # the app's warm pool gave its process
+        f"RLIMIT_AS {256 * 1024 * 1024} bytes (set by the bootstrap before the agent's code "
+        "was read)")
     assert "network" not in isolated["isolation"]
     assert "TCP bind and connect refused" in isolated["isolation"]["landlock"]
 

@@ -25,6 +25,7 @@ HARNESS = """
 import asyncio, json
 from controller.clients.harness import Limits, run_agent
 from controller.clients.sandbox import Sandbox, probe
+from controller.clients.warm_pool import WarmPool
 
 async def main():
     limits = Limits(timeout=20, memory_bytes=256 * 1024 * 1024)
@@ -33,8 +34,20 @@ async def main():
     refused = await run_agent(code=code, tools=[], limits=limits)
     allowed = await run_agent(code=code, tools=[], limits=limits,
                               sandbox=Sandbox(required=False))
+    async with WarmPool.open(1) as pool:
+        await pool.wait_full()
+        warm_refused = await run_agent(code=code, tools=[], limits=limits, pool=pool)
+        pool_refused = pool.refused is not None and pool.idle == 0
+    loose = Sandbox(required=False)
+    async with WarmPool.open(1, sandbox=loose) as pool:
+        await pool.wait_full()
+        warm_allowed = await run_agent(code=code, tools=[], limits=limits, sandbox=loose,
+                                       pool=pool)
     print(json.dumps({"found": found, "refused": [refused.outcome, refused.error],
-                      "allowed": [allowed.outcome, allowed.output, allowed.isolation]}))
+                      "allowed": [allowed.outcome, allowed.output, allowed.isolation],
+                      "warm refused": [warm_refused.outcome, warm_refused.error, pool_refused],
+                      "warm allowed": [warm_allowed.outcome, warm_allowed.output,
+                                       warm_allowed.isolation]}))
 
 asyncio.run(main())
 """
@@ -54,6 +67,13 @@ def test_a_run_is_refused_unless_the_operator_allows_it() -> None:
     assert (outcome, output) == ("succeeded", 42)
     assert isolation["sandbox"] == "incomplete" and isolation["missing"] == "namespaces"
     assert "ABI" in isolation["landlock"]  # what the kernel could give, it gave
+    outcome, error, pool_refused = seen["warm refused"]  # a warm pool refuses the same way
+    assert outcome == "refused" and pool_refused
+    assert "the kernel cannot sandbox it here (namespaces: not applied" in error
+    outcome, output, isolation = seen["warm allowed"]
+    assert (outcome, output) == ("succeeded", 42)
+    assert isolation["sandbox"] == "incomplete" and isolation["missing"] == "namespaces"
+    assert isolation["memory"].endswith("(set by the bootstrap before the agent's code was read)")
 
 
 AGENT = """apiVersion: p38/v1

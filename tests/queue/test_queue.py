@@ -11,7 +11,7 @@ import pytest
 from controller.config import QueueSettings
 from controller.engine.queue import AuditEntry, WorkQueue, backoff_delay
 from controller.reconcile.errors import ConcurrentUpdate, LeaseLost
-from controller.store import Store
+from controller.store import Store, statements
 from tests.helpers import store_delivery
 
 
@@ -179,3 +179,19 @@ async def test_an_empty_queue_is_not_due(store: Store) -> None:
     await store.pool.execute("UPDATE work_queue SET not_before = now() + interval '30 seconds'")
     due = await queue.seconds_until_due()
     assert due is not None and 25 < due <= 30
+
+
+async def test_a_claim_that_finds_nothing_says_when_the_next_key_is_due(store: Store) -> None:
+    """One statement for an idle worker: no lease, and how long until the next key is due
+    (None when nothing is queued), as `seconds_until_due` says."""
+    queue = queue_for(store)
+    with statements.counting() as sent:
+        assert await queue.claim_or_wait("w") == (None, None)
+    assert dict(sent) == {"queue_claim": 1}
+    await queue.enqueue_now(["probe:later"])
+    await store.pool.execute("UPDATE work_queue SET not_before = now() + interval '30 seconds'")
+    lease, due = await queue.claim_or_wait("w")
+    assert lease is None and due is not None and 25 < due <= 30
+    await store.pool.execute("UPDATE work_queue SET not_before = now()")
+    lease, due = await queue.claim_or_wait("w")
+    assert lease is not None and lease.key == "probe:later" and due is None

@@ -3,8 +3,13 @@ fenced the process in: it runs the agent's `run(task)` (or its tests), speaking 
 the controller over stdin/stdout.
 
 Started as `python -I -S -B bootstrap.py` in the run's directory with a clean environment.
-Before any agent code is imported it reads the start message, moves the protocol off file
-descriptor 1 (the agent's prints go to stderr) and installs an audit hook that refuses
+It imports the runtime, writes one `ready` line and waits for the start message: a process of
+the warm pool waits there, fenced in, before its run's code exists (the controller writes
+`agent.py` into the code folder, then sends the message). Before any agent code is imported it
+lowers `RLIMIT_AS` and `RLIMIT_CPU` to the run's own limits (the start message's `limits`; a
+pooled process was started under the pool's ceilings, and lowering a limit is always allowed,
+raising it never), moves the protocol off file descriptor 1 (the agent's prints go to stderr)
+and installs an audit hook that refuses
 sockets, subprocesses, loading native code, and opening files outside the working directory
 and Python's own library: a friendly first refusal with a clear message. What holds when agent
 code undoes that hook is the kernel's (namespaces, Landlock, seccomp, limits: the launcher's).
@@ -14,11 +19,16 @@ Standard library only; never imports ctypes.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
+import resource
 import sys
 import traceback
-from typing import Any
+
+TYPE_CHECKING = False  # (typing costs a start 5 ms: only the type checker reads it)
+if TYPE_CHECKING:
+    from typing import Any
 
 TRACE_CHARS = 4000
 TESTS_FAILED = 1
@@ -39,17 +49,31 @@ class Refused(PermissionError):
 
 
 def main() -> int:
-    start = json.loads(sys.stdin.readline())
+    home = os.path.realpath(os.getcwd())  # the run's working directory (it writes here)
+    code = os.path.dirname(os.path.realpath(__file__))  # its module, test and runtime
+    sys.path[:0] = [code]  # the only folder imported from: a file written cannot shadow one
+    import p38_agent  # type: ignore[import-not-found]  # noqa: F401  (the runtime, warm)
+
+    sys.stdout.write('{"ready": true}\n')
+    sys.stdout.flush()
+    line = sys.stdin.readline()
+    if not line:
+        return 0  # the pool closed without a run for it
+    start = json.loads(line)
+    _lower_limits(start.get("limits") or {})
+    importlib.invalidate_caches()  # agent.py was written after the runtime was imported
     protocol = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)  # print() in agent code goes to stderr, never into the protocol
 
     def send(message: dict[str, Any]) -> None:
+        for stream in (sys.stdout, sys.stderr):  # the agent's prints, before its end
+            try:
+                stream.flush()
+            except Exception:  # an agent may have replaced or closed them
+                pass
         protocol.write(json.dumps(message, default=str) + "\n")
         protocol.flush()
 
-    home = os.path.realpath(os.getcwd())  # the run's working directory (it writes here)
-    code = os.path.dirname(os.path.realpath(__file__))  # its module, test and runtime
-    sys.path[:0] = [code]  # the only folder imported from: a file written cannot shadow one
     _install_hook(home, code)
     status = 0
     try:
@@ -69,6 +93,18 @@ def main() -> int:
                         "trace": trace}})
     protocol.close()
     return status
+
+
+def _lower_limits(limits: dict[str, Any]) -> None:
+    """The run's memory and CPU limits, soft and hard, before any agent code exists. A limit
+    can only be lowered: a value above the one the launcher set fails here, and the process
+    ends without running anything."""
+    for name, which in (("memory", resource.RLIMIT_AS), ("cpu", resource.RLIMIT_CPU)):
+        if name in limits:
+            value = int(limits[name])
+            if value > resource.getrlimit(which)[1]:
+                raise ValueError(f"the run's {name} limit {value} is above the process's")
+            resource.setrlimit(which, (value, value))
 
 
 def _install_hook(home: str, code: str) -> None:
@@ -105,7 +141,7 @@ def _install_hook(home: str, code: str) -> None:
 
 
 def _run(start: dict[str, Any], send: Any) -> dict[str, Any]:
-    import p38_agent  # type: ignore[import-not-found]
+    import p38_agent
 
     next_id = 0
 

@@ -48,7 +48,7 @@ async def action(store: Store, key: str, idempotency_key: str, *, status: str,
     """An action recorded as the executor records it (then finished, when it failed)."""
     row = await store.fetchrow("action_record", idempotency_key, idempotency_key.split(":")[0],
                                {}, "failed" if status == "failed" else status, reason, key,
-                               reconcile_id, description)
+                               reconcile_id, description, None)
     assert row is not None
     if status == "failed":
         await store.execute("action_finish", row["id"], "failed", None, error)

@@ -48,7 +48,7 @@ async def _held(store: Store) -> None:
     """A rollback held for an approval, recorded as the executor records one."""
     await store.fetchrow("action_record", HELD, "railway.rollback", {}, "held",
                          "held: waiting for approval", "service:local/web", None,
-                         "roll back web")
+                         "roll back web", None)
 
 
 async def _sign_in(client: Any, token: str, name: str = "dana", next_: str = "/") -> Any:
