@@ -737,9 +737,10 @@ SELECT due_at, fired_at, outcome, reason, run_id FROM schedule_ticks
 WHERE schedule = $1 AND outcome <> 'armed' ORDER BY due_at DESC LIMIT 1;
 
 -- name: schedule_tick_armed
--- The schedule's armed tick (the newest), with the settings it was armed with.
+-- The schedule's armed tick, with the settings it was armed with: the oldest, when one due now
+-- and the next armed beside it both exist (the due one is what may need taking over).
 SELECT due_at, run_id, armed FROM schedule_ticks
-WHERE schedule = $1 AND outcome = 'armed' ORDER BY due_at DESC LIMIT 1;
+WHERE schedule = $1 AND outcome = 'armed' ORDER BY due_at LIMIT 1;
 
 -- name: schedule_arm
 -- Arm schedule $1's tick due at $2 ($3: the agent, $4: the settings; $2 NULL: withdraw only),

@@ -220,7 +220,7 @@ class AgentReads(Protocol):
         ...
 
     async def armed_tick(self, schedule: str) -> ArmedTick | None:
-        """The schedule's armed tick (the newest, when a change raced another)."""
+        """The schedule's armed tick (the oldest, when one is due and the next armed too)."""
         ...
 
     async def run_observed(self, run_id: int, source: str, name: str) -> RunObserved:

@@ -59,12 +59,17 @@ async def armed_one(store: Store, *, other_than: int | None = None,
     return await wait_until(found, what="one tick armed", store=store, timeout=60)
 
 
-async def now_due(store: Store, row: Any, *, at: datetime | None = None) -> datetime:
+async def now_due(store: Store, row: Any, *, at: datetime | None = None,
+                  down: bool = False) -> datetime:
     """The armed tick's instant has come: its due time (row, run input, key) is moved to a
-    second ago (or to `at`). Returns the new due time."""
+    second ago (or to `at`); `down`: the schedule was applied two years ago (the controller was
+    down since), in the same transaction. Returns the new due time."""
     due: datetime = at or await store.pool.fetchval(
         "SELECT date_trunc('second', now()) - interval '1 second'")
     async with store.pool.acquire() as conn, conn.transaction():
+        if down:
+            await conn.execute("UPDATE applied_objects SET applied_at = now() - interval "
+                               "'2 years' WHERE kind = 'Schedule'")
         await conn.execute("UPDATE schedule_ticks SET due_at = $2 WHERE schedule = $1 "
                            "AND run_id = $3", KEY, due, row["run_id"])
         await conn.execute("UPDATE agent_runs SET input = jsonb_build_object('due_at', $2::text)"
@@ -230,9 +235,7 @@ async def test_an_armed_tick_claimed_too_late_is_decided_by_the_catch_up_rules(
     await setup(aiohttp_client, dsn, tmp_path, store, catch_up="none")
     first = await armed_one(store)
     # Down for two years: applied then, and the armed instant is this year's, long past.
-    await store.pool.execute("UPDATE applied_objects SET applied_at = now() - interval "
-                             "'2 years' WHERE kind = 'Schedule'")
-    due = await now_due(store, first, at=await store.pool.fetchval(
+    due = await now_due(store, first, down=True, at=await store.pool.fetchval(
         "SELECT date_trunc('year', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"))
     tick = await tick_of(store, due)
     assert tick["outcome"] == "skipped" and tick["run_id"] is None
