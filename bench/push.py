@@ -43,10 +43,11 @@ def manifest_files(files: int, per_file: int) -> dict[str, str]:
 
 
 async def settled(store: Any) -> bool:
-    """No key is due or running (a schedule stays queued for its next tick: it waits, with
-    a wait kind) and no delivery waits for a reconcile."""
+    """No key is due or running (a schedule stays queued for its next tick, an armed run for
+    its instant: they wait, with a wait kind) and no delivery waits for a reconcile."""
     rows = await store.fetch("queue_list", None, None, 100000)
-    return not (any(r["wait_kind"] != "requeue" or r["lease_holder"] for r in rows)
+    return not (any(r["wait_kind"] not in ("requeue", "armed") or r["lease_holder"]
+                    for r in rows)
                 or await store.fetch("deliveries_list", None, None, "pending", None, 1))
 
 

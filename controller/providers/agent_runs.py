@@ -32,7 +32,7 @@ from controller.clients.tools import (
 )
 from controller.clients.warm_pool import WarmPool
 from controller.providers.anthropic import AskClaude
-from controller.providers.lifecycle import RUNS, move
+from controller.providers.lifecycle import RUNS, Moved, move
 from controller.reconcile.authz import Authority, Principal
 from controller.reconcile.desk import Desk
 from controller.store import Store
@@ -51,24 +51,26 @@ async def run_version(store: Store, desk: Desk | None, p: RunAgent,
                       sandbox: Sandbox = REQUIRED, *,
                       pool: WarmPool | None = None) -> Mapping[str, Any]:
     """Carry out one run in the harness and record how it ended."""
-    if not await _start(store, p):
+    started = await _start(store, p)
+    if not started:
         row = await store.fetchrow("agent_run_get", p.run_id)
         if row is None or row["state"] == "finished":
             return {"run": p.run_id, "found": row["outcome"] if row else "gone"}
         # `running`, and no worker carries it out (a crash): once more, or ended interrupted.
-        if await interrupted(store, p) != "queued" or not await _start(store, p):
+        if await interrupted(store, p) != "queued" or not (started := await _start(store, p)):
             return {"run": p.run_id, "outcome": "interrupted"}
     try:
-        return await _run(store, desk, p, sandbox, pool)
+        return await _run(store, desk, p, sandbox, started, pool)
     except asyncio.CancelledError:  # a shutdown past its grace: the run is put back, or ends
         await asyncio.shield(interrupted(store, p))
         raise
 
 
-async def _start(store: Store, p: RunAgent) -> bool:
-    """queued -> running; False when the run is not queued (a second attempt finds it)."""
-    return (await move(store, RUNS, (p.run_id,), "running",
-                       f"a run worker starts v{p.version}", version=p.version)).moved
+async def _start(store: Store, p: RunAgent) -> Moved:
+    """queued -> running, returning what the run starts with (its input, the version's code,
+    the agent's state); not moved when the run is not queued (a second attempt finds it)."""
+    return await move(store, RUNS, (p.run_id,), "running",
+                      f"a run worker starts v{p.version}", version=p.version)
 
 
 async def interrupted(store: Store, p: RunAgent) -> str | None:
@@ -90,16 +92,15 @@ INTERRUPTED = ("interrupted: the controller stopped during the run (a deploy, a 
 
 
 async def _run(store: Store, desk: Desk | None, p: RunAgent, sandbox: Sandbox,
-               pool: WarmPool | None) -> Mapping[str, Any]:
-    version = await store.fetchrow("agent_version_get", p.agent, p.version)
-    run = await store.fetchrow("agent_run_get", p.run_id)
-    assert version is not None and run is not None
-    state = await store.fetchval("agent_state_get", p.agent)
+               started: Moved, pool: WarmPool | None) -> Mapping[str, Any]:
+    begun = started.row
+    assert begun is not None
+    state = begun["handed"]
     calls: list[dict[str, Any]] = []
     serve = ToolServer(desk, p, calls)
     limits = Limits(timeout=p.timeout_seconds, memory_bytes=p.memory_bytes)
     harness = asyncio.ensure_future(run_agent(
-        code=version["code"] or "", input=run["input"], state=state or {}, tools=p.tools,
+        code=begun["code"] or "", input=begun["input"], state=state or {}, tools=p.tools,
         limits=limits, serve=serve, sandbox=sandbox, pool=pool))
     try:
         stopped = await _until_done_or_stopped(store, p.run_id, harness, serve)
@@ -125,14 +126,15 @@ async def _run(store: Store, desk: Desk | None, p: RunAgent, sandbox: Sandbox,
         if len(orjson.dumps(result, default=str)) > MAX_RESULT_BYTES:
             result, error = None, f"the result is larger than {MAX_RESULT_BYTES} bytes"
             outcome = "failed"
+    handed: dict[str, Any] | None = None
     if finished is not None and outcome == "succeeded":
         handed = finished.state or {}
         if len(orjson.dumps(handed, default=str)) > MAX_STATE_BYTES:
             outcome, error = "failed", (f"task.state is larger than {MAX_STATE_BYTES} bytes; "
                                         "the previous state is kept")
-        else:
-            await store.execute("agent_state_put", p.agent, handed, p.run_id)
+            handed = None
     await move(store, RUNS, (p.run_id,), "finished", error or outcome, outcome=outcome,
+               handed_state=handed,
                result=result, error=error, stderr=finished.stderr if finished else None,
                tool_calls=calls[:MAX_RECORDED_CALLS], tokens=serve.tokens, usd=serve.usd,
                isolation=finished.isolation if finished else None, version=p.version)

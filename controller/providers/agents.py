@@ -1,10 +1,12 @@
 """The agents provider: the runners of the agent actions (build a version, run one, end a run,
-fire a schedule's tick), the tools an agent's run may call, and the reads the agent, run and
-schedule reconcilers use. Needs no credentials: always available.
+fire a schedule's tick, arm one ahead and decide an armed one at its instant), the tools an
+agent's run may call, and the reads the agent, run and schedule reconcilers use. Needs no
+credentials: always available.
 
 Runners find before they create: a build resumes the unfinished version of its spec hash; a
 run starts only from `queued` (controller/providers/agent_runs.py: the run itself, its tool
-calls, a run cut off by a shutdown or a crash); a tick is one row per schedule and due time.
+calls, a run cut off by a shutdown or a crash); a tick is one row per schedule and due time,
+and an armed one is decided only while its row still says `armed` (migration 0026).
 Versions and runs change state only through `controller.providers.lifecycle.move`, from the
 states their machines allow (reconcilers/agents/lifecycles.py).
 Generation by Claude (`agent.generate`) belongs to the Anthropic provider.
@@ -32,15 +34,20 @@ from controller.providers import Env, Provider, anthropic
 from controller.providers.agent_runs import run_version
 from controller.providers.anthropic import fingerprint
 from controller.providers.lifecycle import RUNS, VERSIONS, move
+from controller.reconcile.context import AppliedObject
 from controller.reconcile.desk import Desk
 from controller.reconcile.plan import Action, ActionRunner, runner
 from controller.store import RejectedValue, Store
 from reconcilers.agents.agent_actions import (
+    Arm,
+    ArmedTick,
     BuildVersion,
     FinishRun,
+    FireArmed,
     QueueRun,
     RunAgent,
     RunInfo,
+    RunObserved,
     Tick,
     TickInfo,
     VersionInfo,
@@ -66,6 +73,10 @@ def runners(store: Store, desk: Desk | None, tools: ToolClient,
         return await build_version(store, p, sandbox)
 
     async def run(p: RunAgent, _action: Action) -> Mapping[str, Any]:
+        if p.armed is not None:
+            fired = await fire_armed(store, p.armed)
+            if not fired.get("decided"):
+                return {"run": p.run_id, **fired}  # withdrawn meanwhile: nothing runs
         return await run_version(store, desk, p, sandbox, pool=pool)
 
     async def finish(p: FinishRun, _action: Action) -> Mapping[str, Any]:
@@ -75,6 +86,12 @@ def runners(store: Store, desk: Desk | None, tools: ToolClient,
 
     async def tick(p: Tick, _action: Action) -> Mapping[str, Any]:
         return await fire_tick(store, p)
+
+    async def arm(p: Arm, _action: Action) -> Mapping[str, Any]:
+        return await arm_tick(store, p)
+
+    async def fire(p: FireArmed, _action: Action) -> Mapping[str, Any]:
+        return await fire_armed(store, p)
 
     async def queue(p: QueueRun, _action: Action) -> Mapping[str, Any]:
         try:
@@ -101,6 +118,7 @@ def runners(store: Store, desk: Desk | None, tools: ToolClient,
 
     return {**runner(BuildVersion, build), **runner(RunAgent, run),
             **runner(FinishRun, finish), **runner(Tick, tick), **runner(QueueRun, queue),
+            **runner(Arm, arm), **runner(FireArmed, fire),
             **runner(HttpCall, http), **runner(Notify, notify),
             **runner(StartWorkflow, start_workflow)}
 
@@ -176,6 +194,32 @@ async def fire_tick(store: Store, p: Tick) -> Mapping[str, Any]:
     return {"tick": p.due_at.isoformat(), "run": row["id"]}
 
 
+def _settings(cron: str, timezone: str, concurrency: str, content_hash: str) -> dict[str, str]:
+    return {"cron": cron, "timezone": timezone, "concurrency": concurrency,
+            "hash": content_hash}
+
+
+async def arm_tick(store: Store, p: Arm) -> Mapping[str, Any]:
+    """Arm the tick due at `p.due_at` (and withdraw what else is armed): one statement."""
+    run = await store.fetchval("schedule_arm", p.schedule, p.due_at, p.agent,
+                               _settings(p.cron, p.timezone, p.concurrency, p.hash),
+                               p.late_before)
+    return {"armed": p.due_at.isoformat() if p.due_at else None, "run": run}
+
+
+async def fire_armed(store: Store, p: FireArmed) -> Mapping[str, Any]:
+    """The armed tick's instant, decided once (its row moves from `armed` only once), and the
+    next instant armed: one statement (and one per run a `replace` stops)."""
+    for run_id in p.replace:
+        await store.execute("agent_run_stop", run_id, f"replaced by the tick of {p.due_at}")
+    row = await store.fetchrow("schedule_fire_armed", p.schedule, p.due_at, p.run_id,
+                               p.outcome, p.reason, p.next_due, p.agent,
+                               _settings(p.cron, p.timezone, p.concurrency, p.hash))
+    assert row is not None
+    return {"tick": p.due_at.isoformat(), "outcome": p.outcome, "decided": row["decided"],
+            "next_run": row["next_run"]}
+
+
 class AgentStoreReads:
     """`reconcilers.agents.agent_actions.AgentReads` over the store."""
 
@@ -213,8 +257,40 @@ class AgentStoreReads:
         row = await self._store.gathered.fetchrow("schedule_tick_last", schedule)
         return None if row is None else TickInfo(row["due_at"], row["outcome"])
 
+    async def armed_tick(self, schedule: str) -> ArmedTick | None:
+        row = await self._store.gathered.fetchrow("schedule_tick_armed", schedule)
+        return None if row is None else _armed(row["due_at"], row["run_id"], row["armed"])
+
+    async def run_observed(self, run_id: int, source: str, name: str) -> RunObserved:
+        agent = f"agent:{source}/{name}"
+        row = await self._store.fetchrow("agent_run_observe", run_id, agent, source, name)
+        if row is None:
+            return RunObserved(None)
+        run = _run_info(row)
+        installation = row["installation_id"]
+        applied = None if row["applied_kind"] is None else AppliedObject(
+            row["applied_kind"], row["applied_name"], row["content_hash"], row["document"],
+            revision=row["revision"], source=source, applied_at=row["applied_at"])
+        return RunObserved(
+            run, now=row["now"],
+            armed=None if row["armed_due"] is None else _armed(row["armed_due"], run_id,
+                                                               row["armed"]),
+            versions=tuple(VersionInfo(v["number"], v["spec_hash"], v["state"], v["origin"],
+                                       v["error"]) for v in row["versions"]),
+            spent_today=float(row["spent_today"] or 0.0),
+            installation_id=installation if isinstance(installation, int) else None,
+            agent=applied,
+            active=tuple(RunInfo(a["id"], agent, a["state"], "schedule", run.schedule)
+                         for a in row["active"]))
+
     async def now(self) -> datetime:
         return await self._store.gathered.fetchval("clock_now")  # type: ignore[no-any-return]
+
+
+def _armed(due_at: datetime, run_id: int, armed: Mapping[str, Any] | None) -> ArmedTick:
+    a = armed or {}
+    return ArmedTick(due_at, run_id, str(a.get("hash", "")), str(a.get("cron", "")),
+                     str(a.get("timezone", "UTC")), str(a.get("concurrency", "allow")))
 
 
 def _run_info(row: Mapping[str, Any]) -> RunInfo:

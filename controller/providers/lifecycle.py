@@ -8,7 +8,8 @@ atomically (no read-then-write race). A caller may narrow the from-states (`only
 cancel only a run that has not started), never widen them. A move the machine does not allow,
 or that finds the record elsewhere, changes nothing: it is logged (`job_move_refused`) and
 returned as not moved. What goes with a move (a run's result, a version's code and figures, a
-task's pull request) is written in the same statement.
+task's pull request, the state a run hands on) is written in the same statement, and what a
+run starts with is returned by the move that starts it (`Moved.row`).
 
 No other query sets the state of these tables (tests/store/test_lifecycle.py scans
 queries.sql). Runs no reconciler and decides nothing: callers say where to go and why.
@@ -16,8 +17,8 @@ queries.sql). Runs no reconciler and decides nothing: callers say where to go an
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -52,7 +53,7 @@ VERSIONS = Lifecycle(VERSION_MACHINE, "agent_version_move", ("agent", "number"),
                       "duration_ms"))
 RUNS = Lifecycle(RUN_MACHINE, "agent_run_move", ("run",),
                  ("outcome", "result", "error", "stderr", "tool_calls", "tokens", "usd",
-                  "isolation", "version", "interrupted", "max_interruptions"))
+                  "isolation", "version", "interrupted", "max_interruptions", "handed_state"))
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class Moved:
     to: str
     was: str | None
     moved: bool
+    row: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
 
     def __bool__(self) -> bool:
         return self.moved
@@ -106,7 +108,8 @@ async def move(db: Queries, life: Lifecycle, ident: Sequence[Any], to: str, reas
     row = await db.fetchrow(life.query, *ident, to, sorted(allowed), to in machine.terminal,
                             *(values.get(name) for name in life.fields))
     assert row is not None
-    done = Moved(machine.name, tuple(ident), to, row["was"], row["moved"] is not None)
+    done = Moved(machine.name, tuple(ident), to, row["was"], row["moved"] is not None,
+                 row=row)
     named = dict(zip(life.ident, ident, strict=True))
     if done.moved:
         log.info("job_moved", kind=machine.name, **named, was=done.was, to=to,

@@ -392,7 +392,9 @@ SELECT count(*) FROM gone;
 WITH doomed AS (
     SELECT t.schedule, t.due_at FROM schedule_ticks t
     WHERE t.due_at < now() - make_interval(days => $1)
-      AND t.due_at < (SELECT max(n.due_at) FROM schedule_ticks n WHERE n.schedule = t.schedule)
+      AND t.outcome <> 'armed'
+      AND t.due_at < (SELECT max(n.due_at) FROM schedule_ticks n
+                      WHERE n.schedule = t.schedule AND n.outcome <> 'armed')
     LIMIT $2 FOR UPDATE SKIP LOCKED
 ), gone AS (
     DELETE FROM schedule_ticks t USING doomed
@@ -612,8 +614,11 @@ FROM agent_runs WHERE id = $1;
 -- states $3 its machine allows; $4: the state ends it (`finished`, with outcome $5 and error
 -- $7); what the run did ($6 result, $8 stderr, $9 tool calls, $10 tokens, $11 usd, $12
 -- isolation, $13 version; NULL: kept); $14: an interruption (counted); $15: only while it has
--- been interrupted fewer times than that. Returns the new state (`moved`, NULL when refused)
--- and the state it was in (`was`, NULL: no such run).
+-- been interrupted fewer times than that; $16: the state the run hands to the agent's next
+-- run (written with the move, never over a newer run's). Returns the new state (`moved`, NULL
+-- when refused) and the state it was in (`was`, NULL: no such run); moving to `running`, also
+-- what the run starts with (its `input`, version $13's `code`, the agent's `handed` state), so
+-- a start is one round trip.
 WITH moved AS (
     UPDATE agent_runs
     SET state = $2,
@@ -631,9 +636,23 @@ WITH moved AS (
                                              ELSE 0 END
     WHERE id = $1 AND state = ANY($3::text[])
       AND ($15::int IS NULL OR interruptions < $15::int)
-    RETURNING state
+    RETURNING id, agent, state
+), handed AS (
+    INSERT INTO agent_state (agent, state, run_id)
+    SELECT m.agent, $16::jsonb, m.id FROM moved m WHERE $16::jsonb IS NOT NULL
+    ON CONFLICT (agent) DO UPDATE SET state = EXCLUDED.state, run_id = EXCLUDED.run_id,
+                                      updated_at = now()
+    WHERE agent_state.run_id < EXCLUDED.run_id
 )
-SELECT (SELECT state FROM moved) AS moved, (SELECT state FROM agent_runs WHERE id = $1) AS was;
+SELECT (SELECT state FROM moved) AS moved, r.state AS was,
+       CASE WHEN $2 = 'running' THEN r.input END AS input,
+       CASE WHEN $2 = 'running' THEN (SELECT v.code FROM agent_versions v
+                                      WHERE v.agent = r.agent AND v.number = $13::int)
+       END AS code,
+       CASE WHEN $2 = 'running' THEN (SELECT s.state FROM agent_state s
+                                      WHERE s.agent = r.agent)
+       END AS handed
+FROM (SELECT 1) AS one LEFT JOIN agent_runs r ON r.id = $1;
 
 -- name: agent_run_stop
 -- Ask a queued or running run to stop (a schedule's `replace`, an operator).
@@ -698,13 +717,70 @@ RETURNING schedule;
 UPDATE schedule_ticks SET run_id = $3 WHERE schedule = $1 AND due_at = $2;
 
 -- name: schedule_tick_last
--- The newest tick of a schedule (due time, outcome), NULL when it never ticked.
+-- The newest tick of a schedule decided (due time, outcome), NULL when it never ticked; an
+-- armed tick (not due yet, or being decided by a run worker) is not one.
 SELECT due_at, fired_at, outcome, reason, run_id FROM schedule_ticks
-WHERE schedule = $1 ORDER BY due_at DESC LIMIT 1;
+WHERE schedule = $1 AND outcome <> 'armed' ORDER BY due_at DESC LIMIT 1;
+
+-- name: schedule_tick_armed
+-- The schedule's armed tick, with the settings it was armed with: the oldest, when one due now
+-- and the next armed beside it both exist (the due one is what may need taking over).
+SELECT due_at, run_id, armed FROM schedule_ticks
+WHERE schedule = $1 AND outcome = 'armed' ORDER BY due_at LIMIT 1;
+
+-- name: schedule_arm
+-- Arm schedule $1's tick due at $2 ($3: the agent, $4: the settings; $2 NULL: withdraw only),
+-- withdrawing what else is armed and not due yet, and what is due before $5. Returns the run
+-- armed (NULL: none).
+SELECT p38_arm_tick_v1(p_schedule => $1, p_due_at => $2, p_agent => $3, p_armed => $4::jsonb,
+                       p_late_before => $5);
+
+-- name: schedule_fire_armed
+-- The instant of schedule $1's armed tick due at $2 (run $3) decided: $4 fired or skipped
+-- ($5: why), and its next instant $6 armed (agent $7, settings $8). Returns `decided` (false:
+-- it was withdrawn meanwhile) and the next run armed.
+SELECT decided, next_run
+FROM p38_fire_armed_v1(p_schedule => $1, p_due_at => $2, p_run => $3, p_outcome => $4,
+                       p_reason => $5, p_next => $6, p_agent => $7, p_armed => $8::jsonb);
+
+-- name: agent_run_observe
+-- Everything a run's reconcile reads, in one round trip: run $1 of agent $2 (`agent:...`) from
+-- source $3, agent name $4; the database's clock; the armed tick it belongs to (still armed);
+-- the agent's newest version and newest READY one; what it spent today; the source's
+-- installation; the applied Agent; the other runs of its schedule not ended.
+SELECT r.id, r.agent, r.state, r.trigger, r.schedule, r.stop_requested, now() AS now,
+       t.due_at AS armed_due, t.armed,
+       (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                'number', v.number, 'spec_hash', v.spec_hash, 'state', v.state,
+                'origin', v.origin, 'error', v.error) ORDER BY v.number DESC), '[]')
+        FROM (SELECT * FROM (SELECT number, spec_hash, state, origin, error
+                             FROM agent_versions WHERE agent = $2
+                             ORDER BY number DESC LIMIT 1) n
+              UNION
+              SELECT * FROM (SELECT number, spec_hash, state, origin, error
+                             FROM agent_versions WHERE agent = $2 AND state = 'READY'
+                             ORDER BY number DESC LIMIT 1) ready) v) AS versions,
+       (SELECT coalesce(sum(usd), 0)::float8 FROM agent_runs
+        WHERE agent = $2 AND requested_at >= date_trunc('day', now() AT TIME ZONE 'UTC')
+                                             AT TIME ZONE 'UTC') AS spent_today,
+       (SELECT data->'installation_id' FROM resource_state
+        WHERE kind = 'manifests' AND name = $3) AS installation_id,
+       a.kind AS applied_kind, a.name AS applied_name, a.content_hash, a.document,
+       a.revision, a.applied_at,
+       (SELECT coalesce(jsonb_agg(jsonb_build_object('id', o.id, 'state', o.state)
+                                  ORDER BY o.id), '[]')
+        FROM agent_runs o
+        WHERE t.due_at IS NOT NULL AND o.agent = $2 AND o.state <> 'finished'
+          AND o.schedule = r.schedule AND o.id <> r.id) AS active
+FROM agent_runs r
+LEFT JOIN schedule_ticks t ON t.run_id = r.id AND t.outcome = 'armed'
+LEFT JOIN applied_objects a ON a.source = $3 AND a.kind = 'Agent' AND a.name = $4
+WHERE r.id = $1 AND r.agent = $2;
 
 -- name: schedule_ticks_of
+-- A schedule's newest ticks decided (an armed one, still to come, is not listed).
 SELECT due_at, fired_at, outcome, reason, run_id FROM schedule_ticks
-WHERE schedule = $1 ORDER BY due_at DESC LIMIT $2;
+WHERE schedule = $1 AND outcome <> 'armed' ORDER BY due_at DESC LIMIT $2;
 
 -- name: clock_now
 -- The database's clock: the one every controller process agrees on (schedules are due by it).

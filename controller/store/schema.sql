@@ -307,9 +307,10 @@ CREATE TABLE schedule_ticks (
     fired_at timestamp with time zone NOT NULL DEFAULT now(),
     outcome text NOT NULL,
     reason text,
-    run_id bigint
+    run_id bigint,
+    armed jsonb
 );
-ALTER TABLE schedule_ticks ADD CONSTRAINT schedule_ticks_outcome_check CHECK ((outcome = ANY (ARRAY['fired'::text, 'skipped'::text])));
+ALTER TABLE schedule_ticks ADD CONSTRAINT schedule_ticks_outcome_check CHECK ((outcome = ANY (ARRAY['fired'::text, 'skipped'::text, 'armed'::text])));
 ALTER TABLE schedule_ticks ADD CONSTRAINT schedule_ticks_pkey PRIMARY KEY (schedule, due_at);
 
 CREATE TABLE schema_migrations (
@@ -375,7 +376,7 @@ CREATE TABLE work_queue (
 );
 ALTER TABLE work_queue ADD CONSTRAINT work_queue_pkey PRIMARY KEY (key);
 ALTER TABLE work_queue ADD CONSTRAINT work_queue_state_check CHECK ((state = ANY (ARRAY['queued'::text, 'dead'::text])));
-ALTER TABLE work_queue ADD CONSTRAINT work_queue_wait_kind_check CHECK ((wait_kind = ANY (ARRAY['requeue'::text, 'backoff'::text, 'coalesce'::text])));
+ALTER TABLE work_queue ADD CONSTRAINT work_queue_wait_kind_check CHECK ((wait_kind = ANY (ARRAY['requeue'::text, 'backoff'::text, 'coalesce'::text, 'armed'::text])));
 
 CREATE INDEX actions_held_idx ON public.actions USING btree (id DESC) WHERE (status = 'held'::text);
 CREATE UNIQUE INDEX actions_idempotency_key_key ON public.actions USING btree (idempotency_key);
@@ -425,6 +426,7 @@ CREATE INDEX operator_actions_target_idx ON public.operator_actions USING btree 
 CREATE UNIQUE INDEX policy_epoch_pkey ON public.policy_epoch USING btree (only_row);
 CREATE UNIQUE INDEX resource_state_pkey ON public.resource_state USING btree (kind, name);
 CREATE INDEX resource_state_pull_head_idx ON public.resource_state USING btree (((data ->> 'head_sha'::text))) WHERE (kind = 'pull'::text);
+CREATE INDEX schedule_ticks_armed ON public.schedule_ticks USING btree (run_id) WHERE (outcome = 'armed'::text);
 CREATE INDEX schedule_ticks_fired ON public.schedule_ticks USING btree (fired_at);
 CREATE UNIQUE INDEX schedule_ticks_pkey ON public.schedule_ticks USING btree (schedule, due_at);
 CREATE UNIQUE INDEX schema_migrations_pkey ON public.schema_migrations USING btree (version);
@@ -446,6 +448,85 @@ BEGIN
             OLD.state USING ERRCODE = 'P3803';
     END IF;
     RETURN NEW;
+END $function$;
+
+CREATE OR REPLACE FUNCTION public.p38_arm_tick_v1(p_schedule text, p_due_at timestamp with time zone, p_agent text, p_armed jsonb, p_late_before timestamp with time zone DEFAULT NULL::timestamp with time zone)
+ RETURNS bigint
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+    v_run bigint;
+BEGIN
+    PERFORM p38_disarm_v1(p_schedule => p_schedule, p_keep_due => p_due_at,
+                          p_keep_hash => p_armed->>'hash', p_late_before => p_late_before);
+    IF p_due_at IS NULL OR p_due_at <= now() THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO schedule_ticks (schedule, due_at, outcome, reason, armed)
+    VALUES (p_schedule, p_due_at, 'armed', 'armed: due at its instant', p_armed)
+    ON CONFLICT (schedule, due_at) DO NOTHING;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO agent_runs (agent, trigger, requested_by, schedule, input)
+    VALUES (p_agent, 'schedule', NULL, p_schedule,
+            jsonb_build_object('due_at', to_char(p_due_at AT TIME ZONE 'UTC',
+                                                 'YYYY-MM-DD"T"HH24:MI:SS"+00:00"')))
+    RETURNING id INTO v_run;
+    UPDATE schedule_ticks SET run_id = v_run WHERE schedule = p_schedule AND due_at = p_due_at;
+    INSERT INTO work_queue (key, kind, not_before, wait_kind)
+    VALUES ('run:' || substring(p_agent from 7) || '#' || v_run, 'run', p_due_at, 'armed')
+    ON CONFLICT (key) DO NOTHING;
+    RETURN v_run;
+END $function$;
+
+CREATE OR REPLACE FUNCTION public.p38_disarm_v1(p_schedule text, p_keep_due timestamp with time zone, p_keep_hash text, p_late_before timestamp with time zone)
+ RETURNS integer
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+    v_runs bigint[];
+BEGIN
+    WITH gone AS (
+        DELETE FROM schedule_ticks t
+        WHERE t.schedule = p_schedule AND t.outcome = 'armed'
+          AND (t.due_at > now() OR t.due_at < p_late_before)
+          AND NOT (t.due_at IS NOT DISTINCT FROM p_keep_due
+                   AND t.armed->>'hash' IS NOT DISTINCT FROM p_keep_hash)
+        RETURNING t.run_id
+    )
+    SELECT array_agg(run_id) INTO v_runs FROM gone;
+    IF v_runs IS NULL THEN
+        RETURN 0;
+    END IF;
+    DELETE FROM work_queue q USING agent_runs r
+    WHERE r.id = ANY(v_runs)
+      AND q.key = 'run:' || substring(r.agent from 7) || '#' || r.id
+      AND (q.lease_expires IS NULL OR q.lease_expires < now());
+    DELETE FROM agent_runs WHERE id = ANY(v_runs) AND state = 'queued';
+    RETURN cardinality(v_runs);
+END $function$;
+
+CREATE OR REPLACE FUNCTION public.p38_fire_armed_v1(p_schedule text, p_due_at timestamp with time zone, p_run bigint, p_outcome text, p_reason text, p_next timestamp with time zone, p_agent text, p_armed jsonb)
+ RETURNS TABLE(decided boolean, next_run bigint)
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+    UPDATE schedule_ticks
+    SET outcome = p_outcome, reason = p_reason, fired_at = now(),
+        run_id = CASE WHEN p_outcome = 'fired' THEN run_id END
+    WHERE schedule = p_schedule AND due_at = p_due_at AND outcome = 'armed'
+      AND run_id = p_run;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT false, NULL::bigint;
+        RETURN;
+    END IF;
+    IF p_outcome <> 'fired' THEN
+        DELETE FROM agent_runs WHERE id = p_run AND state = 'queued';
+    END IF;
+    RETURN QUERY SELECT true, CASE WHEN p_next IS NULL THEN NULL::bigint ELSE
+        p38_arm_tick_v1(p_schedule => p_schedule, p_due_at => p_next, p_agent => p_agent,
+                        p_armed => p_armed) END;
 END $function$;
 
 CREATE OR REPLACE FUNCTION public.p38_hint_v1(p_keys text[], p_guid text, p_event text, p_origin jsonb)

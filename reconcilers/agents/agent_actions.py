@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Literal, Protocol
 
-from controller.reconcile.context import ReadsKey
+from controller.reconcile.context import AppliedObject, ReadsKey
 from controller.reconcile.plan import Params
 
 VersionState = Literal["PENDING", "GENERATING", "VALIDATING", "READY", "FAILED"]
@@ -65,6 +65,7 @@ class RunAgent(Params):
     workflows: list[str] = []  # n8n workflows the n8n tool may start
     workflow_urls: dict[str, str] = {}  # the Policy's URL of each of `workflows`
     installation_id: int | None = None
+    armed: FireArmed | None = None  # an armed tick: its instant recorded fired first
 
 
 class QueueRun(Params):
@@ -100,6 +101,47 @@ class Tick(Params):
     replace: list[int] = []
 
 
+class Arm(Params):
+    """Arm the tick of `schedule` due at `due_at` (its row, a queued run, the run's key due at
+    the instant: reconcilers/agents/armed.py) with the schedule's settings as they are now;
+    withdraw first whatever else is armed and not yet due (and what is due before
+    `late_before`: the schedule takes those over). `due_at` None: only withdraw."""
+
+    action_kind: ClassVar[str] = "schedule.arm"
+    needs: ClassVar[str | None] = "agents"
+    schedule: str
+    agent: str
+    due_at: datetime | None
+    cron: str
+    timezone: str
+    concurrency: str
+    hash: str  # the schedule's content hash: a change re-arms
+    late_before: datetime | None = None
+
+
+class FireArmed(Params):
+    """Decide the instant of an armed tick (fired, or skipped with `reason`) while it is still
+    armed for `run_id`, and arm `next_due`; `replace` runs are stopped first."""
+
+    action_kind: ClassVar[str] = "schedule.fire_armed"
+    needs: ClassVar[str | None] = "agents"
+    schedule: str
+    due_at: datetime
+    run_id: int
+    outcome: Literal["fired", "skipped"]
+    reason: str
+    next_due: datetime | None
+    agent: str
+    cron: str
+    timezone: str
+    concurrency: str
+    hash: str
+    replace: list[int] = []
+
+
+RunAgent.model_rebuild()
+
+
 @dataclass(frozen=True)
 class VersionInfo:
     number: int
@@ -129,6 +171,32 @@ class TickInfo:
     outcome: str
 
 
+@dataclass(frozen=True)
+class ArmedTick:
+    """A tick armed ahead (reconcilers/agents/armed.py), with the settings it was armed with."""
+
+    due_at: datetime
+    run_id: int
+    hash: str
+    cron: str
+    timezone: str
+    concurrency: str
+
+
+@dataclass(frozen=True)
+class RunObserved:
+    """All a run's reconcile reads, in one round trip (`AgentReads.run_observed`)."""
+
+    run: RunInfo | None
+    now: datetime | None = None
+    armed: ArmedTick | None = None  # the run is an armed tick's, still armed
+    versions: tuple[VersionInfo, ...] = ()  # the newest, and the newest READY one
+    spent_today: float = 0.0
+    installation_id: int | None = None
+    agent: AppliedObject | None = None
+    active: tuple[RunInfo, ...] = ()  # an armed run's schedule's other runs not ended
+
+
 class AgentReads(Protocol):
     """What the agent, run and schedule reconcilers read about agents (provider `agents`)."""
 
@@ -148,6 +216,15 @@ class AgentReads(Protocol):
         ...
 
     async def last_tick(self, schedule: str) -> TickInfo | None:
+        """The newest tick decided (fired or skipped; an armed one is not)."""
+        ...
+
+    async def armed_tick(self, schedule: str) -> ArmedTick | None:
+        """The schedule's armed tick (the oldest, when one is due and the next armed too)."""
+        ...
+
+    async def run_observed(self, run_id: int, source: str, name: str) -> RunObserved:
+        """Run `run_id` of agent `name` from `source`, and what its reconcile decides with."""
         ...
 
     async def now(self) -> datetime:

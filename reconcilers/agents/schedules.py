@@ -5,8 +5,12 @@ in the schedule's time zone, ticks once across every controller process.
 agent (applied? a READY version?) and the runs this schedule started that have not ended.
 `decide` lists the instants due since the newest tick (or since the schedule was applied) and
 plans one `schedule.tick` for the oldest one to act on; the tick's row in PostgreSQL (unique
-by schedule and instant) makes it fire once however many processes plan it. The key is
-requeued for the next instant (at once when more are pending).
+by schedule and instant) makes it fire once however many processes plan it. When none is left
+to catch up, the next instant is armed (reconcilers/agents/armed.py: its row, its run and the
+run's key, due at the instant) and the key rests: the run worker that claims the armed run at
+its instant decides it and arms the one after, so a schedule is reconciled again only when it
+changes, its agent changes, an armed tick was not claimed in time, or at the resync. A change
+re-arms (the armed tick not yet due is withdrawn); suspended, deleted or unreadable disarms.
 
 - An instant is on time until `GRACE` after it; older ones, and any but the newest, were
   missed (the controller was down or behind). `catchUp`: none fires only an on-time instant,
@@ -31,15 +35,17 @@ from pydantic import ValidationError
 from controller.manifests.models import ScheduleSpec
 from controller.reconcile.context import AppliedObject, ObserveContext
 from controller.reconcile.plan import Action, Plan, Status
-from reconcilers.agents.agent_actions import AGENTS, RunInfo, Tick, TickInfo, VersionInfo
+from reconcilers.agents import armed as arming
+from reconcilers.agents.agent_actions import AGENTS, ArmedTick, RunInfo, Tick, TickInfo, VersionInfo
+from reconcilers.agents.armed import GRACE
 from reconcilers.agents.cron import CronZone
 from reconcilers.gitops.objects import ManifestObject, ObjectSnapshot
 
 if TYPE_CHECKING:
     from controller.reconcile.policy import Policy
 
-GRACE = timedelta(minutes=5)
 CATCH_UP_MAX = 100
+__all__ = ["CATCH_UP_MAX", "GRACE", "ScheduleSnapshot", "Schedules", "decide_schedule"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,7 @@ class ScheduleSnapshot(ObjectSnapshot):
     agent_applied: bool = False
     versions: tuple[VersionInfo, ...] = ()
     active: tuple[RunInfo, ...] = ()  # runs this schedule started that have not ended
+    armed: ArmedTick | None = None  # its tick armed ahead, if any
 
 
 class Schedules(ManifestObject):
@@ -60,15 +67,15 @@ class Schedules(ManifestObject):
 
     async def observe(self, ctx: ObserveContext, key: str) -> ScheduleSnapshot:
         base = await super().observe(ctx, key)
+        reads = ctx.reads(AGENTS)
         snapshot = ScheduleSnapshot(base.key, base.source, base.name, base.applied,
-                                    base.desired)
+                                    base.desired, armed=await reads.armed_tick(key))
         if base.applied is None:
             return snapshot
         try:
             spec = ScheduleSpec.model_validate(base.applied.document.get("spec") or {})
         except ValidationError as exc:
             return replace(snapshot, unreadable=str(exc).splitlines()[0])
-        reads = ctx.reads(AGENTS)
         agent = agent_key(base.source, spec.agent)
         applied_agent = await ctx.applied_object(base.source, "Agent", spec.agent)
         active = [r for r in await reads.active_runs(agent) if r.schedule == key]
@@ -77,10 +84,66 @@ class Schedules(ManifestObject):
                        agent_applied=applied_agent is not None,
                        versions=tuple(await reads.versions(agent)), active=tuple(active))
 
+    def decide(self, snapshot: ObjectSnapshot, policy: Policy) -> Plan:
+        plan = super().decide(snapshot, policy)
+        assert isinstance(snapshot, ScheduleSnapshot)
+        if snapshot.applied is None and snapshot.armed is not None:  # deleted: disarm
+            return _with(plan, _disarm(snapshot, snapshot.armed.due_at + timedelta(days=1)))
+        return plan
+
     def decide_applied(self, snapshot: ObjectSnapshot, applied: AppliedObject,
                        policy: Policy) -> Plan:
         assert isinstance(snapshot, ScheduleSnapshot)
-        return decide_schedule(snapshot, applied)
+        return decide_armed(snapshot, applied)
+
+
+def decide_armed(snapshot: ScheduleSnapshot, applied: AppliedObject) -> Plan:
+    """`decide_schedule`, then the tick armed ahead (pure): the next instant armed once nothing
+    is left to catch up, a change re-armed, a suspended or unreadable schedule disarmed; an
+    armed tick due now is left to the run worker that claims it, one claimed too late is taken
+    over here (withdrawn, then decided by the catch-up rules)."""
+    spec, now, armed = snapshot.spec, snapshot.now, snapshot.armed
+    if spec is None or now is None or spec.suspended:  # every armed tick withdrawn, due or not
+        plan = decide_schedule(replace(snapshot, armed=None), applied)
+        return plan if armed is None else _with(plan, _disarm(snapshot, now))
+    late = armed is not None and armed.due_at <= now and arming.is_late(armed, now)
+    if armed is not None and armed.due_at <= now and not late:
+        return Plan("Due", f"the tick of {armed.due_at.isoformat()} is armed and due: the run "
+                           f"worker that claims run {armed.run_id} decides it",
+                    revision=snapshot.revision, periodic=True,
+                    # (a change meanwhile: look again once the run worker has decided it)
+                    requeue_after=None if armed.hash == applied.content_hash else 1.0)
+    plan = decide_schedule(snapshot, applied)
+    withdraw_late = now if late else None  # withdrawn first: the catch-up decides it too
+    if plan.status == "Stalled":
+        return plan if armed is None else _with(plan, _disarm(snapshot, now))
+    if plan.requeue_after == 0.0:  # more to catch up first
+        return plan if not late else _with(plan, _disarm(snapshot, withdraw_late))
+    try:
+        upcoming = CronZone(spec.cron, spec.timezone).next_after(now)
+    except (CroniterBadCronError, CroniterBadDateError):  # (decide_schedule said Stalled)
+        return plan
+    if armed is not None and not late and armed.due_at == upcoming \
+            and armed.hash == applied.content_hash:
+        return replace(plan, requeue_after=None, reason=f"{plan.reason} (armed)")
+    action = arming.arm(snapshot.key, agent_key(snapshot.source, spec.agent), upcoming, now,
+                        cron=spec.cron, timezone=spec.timezone, concurrency=spec.concurrency,
+                        content_hash=applied.content_hash, late_before=withdraw_late)
+    return replace(_with(plan, action), requeue_after=None, reason=f"{plan.reason} (armed)")
+
+
+def _with(plan: Plan, first: Action) -> Plan:
+    return replace(plan, actions=(first, *plan.actions))
+
+
+def _disarm(snapshot: ScheduleSnapshot, late_before: datetime | None) -> Action:
+    """Withdraw the armed ticks not due yet, and those due before `late_before`."""
+    armed = snapshot.armed
+    assert armed is not None
+    agent = snapshot.spec.agent if snapshot.spec else "?"
+    return arming.arm(snapshot.key, agent_key(snapshot.source, agent), None,
+                      snapshot.now or armed.due_at, late_before=late_before,
+                      salt=str(armed.run_id))
 
 
 def agent_key(source: str, name: str) -> str:
@@ -171,18 +234,8 @@ def _idle(snapshot: ScheduleSnapshot, spec: ScheduleSpec, following: str, wait: 
 
 def _blocked(snapshot: ScheduleSnapshot, spec: ScheduleSpec) -> tuple[str, str] | None:
     """Why a due tick cannot fire (reason, decision), None when it can."""
-    if not snapshot.agent_applied:
-        return (f"agent {spec.agent} is not applied from {snapshot.source}",
-                "AgentNotApplied")
-    if not any(v.state == "READY" for v in snapshot.versions):
-        newest = snapshot.versions[0] if snapshot.versions else None
-        why = (f"newest is v{newest.number}, {newest.state}"
-               + (f": {newest.error}" if newest.error else "")) if newest else "none built yet"
-        return f"agent {spec.agent} has no READY version ({why})", "AgentNotReady"
-    if spec.concurrency == "forbid" and snapshot.active:
-        runs = ", ".join(f"{r.id} ({r.state})" for r in snapshot.active)
-        return (f"run {runs} of this schedule has not ended (concurrency: forbid)", "Overlap")
-    return None
+    return arming.blocked(spec.agent, snapshot.source, snapshot.agent_applied,
+                          snapshot.versions, spec.concurrency, snapshot.active)
 
 
 def _tick(snapshot: ScheduleSnapshot, spec: ScheduleSpec, due: datetime, outcome: str,

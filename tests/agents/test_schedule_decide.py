@@ -12,9 +12,11 @@ import pytest
 
 from controller.manifests.models import ScheduleSpec
 from controller.reconcile.context import AppliedObject
-from reconcilers.agents.agent_actions import RunInfo, TickInfo, VersionInfo
+from controller.reconcile.policy import Policy
+from reconcilers.agents.agent_actions import ArmedTick, RunInfo, TickInfo, VersionInfo
 from reconcilers.agents.cron import CronZone
-from reconcilers.agents.schedules import ScheduleSnapshot, decide_schedule
+from reconcilers.agents.runs import RunSnapshot, decide_run
+from reconcilers.agents.schedules import ScheduleSnapshot, decide_armed, decide_schedule
 
 KEY = "schedule:local/nightly"
 
@@ -194,3 +196,83 @@ def test_a_cron_that_slipped_past_validation_stalls_with_the_reason() -> None:
 def test_validation_names_what_is_wrong_with_a_cron(cron: str, why: str) -> None:
     with pytest.raises(ValueError, match=re.escape(why)):
         ScheduleSpec.model_validate({"cron": cron, "agent": "a"})
+
+
+# Armed ticks (reconcilers/agents/armed.py): what the schedule arms, and what the run worker
+# that claims an armed run decides at its instant.
+
+ARMED = ArmedTick(at("2026-11-22T11:00"), 7, "h" * 64, "0 * * * *", "UTC", "allow")
+
+
+def armed_plan(s: ScheduleSnapshot) -> tuple[str, list[tuple[str, Any]], float | None]:
+    assert s.applied is not None
+    plan = decide_armed(s, s.applied)
+    return plan.decision, [(a.kind, a.params.get("due_at")) for a in plan.actions], \
+        plan.requeue_after
+
+
+def test_the_next_instant_is_armed_and_the_key_rests() -> None:
+    s = snapshot("2026-11-22T10:30", last="2026-11-22T10:00")
+    assert armed_plan(s) == ("Scheduled", [("schedule.arm", "2026-11-22T11:00:00Z")], None)
+    # Armed already, with these settings: nothing to write.
+    assert armed_plan(replace(s, armed=ARMED)) == ("Scheduled", [], None)
+
+
+def test_a_change_rearms_and_suspend_or_an_unreadable_schedule_disarms() -> None:
+    changed = snapshot("2026-11-22T10:30", last="2026-11-22T10:00", concurrency="forbid")
+    changed = replace(changed, armed=replace(ARMED, hash="0" * 64))
+    assert armed_plan(changed)[1] == [("schedule.arm", "2026-11-22T11:00:00Z")]
+    suspended = replace(snapshot("2026-11-22T10:30", last="2026-11-22T10:00", suspended=True),
+                        armed=ARMED)
+    assert armed_plan(suspended) == ("Suspended", [("schedule.arm", None)], 1800.0)
+    unreadable = replace(suspended, spec=None, unreadable="bad")
+    assert armed_plan(unreadable)[:2] == ("Unreadable", [("schedule.arm", None)])
+
+
+def test_an_armed_tick_due_now_is_left_to_its_run_worker_and_a_late_one_taken_over() -> None:
+    due = replace(snapshot("2026-11-22T11:00:02", last="2026-11-22T10:00"), armed=ARMED)
+    assert armed_plan(due) == ("Due", [], None)
+    # Not claimed before the next instant: withdrawn, then the catch-up rules (latest) decide.
+    late = replace(snapshot("2026-11-22T12:00:03", last="2026-11-22T10:00"), armed=ARMED)
+    decision, actions, _ = armed_plan(late)
+    assert decision == "Fired"
+    assert actions == [("schedule.arm", "2026-11-22T13:00:00Z"),
+                       ("schedule.tick", "2026-11-22T11:00:00Z"),
+                       ("schedule.tick", "2026-11-22T12:00:00Z")]
+
+
+AGENT = AppliedObject("Agent", "digest", "a" * 64, {"spec": {
+    "description": "digests the day", "code": "agents/digest.py"}}, source="local")
+
+
+def run_snapshot(now: str, **fields: Any) -> RunSnapshot:
+    run = RunInfo(7, "agent:local/digest", "queued", "schedule", KEY,
+                  fields.pop("stop_requested", None))
+    base: dict[str, Any] = {"applied": AGENT, "versions": (VersionInfo(1, "h", "READY",
+                                                                        "code"),),
+                            "now": at(now), "armed": ARMED}
+    return RunSnapshot("run:local/digest#7", "agent:local/digest", "local", "digest", run,
+                       **{**base, **fields})
+
+
+def test_the_run_worker_decides_the_armed_instant() -> None:
+    policy = Policy()
+    early = decide_run(run_snapshot("2026-11-22T10:59:30"), policy)
+    assert (early.decision, early.actions, early.requeue_after) == ("Armed", (), 30.0)
+    fired = decide_run(run_snapshot("2026-11-22T11:00:00.2"), policy)
+    assert fired.decision == "Run"
+    params = fired.actions[0].params["armed"]
+    assert (params["outcome"], params["next_due"]) == ("fired", "2026-11-22T12:00:00Z")
+    going = (RunInfo(6, "agent:local/digest", "running", "schedule", KEY),)
+    forbid = decide_run(run_snapshot("2026-11-22T11:00:01", active=going,
+                                     armed=replace(ARMED, concurrency="forbid")), policy)
+    assert forbid.decision == "Overlap" and forbid.forget
+    assert forbid.actions[0].params["outcome"] == "skipped"
+    assert "run 6 (running) of this schedule has not ended" in forbid.actions[0].params["reason"]
+    replaced = decide_run(run_snapshot("2026-11-22T11:00:01", active=going,
+                                       armed=replace(ARMED, concurrency="replace")), policy)
+    assert replaced.actions[0].params["armed"]["replace"] == [6]
+    stopped = decide_run(run_snapshot("2026-11-22T11:00:01", stop_requested="ops"), policy)
+    assert stopped.decision == "Cancelled" and stopped.actions[0].params["outcome"] == "skipped"
+    late = decide_run(run_snapshot("2026-11-22T12:00:01"), policy)
+    assert (late.decision, late.enqueue, late.actions) == ("Late", (KEY,), ())

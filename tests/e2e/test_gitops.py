@@ -33,8 +33,10 @@ MANIFESTS = {f"manifests/{p.relative_to(OWN)}": p.read_text()
 
 
 def waiting_for_a_tick(row: Any) -> bool:
-    """A schedule's key waits for its next instant, a pull request for its next delivery (a
-    requeue wait minutes away): neither is ever off the queue."""
+    """A schedule's key waits for its next instant, an armed run for its instant, a pull request
+    for its next delivery (a requeue wait minutes away): none is ever off the queue."""
+    if row["wait_kind"] == "armed" and row["lease_holder"] is None:
+        return True
     if row["wait_kind"] != "requeue" or row["lease_holder"] is not None:
         return False
     if row["kind"] == "schedule":
