@@ -104,9 +104,10 @@ async def value(dsn: str, sql: str, *args: object) -> object:
     return rows[0][0] if rows else None  # type: ignore[index]
 
 
-def main(agents: int, processes: int, minutes: int) -> None:
+def main(agents: int, processes: int, minutes: int, run_workers: int) -> None:
     with throwaway_database("schedules") as dsn:
-        env = {**os.environ, "DATABASE_URL": dsn, "P38_WORKERS": "8", "P38_RUN_WORKERS": "4",
+        env = {**os.environ, "DATABASE_URL": dsn, "P38_WORKERS": "8",
+               "P38_RUN_WORKERS": str(run_workers),
                "P38_LOG_LEVEL": "warning", "P38_RESYNC_SECONDS": "3600"}
         subprocess.run([sys.executable, "-m", "controller.cli", "migrate"], env=env,
                        check=True, capture_output=True)
@@ -206,5 +207,8 @@ if __name__ == "__main__":
     parser.add_argument("--agents", type=int, default=1000)
     parser.add_argument("--processes", type=int, default=3)
     parser.add_argument("--minutes", type=int, default=3)
+    parser.add_argument("--run-workers", type=int, default=4,
+                        help="P38_RUN_WORKERS of each process: its run workers and the size "
+                             "of its warm pool of agent processes")
     args = parser.parse_args()
-    main(args.agents, args.processes, args.minutes)
+    main(args.agents, args.processes, args.minutes, args.run_workers)
