@@ -31,6 +31,8 @@ from controller.engine.outcomes import (
     Requeue,
     Retry,
     Stalled,
+    failed_outcome,
+    status_of,
 )
 from controller.engine.policies import PolicySource
 from controller.engine.queue import (
@@ -55,7 +57,7 @@ from controller.reconcile.errors import (
 )
 from controller.reconcile.ids import key_kind
 from controller.reconcile.plan import Plan
-from controller.reconcile.policy import Gated, Policy, Verdict, gate, needs_approval
+from controller.reconcile.policy import Policy, Verdict, gate, needs_approval
 from controller.reconcile.reconciler import Reconciler
 from controller.store import Store, statements
 
@@ -202,10 +204,11 @@ class Worker:
                 self._metrics.actions.labels(outcome.kind, outcome.status).inc()
         except ActionFailed as exc:
             record.actions = exc.outcomes
-            return _failed(exc.error, record) if isinstance(exc.error, Waiting | TerminalError) \
-                else Retry(exc)
+            if isinstance(exc.error, Waiting | TerminalError):
+                return failed_outcome(exc.error, record)
+            return Retry(exc)
         except (Waiting, TerminalError) as exc:
-            return _failed(exc, record)
+            return failed_outcome(exc, record)
         except Exception as exc:
             return Retry(exc)
         if any(v.verdict is Verdict.HELD for v in record.verdicts):
@@ -262,11 +265,11 @@ class Worker:
         delay, error, firm, carried_out = 0.0, None, False, True
         match outcome:
             case Done(plan=plan):
-                label, status = "done", _status_of(plan, record.verdicts)
+                label, status = "done", status_of(plan, record.verdicts)
             case Requeue(after=after, reason=reason, plan=plan, carried_out=carried_out,
                          firm=firm):
                 label, delay = "requeue", after
-                status = _status_of(plan, record.verdicts) if plan else \
+                status = status_of(plan, record.verdicts) if plan else \
                     StatusEntry("Waiting", "Waiting", reason)
                 if status.status == "Ready" and not (plan and plan.periodic):
                     status = StatusEntry("Waiting", status.reason, reason, status.revision)
@@ -356,29 +359,6 @@ def _check_owns(reconciler: Reconciler, plan: Plan) -> None:
     if undeclared:
         raise UndeclaredEnqueue(f"{reconciler.kind} enqueued {', '.join(undeclared)} keys but "
                                 f"declares owns={sorted(reconciler.owns)}")
-
-
-def _failed(exc: Waiting | TerminalError, record: Record) -> Outcome:
-    if isinstance(exc, Waiting):
-        record.plan = record.plan or Plan("Waiting", exc.reason)
-        return Requeue(exc.requeue_after, exc.reason,
-                       Plan(type(exc).__name__, exc.reason, status="Waiting"), firm=exc.firm)
-    return Stalled(exc)
-
-
-def _status_of(plan: Plan, verdicts: list[Gated]) -> StatusEntry:
-    """The status a carried-out plan leaves: Blocked when actions were held or only recorded
-    (and the plan said Ready or Reconciling), else the plan's own."""
-    if plan.status not in ("Ready", "Reconciling"):
-        return StatusEntry(plan.status, plan.decision, plan.reason, plan.revision,
-                           plan.forget)
-    for wanted in (Verdict.REFUSED, Verdict.HELD, Verdict.DRY_RUN):
-        blocked = [v for v in verdicts if v.verdict is wanted]
-        if blocked:
-            return StatusEntry("Blocked", blocked[0].blocked_by or "Held",
-                               f"{len(blocked)} action(s) not executed: {blocked[0].reason}; "
-                               f"{plan.reason}", plan.revision, plan.forget)
-    return StatusEntry(plan.status, plan.decision, plan.reason, plan.revision, plan.forget)
 
 
 def _cause(exc: BaseException) -> BaseException:

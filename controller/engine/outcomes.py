@@ -1,5 +1,6 @@
 """What one reconcile can come to (Done, Requeue, Retry, Stalled), the record its audit row is
-written from, and a reconciler's retry policy with the settings' defaults filled in.
+written from, a reconciler's retry policy with the settings' defaults filled in, and the
+status a carried-out plan leaves.
 
 Plain data for the worker loop (`controller/engine/ooda.py`); no I/O.
 """
@@ -13,8 +14,10 @@ from typing import Any
 
 from controller.config import QueueSettings
 from controller.engine.executor import ActionOutcome
+from controller.engine.queue import StatusEntry
+from controller.reconcile.errors import TerminalError, Waiting
 from controller.reconcile.plan import Plan
-from controller.reconcile.policy import Gated
+from controller.reconcile.policy import Gated, Verdict
 from controller.reconcile.reconciler import RetryPolicy
 
 
@@ -86,3 +89,28 @@ class EffectiveRetry:
 
     def gave_up(self, attempt: int, failing_for: float) -> bool:
         return (0 < self.give_up_after <= failing_for) or (0 < self.max_attempts <= attempt)
+
+
+def failed_outcome(exc: Waiting | TerminalError, record: Record) -> Outcome:
+    """A reconcile that said Waiting (a requeue, its plan a Waiting status) or could not go
+    on (Stalled)."""
+    if isinstance(exc, Waiting):
+        record.plan = record.plan or Plan("Waiting", exc.reason)
+        return Requeue(exc.requeue_after, exc.reason,
+                       Plan(type(exc).__name__, exc.reason, status="Waiting"), firm=exc.firm)
+    return Stalled(exc)
+
+
+def status_of(plan: Plan, verdicts: list[Gated]) -> StatusEntry:
+    """The status a carried-out plan leaves: Blocked when actions were held or only recorded
+    (and the plan said Ready or Reconciling), else the plan's own."""
+    if plan.status not in ("Ready", "Reconciling"):
+        return StatusEntry(plan.status, plan.decision, plan.reason, plan.revision,
+                           plan.forget)
+    for wanted in (Verdict.REFUSED, Verdict.HELD, Verdict.DRY_RUN):
+        blocked = [v for v in verdicts if v.verdict is wanted]
+        if blocked:
+            return StatusEntry("Blocked", blocked[0].blocked_by or "Held",
+                               f"{len(blocked)} action(s) not executed: {blocked[0].reason}; "
+                               f"{plan.reason}", plan.revision, plan.forget)
+    return StatusEntry(plan.status, plan.decision, plan.reason, plan.revision, plan.forget)

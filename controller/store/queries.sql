@@ -217,11 +217,6 @@ RETURNING id, status, idempotency_key;
 UPDATE actions AS a SET status = $2, result = u.r, error = $4, updated_at = now()
 FROM unnest($1::bigint[], $3::jsonb[]) AS u(id, r) WHERE a.id = u.id;
 
--- name: action_start
-UPDATE actions SET status = 'running', attempts = attempts + 1, updated_at = now()
-WHERE id = $1 AND status <> 'succeeded'
-RETURNING attempts;
-
 -- name: action_finish
 UPDATE actions SET status = $2, result = $3::jsonb, error = $4, updated_at = now() WHERE id = $1;
 
